@@ -1,0 +1,210 @@
+//! Introspection: what the process table knows about each process.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use crate::node::Node;
+use crate::pid::{Pid, PidId};
+use crate::process::cell::{ProcessCell, Receiving, Watcher, status};
+use crate::scheduler::cycles_to_duration;
+
+/// Where a process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Being polled on a scheduler right now.
+    Running,
+    /// Woken, waiting for a scheduler.
+    Runnable,
+    /// Waiting for a message, a timer or I/O.
+    Waiting,
+    /// Ending (its links and monitors are being told).
+    Exiting,
+}
+
+impl Status {
+    /// Lower-case name: `running`, `runnable`, `waiting`, `exiting`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Runnable => "runnable",
+            Status::Waiting => "waiting",
+            Status::Exiting => "exiting",
+        }
+    }
+
+    fn from_raw(raw: u8) -> Status {
+        match raw {
+            status::RUNNING => Status::Running,
+            status::WAITING => Status::Waiting,
+            status::EXITING => Status::Exiting,
+            _ => Status::Runnable,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything the process table knows about one process.
+#[derive(Clone, Debug)]
+pub struct ProcessInfo {
+    /// The process.
+    pub pid: Pid,
+    /// Its registered name, if any.
+    pub name: Option<String>,
+    /// Its label (kind), e.g. `supervisor`, `web session /`.
+    pub label: String,
+    /// Who spawned it.
+    pub parent: Option<PidId>,
+    /// Running, runnable, waiting or exiting.
+    pub status: Status,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// Time spent running on a scheduler.
+    pub cpu_time: Duration,
+    /// Work done: one per scheduling (poll), one per message received, plus
+    /// whatever the process reports itself (a guest's executed instructions,
+    /// in thousands).
+    pub reductions: u64,
+    /// Messages waiting in its mailbox.
+    pub message_queue_len: usize,
+    /// Mailbox bound, if it has one.
+    pub mailbox_capacity: Option<usize>,
+    /// Estimated bytes: its future (stack), table entry, mailbox contents,
+    /// links and monitors, plus memory it reports (a guest's linear memory).
+    pub memory_bytes: usize,
+    /// Linked processes.
+    pub links: Vec<Pid>,
+    /// Processes monitoring it (waiters outside processes are not listed).
+    pub monitored_by: Vec<Pid>,
+    /// Processes it monitors.
+    pub monitors: Vec<Pid>,
+    /// Whether it traps exits.
+    pub trap_exit: bool,
+    /// What it is doing: `receive` while waiting for a message, otherwise the
+    /// activity it set (e.g. `sleep`, `sum(1..n)`), or its status.
+    pub current_activity: String,
+    /// Polls that blocked its scheduler longer than the watchdog threshold.
+    pub long_polls: u32,
+}
+
+/// The cheap counters of one process, for sorting many processes by work.
+#[derive(Clone, Debug)]
+pub struct ProcessSample {
+    /// The process.
+    pub pid: Pid,
+    /// Cumulative time on a scheduler.
+    pub cpu_time: Duration,
+    /// Cumulative reductions.
+    pub reductions: u64,
+}
+
+const TASK_OVERHEAD: usize = 128;
+const TABLE_ENTRY: usize = 48;
+
+fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
+    let st = cell.state.lock();
+    let mailbox_bytes: usize = st.mailbox.capacity() * std::mem::size_of::<crate::Message>()
+        + st.mailbox.iter().map(|m| m.size_estimate()).sum::<usize>();
+    let (name, monitored_by, monitors, hint) = match &st.extras {
+        Some(ex) => (
+            ex.name.as_ref().map(|n| n.to_string()),
+            ex.monitored_by
+                .iter()
+                .filter_map(|(_, w)| match w {
+                    Watcher::Process(p) => Some(p.clone()),
+                    Watcher::Channel(_) => None,
+                })
+                .collect(),
+            ex.monitoring.iter().map(|(_, p)| p.clone()).collect(),
+            ex.memory_hint
+                + std::mem::size_of_val(&**ex)
+                + ex.monitored_by.capacity() * 32
+                + ex.monitoring.capacity() * 24,
+        ),
+        None => (None, Vec::new(), Vec::new(), 0),
+    };
+    let status = Status::from_raw(cell.status.load(Ordering::Acquire));
+    let current_activity = if !matches!(st.receiving, Receiving::No) && status == Status::Waiting {
+        "receive".to_string()
+    } else if let Some(a) = &st.activity {
+        a.to_string()
+    } else {
+        status.as_str().to_string()
+    };
+    ProcessInfo {
+        pid: cell.pid(),
+        name,
+        label: cell.label.to_string(),
+        parent: cell.parent,
+        status,
+        started_at: cell.node.upgrade().map_or(SystemTime::UNIX_EPOCH, |n| {
+            n.started_at + cycles_to_duration(cell.started_cycles.saturating_sub(n.started_cycles))
+        }),
+        cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),
+        reductions: cell.stats.reductions.load(Ordering::Relaxed),
+        message_queue_len: st.mailbox.len(),
+        mailbox_capacity: cell.bounded.as_ref().map(|b| b.capacity),
+        memory_bytes: TASK_OVERHEAD
+            + TABLE_ENTRY
+            + cell.future_bytes as usize
+            + std::mem::size_of::<ProcessCell>()
+            + mailbox_bytes
+            + st.links.capacity() * std::mem::size_of::<Pid>()
+            + hint,
+        links: st.links.clone(),
+        monitored_by,
+        monitors,
+        trap_exit: st.trap_exit,
+        current_activity,
+        long_polls: cell.stats.long_polls.load(Ordering::Relaxed),
+    }
+}
+
+impl Node {
+    /// Everything known about one process, or `None` if it is not alive.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions, Status};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let pid = node.spawn_opts(SpawnOptions::new().label("idle"), |mut p| async move { p.recv::<()>().await });
+    /// pid.send(7u64).unwrap(); // not a (), so it stays queued
+    /// let info = node.info(&pid).unwrap();
+    /// assert_eq!(info.label, "idle");
+    /// assert_eq!(info.message_queue_len, 1);
+    /// ```
+    pub fn info(&self, pid: &Pid) -> Option<ProcessInfo> {
+        let cell = self.inner.table.get(&pid.id().0)?.clone();
+        Some(info_of(&cell))
+    }
+
+    /// Info of every live process, ordered by pid.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let cells: Vec<_> = self.inner.table.iter().map(|e| e.value().clone()).collect();
+        let mut all: Vec<ProcessInfo> = cells.iter().map(info_of).collect();
+        all.sort_by_key(|i| i.pid.id());
+        all
+    }
+
+    /// Work counters of every live process, without locking any of them:
+    /// cheap enough to take every second on a node with a million processes.
+    pub fn process_samples(&self) -> Vec<ProcessSample> {
+        self.inner
+            .table
+            .iter()
+            .map(|e| {
+                let cell = e.value();
+                ProcessSample {
+                    pid: cell.pid(),
+                    cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),
+                    reductions: cell.stats.reductions.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,59 @@
+//! # owl-runtime
+//!
+//! The BEAM's building blocks for Rust, on tokio: lightweight processes with
+//! an identity and a mailbox, links, monitors and exit signals, OTP-style
+//! supervisors and servers, a name registry, process groups, timers, and
+//! introspection of every process (CPU time, reductions, mailbox, memory,
+//! current activity), plus scheduler utilization and a watchdog that names
+//! native processes that block a scheduler.
+//!
+//! A process is an `async` body that receives its own [`Process`] handle:
+//!
+//! ```
+//! use owl_runtime::{Runtime, Down, ExitReason};
+//!
+//! let rt = Runtime::new(Default::default()).unwrap();
+//! let node = rt.node();
+//! let reason = rt.block_on(async move {
+//!     let (tx, rx) = tokio::sync::oneshot::channel();
+//!     node.spawn(|mut p| async move {
+//!         // A crash is local: only the failing process ends, and its monitor hears why.
+//!         let (_child, _mref) = p.spawn_monitor(|_| async { panic!("13") });
+//!         let down: Down = p.recv().await;
+//!         tx.send(down.reason).unwrap();
+//!     });
+//!     rx.await.unwrap()
+//! });
+//! assert!(matches!(reason, ExitReason::Panic(msg) if msg.starts_with("13")));
+//! ```
+//!
+//! Module map: [`process`] (spawn, receive, links, monitors), [`supervisor`]
+//! (restart strategies and intensity), [`server`] (gen_server-like calls and
+//! casts), [`task`] (await one computation or its crash), [`timer`],
+//! registry and groups on [`Node`], [`info`] (the process table) and
+//! [`scheduler`] (utilization, schedulers online, long-poll watchdog).
+
+pub mod exit;
+mod group;
+pub mod info;
+pub mod message;
+pub mod node;
+pub mod pid;
+pub mod process;
+mod registry;
+pub mod scheduler;
+pub mod server;
+pub mod supervisor;
+pub mod task;
+pub mod timer;
+
+pub use exit::{ExitReason, IntoExitReason};
+pub use info::{ProcessInfo, ProcessSample, Status};
+pub use message::{Down, Exit, Message};
+pub use node::{Config, Node, Runtime};
+pub use pid::{MonitorRef, ParsePidError, Pid, PidId};
+pub use process::{Process, SendError, SpawnOptions};
+pub use registry::RegisterError;
+pub use scheduler::{SchedulerSample, Utilization};
+pub use task::Task;
+pub use timer::TimerRef;

@@ -1,0 +1,400 @@
+//! The node: one runtime instance with its executor, process table, registry,
+//! groups and schedulers. [`Runtime`] owns it; [`Node`] is the cheap handle
+//! every process and caller uses.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use dashmap::DashMap;
+
+use crate::exit::{ExitReason, IntoExitReason};
+use crate::group::Groups;
+use crate::pid::{MonitorRef, Pid, PidId};
+use crate::process::cell::{ProcessCell, SignalKind, Watcher};
+use crate::process::task::{ProcessTask, install_panic_hook};
+use crate::process::{Process, SpawnOptions};
+use crate::registry::Registry;
+use crate::scheduler::{SchedulerSample, Schedulers};
+use tokio::sync::oneshot;
+
+/// How to build a [`Runtime`].
+///
+/// ```
+/// use owl_runtime::{Config, Runtime};
+/// use std::time::Duration;
+///
+/// let rt = Runtime::new(Config::default().schedulers(1).long_poll_threshold(Duration::from_millis(5))).unwrap();
+/// assert_eq!(rt.node().schedulers(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Worker threads (schedulers). 0 means one per CPU this process may use.
+    pub schedulers: usize,
+    /// Schedulers online at start (default: all of them).
+    pub schedulers_online: Option<usize>,
+    /// A poll of a native process longer than this is reported (default 10 ms).
+    pub long_poll_threshold: Duration,
+    /// Name prefix of the worker threads.
+    pub thread_name: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            schedulers: 0,
+            schedulers_online: None,
+            long_poll_threshold: Duration::from_millis(10),
+            thread_name: "owl-scheduler".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the number of schedulers (worker threads); 0 = one per CPU.
+    pub fn schedulers(mut self, n: usize) -> Self {
+        self.schedulers = n;
+        self
+    }
+
+    /// Sets how many schedulers are online at start.
+    pub fn schedulers_online(mut self, n: usize) -> Self {
+        self.schedulers_online = Some(n);
+        self
+    }
+
+    /// Sets the long-poll watchdog threshold.
+    pub fn long_poll_threshold(mut self, threshold: Duration) -> Self {
+        self.long_poll_threshold = threshold;
+        self
+    }
+}
+
+/// Owns a node and its executor. Dropping it stops every process (they end
+/// as `killed`) and joins the worker threads; drop it outside async code.
+///
+/// ```
+/// use owl_runtime::Runtime;
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let node = rt.node();
+/// let pid = node.spawn(|_| async { 1 + 1; });
+/// assert_eq!(rt.block_on(pid.wait_exit()), owl_runtime::ExitReason::Normal);
+/// ```
+pub struct Runtime {
+    executor: Option<tokio::runtime::Runtime>,
+    node: Node,
+    stop_watchdog: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Starts the worker threads and the long-poll watchdog.
+    pub fn new(config: Config) -> std::io::Result<Runtime> {
+        install_panic_hook();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if config.schedulers == 0 {
+            cpus
+        } else {
+            config.schedulers
+        };
+        let schedulers = Schedulers::new(workers, config.long_poll_threshold);
+        let on_park = schedulers.clone();
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(config.thread_name.clone())
+            .on_thread_park(move || {
+                on_park.register_current_thread();
+            })
+            .enable_time()
+            .build()?;
+        let inner = Arc::new(NodeInner {
+            table: DashMap::new(),
+            registry: Registry::default(),
+            groups: Groups::default(),
+            next_pid: AtomicU64::new(1),
+            next_ref: AtomicU64::new(1),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            started_cycles: crate::scheduler::clock().raw(),
+            handle: executor.handle().clone(),
+            schedulers: schedulers.clone(),
+            counters: Counters::default(),
+        });
+        let _ = schedulers.node.set(Arc::downgrade(&inner));
+        if let Some(online) = config.schedulers_online {
+            schedulers
+                .set_online(online)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
+        let stop_watchdog = Arc::new(AtomicBool::new(false));
+        let stop = stop_watchdog.clone();
+        std::thread::Builder::new()
+            .name("owl-watchdog".into())
+            .spawn(move || schedulers.watchdog(stop))?;
+        Ok(Runtime {
+            executor: Some(executor),
+            node: Node { inner },
+            stop_watchdog,
+        })
+    }
+
+    /// A handle on the node.
+    pub fn node(&self) -> Node {
+        self.node.clone()
+    }
+
+    /// Runs a future to completion on the executor, from outside it.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.executor().block_on(future)
+    }
+
+    /// The underlying tokio runtime handle (for spawning non-process tasks
+    /// such as listeners).
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.executor().handle()
+    }
+
+    fn executor(&self) -> &tokio::runtime::Runtime {
+        self.executor.as_ref().expect("runtime is running")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_watchdog.store(true, Ordering::Release);
+        if let Some(executor) = self.executor.take() {
+            // Dropping the executor drops every process future; each ends as
+            // killed and leaves the table.
+            executor.shutdown_timeout(Duration::from_secs(5));
+        }
+        self.node.inner.table.clear();
+    }
+}
+
+/// Counters of process lifecycles, for metrics.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub spawned: AtomicU64,
+    pub exited: AtomicU64,
+    pub crashed: AtomicU64,
+}
+
+pub(crate) struct NodeInner {
+    pub table: DashMap<u64, Arc<ProcessCell>>,
+    pub registry: Registry,
+    pub groups: Groups,
+    next_pid: AtomicU64,
+    next_ref: AtomicU64,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub started_cycles: u64,
+    pub handle: tokio::runtime::Handle,
+    pub schedulers: Arc<Schedulers>,
+    pub counters: Counters,
+}
+
+impl NodeInner {
+    pub fn next_pid(&self) -> u64 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn next_monitor_ref(&self) -> MonitorRef {
+        MonitorRef(self.next_ref.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Counts an exit and writes the crash report for abnormal ones that are
+    /// real failures (a panic, an error, a blown budget). `killed` and
+    /// `shutdown` are deliberate and are not crash reports.
+    pub fn report_exit(&self, cell: &ProcessCell, name: Option<&str>, reason: &ExitReason) {
+        self.counters.exited.fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            reason,
+            ExitReason::Panic(_) | ExitReason::Error(_) | ExitReason::CpuLimit
+        ) {
+            self.counters.crashed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                target: "owl::crash",
+                pid = %PidId(cell.id),
+                name = name,
+                label = %cell.label,
+                reason = %reason,
+                "crash report: process {} ({}) exited: {}",
+                PidId(cell.id),
+                name.unwrap_or(&cell.label),
+                reason
+            );
+        }
+    }
+}
+
+/// A handle on a node: spawn processes, look them up, signal them, inspect
+/// them. Cheap to clone; every [`Process`] carries one.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+impl Node {
+    /// Spawns a process with default options.
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        self.spawn_opts(SpawnOptions::new(), body)
+    }
+
+    /// Spawns a process with the given options.
+    pub fn spawn_opts<F, Fut>(&self, opts: SpawnOptions, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        self.spawn_inner(opts, None, body)
+    }
+
+    /// Spawns a process whose exit reason is delivered to the returned
+    /// channel; the watch is set before the process first runs, so even an
+    /// immediate crash is seen with its real reason.
+    pub(crate) fn spawn_watched<F, Fut>(
+        &self,
+        opts: SpawnOptions,
+        body: F,
+    ) -> (Pid, oneshot::Receiver<ExitReason>)
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        let (tx, rx) = oneshot::channel();
+        let watcher = Watcher::Channel(tx);
+        (self.spawn_inner(opts, Some(watcher), body), rx)
+    }
+
+    pub(crate) fn spawn_inner<F, Fut>(
+        &self,
+        opts: SpawnOptions,
+        watcher: Option<Watcher>,
+        body: F,
+    ) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        let process = self.build_process(opts, std::mem::size_of::<ProcessTask<Fut>>());
+        let cell = process.cell.clone();
+        let pid = process.pid().clone();
+        if let Some(watcher) = watcher {
+            let mref = self.next_monitor_ref();
+            if let Watcher::Process(owner) = &watcher
+                && let Some(owner) = owner.cell()
+            {
+                owner
+                    .state
+                    .lock()
+                    .extras()
+                    .monitoring
+                    .push((mref, pid.clone()));
+            }
+            let _ = cell.add_monitor(mref, watcher);
+        }
+        let task = ProcessTask::new(cell, body(process));
+        self.inner.counters.spawned.fetch_add(1, Ordering::Relaxed);
+        drop(self.inner.handle.spawn(task));
+        pid
+    }
+
+    /// The live process with this pid number, if any.
+    pub fn lookup(&self, id: PidId) -> Option<Pid> {
+        self.inner.table.get(&id.0).map(|c| c.pid())
+    }
+
+    /// Finds a process by pid text (`<0.N.0>`, `N`) or registered name.
+    pub fn resolve(&self, pid_or_name: &str) -> Option<Pid> {
+        match pid_or_name.parse::<PidId>() {
+            Ok(id) => self.lookup(id),
+            Err(_) => self.whereis(pid_or_name),
+        }
+    }
+
+    /// Sends an exit signal to `target` from the node itself (`<0.0.0>`),
+    /// like `erlang:exit/2`: `Kill` always ends it as `Killed`; a process
+    /// trapping exits gets an [`Exit`](crate::Exit) message; otherwise
+    /// `Normal` is ignored and any other reason ends it.
+    pub fn exit(&self, target: &Pid, reason: ExitReason) {
+        if let Some(cell) = target.cell() {
+            cell.signal_exit(&self.system_pid(), reason, SignalKind::Exit);
+        }
+    }
+
+    /// Kills `target` (untrappable). Returns false if it was not alive.
+    pub fn kill(&self, target: &Pid) -> bool {
+        let alive = target.is_alive();
+        self.exit(target, ExitReason::Kill);
+        alive
+    }
+
+    /// The pseudo-pid `<0.0.0>` that signals from outside any process come from.
+    pub fn system_pid(&self) -> Pid {
+        Pid::system()
+    }
+
+    /// Number of live processes.
+    pub fn process_count(&self) -> usize {
+        self.inner.table.len()
+    }
+
+    /// Time since the node started.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Wall-clock time the node started.
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_at
+    }
+
+    /// Processes spawned, exited and crashed since start.
+    pub fn lifecycle_counts(&self) -> (u64, u64, u64) {
+        let c = &self.inner.counters;
+        (
+            c.spawned.load(Ordering::Relaxed),
+            c.exited.load(Ordering::Relaxed),
+            c.crashed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Number of schedulers (worker threads).
+    pub fn schedulers(&self) -> usize {
+        self.inner.schedulers.workers()
+    }
+
+    /// Schedulers currently online.
+    pub fn schedulers_online(&self) -> usize {
+        self.inner.schedulers.online()
+    }
+
+    /// Sets the schedulers online (1 up to [`schedulers`](Self::schedulers),
+    /// at most the CPUs available); returns the previous value.
+    pub fn set_schedulers_online(&self, n: usize) -> Result<usize, String> {
+        self.inner.schedulers.set_online(n)
+    }
+
+    /// Reads every scheduler's busy time; compare two samples for utilization.
+    pub fn scheduler_sample(&self) -> SchedulerSample {
+        self.inner.schedulers.sample()
+    }
+
+    /// The tokio handle processes run on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.inner.handle
+    }
+
+    pub(crate) fn next_monitor_ref(&self) -> MonitorRef {
+        self.inner.next_monitor_ref()
+    }
+}

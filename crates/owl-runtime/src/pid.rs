@@ -1,0 +1,181 @@
+//! Process identifiers and monitor references.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::{Arc, Weak};
+
+use crate::process::cell::ProcessCell;
+
+/// The identity of a process, unique within its node for the node's lifetime.
+///
+/// A `Pid` prints and parses like an Erlang pid: `<0.N.0>`. It is a cheap handle
+/// that does not keep the process alive: sending to a pid whose process has
+/// exited reports [`SendError::NoProcess`](crate::SendError::NoProcess), just as
+/// a message to a dead pid vanishes on the BEAM.
+///
+/// ```
+/// use owl_runtime::{Runtime, Pid};
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let pid = rt.node().spawn(|mut p| async move { p.recv::<()>().await });
+/// let text = pid.to_string();
+/// assert!(text.starts_with("<0.") && text.ends_with(".0>"));
+/// assert_eq!(text.parse::<owl_runtime::PidId>().unwrap(), pid.id());
+/// assert!(rt.node().lookup(pid.id()).is_some());
+/// ```
+#[derive(Clone)]
+pub struct Pid {
+    id: PidId,
+    cell: Weak<ProcessCell>,
+}
+
+/// The number inside a pid (`N` in `<0.N.0>`), without a handle to the process.
+///
+/// Parse one from user input (a console, a URL) and resolve it with
+/// [`Node::lookup`](crate::Node::lookup).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PidId(pub u64);
+
+impl Pid {
+    pub(crate) fn new(id: u64, cell: &Arc<ProcessCell>) -> Pid {
+        Pid {
+            id: PidId(id),
+            cell: Arc::downgrade(cell),
+        }
+    }
+
+    /// `<0.0.0>`: the sender of signals that come from outside any process.
+    pub fn system() -> Pid {
+        Pid {
+            id: PidId(0),
+            cell: Weak::new(),
+        }
+    }
+
+    /// The numeric identity of this pid.
+    pub fn id(&self) -> PidId {
+        self.id
+    }
+
+    /// Whether the process is still running (it has not finished exiting).
+    pub fn is_alive(&self) -> bool {
+        self.cell().is_some_and(|c| !c.has_exited())
+    }
+
+    pub(crate) fn cell(&self) -> Option<Arc<ProcessCell>> {
+        self.cell.upgrade()
+    }
+}
+
+impl PartialEq for Pid {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for Pid {}
+impl Hash for Pid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+impl PartialOrd for Pid {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pid {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id)
+    }
+}
+
+impl fmt::Display for PidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<0.{}.0>", self.0)
+    }
+}
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.id.fmt(f)
+    }
+}
+impl fmt::Debug for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.id.fmt(f)
+    }
+}
+
+/// Why a string is not a pid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsePidError(String);
+
+impl fmt::Display for ParsePidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a pid: {:?} (expected <0.N.0> or N)", self.0)
+    }
+}
+impl std::error::Error for ParsePidError {}
+
+impl FromStr for PidId {
+    type Err = ParsePidError;
+
+    /// Accepts `<0.N.0>`, `0.N.0` and a bare `N`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParsePidError(s.chars().take(64).collect());
+        let trimmed = s.trim();
+        let inner = trimmed
+            .strip_prefix('<')
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap_or(trimmed);
+        let number = match inner.split('.').collect::<Vec<_>>().as_slice() {
+            ["0", n, "0"] => *n,
+            [n] => *n,
+            _ => return Err(err()),
+        };
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        number.parse().map(PidId).map_err(|_| err())
+    }
+}
+
+/// Identifies one monitor, as returned by [`Process::monitor`](crate::Process::monitor)
+/// and carried by the [`Down`](crate::Down) message it produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MonitorRef(pub(crate) u64);
+
+impl fmt::Display for MonitorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#Ref<0.{}>", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_printed_forms() {
+        assert_eq!("<0.42.0>".parse::<PidId>(), Ok(PidId(42)));
+        assert_eq!("0.42.0".parse::<PidId>(), Ok(PidId(42)));
+        assert_eq!(" 42 ".parse::<PidId>(), Ok(PidId(42)));
+        assert_eq!(PidId(42).to_string(), "<0.42.0>");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in [
+            "",
+            "<>",
+            "<0..0>",
+            "<1.2.0>",
+            "abc",
+            "<0.-1.0>",
+            "<0.1.2.0>",
+            "99999999999999999999999",
+        ] {
+            assert!(bad.parse::<PidId>().is_err(), "{bad:?} parsed");
+        }
+    }
+}

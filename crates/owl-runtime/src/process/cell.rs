@@ -1,0 +1,369 @@
+//! The shared state of one process: mailbox, links, monitors, exit signals.
+//!
+//! Everything that other processes may touch lives behind one small mutex per
+//! process. Locks are never nested across two processes: an operation that
+//! involves two of them (link, monitor, exit) locks one, releases it, then
+//! locks the other, in an order chosen so that a concurrent exit is never missed.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, oneshot};
+
+use crate::exit::ExitReason;
+use crate::message::{Down, Exit, Message};
+use crate::node::NodeInner;
+use crate::pid::{MonitorRef, Pid, PidId};
+
+/// Process status values kept in [`ProcessCell::status`].
+pub(crate) mod status {
+    pub const RUNNABLE: u8 = 0;
+    pub const RUNNING: u8 = 1;
+    pub const WAITING: u8 = 2;
+    pub const EXITING: u8 = 3;
+}
+
+/// Who is told when a process ends.
+pub(crate) enum Watcher {
+    /// A process, by a [`Down`] message.
+    Process(Pid),
+    /// Code outside any process (a `wait_exit` future, a call in flight).
+    Channel(oneshot::Sender<ExitReason>),
+}
+
+/// Bounded-mailbox settings; fixed at spawn, so they live outside the lock.
+pub(crate) struct Bounded {
+    pub capacity: usize,
+    /// Woken when a message is taken out (room for a waiting sender) or the
+    /// process exits (so that waiting senders learn it is gone).
+    pub space: Notify,
+}
+
+/// How a signal reached a process: through a link, or from an explicit `exit`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignalKind {
+    Link,
+    Exit,
+}
+
+/// Things most processes never use, kept out of line to keep idle processes small.
+#[derive(Default)]
+pub(crate) struct Extras {
+    pub name: Option<Arc<str>>,
+    pub groups: Vec<Arc<str>>,
+    /// Monitors set *on* this process.
+    pub monitored_by: Vec<(MonitorRef, Watcher)>,
+    /// Monitors this process set on others.
+    pub monitoring: Vec<(MonitorRef, Pid)>,
+    /// Memory the process reports beyond its Rust state (e.g. a guest's linear memory).
+    pub memory_hint: usize,
+}
+
+/// Whether the process waits in a receive, and how to wake it.
+pub(crate) enum Receiving {
+    No,
+    /// Waiting with the process task's own waker (the usual case).
+    OnTask,
+    /// Waiting inside some other waker context (e.g. a `FuturesUnordered`).
+    On(Waker),
+}
+
+pub(crate) struct State {
+    pub mailbox: VecDeque<Message>,
+    pub receiving: Receiving,
+    /// The executor's waker for the process task, stored at its first poll;
+    /// signals and deliveries wake the task through it.
+    pub task_waker: Option<Waker>,
+    pub exited: bool,
+    pub trap_exit: bool,
+    pub pending_exit: Option<ExitReason>,
+    pub links: Vec<Pid>,
+    pub activity: Option<Arc<str>>,
+    pub extras: Option<Box<Extras>>,
+}
+
+impl State {
+    pub fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Default::default)
+    }
+}
+
+/// Counters the process owner updates and anyone may read without locking.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub reductions: AtomicU64,
+    pub cpu_cycles: AtomicU64,
+    pub long_polls: AtomicU32,
+}
+
+pub(crate) struct ProcessCell {
+    pub id: u64,
+    pub node: Weak<NodeInner>,
+    pub label: Cow<'static, str>,
+    pub parent: Option<PidId>,
+    /// Bytes of the process's future (its stack, in BEAM terms), known at spawn.
+    pub future_bytes: u32,
+    pub bounded: Option<Box<Bounded>>,
+    /// Start time, in raw clock cycles (see `scheduler::clock`).
+    pub started_cycles: u64,
+    pub state: Mutex<State>,
+    pub status: AtomicU8,
+    /// Fast check for `state.pending_exit`, read on every poll.
+    pub exit_pending: AtomicBool,
+    pub stats: Stats,
+}
+
+/// Why a message could not be delivered; gives the message back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError<M> {
+    /// The process has exited (or never existed).
+    NoProcess(M),
+    /// The process has a bounded mailbox and it is full.
+    Full(M),
+}
+
+impl<M> SendError<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::NoProcess(m) | SendError::Full(m) => m,
+        }
+    }
+}
+
+impl<M> std::fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::NoProcess(_) => f.write_str("no such process"),
+            SendError::Full(_) => f.write_str("mailbox full"),
+        }
+    }
+}
+impl<M: std::fmt::Debug> std::error::Error for SendError<M> {}
+
+impl ProcessCell {
+    pub fn pid(self: &Arc<Self>) -> Pid {
+        Pid::new(self.id, self)
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.status.load(Ordering::Acquire) == status::EXITING
+    }
+
+    /// Marks the process runnable and wakes its task. Called with the state
+    /// locked: waking only queues the task on the executor.
+    fn wake_task(&self, st: &State) {
+        if self.status.load(Ordering::Relaxed) == status::WAITING {
+            self.status.store(status::RUNNABLE, Ordering::Relaxed);
+        }
+        if let Some(w) = &st.task_waker {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Wakes a receive in progress, if any (state locked by the caller).
+    fn wake_receiver(&self, st: &mut State) -> Option<Waker> {
+        match std::mem::replace(&mut st.receiving, Receiving::No) {
+            Receiving::No => None,
+            Receiving::OnTask => {
+                self.wake_task(st);
+                None
+            }
+            Receiving::On(w) => {
+                if self.status.load(Ordering::Relaxed) == status::WAITING {
+                    self.status.store(status::RUNNABLE, Ordering::Relaxed);
+                }
+                Some(w)
+            }
+        }
+    }
+
+    /// Appends a message. `bounded` says whether the mailbox limit applies
+    /// (runtime notifications such as `Exit` and `Down` are never refused).
+    pub fn deliver(&self, msg: Message, bounded: bool) -> Result<(), SendError<Message>> {
+        let mut st = self.state.lock();
+        if st.exited {
+            return Err(SendError::NoProcess(msg));
+        }
+        if bounded
+            && let Some(b) = &self.bounded
+            && st.mailbox.len() >= b.capacity
+        {
+            return Err(SendError::Full(msg));
+        }
+        st.mailbox.push_back(msg);
+        let other = self.wake_receiver(&mut st);
+        drop(st);
+        if let Some(w) = other {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Called after a message left the mailbox: a sender waiting for room may go on.
+    pub fn message_taken(&self) {
+        self.stats.reductions.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = &self.bounded {
+            b.space.notify_one();
+        }
+    }
+
+    /// Delivers an exit signal following Erlang's rules:
+    /// an untrappable `Kill` (explicit exit only) ends the process as `Killed`;
+    /// a trapping process gets an [`Exit`] message; `Normal` is otherwise
+    /// ignored; any other reason ends the process with that reason.
+    pub fn signal_exit(&self, from: &Pid, reason: ExitReason, kind: SignalKind) {
+        let mut st = self.state.lock();
+        if st.exited {
+            return;
+        }
+        if kind == SignalKind::Link {
+            match st.links.iter().position(|p| p == from) {
+                Some(i) => {
+                    st.links.swap_remove(i);
+                }
+                // Unlinked meanwhile: the signal no longer concerns us.
+                None => return,
+            }
+        }
+        let die_with = if kind == SignalKind::Exit && reason == ExitReason::Kill {
+            Some(ExitReason::Killed)
+        } else if st.trap_exit {
+            let reason = if reason == ExitReason::Kill {
+                ExitReason::Killed
+            } else {
+                reason
+            };
+            st.mailbox.push_back(Message::new(Exit {
+                from: from.clone(),
+                reason,
+            }));
+            let other = self.wake_receiver(&mut st);
+            drop(st);
+            if let Some(w) = other {
+                w.wake();
+            }
+            return;
+        } else if reason == ExitReason::Normal {
+            None
+        } else {
+            Some(reason)
+        };
+        if let Some(reason) = die_with {
+            // An untrappable kill overrides an earlier, softer pending reason.
+            if st.pending_exit.is_none() || reason == ExitReason::Killed {
+                st.pending_exit = Some(reason);
+            }
+            self.exit_pending.store(true, Ordering::Release);
+            self.wake_task(&st);
+        }
+    }
+
+    pub fn take_pending_exit(&self) -> Option<ExitReason> {
+        self.state.lock().pending_exit.take()
+    }
+
+    /// Adds `watcher` to the monitors of this process, or reports it is gone.
+    pub fn add_monitor(&self, mref: MonitorRef, watcher: Watcher) -> Result<(), Watcher> {
+        let mut st = self.state.lock();
+        if st.exited {
+            return Err(watcher);
+        }
+        let monitors = &mut st.extras().monitored_by;
+        // Waiters outside processes may give up (a timed-out call): prune their
+        // closed channels now and then so a long-lived process does not collect them.
+        if monitors.len() >= 8 && monitors.len().is_power_of_two() {
+            monitors.retain(|(_, w)| !matches!(w, Watcher::Channel(tx) if tx.is_closed()));
+        }
+        monitors.push((mref, watcher));
+        Ok(())
+    }
+
+    pub fn remove_monitor(&self, mref: MonitorRef) {
+        let mut st = self.state.lock();
+        if let Some(ex) = st.extras.as_mut() {
+            ex.monitored_by.retain(|(r, _)| *r != mref);
+        }
+    }
+
+    /// Ends the process: releases its name and groups, then tells linked
+    /// processes and monitors, in that order, so that whoever sees the `Down`
+    /// also sees the name free.
+    pub fn finish(self: &Arc<Self>, reason: ExitReason) {
+        let (links, extras, mailbox) = {
+            let mut st = self.state.lock();
+            if st.exited {
+                return;
+            }
+            st.exited = true;
+            st.receiving = Receiving::No;
+            st.pending_exit = None;
+            // The task's waker holds the task, whose future holds this cell.
+            drop(st.task_waker.take());
+            (
+                std::mem::take(&mut st.links),
+                st.extras.take(),
+                std::mem::take(&mut st.mailbox),
+            )
+        };
+        self.status.store(status::EXITING, Ordering::Release);
+        if let Some(b) = &self.bounded {
+            b.space.notify_waiters();
+        }
+        let me = self.pid();
+        let node = self.node.upgrade();
+        if let Some(node) = &node {
+            node.table.remove(&self.id);
+        }
+        let mut name = None;
+        let mut watchers = Vec::new();
+        if let Some(ex) = extras {
+            let ex = *ex;
+            if let Some(node) = &node {
+                if let Some(n) = &ex.name {
+                    node.registry.release(n, &me);
+                }
+                for g in &ex.groups {
+                    node.groups.remove_member(g, &me);
+                }
+            }
+            for (mref, target) in ex.monitoring {
+                if let Some(cell) = target.cell() {
+                    cell.remove_monitor(mref);
+                }
+            }
+            name = ex.name;
+            watchers = ex.monitored_by;
+        }
+        if let Some(node) = &node {
+            node.report_exit(self, name.as_deref(), &reason);
+        }
+        for link in links {
+            if let Some(cell) = link.cell() {
+                cell.signal_exit(&me, reason.clone(), SignalKind::Link);
+            }
+        }
+        for (mref, watcher) in watchers {
+            match watcher {
+                Watcher::Process(owner) => {
+                    if let Some(cell) = owner.cell() {
+                        let down = Down {
+                            monitor: mref,
+                            pid: me.clone(),
+                            reason: reason.clone(),
+                        };
+                        let _ = cell.deliver(Message::new(down), false);
+                    }
+                }
+                Watcher::Channel(tx) => {
+                    let _ = tx.send(reason.clone());
+                }
+            }
+        }
+        drop(mailbox);
+    }
+}

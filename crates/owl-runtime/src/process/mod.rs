@@ -1,0 +1,479 @@
+//! Processes: the handle a running process gets ([`Process`]), how to spawn
+//! one ([`SpawnOptions`]), and sending to one ([`Pid::send`]).
+
+pub(crate) mod cell;
+mod receive;
+pub(crate) mod task;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::exit::{ExitReason, IntoExitReason};
+use crate::message::{Exit, Message};
+use crate::node::Node;
+use crate::pid::{MonitorRef, Pid};
+pub use cell::SendError;
+use cell::{ProcessCell, SignalKind, Watcher};
+pub use receive::{AnyMessage, ByType, Matcher, Recv};
+
+/// A running process's handle on itself: its mailbox, its links and monitors,
+/// and the node it lives on. Every process body receives one.
+///
+/// ```
+/// use owl_runtime::Runtime;
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let node = rt.node();
+/// let answer = rt.block_on(async move {
+///     let echo = node.spawn(|mut p| async move {
+///         loop {
+///             let (from, text): (owl_runtime::Pid, String) = p.recv().await;
+///             let _ = from.send(text.to_uppercase());
+///         }
+///     });
+///     let (tx, rx) = tokio::sync::oneshot::channel();
+///     node.spawn(move |mut p| async move {
+///         echo.send((p.pid().clone(), "hello".to_string())).unwrap();
+///         tx.send(p.recv::<String>().await).unwrap();
+///     });
+///     rx.await.unwrap()
+/// });
+/// assert_eq!(answer, "HELLO");
+/// ```
+pub struct Process {
+    pub(crate) cell: Arc<ProcessCell>,
+    pid: Pid,
+    node: Node,
+}
+
+impl Process {
+    /// This process's pid.
+    pub fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// The node this process runs on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Waits for the first message of type `T`; messages of other types stay in
+    /// the mailbox, in order (a selective receive by type).
+    pub fn recv<T: Send + 'static>(&mut self) -> Recv<'_, ByType<T, fn(&T) -> bool>> {
+        Recv::by_type(&self.cell, |_| true)
+    }
+
+    /// Waits for the first message of type `T` for which `pred` is true.
+    pub fn recv_match<T, P>(&mut self, pred: P) -> Recv<'_, ByType<T, P>>
+    where
+        T: Send + 'static,
+        P: FnMut(&T) -> bool + Unpin,
+    {
+        Recv::by_type(&self.cell, pred)
+    }
+
+    /// Like [`recv`](Self::recv), giving up after `timeout` (`None` then).
+    pub async fn recv_timeout<T: Send + 'static>(&mut self, timeout: Duration) -> Option<T> {
+        tokio::time::timeout(timeout, self.recv::<T>()).await.ok()
+    }
+
+    /// Takes the first message of type `T` if there is one, without waiting.
+    pub fn try_recv<T: Send + 'static>(&mut self) -> Option<T> {
+        receive::take_first::<T>(&self.cell, &mut |_| true)
+    }
+
+    /// Waits for the next message, whatever its type.
+    pub fn recv_any(&mut self) -> Recv<'_, AnyMessage> {
+        Recv::any(&self.cell)
+    }
+
+    /// Like [`recv_any`](Self::recv_any), giving up after `timeout`.
+    pub async fn recv_any_timeout(&mut self, timeout: Duration) -> Option<Message> {
+        tokio::time::timeout(timeout, self.recv_any()).await.ok()
+    }
+
+    /// Number of messages waiting in the mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.cell.state.lock().mailbox.len()
+    }
+
+    /// Turns exit signals into [`Exit`] messages (`true`) or lets them end
+    /// this process (`false`, the default). `Kill` is never trapped.
+    pub fn trap_exit(&mut self, on: bool) {
+        self.cell.state.lock().trap_exit = on;
+    }
+
+    /// Whether this process traps exits.
+    pub fn traps_exit(&self) -> bool {
+        self.cell.state.lock().trap_exit
+    }
+
+    /// Links this process with `other`: when either ends abnormally, the other
+    /// gets an exit signal. Linking to a dead process delivers a `NoProc`
+    /// signal at once, as on the BEAM.
+    pub fn link(&mut self, other: &Pid) {
+        link_cells(&self.cell, other);
+    }
+
+    /// Removes a link (both directions). An [`Exit`] from `other` already in
+    /// the mailbox is removed too, so nothing from the old link is seen later.
+    pub fn unlink(&mut self, other: &Pid) {
+        self.cell.state.lock().links.retain(|p| p != other);
+        if let Some(cell) = other.cell() {
+            cell.state.lock().links.retain(|p| p != &self.pid);
+        }
+        while receive::take_first::<Exit>(&self.cell, &mut |e| &e.from == other).is_some() {}
+    }
+
+    /// Monitors `other`: a [`Down`](crate::Down) message arrives exactly once
+    /// when it ends, with `NoProc` at once if it is already gone.
+    pub fn monitor(&mut self, other: &Pid) -> MonitorRef {
+        let mref = self.node.next_monitor_ref();
+        self.cell
+            .state
+            .lock()
+            .extras()
+            .monitoring
+            .push((mref, other.clone()));
+        let watcher = Watcher::Process(self.pid.clone());
+        let refused = match other.cell() {
+            Some(target) => target.add_monitor(mref, watcher).is_err(),
+            None => true,
+        };
+        if refused {
+            self.cell
+                .state
+                .lock()
+                .extras()
+                .monitoring
+                .retain(|(r, _)| *r != mref);
+            let down = crate::Down {
+                monitor: mref,
+                pid: other.clone(),
+                reason: ExitReason::NoProc,
+            };
+            let _ = self.cell.deliver(Message::new(down), false);
+        }
+        mref
+    }
+
+    /// Removes a monitor, and its `Down` message if one already arrived.
+    pub fn demonitor(&mut self, mref: MonitorRef) {
+        let target = {
+            let mut st = self.cell.state.lock();
+            let ex = st.extras();
+            let at = ex.monitoring.iter().position(|(r, _)| *r == mref);
+            at.map(|i| ex.monitoring.swap_remove(i).1)
+        };
+        if let Some(cell) = target.and_then(|t| t.cell()) {
+            cell.remove_monitor(mref);
+        }
+        while receive::take_first::<crate::Down>(&self.cell, &mut |d| d.monitor == mref).is_some() {
+        }
+    }
+
+    /// Sends an exit signal from this process to `target` (see [`Node::exit`]).
+    pub fn exit(&self, target: &Pid, reason: ExitReason) {
+        if let Some(cell) = target.cell() {
+            cell.signal_exit(&self.pid, reason, SignalKind::Exit);
+        }
+    }
+
+    /// Spawns a process with default options; this process is its parent.
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        self.spawn_opts(SpawnOptions::new(), body)
+    }
+
+    /// Spawns a process linked to this one (atomically: the link exists
+    /// before the child runs).
+    pub fn spawn_link<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        self.spawn_opts(SpawnOptions::new().link_to(self.pid.clone()), body)
+    }
+
+    /// Spawns a process monitored by this one (atomically: the monitor exists
+    /// before the child runs, so its `Down` carries the real reason).
+    pub fn spawn_monitor<F, Fut>(&mut self, body: F) -> (Pid, MonitorRef)
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        let opts = SpawnOptions::new().parent(self.pid.clone());
+        let pid = self
+            .node
+            .spawn_inner(opts, Some(Watcher::Process(self.pid.clone())), body);
+        let mref = self
+            .cell
+            .state
+            .lock()
+            .extras()
+            .monitoring
+            .iter()
+            .rev()
+            .find(|(_, p)| p == &pid)
+            .map(|(r, _)| *r)
+            .expect("spawn_inner recorded the monitor");
+        (pid, mref)
+    }
+
+    /// Spawns with explicit options; the parent defaults to this process.
+    pub fn spawn_opts<F, Fut>(&self, mut opts: SpawnOptions, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        if opts.parent.is_none() {
+            opts.parent = Some(self.pid.clone());
+        }
+        self.node.spawn_opts(opts, body)
+    }
+
+    /// Registers this process under `name` (see [`Node::register`]).
+    pub fn register(&self, name: &str) -> Result<(), crate::RegisterError> {
+        self.node.register(name, &self.pid)
+    }
+
+    /// Sets what this process reports as its current activity in the process
+    /// table (while it is not waiting in a receive).
+    pub fn set_activity(&self, activity: impl Into<Arc<str>>) {
+        self.cell.state.lock().activity = Some(activity.into());
+    }
+
+    /// Reports memory this process holds beyond its own Rust state (for
+    /// example a WebAssembly guest's linear memory), for the memory estimate.
+    pub fn set_memory_hint(&self, bytes: usize) {
+        self.cell.state.lock().extras().memory_hint = bytes;
+    }
+
+    /// Adds `n` to this process's reductions: lets work that is not visible
+    /// to the runtime (a guest's instructions) count as work done.
+    pub fn add_reductions(&self, n: u64) {
+        self.cell.stats.reductions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sleeps, showing `sleep` as the current activity meanwhile.
+    pub async fn sleep(&self, duration: Duration) {
+        let previous = self.cell.state.lock().activity.replace("sleep".into());
+        tokio::time::sleep(duration).await;
+        self.cell.state.lock().activity = previous;
+    }
+}
+
+/// Links the process in `cell` with `other`. Our side is written first: if
+/// `other` exits after it saw the link, its signal finds ours in place.
+fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
+    let me = cell.pid();
+    if other == &me {
+        return;
+    }
+    {
+        let mut st = cell.state.lock();
+        if !st.links.contains(other) {
+            st.links.push(other.clone());
+        }
+    }
+    let linked = other.cell().is_some_and(|target| {
+        let mut st = target.state.lock();
+        if st.exited {
+            return false;
+        }
+        if !st.links.contains(&me) {
+            st.links.push(me.clone());
+        }
+        true
+    });
+    if !linked {
+        cell.signal_exit(other, ExitReason::NoProc, SignalKind::Link);
+    }
+}
+
+/// How to start a process: label, mailbox bound, link, exit trapping.
+///
+/// ```
+/// use owl_runtime::{Runtime, SpawnOptions, SendError};
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let pid = rt.node().spawn_opts(
+///     SpawnOptions::new().label("slow consumer").mailbox_capacity(1),
+///     |mut p| async move { p.sleep(std::time::Duration::from_secs(60)).await },
+/// );
+/// assert!(pid.send(1u8).is_ok());
+/// assert!(matches!(pid.send(2u8), Err(SendError::Full(2))));
+/// ```
+#[derive(Default, Clone)]
+pub struct SpawnOptions {
+    pub(crate) label: Option<Cow<'static, str>>,
+    pub(crate) mailbox_capacity: Option<usize>,
+    pub(crate) link_to: Option<Pid>,
+    pub(crate) parent: Option<Pid>,
+    pub(crate) trap_exit: bool,
+}
+
+impl SpawnOptions {
+    /// Default options: unbounded mailbox, no link, not trapping exits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A label (kind) shown in the process table, e.g. `"web session /"`.
+    pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Bounds the mailbox to `capacity` messages (at least 1): senders then
+    /// feel back pressure ([`Pid::send`] reports `Full`, [`Pid::send_wait`] waits).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// Links the new process to `pid` before it first runs.
+    pub fn link_to(mut self, pid: Pid) -> Self {
+        self.link_to = Some(pid);
+        self
+    }
+
+    /// Records `pid` as the parent (shown in the process table).
+    pub fn parent(mut self, pid: Pid) -> Self {
+        self.parent = Some(pid);
+        self
+    }
+
+    /// Starts the process already trapping exits.
+    pub fn trap_exit(mut self, on: bool) -> Self {
+        self.trap_exit = on;
+        self
+    }
+}
+
+impl Node {
+    pub(crate) fn build_process(&self, opts: SpawnOptions, future_bytes: usize) -> Process {
+        let inner = &self.inner;
+        let id = inner.next_pid();
+        let bounded = opts.mailbox_capacity.map(|capacity| {
+            Box::new(cell::Bounded {
+                capacity,
+                space: tokio::sync::Notify::new(),
+            })
+        });
+        let cell = Arc::new(ProcessCell {
+            id,
+            node: Arc::downgrade(inner),
+            label: opts.label.unwrap_or(Cow::Borrowed("process")),
+            parent: opts.parent.as_ref().map(|p| p.id()),
+            started_cycles: crate::scheduler::clock().raw(),
+            future_bytes: future_bytes.min(u32::MAX as usize) as u32,
+            bounded,
+            state: parking_lot::Mutex::new(cell::State {
+                mailbox: Default::default(),
+                receiving: cell::Receiving::No,
+                task_waker: None,
+                exited: false,
+                trap_exit: opts.trap_exit,
+                pending_exit: None,
+                links: Vec::new(),
+                activity: None,
+                extras: None,
+            }),
+            status: std::sync::atomic::AtomicU8::new(cell::status::RUNNABLE),
+            exit_pending: Default::default(),
+            stats: Default::default(),
+        });
+        inner.table.insert(id, cell.clone());
+        if let Some(to) = &opts.link_to {
+            link_cells(&cell, to);
+        }
+        Process {
+            pid: cell.pid(),
+            cell,
+            node: self.clone(),
+        }
+    }
+}
+
+impl Pid {
+    /// Sends `msg` without ever waiting, like Erlang's `!`.
+    ///
+    /// Fails with [`SendError::NoProcess`] if the process is gone (callers that
+    /// follow Erlang's "send and forget" simply ignore it) and with
+    /// [`SendError::Full`] if its mailbox is bounded and full — the
+    /// non-blocking *try-send*; use [`send_wait`](Self::send_wait) to wait for room.
+    pub fn send<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>> {
+        let Some(cell) = self.cell() else {
+            return Err(SendError::NoProcess(msg));
+        };
+        cell.deliver(Message::new(msg), true).map_err(|e| match e {
+            SendError::NoProcess(m) => SendError::NoProcess(unwrap_message(m)),
+            SendError::Full(m) => SendError::Full(unwrap_message(m)),
+        })
+    }
+
+    /// Sends `msg`, waiting while a bounded mailbox is full: back pressure.
+    /// Fails only if the process is gone.
+    pub async fn send_wait<M: Send + 'static>(&self, mut msg: M) -> Result<(), SendError<M>> {
+        let Some(cell) = self.cell() else {
+            return Err(SendError::NoProcess(msg));
+        };
+        loop {
+            let room = cell.bounded.as_ref().map(|b| b.space.notified());
+            let mut room = std::pin::pin!(room);
+            if let Some(n) = room.as_mut().as_pin_mut() {
+                n.enable();
+            }
+            match self.send(msg) {
+                Err(SendError::Full(m)) => msg = m,
+                other => return other,
+            }
+            if let Some(n) = room.as_pin_mut() {
+                n.await;
+            }
+            if cell.has_exited() {
+                return Err(SendError::NoProcess(msg));
+            }
+        }
+    }
+
+    /// Resolves with the process's exit reason once it has ended (`NoProc` if
+    /// it was already gone). Usable from any async code, in a process or not.
+    pub fn wait_exit(&self) -> impl Future<Output = ExitReason> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let immediate = match self.cell() {
+            Some(cell) => {
+                let mref = cell
+                    .node
+                    .upgrade()
+                    .map(|n| n.next_monitor_ref())
+                    .unwrap_or(MonitorRef(0));
+                cell.add_monitor(mref, Watcher::Channel(tx)).is_err()
+            }
+            None => true,
+        };
+        async move {
+            if immediate {
+                return ExitReason::NoProc;
+            }
+            rx.await.unwrap_or(ExitReason::NoProc)
+        }
+    }
+}
+
+fn unwrap_message<M: 'static>(m: Message) -> M {
+    m.downcast::<M>().ok().expect("message type is known")
+}

@@ -1,0 +1,118 @@
+//! Selective receive: take the first matching message, or wait for one.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::message::Message;
+use crate::process::cell::{ProcessCell, Receiving};
+
+/// Removes and returns the first message of type `T` that `pred` accepts.
+pub(crate) fn take_first<T: Send + 'static>(
+    cell: &ProcessCell,
+    pred: &mut dyn FnMut(&T) -> bool,
+) -> Option<T> {
+    let mut st = cell.state.lock();
+    let at = st
+        .mailbox
+        .iter()
+        .position(|m| m.downcast_ref::<T>().is_some_and(&mut *pred))?;
+    let msg = st.mailbox.remove(at).expect("position is in range");
+    drop(st);
+    cell.message_taken();
+    Some(msg.downcast::<T>().ok().expect("type was checked"))
+}
+
+/// Decides which message a receive takes and what it hands out.
+pub trait Matcher {
+    /// What the receive resolves to.
+    type Output;
+    /// Whether this message is the one to take.
+    fn matches(&mut self, msg: &Message) -> bool;
+    /// Turns the taken message into the output.
+    fn extract(msg: Message) -> Self::Output;
+}
+
+/// Takes the first message of type `T` accepted by the predicate `P`.
+pub struct ByType<T, P>(P, PhantomData<fn() -> T>);
+
+impl<T: Send + 'static, P: FnMut(&T) -> bool> Matcher for ByType<T, P> {
+    type Output = T;
+    fn matches(&mut self, msg: &Message) -> bool {
+        msg.downcast_ref::<T>().is_some_and(&mut self.0)
+    }
+    fn extract(msg: Message) -> T {
+        msg.downcast::<T>().ok().expect("type was checked")
+    }
+}
+
+/// Takes whatever message comes first.
+pub struct AnyMessage;
+
+impl Matcher for AnyMessage {
+    type Output = Message;
+    fn matches(&mut self, _: &Message) -> bool {
+        true
+    }
+    fn extract(msg: Message) -> Message {
+        msg
+    }
+}
+
+/// The future returned by [`Process::recv`](crate::Process::recv) and friends.
+///
+/// While it waits, the process shows `receive` as its current activity.
+pub struct Recv<'a, M> {
+    cell: &'a Arc<ProcessCell>,
+    matcher: M,
+}
+
+impl<'a, T, P> Recv<'a, ByType<T, P>> {
+    pub(crate) fn by_type(cell: &'a Arc<ProcessCell>, pred: P) -> Self {
+        Recv {
+            cell,
+            matcher: ByType(pred, PhantomData),
+        }
+    }
+}
+
+impl<'a> Recv<'a, AnyMessage> {
+    pub(crate) fn any(cell: &'a Arc<ProcessCell>) -> Self {
+        Recv {
+            cell,
+            matcher: AnyMessage,
+        }
+    }
+}
+
+impl<M: Matcher + Unpin> Future for Recv<'_, M> {
+    type Output = M::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<M::Output> {
+        let this = &mut *self;
+        let mut st = this.cell.state.lock();
+        match st.mailbox.iter().position(|m| this.matcher.matches(m)) {
+            Some(at) => {
+                let msg = st.mailbox.remove(at).expect("position is in range");
+                st.receiving = Receiving::No;
+                drop(st);
+                this.cell.message_taken();
+                Poll::Ready(M::extract(msg))
+            }
+            None => {
+                let on_task = st
+                    .task_waker
+                    .as_ref()
+                    .is_some_and(|t| t.will_wake(cx.waker()));
+                st.receiving = match st.receiving {
+                    _ if on_task => Receiving::OnTask,
+                    Receiving::On(ref w) if w.will_wake(cx.waker()) => Receiving::On(w.clone()),
+                    _ => Receiving::On(cx.waker().clone()),
+                };
+                Poll::Pending
+            }
+        }
+    }
+}

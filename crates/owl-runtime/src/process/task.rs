@@ -1,0 +1,160 @@
+//! The future that runs one process on the executor: it accounts CPU time and
+//! reductions per poll, applies pending exit signals between polls, turns a
+//! panic into an exit reason, and reports polls that block a worker too long.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Once};
+use std::task::{Context, Poll, Waker};
+
+use crate::exit::{ExitReason, IntoExitReason};
+use crate::process::cell::{ProcessCell, status};
+use crate::scheduler::{self, clock};
+
+pub(crate) struct ProcessTask<F> {
+    cell: Arc<ProcessCell>,
+    /// The executor's waker as last stored in the cell (to skip re-storing it).
+    known_waker: Option<Waker>,
+    body: Option<F>,
+}
+
+impl<F> ProcessTask<F> {
+    pub fn new(cell: Arc<ProcessCell>, body: F) -> Self {
+        ProcessTask {
+            cell,
+            known_waker: None,
+            body: Some(body),
+        }
+    }
+}
+
+impl<F> Future for ProcessTask<F>
+where
+    F: Future,
+    F::Output: IntoExitReason,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `body` is structurally pinned: it is never moved out of `self`,
+        // only polled through `Pin` and dropped in place with `Pin::set`. The
+        // other fields are not pinned and are only read.
+        let this = unsafe { self.get_unchecked_mut() };
+        let mut body = unsafe { Pin::new_unchecked(&mut this.body) };
+        let cell = &this.cell;
+        let Some(fut) = body.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        if !this
+            .known_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let waker = cx.waker().clone();
+            cell.state.lock().task_waker = Some(waker.clone());
+            this.known_waker = Some(waker);
+        }
+
+        if cell.exit_pending.load(Ordering::Acquire)
+            && let Some(reason) = cell.take_pending_exit()
+        {
+            cell.status.store(status::EXITING, Ordering::Release);
+            let dropped = catch_unwind(AssertUnwindSafe(|| body.set(None)));
+            cell.finish(dropped.map_or_else(panic_reason, |_| reason));
+            return Poll::Ready(());
+        }
+
+        cell.status.store(status::RUNNING, Ordering::Release);
+        let slot = scheduler::current_worker().or_else(|| {
+            let node = cell.node.upgrade()?;
+            node.schedulers.register_current_thread()
+        });
+        let start = clock().raw();
+        if let Some(slot) = slot {
+            slot.begin_poll(cell.id, start);
+        }
+        IN_PROCESS.set(true);
+        let result = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        IN_PROCESS.set(false);
+        let end = clock().raw();
+        cell.stats
+            .cpu_cycles
+            .fetch_add(end.saturating_sub(start), Ordering::Relaxed);
+        cell.stats.reductions.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = slot {
+            slot.end_poll(cell, start, end);
+        }
+
+        let reason = match result {
+            Ok(Poll::Pending) => {
+                let _ = cell.status.compare_exchange(
+                    status::RUNNING,
+                    status::WAITING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                return Poll::Pending;
+            }
+            Ok(Poll::Ready(out)) => out.into_exit_reason(),
+            Err(payload) => panic_reason(payload),
+        };
+        cell.status.store(status::EXITING, Ordering::Release);
+        let dropped = catch_unwind(AssertUnwindSafe(|| body.set(None)));
+        cell.finish(dropped.map_or_else(panic_reason, |_| reason));
+        Poll::Ready(())
+    }
+}
+
+impl<F> Drop for ProcessTask<F> {
+    /// The executor dropped the process without finishing it (the runtime is
+    /// shutting down): it ends as killed, so links and monitors still fire.
+    fn drop(&mut self) {
+        if self.body.is_some() {
+            self.cell.finish(ExitReason::Killed);
+        }
+    }
+}
+
+thread_local! {
+    /// True while this thread polls a process body: its panics become exit
+    /// reasons and crash reports, so the default "thread panicked" line is skipped.
+    static IN_PROCESS: Cell<bool> = const { Cell::new(false) };
+    /// Where the last in-process panic happened, for the exit reason.
+    static PANIC_LOCATION: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Installs (once per OS process) a panic hook that keeps panics inside
+/// processes quiet — they are reported once, as crash reports — and defers
+/// to the previous hook for every other panic.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_PROCESS.get() {
+                PANIC_LOCATION.set(
+                    info.location()
+                        .map(|l| format!("{}:{}", l.file(), l.line())),
+                );
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_reason(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string());
+    let text = match PANIC_LOCATION.take() {
+        Some(at) => format!("{message} (at {at})"),
+        None => message,
+    };
+    ExitReason::Panic(text.into())
+}

@@ -1,0 +1,515 @@
+//! Supervisors with OTP semantics: child specs, restart strategies
+//! (`one_for_one`, `one_for_all`, `rest_for_one`), restart intensity with
+//! escalation, ordered start and reverse-order shutdown with timeouts or
+//! brutal kill — and a dynamic supervisor for children started on demand.
+//!
+//! ```
+//! use owl_runtime::{Runtime, supervisor::{ChildSpec, Supervisor, SupervisorSpec, Strategy}};
+//! use std::time::Duration;
+//!
+//! let rt = Runtime::new(Default::default()).unwrap();
+//! let node = rt.node();
+//! rt.block_on(async move {
+//!     let spec = SupervisorSpec::new(Strategy::OneForOne)
+//!         .child(ChildSpec::worker("pinger", |args| async move {
+//!             Ok(args.spawn_link(|mut p| async move { loop { p.recv::<()>().await } }))
+//!         }));
+//!     let sup = Supervisor::start(&node, spec).await.unwrap();
+//!     let children = sup.which_children(Duration::from_secs(1)).await.unwrap();
+//!     let first = children[0].pid.clone().unwrap();
+//!     node.kill(&first);
+//!     // The supervisor restarts it with a new pid.
+//!     loop {
+//!         let now = sup.which_children(Duration::from_secs(1)).await.unwrap();
+//!         if let Some(pid) = &now[0].pid && pid != &first { break; }
+//!         tokio::task::yield_now().await;
+//!     }
+//!     sup.shutdown(Duration::from_secs(1)).await;
+//! });
+//! ```
+
+mod engine;
+mod intensity;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::exit::{ExitReason, IntoExitReason};
+use crate::node::Node;
+use crate::pid::Pid;
+use crate::process::{Process, SpawnOptions};
+use crate::server::{CallError, request};
+
+/// Which children restart when one of them ends and is to be restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Only the child that ended.
+    OneForOne,
+    /// All children: the others are stopped (in reverse order) and all restarted in order.
+    OneForAll,
+    /// The child that ended and every child started after it.
+    RestForOne,
+}
+
+/// When a child that ended is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Always.
+    Permanent,
+    /// Only after an abnormal exit (not `normal` or `shutdown`).
+    Transient,
+    /// Never; the child is forgotten when it ends.
+    Temporary,
+}
+
+/// How a child is stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Killed at once (untrappable).
+    BrutalKill,
+    /// Sent `shutdown`, then killed if still alive after the timeout.
+    Timeout(Duration),
+    /// Sent `shutdown` and waited for without limit (the default for supervisors).
+    Infinity,
+}
+
+/// Whether a child is a worker or a supervisor (for counts and the tree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildKind {
+    /// A worker process.
+    Worker,
+    /// A supervisor (its children appear in the tree).
+    Supervisor,
+}
+
+/// What a start function gets: the node and the supervisor to link to.
+#[derive(Clone)]
+pub struct StartArgs {
+    /// The node to spawn on.
+    pub node: Node,
+    /// The supervisor starting the child; the child must link to it.
+    pub supervisor: Pid,
+}
+
+impl StartArgs {
+    /// Spawns a child linked to the supervisor (which is recorded as its parent).
+    pub fn spawn_link<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        self.spawn_link_opts(SpawnOptions::new(), body)
+    }
+
+    /// [`spawn_link`](Self::spawn_link) with options (label, mailbox bound…).
+    pub fn spawn_link_opts<F, Fut>(&self, opts: SpawnOptions, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoExitReason,
+    {
+        let opts = opts
+            .link_to(self.supervisor.clone())
+            .parent(self.supervisor.clone());
+        self.node.spawn_opts(opts, body)
+    }
+}
+
+type StartFuture = Pin<Box<dyn Future<Output = Result<Pid, ExitReason>> + Send>>;
+type StartFn = Arc<dyn Fn(StartArgs) -> StartFuture + Send + Sync>;
+
+/// How to start, restart and stop one child.
+#[derive(Clone)]
+pub struct ChildSpec {
+    pub(crate) id: String,
+    pub(crate) start: StartFn,
+    pub(crate) restart: Restart,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) kind: ChildKind,
+}
+
+impl fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("id", &self.id)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl ChildSpec {
+    /// A permanent worker with a 5 s shutdown timeout. `start` must return a
+    /// process linked to `args.supervisor` (use [`StartArgs::spawn_link`] or
+    /// [`server::start_link`](crate::server::start_link)).
+    pub fn worker<F, Fut>(id: impl Into<String>, start: F) -> ChildSpec
+    where
+        F: Fn(StartArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Pid, ExitReason>> + Send + 'static,
+    {
+        ChildSpec {
+            id: id.into(),
+            start: Arc::new(move |args| Box::pin(start(args))),
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Timeout(Duration::from_secs(5)),
+            kind: ChildKind::Worker,
+        }
+    }
+
+    /// A permanent child supervisor, stopped with `Shutdown::Infinity`.
+    pub fn supervisor(id: impl Into<String>, spec: SupervisorSpec) -> ChildSpec {
+        ChildSpec {
+            id: id.into(),
+            start: Arc::new(move |args| {
+                let spec = spec.clone();
+                Box::pin(async move { Supervisor::start_link(&args, spec).await })
+            }),
+            restart: Restart::Permanent,
+            shutdown: Shutdown::Infinity,
+            kind: ChildKind::Supervisor,
+        }
+    }
+
+    /// Sets the restart type.
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// Sets how the child is stopped.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A supervisor's configuration: strategy, restart intensity and children.
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    pub(crate) strategy: Strategy,
+    pub(crate) max_restarts: u32,
+    pub(crate) max_seconds: Duration,
+    pub(crate) children: Vec<ChildSpec>,
+    pub(crate) name: Option<String>,
+    pub(crate) label: String,
+    pub(crate) dynamic: Option<DynamicLimits>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct DynamicLimits {
+    pub max_children: Option<usize>,
+}
+
+impl SupervisorSpec {
+    /// A supervisor with the given strategy, at most 3 restarts in 5 seconds.
+    pub fn new(strategy: Strategy) -> Self {
+        SupervisorSpec {
+            strategy,
+            max_restarts: 3,
+            max_seconds: Duration::from_secs(5),
+            children: Vec::new(),
+            name: None,
+            label: "supervisor".into(),
+            dynamic: None,
+        }
+    }
+
+    /// A dynamic supervisor: no children at start, each started on demand
+    /// with [`SupervisorRef::start_child`] (one_for_one, children known by pid).
+    pub fn dynamic() -> Self {
+        SupervisorSpec {
+            dynamic: Some(DynamicLimits { max_children: None }),
+            label: "dynamic supervisor".into(),
+            ..SupervisorSpec::new(Strategy::OneForOne)
+        }
+    }
+
+    /// Restart intensity: more than `max_restarts` within `within` makes the
+    /// supervisor stop its children and exit with `shutdown`, escalating to
+    /// its own supervisor.
+    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.max_seconds = within;
+        self
+    }
+
+    /// Adds a child, started after the ones added before it.
+    pub fn child(mut self, child: ChildSpec) -> Self {
+        self.children.push(child);
+        self
+    }
+
+    /// Registers the supervisor under `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the label shown in the process table.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// For a dynamic supervisor: refuse children beyond `max`.
+    pub fn max_children(mut self, max: usize) -> Self {
+        if let Some(d) = self.dynamic.as_mut() {
+            d.max_children = Some(max);
+        }
+        self
+    }
+}
+
+/// One child as reported by [`SupervisorRef::which_children`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildInfo {
+    /// The child's id (a dynamic child's id is its pid).
+    pub id: String,
+    /// Its process, `None` while it is not running (e.g. a stopped child).
+    pub pid: Option<Pid>,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+}
+
+/// Child counts, as `supervisor:count_children/1` reports them.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ChildCounts {
+    /// Child specs.
+    pub specs: usize,
+    /// Children running.
+    pub active: usize,
+    /// Children that are supervisors.
+    pub supervisors: usize,
+    /// Children that are workers.
+    pub workers: usize,
+    /// Restarts this supervisor performed since it started.
+    pub restarts: u64,
+}
+
+/// Refers to a child by id (static supervisors) or pid (either kind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChildRef {
+    /// By child id.
+    Id(String),
+    /// By pid.
+    Pid(Pid),
+}
+
+impl From<&str> for ChildRef {
+    fn from(id: &str) -> Self {
+        ChildRef::Id(id.to_string())
+    }
+}
+impl From<&Pid> for ChildRef {
+    fn from(pid: &Pid) -> Self {
+        ChildRef::Pid(pid.clone())
+    }
+}
+impl From<Pid> for ChildRef {
+    fn from(pid: Pid) -> Self {
+        ChildRef::Pid(pid)
+    }
+}
+
+/// Why a supervisor refused a child operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChildError {
+    /// The start function failed.
+    StartFailed(ExitReason),
+    /// A child with this id exists already.
+    AlreadyPresent(String),
+    /// No such child.
+    NotFound,
+    /// The child is running (delete/restart need a stopped child).
+    Running,
+    /// A dynamic supervisor is at its `max_children`.
+    MaxChildren,
+    /// The supervisor did not answer.
+    Call(CallError),
+}
+
+impl fmt::Display for ChildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::StartFailed(r) => write!(f, "child failed to start: {r}"),
+            ChildError::AlreadyPresent(id) => write!(f, "child {id:?} already present"),
+            ChildError::NotFound => f.write_str("no such child"),
+            ChildError::Running => f.write_str("child is running"),
+            ChildError::MaxChildren => f.write_str("max_children reached"),
+            ChildError::Call(e) => e.fmt(f),
+        }
+    }
+}
+impl std::error::Error for ChildError {}
+
+/// Requests a supervisor answers; each carries its reply channel.
+pub(crate) enum Request {
+    WhichChildren(oneshot::Sender<Vec<ChildInfo>>),
+    CountChildren(oneshot::Sender<ChildCounts>),
+    StartChild(ChildSpec, oneshot::Sender<Result<Pid, ChildError>>),
+    TerminateChild(ChildRef, oneshot::Sender<Result<(), ChildError>>),
+    RestartChild(String, oneshot::Sender<Result<Pid, ChildError>>),
+    DeleteChild(String, oneshot::Sender<Result<(), ChildError>>),
+}
+
+/// A handle on a running supervisor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SupervisorRef {
+    pid: Pid,
+}
+
+/// Starting supervisors.
+pub struct Supervisor;
+
+impl Supervisor {
+    /// Starts a top-level supervisor (not linked to the caller) and waits
+    /// until all its children have started.
+    pub async fn start(node: &Node, spec: SupervisorSpec) -> Result<SupervisorRef, ExitReason> {
+        engine::start(node, spec, None)
+            .await
+            .map(|pid| SupervisorRef { pid })
+    }
+
+    /// Starts a supervisor as the child of another one (see [`ChildSpec::supervisor`]).
+    pub async fn start_link(args: &StartArgs, spec: SupervisorSpec) -> Result<Pid, ExitReason> {
+        engine::start(&args.node, spec, Some(args.supervisor.clone())).await
+    }
+}
+
+impl SupervisorRef {
+    /// Wraps the pid of a running supervisor.
+    pub fn from_pid(pid: Pid) -> Self {
+        SupervisorRef { pid }
+    }
+
+    /// The supervisor's pid.
+    pub fn pid(&self) -> &Pid {
+        &self.pid
+    }
+
+    /// Children in start order.
+    pub async fn which_children(&self, timeout: Duration) -> Result<Vec<ChildInfo>, CallError> {
+        request(&self.pid, Request::WhichChildren, timeout).await
+    }
+
+    /// Child counts.
+    pub async fn count_children(&self, timeout: Duration) -> Result<ChildCounts, CallError> {
+        request(&self.pid, Request::CountChildren, timeout).await
+    }
+
+    /// Adds and starts a child (static: appended at the end; dynamic: any spec).
+    pub async fn start_child(&self, spec: ChildSpec, timeout: Duration) -> Result<Pid, ChildError> {
+        let r = request(&self.pid, |tx| Request::StartChild(spec, tx), timeout).await;
+        r.map_err(ChildError::Call)?
+    }
+
+    /// Stops a child. A static child's spec stays (restart it with
+    /// [`restart_child`](Self::restart_child)); a dynamic child is forgotten.
+    pub async fn terminate_child(
+        &self,
+        child: impl Into<ChildRef>,
+        timeout: Duration,
+    ) -> Result<(), ChildError> {
+        let child = child.into();
+        let r = request(&self.pid, |tx| Request::TerminateChild(child, tx), timeout).await;
+        r.map_err(ChildError::Call)?
+    }
+
+    /// Starts a stopped static child again.
+    pub async fn restart_child(&self, id: &str, timeout: Duration) -> Result<Pid, ChildError> {
+        let id = id.to_string();
+        let r = request(&self.pid, |tx| Request::RestartChild(id, tx), timeout).await;
+        r.map_err(ChildError::Call)?
+    }
+
+    /// Removes a stopped static child's spec.
+    pub async fn delete_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
+        let id = id.to_string();
+        let r = request(&self.pid, |tx| Request::DeleteChild(id, tx), timeout).await;
+        r.map_err(ChildError::Call)?
+    }
+
+    /// Stops the supervisor: its children in reverse start order, then itself.
+    /// Waits up to `timeout` for it to end; returns its exit reason.
+    pub async fn shutdown(&self, timeout: Duration) -> Option<ExitReason> {
+        let exited = self.pid.wait_exit();
+        if let Some(cell) = self.pid.cell() {
+            cell.signal_exit(
+                &Pid::system(),
+                ExitReason::Shutdown,
+                crate::process::cell::SignalKind::Exit,
+            );
+        }
+        tokio::time::timeout(timeout, exited).await.ok()
+    }
+}
+
+/// One node of the supervision tree, as returned by [`tree`].
+#[derive(Clone, Debug)]
+pub struct TreeNode {
+    /// The child id (the root's is its label).
+    pub id: String,
+    /// The process, if running.
+    pub pid: Option<Pid>,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+    /// Children, for supervisors.
+    pub children: Vec<TreeNode>,
+}
+
+/// The supervision tree below `root`, asking every supervisor for its
+/// children (like `which_children` applied recursively).
+pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, CallError> {
+    let label = root
+        .pid
+        .cell()
+        .map(|c| c.label.to_string())
+        .unwrap_or_else(|| "supervisor".into());
+    let mut top = TreeNode {
+        id: label,
+        pid: Some(root.pid.clone()),
+        kind: ChildKind::Supervisor,
+        children: Vec::new(),
+    };
+    // Iterative walk: a stack of (path to node, supervisor to ask).
+    let mut stack = vec![(Vec::<usize>::new(), root.clone())];
+    while let Some((path, sup)) = stack.pop() {
+        let children = match sup.which_children(timeout).await {
+            Ok(c) => c,
+            Err(_) if !path.is_empty() => continue, // a child supervisor that just went away
+            Err(e) => return Err(e),
+        };
+        let mut here = &mut top;
+        for &i in &path {
+            here = &mut here.children[i];
+        }
+        for (i, c) in children.into_iter().enumerate() {
+            if c.kind == ChildKind::Supervisor
+                && let Some(pid) = &c.pid
+            {
+                let mut child_path = path.clone();
+                child_path.push(i);
+                stack.push((child_path, SupervisorRef::from_pid(pid.clone())));
+            }
+            here.children.push(TreeNode {
+                id: c.id,
+                pid: c.pid,
+                kind: c.kind,
+                children: Vec::new(),
+            });
+        }
+    }
+    Ok(top)
+}

@@ -1,0 +1,106 @@
+//! `owl bench NAME`: runtime benchmarks, each optionally run on the BEAM too
+//! (`--compare-beam`, with the Erlang scripts embedded from `bench/beam/`).
+
+mod beam;
+mod load;
+mod report;
+mod ring;
+mod spawn;
+mod spawn_calc;
+
+use clap::{Args, Subcommand};
+use owl_runtime::{Config, Runtime};
+
+pub use report::Report;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Bench,
+    /// Schedulers (worker threads) for owl, and `+S N` for the BEAM.
+    #[arg(long, global = true, default_value_t = 1)]
+    schedulers: usize,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Also run the same workload on the BEAM (needs `escript` on the PATH).
+    #[arg(long, global = true)]
+    compare_beam: bool,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum Bench {
+    /// Spawn N idle processes (each waiting in receive), then stop them.
+    Spawn {
+        #[arg(long, default_value_t = 1_000_000)]
+        processes: usize,
+    },
+    /// Pass a token around a ring of P processes M times.
+    Ring {
+        #[arg(long, default_value_t = 10_000)]
+        processes: usize,
+        #[arg(long, default_value_t = 100)]
+        rounds: usize,
+    },
+    /// Spawn, compute sum(1..100), reply, exit — N times.
+    SpawnCalc {
+        #[arg(long, default_value_t = 1_000_000)]
+        processes: usize,
+    },
+    /// The load-control workload: N workers, each summing 1..100 once a second.
+    Load {
+        #[arg(long, default_value_t = 100_000)]
+        workers: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+}
+
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    if args.schedulers == 0 {
+        return Err("--schedulers must be at least 1".into());
+    }
+    let rt =
+        Runtime::new(Config::default().schedulers(args.schedulers)).map_err(|e| e.to_string())?;
+    let node = rt.node();
+    let report = match args.which.clone() {
+        Bench::Spawn { processes } => rt.block_on(spawn::run(&node, processes)),
+        Bench::Ring { processes, rounds } => rt.block_on(ring::run(&node, processes, rounds)),
+        Bench::SpawnCalc { processes } => rt.block_on(spawn_calc::run(&node, processes)),
+        Bench::Load { workers, seconds } => rt.block_on(load::run(&node, workers, seconds)),
+    }?;
+    drop(rt);
+    let mut reports = vec![report.with("schedulers", args.schedulers as f64)];
+    if args.compare_beam {
+        match beam::run(&args.which, args.schedulers) {
+            Ok(r) => reports.push(r.with("schedulers", args.schedulers as f64)),
+            Err(e) => eprintln!("beam column skipped: {e}"),
+        }
+    }
+    report::print(&reports, args.json);
+    Ok(())
+}
+
+/// Resident set size of this OS process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// CPU time (user + system) this OS process has used.
+pub fn cpu_time() -> std::time::Duration {
+    // SAFETY: `usage` is a valid out-pointer for getrusage.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}

@@ -1,0 +1,44 @@
+//! Spawn a process that computes sum(1..100), replies and exits — N times.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use owl_runtime::Node;
+
+use super::Report;
+
+/// Spawned in batches so the number alive at once stays bounded, as a real
+/// server handling requests would; the BEAM script does the same.
+const BATCH: usize = 1000;
+
+pub async fn run(node: &Node, n: usize) -> Result<Report, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.spawn(move |mut p| async move {
+        let start = Instant::now();
+        let me = p.pid().clone();
+        let mut left = n;
+        let mut check = 0u64;
+        while left > 0 {
+            let batch = left.min(BATCH);
+            for _ in 0..batch {
+                let parent = me.clone();
+                p.spawn(move |_| async move {
+                    let sum: u64 = (1..=black_box(100u64)).sum();
+                    let _ = parent.send(sum);
+                });
+            }
+            for _ in 0..batch {
+                check += p.recv::<u64>().await;
+            }
+            left -= batch;
+        }
+        let _ = tx.send((start.elapsed(), check));
+    });
+    let (elapsed, check) = rx.await.map_err(|_| "driver crashed")?;
+    if check != 5050 * n as u64 {
+        return Err(format!("wrong sums: {check}"));
+    }
+    Ok(Report::new("spawn-calc", "owl")
+        .with("processes", n as f64)
+        .with("procs_per_s", n as f64 / elapsed.as_secs_f64()))
+}
