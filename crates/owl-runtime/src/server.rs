@@ -282,8 +282,8 @@ async fn start_opts<S: Server>(
     let (pid, exited) = node.spawn_watched(opts, move |p| serve(p, server, parent, ack_tx));
     match ack_rx.await {
         Ok(Ok(())) => Ok(ServerRef::from_pid(pid)),
-        Ok(Err(reason)) => Err(reason),
-        Err(_) => Err(exited.await.unwrap_or(ExitReason::NoProc)),
+        // Return only once the failed process is gone, so the caller sees a clean slate.
+        Ok(Err(_)) | Err(_) => Err(exited.await.unwrap_or(ExitReason::NoProc)),
     }
 }
 

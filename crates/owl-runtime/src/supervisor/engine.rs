@@ -34,8 +34,8 @@ pub(super) async fn start(
     let (pid, exited) = node.spawn_watched(opts, move |p| run(p, spec, parent, ack_tx));
     match ack_rx.await {
         Ok(Ok(())) => Ok(pid),
-        Ok(Err(reason)) => Err(reason),
-        Err(_) => Err(exited.await.unwrap_or(ExitReason::NoProc)),
+        // Return only once the failed supervisor is gone.
+        Ok(Err(_)) | Err(_) => Err(exited.await.unwrap_or(ExitReason::NoProc)),
     }
 }
 

@@ -1,0 +1,196 @@
+//! The server behaviour (gen_server) and the task helper.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{in_process, runtime, within};
+use owl_runtime::server::{self, CallError, Flow, Reply, Server, ServerRef};
+use owl_runtime::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
+use owl_runtime::{ExitReason, Message, Process, SpawnOptions};
+
+const T: Duration = Duration::from_secs(5);
+
+/// A key-value store that logs its lifecycle.
+#[derive(Default)]
+struct Store {
+    items: Vec<(String, u64)>,
+    log: Arc<Mutex<Vec<String>>>,
+    ticks: u32,
+}
+
+enum Call {
+    Get(String),
+    Sleep(Duration),
+    Crash,
+    Stop,
+}
+
+impl Server for Store {
+    type Call = Call;
+    type Reply = Option<u64>;
+    type Cast = (String, u64);
+
+    async fn init(&mut self, p: &mut Process) -> Result<(), ExitReason> {
+        p.trap_exit(true);
+        self.log.lock().unwrap().push("init".into());
+        Ok(())
+    }
+
+    async fn handle_call(&mut self, call: Call, _: &mut Process) -> Reply<Option<u64>> {
+        match call {
+            Call::Get(k) => Reply::Reply(self.items.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)),
+            Call::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                Reply::Reply(None)
+            }
+            Call::Crash => panic!("asked to crash"),
+            Call::Stop => Reply::Stop(ExitReason::Normal, Some(self.ticks as u64)),
+        }
+    }
+
+    async fn handle_cast(&mut self, (k, v): (String, u64), _: &mut Process) -> Flow {
+        self.items.push((k, v));
+        Flow::Continue
+    }
+
+    async fn handle_info(&mut self, msg: Message, _: &mut Process) -> Flow {
+        if msg.is::<&str>() {
+            self.ticks += 1;
+        }
+        Flow::Continue
+    }
+
+    async fn terminate(&mut self, reason: &ExitReason, _: &mut Process) {
+        self.log.lock().unwrap().push(format!("terminate {reason}"));
+    }
+}
+
+#[test]
+fn calls_casts_and_info_messages_reach_their_callbacks() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let store = Store { log: log.clone(), ..Default::default() };
+        let s = server::start(&node, store, SpawnOptions::new()).await.unwrap();
+        s.cast(("a".into(), 1)).unwrap();
+        s.cast(("b".into(), 2)).unwrap();
+        assert_eq!(s.call(Call::Get("b".into()), T).await, Ok(Some(2)));
+        assert_eq!(s.call(Call::Get("zz".into()), T).await, Ok(None));
+        // Info messages queue ahead of the call below, so both are handled first.
+        s.pid().send("tick").unwrap();
+        s.pid().send("tick").unwrap();
+        let exited = s.pid().wait_exit();
+        let ticks = s.call(Call::Stop, T).await.unwrap();
+        assert_eq!(within("stop", exited).await, ExitReason::Normal);
+        assert_eq!(ticks, Some(2));
+        assert_eq!(*log.lock().unwrap(), ["init", "terminate normal"]);
+        assert_eq!(node.info(s.pid()).map(|i| i.label), None);
+    });
+}
+
+#[test]
+fn a_call_that_takes_too_long_times_out_and_a_crash_is_reported() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let s = server::start(&node, Store::default(), SpawnOptions::new()).await.unwrap();
+        assert_eq!(node.info(s.pid()).unwrap().label, "Store");
+        assert_eq!(
+            s.call(Call::Sleep(Duration::from_secs(60)), Duration::from_millis(20)).await,
+            Err(CallError::Timeout)
+        );
+        let s2 = server::start(&node, Store::default(), SpawnOptions::new()).await.unwrap();
+        match s2.call(Call::Crash, T).await {
+            Err(CallError::Exited(ExitReason::Panic(m))) => assert!(m.contains("asked to crash"), "{m}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(s2.call(Call::Get("a".into()), T).await, Err(CallError::NoProcess));
+        assert!(s2.cast(("a".into(), 1)).is_err());
+    });
+}
+
+#[test]
+fn a_reply_does_not_depend_on_other_messages_in_the_callers_mailbox() {
+    let rt = runtime();
+    let node = rt.node();
+    let s = rt.block_on(server::start(&node, Store::default(), SpawnOptions::new())).unwrap();
+    let got = in_process(&rt, move |mut p| async move {
+        for i in 0..100u64 {
+            p.pid().send(i).unwrap();
+        }
+        s.cast(("k".into(), 9)).unwrap();
+        let v = s.call(Call::Get("k".into()), T).await.unwrap();
+        (v, p.mailbox_len())
+    });
+    assert_eq!(got, (Some(9), 100));
+}
+
+struct FailsInit;
+
+impl Server for FailsInit {
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    async fn init(&mut self, _: &mut Process) -> Result<(), ExitReason> {
+        Err(ExitReason::error("bad config"))
+    }
+    async fn handle_call(&mut self, _: (), _: &mut Process) -> Reply<()> {
+        Reply::Reply(())
+    }
+}
+
+#[test]
+fn a_failing_init_is_returned_to_the_starter() {
+    let rt = runtime();
+    let node = rt.node();
+    let err = rt.block_on(server::start(&node, FailsInit, SpawnOptions::new())).unwrap_err();
+    assert_eq!(err, ExitReason::error("bad config"));
+    assert_eq!(node.process_count(), 0);
+}
+
+#[test]
+fn a_supervised_server_runs_terminate_when_its_supervisor_stops() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::worker("store", move |args| {
+            let store = Store { log: l.clone(), ..Default::default() };
+            async move { server::start_link(&args, store, SpawnOptions::new()).await }
+        }));
+        let sup = Supervisor::start(&node, spec).await.unwrap();
+        let pid = sup.which_children(T).await.unwrap()[0].pid.clone().unwrap();
+        let store: ServerRef<Store> = ServerRef::from_pid(pid);
+        store.cast(("x".into(), 1)).unwrap();
+        assert_eq!(store.call(Call::Get("x".into()), T).await, Ok(Some(1)));
+        within("shutdown", sup.shutdown(T)).await;
+        assert_eq!(*log.lock().unwrap(), ["init", "terminate shutdown"]);
+    });
+}
+
+#[test]
+fn tasks_return_results_or_crash_reasons() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let ok = node.spawn_task(|_| async { (1..=100u64).sum::<u64>() });
+        assert_eq!(within("task", ok.join()).await, Ok(5050));
+        let crash = node.spawn_task(|_| async {
+            let input = std::hint::black_box(13);
+            if input == 13 {
+                panic!("unlucky {input}");
+            }
+            input
+        });
+        assert!(matches!(within("crash", crash.join()).await, Err(ExitReason::Panic(m)) if m.contains("unlucky 13")));
+        let slow = node.spawn_task(|_| async { std::future::pending::<u8>().await });
+        let pid = slow.pid().clone();
+        assert_eq!(slow.join_timeout(Duration::from_millis(10)).await, Err(None));
+        within("killed task", pid.wait_exit()).await;
+        assert!(!pid.is_alive());
+    });
+}
