@@ -8,7 +8,7 @@ main([PStr, MStr]) ->
     Next = tl(Pids) ++ [hd(Pids)],
     [Pid ! {next, N} || {Pid, N} <- lists:zip(Pids, Next)],
     T0 = erlang:monotonic_time(microsecond),
-    lists:nth(2, Pids) ! Hops,
+    hd(Pids) ! Hops,
     receive done -> ok end,
     T1 = erlang:monotonic_time(microsecond),
     io:format("{\"bench\":\"ring\",\"system\":\"beam\",\"processes\":~p,\"rounds\":~p,\"msgs_per_s\":~.1f}~n",
@@ -20,5 +20,5 @@ loop(Parent, Next, Size) ->
     receive
         0 -> Parent ! done;
         N -> Next ! N - 1,
-             case N =< Size of true -> ok; false -> loop(Parent, Next, Size) end
+             case N < Size of true -> ok; false -> loop(Parent, Next, Size) end
     end.

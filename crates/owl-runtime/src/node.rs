@@ -106,7 +106,7 @@ impl Runtime {
             .on_thread_park(move || {
                 on_park.register_current_thread();
             })
-            .enable_time()
+            .enable_all()
             .build()?;
         let inner = Arc::new(NodeInner {
             table: DashMap::new(),

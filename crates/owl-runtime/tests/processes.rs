@@ -94,13 +94,16 @@ fn a_bounded_mailbox_reports_full_and_makes_senders_wait() {
     rt.block_on(async move {
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
         let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
-        let consumer = node.spawn_opts(SpawnOptions::new().mailbox_capacity(2), move |mut p| async move {
-            go_rx.await.unwrap();
-            loop {
-                let n: u32 = p.recv().await;
-                seen_tx.send(n).unwrap();
-            }
-        });
+        let consumer = node.spawn_opts(
+            SpawnOptions::new().mailbox_capacity(2),
+            move |mut p| async move {
+                go_rx.await.unwrap();
+                loop {
+                    let n: u32 = p.recv().await;
+                    seen_tx.send(n).unwrap();
+                }
+            },
+        );
         consumer.send(1u32).unwrap();
         consumer.send(2u32).unwrap();
         assert_eq!(consumer.send(3u32), Err(SendError::Full(3)));
@@ -129,9 +132,12 @@ fn a_sender_waiting_on_a_full_mailbox_learns_when_the_process_dies() {
     let rt = runtime();
     let node = rt.node();
     rt.block_on(async move {
-        let stuck = node.spawn_opts(SpawnOptions::new().mailbox_capacity(1), |mut p| async move {
-            p.recv::<common::Never>().await;
-        });
+        let stuck = node.spawn_opts(
+            SpawnOptions::new().mailbox_capacity(1),
+            |mut p| async move {
+                p.recv::<common::Never>().await;
+            },
+        );
         stuck.send(0u8).unwrap();
         let sender = tokio::spawn({
             let stuck = stuck.clone();
@@ -139,7 +145,10 @@ fn a_sender_waiting_on_a_full_mailbox_learns_when_the_process_dies() {
         });
         tokio::task::yield_now().await;
         node.kill(&stuck);
-        assert_eq!(within("the sender", sender).await.unwrap(), Err(SendError::NoProcess(1)));
+        assert_eq!(
+            within("the sender", sender).await.unwrap(),
+            Err(SendError::NoProcess(1))
+        );
     });
 }
 
@@ -203,7 +212,10 @@ fn introspection_reports_what_a_process_is_doing() {
     let node = rt.node();
     let parent = common::idle(&node);
     let pid = node.spawn_opts(
-        SpawnOptions::new().label("worker kind").parent(parent.clone()).mailbox_capacity(8),
+        SpawnOptions::new()
+            .label("worker kind")
+            .parent(parent.clone())
+            .mailbox_capacity(8),
         |mut p| async move {
             p.set_activity("sum(1..n)");
             p.recv::<common::Never>().await;
@@ -226,7 +238,11 @@ fn introspection_reports_what_a_process_is_doing() {
     assert_eq!(info.current_activity, "receive");
     assert_eq!(info.mailbox_capacity, Some(8));
     assert!(info.reductions >= 1);
-    assert!(info.memory_bytes > 200, "memory estimate {}", info.memory_bytes);
+    assert!(
+        info.memory_bytes > 200,
+        "memory estimate {}",
+        info.memory_bytes
+    );
     assert!(info.started_at <= std::time::SystemTime::now());
     assert!(node.processes().iter().any(|i| i.pid == pid));
     assert!(node.process_samples().iter().any(|s| s.pid == pid));
@@ -255,13 +271,19 @@ fn cpu_time_and_reductions_grow_with_work() {
     let lazy = node.info(&idle).unwrap();
     assert!(busy.reductions >= 200, "{}", busy.reductions);
     assert!(busy.cpu_time > lazy.cpu_time);
-    assert!(busy.cpu_time > Duration::from_micros(100), "{:?}", busy.cpu_time);
+    assert!(
+        busy.cpu_time > Duration::from_micros(100),
+        "{:?}",
+        busy.cpu_time
+    );
 }
 
 #[test]
 fn a_blocking_native_process_is_reported_by_the_long_poll_watchdog() {
     let rt = owl_runtime::Runtime::new(
-        owl_runtime::Config::default().schedulers(2).long_poll_threshold(Duration::from_millis(5)),
+        owl_runtime::Config::default()
+            .schedulers(2)
+            .long_poll_threshold(Duration::from_millis(5)),
     )
     .unwrap();
     let node = rt.node();
@@ -287,8 +309,13 @@ fn registered_names_are_unique_and_released_on_exit() {
     });
     let b = common::idle(&node);
     node.register("db", &a).unwrap();
-    assert!(matches!(node.register("db", &b), Err(owl_runtime::RegisterError::NameTaken(p)) if p == a));
-    assert!(matches!(node.register("other", &a), Err(owl_runtime::RegisterError::AlreadyNamed(_))));
+    assert!(
+        matches!(node.register("db", &b), Err(owl_runtime::RegisterError::NameTaken(p)) if p == a)
+    );
+    assert!(matches!(
+        node.register("other", &a),
+        Err(owl_runtime::RegisterError::AlreadyNamed(_))
+    ));
     assert!(node.register("", &b).is_err());
     assert_eq!(node.resolve("db"), Some(a.clone()));
     let exited = a.wait_exit();

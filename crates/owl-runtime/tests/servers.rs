@@ -40,7 +40,12 @@ impl Server for Store {
 
     async fn handle_call(&mut self, call: Call, _: &mut Process) -> Reply<Option<u64>> {
         match call {
-            Call::Get(k) => Reply::Reply(self.items.iter().find(|(key, _)| *key == k).map(|(_, v)| *v)),
+            Call::Get(k) => Reply::Reply(
+                self.items
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| *v),
+            ),
             Call::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 Reply::Reply(None)
@@ -73,8 +78,13 @@ fn calls_casts_and_info_messages_reach_their_callbacks() {
     let node = rt.node();
     rt.block_on(async move {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let store = Store { log: log.clone(), ..Default::default() };
-        let s = server::start(&node, store, SpawnOptions::new()).await.unwrap();
+        let store = Store {
+            log: log.clone(),
+            ..Default::default()
+        };
+        let s = server::start(&node, store, SpawnOptions::new())
+            .await
+            .unwrap();
         s.cast(("a".into(), 1)).unwrap();
         s.cast(("b".into(), 2)).unwrap();
         assert_eq!(s.call(Call::Get("b".into()), T).await, Ok(Some(2)));
@@ -96,18 +106,31 @@ fn a_call_that_takes_too_long_times_out_and_a_crash_is_reported() {
     let rt = runtime();
     let node = rt.node();
     rt.block_on(async move {
-        let s = server::start(&node, Store::default(), SpawnOptions::new()).await.unwrap();
+        let s = server::start(&node, Store::default(), SpawnOptions::new())
+            .await
+            .unwrap();
         assert_eq!(node.info(s.pid()).unwrap().label, "Store");
         assert_eq!(
-            s.call(Call::Sleep(Duration::from_secs(60)), Duration::from_millis(20)).await,
+            s.call(
+                Call::Sleep(Duration::from_secs(60)),
+                Duration::from_millis(20)
+            )
+            .await,
             Err(CallError::Timeout)
         );
-        let s2 = server::start(&node, Store::default(), SpawnOptions::new()).await.unwrap();
+        let s2 = server::start(&node, Store::default(), SpawnOptions::new())
+            .await
+            .unwrap();
         match s2.call(Call::Crash, T).await {
-            Err(CallError::Exited(ExitReason::Panic(m))) => assert!(m.contains("asked to crash"), "{m}"),
+            Err(CallError::Exited(ExitReason::Panic(m))) => {
+                assert!(m.contains("asked to crash"), "{m}")
+            }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(s2.call(Call::Get("a".into()), T).await, Err(CallError::NoProcess));
+        assert_eq!(
+            s2.call(Call::Get("a".into()), T).await,
+            Err(CallError::NoProcess)
+        );
         assert!(s2.cast(("a".into(), 1)).is_err());
     });
 }
@@ -116,8 +139,10 @@ fn a_call_that_takes_too_long_times_out_and_a_crash_is_reported() {
 fn a_reply_does_not_depend_on_other_messages_in_the_callers_mailbox() {
     let rt = runtime();
     let node = rt.node();
-    let s = rt.block_on(server::start(&node, Store::default(), SpawnOptions::new())).unwrap();
-    let got = in_process(&rt, move |mut p| async move {
+    let s = rt
+        .block_on(server::start(&node, Store::default(), SpawnOptions::new()))
+        .unwrap();
+    let got = in_process(&rt, move |p| async move {
         for i in 0..100u64 {
             p.pid().send(i).unwrap();
         }
@@ -146,7 +171,9 @@ impl Server for FailsInit {
 fn a_failing_init_is_returned_to_the_starter() {
     let rt = runtime();
     let node = rt.node();
-    let err = rt.block_on(server::start(&node, FailsInit, SpawnOptions::new())).unwrap_err();
+    let err = rt
+        .block_on(server::start(&node, FailsInit, SpawnOptions::new()))
+        .unwrap_err();
     assert_eq!(err, ExitReason::error("bad config"));
     assert_eq!(node.process_count(), 0);
 }
@@ -158,10 +185,16 @@ fn a_supervised_server_runs_terminate_when_its_supervisor_stops() {
     rt.block_on(async move {
         let log = Arc::new(Mutex::new(Vec::new()));
         let l = log.clone();
-        let spec = SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::worker("store", move |args| {
-            let store = Store { log: l.clone(), ..Default::default() };
-            async move { server::start_link(&args, store, SpawnOptions::new()).await }
-        }));
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::worker(
+            "store",
+            move |args| {
+                let store = Store {
+                    log: l.clone(),
+                    ..Default::default()
+                };
+                async move { server::start_link(&args, store, SpawnOptions::new()).await }
+            },
+        ));
         let sup = Supervisor::start(&node, spec).await.unwrap();
         let pid = sup.which_children(T).await.unwrap()[0].pid.clone().unwrap();
         let store: ServerRef<Store> = ServerRef::from_pid(pid);

@@ -25,18 +25,27 @@ fn an_abnormal_exit_propagates_along_links_in_both_directions() {
         let child = rx.await.unwrap();
         let parent_exit = parent.wait_exit();
         child.send(ExitReason::error("boom")).unwrap();
-        assert_eq!(within("parent", parent_exit).await, ExitReason::error("boom"));
+        assert_eq!(
+            within("parent", parent_exit).await,
+            ExitReason::error("boom")
+        );
 
         // And the parent crashing takes the child down.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let parent = node.spawn(move |mut p| async move {
-            tx.send(p.spawn_link(|mut q| async move { q.recv::<common::Never>().await; })).unwrap();
+            tx.send(p.spawn_link(|mut q| async move {
+                q.recv::<common::Never>().await;
+            }))
+            .unwrap();
             p.recv::<ExitReason>().await
         });
         let child = rx.await.unwrap();
         let child_exit = child.wait_exit();
         parent.send(ExitReason::error("parent failed")).unwrap();
-        assert_eq!(within("child", child_exit).await, ExitReason::error("parent failed"));
+        assert_eq!(
+            within("child", child_exit).await,
+            ExitReason::error("parent failed")
+        );
     });
 }
 
@@ -49,7 +58,9 @@ fn a_normal_exit_does_not_take_linked_processes_down() {
         child.send(ExitReason::Normal).unwrap();
         assert_eq!(watch.await, ExitReason::Normal);
         // Still here, and nothing arrived.
-        p.recv_any_timeout(std::time::Duration::from_millis(10)).await.is_none()
+        p.recv_any_timeout(std::time::Duration::from_millis(10))
+            .await
+            .is_none()
     });
     assert!(alive);
 }
@@ -65,7 +76,14 @@ fn trap_exit_turns_exit_signals_into_messages() {
         let first: Exit = p.recv().await;
         normal.send(ExitReason::Normal).unwrap();
         let second: Exit = p.recv().await;
-        (first == Exit { from: crashing, reason: ExitReason::error("bad") }, second.reason)
+        (
+            first
+                == Exit {
+                    from: crashing,
+                    reason: ExitReason::error("bad"),
+                },
+            second.reason,
+        )
     });
     assert_eq!(got, (true, ExitReason::Normal));
 }
@@ -125,7 +143,9 @@ fn a_killed_process_propagates_killed_which_linked_trappers_see() {
     let rt = runtime();
     let reason = in_process(&rt, |mut p| async move {
         p.trap_exit(true);
-        let child = p.spawn_link(|mut q| async move { q.recv::<common::Never>().await; });
+        let child = p.spawn_link(|mut q| async move {
+            q.recv::<common::Never>().await;
+        });
         p.node().kill(&child);
         let e: Exit = p.recv().await;
         e.reason
@@ -140,7 +160,9 @@ fn linking_to_a_dead_process_gives_noproc() {
         p.trap_exit(true);
         let gone = p.spawn(|_| async {});
         let down_ref = p.monitor(&gone);
-        let _ = p.recv_match::<Down, _>(move |d| d.monitor == down_ref).await;
+        let _ = p
+            .recv_match::<Down, _>(move |d| d.monitor == down_ref)
+            .await;
         p.link(&gone);
         let e: Exit = p.recv().await;
         e.reason
@@ -175,10 +197,20 @@ fn monitors_fire_once_with_the_reason() {
         });
         child.send(()).unwrap();
         let down: Down = p.recv().await;
-        let again = p.recv_timeout::<Down>(std::time::Duration::from_millis(20)).await;
-        (down.monitor == mref, down.pid == child, down.reason, again.is_none())
+        let again = p
+            .recv_timeout::<Down>(std::time::Duration::from_millis(20))
+            .await;
+        (
+            down.monitor == mref,
+            down.pid == child,
+            down.reason,
+            again.is_none(),
+        )
     });
-    assert_eq!(got, (true, true, ExitReason::error("crashed on purpose"), true));
+    assert_eq!(
+        got,
+        (true, true, ExitReason::error("crashed on purpose"), true)
+    );
 }
 
 #[test]
@@ -204,7 +236,9 @@ fn demonitor_means_no_down_message() {
         let exited = target.wait_exit();
         p.node().kill(&target);
         exited.await;
-        p.recv_timeout::<Down>(std::time::Duration::from_millis(20)).await.is_none()
+        p.recv_timeout::<Down>(std::time::Duration::from_millis(20))
+            .await
+            .is_none()
     });
     assert!(quiet);
 }

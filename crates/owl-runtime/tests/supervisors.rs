@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{runtime, within};
 use owl_runtime::supervisor::{
-    ChildError, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorRef, SupervisorSpec, tree,
+    ChildError, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorRef,
+    SupervisorSpec, tree,
 };
 use owl_runtime::{Down, Exit, ExitReason, Node, Pid, SpawnOptions};
 use tokio::sync::mpsc;
@@ -36,7 +37,9 @@ struct Observed {
 
 impl Observed {
     async fn next_start(&mut self) -> (String, Pid) {
-        within("a child start", self.starts.recv()).await.expect("probe alive")
+        within("a child start", self.starts.recv())
+            .await
+            .expect("probe alive")
     }
     async fn starts(&mut self, n: usize) -> Vec<(String, Pid)> {
         let mut all = Vec::new();
@@ -96,7 +99,10 @@ fn child(probe: &Probe, id: &str, behaviour: Behaviour) -> ChildSpec {
 }
 
 fn abc(probe: &Probe) -> Vec<ChildSpec> {
-    ["a", "b", "c"].iter().map(|id| child(probe, id, Behaviour::RecordsShutdown)).collect()
+    ["a", "b", "c"]
+        .iter()
+        .map(|id| child(probe, id, Behaviour::RecordsShutdown))
+        .collect()
 }
 
 async fn start(node: &Node, strategy: Strategy, children: Vec<ChildSpec>) -> SupervisorRef {
@@ -104,11 +110,18 @@ async fn start(node: &Node, strategy: Strategy, children: Vec<ChildSpec>) -> Sup
     for c in children {
         spec = spec.child(c);
     }
-    within("supervisor start", Supervisor::start(node, spec)).await.expect("supervisor starts")
+    within("supervisor start", Supervisor::start(node, spec))
+        .await
+        .expect("supervisor starts")
 }
 
 async fn pids(sup: &SupervisorRef) -> Vec<Option<Pid>> {
-    sup.which_children(T).await.unwrap().into_iter().map(|c| c.pid).collect()
+    sup.which_children(T)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.pid)
+        .collect()
 }
 
 fn crash(pid: &Pid) {
@@ -124,9 +137,18 @@ fn children_start_in_order_and_stop_in_reverse_order() {
         let sup = start(&node, Strategy::OneForOne, abc(&probe)).await;
         let order: Vec<String> = seen.starts(3).await.into_iter().map(|(id, _)| id).collect();
         assert_eq!(order, ["a", "b", "c"]);
-        let ids: Vec<String> = sup.which_children(T).await.unwrap().into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = sup
+            .which_children(T)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(within("shutdown", sup.shutdown(T)).await, Some(ExitReason::Shutdown));
+        assert_eq!(
+            within("shutdown", sup.shutdown(T)).await,
+            Some(ExitReason::Shutdown)
+        );
         assert_eq!(seen.stops(), ["c", "b", "a"]);
         assert_eq!(node.process_count(), 0);
     });
@@ -146,7 +168,11 @@ fn one_for_one_restarts_only_the_failed_child() {
         assert_ne!(new_b, first[1].1);
         assert_eq!(
             pids(&sup).await,
-            vec![Some(first[0].1.clone()), Some(new_b), Some(first[2].1.clone())]
+            vec![
+                Some(first[0].1.clone()),
+                Some(new_b),
+                Some(first[2].1.clone())
+            ]
         );
         assert!(seen.stops().is_empty(), "nobody else was stopped");
         assert_eq!(sup.count_children(T).await.unwrap().restarts, 1);
@@ -169,7 +195,10 @@ fn one_for_all_restarts_every_child_stopping_the_others_in_reverse() {
             assert_ne!(old.1, new.1);
         }
         assert_eq!(seen.stops(), ["c", "a"]);
-        assert_eq!(pids(&sup).await, again.into_iter().map(|(_, p)| Some(p)).collect::<Vec<_>>());
+        assert_eq!(
+            pids(&sup).await,
+            again.into_iter().map(|(_, p)| Some(p)).collect::<Vec<_>>()
+        );
     });
 }
 
@@ -235,7 +264,13 @@ fn temporary_children_are_never_restarted_and_are_forgotten() {
         let exited = first[0].1.wait_exit();
         crash(&first[0].1);
         within("crash", exited).await;
-        let ids: Vec<String> = sup.which_children(T).await.unwrap().into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = sup
+            .which_children(T)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, ["keep"]);
         assert!(seen.starts.try_recv().is_err());
     });
@@ -254,7 +289,9 @@ fn exceeding_restart_intensity_stops_the_supervisor_and_its_parent_reacts() {
         let top = SupervisorSpec::new(Strategy::OneForOne)
             .intensity(5, Duration::from_secs(60))
             .child(ChildSpec::supervisor("inner", inner));
-        let top = within("start", Supervisor::start(&node, top)).await.unwrap();
+        let top = within("start", Supervisor::start(&node, top))
+            .await
+            .unwrap();
         let inner_before = pids(&top).await[0].clone().unwrap();
         let inner_down = inner_before.wait_exit();
 
@@ -262,7 +299,10 @@ fn exceeding_restart_intensity_stops_the_supervisor_and_its_parent_reacts() {
         crash(&w); // restart 1: allowed
         let (_, w) = seen.next_start().await;
         crash(&w); // restart 2: more than 1 in the period
-        assert_eq!(within("inner gives up", inner_down).await, ExitReason::Shutdown);
+        assert_eq!(
+            within("inner gives up", inner_down).await,
+            ExitReason::Shutdown
+        );
 
         // The top supervisor restarts the inner one, which starts w again.
         let (id, _) = seen.next_start().await;
@@ -286,7 +326,10 @@ fn a_top_level_supervisor_that_gives_up_exits_with_shutdown() {
         let exited = sup.pid().wait_exit();
         let (_, pid) = seen.next_start().await;
         crash(&pid);
-        assert_eq!(within("supervisor exit", exited).await, ExitReason::Shutdown);
+        assert_eq!(
+            within("supervisor exit", exited).await,
+            ExitReason::Shutdown
+        );
         assert!(!sup.pid().is_alive());
     });
 }
@@ -299,14 +342,21 @@ fn shutdown_timeout_kills_a_child_that_ignores_shutdown_and_brutal_kill_is_immed
         let (probe, mut seen) = probe();
         let stubborn = child(&probe, "stubborn", Behaviour::IgnoresShutdown)
             .shutdown(Shutdown::Timeout(Duration::from_millis(50)));
-        let brutal = child(&probe, "brutal", Behaviour::IgnoresShutdown).shutdown(Shutdown::BrutalKill);
+        let brutal =
+            child(&probe, "brutal", Behaviour::IgnoresShutdown).shutdown(Shutdown::BrutalKill);
         let sup = start(&node, Strategy::OneForOne, vec![stubborn, brutal]).await;
         let started = seen.starts(2).await;
         let stubborn_exit = started[0].1.wait_exit();
         let brutal_exit = started[1].1.wait_exit();
         let began = std::time::Instant::now();
-        assert_eq!(within("shutdown", sup.shutdown(T)).await, Some(ExitReason::Shutdown));
-        assert!(began.elapsed() >= Duration::from_millis(50), "waited for the timeout");
+        assert_eq!(
+            within("shutdown", sup.shutdown(T)).await,
+            Some(ExitReason::Shutdown)
+        );
+        assert!(
+            began.elapsed() >= Duration::from_millis(50),
+            "waited for the timeout"
+        );
         assert_eq!(stubborn_exit.await, ExitReason::Killed);
         assert_eq!(brutal_exit.await, ExitReason::Killed);
     });
@@ -322,8 +372,13 @@ fn a_child_that_fails_to_start_fails_the_supervisor_start_and_stops_the_others()
         let spec = SupervisorSpec::new(Strategy::OneForOne)
             .child(child(&probe, "first", Behaviour::RecordsShutdown))
             .child(broken);
-        let err = within("start", Supervisor::start(&node, spec)).await.unwrap_err();
-        assert!(err.to_string().contains("broken") && err.to_string().contains("no config"), "{err}");
+        let err = within("start", Supervisor::start(&node, spec))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("broken") && err.to_string().contains("no config"),
+            "{err}"
+        );
         seen.next_start().await;
         assert_eq!(seen.stops(), ["first"]);
     });
@@ -336,10 +391,14 @@ fn static_children_can_be_added_stopped_restarted_and_deleted() {
     rt.block_on(async move {
         let (probe, mut seen) = probe();
         let sup = start(&node, Strategy::OneForOne, vec![]).await;
-        let pid = sup.start_child(child(&probe, "x", Behaviour::RecordsShutdown), T).await.unwrap();
+        let pid = sup
+            .start_child(child(&probe, "x", Behaviour::RecordsShutdown), T)
+            .await
+            .unwrap();
         assert_eq!(seen.next_start().await.1, pid);
         assert!(matches!(
-            sup.start_child(child(&probe, "x", Behaviour::RecordsShutdown), T).await,
+            sup.start_child(child(&probe, "x", Behaviour::RecordsShutdown), T)
+                .await,
             Err(ChildError::AlreadyPresent(_))
         ));
         assert_eq!(sup.delete_child("x", T).await, Err(ChildError::Running));
@@ -361,20 +420,35 @@ fn a_dynamic_supervisor_starts_counts_restarts_and_terminates_children() {
     let node = rt.node();
     rt.block_on(async move {
         let (probe, mut seen) = probe();
-        let spec = SupervisorSpec::dynamic().max_children(3).intensity(10, Duration::from_secs(10));
+        let spec = SupervisorSpec::dynamic()
+            .max_children(3)
+            .intensity(10, Duration::from_secs(10));
         let sup = Supervisor::start(&node, spec).await.unwrap();
-        let a = sup.start_child(child(&probe, "job", Behaviour::RecordsShutdown), T).await.unwrap();
+        let a = sup
+            .start_child(child(&probe, "job", Behaviour::RecordsShutdown), T)
+            .await
+            .unwrap();
         let tmp = child(&probe, "tmp", Behaviour::RecordsShutdown).restart(Restart::Temporary);
         let b = sup.start_child(tmp, T).await.unwrap();
-        let c = sup.start_child(child(&probe, "job", Behaviour::RecordsShutdown), T).await.unwrap();
+        let c = sup
+            .start_child(child(&probe, "job", Behaviour::RecordsShutdown), T)
+            .await
+            .unwrap();
         seen.starts(3).await;
         assert_eq!(
-            sup.start_child(child(&probe, "job", Behaviour::RecordsShutdown), T).await,
+            sup.start_child(child(&probe, "job", Behaviour::RecordsShutdown), T)
+                .await,
             Err(ChildError::MaxChildren)
         );
         let counts = sup.count_children(T).await.unwrap();
         assert_eq!((counts.specs, counts.active, counts.workers), (3, 3, 3));
-        let ids: Vec<String> = sup.which_children(T).await.unwrap().into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = sup
+            .which_children(T)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, vec![a.to_string(), b.to_string(), c.to_string()]);
 
         // A permanent child that crashes comes back with a new pid.
@@ -390,7 +464,10 @@ fn a_dynamic_supervisor_starts_counts_restarts_and_terminates_children() {
         let left: Vec<Option<Pid>> = pids(&sup).await;
         assert_eq!(left, vec![Some(a2.clone())]);
         assert_eq!(sup.terminate_child(&c, T).await, Err(ChildError::NotFound));
-        assert_eq!(within("shutdown", sup.shutdown(T)).await, Some(ExitReason::Shutdown));
+        assert_eq!(
+            within("shutdown", sup.shutdown(T)).await,
+            Some(ExitReason::Shutdown)
+        );
         assert!(!a2.is_alive());
     });
 }
@@ -401,7 +478,11 @@ fn the_supervision_tree_can_be_walked() {
     let node = rt.node();
     rt.block_on(async move {
         let (probe, _seen) = probe();
-        let inner = SupervisorSpec::new(Strategy::OneForOne).child(child(&probe, "leaf", Behaviour::RecordsShutdown));
+        let inner = SupervisorSpec::new(Strategy::OneForOne).child(child(
+            &probe,
+            "leaf",
+            Behaviour::RecordsShutdown,
+        ));
         let spec = SupervisorSpec::new(Strategy::OneForOne)
             .label("root supervisor")
             .name("root")
@@ -415,7 +496,12 @@ fn the_supervision_tree_can_be_walked() {
         assert_eq!(names, ["worker", "inner"]);
         assert_eq!(t.children[1].kind, ChildKind::Supervisor);
         assert_eq!(t.children[1].children[0].id, "leaf");
-        assert_eq!(node.info(t.children[1].pid.as_ref().unwrap()).unwrap().parent, Some(sup.pid().id()));
+        assert_eq!(
+            node.info(t.children[1].pid.as_ref().unwrap())
+                .unwrap()
+                .parent,
+            Some(sup.pid().id())
+        );
     });
 }
 
@@ -439,7 +525,10 @@ fn a_supervisor_ignores_exits_of_processes_that_are_not_its_children() {
             let d: Down = p.recv().await;
             d.reason
         });
-        assert_eq!(monitor.join().await.unwrap(), ExitReason::error("stranger crash"));
+        assert_eq!(
+            monitor.join().await.unwrap(),
+            ExitReason::error("stranger crash")
+        );
         assert_eq!(sup.count_children(T).await.unwrap().active, 3);
         assert!(seen.starts.try_recv().is_err());
     });

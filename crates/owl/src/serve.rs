@@ -31,6 +31,9 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         Runtime::new(Config::default().schedulers(args.schedulers)).map_err(|e| e.to_string())?;
     let node = rt.node();
     rt.block_on(async move {
+        // Listen for signals before announcing readiness, so a stop request
+        // that follows the announcement is never lost.
+        let stop = stop_signal()?;
         let root = Supervisor::start(&node, SupervisorSpec::new(Strategy::OneForOne).name("owl_root").label("root supervisor"))
             .await
             .map_err(|e| format!("root supervisor failed to start: {e}"))?;
@@ -42,17 +45,24 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         );
         println!("The web interface for {} arrives with the web system; this build runs the runtime only.", args.bind);
         println!("Press Ctrl-C to stop.");
-        wait_for_stop_signal().await;
+        stop.await;
         println!("stopping: shutting the supervision tree down");
         root.shutdown(Duration::from_secs(30)).await;
         Ok::<(), String>(())
     })
 }
 
-async fn wait_for_stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -21,6 +21,9 @@ pub use cell::SendError;
 use cell::{ProcessCell, SignalKind, Watcher};
 pub use receive::{AnyMessage, ByType, Matcher, Recv};
 
+/// The future of [`Process::recv`]: the first message of type `T`.
+pub type RecvTyped<'a, T> = Recv<'a, ByType<T, fn(&T) -> bool>>;
+
 /// A running process's handle on itself: its mailbox, its links and monitors,
 /// and the node it lives on. Every process body receives one.
 ///
@@ -64,7 +67,7 @@ impl Process {
 
     /// Waits for the first message of type `T`; messages of other types stay in
     /// the mailbox, in order (a selective receive by type).
-    pub fn recv<T: Send + 'static>(&mut self) -> Recv<'_, ByType<T, fn(&T) -> bool>> {
+    pub fn recv<T: Send + 'static>(&mut self) -> RecvTyped<'_, T> {
         Recv::by_type(&self.cell, |_| true)
     }
 
@@ -475,5 +478,5 @@ impl Pid {
 }
 
 fn unwrap_message<M: 'static>(m: Message) -> M {
-    m.downcast::<M>().ok().expect("message type is known")
+    m.downcast::<M>().expect("message type is known")
 }

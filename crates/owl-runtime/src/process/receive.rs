@@ -22,7 +22,7 @@ pub(crate) fn take_first<T: Send + 'static>(
     let msg = st.mailbox.remove(at).expect("position is in range");
     drop(st);
     cell.message_taken();
-    Some(msg.downcast::<T>().ok().expect("type was checked"))
+    Some(msg.downcast::<T>().expect("type was checked"))
 }
 
 /// Decides which message a receive takes and what it hands out.
@@ -44,7 +44,7 @@ impl<T: Send + 'static, P: FnMut(&T) -> bool> Matcher for ByType<T, P> {
         msg.downcast_ref::<T>().is_some_and(&mut self.0)
     }
     fn extract(msg: Message) -> T {
-        msg.downcast::<T>().ok().expect("type was checked")
+        msg.downcast::<T>().expect("type was checked")
     }
 }
 
