@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::node::Node;
 use crate::pid::{Pid, PidId};
-use crate::process::cell::{ProcessCell, Receiving, Watcher, status};
+use crate::process::cell::{ProcessCell, Receiving, WAIT_SLEEP, Watcher, status};
 use crate::scheduler::cycles_to_duration;
 
 /// Where a process is in its life.
@@ -130,7 +130,9 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
     let status = Status::from_raw(cell.status.load(Ordering::Acquire));
     let current_activity = if !matches!(st.receiving, Receiving::No) && status == Status::Waiting {
         "receive".to_string()
-    } else if let Some(a) = &st.activity {
+    } else if status == Status::Waiting && cell.waiting_on.load(Ordering::Relaxed) == WAIT_SLEEP {
+        "sleep".to_string()
+    } else if let Some(a) = st.extras.as_ref().and_then(|e| e.activity.as_ref()) {
         a.to_string()
     } else {
         status.as_str().to_string()
@@ -142,7 +144,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         parent: cell.parent,
         status,
         started_at: cell.node.upgrade().map_or(SystemTime::UNIX_EPOCH, |n| {
-            n.started_at + cycles_to_duration(cell.started_cycles.saturating_sub(n.started_cycles))
+            n.started_at + Duration::from_millis(cell.started_ms.saturating_sub(n.started_ms))
         }),
         cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),
         reductions: cell.stats.reductions.load(Ordering::Relaxed),
@@ -153,9 +155,9 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
             + cell.future_bytes as usize
             + std::mem::size_of::<ProcessCell>()
             + mailbox_bytes
-            + st.links.capacity() * std::mem::size_of::<Pid>()
+            + std::mem::size_of_val(st.links())
             + hint,
-        links: st.links.clone(),
+        links: st.links().to_vec(),
         monitored_by,
         monitors,
         trap_exit: st.trap_exit,

@@ -45,6 +45,7 @@ pub mod scheduler;
 pub mod server;
 pub mod supervisor;
 pub mod task;
+pub mod time;
 pub mod timer;
 
 pub use exit::{ExitReason, IntoExitReason};

@@ -11,19 +11,20 @@ use crate::pid::{MonitorRef, Pid};
 /// introspection) and its size (for the memory estimate).
 trait Payload: Any + Send {
     fn type_name(&self) -> &'static str;
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
-    fn as_any(&self) -> &dyn Any;
+    /// The payload's `TypeId` in one virtual call (matching runs on every receive).
+    fn payload_type(&self) -> TypeId;
+    fn size(&self) -> usize;
 }
 
 impl<T: Any + Send> Payload for T {
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
     }
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
+    fn payload_type(&self) -> TypeId {
+        TypeId::of::<T>()
     }
-    fn as_any(&self) -> &dyn Any {
-        self
+    fn size(&self) -> usize {
+        std::mem::size_of::<T>()
     }
 }
 
@@ -55,18 +56,28 @@ impl Message {
 
     /// The payload's `TypeId`.
     pub fn payload_type(&self) -> TypeId {
-        (*self.0).as_any().type_id()
+        (*self.0).payload_type()
     }
 
     /// A reference to the payload if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        (*self.0).as_any().downcast_ref()
+        if self.is::<T>() {
+            // SAFETY: the payload's concrete type is `T` (checked just above), so
+            // the data pointer of the trait object points at a valid `T`.
+            Some(unsafe { &*(&*self.0 as *const dyn Payload as *const T) })
+        } else {
+            None
+        }
     }
 
     /// Takes the payload out if it is a `T`, or gives the message back.
     pub fn downcast<T: Any>(self) -> Result<T, Message> {
         if self.is::<T>() {
-            Ok(*self.0.into_any().downcast::<T>().expect("type checked"))
+            let raw = Box::into_raw(self.0) as *mut T;
+            // SAFETY: the payload's concrete type is `T` (checked above) and the
+            // box was allocated as a `Box<T>` before it was unsized, so turning
+            // the thin pointer back into a `Box<T>` frees it with the same layout.
+            Ok(*unsafe { Box::from_raw(raw) })
         } else {
             Err(self)
         }
@@ -79,7 +90,7 @@ impl Message {
 
     /// Bytes the payload occupies inline (heap data it points to is not counted).
     pub fn size_estimate(&self) -> usize {
-        std::mem::size_of_val((*self.0).as_any()) + std::mem::size_of::<Message>()
+        (*self.0).size() + std::mem::size_of::<Message>()
     }
 }
 

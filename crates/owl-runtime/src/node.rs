@@ -99,6 +99,7 @@ impl Runtime {
             config.schedulers
         };
         let schedulers = Schedulers::new(workers, config.long_poll_threshold);
+        let wheel = crate::time::TimerWheel::new();
         let on_park = schedulers.clone();
         let executor = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -109,18 +110,20 @@ impl Runtime {
             .enable_all()
             .build()?;
         let inner = Arc::new(NodeInner {
-            table: DashMap::new(),
+            table: DashMap::with_hasher(rustc_hash::FxBuildHasher),
             registry: Registry::default(),
             groups: Groups::default(),
             next_pid: AtomicU64::new(1),
             next_ref: AtomicU64::new(1),
             started: Instant::now(),
             started_at: SystemTime::now(),
-            started_cycles: crate::scheduler::clock().raw(),
+            started_ms: crate::scheduler::coarse_now_ms(),
             handle: executor.handle().clone(),
             schedulers: schedulers.clone(),
             counters: Counters::default(),
+            wheel: wheel.clone(),
         });
+        executor.spawn(wheel.run_ticker());
         let _ = schedulers.node.set(Arc::downgrade(&inner));
         if let Some(online) = config.schedulers_online {
             schedulers
@@ -181,17 +184,18 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct NodeInner {
-    pub table: DashMap<u64, Arc<ProcessCell>>,
+    pub table: DashMap<u64, Arc<ProcessCell>, rustc_hash::FxBuildHasher>,
     pub registry: Registry,
     pub groups: Groups,
     next_pid: AtomicU64,
     next_ref: AtomicU64,
     pub started: Instant,
     pub started_at: SystemTime,
-    pub started_cycles: u64,
+    pub started_ms: u64,
     pub handle: tokio::runtime::Handle,
     pub schedulers: Arc<Schedulers>,
     pub counters: Counters,
+    pub wheel: Arc<crate::time::TimerWheel>,
 }
 
 impl NodeInner {

@@ -20,6 +20,18 @@ pub(crate) fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
 }
 
+/// Milliseconds on a coarse monotonic clock (a few ms resolution, but far
+/// cheaper than a precise read): for timestamps like a process's start time.
+pub(crate) fn coarse_now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 pub(crate) fn cycles_to_duration(cycles: u64) -> Duration {
     Duration::from_nanos(clock().delta_as_nanos(0, cycles))
 }

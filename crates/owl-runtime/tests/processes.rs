@@ -446,3 +446,59 @@ fn ten_thousand_spawn_and_kill_cycles_leave_no_process_behind() {
     });
     assert_eq!(node.process_count(), before);
 }
+
+#[test]
+fn sleep_lasts_at_least_its_duration_shows_as_activity_and_survives_other_wakeups() {
+    let rt = runtime();
+    let node = rt.node();
+    let (tx, rx) = std::sync::mpsc::channel::<Duration>();
+    let sleeper = node.spawn(move |p| async move {
+        let start = std::time::Instant::now();
+        p.sleep(Duration::from_millis(80)).await;
+        tx.send(start.elapsed()).unwrap();
+    });
+    rt.block_on(async {
+        loop {
+            let info = node.info(&sleeper).unwrap();
+            if info.current_activity == "sleep" {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    // A message wakes the process's task, but the sleep goes on.
+    sleeper.send(1u8).unwrap();
+    let slept = rx.recv_timeout(common::LIMIT).unwrap();
+    assert!(slept >= Duration::from_millis(80), "{slept:?}");
+}
+
+#[test]
+fn many_sleepers_wake_in_deadline_order() {
+    let rt = runtime();
+    let order = in_process(&rt, |mut p| async move {
+        let me = p.pid().clone();
+        for ms in [30u64, 10, 20] {
+            let me = me.clone();
+            p.spawn(move |q| async move {
+                q.sleep(Duration::from_millis(ms)).await;
+                me.send(ms).unwrap();
+            });
+        }
+        vec![
+            p.recv::<u64>().await,
+            p.recv::<u64>().await,
+            p.recv::<u64>().await,
+        ]
+    });
+    assert_eq!(order, vec![10, 20, 30]);
+}
+
+#[test]
+fn a_sleeping_process_can_be_killed() {
+    let rt = runtime();
+    let node = rt.node();
+    let sleeper = node.spawn(|p| async move { p.sleep(Duration::from_secs(3600)).await });
+    let exited = sleeper.wait_exit();
+    node.kill(&sleeper);
+    assert_eq!(rt.block_on(within("kill", exited)), ExitReason::Killed);
+}

@@ -27,6 +27,9 @@ pub(crate) mod status {
     pub const EXITING: u8 = 3;
 }
 
+/// `ProcessCell::waiting_on` value while the process sleeps.
+pub(crate) const WAIT_SLEEP: u8 = 1;
+
 /// Who is told when a process ends.
 pub(crate) enum Watcher {
     /// A process, by a [`Down`] message.
@@ -61,15 +64,22 @@ pub(crate) struct Extras {
     pub monitoring: Vec<(MonitorRef, Pid)>,
     /// Memory the process reports beyond its Rust state (e.g. a guest's linear memory).
     pub memory_hint: usize,
+    pub links: Vec<Pid>,
+    /// The reason an exit signal will end the process with at its next poll.
+    pub pending_exit: Option<ExitReason>,
+    pub activity: Option<Arc<str>>,
+    pub receive_waker: Option<Waker>,
 }
 
 /// Whether the process waits in a receive, and how to wake it.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receiving {
     No,
     /// Waiting with the process task's own waker (the usual case).
     OnTask,
-    /// Waiting inside some other waker context (e.g. a `FuturesUnordered`).
-    On(Waker),
+    /// Waiting inside some other waker context (e.g. a `FuturesUnordered`):
+    /// the waker is in `Extras::receive_waker`.
+    OnOther,
 }
 
 pub(crate) struct State {
@@ -80,15 +90,18 @@ pub(crate) struct State {
     pub task_waker: Option<Waker>,
     pub exited: bool,
     pub trap_exit: bool,
-    pub pending_exit: Option<ExitReason>,
-    pub links: Vec<Pid>,
-    pub activity: Option<Arc<str>>,
+    /// Rarely used parts (links, monitors, name…), out of line so that an idle
+    /// process stays small.
     pub extras: Option<Box<Extras>>,
 }
 
 impl State {
     pub fn extras(&mut self) -> &mut Extras {
         self.extras.get_or_insert_with(Default::default)
+    }
+
+    pub fn links(&self) -> &[Pid] {
+        self.extras.as_ref().map_or(&[], |e| &e.links)
     }
 }
 
@@ -108,10 +121,12 @@ pub(crate) struct ProcessCell {
     /// Bytes of the process's future (its stack, in BEAM terms), known at spawn.
     pub future_bytes: u32,
     pub bounded: Option<Box<Bounded>>,
-    /// Start time, in raw clock cycles (see `scheduler::clock`).
-    pub started_cycles: u64,
+    /// Start time on the coarse clock (see `scheduler::coarse_now_ms`).
+    pub started_ms: u64,
     pub state: Mutex<State>,
     pub status: AtomicU8,
+    /// What a waiting process waits for besides messages (`WAIT_SLEEP`), for introspection.
+    pub waiting_on: AtomicU8,
     /// Fast check for `state.pending_exit`, read on every poll.
     pub exit_pending: AtomicBool,
     pub stats: Stats,
@@ -173,11 +188,11 @@ impl ProcessCell {
                 self.wake_task(st);
                 None
             }
-            Receiving::On(w) => {
+            Receiving::OnOther => {
                 if self.status.load(Ordering::Relaxed) == status::WAITING {
                     self.status.store(status::RUNNABLE, Ordering::Relaxed);
                 }
-                Some(w)
+                st.extras.as_mut().and_then(|e| e.receive_waker.take())
             }
         }
     }
@@ -222,9 +237,10 @@ impl ProcessCell {
             return;
         }
         if kind == SignalKind::Link {
-            match st.links.iter().position(|p| p == from) {
-                Some(i) => {
-                    st.links.swap_remove(i);
+            let links = st.extras.as_mut().map(|e| &mut e.links);
+            match links.and_then(|l| l.iter().position(|p| p == from).map(|i| (l, i))) {
+                Some((links, i)) => {
+                    links.swap_remove(i);
                 }
                 // Unlinked meanwhile: the signal no longer concerns us.
                 None => return,
@@ -255,8 +271,9 @@ impl ProcessCell {
         };
         if let Some(reason) = die_with {
             // An untrappable kill overrides an earlier, softer pending reason.
-            if st.pending_exit.is_none() || reason == ExitReason::Killed {
-                st.pending_exit = Some(reason);
+            let pending = &mut st.extras().pending_exit;
+            if pending.is_none() || reason == ExitReason::Killed {
+                *pending = Some(reason);
             }
             self.exit_pending.store(true, Ordering::Release);
             self.wake_task(&st);
@@ -264,7 +281,7 @@ impl ProcessCell {
     }
 
     pub fn take_pending_exit(&self) -> Option<ExitReason> {
-        self.state.lock().pending_exit.take()
+        self.state.lock().extras.as_mut()?.pending_exit.take()
     }
 
     /// Adds `watcher` to the monitors of this process, or reports it is gone.
@@ -294,21 +311,16 @@ impl ProcessCell {
     /// processes and monitors, in that order, so that whoever sees the `Down`
     /// also sees the name free.
     pub fn finish(self: &Arc<Self>, reason: ExitReason) {
-        let (links, extras, mailbox) = {
+        let (extras, mailbox) = {
             let mut st = self.state.lock();
             if st.exited {
                 return;
             }
             st.exited = true;
             st.receiving = Receiving::No;
-            st.pending_exit = None;
             // The task's waker holds the task, whose future holds this cell.
             drop(st.task_waker.take());
-            (
-                std::mem::take(&mut st.links),
-                st.extras.take(),
-                std::mem::take(&mut st.mailbox),
-            )
+            (st.extras.take(), std::mem::take(&mut st.mailbox))
         };
         self.status.store(status::EXITING, Ordering::Release);
         if let Some(b) = &self.bounded {
@@ -321,6 +333,7 @@ impl ProcessCell {
         }
         let mut name = None;
         let mut watchers = Vec::new();
+        let mut links = Vec::new();
         if let Some(ex) = extras {
             let ex = *ex;
             if let Some(node) = &node {
@@ -338,6 +351,7 @@ impl ProcessCell {
             }
             name = ex.name;
             watchers = ex.monitored_by;
+            links = ex.links;
         }
         if let Some(node) = &node {
             node.report_exit(self, name.as_deref(), &reason);

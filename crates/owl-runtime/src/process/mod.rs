@@ -126,9 +126,9 @@ impl Process {
     /// Removes a link (both directions). An [`Exit`] from `other` already in
     /// the mailbox is removed too, so nothing from the old link is seen later.
     pub fn unlink(&mut self, other: &Pid) {
-        self.cell.state.lock().links.retain(|p| p != other);
+        self.cell.state.lock().extras().links.retain(|p| p != other);
         if let Some(cell) = other.cell() {
-            cell.state.lock().links.retain(|p| p != &self.pid);
+            cell.state.lock().extras().links.retain(|p| p != &self.pid);
         }
         while receive::take_first::<Exit>(&self.cell, &mut |e| &e.from == other).is_some() {}
     }
@@ -255,7 +255,7 @@ impl Process {
     /// Sets what this process reports as its current activity in the process
     /// table (while it is not waiting in a receive).
     pub fn set_activity(&self, activity: impl Into<Arc<str>>) {
-        self.cell.state.lock().activity = Some(activity.into());
+        self.cell.state.lock().extras().activity = Some(activity.into());
     }
 
     /// Reports memory this process holds beyond its own Rust state (for
@@ -270,11 +270,15 @@ impl Process {
         self.cell.stats.reductions.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Sleeps, showing `sleep` as the current activity meanwhile.
-    pub async fn sleep(&self, duration: Duration) {
-        let previous = self.cell.state.lock().activity.replace("sleep".into());
-        tokio::time::sleep(duration).await;
-        self.cell.state.lock().activity = previous;
+    /// Sleeps for `duration` (millisecond resolution), showing `sleep` as the
+    /// current activity meanwhile. Cheap enough for a million sleeping processes.
+    pub fn sleep(&self, duration: Duration) -> crate::time::Sleep<'_> {
+        self.sleep_until(std::time::Instant::now() + duration)
+    }
+
+    /// Sleeps until `deadline` (see [`sleep`](Self::sleep)).
+    pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::time::Sleep<'_> {
+        crate::time::Sleep::new(&self.node.inner.wheel, deadline, &self.cell.waiting_on)
     }
 }
 
@@ -287,8 +291,9 @@ fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
     }
     {
         let mut st = cell.state.lock();
-        if !st.links.contains(other) {
-            st.links.push(other.clone());
+        let links = &mut st.extras().links;
+        if !links.contains(other) {
+            links.push(other.clone());
         }
     }
     let linked = other.cell().is_some_and(|target| {
@@ -296,8 +301,9 @@ fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
         if st.exited {
             return false;
         }
-        if !st.links.contains(&me) {
-            st.links.push(me.clone());
+        let links = &mut st.extras().links;
+        if !links.contains(&me) {
+            links.push(me.clone());
         }
         true
     });
@@ -381,7 +387,7 @@ impl Node {
             node: Arc::downgrade(inner),
             label: opts.label.unwrap_or(Cow::Borrowed("process")),
             parent: opts.parent.as_ref().map(|p| p.id()),
-            started_cycles: crate::scheduler::clock().raw(),
+            started_ms: crate::scheduler::coarse_now_ms(),
             future_bytes: future_bytes.min(u32::MAX as usize) as u32,
             bounded,
             state: parking_lot::Mutex::new(cell::State {
@@ -390,12 +396,10 @@ impl Node {
                 task_waker: None,
                 exited: false,
                 trap_exit: opts.trap_exit,
-                pending_exit: None,
-                links: Vec::new(),
-                activity: None,
                 extras: None,
             }),
             status: std::sync::atomic::AtomicU8::new(cell::status::RUNNABLE),
+            waiting_on: Default::default(),
             exit_pending: Default::default(),
             stats: Default::default(),
         });

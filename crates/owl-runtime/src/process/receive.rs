@@ -106,10 +106,14 @@ impl<M: Matcher + Unpin> Future for Recv<'_, M> {
                     .task_waker
                     .as_ref()
                     .is_some_and(|t| t.will_wake(cx.waker()));
-                st.receiving = match st.receiving {
-                    _ if on_task => Receiving::OnTask,
-                    Receiving::On(ref w) if w.will_wake(cx.waker()) => Receiving::On(w.clone()),
-                    _ => Receiving::On(cx.waker().clone()),
+                st.receiving = if on_task {
+                    Receiving::OnTask
+                } else {
+                    let slot = &mut st.extras().receive_waker;
+                    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *slot = Some(cx.waker().clone());
+                    }
+                    Receiving::OnOther
                 };
                 Poll::Pending
             }

@@ -20,10 +20,10 @@ pub async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, St
         for i in 0..workers {
             let jobs = counter.clone();
             let start_delay = Duration::from_micros(splitmix(i as u64) % 1_000_000);
-            p.spawn(move |_| async move {
-                let mut next = TokioInstant::now() + start_delay;
+            p.spawn(move |q| async move {
+                let mut next = Instant::now() + start_delay;
                 loop {
-                    tokio::time::sleep_until(next).await;
+                    q.sleep_until(next).await;
                     let sum: u64 = (1..=black_box(100u64)).sum();
                     black_box(sum);
                     jobs.fetch_add(1, Ordering::Relaxed);
