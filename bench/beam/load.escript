@@ -1,8 +1,11 @@
 #!/usr/bin/env escript
+-mode(compile).
 %% The load-control workload: W workers, each waits a random 0-1 s, then once
 %% a second computes sum(1..100) and bumps a shared counter.
 main([WStr, SStr]) ->
     W = list_to_integer(WStr), S = list_to_integer(SStr),
+    %% The sampler must not starve behind the workers it measures.
+    process_flag(priority, high),
     Counter = counters:new(1, [write_concurrency]),
     [spawn(fun() -> worker(Counter) end) || _ <- lists:seq(1, W)],
     Half = S * 500,

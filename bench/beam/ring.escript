@@ -1,4 +1,5 @@
 #!/usr/bin/env escript
+-mode(compile).
 %% A token around a ring of P processes, M rounds. Prints msgs_per_s.
 main([PStr, MStr]) ->
     P = list_to_integer(PStr), M = list_to_integer(MStr),

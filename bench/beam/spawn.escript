@@ -1,4 +1,5 @@
 #!/usr/bin/env escript
+-mode(compile).
 %% Spawn N idle processes (each waiting in receive), then stop them.
 %% Prints one JSON line: us_per_spawn, bytes_per_process, teardown_us_per_process.
 main([NStr]) ->
@@ -10,9 +11,10 @@ main([NStr]) ->
     T1 = erlang:monotonic_time(microsecond),
     wait_count(N + 1),
     MemAfter = erlang:memory(total),
+    Target = length(processes()) - N,
     T2 = erlang:monotonic_time(microsecond),
     [P ! stop || P <- Pids],
-    wait_gone(length(processes()) - N),
+    wait_gone(Target),
     T3 = erlang:monotonic_time(microsecond),
     io:format("{\"bench\":\"spawn\",\"system\":\"beam\",\"processes\":~p,\"us_per_spawn\":~.3f,"
               "\"bytes_per_process\":~.1f,\"teardown_us_per_process\":~.3f}~n",

@@ -20,6 +20,10 @@ pub async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, St
         for i in 0..workers {
             let jobs = counter.clone();
             let start_delay = Duration::from_micros(splitmix(i as u64) % 1_000_000);
+            if i % 1024 == 0 {
+                // Let the scheduler breathe: a native loop never yields on its own.
+                tokio::task::yield_now().await;
+            }
             p.spawn(move |q| async move {
                 let mut next = Instant::now() + start_delay;
                 loop {
