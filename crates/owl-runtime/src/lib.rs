@@ -53,7 +53,7 @@ pub use info::{ProcessInfo, ProcessSample, Status};
 pub use message::{Down, Exit, Message};
 pub use node::{Config, Node, Runtime};
 pub use pid::{MonitorRef, ParsePidError, Pid, PidId};
-pub use process::{Process, SendError, SpawnOptions};
+pub use process::{Measured, Process, SendError, SpawnOptions, WorkMeter};
 pub use registry::RegisterError;
 pub use scheduler::{SchedulerSample, Utilization};
 pub use task::Task;

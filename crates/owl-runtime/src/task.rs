@@ -68,6 +68,28 @@ impl<T: Send + 'static> Task<T> {
 }
 
 impl Node {
+    /// Like [`spawn_task`](Self::spawn_task) for bodies that can fail with an
+    /// exit reason: `Err(reason)` ends the task's process with that reason
+    /// (a crash report if it is a failure), and `join` returns it.
+    pub fn spawn_try_task<F, Fut, T>(&self, opts: SpawnOptions, body: F) -> Task<T>
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, ExitReason>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, result) = oneshot::channel();
+        let (pid, exited) = self.spawn_watched(opts, move |p| async move {
+            let value = body(p).await?;
+            let _ = tx.send(value);
+            Ok::<(), ExitReason>(())
+        });
+        Task {
+            pid,
+            result,
+            exited,
+        }
+    }
+
     /// Runs `body` in a new process (labelled `task`) and returns a handle to
     /// await its result.
     pub fn spawn_task<F, Fut, T>(&self, body: F) -> Task<T>

@@ -270,6 +270,14 @@ impl Process {
         self.cell.stats.reductions.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// A handle that charges work done on this process's behalf elsewhere
+    /// (another executor, a thread pool) to its CPU time and reductions.
+    pub fn work_meter(&self) -> WorkMeter {
+        WorkMeter {
+            cell: self.cell.clone(),
+        }
+    }
+
     /// Sleeps for `duration` (millisecond resolution), showing `sleep` as the
     /// current activity meanwhile. Cheap enough for a million sleeping processes.
     pub fn sleep(&self, duration: Duration) -> crate::time::Sleep<'_> {
@@ -279,6 +287,84 @@ impl Process {
     /// Sleeps until `deadline` (see [`sleep`](Self::sleep)).
     pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::time::Sleep<'_> {
         crate::time::Sleep::new(&self.node.inner.wheel, deadline, &self.cell.waiting_on)
+    }
+}
+
+/// Charges work done outside the process's own polls to the process (see
+/// [`Process::work_meter`]).
+///
+/// ```
+/// use owl_runtime::Runtime;
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let node = rt.node();
+/// let reductions = rt.block_on(async move {
+///     node.spawn_task(|p| async move {
+///         let meter = p.work_meter();
+///         // Work on another executor, measured poll by poll.
+///         let work = meter.measure(async { (1..=1000u64).sum::<u64>() });
+///         tokio::spawn(work).await.unwrap();
+///         p.node().info(p.pid()).unwrap().reductions
+///     }).join().await.unwrap()
+/// });
+/// assert!(reductions >= 2);
+/// ```
+#[derive(Clone)]
+pub struct WorkMeter {
+    cell: Arc<ProcessCell>,
+}
+
+impl WorkMeter {
+    /// Wraps `fut` so that each of its polls, wherever it runs, adds its
+    /// duration to the process's CPU time and one reduction.
+    pub fn measure<F: Future>(&self, fut: F) -> Measured<F> {
+        Measured {
+            meter: self.clone(),
+            fut,
+        }
+    }
+
+    /// Adds reductions.
+    pub fn add_reductions(&self, n: u64) {
+        self.cell.stats.reductions.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reports memory held for the process (e.g. a guest's linear memory).
+    pub fn set_memory_hint(&self, bytes: usize) {
+        self.cell.state.lock().extras().memory_hint = bytes;
+    }
+
+    /// Sets the process's current activity.
+    pub fn set_activity(&self, activity: impl Into<Arc<str>>) {
+        self.cell.state.lock().extras().activity = Some(activity.into());
+    }
+}
+
+/// The future of [`WorkMeter::measure`].
+pub struct Measured<F> {
+    meter: WorkMeter,
+    fut: F,
+}
+
+impl<F: Future> Future for Measured<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // SAFETY: `fut` is structurally pinned and never moved; `meter` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let fut = unsafe { std::pin::Pin::new_unchecked(&mut this.fut) };
+        let start = crate::scheduler::clock().raw();
+        let out = fut.poll(cx);
+        let end = crate::scheduler::clock().raw();
+        let stats = &this.meter.cell.stats;
+        stats
+            .cpu_cycles
+            .fetch_add(end.saturating_sub(start), Ordering::Relaxed);
+        stats.reductions.fetch_add(1, Ordering::Relaxed);
+        out
     }
 }
 

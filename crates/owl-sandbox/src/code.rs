@@ -1,0 +1,216 @@
+//! The code server: named guest modules with numbered versions. New spawns
+//! use the newest version; processes keep the version they started with.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use owl_runtime::Pid;
+use parking_lot::{Mutex, RwLock};
+use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
+
+use crate::guest::GuestState;
+
+/// Why a module was not loaded. The current version, if any, stays in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// Not valid WebAssembly (binary or text); the compiler's message.
+    Compile(String),
+    /// It imports something the sandbox does not provide.
+    Imports(String),
+    /// It lacks a function the current version exports (or changed its type),
+    /// or exports no function at all.
+    Exports(String),
+    /// Module names are 1–64 characters of `a-z`, `0-9`, `_` and `-`.
+    InvalidName(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Compile(m) => write!(f, "module does not compile: {m}"),
+            LoadError::Imports(m) => {
+                write!(f, "module imports what the sandbox does not provide: {m}")
+            }
+            LoadError::Exports(m) => write!(f, "module exports do not fit: {m}"),
+            LoadError::InvalidName(n) => write!(f, "invalid module name {n:?}"),
+        }
+    }
+}
+impl std::error::Error for LoadError {}
+
+/// One loaded version of a module.
+pub(crate) struct Version {
+    pub number: u32,
+    pub pre: InstancePre<GuestState>,
+    pub exports: Vec<(String, FuncType)>,
+    /// Processes running this version, by pid number.
+    pub running: Mutex<HashMap<u64, Pid>>,
+}
+
+impl Version {
+    pub fn function(&self, name: &str) -> Option<&FuncType> {
+        self.exports.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+}
+
+/// What [`Sandbox::modules`](crate::Sandbox::modules) reports for one module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// The module's name.
+    pub name: String,
+    /// The newest version number (new spawns use it).
+    pub current: u32,
+    /// Every version still loaded, oldest first, with how many processes run it.
+    pub versions: Vec<(u32, usize)>,
+    /// The exported functions.
+    pub functions: Vec<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct CodeServer {
+    modules: RwLock<HashMap<String, Vec<Arc<Version>>>>,
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn describe(ty: &FuncType) -> String {
+    let list = |it: &mut dyn Iterator<Item = ValType>| {
+        it.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    format!(
+        "({}) -> ({})",
+        list(&mut ty.params()),
+        list(&mut ty.results())
+    )
+}
+
+impl CodeServer {
+    /// Compiles `source` (`.wat` text or `.wasm` binary) and makes it the
+    /// newest version of `name`. Slow (milliseconds): call it off the executors.
+    pub fn load(&self, engine: &Engine, name: &str, source: &[u8]) -> Result<u32, LoadError> {
+        if !valid_name(name) {
+            return Err(LoadError::InvalidName(name.chars().take(80).collect()));
+        }
+        let module =
+            Module::new(engine, source).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        if let Some(import) = module.imports().next() {
+            return Err(LoadError::Imports(format!(
+                "{}::{}",
+                import.module(),
+                import.name()
+            )));
+        }
+        let exports: Vec<(String, FuncType)> = module
+            .exports()
+            .filter_map(|e| match e.ty() {
+                ExternType::Func(f) => Some((e.name().to_string(), f)),
+                _ => None,
+            })
+            .collect();
+        if exports.is_empty() {
+            return Err(LoadError::Exports("no exported function".into()));
+        }
+        if let Some(current) = self.current(name) {
+            for (fname, ty) in &current.exports {
+                match exports.iter().find(|(n, _)| n == fname) {
+                    None => {
+                        return Err(LoadError::Exports(format!(
+                            "missing {fname}{}",
+                            describe(ty)
+                        )));
+                    }
+                    Some((_, new)) if !FuncType::eq(new, ty) => {
+                        return Err(LoadError::Exports(format!(
+                            "{fname} changed from {} to {}",
+                            describe(ty),
+                            describe(new)
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let linker = Linker::new(engine);
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let mut modules = self.modules.write();
+        let versions = modules.entry(name.to_string()).or_default();
+        let number = versions.last().map_or(1, |v| v.number + 1);
+        versions.push(Arc::new(Version {
+            number,
+            pre,
+            exports,
+            running: Mutex::new(HashMap::new()),
+        }));
+        Ok(number)
+    }
+
+    /// The newest version of `name`.
+    pub fn current(&self, name: &str) -> Option<Arc<Version>> {
+        self.modules
+            .read()
+            .get(name)
+            .and_then(|v| v.last().cloned())
+    }
+
+    /// Drops every version but the newest, returning the processes that still
+    /// ran one of them (the caller kills them).
+    pub fn purge(&self, name: &str) -> Option<Vec<Pid>> {
+        let mut modules = self.modules.write();
+        let versions = modules.get_mut(name)?;
+        let keep = versions.pop()?;
+        let old: Vec<Arc<Version>> = std::mem::take(versions);
+        versions.push(keep);
+        drop(modules);
+        Some(
+            old.iter()
+                .flat_map(|v| v.running.lock().values().cloned().collect::<Vec<_>>())
+                .collect(),
+        )
+    }
+
+    /// Every process running any version of `name`.
+    pub fn running(&self, name: &str) -> Vec<Pid> {
+        let modules = self.modules.read();
+        modules
+            .get(name)
+            .map(|vs| {
+                vs.iter()
+                    .flat_map(|v| v.running.lock().values().cloned().collect::<Vec<_>>())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn list(&self) -> Vec<ModuleInfo> {
+        let modules = self.modules.read();
+        let mut all: Vec<ModuleInfo> = modules
+            .iter()
+            .filter_map(|(name, versions)| {
+                let current = versions.last()?;
+                Some(ModuleInfo {
+                    name: name.clone(),
+                    current: current.number,
+                    versions: versions
+                        .iter()
+                        .map(|v| (v.number, v.running.lock().len()))
+                        .collect(),
+                    functions: current
+                        .exports
+                        .iter()
+                        .map(|(n, t)| format!("{n}{}", describe(t)))
+                        .collect(),
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+}

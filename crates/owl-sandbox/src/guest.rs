@@ -1,0 +1,90 @@
+//! Running one guest call: a fresh instance in its own store, with a memory
+//! limit, yielding to its executor at every epoch tick so that it can be
+//! time-sliced and cancelled at any instruction.
+
+use std::sync::Arc;
+
+use owl_runtime::ExitReason;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, WasmBacktrace};
+
+use crate::code::Version;
+
+/// Per-instance host state: only the resource limits.
+pub(crate) struct GuestState {
+    limits: StoreLimits,
+}
+
+/// Calls `function(args)` on a new instance of `version`; the `i64`/`i32`
+/// results, or the exit reason of the crash.
+pub(crate) async fn call(
+    engine: Engine,
+    version: Arc<Version>,
+    module: Arc<str>,
+    function: Arc<str>,
+    args: Vec<i64>,
+    memory_limit: usize,
+) -> Result<Vec<i64>, ExitReason> {
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(memory_limit)
+        .trap_on_grow_failure(true)
+        .instances(1)
+        .build();
+    let mut store = Store::new(&engine, GuestState { limits });
+    store.limiter(|s| &mut s.limits);
+    // Epoch deadlines start out expired: arm one tick, and yield back to the
+    // executor (then re-arm) at every tick from then on.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+
+    let crash = |e: wasmtime::Error| crash_reason(&module, &function, &e);
+    let instance = version
+        .pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(crash)?;
+    let func = instance
+        .get_func(&mut store, &function)
+        .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))?;
+    let ty = func.ty(&store);
+    let params: Vec<Val> = ty
+        .params()
+        .zip(&args)
+        .map(|(t, &a)| match t {
+            wasmtime::ValType::I32 => Val::I32(a as i32),
+            _ => Val::I64(a),
+        })
+        .collect();
+    let mut results: Vec<Val> = ty.results().map(|_| Val::I64(0)).collect();
+    func.call_async(&mut store, &params, &mut results)
+        .await
+        .map_err(crash)?;
+    Ok(results
+        .iter()
+        .map(|v| match v {
+            Val::I32(x) => *x as i64,
+            Val::I64(x) => *x,
+            _ => 0,
+        })
+        .collect())
+}
+
+/// "trap in math:sum: wasm `unreachable` instruction executed" — the trap and
+/// the innermost guest function that has a name.
+fn crash_reason(module: &str, function: &str, err: &wasmtime::Error) -> ExitReason {
+    let in_function = err
+        .downcast_ref::<WasmBacktrace>()
+        .and_then(|bt| {
+            bt.frames()
+                .iter()
+                .find_map(|f| f.func_name().map(str::to_string))
+        })
+        .unwrap_or_else(|| function.to_string());
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => ExitReason::CpuLimit,
+        Some(trap) => ExitReason::error(format!("trap in {module}:{in_function}: {trap}")),
+        None => ExitReason::error(format!(
+            "{module}:{in_function} failed: {}",
+            err.root_cause()
+        )),
+    }
+}

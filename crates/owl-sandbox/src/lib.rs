@@ -1,0 +1,311 @@
+//! # owl-sandbox
+//!
+//! Sandboxed owl processes: code that may misbehave (loop forever, crash,
+//! eat memory) runs as a WebAssembly guest on wasmtime, inside an ordinary owl
+//! process — same pid, links, monitors, exit reasons, supervision and process
+//! table as a native one — but *preempted* (it yields to its executor every
+//! epoch tick, 1 ms by default), *memory-limited* (16 MiB by default, a clean
+//! crash beyond), *killable at any instruction*, and *hot-swappable* through a
+//! code server with numbered module versions.
+//!
+//! Guests run on their own executor, so a runaway guest never holds the
+//! schedulers that run native processes (web sessions, supervisors).
+//!
+//! ```
+//! use owl_runtime::{Runtime, SpawnOptions};
+//! use owl_sandbox::{Sandbox, SandboxConfig};
+//!
+//! let rt = Runtime::new(Default::default()).unwrap();
+//! let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+//! sandbox
+//!     .load("double", br#"(module (func (export "run") (param i64) (result i64)
+//!         (i64.mul (local.get 0) (i64.const 2))))"#)
+//!     .unwrap();
+//! let node = rt.node();
+//! let out = rt.block_on(async move {
+//!     let task = sandbox.spawn(&node, "double", "run", vec![21], SpawnOptions::new()).unwrap();
+//!     task.join().await.unwrap()
+//! });
+//! assert_eq!(out.values, vec![42]);
+//! ```
+
+mod code;
+mod guest;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use owl_runtime::{ExitReason, Node, Pid, SpawnOptions, Task};
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use code::{LoadError, ModuleInfo};
+
+/// Limits and timing of a [`Sandbox`].
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Linear memory one guest may use (default 16 MiB).
+    pub memory_limit: usize,
+    /// Sandboxed processes that may run at once (admission control; default 1,000).
+    pub max_processes: usize,
+    /// How often running guests yield (default 1 ms).
+    pub epoch_tick: Duration,
+    /// Worker threads of the guest executor (default 1).
+    pub guest_threads: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            memory_limit: 16 << 20,
+            max_processes: 1000,
+            epoch_tick: Duration::from_millis(1),
+            guest_threads: 1,
+        }
+    }
+}
+
+/// Why a sandboxed process was not started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// No module of that name is loaded.
+    NoSuchModule(String),
+    /// The module has no such function, or it takes a different number of arguments.
+    NoSuchFunction(String),
+    /// `max_processes` sandboxed processes are running already.
+    Overloaded,
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::NoSuchModule(m) => write!(f, "no module named {m:?}"),
+            SpawnError::NoSuchFunction(m) => write!(f, "no such function: {m}"),
+            SpawnError::Overloaded => {
+                f.write_str("overloaded: too many sandboxed processes running")
+            }
+        }
+    }
+}
+impl std::error::Error for SpawnError {}
+
+/// What a sandboxed call returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestOutput {
+    /// The function's results (`i32` results sign-extended).
+    pub values: Vec<i64>,
+    /// The module version that ran.
+    pub version: u32,
+}
+
+struct Inner {
+    engine: Engine,
+    code: code::CodeServer,
+    guests: Option<tokio::runtime::Runtime>,
+    admission: Arc<Semaphore>,
+    config: SandboxConfig,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Release);
+        if let Some(rt) = self.guests.take() {
+            // Never blocks, so the sandbox may be dropped anywhere.
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The engine, code server and guest executor. Cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl Sandbox {
+    /// Starts the guest executor and the epoch ticker.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
+        let mut pool = PoolingAllocationConfig::default();
+        let slots = config.max_processes.max(1) as u32;
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .total_stacks(slots)
+            .max_memory_size(config.memory_limit);
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .memory_reservation(config.memory_limit as u64)
+            .memory_guard_size(64 << 10)
+            .async_stack_size(512 << 10)
+            .max_wasm_stack(256 << 10)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm)
+            .map_err(|e| format!("cannot start the WebAssembly engine: {e:#}"))?;
+        let guests = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.guest_threads.max(1))
+            .thread_name("owl-guest")
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (stop, ticking, tick) = (stop_ticker.clone(), engine.weak(), config.epoch_tick);
+        std::thread::Builder::new()
+            .name("owl-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(tick);
+                    match ticking.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                engine,
+                code: Default::default(),
+                guests: Some(guests),
+                admission: Arc::new(Semaphore::new(config.max_processes)),
+                config,
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// Loads `source` (`.wat` text or `.wasm`) as the newest version of module
+    /// `name`; returns its version number. A module that does not compile,
+    /// needs imports, or lacks a function the current version exports is
+    /// rejected and the current version stays. Compiling takes milliseconds:
+    /// from async code use [`load_async`](Self::load_async).
+    pub fn load(&self, name: &str, source: &[u8]) -> Result<u32, LoadError> {
+        let version = self.inner.code.load(&self.inner.engine, name, source)?;
+        tracing::info!(module = name, version, "module loaded");
+        Ok(version)
+    }
+
+    /// [`load`](Self::load) on a blocking thread, so no executor stalls.
+    pub async fn load_async(&self, name: &str, source: Vec<u8>) -> Result<u32, LoadError> {
+        let (this, name) = (self.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || this.load(&name, &source))
+            .await
+            .unwrap_or_else(|e| Err(LoadError::Compile(format!("compiler crashed: {e}"))))
+    }
+
+    /// Loaded modules and their versions.
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        self.inner.code.list()
+    }
+
+    /// Drops the old versions of `name` and kills the processes still running
+    /// them; returns how many were killed.
+    pub fn purge(&self, node: &Node, name: &str) -> usize {
+        let victims = self.inner.code.purge(name).unwrap_or_default();
+        victims.iter().filter(|pid| node.kill(pid)).count()
+    }
+
+    /// Every process running any version of `name` (the talk's `kill_math()`
+    /// kills these).
+    pub fn running(&self, name: &str) -> Vec<Pid> {
+        self.inner.code.running(name)
+    }
+
+    /// Starts a sandboxed process that calls `module:function(args)` on the
+    /// newest version and returns the results, or ends with the guest's crash
+    /// (a trap, the memory limit) as its exit reason.
+    pub fn spawn(
+        &self,
+        node: &Node,
+        module: &str,
+        function: &str,
+        args: Vec<i64>,
+        opts: SpawnOptions,
+    ) -> Result<Task<GuestOutput>, SpawnError> {
+        let version = self
+            .inner
+            .code
+            .current(module)
+            .ok_or_else(|| SpawnError::NoSuchModule(module.to_string()))?;
+        let arity = version
+            .function(function)
+            .map(|t| t.params().len())
+            .ok_or_else(|| SpawnError::NoSuchFunction(format!("{module}:{function}")))?;
+        if arity != args.len() {
+            return Err(SpawnError::NoSuchFunction(format!(
+                "{module}:{function} takes {arity} arguments, not {}",
+                args.len()
+            )));
+        }
+        let permit = self
+            .inner
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SpawnError::Overloaded)?;
+        let inner = self.inner.clone();
+        let (module, function): (Arc<str>, Arc<str>) = (module.into(), function.into());
+        let opts = opts.label(format!("sandbox {module} v{}", version.number));
+        Ok(node.spawn_try_task(opts, move |p| async move {
+            let _permit = permit;
+            let me = p.pid().clone();
+            version.running.lock().insert(me.id().0, me.clone());
+            let _running = Running {
+                version: version.clone(),
+                pid: me.id().0,
+            };
+            p.set_activity(format!("{module}:{function}"));
+            p.set_memory_hint(inner.config.memory_limit);
+            let job = p.work_meter().measure(guest::call(
+                inner.engine.clone(),
+                version.clone(),
+                module,
+                function,
+                args,
+                inner.config.memory_limit,
+            ));
+            let guests = inner
+                .guests
+                .as_ref()
+                .expect("guest executor runs while the sandbox lives");
+            let handle = AbortOnDrop(guests.spawn(job));
+            let values = handle.join().await?;
+            Ok(GuestOutput {
+                values,
+                version: version.number,
+            })
+        }))
+    }
+}
+
+/// Removes a process from its version's running set when it ends, however.
+struct Running {
+    version: Arc<code::Version>,
+    pid: u64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.version.running.lock().remove(&self.pid);
+    }
+}
+
+/// The guest's task on the guest executor; cancelled (at its next epoch
+/// yield, within a tick) when the owning process ends, e.g. because it was killed.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<Vec<i64>, ExitReason>>);
+
+impl AbortOnDrop {
+    async fn join(mut self) -> Result<Vec<i64>, ExitReason> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) => Err(ExitReason::error(format!("guest task failed: {e}"))),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

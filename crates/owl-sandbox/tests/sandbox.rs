@@ -1,0 +1,318 @@
+//! Sandboxed processes with the talk's math guests: crash, runaway, kill,
+//! limits, upgrade, exactness.
+
+use std::time::{Duration, Instant};
+
+use owl_runtime::{Config, ExitReason, Runtime, SpawnOptions};
+use owl_sandbox::{LoadError, Sandbox, SandboxConfig, SpawnError};
+
+const MATH_V1: &[u8] = include_bytes!("../../../guests/math.wat");
+const MATH_FIXED: &[u8] = include_bytes!("../../../guests/math_fixed.wat");
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn setup() -> (Runtime, Sandbox) {
+    let rt = Runtime::new(Config::default().schedulers(2)).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    assert_eq!(sandbox.load("math", MATH_V1), Ok(1));
+    (rt, sandbox)
+}
+
+async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(LIMIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// ∑(1..n) from the guest's (status, lo, hi).
+fn sum_of(values: &[i64]) -> Result<u128, &'static str> {
+    match values {
+        [0, lo, hi] => Ok(((*hi as u64 as u128) << 64) | *lo as u64 as u128),
+        [1, _, _] => Err("invalid input"),
+        other => panic!("unexpected guest output {other:?}"),
+    }
+}
+
+async fn sum(
+    rt_node: &owl_runtime::Node,
+    sandbox: &Sandbox,
+    n: i64,
+) -> Result<Result<u128, &'static str>, ExitReason> {
+    let task = sandbox
+        .spawn(rt_node, "math", "sum", vec![n], SpawnOptions::new())
+        .unwrap();
+    within("a sum", task.join())
+        .await
+        .map(|out| sum_of(&out.values))
+}
+
+#[test]
+fn version_one_sums_correctly_and_crashes_on_13_naming_the_trap_and_function() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        assert_eq!(sum(&node, &sandbox, 5).await, Ok(Ok(15)));
+        assert_eq!(sum(&node, &sandbox, 100).await, Ok(Ok(5050)));
+        match sum(&node, &sandbox, 13).await {
+            Err(ExitReason::Error(m)) => {
+                assert!(m.contains("unreachable"), "{m}");
+                assert!(m.contains("math:sum"), "{m}");
+            }
+            other => panic!("13 should crash, got {other:?}"),
+        }
+        // The crash changed nothing for the next calculation.
+        assert_eq!(sum(&node, &sandbox, 7).await, Ok(Ok(28)));
+    });
+}
+
+#[test]
+fn a_runaway_guest_keeps_running_without_blocking_native_processes_until_killed() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let runaway = sandbox
+            .spawn(&node, "math", "sum", vec![-1], SpawnOptions::new())
+            .unwrap();
+        let pid = runaway.pid().clone();
+        // Native processes still answer promptly while the guest spins.
+        for _ in 0..20 {
+            let ping = node.spawn_task(|_| async { 1 });
+            assert_eq!(within("a native ping", ping.join()).await, Ok(1));
+        }
+        // And it keeps running: it is still alive, doing work.
+        let info = node.info(&pid).expect("the runaway is alive");
+        assert_eq!(info.current_activity, "math:sum");
+        assert_eq!(sandbox.running("math"), vec![pid.clone()]);
+        assert!(node.kill(&pid));
+        let killed_at = Instant::now();
+        assert_eq!(
+            within("the kill", runaway.join()).await,
+            Err(ExitReason::Killed)
+        );
+        assert!(killed_at.elapsed() < Duration::from_millis(500));
+        // The guest itself stops at its next epoch yield: its slot frees up.
+        within("the guest to leave", async {
+            while !sandbox.running("math").is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    });
+}
+
+#[test]
+fn a_fresh_calculation_completes_next_to_ten_runaways() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let runaways: Vec<_> = (0..10)
+            .map(|_| {
+                sandbox
+                    .spawn(&node, "math", "sum", vec![-5], SpawnOptions::new())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(sum(&node, &sandbox, 10).await, Ok(Ok(55)));
+        for r in &runaways {
+            node.kill(r.pid());
+        }
+    });
+}
+
+#[test]
+fn exact_results_around_the_64_bit_boundary() {
+    let (rt, sandbox) = setup();
+    sandbox.load("math", MATH_FIXED).unwrap();
+    let node = rt.node();
+    rt.block_on(async move {
+        let closed = |n: u128| n * (n + 1) / 2;
+        for n in [
+            0i64,
+            1,
+            2,
+            13,
+            6_074_000_999,
+            6_074_001_000,
+            6_074_001_001,
+            9_999_999_999,
+            i64::MAX - 1,
+            i64::MAX,
+        ] {
+            assert_eq!(
+                sum(&node, &sandbox, n).await,
+                Ok(Ok(closed(n as u128))),
+                "n = {n}"
+            );
+        }
+        assert_eq!(
+            sum(&node, &sandbox, 9_999_999_999).await,
+            Ok(Ok(49_999_999_995_000_000_000))
+        );
+        assert_eq!(sum(&node, &sandbox, -1).await, Ok(Err("invalid input")));
+    });
+}
+
+#[test]
+fn version_one_is_slow_but_exact() {
+    // 20 million loop iterations in the guest; the 128-bit carry itself is
+    // exercised by the fixed version around the 64-bit boundary.
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let n: i64 = 20_000_000; // ∑ = 200000010000000 (fits), loop runs 2e7 times
+        assert_eq!(sum(&node, &sandbox, n).await, Ok(Ok(200_000_010_000_000)));
+    });
+}
+
+#[test]
+fn upgrade_keeps_running_processes_on_their_version_and_purge_kills_them() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let old = sandbox
+            .spawn(&node, "math", "sum", vec![-1], SpawnOptions::new())
+            .unwrap();
+        let old_pid = old.pid().clone();
+        assert_eq!(sandbox.load_async("math", MATH_FIXED.to_vec()).await, Ok(2));
+        // New spawns get version 2: the fix.
+        let task = sandbox
+            .spawn(&node, "math", "sum", vec![13], SpawnOptions::new())
+            .unwrap();
+        let out = within("v2 sum", task.join()).await.unwrap();
+        assert_eq!((out.version, sum_of(&out.values)), (2, Ok(91)));
+        // The old process still runs version 1.
+        assert!(old_pid.is_alive());
+        assert_eq!(node.info(&old_pid).unwrap().label, "sandbox math v1");
+        let listed = sandbox.modules();
+        assert_eq!(listed[0].versions, vec![(1, 1), (2, 0)]);
+        assert_eq!(sandbox.purge(&node, "math"), 1);
+        assert_eq!(within("purged", old.join()).await, Err(ExitReason::Killed));
+        assert_eq!(sandbox.modules()[0].versions, vec![(2, 0)]);
+    });
+}
+
+#[test]
+fn a_broken_module_is_rejected_and_the_current_version_keeps_serving() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    assert!(matches!(
+        sandbox.load("math", b"(module (func $oops"),
+        Err(LoadError::Compile(_))
+    ));
+    assert!(matches!(
+        sandbox.load("math", b"\0asm garbage"),
+        Err(LoadError::Compile(_))
+    ));
+    let missing = br#"(module (func (export "other") (param i64) (result i64) (local.get 0)))"#;
+    assert!(
+        matches!(sandbox.load("math", missing), Err(LoadError::Exports(m)) if m.contains("sum"))
+    );
+    let retyped = br#"(module (func (export "sum") (param i32) (result i32) (local.get 0)))"#;
+    assert!(matches!(
+        sandbox.load("math", retyped),
+        Err(LoadError::Exports(_))
+    ));
+    let imports = br#"(module (import "env" "now" (func)) (func (export "sum") (param i64) (result i32 i64 i64) i32.const 0 i64.const 0 i64.const 0))"#;
+    assert!(matches!(sandbox.load("math", imports), Err(LoadError::Imports(m)) if m == "env::now"));
+    assert!(matches!(
+        sandbox.load("Bad Name!", MATH_FIXED),
+        Err(LoadError::InvalidName(_))
+    ));
+    assert_eq!(sandbox.modules()[0].current, 1);
+    rt.block_on(async move { assert_eq!(sum(&node, &sandbox, 4).await, Ok(Ok(10))) });
+}
+
+#[test]
+fn the_memory_limit_ends_a_guest_cleanly() {
+    let rt = Runtime::new(Config::default().schedulers(2)).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        memory_limit: 1 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let hog = br#"(module (memory 1)
+        (func (export "grow") (param i64) (result i64)
+          (i64.extend_i32_s (memory.grow (i32.wrap_i64 (local.get 0))))))"#;
+    sandbox.load("hog", hog).unwrap();
+    let node = rt.node();
+    rt.block_on(async move {
+        let small = sandbox
+            .spawn(&node, "hog", "grow", vec![2], SpawnOptions::new())
+            .unwrap();
+        assert_eq!(
+            within("small growth", small.join()).await.unwrap().values,
+            vec![1]
+        );
+        let big = sandbox
+            .spawn(&node, "hog", "grow", vec![100], SpawnOptions::new())
+            .unwrap();
+        match within("big growth", big.join()).await {
+            Err(ExitReason::Error(m)) => assert!(m.contains("memory"), "{m}"),
+            other => panic!("expected a memory-limit crash, got {other:?}"),
+        }
+        let ping = node.spawn_task(|_| async { "fine" });
+        assert_eq!(ping.join().await, Ok("fine"));
+    });
+}
+
+#[test]
+fn bad_spawns_get_clear_errors_and_admission_control_refuses_beyond_the_cap() {
+    let rt = Runtime::new(Config::default().schedulers(2)).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_processes: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    sandbox.load("math", MATH_V1).unwrap();
+    let node = rt.node();
+    let spawn = |n: i64| sandbox.spawn(&node, "math", "sum", vec![n], SpawnOptions::new());
+    assert!(matches!(
+        sandbox.spawn(&node, "nope", "sum", vec![1], SpawnOptions::new()),
+        Err(SpawnError::NoSuchModule(_))
+    ));
+    assert!(matches!(
+        sandbox.spawn(&node, "math", "nope", vec![1], SpawnOptions::new()),
+        Err(SpawnError::NoSuchFunction(_))
+    ));
+    assert!(matches!(
+        sandbox.spawn(&node, "math", "sum", vec![], SpawnOptions::new()),
+        Err(SpawnError::NoSuchFunction(_))
+    ));
+    let a = spawn(-1).unwrap();
+    let b = spawn(-1).unwrap();
+    assert!(matches!(spawn(5), Err(SpawnError::Overloaded)));
+    rt.block_on(async {
+        node.kill(a.pid());
+        node.kill(b.pid());
+        within("a", a.join()).await.unwrap_err();
+        within("b", b.join()).await.unwrap_err();
+    });
+    assert!(spawn(5).is_ok(), "permits come back when processes end");
+}
+
+#[test]
+fn ten_thousand_spawn_and_kill_cycles_leave_nothing_behind() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        for _ in 0..10_000 {
+            let t = sandbox
+                .spawn(&node, "math", "sum", vec![-1], SpawnOptions::new())
+                .unwrap();
+            node.kill(t.pid());
+            assert_eq!(t.join().await, Err(ExitReason::Killed));
+        }
+        within("guests to leave", async {
+            while !sandbox.running("math").is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert_eq!(node.process_count(), 0);
+        // The admission permits all came back.
+        assert!(
+            sandbox
+                .spawn(&node, "math", "sum", vec![1], SpawnOptions::new())
+                .is_ok()
+        );
+    });
+}
