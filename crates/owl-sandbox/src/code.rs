@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
@@ -39,9 +40,17 @@ impl fmt::Display for LoadError {
 }
 impl std::error::Error for LoadError {}
 
+/// Settings shared by all versions of a module, running ones included.
+#[derive(Default)]
+pub(crate) struct ModuleSettings {
+    /// CPU-time budget per process in nanoseconds; 0 means none.
+    pub cpu_budget_ns: AtomicU64,
+}
+
 /// One loaded version of a module.
 pub(crate) struct Version {
     pub number: u32,
+    pub settings: Arc<ModuleSettings>,
     pub pre: InstancePre<GuestState>,
     pub exports: Vec<(String, FuncType)>,
     /// Processes running this version, by pid number.
@@ -143,8 +152,12 @@ impl CodeServer {
         let mut modules = self.modules.write();
         let versions = modules.entry(name.to_string()).or_default();
         let number = versions.last().map_or(1, |v| v.number + 1);
+        let settings = versions
+            .last()
+            .map_or_else(Default::default, |v| v.settings.clone());
         versions.push(Arc::new(Version {
             number,
+            settings,
             pre,
             exports,
             running: Mutex::new(HashMap::new()),

@@ -4,8 +4,12 @@
 
 use std::sync::Arc;
 
-use owl_runtime::ExitReason;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, WasmBacktrace};
+use std::sync::atomic::Ordering;
+
+use owl_runtime::{ExitReason, WorkMeter};
+use wasmtime::{
+    Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace,
+};
 
 use crate::code::Version;
 
@@ -23,6 +27,7 @@ pub(crate) async fn call(
     function: Arc<str>,
     args: Vec<i64>,
     memory_limit: usize,
+    meter: WorkMeter,
 ) -> Result<Vec<i64>, ExitReason> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(memory_limit)
@@ -31,10 +36,18 @@ pub(crate) async fn call(
         .build();
     let mut store = Store::new(&engine, GuestState { limits });
     store.limiter(|s| &mut s.limits);
-    // Epoch deadlines start out expired: arm one tick, and yield back to the
-    // executor (then re-arm) at every tick from then on.
+    // Epoch deadlines start out expired: arm one tick, and at every tick from
+    // then on check the module's CPU budget (read each time, so switching it
+    // on reaches processes already running) and yield back to the executor.
     store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    let settings = version.settings.clone();
+    store.epoch_deadline_callback(move |_| {
+        let budget = settings.cpu_budget_ns.load(Ordering::Relaxed);
+        if budget != 0 && meter.cpu_time().as_nanos() as u64 > budget {
+            return Err(wasmtime::Error::new(CpuLimitExceeded));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
 
     let crash = |e: wasmtime::Error| crash_reason(&module, &function, &e);
     let instance = version
@@ -68,6 +81,17 @@ pub(crate) async fn call(
         .collect())
 }
 
+/// The error an epoch callback raises when a process used up its CPU budget.
+#[derive(Debug)]
+struct CpuLimitExceeded;
+
+impl std::fmt::Display for CpuLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CPU-time budget exceeded")
+    }
+}
+impl std::error::Error for CpuLimitExceeded {}
+
 /// "trap in math:sum: wasm `unreachable` instruction executed" — the trap and
 /// the innermost guest function that has a name.
 fn crash_reason(module: &str, function: &str, err: &wasmtime::Error) -> ExitReason {
@@ -79,6 +103,9 @@ fn crash_reason(module: &str, function: &str, err: &wasmtime::Error) -> ExitReas
                 .find_map(|f| f.func_name().map(str::to_string))
         })
         .unwrap_or_else(|| function.to_string());
+    if err.downcast_ref::<CpuLimitExceeded>().is_some() {
+        return ExitReason::CpuLimit;
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => ExitReason::CpuLimit,
         Some(trap) => ExitReason::error(format!("trap in {module}:{in_function}: {trap}")),

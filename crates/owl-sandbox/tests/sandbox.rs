@@ -316,3 +316,30 @@ fn ten_thousand_spawn_and_kill_cycles_leave_nothing_behind() {
         );
     });
 }
+
+#[test]
+fn a_cpu_budget_switched_on_ends_runaways_already_running_with_cpu_limit() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let runaway = sandbox
+            .spawn(&node, "math", "sum", vec![-1], SpawnOptions::new())
+            .unwrap();
+        // It runs past any budget we are about to set.
+        within("some CPU use", async {
+            while node.info(runaway.pid()).unwrap().cpu_time < Duration::from_millis(30) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(sandbox.set_cpu_budget("math", Some(Duration::from_millis(20))));
+        assert_eq!(
+            within("the budget", runaway.join()).await,
+            Err(ExitReason::CpuLimit)
+        );
+        // Short calls stay well within it.
+        assert_eq!(sum(&node, &sandbox, 100).await, Ok(Ok(5050)));
+        assert!(sandbox.set_cpu_budget("math", None));
+        assert!(!sandbox.set_cpu_budget("nope", None));
+    });
+}

@@ -329,6 +329,11 @@ impl WorkMeter {
         self.cell.stats.reductions.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The process's CPU time so far (its own polls plus measured work).
+    pub fn cpu_time(&self) -> Duration {
+        crate::scheduler::cycles_to_duration(self.cell.stats.cpu_cycles.load(Ordering::Relaxed))
+    }
+
     /// Reports memory held for the process (e.g. a guest's linear memory).
     pub fn set_memory_hint(&self, bytes: usize) {
         self.cell.state.lock().extras().memory_hint = bytes;

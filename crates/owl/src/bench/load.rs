@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use owl_runtime::Node;
+use owl_runtime::{Node, SpawnOptions};
 use tokio::time::Instant as TokioInstant;
 
 use super::{Report, cpu_time, rss_bytes};
 
-pub async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, String> {
-    let seconds = seconds.max(2);
+/// Starts `workers` load workers; returns the shared job counter.
+pub async fn start_workers(node: &Node, workers: usize) -> Result<Arc<AtomicU64>, String> {
     let jobs = Arc::new(AtomicU64::new(0));
     let counter = jobs.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -20,24 +20,33 @@ pub async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, St
         for i in 0..workers {
             let jobs = counter.clone();
             let start_delay = Duration::from_micros(splitmix(i as u64) % 1_000_000);
-            if i % 1024 == 0 {
+            if i.is_multiple_of(1024) {
                 // Let the scheduler breathe: a native loop never yields on its own.
                 tokio::task::yield_now().await;
             }
-            p.spawn(move |q| async move {
-                let mut next = Instant::now() + start_delay;
-                loop {
-                    q.sleep_until(next).await;
-                    let sum: u64 = (1..=black_box(100u64)).sum();
-                    black_box(sum);
-                    jobs.fetch_add(1, Ordering::Relaxed);
-                    next += Duration::from_secs(1);
-                }
-            });
+            p.spawn_opts(
+                SpawnOptions::new().label("load worker"),
+                move |q| async move {
+                    let mut next = Instant::now() + start_delay;
+                    loop {
+                        q.sleep_until(next).await;
+                        let sum: u64 = (1..=black_box(100u64)).sum();
+                        black_box(sum);
+                        jobs.fetch_add(1, Ordering::Relaxed);
+                        next += Duration::from_secs(1);
+                    }
+                },
+            );
         }
         let _ = tx.send(());
     });
     rx.await.map_err(|_| "spawner crashed")?;
+    Ok(jobs)
+}
+
+pub async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, String> {
+    let seconds = seconds.max(2);
+    let jobs = start_workers(node, workers).await?;
     let start = Instant::now();
     let half = Duration::from_secs(seconds) / 2;
     tokio::time::sleep(half).await;

@@ -2,6 +2,7 @@
 //! (`--compare-beam`, with the Erlang scripts embedded from `bench/beam/`).
 
 mod beam;
+mod fairness;
 mod load;
 mod report;
 mod ring;
@@ -46,6 +47,16 @@ enum Bench {
     SpawnCalc {
         #[arg(long, default_value_t = 1_000_000)]
         processes: usize,
+        /// Each process is a sandboxed guest call (the math module's sum).
+        #[arg(long)]
+        sandboxed: bool,
+    },
+    /// Fresh sandboxed calculations next to K runaway guests and the load workload.
+    Fairness {
+        #[arg(long, default_value_t = 10)]
+        runaway: usize,
+        #[arg(long, default_value_t = 100_000)]
+        workers: usize,
     },
     /// The load-control workload: N workers, each summing 1..100 once a second.
     Load {
@@ -66,7 +77,21 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let report = match args.which.clone() {
         Bench::Spawn { processes } => rt.block_on(spawn::run(&node, processes)),
         Bench::Ring { processes, rounds } => rt.block_on(ring::run(&node, processes, rounds)),
-        Bench::SpawnCalc { processes } => rt.block_on(spawn_calc::run(&node, processes)),
+        Bench::SpawnCalc {
+            processes,
+            sandboxed: false,
+        } => rt.block_on(spawn_calc::run(&node, processes)),
+        Bench::SpawnCalc {
+            processes,
+            sandboxed: true,
+        } => {
+            let sandbox = math_sandbox()?;
+            rt.block_on(spawn_calc::run_sandboxed(&node, &sandbox, processes))
+        }
+        Bench::Fairness { runaway, workers } => {
+            let sandbox = math_sandbox()?;
+            rt.block_on(fairness::run(&node, &sandbox, runaway, workers))
+        }
         Bench::Load { workers, seconds } => rt.block_on(load::run(&node, workers, seconds)),
     }?;
     drop(rt);
@@ -79,6 +104,19 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     report::print(&reports, args.json);
     Ok(())
+}
+
+/// A sandbox with version 1 of the math guest (the talk's, bugs included).
+fn math_sandbox() -> Result<owl_sandbox::Sandbox, String> {
+    let config = owl_sandbox::SandboxConfig {
+        max_processes: 4096,
+        ..Default::default()
+    };
+    let sandbox = owl_sandbox::Sandbox::new(config)?;
+    sandbox
+        .load("math", include_bytes!("../../../../guests/math.wat"))
+        .map_err(|e| e.to_string())?;
+    Ok(sandbox)
 }
 
 /// Resident set size of this OS process, in bytes.

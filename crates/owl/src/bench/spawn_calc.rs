@@ -42,3 +42,43 @@ pub async fn run(node: &Node, n: usize) -> Result<Report, String> {
         .with("processes", n as f64)
         .with("procs_per_s", n as f64 / elapsed.as_secs_f64()))
 }
+
+/// The same with sandboxed processes: each is a guest call of `math:sum(100)`.
+pub async fn run_sandboxed(
+    node: &Node,
+    sandbox: &owl_sandbox::Sandbox,
+    n: usize,
+) -> Result<Report, String> {
+    let start = Instant::now();
+    let mut left = n;
+    let mut check: u128 = 0;
+    while left > 0 {
+        let batch = left.min(BATCH);
+        let mut tasks = Vec::with_capacity(batch);
+        for _ in 0..batch {
+            let task = sandbox
+                .spawn(
+                    node,
+                    "math",
+                    "sum",
+                    vec![100],
+                    owl_runtime::SpawnOptions::new(),
+                )
+                .map_err(|e| e.to_string())?;
+            tasks.push(task);
+        }
+        for task in tasks {
+            let out = task.join().await.map_err(|e| e.to_string())?;
+            check += out.values[1] as u128;
+        }
+        left -= batch;
+    }
+    let elapsed = start.elapsed();
+    if check != 5050 * n as u128 {
+        return Err(format!("wrong sums: {check}"));
+    }
+    Ok(Report::new("spawn-calc", "owl")
+        .with("processes", n as f64)
+        .with("sandboxed", 1.0)
+        .with("procs_per_s", n as f64 / elapsed.as_secs_f64()))
+}
