@@ -143,7 +143,9 @@ impl GuestExecutor {
         Ok(GuestExecutor { shared })
     }
 
-    pub fn spawn<F, T>(&self, fut: F) -> GuestHandle<T>
+    /// Runs `fut`, which has already used `slices` slices elsewhere (they
+    /// count towards demotion to the background lane).
+    pub fn spawn<F, T>(&self, fut: F, slices: u32) -> GuestHandle<T>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
@@ -153,7 +155,7 @@ impl GuestExecutor {
             future: Mutex::new(Some(Box::pin(async move {
                 let _ = tx.send(fut.await);
             }))),
-            slices: AtomicU32::new(0),
+            slices: AtomicU32::new(slices),
             queued: AtomicBool::new(true),
             cancelled: AtomicBool::new(false),
             shared: Arc::downgrade(&self.shared),

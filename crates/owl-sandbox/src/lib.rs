@@ -33,8 +33,10 @@ mod code;
 mod executor;
 mod guest;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use owl_runtime::{ExitReason, Node, Pid, SpawnOptions, Task};
@@ -273,7 +275,7 @@ impl Sandbox {
             p.set_activity(format!("{module}:{function}"));
             p.set_memory_hint(inner.config.memory_limit);
             let meter = p.work_meter();
-            let job = meter.measure(guest::call(
+            let mut job = Box::pin(guest::call(
                 inner.engine.clone(),
                 version.clone(),
                 module,
@@ -282,12 +284,21 @@ impl Sandbox {
                 inner.config.memory_limit,
                 meter.clone(),
             ));
-            // Dropping the handle (this process killed) cancels the guest.
-            let handle = inner.guests.spawn(job);
-            let values = handle
-                .join()
-                .await
-                .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?;
+            // The first slice runs right here, on this process's own scheduler
+            // (and is accounted as this poll): a short calculation finishes
+            // without a thread hop. A call still running after one epoch tick
+            // moves to the guest executor, so it cannot hold native schedulers.
+            let first = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await;
+            let values = match first {
+                Poll::Ready(result) => result?,
+                // Dropping the handle (this process killed) cancels the guest.
+                Poll::Pending => inner
+                    .guests
+                    .spawn(meter.measure(job), 1)
+                    .join()
+                    .await
+                    .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,
+            };
             Ok(GuestOutput {
                 values,
                 version: version.number,

@@ -49,31 +49,40 @@ pub async fn run_sandboxed(
     sandbox: &owl_sandbox::Sandbox,
     n: usize,
 ) -> Result<Report, String> {
-    let start = Instant::now();
-    let mut left = n;
-    let mut check: u128 = 0;
-    while left > 0 {
-        let batch = left.min(BATCH);
-        let mut tasks = Vec::with_capacity(batch);
-        for _ in 0..batch {
-            let task = sandbox
-                .spawn(
-                    node,
-                    "math",
-                    "sum",
-                    vec![100],
-                    owl_runtime::SpawnOptions::new(),
-                )
-                .map_err(|e| e.to_string())?;
-            tasks.push(task);
+    let sandbox = sandbox.clone();
+    // The driver is a process too, as for the native variant.
+    let driver = node.spawn_task(move |p| async move {
+        let node = p.node().clone();
+        let start = Instant::now();
+        let mut left = n;
+        let mut check: u128 = 0;
+        while left > 0 {
+            let batch = left.min(BATCH);
+            let mut tasks = Vec::with_capacity(batch);
+            for _ in 0..batch {
+                let task = sandbox
+                    .spawn(
+                        &node,
+                        "math",
+                        "sum",
+                        vec![100],
+                        owl_runtime::SpawnOptions::new(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                tasks.push(task);
+            }
+            for task in tasks {
+                let out = task.join().await.map_err(|e| e.to_string())?;
+                check += out.values[1] as u128;
+            }
+            left -= batch;
         }
-        for task in tasks {
-            let out = task.join().await.map_err(|e| e.to_string())?;
-            check += out.values[1] as u128;
-        }
-        left -= batch;
-    }
-    let elapsed = start.elapsed();
+        Ok::<_, String>((start.elapsed(), check))
+    });
+    let (elapsed, check) = driver
+        .join()
+        .await
+        .map_err(|e| format!("driver crashed: {e}"))??;
     if check != 5050 * n as u128 {
         return Err(format!("wrong sums: {check}"));
     }
