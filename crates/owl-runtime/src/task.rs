@@ -78,10 +78,15 @@ impl Node {
         T: Send + 'static,
     {
         let (tx, result) = oneshot::channel();
-        let (pid, exited) = self.spawn_watched(opts, move |p| async move {
-            let value = body(p).await?;
-            let _ = tx.send(value);
-            Ok::<(), ExitReason>(())
+        // `body` runs now, at spawn time, like any process body's closure;
+        // only the future it returns runs in the process.
+        let (pid, exited) = self.spawn_watched(opts, move |p| {
+            let work = body(p);
+            async move {
+                let value = work.await?;
+                let _ = tx.send(value);
+                Ok::<(), ExitReason>(())
+            }
         });
         Task {
             pid,
@@ -109,9 +114,11 @@ impl Node {
         T: Send + 'static,
     {
         let (tx, result) = oneshot::channel();
-        let (pid, exited) = self.spawn_watched(opts, move |p| async move {
-            let value = body(p).await;
-            let _ = tx.send(value);
+        let (pid, exited) = self.spawn_watched(opts, move |p| {
+            let work = body(p);
+            async move {
+                let _ = tx.send(work.await);
+            }
         });
         Task {
             pid,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use owl_runtime::{ExitReason, WorkMeter};
 use wasmtime::{
@@ -13,22 +13,53 @@ use wasmtime::{
 
 use crate::code::Version;
 
+/// Lets another thread ask a running guest for its call stack, which the
+/// guest answers at its next epoch tick.
+#[derive(Default)]
+pub(crate) struct StackProbe {
+    requested: AtomicBool,
+    reply: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<Vec<String>>>>,
+}
+
+impl StackProbe {
+    pub fn request(&self) -> tokio::sync::oneshot::Receiver<Vec<String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.reply.lock() = Some(tx);
+        self.requested.store(true, Ordering::Release);
+        rx
+    }
+}
+
 /// Per-instance host state: only the resource limits.
 pub(crate) struct GuestState {
     limits: StoreLimits,
 }
 
+/// One guest call: what to run, with which limits, reporting to whom.
+pub(crate) struct GuestCall {
+    pub engine: Engine,
+    pub version: Arc<Version>,
+    pub module: Arc<str>,
+    pub function: Arc<str>,
+    pub args: Vec<i64>,
+    pub memory_limit: usize,
+    pub meter: WorkMeter,
+    pub probe: Arc<StackProbe>,
+}
+
 /// Calls `function(args)` on a new instance of `version`; the `i64`/`i32`
 /// results, or the exit reason of the crash.
-pub(crate) async fn call(
-    engine: Engine,
-    version: Arc<Version>,
-    module: Arc<str>,
-    function: Arc<str>,
-    args: Vec<i64>,
-    memory_limit: usize,
-    meter: WorkMeter,
-) -> Result<Vec<i64>, ExitReason> {
+pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
+    let GuestCall {
+        engine,
+        version,
+        module,
+        function,
+        args,
+        memory_limit,
+        meter,
+        probe,
+    } = call;
     let limits = StoreLimitsBuilder::new()
         .memory_size(memory_limit)
         .trap_on_grow_failure(true)
@@ -41,7 +72,12 @@ pub(crate) async fn call(
     // on reaches processes already running) and yield back to the executor.
     store.set_epoch_deadline(1);
     let settings = version.settings.clone();
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |ctx| {
+        if probe.requested.swap(false, Ordering::AcqRel)
+            && let Some(reply) = probe.reply.lock().take()
+        {
+            let _ = reply.send(stack_of(&ctx));
+        }
         let budget = settings.cpu_budget_ns.load(Ordering::Relaxed);
         if budget != 0 && meter.cpu_time().as_nanos() as u64 > budget {
             return Err(wasmtime::Error::new(CpuLimitExceeded));
@@ -79,6 +115,23 @@ pub(crate) async fn call(
             _ => 0,
         })
         .collect())
+}
+
+/// The guest's call stack, innermost function first.
+fn stack_of(ctx: &wasmtime::StoreContextMut<'_, GuestState>) -> Vec<String> {
+    WasmBacktrace::force_capture(ctx)
+        .frames()
+        .iter()
+        .map(|f| {
+            let name = f
+                .func_name()
+                .map_or_else(|| format!("func[{}]", f.func_index()), str::to_string);
+            match f.module().name() {
+                Some(module) => format!("{module}!{name}"),
+                None => name,
+            }
+        })
+        .collect()
 }
 
 /// The error an epoch callback raises when a process used up its CPU budget.

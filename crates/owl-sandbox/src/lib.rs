@@ -108,6 +108,8 @@ struct Inner {
     code: code::CodeServer,
     guests: executor::GuestExecutor,
     admission: Arc<Semaphore>,
+    /// Stack probes of running guests, by pid number.
+    probes: parking_lot::Mutex<std::collections::HashMap<u64, Arc<guest::StackProbe>>>,
     config: SandboxConfig,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -168,6 +170,7 @@ impl Sandbox {
                 code: Default::default(),
                 guests,
                 admission: Arc::new(Semaphore::new(config.max_processes)),
+                probes: Default::default(),
                 config,
                 stop_ticker,
             }),
@@ -218,6 +221,17 @@ impl Sandbox {
         true
     }
 
+    /// The current call stack of a running sandboxed process, innermost
+    /// function first (function names from the module's name section),
+    /// captured at the guest's
+    /// next epoch tick; `None` if `pid` is not a running guest or it did not
+    /// answer within `timeout` (it finished meanwhile).
+    pub async fn stack(&self, pid: &Pid, timeout: Duration) -> Option<Vec<String>> {
+        let probe = self.inner.probes.lock().get(&pid.id().0).cloned()?;
+        let answer = probe.request();
+        tokio::time::timeout(timeout, answer).await.ok()?.ok()
+    }
+
     /// Guest calls waiting for a guest thread: (fast lane, background lane).
     pub fn queued(&self) -> (usize, usize) {
         self.inner.guests.queued()
@@ -264,57 +278,78 @@ impl Sandbox {
         let inner = self.inner.clone();
         let (module, function): (Arc<str>, Arc<str>) = (module.into(), function.into());
         let opts = opts.label(format!("sandbox {module} v{}", version.number));
-        Ok(node.spawn_try_task(opts, move |p| async move {
-            let _permit = permit;
-            let me = p.pid().clone();
-            version.running.lock().insert(me.id().0, me.clone());
-            let _running = Running {
+        Ok(node.spawn_try_task(opts, move |p| {
+            // This closure runs at spawn time: the process is registered (for
+            // purge, `running` and `stack`) before `spawn` returns, and the
+            // guard unregisters it when its future is dropped, even unpolled.
+            let probe = Arc::new(guest::StackProbe::default());
+            let id = p.pid().id().0;
+            version.running.lock().insert(id, p.pid().clone());
+            inner.probes.lock().insert(id, probe.clone());
+            let running = Running {
                 version: version.clone(),
-                pid: me.id().0,
+                pid: id,
+                sandbox: Arc::downgrade(&inner),
             };
-            p.set_activity(format!("{module}:{function}"));
-            p.set_memory_hint(inner.config.memory_limit);
-            let meter = p.work_meter();
-            let mut job = Box::pin(guest::call(
-                inner.engine.clone(),
-                version.clone(),
+            let call = guest::GuestCall {
+                engine: inner.engine.clone(),
+                version,
                 module,
                 function,
                 args,
-                inner.config.memory_limit,
-                meter.clone(),
-            ));
-            // The first slice runs right here, on this process's own scheduler
-            // (and is accounted as this poll): a short calculation finishes
-            // without a thread hop. A call still running after one epoch tick
-            // moves to the guest executor, so it cannot hold native schedulers.
-            let first = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await;
-            let values = match first {
-                Poll::Ready(result) => result?,
-                // Dropping the handle (this process killed) cancels the guest.
-                Poll::Pending => inner
-                    .guests
-                    .spawn(meter.measure(job), 1)
-                    .join()
-                    .await
-                    .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,
+                memory_limit: inner.config.memory_limit,
+                meter: p.work_meter(),
+                probe,
             };
-            Ok(GuestOutput {
-                values,
-                version: version.number,
-            })
+            self::run(p, inner, call, (permit, running))
         }))
     }
 }
 
-/// Removes a process from its version's running set when it ends, however.
+/// The body of a sandboxed process. `held` (its admission slot and its
+/// registration) is released when the process ends, even if never polled.
+async fn run(
+    p: owl_runtime::Process,
+    inner: Arc<Inner>,
+    call: guest::GuestCall,
+    held: (tokio::sync::OwnedSemaphorePermit, Running),
+) -> Result<GuestOutput, ExitReason> {
+    let _held = held;
+    p.set_activity(format!("{}:{}", call.module, call.function));
+    p.set_memory_hint(call.memory_limit);
+    let (meter, version) = (call.meter.clone(), call.version.number);
+    let mut job = Box::pin(guest::call(call));
+    // The first slice runs right here, on this process's own scheduler
+    // (and is accounted as this poll): a short calculation finishes
+    // without a thread hop. A call still running after one epoch tick
+    // moves to the guest executor, so it cannot hold native schedulers.
+    let first = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await;
+    let values = match first {
+        Poll::Ready(result) => result?,
+        // Dropping the handle (this process killed) cancels the guest.
+        Poll::Pending => inner
+            .guests
+            .spawn(meter.measure(job), 1)
+            .join()
+            .await
+            .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,
+    };
+    Ok(GuestOutput { values, version })
+}
+
+/// Removes a process from its version's running set (and its stack probe)
+/// when it ends, however it ends.
 struct Running {
     version: Arc<code::Version>,
     pid: u64,
+    sandbox: std::sync::Weak<Inner>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.version.running.lock().remove(&self.pid);
+        if let Some(inner) = self.sandbox.upgrade() {
+            inner.probes.lock().remove(&self.pid);
+        }
     }
 }

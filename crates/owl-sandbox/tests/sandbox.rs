@@ -343,3 +343,35 @@ fn a_cpu_budget_switched_on_ends_runaways_already_running_with_cpu_limit() {
         assert!(!sandbox.set_cpu_budget("nope", None));
     });
 }
+
+#[test]
+fn the_stack_of_a_running_guest_names_its_functions() {
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let runaway = sandbox
+            .spawn(&node, "math", "sum", vec![-1], SpawnOptions::new())
+            .unwrap();
+        let stack = sandbox
+            .stack(runaway.pid(), LIMIT)
+            .await
+            .expect("a running guest answers");
+        assert!(!stack.is_empty(), "{stack:?}");
+        assert!(
+            stack.iter().all(|f| f == "sum" || f == "naive_sum"),
+            "{stack:?}"
+        );
+        assert_eq!(
+            stack.last().map(String::as_str),
+            Some("sum"),
+            "the export is the outermost frame"
+        );
+        let native = node.spawn_task(|_| async { 1 });
+        assert_eq!(
+            sandbox.stack(native.pid(), Duration::from_millis(50)).await,
+            None
+        );
+        node.kill(runaway.pid());
+        assert_eq!(runaway.join().await, Err(ExitReason::Killed));
+    });
+}
