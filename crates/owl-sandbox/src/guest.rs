@@ -67,10 +67,12 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
         .build();
     let mut store = Store::new(&engine, GuestState { limits });
     store.limiter(|s| &mut s.limits);
-    // Epoch deadlines start out expired: arm one tick, and at every tick from
-    // then on check the module's CPU budget (read each time, so switching it
-    // on reaches processes already running) and yield back to the executor.
-    store.set_epoch_deadline(1);
+    // Epoch deadlines start out expired. The first slice gets two ticks, so it
+    // lasts at least one full tick wherever in a tick it starts (a short call
+    // then finishes on its caller's scheduler); at every tick after that the
+    // guest checks the module's CPU budget (read each time, so switching it on
+    // reaches processes already running) and yields back to its executor.
+    store.set_epoch_deadline(2);
     let settings = version.settings.clone();
     store.epoch_deadline_callback(move |ctx| {
         if probe.requested.swap(false, Ordering::AcqRel)

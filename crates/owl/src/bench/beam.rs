@@ -16,6 +16,10 @@ const SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../../../bench/beam/spawn_calc.escript"),
     ),
     ("load", include_str!("../../../../bench/beam/load.escript")),
+    (
+        "fairness",
+        include_str!("../../../../bench/beam/fairness.escript"),
+    ),
 ];
 
 pub fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
@@ -25,8 +29,8 @@ pub fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
             ("ring", vec![processes.to_string(), rounds.to_string()])
         }
         Bench::SpawnCalc { processes, .. } => ("spawn_calc", vec![processes.to_string()]),
-        Bench::Fairness { .. } => {
-            return Err("the BEAM side of the fairness benchmark is not written yet".into());
+        Bench::Fairness { runaway, workers } => {
+            ("fairness", vec![runaway.to_string(), workers.to_string()])
         }
         Bench::Load { workers, seconds } => {
             ("load", vec![workers.to_string(), seconds.to_string()])
