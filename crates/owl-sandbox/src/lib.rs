@@ -112,6 +112,8 @@ struct Inner {
     probes: parking_lot::Mutex<std::collections::HashMap<u64, Arc<guest::StackProbe>>>,
     config: SandboxConfig,
     stop_ticker: Arc<AtomicBool>,
+    /// The epoch ticker thread, parked while no sandboxed process exists.
+    ticker: std::thread::Thread,
 }
 
 impl Drop for Inner {
@@ -148,14 +150,22 @@ impl Sandbox {
         let guests =
             executor::GuestExecutor::start(config.guest_threads).map_err(|e| e.to_string())?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
+        let admission = Arc::new(Semaphore::new(config.max_processes));
         let (stop, ticking, tick) = (stop_ticker.clone(), engine.weak(), config.epoch_tick);
-        std::thread::Builder::new()
+        let (idle_permits, watched) = (config.max_processes, admission.clone());
+        let ticker = std::thread::Builder::new()
             .name("owl-epoch".into())
             .spawn(move || {
                 // Ticks of 100 µs need the kernel's default 50 µs timer slack gone.
                 // SAFETY: prctl on the calling thread with an integer argument.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
                 while !stop.load(Ordering::Acquire) {
+                    // No sandboxed process: sleep until `spawn` wakes us (the
+                    // timeout only rechecks `stop`).
+                    if watched.available_permits() == idle_permits {
+                        std::thread::park_timeout(Duration::from_millis(100));
+                        continue;
+                    }
                     std::thread::sleep(tick);
                     match ticking.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -163,13 +173,16 @@ impl Sandbox {
                     }
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .thread()
+            .clone();
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 engine,
                 code: Default::default(),
                 guests,
-                admission: Arc::new(Semaphore::new(config.max_processes)),
+                admission,
+                ticker,
                 probes: Default::default(),
                 config,
                 stop_ticker,
@@ -275,6 +288,8 @@ impl Sandbox {
             .clone()
             .try_acquire_owned()
             .map_err(|_| SpawnError::Overloaded)?;
+        // Cheap when it is already ticking: unpark only sets a flag then.
+        self.inner.ticker.unpark();
         let inner = self.inner.clone();
         let (module, function): (Arc<str>, Arc<str>) = (module.into(), function.into());
         let opts = opts.label(format!("sandbox {module} v{}", version.number));
