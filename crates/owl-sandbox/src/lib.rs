@@ -159,10 +159,17 @@ impl Sandbox {
                 // Ticks of 100 µs need the kernel's default 50 µs timer slack gone.
                 // SAFETY: prctl on the calling thread with an integer argument.
                 unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+                let mut idle_ticks = 0u32;
                 while !stop.load(Ordering::Acquire) {
-                    // No sandboxed process: sleep until `spawn` wakes us (the
-                    // timeout only rechecks `stop`).
+                    // After a second without any sandboxed process, sleep until
+                    // `spawn` wakes us (the timeout only rechecks `stop`). Not
+                    // sooner: waking the ticker costs a fresh call microseconds.
                     if watched.available_permits() == idle_permits {
+                        idle_ticks = idle_ticks.saturating_add(1);
+                    } else {
+                        idle_ticks = 0;
+                    }
+                    if tick * idle_ticks > Duration::from_secs(1) {
                         std::thread::park_timeout(Duration::from_millis(100));
                         continue;
                     }
