@@ -36,8 +36,9 @@ impl Node {
     /// node.join("news", &a);
     /// node.join("news", &b);
     /// assert_eq!(node.members("news").len(), 2);
+    /// let (a_done, b_done) = (a.wait_exit(), b.wait_exit());
     /// assert_eq!(node.broadcast("news", "hello".to_string()), 2);
-    /// rt.block_on(async { a.wait_exit().await; b.wait_exit().await });
+    /// rt.block_on(async { a_done.await; b_done.await });
     /// assert!(node.members("news").is_empty());
     /// ```
     pub fn join(&self, group: &str, pid: &Pid) -> bool {

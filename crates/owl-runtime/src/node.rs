@@ -79,8 +79,11 @@ impl Config {
 ///
 /// let rt = Runtime::new(Default::default()).unwrap();
 /// let node = rt.node();
-/// let pid = node.spawn(|_| async { 1 + 1; });
-/// assert_eq!(rt.block_on(pid.wait_exit()), owl_runtime::ExitReason::Normal);
+/// let pid = node.spawn(|mut p| async move { p.recv::<()>().await; });
+/// // Watch before the process can end, or the answer may be `NoProc`.
+/// let exited = pid.wait_exit();
+/// pid.send(()).unwrap();
+/// assert_eq!(rt.block_on(exited), owl_runtime::ExitReason::Normal);
 /// ```
 pub struct Runtime {
     executor: Option<tokio::runtime::Runtime>,

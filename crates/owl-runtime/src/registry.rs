@@ -61,8 +61,9 @@ impl Node {
     /// node.register("logger", &pid).unwrap();
     /// assert_eq!(node.whereis("logger"), Some(pid.clone()));
     /// assert!(node.register("logger", &pid).is_err());
+    /// let exited = pid.wait_exit();
     /// pid.send(()).unwrap(); // the process ends, the name is released
-    /// rt.block_on(pid.wait_exit());
+    /// rt.block_on(exited);
     /// assert_eq!(node.whereis("logger"), None);
     /// ```
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {

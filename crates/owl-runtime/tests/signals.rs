@@ -269,13 +269,21 @@ fn a_process_dying_while_monitoring_leaves_no_monitor_behind() {
     let target = common::idle(&node);
     rt.block_on(async {
         let t = target.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let watcher = node.spawn(move |mut p| async move {
             p.monitor(&t);
+            tx.send(()).unwrap();
+            p.recv::<()>().await;
         });
-        within("watcher", watcher.wait_exit()).await;
+        within("the monitor", rx).await.unwrap();
+        assert_eq!(
+            node.info(&target).unwrap().monitored_by,
+            vec![watcher.clone()]
+        );
+        let exited = watcher.wait_exit();
+        watcher.send(()).unwrap();
+        within("watcher", exited).await;
     });
-    // The watcher may have ended before wait_exit registered; either way the
-    // target must no longer list it.
     let info = node.info(&target).unwrap();
     assert!(info.monitored_by.is_empty(), "{:?}", info.monitored_by);
 }
