@@ -45,7 +45,7 @@ impl Node {
     /// let got = rt.block_on(async move {
     ///     let (tx, rx) = tokio::sync::oneshot::channel();
     ///     let pid = node.spawn(|mut p| async move { tx.send(p.recv::<&str>().await).unwrap() });
-    ///     let cancelled = node.send_after(&pid, Duration::from_millis(1), "late");
+    ///     let cancelled = node.send_after(&pid, Duration::from_secs(60), "late");
     ///     let timer = node.send_after(&pid, Duration::from_millis(5), "ring");
     ///     assert!(cancelled.cancel());
     ///     let got = rx.await.unwrap();

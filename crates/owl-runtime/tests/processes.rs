@@ -295,7 +295,7 @@ fn a_blocking_native_process_is_reported_by_the_long_poll_watchdog() {
         p.recv::<common::Never>().await;
     });
     let pid = rx.recv_timeout(common::LIMIT).unwrap();
-    assert_eq!(node.info(&pid).unwrap().long_polls, 1);
+    assert!(node.info(&pid).unwrap().long_polls >= 1);
     let quick = common::idle(&node);
     assert_eq!(node.info(&quick).unwrap().long_polls, 0);
 }
@@ -387,7 +387,7 @@ fn timers_deliver_later_and_cancel_cleanly() {
     let got = in_process(&rt, |mut p| async move {
         let node = p.node().clone();
         let me = p.pid().clone();
-        let cancelled = node.send_after(&me, Duration::from_millis(5), "cancelled");
+        let cancelled = node.send_after(&me, Duration::from_secs(60), "cancelled");
         assert!(cancelled.cancel());
         assert!(!cancelled.cancel(), "cancelling twice reports false");
         node.send_after(&me, Duration::from_millis(10), "fired");
