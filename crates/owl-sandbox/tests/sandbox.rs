@@ -375,3 +375,57 @@ fn the_stack_of_a_running_guest_names_its_functions() {
         assert_eq!(runaway.join().await, Err(ExitReason::Killed));
     });
 }
+
+#[test]
+fn a_sandboxed_process_is_monitored_and_supervised_like_any_other() {
+    use owl_runtime::Down;
+    use owl_runtime::supervisor::{ChildSpec, Restart, Supervisor, SupervisorSpec};
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        // A session-like process links to its calculation (set before the
+        // calculation runs) and, trapping exits, hears the crash reason.
+        let sb = sandbox.clone();
+        let watcher = node.spawn_task(move |mut p| async move {
+            p.trap_exit(true);
+            let node = p.node().clone();
+            let opts = SpawnOptions::new().link_to(p.pid().clone());
+            let calc = sb.spawn(&node, "math", "sum", vec![13], opts).unwrap();
+            let exit: owl_runtime::Exit = p.recv().await;
+            assert_eq!(&exit.from, calc.pid());
+            // A monitor set now, after the end, reports noproc.
+            p.monitor(calc.pid());
+            let down: Down = p.recv().await;
+            (exit.reason, down.reason)
+        });
+        match within("the link", watcher.join()).await.unwrap() {
+            (ExitReason::Error(m), ExitReason::NoProc) => assert!(m.contains("unreachable"), "{m}"),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // Under a dynamic supervisor, as the math supervisor will hold them.
+        let sup = Supervisor::start(&node, SupervisorSpec::dynamic())
+            .await
+            .unwrap();
+        let sb = sandbox.clone();
+        let spec = ChildSpec::worker("calc", move |args| {
+            let sb = sb.clone();
+            async move {
+                let opts = SpawnOptions::new()
+                    .link_to(args.supervisor.clone())
+                    .parent(args.supervisor.clone());
+                let task = sb
+                    .spawn(&args.node, "math", "sum", vec![-1], opts)
+                    .map_err(ExitReason::error)?;
+                Ok(task.pid().clone())
+            }
+        })
+        .restart(Restart::Temporary);
+        let pid = sup.start_child(spec, LIMIT).await.unwrap();
+        assert_eq!(node.info(&pid).unwrap().parent, Some(sup.pid().id()));
+        assert_eq!(sup.count_children(LIMIT).await.unwrap().active, 1);
+        sup.terminate_child(&pid, LIMIT).await.unwrap();
+        assert!(!pid.is_alive());
+        assert_eq!(sup.count_children(LIMIT).await.unwrap().active, 0);
+    });
+}
