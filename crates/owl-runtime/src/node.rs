@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use crate::exit::{ExitReason, IntoExitReason};
 use crate::group::Groups;
 use crate::pid::{MonitorRef, Pid, PidId};
-use crate::process::cell::{ProcessCell, SignalKind, Watcher};
+use crate::process::cell::{ProcessCell, Watcher};
 use crate::process::task::{ProcessTask, install_panic_hook};
 use crate::process::{Process, SpawnOptions};
 use crate::registry::Registry;
@@ -333,9 +333,7 @@ impl Node {
     /// trapping exits gets an [`Exit`](crate::Exit) message; otherwise
     /// `Normal` is ignored and any other reason ends it.
     pub fn exit(&self, target: &Pid, reason: ExitReason) {
-        if let Some(cell) = target.cell() {
-            cell.signal_exit(&self.system_pid(), reason, SignalKind::Exit);
-        }
+        target.exit_from_node(reason);
     }
 
     /// Kills `target` (untrappable). Returns false if it was not alive.
@@ -343,11 +341,6 @@ impl Node {
         let alive = target.is_alive();
         self.exit(target, ExitReason::Kill);
         alive
-    }
-
-    /// The pseudo-pid `<0.0.0>` that signals from outside any process come from.
-    pub fn system_pid(&self) -> Pid {
-        Pid::system()
     }
 
     /// Number of live processes.

@@ -74,14 +74,9 @@ fn report_long_poll(cell: &ProcessCell, blocked: Duration, finished: bool) {
         .as_ref()
         .and_then(|e| e.name.clone());
     let pid = crate::PidId(cell.id);
-    let ms = blocked.as_secs_f64() * 1e3;
-    if finished {
-        tracing::warn!(%pid, name = name.as_deref(), label = %cell.label, blocked_ms = ms,
-            "long poll: a native process blocked its scheduler");
-    } else {
-        tracing::warn!(%pid, name = name.as_deref(), label = %cell.label, blocked_ms = ms,
-            "long poll: a native process is blocking its scheduler (still running)");
-    }
+    tracing::warn!(%pid, name = name.as_deref(), label = %cell.label,
+        blocked_ms = blocked.as_secs_f64() * 1e3, still_running = !finished,
+        "long poll: a native process blocked its scheduler");
 }
 
 thread_local! {

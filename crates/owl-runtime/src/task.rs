@@ -54,13 +54,7 @@ impl<T: Send + 'static> Task<T> {
         match tokio::time::timeout(timeout, self.join()).await {
             Ok(r) => r.map_err(Some),
             Err(_) => {
-                if let Some(cell) = pid.cell() {
-                    cell.signal_exit(
-                        &Pid::system(),
-                        ExitReason::Kill,
-                        crate::process::cell::SignalKind::Exit,
-                    );
-                }
+                pid.exit_from_node(ExitReason::Kill);
                 Err(None)
             }
         }

@@ -507,6 +507,14 @@ impl Node {
 }
 
 impl Pid {
+    /// Sends an exit signal from the node itself (`<0.0.0>`): the one path
+    /// behind `Node::exit`, supervisor shutdown and task timeouts.
+    pub(crate) fn exit_from_node(&self, reason: ExitReason) {
+        if let Some(cell) = self.cell() {
+            cell.signal_exit(&Pid::system(), reason, SignalKind::Exit);
+        }
+    }
+
     /// Sends `msg` without ever waiting, like Erlang's `!`.
     ///
     /// Fails with [`SendError::NoProcess`] if the process is gone (callers that

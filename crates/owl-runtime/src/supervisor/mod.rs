@@ -445,13 +445,7 @@ impl SupervisorRef {
     /// Waits up to `timeout` for it to end; returns its exit reason.
     pub async fn shutdown(&self, timeout: Duration) -> Option<ExitReason> {
         let exited = self.pid.wait_exit();
-        if let Some(cell) = self.pid.cell() {
-            cell.signal_exit(
-                &Pid::system(),
-                ExitReason::Shutdown,
-                crate::process::cell::SignalKind::Exit,
-            );
-        }
+        self.pid.exit_from_node(ExitReason::Shutdown);
         tokio::time::timeout(timeout, exited).await.ok()
     }
 }
