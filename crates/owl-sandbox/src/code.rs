@@ -10,7 +10,7 @@ use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
-use crate::guest::GuestState;
+use crate::guest::{GuestState, StackProbe};
 
 /// Why a module was not loaded. The current version, if any, stays in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,8 @@ pub(crate) struct Version {
     pub settings: Arc<ModuleSettings>,
     pub pre: InstancePre<GuestState>,
     pub exports: Vec<(String, FuncType)>,
-    /// Processes running this version, by pid number.
-    pub running: Mutex<HashMap<u64, Pid>>,
+    /// Processes running this version, by pid number, with their stack probes.
+    pub running: Mutex<HashMap<u64, (Pid, Arc<StackProbe>)>>,
 }
 
 impl Version {
@@ -184,7 +184,13 @@ impl CodeServer {
         drop(modules);
         Some(
             old.iter()
-                .flat_map(|v| v.running.lock().values().cloned().collect::<Vec<_>>())
+                .flat_map(|v| {
+                    v.running
+                        .lock()
+                        .values()
+                        .map(|(pid, _)| pid.clone())
+                        .collect::<Vec<_>>()
+                })
                 .collect(),
         )
     }
@@ -196,10 +202,25 @@ impl CodeServer {
             .get(name)
             .map(|vs| {
                 vs.iter()
-                    .flat_map(|v| v.running.lock().values().cloned().collect::<Vec<_>>())
+                    .flat_map(|v| {
+                        v.running
+                            .lock()
+                            .values()
+                            .map(|(pid, _)| pid.clone())
+                            .collect::<Vec<_>>()
+                    })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The stack probe of a running sandboxed process, whatever its module.
+    pub fn probe(&self, pid: u64) -> Option<Arc<StackProbe>> {
+        let modules = self.modules.read();
+        modules
+            .values()
+            .flatten()
+            .find_map(|v| v.running.lock().get(&pid).map(|(_, probe)| probe.clone()))
     }
 
     pub fn list(&self) -> Vec<ModuleInfo> {

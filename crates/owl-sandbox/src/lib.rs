@@ -108,8 +108,6 @@ struct Inner {
     code: code::CodeServer,
     guests: executor::GuestExecutor,
     admission: Arc<Semaphore>,
-    /// Stack probes of running guests, by pid number.
-    probes: parking_lot::Mutex<std::collections::HashMap<u64, Arc<guest::StackProbe>>>,
     config: SandboxConfig,
     stop_ticker: Arc<AtomicBool>,
     /// The epoch ticker thread, parked while no sandboxed process exists.
@@ -190,7 +188,6 @@ impl Sandbox {
                 guests,
                 admission,
                 ticker,
-                probes: Default::default(),
                 config,
                 stop_ticker,
             }),
@@ -247,7 +244,7 @@ impl Sandbox {
     /// next epoch tick; `None` if `pid` is not a running guest or it did not
     /// answer within `timeout` (it finished meanwhile).
     pub async fn stack(&self, pid: &Pid, timeout: Duration) -> Option<Vec<String>> {
-        let probe = self.inner.probes.lock().get(&pid.id().0).cloned()?;
+        let probe = self.inner.code.probe(pid.id().0)?;
         let answer = probe.request();
         tokio::time::timeout(timeout, answer).await.ok()?.ok()
     }
@@ -306,12 +303,13 @@ impl Sandbox {
             // guard unregisters it when its future is dropped, even unpolled.
             let probe = Arc::new(guest::StackProbe::default());
             let id = p.pid().id().0;
-            version.running.lock().insert(id, p.pid().clone());
-            inner.probes.lock().insert(id, probe.clone());
+            version
+                .running
+                .lock()
+                .insert(id, (p.pid().clone(), probe.clone()));
             let running = Running {
                 version: version.clone(),
                 pid: id,
-                sandbox: Arc::downgrade(&inner),
             };
             let call = guest::GuestCall {
                 engine: inner.engine.clone(),
@@ -359,19 +357,15 @@ async fn run(
     Ok(GuestOutput { values, version })
 }
 
-/// Removes a process from its version's running set (and its stack probe)
+/// Removes a process (and its stack probe) from its version's running set
 /// when it ends, however it ends.
 struct Running {
     version: Arc<code::Version>,
     pid: u64,
-    sandbox: std::sync::Weak<Inner>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.version.running.lock().remove(&self.pid);
-        if let Some(inner) = self.sandbox.upgrade() {
-            inner.probes.lock().remove(&self.pid);
-        }
     }
 }

@@ -23,6 +23,17 @@ async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
+/// Waits (bounded) until no process runs the math module any more: a killed
+/// guest leaves at the end of its current slice.
+async fn no_math_guests_left(sandbox: &Sandbox) {
+    within("the guests to leave", async {
+        while !sandbox.running("math").is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
 /// ∑(1..n) from the guest's (status, lo, hi).
 fn sum_of(values: &[i64]) -> Result<u128, &'static str> {
     match values {
@@ -90,12 +101,7 @@ fn a_runaway_guest_keeps_running_without_blocking_native_processes_until_killed(
         );
         assert!(killed_at.elapsed() < Duration::from_millis(500));
         // The guest itself stops at its next epoch yield: its slot frees up.
-        within("the guest to leave", async {
-            while !sandbox.running("math").is_empty() {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await;
+        no_math_guests_left(&sandbox).await;
     });
 }
 
@@ -301,12 +307,7 @@ fn ten_thousand_spawn_and_kill_cycles_leave_nothing_behind() {
             node.kill(t.pid());
             assert_eq!(t.join().await, Err(ExitReason::Killed));
         }
-        within("guests to leave", async {
-            while !sandbox.running("math").is_empty() {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await;
+        no_math_guests_left(&sandbox).await;
         assert_eq!(node.process_count(), 0);
         // The admission permits all came back.
         assert!(
