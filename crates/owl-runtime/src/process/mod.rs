@@ -324,24 +324,9 @@ impl WorkMeter {
         }
     }
 
-    /// Adds reductions.
-    pub fn add_reductions(&self, n: u64) {
-        self.cell.stats.reductions.fetch_add(n, Ordering::Relaxed);
-    }
-
     /// The process's CPU time so far (its own polls plus measured work).
     pub fn cpu_time(&self) -> Duration {
         crate::scheduler::cycles_to_duration(self.cell.stats.cpu_cycles.load(Ordering::Relaxed))
-    }
-
-    /// Reports memory held for the process (e.g. a guest's linear memory).
-    pub fn set_memory_hint(&self, bytes: usize) {
-        self.cell.state.lock().extras().memory_hint = bytes;
-    }
-
-    /// Sets the process's current activity.
-    pub fn set_activity(&self, activity: impl Into<Arc<str>>) {
-        self.cell.state.lock().extras().activity = Some(activity.into());
     }
 }
 
