@@ -213,7 +213,13 @@ impl NodeInner {
     /// Counts an exit and writes the crash report for abnormal ones that are
     /// real failures (a panic, an error, a blown budget). `killed` and
     /// `shutdown` are deliberate and are not crash reports.
-    pub fn report_exit(&self, cell: &ProcessCell, name: Option<&str>, reason: &ExitReason) {
+    pub fn report_exit(
+        &self,
+        cell: &ProcessCell,
+        name: Option<&str>,
+        activity: Option<&str>,
+        reason: &ExitReason,
+    ) {
         self.counters.exited.fetch_add(1, Ordering::Relaxed);
         if matches!(
             reason,
@@ -225,10 +231,13 @@ impl NodeInner {
                 pid = %PidId(cell.id),
                 name = name,
                 label = %cell.label,
+                activity = activity,
                 reason = %reason,
-                "crash report: process {} ({}) exited: {}",
+                "crash report: process {} ({}) exited{}{}: {}",
                 PidId(cell.id),
                 name.unwrap_or(&cell.label),
+                if activity.is_some() { " in " } else { "" },
+                activity.unwrap_or(""),
                 reason
             );
         }
@@ -292,10 +301,12 @@ impl Node {
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
+        let mut opts = opts;
+        let monitored_by = opts.monitored_by.take().map(Watcher::Process);
         let process = self.build_process(opts, std::mem::size_of::<ProcessTask<Fut>>());
         let cell = process.cell.clone();
         let pid = process.pid().clone();
-        if let Some(watcher) = watcher {
+        for watcher in [watcher, monitored_by].into_iter().flatten() {
             let mref = self.next_monitor_ref();
             if let Watcher::Process(owner) = &watcher
                 && let Some(owner) = owner.cell()

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
@@ -40,11 +40,40 @@ impl fmt::Display for LoadError {
 }
 impl std::error::Error for LoadError {}
 
-/// Settings shared by all versions of a module, running ones included.
+/// Settings and counters shared by all versions of a module, running ones included.
 #[derive(Default)]
 pub(crate) struct ModuleSettings {
     /// CPU-time budget per process in nanoseconds; 0 means none.
     pub cpu_budget_ns: AtomicU64,
+    pub started: AtomicU64,
+    pub returned: AtomicU64,
+    pub crashed: AtomicU64,
+    pub killed: AtomicU64,
+}
+
+/// How the calls of one module (all its versions) ended so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// Sandboxed processes started.
+    pub started: u64,
+    /// Calls that returned results.
+    pub returned: u64,
+    /// Calls that crashed: a trap, the memory limit, the CPU budget.
+    pub crashed: u64,
+    /// Processes ended from outside (killed, shut down, purged) mid-call.
+    pub killed: u64,
+}
+
+impl ModuleSettings {
+    fn counts(&self) -> CallCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CallCounts {
+            started: get(&self.started),
+            returned: get(&self.returned),
+            crashed: get(&self.crashed),
+            killed: get(&self.killed),
+        }
+    }
 }
 
 /// One loaded version of a module.
@@ -74,6 +103,8 @@ pub struct ModuleInfo {
     pub versions: Vec<(u32, usize)>,
     /// The exported functions.
     pub functions: Vec<String>,
+    /// How its calls ended so far.
+    pub calls: CallCounts,
 }
 
 #[derive(Default)]
@@ -241,6 +272,7 @@ impl CodeServer {
                         .iter()
                         .map(|(n, t)| format!("{n}{}", describe(t)))
                         .collect(),
+                    calls: current.settings.counts(),
                 })
             })
             .collect();

@@ -43,7 +43,7 @@ use owl_runtime::{ExitReason, Node, Pid, SpawnOptions, Task};
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use code::{LoadError, ModuleInfo};
+pub use code::{CallCounts, LoadError, ModuleInfo};
 
 /// Limits and timing of a [`Sandbox`].
 #[derive(Clone, Debug)]
@@ -271,6 +271,58 @@ impl Sandbox {
         args: Vec<i64>,
         opts: SpawnOptions,
     ) -> Result<Task<GuestOutput>, SpawnError> {
+        let start = self.admit(module, function, args)?;
+        Ok(node.spawn_try_task(start.options(opts), move |p| start.body(p)))
+    }
+
+    /// Like [`spawn`](Self::spawn), but the results arrive as a message: the
+    /// process sends a [`GuestReply`] to `reply_to` just before it ends
+    /// normally, the way an Erlang worker answers its caller. Pair it with a
+    /// monitor (or link) to hear of crashes: the reply, if any, always comes
+    /// before the `Down`.
+    ///
+    /// ```
+    /// use owl_runtime::{Down, ExitReason, Runtime, SpawnOptions};
+    /// use owl_sandbox::{GuestReply, Sandbox, SandboxConfig};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// sandbox.load("m", br#"(module (func (export "inc") (param i64) (result i64)
+    ///     (i64.add (local.get 0) (i64.const 1))))"#).unwrap();
+    /// let node = rt.node();
+    /// let answer = node.spawn_task(move |mut p| async move {
+    ///     let me = p.pid().clone();
+    ///     let pid = sandbox.spawn_reply(p.node(), "m", "inc", vec![41], SpawnOptions::new(), me).unwrap();
+    ///     p.monitor(&pid);
+    ///     let reply: GuestReply = p.recv().await;
+    ///     let down: Down = p.recv().await;
+    ///     (reply.output.values, down.reason)
+    /// });
+    /// assert_eq!(rt.block_on(answer.join()).unwrap(), (vec![42], ExitReason::Normal));
+    /// ```
+    pub fn spawn_reply(
+        &self,
+        node: &Node,
+        module: &str,
+        function: &str,
+        args: Vec<i64>,
+        opts: SpawnOptions,
+        reply_to: Pid,
+    ) -> Result<Pid, SpawnError> {
+        let start = self.admit(module, function, args)?;
+        Ok(node.spawn_opts(start.options(opts), move |p| {
+            let from = p.pid().clone();
+            let job = start.body(p);
+            async move {
+                let output = job.await?;
+                let _ = reply_to.send(GuestReply { from, output });
+                Ok::<(), ExitReason>(())
+            }
+        }))
+    }
+
+    /// Checks the call against the newest version and takes an admission slot.
+    fn admit(&self, module: &str, function: &str, args: Vec<i64>) -> Result<Start, SpawnError> {
         let version = self
             .inner
             .code
@@ -294,35 +346,82 @@ impl Sandbox {
             .map_err(|_| SpawnError::Overloaded)?;
         // Cheap when it is already ticking: unpark only sets a flag then.
         self.inner.ticker.unpark();
-        let inner = self.inner.clone();
-        let (module, function): (Arc<str>, Arc<str>) = (module.into(), function.into());
-        let opts = opts.label(format!("sandbox {module} v{}", version.number));
-        Ok(node.spawn_try_task(opts, move |p| {
-            // This closure runs at spawn time: the process is registered (for
-            // purge, `running` and `stack`) before `spawn` returns, and the
-            // guard unregisters it when its future is dropped, even unpolled.
-            let probe = Arc::new(guest::StackProbe::default());
-            let id = p.pid().id().0;
-            version
-                .running
-                .lock()
-                .insert(id, (p.pid().clone(), probe.clone()));
-            let running = Running {
-                version: version.clone(),
-                pid: id,
-            };
-            let call = guest::GuestCall {
-                engine: inner.engine.clone(),
-                version,
-                module,
-                function,
-                args,
-                memory_limit: inner.config.memory_limit,
-                meter: p.work_meter(),
-                probe,
-            };
-            self::run(p, inner, call, (permit, running))
-        }))
+        Ok(Start {
+            inner: self.inner.clone(),
+            version,
+            module: module.into(),
+            function: function.into(),
+            args,
+            permit,
+        })
+    }
+}
+
+/// What a sandboxed process started with [`Sandbox::spawn_reply`] sends to
+/// its caller when the guest function returns.
+#[derive(Clone, Debug)]
+pub struct GuestReply {
+    /// The sandboxed process that ran the call.
+    pub from: Pid,
+    /// Its results.
+    pub output: GuestOutput,
+}
+
+/// An admitted call, ready to become a process.
+struct Start {
+    inner: Arc<Inner>,
+    version: Arc<code::Version>,
+    module: Arc<str>,
+    function: Arc<str>,
+    args: Vec<i64>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Start {
+    /// The caller's options, labelled with the module and version for the
+    /// process table.
+    fn options(&self, opts: SpawnOptions) -> SpawnOptions {
+        opts.label(format!("sandbox {} v{}", self.module, self.version.number))
+    }
+
+    /// Runs at spawn time: the process is registered (for purge, `running`
+    /// and `stack`) before `spawn` returns, and the guard unregisters it when
+    /// its future is dropped, even unpolled.
+    fn body(
+        self,
+        p: owl_runtime::Process,
+    ) -> impl Future<Output = Result<GuestOutput, ExitReason>> + Send + 'static {
+        let Start {
+            inner,
+            version,
+            module,
+            function,
+            args,
+            permit,
+        } = self;
+        let probe = Arc::new(guest::StackProbe::default());
+        let id = p.pid().id().0;
+        version
+            .running
+            .lock()
+            .insert(id, (p.pid().clone(), probe.clone()));
+        version.settings.started.fetch_add(1, Ordering::Relaxed);
+        let running = Running {
+            version: version.clone(),
+            pid: id,
+            settled: false,
+        };
+        let call = guest::GuestCall {
+            engine: inner.engine.clone(),
+            version,
+            module,
+            function,
+            args,
+            memory_limit: inner.config.memory_limit,
+            meter: p.work_meter(),
+            probe,
+        };
+        self::run(p, inner, call, (permit, running))
     }
 }
 
@@ -332,10 +431,27 @@ async fn run(
     p: owl_runtime::Process,
     inner: Arc<Inner>,
     call: guest::GuestCall,
-    held: (tokio::sync::OwnedSemaphorePermit, Running),
+    mut held: (tokio::sync::OwnedSemaphorePermit, Running),
 ) -> Result<GuestOutput, ExitReason> {
-    let _held = held;
-    p.set_activity(format!("{}:{}", call.module, call.function));
+    let result = run_call(&p, &inner, call).await;
+    held.1.settle(result.is_ok());
+    result
+}
+
+async fn run_call(
+    p: &owl_runtime::Process,
+    inner: &Inner,
+    call: guest::GuestCall,
+) -> Result<GuestOutput, ExitReason> {
+    // The activity names the call with its arguments, so the process table
+    // and a crash report show which input misbehaved.
+    let args: Vec<String> = call.args.iter().map(i64::to_string).collect();
+    p.set_activity(format!(
+        "{}:{}({})",
+        call.module,
+        call.function,
+        args.join(", ")
+    ));
     p.set_memory_hint(call.memory_limit);
     let (meter, version) = (call.meter.clone(), call.version.number);
     let mut job = Box::pin(guest::call(call));
@@ -358,14 +474,32 @@ async fn run(
 }
 
 /// Removes a process (and its stack probe) from its version's running set
-/// when it ends, however it ends.
+/// when it ends, however it ends, and counts how it ended.
 struct Running {
     version: Arc<code::Version>,
     pid: u64,
+    /// The call came to an end by itself (returned or crashed).
+    settled: bool,
+}
+
+impl Running {
+    fn settle(&mut self, returned: bool) {
+        let settings = &self.version.settings;
+        let counter = if returned {
+            &settings.returned
+        } else {
+            &settings.crashed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.settled = true;
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.version.running.lock().remove(&self.pid);
+        if !self.settled {
+            self.version.settings.killed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -91,7 +91,7 @@ fn a_runaway_guest_keeps_running_without_blocking_native_processes_until_killed(
         }
         // And it keeps running: it is still alive, doing work.
         let info = node.info(&pid).expect("the runaway is alive");
-        assert_eq!(info.current_activity, "math:sum");
+        assert_eq!(info.current_activity, "math:sum(-1)");
         assert_eq!(sandbox.running("math"), vec![pid.clone()]);
         assert!(node.kill(&pid));
         let killed_at = Instant::now();

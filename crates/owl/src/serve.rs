@@ -1,15 +1,18 @@
-//! `owl serve`: starts the node and its root supervisor, and stops them in
-//! order on Ctrl-C or SIGTERM.
+//! `owl serve`: starts the node and the application's supervision tree (web
+//! endpoint included), and stops them in order on Ctrl-C or SIGTERM.
 
 use std::time::Duration;
 
 use clap::Args;
-use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
+use owl_runtime::supervisor::Supervisor;
 use owl_runtime::{Config, Runtime};
+use owl_sandbox::{Sandbox, SandboxConfig};
+use owl_system::math::MathService;
+use owl_web::App;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address for the web interface (arrives with the web system).
+    /// Address for the web interface.
     #[arg(long, default_value = "127.0.0.1:4000")]
     bind: String,
     /// Directory for data (created if missing).
@@ -18,6 +21,10 @@ pub struct ServeArgs {
     /// Schedulers (worker threads); default: one per CPU.
     #[arg(long, default_value_t = 0)]
     schedulers: usize,
+    /// Calculations that may run at once, all visitors together; more are
+    /// answered "overloaded".
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_calculations: u32,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
@@ -27,23 +34,33 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             args.data_dir.display()
         )
     })?;
+    // Bind first: a busy port is an error before anything starts.
+    let listener = std::net::TcpListener::bind(&args.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let rt =
         Runtime::new(Config::default().schedulers(args.schedulers)).map_err(|e| e.to_string())?;
-    let node = rt.node();
+    let max = args.max_calculations as usize;
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_processes: max,
+        ..SandboxConfig::default()
+    })?;
+    let math = MathService::new(sandbox, max).map_err(|e| format!("math guest: {e}"))?;
+    let app = App::new(rt.node(), math);
     rt.block_on(async move {
         // Listen for signals before announcing readiness, so a stop request
         // that follows the announcement is never lost.
         let stop = stop_signal()?;
-        let root = Supervisor::start(&node, SupervisorSpec::new(Strategy::OneForOne).name("owl_root").label("root supervisor"))
+        let root = Supervisor::start(&app.node, owl_web::application(&app, listener))
             .await
-            .map_err(|e| format!("root supervisor failed to start: {e}"))?;
+            .map_err(|e| format!("the application failed to start: {e}"))?;
         println!(
             "owl node up: {} scheduler(s), root supervisor {}, data in {}",
-            node.schedulers(),
+            app.node.schedulers(),
             root.pid(),
             args.data_dir.display()
         );
-        println!("The web interface for {} arrives with the web system; this build runs the runtime only.", args.bind);
+        println!("open http://{addr}/  (JSON API: POST http://{addr}/api/sum)");
         println!("Press Ctrl-C to stop.");
         stop.await;
         println!("stopping: shutting the supervision tree down");

@@ -334,6 +334,7 @@ impl ProcessCell {
         let mut name = None;
         let mut watchers = Vec::new();
         let mut links = Vec::new();
+        let mut activity = None;
         if let Some(ex) = extras {
             let ex = *ex;
             if let Some(node) = &node {
@@ -352,9 +353,10 @@ impl ProcessCell {
             name = ex.name;
             watchers = ex.monitored_by;
             links = ex.links;
+            activity = ex.activity;
         }
         if let Some(node) = &node {
-            node.report_exit(self, name.as_deref(), &reason);
+            node.report_exit(self, name.as_deref(), activity.as_deref(), &reason);
         }
         for link in links {
             if let Some(cell) = link.cell() {

@@ -95,6 +95,29 @@ impl Process {
         Recv::any(&self.cell)
     }
 
+    /// Takes the oldest message if there is one, without waiting: a process
+    /// can drain its mailbox, then act once for the whole batch.
+    ///
+    /// ```
+    /// use owl_runtime::Runtime;
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let drained = node.spawn_task(|mut p| async move {
+    ///     p.pid().send(1u8).unwrap();
+    ///     p.pid().send("two").unwrap();
+    ///     let mut n = 0;
+    ///     while p.try_recv_any().is_some() {
+    ///         n += 1;
+    ///     }
+    ///     n
+    /// });
+    /// assert_eq!(rt.block_on(drained.join()), Ok(2));
+    /// ```
+    pub fn try_recv_any(&mut self) -> Option<Message> {
+        receive::take_oldest(&self.cell)
+    }
+
     /// Like [`recv_any`](Self::recv_any), giving up after `timeout`.
     pub async fn recv_any_timeout(&mut self, timeout: Duration) -> Option<Message> {
         tokio::time::timeout(timeout, self.recv_any()).await.ok()
@@ -407,6 +430,7 @@ pub struct SpawnOptions {
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) link_to: Option<Pid>,
     pub(crate) parent: Option<Pid>,
+    pub(crate) monitored_by: Option<Pid>,
     pub(crate) trap_exit: bool,
 }
 
@@ -438,6 +462,32 @@ impl SpawnOptions {
     /// Records `pid` as the parent (shown in the process table).
     pub fn parent(mut self, pid: Pid) -> Self {
         self.parent = Some(pid);
+        self
+    }
+
+    /// Sets a monitor from `watcher` on the new process before it first runs,
+    /// so `watcher` gets its [`Down`](crate::Down) with the real exit reason
+    /// however fast it ends — even when a third party (a supervisor) spawns
+    /// it. The `Down` names the new process's pid.
+    ///
+    /// ```
+    /// use owl_runtime::{Down, ExitReason, Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let reason = node.spawn_task(|mut p| async move {
+    ///     let opts = SpawnOptions::new().monitored_by(p.pid().clone());
+    ///     let helper = p.node().clone();
+    ///     // Someone else spawns the worker; we still see how it ended.
+    ///     let pid = helper.spawn_opts(opts, |_| async { ExitReason::error("boom") });
+    ///     let down: Down = p.recv().await;
+    ///     assert_eq!(down.pid, pid);
+    ///     down.reason
+    /// });
+    /// assert_eq!(rt.block_on(reason.join()), Ok(ExitReason::error("boom")));
+    /// ```
+    pub fn monitored_by(mut self, watcher: Pid) -> Self {
+        self.monitored_by = Some(watcher);
         self
     }
 

@@ -25,6 +25,13 @@ pub(crate) fn take_first<T: Send + 'static>(
     Some(msg.downcast::<T>().expect("type was checked"))
 }
 
+/// Removes and returns the oldest message, whatever its type.
+pub(crate) fn take_oldest(cell: &ProcessCell) -> Option<Message> {
+    let msg = cell.state.lock().mailbox.pop_front()?;
+    cell.message_taken();
+    Some(msg)
+}
+
 /// Decides which message a receive takes and what it hands out.
 pub trait Matcher {
     /// What the receive resolves to.

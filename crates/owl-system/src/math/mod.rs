@@ -1,0 +1,248 @@
+//! The talk's calculation, ∑(1..n), as a service.
+//!
+//! Every calculation is its own sandboxed process of the guest module
+//! [`MODULE`], started under the math supervisor (a dynamic supervisor
+//! registered as [`SUPERVISOR`], holding at most `max_running` of them) and
+//! monitored by whoever asked: the answer arrives as a message, a crash as the
+//! monitor's `Down`. So a crash, a runaway or a kill touches that one
+//! calculation and nothing else.
+//!
+//! ```
+//! use std::time::Duration;
+//! use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
+//! use owl_runtime::Runtime;
+//! use owl_sandbox::{Sandbox, SandboxConfig};
+//! use owl_system::math::{MathService, Outcome, Settled};
+//!
+//! let rt = Runtime::new(Default::default()).unwrap();
+//! let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+//! let math = MathService::new(sandbox, 100).unwrap();
+//! let node = rt.node();
+//! let outcome = rt.block_on(async move {
+//!     let spec = SupervisorSpec::new(Strategy::OneForOne).child(math.supervisor_spec());
+//!     let _root = Supervisor::start(&node, spec).await.unwrap();
+//!     let asker = node.spawn_task(move |mut p| async move {
+//!         let pid = math.start(&mut p, 100).await.unwrap();
+//!         loop {
+//!             match MathService::settle(p.recv_any().await) {
+//!                 Ok(Settled { pid: from, outcome }) if from == pid => return outcome,
+//!                 _ => continue,
+//!             }
+//!         }
+//!     });
+//!     asker.join().await.unwrap()
+//! });
+//! assert_eq!(outcome, Outcome::Sum(5050));
+//! ```
+
+mod input;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use owl_runtime::supervisor::{ChildError, ChildSpec, Restart, SupervisorRef, SupervisorSpec};
+use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
+use owl_sandbox::{CallCounts, GuestReply, LoadError, Sandbox, SpawnError};
+
+pub use input::{InvalidInput, MAX_INPUT_CHARS, parse_input};
+
+/// The guest module that computes the sum.
+pub const MODULE: &str = "math";
+/// Its function: `sum(n: i64) -> (status: i32, lo: i64, hi: i64)`.
+pub const FUNCTION: &str = "sum";
+/// The registered name of the math supervisor.
+pub const SUPERVISOR: &str = "math_sup";
+
+/// Version 1 of the guest, with the talk's three bugs (13 crashes, n < 1
+/// loops forever, a naive O(n) loop).
+pub const GUEST_V1: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../guests/math.wat"
+));
+/// The fix: negative n is invalid input, 13 is a number, closed form.
+pub const GUEST_FIXED: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../guests/math_fixed.wat"
+));
+
+/// How long a start may wait for the math supervisor.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a calculation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// ∑(1..n), exact.
+    Sum(u128),
+    /// The guest itself refused the input (the fixed version does for n < 0).
+    Invalid,
+    /// The calculation's process ended without an answer: a crash, a kill,
+    /// its CPU budget.
+    Crashed(ExitReason),
+}
+
+impl Outcome {
+    /// Reads the guest's `(status, lo, hi)` results.
+    pub fn from_values(values: &[i64]) -> Outcome {
+        match values {
+            [0, lo, hi] => Outcome::Sum((u128::from(*hi as u64) << 64) | u128::from(*lo as u64)),
+            [1, _, _] => Outcome::Invalid,
+            other => Outcome::Crashed(ExitReason::error(format!(
+                "math:sum returned {other:?}, not (status 0|1, lo, hi)"
+            ))),
+        }
+    }
+}
+
+/// A calculation that came to an end, read from a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The calculation's process.
+    pub pid: Pid,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Why a calculation was not started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// As many calculations as allowed run already; try again later.
+    Overloaded,
+    /// The math supervisor or the guest module is not available (restarting,
+    /// or a broken deployment): the message says which.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Overloaded => f.write_str("overloaded: too many calculations running"),
+            StartError::Unavailable(why) => write!(f, "calculations unavailable: {why}"),
+        }
+    }
+}
+impl std::error::Error for StartError {}
+
+/// The math service: starts calculations and reads their answers. Cheap to clone.
+#[derive(Clone)]
+pub struct MathService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandbox: Sandbox,
+    max_running: usize,
+}
+
+impl MathService {
+    /// The service on `sandbox`, loading version 1 of the guest unless a
+    /// `math` module is loaded already. At most `max_running` calculations
+    /// run at once (the math supervisor's `max_children`).
+    pub fn new(sandbox: Sandbox, max_running: usize) -> Result<MathService, LoadError> {
+        if !sandbox.modules().iter().any(|m| m.name == MODULE) {
+            sandbox.load(MODULE, GUEST_V1.as_bytes())?;
+        }
+        Ok(MathService {
+            inner: Arc::new(Inner {
+                sandbox,
+                max_running: max_running.max(1),
+            }),
+        })
+    }
+
+    /// The sandbox the calculations run in (for upgrades and inspection).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.inner.sandbox
+    }
+
+    /// The child spec of the math supervisor, for the application's tree.
+    pub fn supervisor_spec(&self) -> ChildSpec {
+        ChildSpec::supervisor(
+            SUPERVISOR,
+            SupervisorSpec::dynamic()
+                .name(SUPERVISOR)
+                .label("math supervisor")
+                .max_children(self.inner.max_running),
+        )
+    }
+
+    /// How the calculations ended so far, over every version of the guest.
+    pub fn counts(&self) -> CallCounts {
+        self.inner
+            .sandbox
+            .modules()
+            .into_iter()
+            .find(|m| m.name == MODULE)
+            .map(|m| m.calls)
+            .unwrap_or_default()
+    }
+
+    /// Starts ∑(1..n) as a child of the math supervisor, monitored by `ctx`;
+    /// the answer comes to `ctx`'s mailbox (read it with [`settle`](Self::settle)).
+    pub async fn start(&self, ctx: &mut Process, n: i64) -> Result<Pid, StartError> {
+        let node = ctx.node().clone();
+        let supervisor = node
+            .resolve(SUPERVISOR)
+            .ok_or_else(|| StartError::Unavailable("the math supervisor is not running".into()))?;
+        let (sandbox, reply_to) = (self.inner.sandbox.clone(), ctx.pid().clone());
+        // Set in the start function if the sandbox's admission refused.
+        let refused = Arc::new(AtomicBool::new(false));
+        let refused_in_start = refused.clone();
+        let spec = ChildSpec::worker("sum", move |args| {
+            let started = sandbox.spawn_reply(
+                &args.node,
+                MODULE,
+                FUNCTION,
+                vec![n],
+                // The monitor is set before the guest runs, so even a crash
+                // in its first microsecond reaches the asker with its reason.
+                SpawnOptions::new()
+                    .link_to(args.supervisor.clone())
+                    .parent(args.supervisor.clone())
+                    .monitored_by(reply_to.clone()),
+                reply_to.clone(),
+            );
+            if matches!(started, Err(SpawnError::Overloaded)) {
+                refused_in_start.store(true, Ordering::Relaxed);
+            }
+            async move { started.map_err(ExitReason::error) }
+        })
+        .restart(Restart::Temporary);
+        let pid = SupervisorRef::from_pid(supervisor)
+            .start_child(spec, START_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                ChildError::MaxChildren => StartError::Overloaded,
+                _ if refused.load(Ordering::Relaxed) => StartError::Overloaded,
+                other => StartError::Unavailable(other.to_string()),
+            })?;
+        Ok(pid)
+    }
+
+    /// Reads a calculation's end from a message: its answer, or the `Down` of
+    /// one that ended without answering. Anything else comes back unchanged.
+    ///
+    /// An answer is followed by a `Down` with reason `normal` for the same
+    /// pid; callers forget a pid once it settled, and ignore that `Down`.
+    pub fn settle(msg: Message) -> Result<Settled, Message> {
+        let msg = match msg.downcast::<GuestReply>() {
+            Ok(reply) => {
+                return Ok(Settled {
+                    pid: reply.from,
+                    outcome: Outcome::from_values(&reply.output.values),
+                });
+            }
+            Err(other) => other,
+        };
+        let down = msg.downcast::<Down>()?;
+        let reason = match down.reason {
+            // The answer always comes before a normal exit's `Down`.
+            ExitReason::Normal => ExitReason::error("ended without an answer"),
+            other => other,
+        };
+        Ok(Settled {
+            pid: down.pid,
+            outcome: Outcome::Crashed(reason),
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! The page shell every page shares: head, navigation bar, scripts.
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::assets;
+
+/// One entry of the navigation bar.
+pub struct NavItem {
+    pub path: &'static str,
+    pub title: &'static str,
+}
+
+/// Every page a visitor can open, in the order the navigation bar shows them.
+pub const NAV: &[NavItem] = &[NavItem {
+    path: "/",
+    title: "Sum",
+}];
+
+/// A whole HTML page: `title`, the nav bar with `current` marked, and `main`.
+/// Live pages put their `ws-connect` on an element inside `main`.
+pub fn page(title: &str, current: &str, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · owl" }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                script src=(assets::url("htmx-2.0.11.min.js")) defer {}
+                script src=(assets::url("htmx-ext-ws-2.0.4.min.js")) defer {}
+                script src=(assets::url("idiomorph-ext-0.8.0.min.js")) defer {}
+                script src=(assets::url("app.js")) defer {}
+            }
+            body data-live="static" {
+                nav aria-label="pages" {
+                    a.brand href="/" { "owl" }
+                    @for item in NAV {
+                        @if item.path == current {
+                            a href=(item.path) aria-current="page" { (item.title) }
+                        } @else {
+                            a href=(item.path) { (item.title) }
+                        }
+                    }
+                }
+                main { (main) }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Live pages: every connected page is a runtime process — a *session* —
+//! that holds the page's state, gets the browser's events as messages,
+//! re-renders, and sends the new markup over the page's WebSocket, where
+//! htmx morphs it into the DOM in place.
+//!
+//! The WebSocket itself is served by a plain connection task that shuttles
+//! frames between the socket and the session: if the session crashes (or is
+//! killed), the task closes the socket with code 1011, the browser reconnects
+//! and a fresh session rebuilds the page. No other page notices.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket};
+use maud::{Markup, html};
+use owl_runtime::supervisor::{ChildSpec, Restart, SupervisorRef, SupervisorSpec};
+use owl_runtime::{ExitReason, Message, Process, SendError, SpawnOptions};
+use tokio::sync::mpsc;
+
+/// The registered name of the supervisor of all live sessions.
+pub const SUPERVISOR: &str = "live_sup";
+/// Sessions allowed at once; beyond, new pages are told to come back later.
+pub const MAX_SESSIONS: usize = 10_000;
+/// Browser events a session may have queued; more are refused, not buffered.
+const MAILBOX: usize = 64;
+/// Rendered frames waiting for a slow browser before the session waits too.
+const OUTBOX: usize = 16;
+/// The largest WebSocket message a page may send.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// How long a connection waits for the session supervisor to start a session.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A page's state and behaviour, run inside its session process.
+pub trait LiveView: Send + 'static {
+    /// The page's live region, rendered whole from the state. Its root
+    /// element carries the id it replaces and `hx-swap-oob="morph"`.
+    fn render(&self) -> Markup;
+
+    /// Handles an event from the browser; returns whether the page changed.
+    fn handle_event(
+        &mut self,
+        ctx: &mut Process,
+        event: ClientEvent,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Handles any other message in the session's mailbox; returns whether
+    /// the page changed.
+    fn handle_info(&mut self, ctx: &mut Process, msg: Message)
+    -> impl Future<Output = bool> + Send;
+}
+
+/// An event a page sent: a form's fields, named by its `event` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientEvent {
+    /// What happened (the form's hidden `event` field), e.g. `"sum"`.
+    pub name: String,
+    /// The other fields, as strings.
+    pub fields: HashMap<String, String>,
+}
+
+impl ClientEvent {
+    /// A field's value, or `""` if the page did not send it.
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+
+    /// Reads a text frame htmx's `ws-send` produced: a JSON object of string
+    /// fields (plus the `HEADERS` object htmx adds, which is dropped).
+    pub fn parse(text: &str) -> Result<ClientEvent, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err("not a JSON object".into());
+        };
+        let mut name = None;
+        let mut fields = HashMap::new();
+        for (key, value) in map {
+            if key == "HEADERS" {
+                continue;
+            }
+            let serde_json::Value::String(text) = value else {
+                return Err(format!("field {key:?} is not a string"));
+            };
+            if key == "event" {
+                name = Some(text);
+            } else {
+                fields.insert(key, text);
+            }
+        }
+        let name = name.ok_or("no \"event\" field")?;
+        Ok(ClientEvent { name, fields })
+    }
+}
+
+/// The child spec of the session supervisor, for the application's tree.
+pub fn supervisor_spec() -> ChildSpec {
+    ChildSpec::supervisor(
+        SUPERVISOR,
+        SupervisorSpec::dynamic()
+            .name(SUPERVISOR)
+            .label("live session supervisor")
+            .max_children(MAX_SESSIONS),
+    )
+}
+
+/// Serves one page's WebSocket: starts its session under the session
+/// supervisor and relays frames until either side ends.
+pub async fn serve<V, F>(mut socket: WebSocket, node: owl_runtime::Node, label: String, view: F)
+where
+    V: LiveView,
+    F: Fn() -> V + Send + Sync + 'static,
+{
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(OUTBOX);
+    let session = match start_session(&node, label, out_tx, view).await {
+        Ok(session) => session,
+        Err(why) => {
+            tracing::warn!(why, "live session not started");
+            close(&mut socket, 1013, "no session available, try again later").await;
+            return;
+        }
+    };
+    let exited = session.wait_exit();
+    tokio::pin!(exited);
+    loop {
+        tokio::select! {
+            frame = socket.recv() => match frame {
+                Some(Ok(Frame::Text(text))) => {
+                    let refusal = match ClientEvent::parse(text.as_str()) {
+                        Ok(event) => match session.send(event) {
+                            Ok(()) => None,
+                            Err(SendError::Full(_)) => Some("too many events at once; this one was dropped".to_string()),
+                            // The session is gone; its exit is handled below.
+                            Err(_) => None,
+                        },
+                        Err(why) => Some(format!("message not understood ({why})")),
+                    };
+                    if let Some(why) = refusal
+                        && socket.send(Frame::Text(notice(&why).into())).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Frame::Binary(_))) => {
+                    if socket.send(Frame::Text(notice("binary messages are not understood").into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => {}
+                // Closed by the browser, or a broken / oversized frame.
+                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+            },
+            html = out_rx.recv() => {
+                let Some(html) = html else { continue };
+                if socket.send(Frame::Text(html.into())).await.is_err() {
+                    break;
+                }
+            }
+            reason = &mut exited => {
+                let (code, why) = match reason {
+                    // A node shutting down: come back when it is up again.
+                    ExitReason::Shutdown => (1012, "service restart"),
+                    ExitReason::Normal => (1000, "session ended"),
+                    _ => (1011, "session crashed"),
+                };
+                close(&mut socket, code, why).await;
+                return;
+            }
+        }
+    }
+    // The page went away: so does its session (its calculations go on under
+    // their own supervisor).
+    node.exit(&session, ExitReason::Shutdown);
+}
+
+async fn start_session<V, F>(
+    node: &owl_runtime::Node,
+    label: String,
+    out: mpsc::Sender<String>,
+    view: F,
+) -> Result<owl_runtime::Pid, String>
+where
+    V: LiveView,
+    F: Fn() -> V + Send + Sync + 'static,
+{
+    let supervisor = node
+        .resolve(SUPERVISOR)
+        .ok_or("the session supervisor is not running")?;
+    let spec = ChildSpec::worker("session", move |args| {
+        let opts = SpawnOptions::new()
+            .label(label.clone())
+            .mailbox_capacity(MAILBOX);
+        let (out, view) = (out.clone(), view());
+        let pid = args.spawn_link_opts(opts, move |p| run_session(p, view, out));
+        async move { Ok(pid) }
+    })
+    .restart(Restart::Temporary);
+    SupervisorRef::from_pid(supervisor)
+        .start_child(spec, START_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The session process: render, then handle messages and re-render, until
+/// the page goes away.
+async fn run_session<V: LiveView>(
+    mut ctx: Process,
+    mut view: V,
+    out: mpsc::Sender<String>,
+) -> Result<(), ExitReason> {
+    let gone = |_| ExitReason::Shutdown;
+    out.send(view.render().into_string()).await.map_err(gone)?;
+    loop {
+        let first = ctx.recv_any().await;
+        let mut changed = handle(&mut view, &mut ctx, first).await;
+        // Whatever queued up meanwhile is handled before rendering once.
+        while let Some(next) = ctx.try_recv_any() {
+            changed |= handle(&mut view, &mut ctx, next).await;
+        }
+        if changed {
+            out.send(view.render().into_string()).await.map_err(gone)?;
+        }
+    }
+}
+
+async fn handle<V: LiveView>(view: &mut V, ctx: &mut Process, msg: Message) -> bool {
+    match msg.downcast::<ClientEvent>() {
+        Ok(event) => view.handle_event(ctx, event).await,
+        Err(msg) => view.handle_info(ctx, msg).await,
+    }
+}
+
+/// A short message to the visitor in the page's notice area.
+fn notice(text: &str) -> String {
+    html! { p #live-notice .live-notice hx-swap-oob="true" role="status" { (text) } }.into_string()
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(Frame::Close(Some(frame))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_read_from_htmx_json_and_anything_else_is_refused() {
+        let event =
+            ClientEvent::parse(r#"{"event":"sum","n":"5","HEADERS":{"HX-Request":"true"}}"#)
+                .unwrap();
+        assert_eq!(event.name, "sum");
+        assert_eq!(event.field("n"), "5");
+        assert_eq!(event.field("missing"), "");
+        for bad in [
+            "",
+            "5",
+            "[1]",
+            r#"{"n":"5"}"#,
+            r#"{"event":"sum","n":5}"#,
+            "{",
+        ] {
+            assert!(ClientEvent::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

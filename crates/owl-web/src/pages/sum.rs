@@ -1,0 +1,182 @@
+//! The sum page, `/`: the visitor's input, one line per calculation, kept
+//! live by the page's session.
+
+use std::collections::{HashMap, VecDeque};
+
+use maud::{Markup, html};
+use owl_runtime::{Message, PidId, Process};
+use owl_system::math::{self, MathService, Outcome, StartError};
+
+use crate::layout;
+use crate::live::{ClientEvent, LiveView};
+
+/// Calculations one page may have running at once: one visitor cannot take
+/// the machine.
+pub const MAX_RUNNING_PER_PAGE: usize = 20;
+/// Lines a page keeps; older finished lines scroll away.
+const MAX_LINES: usize = 100;
+/// How much of an invalid input a line repeats.
+const SHOWN_INPUT_CHARS: usize = 24;
+
+/// `GET /`: the page as first served (the session fills the lines in).
+pub fn page() -> Markup {
+    let main = html! {
+        div hx-ext="ws,morph" ws-connect="/live/sum" {
+            h1 { "∑(1..n)" }
+            form #sum-form .inline ws-send data-reset autocomplete="off" {
+                input type="hidden" name="event" value="sum";
+                input #n name="n" type="text" inputmode="numeric" maxlength=(math::MAX_INPUT_CHARS)
+                    placeholder="an integer, e.g. 100" aria-label="n" required autofocus;
+                button type="submit" { "Calculate" }
+            }
+            p #live-state .live-state aria-live="polite" { "connecting…" }
+            p #live-notice .live-notice role="status" {}
+            (render_lines(&VecDeque::new()))
+            p.hint {
+                "Each line is its own sandboxed process. Try 13, a negative number, or 9999999999 — "
+                "the page stays responsive, and so does everyone else's."
+            }
+        }
+    };
+    layout::page("Sum", "/", main)
+}
+
+#[derive(Debug)]
+enum LineState {
+    Calculating,
+    Sum(u128),
+    /// Crashed, killed, or over its budget; the reason goes in a tooltip.
+    Error(String),
+    Invalid(&'static str),
+    /// Not started: the page's or the server's limit.
+    Refused(String),
+}
+
+#[derive(Debug)]
+struct Line {
+    id: u64,
+    input: String,
+    state: LineState,
+}
+
+/// The session state of one sum page.
+pub struct SumPage {
+    math: MathService,
+    /// Newest first.
+    lines: VecDeque<Line>,
+    next_id: u64,
+    /// Running calculations → their line.
+    running: HashMap<PidId, u64>,
+}
+
+impl SumPage {
+    pub fn new(math: MathService) -> SumPage {
+        SumPage {
+            math,
+            lines: VecDeque::new(),
+            next_id: 1,
+            running: HashMap::new(),
+        }
+    }
+
+    fn push(&mut self, input: String, state: LineState) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.lines.push_front(Line { id, input, state });
+        self.lines.truncate(MAX_LINES);
+        id
+    }
+
+    async fn submit(&mut self, ctx: &mut Process, raw: &str) {
+        let n = match math::parse_input(raw) {
+            Ok(n) => n,
+            Err(invalid) => {
+                self.push(shorten(raw.trim()), LineState::Invalid(invalid.detail()));
+                return;
+            }
+        };
+        if self.running.len() >= MAX_RUNNING_PER_PAGE {
+            let why = format!(
+                "not started: {MAX_RUNNING_PER_PAGE} calculations are running on this page already"
+            );
+            self.push(n.to_string(), LineState::Refused(why));
+            return;
+        }
+        match self.math.start(ctx, n).await {
+            Ok(pid) => {
+                let line = self.push(n.to_string(), LineState::Calculating);
+                self.running.insert(pid.id(), line);
+            }
+            Err(StartError::Overloaded) => {
+                let why = "not started: the server is at its limit of calculations, try again soon";
+                self.push(n.to_string(), LineState::Refused(why.into()));
+            }
+            Err(other) => {
+                self.push(n.to_string(), LineState::Error(other.to_string()));
+            }
+        }
+    }
+}
+
+impl LiveView for SumPage {
+    fn render(&self) -> Markup {
+        render_lines(&self.lines)
+    }
+
+    async fn handle_event(&mut self, ctx: &mut Process, event: ClientEvent) -> bool {
+        match event.name.as_str() {
+            "sum" => {
+                self.submit(ctx, event.field("n")).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
+        let Ok(settled) = MathService::settle(msg) else {
+            return false;
+        };
+        // Unknown pids: the `Down` after an answer, or a line scrolled away.
+        let Some(line_id) = self.running.remove(&settled.pid.id()) else {
+            return false;
+        };
+        let Some(line) = self.lines.iter_mut().find(|l| l.id == line_id) else {
+            return false;
+        };
+        line.state = match settled.outcome {
+            Outcome::Sum(sum) => LineState::Sum(sum),
+            Outcome::Invalid => LineState::Invalid("the calculation does not take it"),
+            Outcome::Crashed(reason) => LineState::Error(reason.to_string()),
+        };
+        true
+    }
+}
+
+fn shorten(input: &str) -> String {
+    if input.chars().count() <= SHOWN_INPUT_CHARS {
+        input.to_string()
+    } else {
+        let head: String = input.chars().take(SHOWN_INPUT_CHARS).collect();
+        format!("{head}…")
+    }
+}
+
+fn render_lines(lines: &VecDeque<Line>) -> Markup {
+    html! {
+        ol #sum-lines .lines hx-swap-oob="morph" aria-live="polite" {
+            @for line in lines {
+                @let (state, value, title): (&str, String, Option<&str>) = match &line.state {
+                    LineState::Calculating => ("calculating", "calculating…".into(), None),
+                    LineState::Sum(sum) => ("ok", sum.to_string(), None),
+                    LineState::Error(reason) => ("error", "error".into(), Some(reason.as_str())),
+                    LineState::Invalid(detail) => ("invalid", "invalid input".into(), Some(*detail)),
+                    LineState::Refused(why) => ("refused", why.clone(), None),
+                };
+                li id=(format!("line-{}", line.id)) data-state=(state) title=[title] {
+                    "∑(1.." (line.input) ") = " span.value { (value) }
+                }
+            }
+        }
+    }
+}

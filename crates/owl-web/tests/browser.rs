@@ -1,0 +1,176 @@
+//! The sum page in a real browser (headless Chromium), against a real node.
+
+mod common;
+
+use common::browser::{self, lines, submit, wait_js, wait_line};
+use common::{TestNode, client_runtime};
+
+#[test]
+fn the_talks_three_bugs_on_the_sum_page_while_it_stays_live() {
+    let Some(driver) = browser::driver("the_talks_three_bugs_on_the_sum_page") else {
+        return;
+    };
+    let server = TestNode::start(100);
+    client_runtime().block_on(async {
+        let page = driver.browser(1).await;
+        page.goto(&server.url("/")).await.unwrap();
+        wait_js(
+            &page,
+            "the live connection",
+            "document.body.dataset.live === 'connected'",
+        )
+        .await;
+        // A marker that a reload would wipe out.
+        page.execute("window.sameDocument = true;", vec![])
+            .await
+            .unwrap();
+
+        submit(&page, "5").await;
+        wait_line(&page, "∑(1..5) = 15").await;
+
+        // Bug 1: 13 crashes that calculation only; the page goes on.
+        submit(&page, "13").await;
+        wait_line(&page, "∑(1..13) = error").await;
+        submit(&page, "6").await;
+        wait_line(&page, "∑(1..6) = 21").await;
+
+        // Bug 2: -1 never finishes, and 7 completes meanwhile.
+        submit(&page, "-1").await;
+        wait_line(&page, "∑(1..-1) = calculating…").await;
+        submit(&page, "7").await;
+        wait_line(&page, "∑(1..7) = 28").await;
+        assert!(
+            lines(&page)
+                .await
+                .contains(&"∑(1..-1) = calculating…".to_string())
+        );
+
+        // Not an integer: answered at once, nothing started.
+        let running = server.math.sandbox().running("math").len();
+        submit(&page, "abc").await;
+        wait_line(&page, "∑(1..abc) = invalid input").await;
+        assert_eq!(server.math.sandbox().running("math").len(), running);
+
+        // Newest first, every line kept, all without a reload.
+        assert_eq!(
+            lines(&page).await,
+            [
+                "∑(1..abc) = invalid input",
+                "∑(1..7) = 28",
+                "∑(1..-1) = calculating…",
+                "∑(1..6) = 21",
+                "∑(1..13) = error",
+                "∑(1..5) = 15",
+            ]
+        );
+        let same = page
+            .execute("return window.sameDocument === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(same.as_bool(), Some(true), "the page was reloaded");
+        // The form is ready for the next number.
+        let value = page
+            .execute("return document.getElementById('n').value;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(value.as_str(), Some(""));
+        page.close().await.unwrap();
+    });
+}
+
+#[test]
+fn one_visitors_runaways_leave_another_visitor_alone_and_a_killed_session_reconnects() {
+    let Some(driver) = browser::driver("one_visitors_runaways_leave_another_visitor_alone") else {
+        return;
+    };
+    let server = TestNode::start(100);
+    client_runtime().block_on(async {
+        let (a, b) = (driver.browser(1).await, driver.browser(2).await);
+        for page in [&a, &b] {
+            page.goto(&server.url("/")).await.unwrap();
+            wait_js(
+                page,
+                "the live connection",
+                "document.body.dataset.live === 'connected'",
+            )
+            .await;
+        }
+
+        // Visitor A starts 20 runaways; the 21st is refused on that page.
+        for _ in 0..21 {
+            submit(&a, "-1").await;
+        }
+        wait_js(
+            &a,
+            "21 lines",
+            "document.querySelectorAll('#sum-lines li').length === 21",
+        )
+        .await;
+        let a_lines = lines(&a).await;
+        assert!(
+            a_lines[0].contains("not started: 20 calculations are running on this page"),
+            "{a_lines:?}"
+        );
+        assert_eq!(
+            a_lines
+                .iter()
+                .filter(|l| l.ends_with("calculating…"))
+                .count(),
+            20
+        );
+
+        // Visitor B is served at once and sees none of A's lines.
+        submit(&b, "5").await;
+        wait_line(&b, "∑(1..5) = 15").await;
+        assert_eq!(lines(&b).await, ["∑(1..5) = 15"]);
+
+        // Kill B's session process through the runtime: only B's page
+        // reconnects (a fresh session), and it works again.
+        let sessions = server.sessions();
+        assert_eq!(sessions.len(), 2, "one session per page");
+        let connects = |page: &fantoccini::Client| {
+            let page = page.clone();
+            async move {
+                page.execute("return Number(document.body.dataset.connects);", vec![])
+                    .await
+                    .unwrap()
+                    .as_u64()
+                    .unwrap()
+            }
+        };
+        let (a_before, b_before) = (connects(&a).await, connects(&b).await);
+        // B's page connected second: its session is the newer one.
+        let b_session = sessions.iter().max_by_key(|p| p.id()).unwrap();
+        assert!(server.node.kill(b_session));
+        wait_js(
+            &b,
+            "B to reconnect",
+            &format!(
+                "Number(document.body.dataset.connects) === {}",
+                b_before + 1
+            ),
+        )
+        .await;
+        wait_js(
+            &b,
+            "B live again",
+            "document.body.dataset.live === 'connected'",
+        )
+        .await;
+        // The rebuilt page starts from its new session's state.
+        wait_js(
+            &b,
+            "B's lines rebuilt",
+            "document.querySelectorAll('#sum-lines li').length === 0",
+        )
+        .await;
+        submit(&b, "8").await;
+        wait_line(&b, "∑(1..8) = 36").await;
+        // A never noticed: same connection, its lines intact.
+        assert_eq!(connects(&a).await, a_before);
+        assert_eq!(lines(&a).await.len(), 21);
+        assert_eq!(server.sessions().len(), 2);
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
