@@ -66,11 +66,19 @@ enum Answer {
 pub async fn sum(
     State(app): State<App>,
     query: Result<Query<SumQuery>, QueryRejection>,
-    body: Result<Json<SumRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(body) => body,
+    // An object first (serde would take `["5"]` for the struct), then its fields.
+    let object = match body {
+        Ok(Json(object)) => object,
         Err(rejection) => return bad_request(rejection.status(), rejection.body_text()),
+    };
+    let request: SumRequest = match serde_json::from_value(Value::Object(object)) {
+        Ok(request) => request,
+        Err(e) => {
+            let why = format!("expected {{\"input\": \"<integer as typed>\"}}: {e}");
+            return bad_request(StatusCode::UNPROCESSABLE_ENTITY, why);
+        }
     };
     let wait_ms = match query {
         Ok(Query(SumQuery { wait_ms: None })) => DEFAULT_WAIT_MS,

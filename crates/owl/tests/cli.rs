@@ -114,11 +114,11 @@ fn bench_rejects_bad_arguments_with_a_clear_error() {
 }
 
 #[test]
-fn serve_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
+fn serve_starts_serves_the_web_system_and_stops_cleanly_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("owl-serve-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut child = owl()
-        .args(["serve", "--data-dir"])
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -128,6 +128,36 @@ fn serve_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
     let first = lines.next().expect("a startup line").unwrap();
     assert!(first.starts_with("owl node up"), "{first}");
     assert!(dir.is_dir());
+    let open = lines.next().expect("the URL line").unwrap();
+    let url = open
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {open:?}"));
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+
+    // The sum page and the API answer; a runaway calculation is left running.
+    let page = http(addr, "GET / HTTP/1.0\r\n\r\n");
+    assert!(
+        page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
+        "{page}"
+    );
+    assert!(page.contains("∑(1..n)"));
+    let body = r#"{"input":"-1"}"#;
+    let request = format!(
+        "POST /api/sum?wait_ms=0 HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = http(addr, &request);
+    assert!(
+        answer.contains("202") && answer.contains("\"running\""),
+        "{answer}"
+    );
+
+    // A second node on the same port is refused plainly.
+    let busy = owl().args(["serve", "--bind", addr]).output().unwrap();
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("cannot listen"));
+
     // SAFETY: sending SIGTERM to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -143,6 +173,19 @@ fn serve_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One HTTP/1.0 exchange over a plain socket: the whole answer as text.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 #[test]

@@ -246,3 +246,33 @@ impl MathService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_read_as_exact_128_bit_sums() {
+        assert_eq!(Outcome::from_values(&[0, 15, 0]), Outcome::Sum(15));
+        // ∑(1..9999999999) = 49999999995000000000 = 2 · 2^64 + 13106511847580896768.
+        let lo = 13106511847580896768u64 as i64;
+        assert_eq!(
+            Outcome::from_values(&[0, lo, 2]),
+            Outcome::Sum(49_999_999_995_000_000_000)
+        );
+        assert_eq!(
+            Outcome::from_values(&[0, -1, -1]),
+            Outcome::Sum(u128::MAX),
+            "both halves unsigned"
+        );
+        assert_eq!(Outcome::from_values(&[1, 0, 0]), Outcome::Invalid);
+        assert!(matches!(
+            Outcome::from_values(&[7, 0, 0]),
+            Outcome::Crashed(ExitReason::Error(_))
+        ));
+        assert!(matches!(
+            Outcome::from_values(&[0]),
+            Outcome::Crashed(ExitReason::Error(_))
+        ));
+    }
+}

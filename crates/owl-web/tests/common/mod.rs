@@ -77,14 +77,18 @@ impl TestNode {
             .map(|i| i.pid)
             .collect()
     }
+}
 
-    /// Polls `check` until it holds; panics naming `what` after [`LIMIT`].
-    pub fn wait_for(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !check() {
-            assert!(start.elapsed() < LIMIT, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+/// Polls `check` until it holds; panics naming `what` after [`LIMIT`].
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < LIMIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
