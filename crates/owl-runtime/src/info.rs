@@ -102,6 +102,19 @@ pub struct ProcessSample {
     pub reductions: u64,
 }
 
+/// One line of [`Node::top`]: the work a process did during the interval.
+#[derive(Clone, Debug)]
+pub struct TopEntry {
+    /// The process.
+    pub pid: Pid,
+    /// CPU time it used during the interval (guest slices included).
+    pub cpu_time: Duration,
+    /// That CPU time as a percentage of one scheduler's time (100 = a whole core).
+    pub cpu_share: f64,
+    /// Reductions during the interval.
+    pub reductions: u64,
+}
+
 const TASK_OVERHEAD: usize = 128;
 const TABLE_ENTRY: usize = 48;
 
@@ -208,5 +221,64 @@ impl Node {
                 }
             })
             .collect()
+    }
+}
+
+impl Node {
+    /// The `limit` processes that did the most work over the next `interval`
+    /// (most CPU time first, then most reductions), like the reference's
+    /// `Runtime.top()`: how the operator finds a runaway.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use owl_runtime::Runtime;
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let busy = node.spawn(|p| async move {
+    ///     loop {
+    ///         // Busy work between yields.
+    ///         let t = std::time::Instant::now();
+    ///         while t.elapsed() < Duration::from_millis(1) {}
+    ///         p.sleep(Duration::from_millis(1)).await;
+    ///     }
+    /// });
+    /// let _idle = node.spawn(|mut p| async move { p.recv::<()>().await });
+    /// let top = rt.block_on(node.top(Duration::from_millis(200), 10));
+    /// assert_eq!(top[0].pid, busy);
+    /// assert!(top[0].cpu_share > 10.0);
+    /// ```
+    pub async fn top(&self, interval: Duration, limit: usize) -> Vec<TopEntry> {
+        let before: std::collections::HashMap<PidId, ProcessSample> = self
+            .process_samples()
+            .into_iter()
+            .map(|s| (s.pid.id(), s))
+            .collect();
+        let started = std::time::Instant::now();
+        tokio::time::sleep(interval).await;
+        let elapsed = started.elapsed().max(Duration::from_micros(1));
+        let mut entries: Vec<TopEntry> = self
+            .process_samples()
+            .into_iter()
+            .map(|after| {
+                let (cpu0, red0) = before
+                    .get(&after.pid.id())
+                    .map_or((Duration::ZERO, 0), |b| (b.cpu_time, b.reductions));
+                let cpu_time = after.cpu_time.saturating_sub(cpu0);
+                TopEntry {
+                    cpu_share: cpu_time.as_secs_f64() / elapsed.as_secs_f64() * 100.0,
+                    cpu_time,
+                    reductions: after.reductions.saturating_sub(red0),
+                    pid: after.pid,
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| {
+            b.cpu_time
+                .cmp(&a.cpu_time)
+                .then(b.reductions.cmp(&a.reductions))
+        });
+        entries.truncate(limit);
+        entries
     }
 }

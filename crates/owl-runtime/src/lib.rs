@@ -30,7 +30,8 @@
 //! Module map: [`process`] (spawn, receive, links, monitors), [`supervisor`]
 //! (restart strategies and intensity), [`server`] (gen_server-like calls and
 //! casts), [`task`] (await one computation or its crash), [`timer`],
-//! registry and groups on [`Node`], [`info`] (the process table) and
+//! registry and groups on [`Node`], [`info`] (the process table), [`trace`]
+//! (messages in and out of one process) and
 //! [`scheduler`] (utilization, schedulers online, long-poll watchdog).
 
 pub mod exit;
@@ -47,9 +48,10 @@ pub mod supervisor;
 pub mod task;
 pub mod time;
 pub mod timer;
+pub mod trace;
 
 pub use exit::{ExitReason, IntoExitReason};
-pub use info::{ProcessInfo, ProcessSample, Status};
+pub use info::{ProcessInfo, ProcessSample, Status, TopEntry};
 pub use message::{Down, Exit, Message};
 pub use node::{Config, Node, Runtime};
 pub use pid::{MonitorRef, ParsePidError, Pid, PidId};

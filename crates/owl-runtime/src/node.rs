@@ -125,6 +125,7 @@ impl Runtime {
             schedulers: schedulers.clone(),
             counters: Counters::default(),
             wheel: wheel.clone(),
+            tracers: Default::default(),
         });
         executor.spawn(wheel.run_ticker());
         let _ = schedulers.node.set(Arc::downgrade(&inner));
@@ -199,6 +200,8 @@ pub(crate) struct NodeInner {
     pub schedulers: Arc<Schedulers>,
     pub counters: Counters,
     pub wheel: Arc<crate::time::TimerWheel>,
+    /// Message traces running on this node.
+    pub tracers: parking_lot::Mutex<Vec<Arc<crate::trace::Tracer>>>,
 }
 
 impl NodeInner {

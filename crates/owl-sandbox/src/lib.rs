@@ -108,6 +108,8 @@ struct Inner {
     code: code::CodeServer,
     guests: executor::GuestExecutor,
     admission: Arc<Semaphore>,
+    /// Spawns refused by admission control since start.
+    refused: std::sync::atomic::AtomicU64,
     config: SandboxConfig,
     stop_ticker: Arc<AtomicBool>,
     /// The epoch ticker thread, parked while no sandboxed process exists.
@@ -187,6 +189,7 @@ impl Sandbox {
                 code: Default::default(),
                 guests,
                 admission,
+                refused: Default::default(),
                 ticker,
                 config,
                 stop_ticker,
@@ -247,6 +250,11 @@ impl Sandbox {
         let probe = self.inner.code.probe(pid.id().0)?;
         let answer = probe.request();
         tokio::time::timeout(timeout, answer).await.ok()?.ok()
+    }
+
+    /// Spawns refused by admission control (`max_processes` reached) since start.
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// Guest calls waiting for a guest thread: (fast lane, background lane).
@@ -343,7 +351,10 @@ impl Sandbox {
             .admission
             .clone()
             .try_acquire_owned()
-            .map_err(|_| SpawnError::Overloaded)?;
+            .map_err(|_| {
+                self.inner.refused.fetch_add(1, Ordering::Relaxed);
+                SpawnError::Overloaded
+            })?;
         // Cheap when it is already ticking: unpark only sets a flag then.
         self.inner.ticker.unpark();
         Ok(Start {

@@ -5,9 +5,12 @@
 //!
 //! - [`math`]: the talk's calculation — input rules, the `math` guest module
 //!   and its versions, the math supervisor that holds every running
-//!   calculation, and counters for the dashboards.
+//!   calculation.
+//! - [`observe`]: what the operator looks at, shared by the console and the
+//!   dashboards — process lists by work, system figures, `kill_all`.
 //!
 //! Web pages, the JSON API and the console call into this crate; they never
 //! start guests themselves.
 
 pub mod math;
+pub mod observe;

@@ -13,7 +13,9 @@ use axum::routing::{any, get, post};
 use owl_runtime::supervisor::ChildSpec;
 use owl_runtime::{Exit, ExitReason, Process, SpawnOptions};
 
+use crate::pages::processes::ProcessesPage;
 use crate::pages::sum::SumPage;
+use crate::pages::system::SystemPage;
 use crate::{App, api, assets, live, pages};
 
 /// The registered name of the endpoint process.
@@ -29,6 +31,17 @@ pub fn router(app: App) -> Router {
             get(|| async { Html(pages::sum::page().into_string()) }),
         )
         .route("/live/sum", get(live_sum))
+        .route("/live/dashboard/processes", get(live_processes))
+        .route("/live/dashboard/system", get(live_system))
+        .route("/dashboard/processes", get(pages::processes::index))
+        .route("/dashboard/processes/{n}", get(pages::processes::detail))
+        .route(
+            "/dashboard/processes/{n}/kill",
+            post(pages::processes::kill),
+        )
+        .route("/dashboard/system", get(pages::system::index))
+        .route("/login", get(pages::login::page).post(pages::login::submit))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/assets/{name}", get(assets::serve))
         .route("/api/sum", post(api::sum))
         .route("/api/health", get(api::health))
@@ -38,28 +51,64 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-async fn live_sum(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
-    if !same_origin(&headers) {
+/// Upgrades a live page's connection: same-origin only, frames bounded.
+fn upgrade<V, F>(
+    ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+    app: &App,
+    page: &str,
+    view: F,
+) -> Response
+where
+    V: live::LiveView,
+    F: Fn() -> V + Send + Sync + 'static,
+{
+    if !same_origin(headers) {
         return (
             StatusCode::FORBIDDEN,
             "cross-origin live connections are refused",
         )
             .into_response();
     }
-    let (node, math) = (app.node.clone(), app.math.clone());
+    let (node, label) = (app.node.clone(), format!("live session {page}"));
     ws.max_message_size(live::MAX_FRAME_BYTES)
         .max_frame_size(live::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            live::serve(socket, node, "live session /".into(), move || {
-                SumPage::new(math.clone())
-            })
-        })
+        .on_upgrade(move |socket| live::serve(socket, node, label, view))
+}
+
+async fn live_sum(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
+    let math = app.math.clone();
+    upgrade(ws, &headers, &app, "/", move || SumPage::new(math.clone()))
+}
+
+async fn live_processes(
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(app): State<App>,
+) -> Response {
+    if !app.auth.access(&headers).can_view() {
+        return (StatusCode::UNAUTHORIZED, "dashboards need the admin token").into_response();
+    }
+    let node = app.node.clone();
+    upgrade(ws, &headers, &app, "/dashboard/processes", move || {
+        ProcessesPage::new(node.clone())
+    })
+}
+
+async fn live_system(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
+    if !app.auth.access(&headers).can_view() {
+        return (StatusCode::UNAUTHORIZED, "dashboards need the admin token").into_response();
+    }
+    let (node, sandbox) = (app.node.clone(), app.math.sandbox().clone());
+    upgrade(ws, &headers, &app, "/dashboard/system", move || {
+        SystemPage::new(node.clone(), sandbox.clone())
+    })
 }
 
 /// Browsers send `Origin` with every WebSocket handshake; one from another
 /// site must not drive a visitor's session (cross-site WebSocket hijacking).
 /// Clients without `Origin` (scripts, load tests) are not browsers and pass.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };

@@ -11,10 +11,20 @@ pub struct NavItem {
 }
 
 /// Every page a visitor can open, in the order the navigation bar shows them.
-pub const NAV: &[NavItem] = &[NavItem {
-    path: "/",
-    title: "Sum",
-}];
+pub const NAV: &[NavItem] = &[
+    NavItem {
+        path: "/",
+        title: "Sum",
+    },
+    NavItem {
+        path: "/dashboard/processes",
+        title: "Processes",
+    },
+    NavItem {
+        path: "/dashboard/system",
+        title: "System",
+    },
+];
 
 /// A whole HTML page: `title`, the nav bar with `current` marked, and `main`.
 /// Live pages put their `ws-connect` on an element inside `main`.

@@ -2,7 +2,9 @@
 //!
 //! The web side of the demo system, on axum: live pages whose state lives in
 //! a runtime process per connected page ([`live`]), the pages themselves
-//! ([`pages`]), the JSON API ([`api`]), embedded assets ([`assets`]), and the
+//! ([`pages`]: the sum page, the process and system dashboards), the JSON API
+//! ([`api`]), Prometheus metrics ([`metrics`]), access rules ([`auth`]),
+//! embedded assets ([`assets`]), and the
 //! web endpoint that serves them as a supervised process ([`endpoint`]).
 //!
 //! [`application`] assembles the whole system's supervision tree, so the
@@ -17,7 +19,8 @@
 //!
 //! let rt = Runtime::new(Default::default()).unwrap();
 //! let math = MathService::new(Sandbox::new(SandboxConfig::default()).unwrap(), 1000).unwrap();
-//! let app = App::new(rt.node(), math);
+//! let auth = owl_web::Auth::new("a-long-admin-token", false).unwrap();
+//! let app = App::new(rt.node(), math, auth);
 //! let listener = std::net::TcpListener::bind("127.0.0.1:4000").unwrap();
 //! rt.block_on(async move {
 //!     let root = Supervisor::start(&app.node, application(&app, listener)).await.unwrap();
@@ -28,15 +31,20 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod endpoint;
 pub mod layout;
 pub mod live;
+pub mod metrics;
 pub mod pages;
+
+use std::sync::Arc;
 
 use owl_runtime::Node;
 use owl_runtime::supervisor::{Strategy, SupervisorSpec};
 use owl_system::math::MathService;
 
+pub use auth::Auth;
 pub use endpoint::router;
 
 /// What every request handler and session can reach. Cheap to clone.
@@ -46,12 +54,21 @@ pub struct App {
     pub node: Node,
     /// Calculations.
     pub math: MathService,
+    /// Who may look at dashboards and act on the node.
+    pub auth: Arc<Auth>,
+    /// The scheduler sample of the previous `/metrics` scrape.
+    pub(crate) metrics_sample: Arc<parking_lot::Mutex<Option<owl_runtime::SchedulerSample>>>,
 }
 
 impl App {
     /// The application state over `node`.
-    pub fn new(node: Node, math: MathService) -> App {
-        App { node, math }
+    pub fn new(node: Node, math: MathService, auth: Auth) -> App {
+        App {
+            node,
+            math,
+            auth: Arc::new(auth),
+            metrics_sample: Default::default(),
+        }
     }
 }
 

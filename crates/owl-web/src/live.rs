@@ -33,6 +33,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A page's state and behaviour, run inside its session process.
 pub trait LiveView: Send + 'static {
+    /// Runs once in the new session before the first render (start timers here).
+    fn mount(&mut self, ctx: &mut Process) {
+        let _ = ctx;
+    }
+
     /// The page's live region, rendered whole from the state. Its root
     /// element carries the id it replaces and `hx-swap-oob="morph"`.
     fn render(&self) -> Markup;
@@ -209,6 +214,7 @@ async fn run_session<V: LiveView>(
     out: mpsc::Sender<String>,
 ) -> Result<(), ExitReason> {
     let gone = |_| ExitReason::Shutdown;
+    view.mount(&mut ctx);
     out.send(view.render().into_string()).await.map_err(gone)?;
     loop {
         let first = ctx.recv_any().await;

@@ -1,7 +1,9 @@
 //! `owl`: one binary for the whole system — `owl serve` runs the node,
-//! `owl bench` measures the runtime (optionally next to the BEAM).
+//! `owl console` talks to a running one, `owl bench` measures the runtime
+//! (optionally next to the BEAM).
 
 mod bench;
+mod console;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the owl node.
     Serve(serve::ServeArgs),
+    /// Talk to a running node: inspect, trace, kill, upgrade.
+    Console(console::client::ConsoleArgs),
     /// Run a runtime benchmark (spawn, ring, spawn-calc, load).
     Bench(bench::BenchArgs),
 }
@@ -32,6 +36,7 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Console(args) => console::client::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -210,6 +210,7 @@ impl ProcessCell {
         {
             return Err(SendError::Full(msg));
         }
+        crate::trace::on_deliver(&self.node, self.id, &msg);
         st.mailbox.push_back(msg);
         let other = self.wake_receiver(&mut st);
         drop(st);

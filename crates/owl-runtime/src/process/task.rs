@@ -77,7 +77,9 @@ where
             slot.begin_poll(cell.id, start);
         }
         IN_PROCESS.set(true);
+        crate::trace::set_current(cell.id);
         let result = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        crate::trace::set_current(0);
         IN_PROCESS.set(false);
         let end = clock().raw();
         cell.stats

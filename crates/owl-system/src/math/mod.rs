@@ -132,6 +132,8 @@ pub struct MathService {
 struct Inner {
     sandbox: Sandbox,
     max_running: usize,
+    /// Starts refused at the limit.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl MathService {
@@ -146,6 +148,7 @@ impl MathService {
             inner: Arc::new(Inner {
                 sandbox,
                 max_running: max_running.max(1),
+                refused: Default::default(),
             }),
         })
     }
@@ -164,6 +167,11 @@ impl MathService {
                 .label("math supervisor")
                 .max_children(self.inner.max_running),
         )
+    }
+
+    /// Calculations refused because the limit was reached, since start.
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// How the calculations ended so far, over every version of the guest.
@@ -215,6 +223,11 @@ impl MathService {
                 ChildError::MaxChildren => StartError::Overloaded,
                 _ if refused.load(Ordering::Relaxed) => StartError::Overloaded,
                 other => StartError::Unavailable(other.to_string()),
+            })
+            .inspect_err(|e| {
+                if *e == StartError::Overloaded {
+                    self.inner.refused.fetch_add(1, Ordering::Relaxed);
+                }
             })?;
         Ok(pid)
     }

@@ -1,6 +1,9 @@
 //! The pages a visitor opens, one module each.
 
+pub mod login;
+pub mod processes;
 pub mod sum;
+pub mod system;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};

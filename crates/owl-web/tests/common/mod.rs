@@ -14,6 +14,9 @@ use owl_web::App;
 
 pub mod browser;
 
+/// The admin token of test nodes.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// Every wait in these tests is bounded by this; reaching it is a failure.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
@@ -28,6 +31,11 @@ pub struct TestNode {
 impl TestNode {
     /// Starts the application with at most `max_calculations` at once.
     pub fn start(max_calculations: usize) -> TestNode {
+        TestNode::start_with(max_calculations, false)
+    }
+
+    /// Like [`start`](Self::start), with dashboards public or not.
+    pub fn start_with(max_calculations: usize, public_dashboards: bool) -> TestNode {
         let rt = Runtime::new(Config::default().schedulers(2)).unwrap();
         let sandbox = Sandbox::new(SandboxConfig {
             max_processes: max_calculations,
@@ -35,7 +43,8 @@ impl TestNode {
         })
         .unwrap();
         let math = MathService::new(sandbox, max_calculations).unwrap();
-        let app = App::new(rt.node(), math.clone());
+        let auth = owl_web::Auth::new(ADMIN_TOKEN, public_dashboards).unwrap();
+        let app = App::new(rt.node(), math.clone(), auth);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let spec = owl_web::application(&app, listener);

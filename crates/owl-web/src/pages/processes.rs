@@ -1,0 +1,243 @@
+//! The process dashboard: `/dashboard/processes` (a live table, refreshed
+//! every second) and `/dashboard/processes/{n}` (one process, with Kill).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use owl_runtime::{ExitReason, Message, Node, PidId, Process, ProcessInfo};
+use owl_system::observe::{self, RecentCpu, SortKey};
+
+use crate::auth::Access;
+use crate::live::{ClientEvent, LiveView};
+use crate::{App, layout, pages};
+
+/// Rows the live table shows at most.
+const ROWS: usize = 50;
+const REFRESH: Duration = Duration::from_secs(1);
+
+struct Tick;
+
+/// `GET /dashboard/processes`.
+pub async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
+    if !app.auth.access(&headers).can_view() {
+        return pages::login::required("/dashboard/processes");
+    }
+    let sort_options = html! {
+        @for key in SortKey::ALL {
+            option value=(key.name()) selected[key == SortKey::Cpu] { (key.name()) }
+        }
+    };
+    let main = html! {
+        div hx-ext="ws,morph" ws-connect="/live/dashboard/processes" {
+            h1 { "Processes" }
+            form #proc-filter .inline ws-send hx-trigger="input delay:250ms, change, submit" autocomplete="off" {
+                input type="hidden" name="event" value="filter";
+                input #q name="q" type="search" placeholder="search pid, name, label, activity" aria-label="search";
+                select #sort name="sort" aria-label="sort by" { (sort_options) }
+            }
+            p #live-state .live-state aria-live="polite" { "connecting…" }
+            p #live-notice .live-notice role="status" {}
+            div #proc-table hx-swap-oob="morph" { p.hint { "loading…" } }
+        }
+    };
+    Html(layout::page("Processes", "/dashboard/processes", main).into_string()).into_response()
+}
+
+/// The live table's session state.
+pub struct ProcessesPage {
+    node: Node,
+    sort: SortKey,
+    query: String,
+    recent: RecentCpu,
+    last: HashMap<PidId, Duration>,
+}
+
+impl ProcessesPage {
+    pub fn new(node: Node) -> ProcessesPage {
+        ProcessesPage {
+            node,
+            sort: SortKey::Cpu,
+            query: String::new(),
+            recent: RecentCpu::default(),
+            last: HashMap::new(),
+        }
+    }
+}
+
+impl LiveView for ProcessesPage {
+    fn mount(&mut self, ctx: &mut Process) {
+        self.last = self.recent.update(&self.node);
+        self.node.send_interval(ctx.pid(), REFRESH, || Tick);
+    }
+
+    fn render(&self) -> Markup {
+        let rows = observe::list(&self.node, self.sort, ROWS, &self.query, Some(&self.last));
+        let total = self.node.process_count();
+        let share = |d: Duration| d.as_secs_f64() / REFRESH.as_secs_f64() * 100.0;
+        html! {
+            div #proc-table hx-swap-oob="morph" {
+                p.hint { (total) " processes; the top " (rows.len()) " by " (self.sort.name())
+                    @if !self.query.is_empty() { " matching “" (self.query) "”" } ". CPU is over the last second." }
+                div.table-wrap { table {
+                    thead { tr {
+                        th { "pid" } th { "name / label" } th { "CPU" } th { "reductions" }
+                        th { "memory" } th { "queue" } th { "activity" }
+                    } }
+                    tbody {
+                        @for row in &rows {
+                            @let i = &row.info;
+                            tr id=(format!("p{}", i.pid.id().0)) {
+                                td { a href=(format!("/dashboard/processes/{}", i.pid.id().0)) { (i.pid) } }
+                                td { (i.name.as_deref().unwrap_or(&i.label)) }
+                                td { (format!("{:.1}%", share(row.recent_cpu.unwrap_or_default()))) }
+                                td { (i.reductions) }
+                                td { (bytes(i.memory_bytes as u64)) }
+                                td { (i.message_queue_len) }
+                                td { (i.current_activity) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
+
+    async fn handle_event(&mut self, _ctx: &mut Process, event: ClientEvent) -> bool {
+        if event.name != "filter" {
+            return false;
+        }
+        self.query = event.field("q").chars().take(100).collect();
+        self.sort = event.field("sort").parse().unwrap_or_default();
+        true
+    }
+
+    async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
+        if msg.is::<Tick>() {
+            self.last = self.recent.update(&self.node);
+            return true;
+        }
+        false
+    }
+}
+
+/// Bytes in the largest fitting unit.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn pid_link(node: &Node, id: PidId) -> Markup {
+    let label = node
+        .lookup(id)
+        .and_then(|p| node.info(&p))
+        .map(|i| i.name.unwrap_or(i.label));
+    html! { a href=(format!("/dashboard/processes/{}", id.0)) { (id) } @if let Some(l) = label { " " span.hint { (l) } } }
+}
+
+/// `GET /dashboard/processes/{n}`: everything about process `<0.n.0>`.
+pub async fn detail(State(app): State<App>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
+    let access = app.auth.access(&headers);
+    if !access.can_view() {
+        return pages::login::required(&format!("/dashboard/processes/{n}"));
+    }
+    let id = PidId(n);
+    let title = format!("Process {id}");
+    let Some(info) = app.node.lookup(id).and_then(|pid| app.node.info(&pid)) else {
+        let main = html! {
+            h1 { (title) }
+            p { "No such process: it has ended (or never existed). " a href="/dashboard/processes" { "All processes" } }
+        };
+        return (
+            StatusCode::NOT_FOUND,
+            Html(layout::page(&title, "", main).into_string()),
+        )
+            .into_response();
+    };
+    let stack = app
+        .math
+        .sandbox()
+        .stack(&info.pid, Duration::from_millis(300))
+        .await;
+    let main = html! {
+        h1 { (title) @if let Some(name) = &info.name { " " small.hint { (name) } } }
+        (info_table(&app.node, &info))
+        h2 { "Stack" }
+        @match &stack {
+            Some(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
+            None => p.hint { "A native process: no stack to capture. Current activity: " (info.current_activity) },
+        }
+        @if access == Access::Admin {
+            form method="post" action=(format!("/dashboard/processes/{n}/kill")) {
+                input type="hidden" name="csrf" value=(app.auth.csrf());
+                button.danger type="submit" { "Kill" }
+            }
+        } @else {
+            p.hint { a href=(format!("/login?next=/dashboard/processes/{n}")) { "Log in with the admin token" } " to kill processes." }
+        }
+    };
+    Html(layout::page(&title, "", main).into_string()).into_response()
+}
+
+fn info_table(node: &Node, i: &ProcessInfo) -> Markup {
+    let uptime = i.started_at.elapsed().unwrap_or_default();
+    html! {
+        div.table-wrap { table.info {
+            tr { th { "label" } td { (i.label) } }
+            tr { th { "status" } td { (format!("{:?}", i.status).to_lowercase()) } }
+            tr { th { "current activity" } td { (i.current_activity) } }
+            tr { th { "parent" } td { @if let Some(p) = i.parent { (pid_link(node, p)) } @else { "—" } } }
+            tr { th { "running for" } td { (format!("{:.1} s", uptime.as_secs_f64())) } }
+            tr { th { "CPU time" } td { (format!("{:.3} ms", i.cpu_time.as_secs_f64() * 1e3)) } }
+            tr { th { "reductions" } td { (i.reductions) } }
+            tr { th { "memory" } td { (bytes(i.memory_bytes as u64)) } }
+            tr { th { "message queue" } td { (i.message_queue_len) @if let Some(c) = i.mailbox_capacity { " of " (c) } } }
+            tr { th { "traps exits" } td { (i.trap_exit) } }
+            tr { th { "long polls" } td { (i.long_polls) } }
+            tr { th { "links" } td { @for p in &i.links { (pid_link(node, p.id())) br; } } }
+            tr { th { "monitors" } td { @for p in &i.monitors { (pid_link(node, p.id())) br; } } }
+            tr { th { "monitored by" } td { @for p in &i.monitored_by { (pid_link(node, p.id())) br; } } }
+        } }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct KillForm {
+    csrf: Option<String>,
+}
+
+/// `POST /dashboard/processes/{n}/kill`: admin token and CSRF checks, then
+/// the untrappable kill signal.
+pub async fn kill(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(n): Path<u64>,
+    form: Result<Form<KillForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let csrf = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
+    if let Err(why) = app.auth.may_act(&headers, csrf) {
+        let main = html! { h1 { "Not allowed" } p { (why) } };
+        return (
+            StatusCode::FORBIDDEN,
+            Html(layout::page("Not allowed", "", main).into_string()),
+        )
+            .into_response();
+    }
+    if n == 0 {
+        return (StatusCode::BAD_REQUEST, "<0.0.0> is the node itself").into_response();
+    }
+    let Some(pid) = app.node.lookup(PidId(n)) else {
+        return Redirect::to(&format!("/dashboard/processes/{n}")).into_response();
+    };
+    tracing::warn!(target: "owl::dashboard", pid = %pid, "killed from the dashboard");
+    app.node.exit(&pid, ExitReason::Kill);
+    Redirect::to(&format!("/dashboard/processes/{n}")).into_response()
+}

@@ -1,0 +1,7 @@
+//! The remote console: `owl console` (the client) and the node's console
+//! listener, talking over a Unix socket in the data directory. Nothing
+//! listens on the network for it.
+
+pub mod client;
+pub mod commands;
+pub mod server;

@@ -1,0 +1,165 @@
+//! The node's side of the console: a supervised listener process on a Unix
+//! socket in the data directory, and one process per connected console.
+//!
+//! Protocol: newline-delimited JSON. A request is
+//! `{"words": ["kill", "<0.42.0>"], "cwd": "/home/me"}`; the answer is
+//! `{"ok": true, "text": "…", "json": {…}}` or `{"ok": false, "error": "…"}`.
+//! The socket's file mode (0600, in a 0700 directory) is its only guard:
+//! whoever may open it runs the node's user anyway.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use owl_runtime::supervisor::ChildSpec;
+use owl_runtime::{Exit, ExitReason, Process, SpawnOptions};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::commands::{self, Context};
+
+/// The socket's file name inside the data directory.
+pub const SOCKET: &str = "console.sock";
+/// The registered name of the listener process.
+pub const NAME: &str = "console";
+/// The longest request line a console may send.
+const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// Binds the console socket in `data_dir`, replacing a stale one left by a
+/// node that did not stop cleanly; refuses if a live node answers on it.
+pub fn bind(data_dir: &Path) -> Result<(std::os::unix::net::UnixListener, PathBuf), String> {
+    let path = data_dir.join(SOCKET);
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(format!(
+                "another owl node is running with data directory {} (its console answers on {})",
+                data_dir.display(),
+                path.display()
+            ));
+        }
+        std::fs::remove_file(&path)
+            .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(&path)
+        .map_err(|e| format!("cannot create the console socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    Ok((listener, path))
+}
+
+/// The console listener as a child of the root supervisor; a restarted
+/// listener accepts on the same socket.
+pub fn child_spec(ctx: Context, listener: std::os::unix::net::UnixListener) -> ChildSpec {
+    let listener = Arc::new(listener);
+    ChildSpec::worker(NAME, move |args| {
+        let ctx = ctx.clone();
+        let listener = listener.try_clone();
+        async move {
+            let listener =
+                listener.map_err(|e| ExitReason::error(format!("console socket: {e}")))?;
+            let opts = SpawnOptions::new()
+                .label("console listener")
+                .trap_exit(true);
+            Ok(args.spawn_link_opts(opts, move |p| listen(p, ctx, listener)))
+        }
+    })
+}
+
+async fn listen(
+    mut p: Process,
+    ctx: Context,
+    listener: std::os::unix::net::UnixListener,
+) -> ExitReason {
+    if let Err(e) = p.register(NAME) {
+        return ExitReason::error(e);
+    }
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => return ExitReason::error(format!("cannot accept on the console socket: {e}")),
+    };
+    p.set_activity("accept");
+    let supervisor = p.node().info(p.pid()).and_then(|i| i.parent);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    // Linked: consoles end with their listener.
+                    let opts = SpawnOptions::new()
+                        .label("console session")
+                        .link_to(p.pid().clone())
+                        .parent(p.pid().clone());
+                    p.spawn_opts(opts, move |s| session(s, ctx, stream));
+                }
+                Err(e) => tracing::warn!(error = %e, "console accept failed"),
+            },
+            exit = p.recv::<Exit>() => {
+                // From the supervisor: stop. From a console session that
+                // ended (or crashed, with its own crash report): nothing to do.
+                if Some(exit.from.id()) == supervisor {
+                    return exit.reason;
+                }
+            }
+        }
+    }
+}
+
+async fn session(
+    p: Process,
+    ctx: Context,
+    stream: tokio::net::UnixStream,
+) -> Result<(), ExitReason> {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    loop {
+        p.set_activity("waiting for a command");
+        let mut line = Vec::new();
+        let n = (&mut read)
+            .take(MAX_REQUEST_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(ExitReason::error)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let too_long = line.len() as u64 > MAX_REQUEST_BYTES;
+        let answer = if too_long {
+            json!({"ok": false, "error": "request too long (at most 64 KiB)"})
+        } else {
+            p.set_activity("running a command");
+            answer(&ctx, &line).await
+        };
+        let mut out = answer.to_string();
+        out.push('\n');
+        write
+            .write_all(out.as_bytes())
+            .await
+            .map_err(ExitReason::error)?;
+        if too_long {
+            // The rest of that line cannot be told apart from the next request.
+            return Ok(());
+        }
+    }
+}
+
+async fn answer(ctx: &Context, line: &[u8]) -> Value {
+    #[derive(serde::Deserialize)]
+    struct Request {
+        words: Vec<String>,
+        #[serde(default)]
+        cwd: Option<PathBuf>,
+    }
+    let request: Request = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => return json!({"ok": false, "error": format!("bad request: {e}")}),
+    };
+    let cwd = request.cwd.unwrap_or_else(|| PathBuf::from("/"));
+    tracing::info!(target: "owl::console", command = request.words.join(" "), "console command");
+    match commands::run(ctx, request.words, &cwd).await {
+        Ok(a) => json!({"ok": true, "text": a.text, "json": a.json}),
+        Err(error) => json!({"ok": false, "error": error}),
+    }
+}
