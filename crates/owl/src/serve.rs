@@ -12,6 +12,15 @@ use owl_web::{App, Auth};
 
 use crate::console;
 
+/// Prints a status line; a closed stdout (`owl serve | head`) must not stop
+/// the node, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address for the web interface.
@@ -74,20 +83,20 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let root = Supervisor::start(&app.node, tree)
             .await
             .map_err(|e| format!("the application failed to start: {e}"))?;
-        println!(
+        say!(
             "owl node up: {} scheduler(s), root supervisor {}, data in {}",
             app.node.schedulers(),
             root.pid(),
             args.data_dir.display()
         );
-        println!("open http://{addr}/  (JSON API: POST http://{addr}/api/sum)");
-        println!(
+        say!("open http://{addr}/  (JSON API: POST http://{addr}/api/sum)");
+        say!(
             "remote console: owl console --data-dir {}",
             args.data_dir.display()
         );
         match (&args.admin_token, args.public_dashboards) {
-            (Some(_), _) => println!("dashboards: admin token from --admin-token"),
-            (None, public) => println!(
+            (Some(_), _) => say!("dashboards: admin token from --admin-token"),
+            (None, public) => say!(
                 "dashboards{}: admin token in {}",
                 if public {
                     " are public; killing needs the"
@@ -97,9 +106,9 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
                 token_file.display()
             ),
         }
-        println!("Press Ctrl-C to stop.");
+        say!("Press Ctrl-C to stop.");
         stop.await;
-        println!("stopping: shutting the supervision tree down");
+        say!("stopping: shutting the supervision tree down");
         root.shutdown(Duration::from_secs(30)).await;
         let _ = std::fs::remove_file(&console_path);
         Ok::<(), String>(())

@@ -402,10 +402,10 @@ async fn trace_guest(ctx: &Context, pid: &Pid, duration: Duration) -> Answer {
 }
 
 fn kill(ctx: &Context, target: &str, reason: Option<&str>) -> Result<Answer, String> {
-    let pid = resolve(ctx, target)?;
-    if pid.id().0 == 0 {
+    if target.parse::<owl_runtime::PidId>() == Ok(owl_runtime::PidId(0)) {
         return Err("<0.0.0> is the node itself; stop it with Ctrl-C or SIGTERM".into());
     }
+    let pid = resolve(ctx, target)?;
     let reason = match reason.unwrap_or("kill") {
         "kill" => ExitReason::Kill,
         "shutdown" => ExitReason::Shutdown,

@@ -1,0 +1,281 @@
+//! The talk's operator walkthrough against a real `owl serve`, with the
+//! remote console (`owl console`) and a real browser page connected
+//! throughout: find the runaways, inspect them, kill them, ship the fix live.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Every wait is bounded by this; reaching it is a failure.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+#[path = "../../owl-web/tests/common/browser.rs"]
+mod browser;
+
+fn owl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_owl"))
+}
+
+/// A running `owl serve`, stopped on drop.
+struct Served {
+    child: Child,
+    url: String,
+    data_dir: PathBuf,
+}
+
+impl Served {
+    fn start(name: &str) -> Served {
+        let data_dir = std::env::temp_dir().join(format!("owl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let mut child = owl()
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines
+            .by_ref()
+            .map(|l| l.unwrap())
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .map(String::from)
+            })
+            .expect("owl serve prints its URL");
+        // Keep reading, so the node never writes into a closed pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Served {
+            child,
+            url,
+            data_dir,
+        }
+    }
+
+    /// Runs `owl console --json …` against this node.
+    fn console(&self, args: &[&str]) -> (bool, Value, String) {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = owl()
+            .arg("console")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--json")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let json = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "`console {args:?}` printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&stdout)
+            )
+        });
+        (
+            status.success(),
+            json,
+            String::from_utf8_lossy(&stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        let (ok, json, stderr) = self.console(args);
+        assert!(ok, "`console {args:?}` failed: {json} {stderr}");
+        json
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[test]
+fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {
+    let Some(driver) = browser::driver("find_inspect_kill_and_fix_live") else {
+        return;
+    };
+    let node = Served::start("operator");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let page = driver.browser(1).await;
+        page.goto(&node.url).await.unwrap();
+        browser::wait_js(
+            &page,
+            "the live connection",
+            "document.body.dataset.live === 'connected'",
+        )
+        .await;
+        page.execute("window.sameDocument = true;", vec![])
+            .await
+            .unwrap();
+
+        // Two visitors' runaways on version 1.
+        browser::submit(&page, "-1").await;
+        browser::submit(&page, "9999999999").await;
+        browser::wait_line(&page, "∑(1..-1) = calculating…").await;
+        browser::wait_line(&page, "∑(1..9999999999) = calculating…").await;
+
+        // top: both at the top, burning CPU.
+        let top = node.ok(&["top", "--seconds", "1"]);
+        let first_two: Vec<&Value> = top["top"].as_array().unwrap().iter().take(2).collect();
+        let mut activities: Vec<&str> = first_two
+            .iter()
+            .map(|e| e["current_activity"].as_str().unwrap())
+            .collect();
+        activities.sort();
+        assert_eq!(
+            activities,
+            ["math:sum(-1)", "math:sum(9999999999)"],
+            "{top}"
+        );
+        for e in &first_two {
+            assert!(e["cpu_share"].as_f64().unwrap() > 5.0, "{e}");
+        }
+        let pid_of = |activity: &str| {
+            first_two
+                .iter()
+                .find(|e| e["current_activity"] == activity)
+                .unwrap()["pid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let (looping, slow) = (pid_of("math:sum(-1)"), pid_of("math:sum(9999999999)"));
+
+        // stack names the guest function; trace sees function entries.
+        let stack = node.ok(&["stack", &looping]);
+        let frames: Vec<&str> = stack["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(frames.contains(&"sum"), "{stack}");
+        let trace = node.ok(&["trace", &slow, "--seconds", "0.3"]);
+        assert!(trace["samples"].as_u64().unwrap() > 0, "{trace}");
+
+        // kill one: its line turns to error.
+        node.ok(&["kill", &looping]);
+        browser::wait_line(&page, "∑(1..-1) = error").await;
+        // kill-all math ends the rest.
+        let killed = node.ok(&["kill-all", "math"]);
+        assert_eq!(killed["killed"], 1);
+        browser::wait_line(&page, "∑(1..9999999999) = error").await;
+
+        // The live fix.
+        let upgraded = node.ok(&["upgrade", "math", "../../guests/math_fixed.wat"]);
+        assert_eq!(upgraded["version"], 2);
+        assert_eq!(upgraded["old_running"], 0);
+        browser::submit(&page, "-1").await;
+        browser::wait_line(&page, "∑(1..-1) = invalid input").await;
+        browser::submit(&page, "13").await;
+        browser::wait_line(&page, "∑(1..13) = 91").await;
+        browser::submit(&page, "9999999999").await;
+        browser::wait_line(&page, "∑(1..9999999999) = 49999999995000000000").await;
+
+        // The page never reconnected nor reloaded, and kept its earlier lines.
+        let connects = page
+            .execute("return document.body.dataset.connects;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(connects.as_str(), Some("1"));
+        let same = page
+            .execute("return window.sameDocument === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(same.as_bool(), Some(true));
+        assert_eq!(browser::lines(&page).await.len(), 5);
+        let modules = node.ok(&["modules"]);
+        assert_eq!(modules["modules"][0]["current"], 2);
+        page.close().await.unwrap();
+    });
+}
+
+#[test]
+fn console_commands_report_errors_and_leave_the_node_alone() {
+    let node = Served::start("console-errors");
+    let bad = std::env::temp_dir().join(format!("owl-broken-{}.wat", std::process::id()));
+    std::fs::write(&bad, "(module (func (export \"sum\")").unwrap();
+    let bad = bad.to_str().unwrap().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["kill", "<0.999999.0>"], "no process"),
+        (&["info", "not-a-pid"], "no process"),
+        (&["stack", "<0.1.2.3>"], "no process"),
+        (&["upgrade", "math", "/no/such/file.wat"], "cannot read"),
+        (&["upgrade", "math", &bad], "does not compile"),
+        (&["upgrade", "Bad Name", &bad], "not upgraded"),
+        (&["frobnicate"], "unrecognized subcommand"),
+        (&["top", "--seconds", "999"], "60"),
+        (&["ps", "--sort", "colour"], "unknown sort key"),
+        (&["kill-all", "nope"], "no module"),
+        (&["schedulers", "0"], "between"),
+        (&["kill", "<0.0.0>"], "node itself"),
+    ];
+    for (args, says) in cases {
+        let (ok, json, _) = node.console(args);
+        assert!(!ok, "{args:?} should fail");
+        let error = json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{args:?}: {error}");
+    }
+    let _ = std::fs::remove_file(&bad);
+    // Nothing changed: still version 1, all parts running, and it answers.
+    let modules = node.ok(&["modules"]);
+    assert_eq!(modules["modules"][0]["current"], 1);
+    let tree = node.ok(&["tree"]);
+    let ids: Vec<&str> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["math_sup", "live_sup", "web_endpoint", "console"]);
+    let stats = node.ok(&["stats"]);
+    assert!(stats["processes"].as_u64().unwrap() >= 6);
+    let help = node.ok(&["help"]);
+    for command in [
+        "ps",
+        "top",
+        "info",
+        "stack",
+        "trace",
+        "kill",
+        "kill-all",
+        "tree",
+        "modules",
+        "upgrade",
+        "schedulers",
+        "stats",
+    ] {
+        assert!(
+            help["help"].as_str().unwrap().contains(command),
+            "help lists {command}"
+        );
+    }
+    // A console without a node says so.
+    let lonely = owl()
+        .args(["console", "--data-dir", "/nonexistent-owl", "stats"])
+        .output()
+        .unwrap();
+    assert!(!lonely.status.success());
+    assert!(String::from_utf8_lossy(&lonely.stderr).contains("no node answers"));
+    // The socket is private to the node's user.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(node.data_dir.join("console.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
