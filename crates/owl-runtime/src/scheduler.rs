@@ -119,6 +119,17 @@ pub struct Utilization {
 }
 
 impl SchedulerSample {
+    /// A sample of other threads that run work for the node — a guest
+    /// executor's, say — from their CPU clocks (`pthread_getcpuclockid`),
+    /// so their utilization is measured the same way.
+    pub fn of_thread_clocks(clocks: &[libc::clockid_t]) -> SchedulerSample {
+        SchedulerSample {
+            at: Instant::now(),
+            busy: clocks.iter().map(|&c| thread_cpu_time(c)).collect(),
+            online: clocks.len(),
+        }
+    }
+
     /// Utilization between `earlier` and this sample.
     pub fn utilization_since(&self, earlier: &SchedulerSample) -> Utilization {
         let wall = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);

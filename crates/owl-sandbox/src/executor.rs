@@ -44,6 +44,8 @@ struct Lanes {
 struct Shared {
     lanes: Mutex<Lanes>,
     work: Condvar,
+    /// The guest threads' CPU clocks.
+    clocks: Mutex<Vec<libc::clockid_t>>,
 }
 
 impl Shared {
@@ -133,14 +135,28 @@ impl GuestExecutor {
         let shared = Arc::new(Shared {
             lanes: Mutex::new(Lanes::default()),
             work: Condvar::new(),
+            clocks: Mutex::new(Vec::new()),
         });
         for i in 0..threads.max(1) {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("owl-guest-{i}"))
-                .spawn(move || worker(shared))?;
+                .spawn(move || {
+                    let mut clock: libc::clockid_t = 0;
+                    // SAFETY: asks for the calling thread's own CPU clock.
+                    if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0
+                    {
+                        shared.clocks.lock().push(clock);
+                    }
+                    worker(shared)
+                })?;
         }
         Ok(GuestExecutor { shared })
+    }
+
+    /// A CPU-time sample of the guest threads, for their utilization.
+    pub fn sample(&self) -> owl_runtime::SchedulerSample {
+        owl_runtime::SchedulerSample::of_thread_clocks(&self.shared.clocks.lock())
     }
 
     /// Runs `fut`, which has already used `slices` slices elsewhere (they

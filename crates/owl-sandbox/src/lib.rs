@@ -252,6 +252,14 @@ impl Sandbox {
         tokio::time::timeout(timeout, answer).await.ok()?.ok()
     }
 
+    /// A CPU-time sample of the guest threads: compare two with
+    /// [`utilization_since`](owl_runtime::SchedulerSample::utilization_since)
+    /// to see how busy runaway guests keep them (the schedulers' own
+    /// utilization does not include guest work).
+    pub fn guest_sample(&self) -> owl_runtime::SchedulerSample {
+        self.inner.guests.sample()
+    }
+
     /// Spawns refused by admission control (`max_processes` reached) since start.
     pub fn refused(&self) -> u64 {
         self.inner.refused.load(Ordering::Relaxed)

@@ -135,12 +135,17 @@ pub fn list(
 #[derive(Default)]
 pub struct RecentCpu {
     last: HashMap<PidId, Duration>,
+    at: Option<std::time::Instant>,
 }
 
 impl RecentCpu {
     /// Takes a new look at every process; returns each one's CPU time since
-    /// the previous look (all of it for processes new since then).
-    pub fn update(&mut self, node: &Node) -> HashMap<PidId, Duration> {
+    /// the previous look (all of it for processes new since then) and the
+    /// time between the two looks.
+    pub fn update(&mut self, node: &Node) -> (HashMap<PidId, Duration>, Duration) {
+        let now_at = std::time::Instant::now();
+        let elapsed = self.at.map_or(Duration::ZERO, |at| now_at - at);
+        self.at = Some(now_at);
         let now: HashMap<PidId, Duration> = node
             .process_samples()
             .into_iter()
@@ -154,7 +159,7 @@ impl RecentCpu {
             })
             .collect();
         self.last = now;
-        recent
+        (recent, elapsed)
     }
 }
 
@@ -181,21 +186,30 @@ pub struct SystemStats {
     pub schedulers_online: usize,
     /// Scheduler utilization over the sampling window.
     pub utilization: Utilization,
+    /// Guest thread utilization over the same window (sandboxed work runs
+    /// there, outside the schedulers).
+    pub guest_utilization: Utilization,
     /// Loaded guest modules and their versions.
     pub modules: Vec<ModuleInfo>,
 }
 
 /// Samples the node; scheduler utilization is measured over `window`.
 pub async fn system_stats(node: &Node, sandbox: &Sandbox, window: Duration) -> SystemStats {
-    let before = node.scheduler_sample();
+    let before = (node.scheduler_sample(), sandbox.guest_sample());
     tokio::time::sleep(window).await;
-    let utilization = node.scheduler_sample().utilization_since(&before);
-    snapshot(node, sandbox, utilization)
+    let utilization = node.scheduler_sample().utilization_since(&before.0);
+    let guests = sandbox.guest_sample().utilization_since(&before.1);
+    snapshot(node, sandbox, utilization, guests)
 }
 
-/// The node's figures now, with a scheduler utilization the caller measured
-/// (a live page measures it between its ticks).
-pub fn snapshot(node: &Node, sandbox: &Sandbox, utilization: Utilization) -> SystemStats {
+/// The node's figures now, with scheduler and guest thread utilizations the
+/// caller measured (a live page measures them between its ticks).
+pub fn snapshot(
+    node: &Node,
+    sandbox: &Sandbox,
+    utilization: Utilization,
+    guest_utilization: Utilization,
+) -> SystemStats {
     let processes = node.processes();
     let mut by_label: HashMap<String, usize> = HashMap::new();
     for info in &processes {
@@ -215,6 +229,7 @@ pub fn snapshot(node: &Node, sandbox: &Sandbox, utilization: Utilization) -> Sys
         schedulers: node.schedulers(),
         schedulers_online: node.schedulers_online(),
         utilization,
+        guest_utilization,
         modules: sandbox.modules(),
     }
 }

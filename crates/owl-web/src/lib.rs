@@ -40,8 +40,8 @@ pub mod pages;
 
 use std::sync::Arc;
 
-use owl_runtime::Node;
 use owl_runtime::supervisor::{Strategy, SupervisorSpec};
+use owl_runtime::{Node, SchedulerSample};
 use owl_system::math::MathService;
 
 pub use auth::Auth;
@@ -57,7 +57,7 @@ pub struct App {
     /// Who may look at dashboards and act on the node.
     pub auth: Arc<Auth>,
     /// The scheduler sample of the previous `/metrics` scrape.
-    pub(crate) metrics_sample: Arc<parking_lot::Mutex<Option<owl_runtime::SchedulerSample>>>,
+    pub(crate) metrics_sample: Arc<parking_lot::Mutex<Option<(SchedulerSample, SchedulerSample)>>>,
 }
 
 impl App {

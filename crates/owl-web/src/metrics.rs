@@ -95,14 +95,26 @@ async fn render(app: &App) -> String {
         &one(observe::resident_memory() as f64),
     );
 
-    let now = node.scheduler_sample();
+    let now = (node.scheduler_sample(), app.math.sandbox().guest_sample());
     let utilization = {
         let mut last = app.metrics_sample.lock();
-        let u = last.as_ref().map(|before| now.utilization_since(before));
+        let u = last.as_ref().map(|before| {
+            (
+                now.0.utilization_since(&before.0),
+                now.1.utilization_since(&before.1),
+            )
+        });
         *last = Some(now);
         u
     };
-    if let Some(u) = utilization {
+    if let Some((u, guests)) = utilization {
+        family(
+            &mut out,
+            "owl_guest_thread_utilization",
+            "gauge",
+            "Busy fraction of the guest threads (sandboxed work) since the previous scrape.",
+            &one(guests.total),
+        );
         let per: Vec<(String, f64)> = u
             .per_scheduler
             .iter()

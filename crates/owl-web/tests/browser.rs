@@ -174,3 +174,83 @@ fn one_visitors_runaways_leave_another_visitor_alone_and_a_killed_session_reconn
         b.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
+    let Some(driver) = browser::driver("an_admin_finds_a_runaway_on_the_dashboard") else {
+        return;
+    };
+    let server = TestNode::start(100);
+    client_runtime().block_on(async {
+        let page = driver.browser(1).await;
+        page.goto(&server.url("/")).await.unwrap();
+        wait_js(
+            &page,
+            "the live connection",
+            "document.body.dataset.live === 'connected'",
+        )
+        .await;
+        submit(&page, "-1").await;
+        wait_line(&page, "∑(1..-1) = calculating…").await;
+        let runaway = server.math.sandbox().running("math")[0].clone();
+
+        // Without the token the dashboard asks for it.
+        page.goto(&server.url("/dashboard/processes"))
+            .await
+            .unwrap();
+        wait_js(
+            &page,
+            "the login form",
+            "document.querySelector('input[name=token]') !== null",
+        )
+        .await;
+        let token = page
+            .find(fantoccini::Locator::Css("input[name=token]"))
+            .await
+            .unwrap();
+        token.send_keys(common::ADMIN_TOKEN).await.unwrap();
+        page.find(fantoccini::Locator::Css("form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+
+        // The live table lists the runaway at the top (most CPU).
+        let row = format!("p{}", runaway.id().0);
+        wait_js(
+            &page,
+            "the runaway at the top of the table",
+            &format!("document.querySelector('#proc-table tbody tr')?.id === '{row}'"),
+        )
+        .await;
+        page.find(fantoccini::Locator::Css(&format!("#{row} a")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &page,
+            "the detail page",
+            "document.body.innerText.includes('naive_sum')",
+        )
+        .await;
+
+        // Kill: the process ends and the page says it is gone.
+        page.find(fantoccini::Locator::Css("button.danger"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &page,
+            "the process to be gone",
+            "document.body.innerText.includes('No such process')",
+        )
+        .await;
+        assert!(!runaway.is_alive());
+        page.close().await.unwrap();
+    });
+}

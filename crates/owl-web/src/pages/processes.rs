@@ -55,6 +55,8 @@ pub struct ProcessesPage {
     query: String,
     recent: RecentCpu,
     last: HashMap<PidId, Duration>,
+    /// The time the last CPU figures cover.
+    window: Duration,
 }
 
 impl ProcessesPage {
@@ -65,24 +67,26 @@ impl ProcessesPage {
             query: String::new(),
             recent: RecentCpu::default(),
             last: HashMap::new(),
+            window: Duration::ZERO,
         }
     }
 }
 
 impl LiveView for ProcessesPage {
     fn mount(&mut self, ctx: &mut Process) {
-        self.last = self.recent.update(&self.node);
+        (self.last, self.window) = self.recent.update(&self.node);
         self.node.send_interval(ctx.pid(), REFRESH, || Tick);
     }
 
     fn render(&self) -> Markup {
         let rows = observe::list(&self.node, self.sort, ROWS, &self.query, Some(&self.last));
         let total = self.node.process_count();
-        let share = |d: Duration| d.as_secs_f64() / REFRESH.as_secs_f64() * 100.0;
+        let window = self.window.as_secs_f64().max(1e-3);
+        let share = |d: Duration| d.as_secs_f64() / window * 100.0;
         html! {
             div #proc-table hx-swap-oob="morph" {
                 p.hint { (total) " processes; the top " (rows.len()) " by " (self.sort.name())
-                    @if !self.query.is_empty() { " matching “" (self.query) "”" } ". CPU is over the last second." }
+                    @if !self.query.is_empty() { " matching “" (self.query) "”" } ". CPU is in % of one core over the last second." }
                 div.table-wrap { table {
                     thead { tr {
                         th { "pid" } th { "name / label" } th { "CPU" } th { "reductions" }
@@ -118,7 +122,7 @@ impl LiveView for ProcessesPage {
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
-            self.last = self.recent.update(&self.node);
+            (self.last, self.window) = self.recent.update(&self.node);
             return true;
         }
         false

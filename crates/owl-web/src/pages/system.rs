@@ -38,13 +38,13 @@ pub async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
 pub struct SystemPage {
     node: Node,
     sandbox: Sandbox,
-    previous: SchedulerSample,
+    previous: (SchedulerSample, SchedulerSample),
     stats: Option<observe::SystemStats>,
 }
 
 impl SystemPage {
     pub fn new(node: Node, sandbox: Sandbox) -> SystemPage {
-        let previous = node.scheduler_sample();
+        let previous = (node.scheduler_sample(), sandbox.guest_sample());
         SystemPage {
             node,
             sandbox,
@@ -54,10 +54,16 @@ impl SystemPage {
     }
 
     fn refresh(&mut self) {
-        let now = self.node.scheduler_sample();
-        let utilization = now.utilization_since(&self.previous);
+        let now = (self.node.scheduler_sample(), self.sandbox.guest_sample());
+        let utilization = now.0.utilization_since(&self.previous.0);
+        let guests = now.1.utilization_since(&self.previous.1);
         self.previous = now;
-        self.stats = Some(observe::snapshot(&self.node, &self.sandbox, utilization));
+        self.stats = Some(observe::snapshot(
+            &self.node,
+            &self.sandbox,
+            utilization,
+            guests,
+        ));
     }
 }
 
@@ -83,6 +89,10 @@ impl LiveView for SystemPage {
                         @for (i, u) in s.utilization.per_scheduler.iter().enumerate() {
                             " · #" (i + 1) ": " (format!("{:.0}%", u * 100.0))
                         }
+                    } }
+                    tr { th { "guest threads (sandboxed work)" } td {
+                        (format!("{:.0}%", s.guest_utilization.total * 100.0))
+                        " of " (s.guest_utilization.per_scheduler.len()) " thread(s)"
                     } }
                 } }
                 h2 { "Processes by kind" }

@@ -614,7 +614,7 @@ async fn stats(ctx: &Context) -> Answer {
         .map(|u| format!("{:.0}%", u * 100.0))
         .collect();
     let mut text = format!(
-        "uptime        {:.1} s\nprocesses     {} (spawned {}, exited {}, crashed {})\nmemory (RSS)  {:.1} MiB\nschedulers    {} online of {}; utilization {:.0}% [{}]\n",
+        "uptime        {:.1} s\nprocesses     {} (spawned {}, exited {}, crashed {})\nmemory (RSS)  {:.1} MiB\nschedulers    {} online of {}; utilization {:.0}% [{}]\nguest threads {} thread(s); utilization {:.0}%\n",
         s.uptime.as_secs_f64(),
         s.processes,
         s.spawned,
@@ -624,7 +624,9 @@ async fn stats(ctx: &Context) -> Answer {
         s.schedulers_online,
         s.schedulers,
         s.utilization.total * 100.0,
-        per.join(", ")
+        per.join(", "),
+        s.guest_utilization.per_scheduler.len(),
+        s.guest_utilization.total * 100.0
     );
     text.push_str("by kind:\n");
     for (label, n) in &s.by_label {
@@ -640,6 +642,7 @@ async fn stats(ctx: &Context) -> Answer {
             "memory_rss_bytes": s.memory_rss,
             "schedulers": s.schedulers, "schedulers_online": s.schedulers_online,
             "utilization": s.utilization.total, "utilization_per_scheduler": s.utilization.per_scheduler,
+            "guest_utilization": s.guest_utilization.total,
         }),
     }
 }
