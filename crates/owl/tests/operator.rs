@@ -217,7 +217,7 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
         (&["upgrade", "math", "/no/such/file.wat"], "cannot read"),
         (&["upgrade", "math", &bad], "does not compile"),
         (&["upgrade", "Bad Name", &bad], "not upgraded"),
-        (&["frobnicate"], "unrecognized subcommand"),
+        (&["frobnicate"], "unknown command"),
         (&["top", "--seconds", "999"], "60"),
         (&["ps", "--sort", "colour"], "unknown sort key"),
         (&["kill-all", "nope"], "no module"),
@@ -264,6 +264,34 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
             "help lists {command}"
         );
     }
+    // The interactive shell reads commands line by line (here from a pipe),
+    // keeps going after an error, and keeps a history.
+    let mut shell = owl()
+        .arg("console")
+        .arg("--data-dir")
+        .arg(&node.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bogus\nps --filter \"math sup\"\nexit\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stderr.contains("unknown command \"bogus\""), "{stderr}");
+    assert!(stdout.contains("math_sup"), "{stdout}");
+    let history = std::fs::read_to_string(node.data_dir.join("console_history")).unwrap();
+    assert!(history.contains("ps --filter"), "{history}");
     // A console without a node says so.
     let lonely = owl()
         .args(["console", "--data-dir", "/nonexistent-owl", "stats"])

@@ -140,7 +140,27 @@ pub async fn run(ctx: &Context, words: Vec<String>, cwd: &Path) -> Result<Answer
                 text,
             });
         }
-        Err(e) => return Err(e.render().to_string().trim_end().to_string()),
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            return Err(format!(
+                "unknown command {:?}; `help` lists the commands",
+                words[0]
+            ));
+        }
+        Err(e) => {
+            // clap's message without its "error: " prefix and its pointer to
+            // `--help` (the shell prints its own prefix).
+            let text = e.render().to_string();
+            let text = text.trim_start_matches("error: ");
+            let text = text
+                .split("\n\nFor more information")
+                .next()
+                .unwrap_or(text);
+            return Err(format!(
+                "{}\n(`{} --help` tells more)",
+                text.trim_end(),
+                words[0]
+            ));
+        }
     };
     match line.command {
         Command::Ps {
