@@ -12,18 +12,7 @@ fn the_talks_three_bugs_on_the_sum_page_while_it_stays_live() {
     };
     let server = TestNode::start(100);
     client_runtime().block_on(async {
-        let page = driver.browser(1).await;
-        page.goto(&server.url("/")).await.unwrap();
-        wait_js(
-            &page,
-            "the live connection",
-            "document.body.dataset.live === 'connected'",
-        )
-        .await;
-        // A marker that a reload would wipe out.
-        page.execute("window.sameDocument = true;", vec![])
-            .await
-            .unwrap();
+        let page = browser::open_live(&driver, 1, &server.url("/")).await;
 
         submit(&page, "5").await;
         wait_line(&page, "∑(1..5) = 15").await;
@@ -85,16 +74,8 @@ fn one_visitors_runaways_leave_another_visitor_alone_and_a_killed_session_reconn
     };
     let server = TestNode::start(100);
     client_runtime().block_on(async {
-        let (a, b) = (driver.browser(1).await, driver.browser(2).await);
-        for page in [&a, &b] {
-            page.goto(&server.url("/")).await.unwrap();
-            wait_js(
-                page,
-                "the live connection",
-                "document.body.dataset.live === 'connected'",
-            )
-            .await;
-        }
+        let a = browser::open_live(&driver, 1, &server.url("/")).await;
+        let b = browser::open_live(&driver, 2, &server.url("/")).await;
 
         // Visitor A starts 20 runaways; the 21st is refused on that page.
         for _ in 0..21 {
@@ -182,14 +163,7 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
     };
     let server = TestNode::start(100);
     client_runtime().block_on(async {
-        let page = driver.browser(1).await;
-        page.goto(&server.url("/")).await.unwrap();
-        wait_js(
-            &page,
-            "the live connection",
-            "document.body.dataset.live === 'connected'",
-        )
-        .await;
+        let page = browser::open_live(&driver, 1, &server.url("/")).await;
         submit(&page, "-1").await;
         wait_line(&page, "∑(1..-1) = calculating…").await;
         let runaway = server.math.sandbox().running("math")[0].clone();

@@ -110,17 +110,7 @@ fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let page = driver.browser(1).await;
-        page.goto(&node.url).await.unwrap();
-        browser::wait_js(
-            &page,
-            "the live connection",
-            "document.body.dataset.live === 'connected'",
-        )
-        .await;
-        page.execute("window.sameDocument = true;", vec![])
-            .await
-            .unwrap();
+        let page = browser::open_live(&driver, 1, &node.url).await;
 
         // Two visitors' runaways on version 1.
         browser::submit(&page, "-1").await;

@@ -117,6 +117,23 @@ impl Driver {
     }
 }
 
+/// A new browser window on the live page at `url`, connected, with a marker
+/// (`window.sameDocument`) that a reload would wipe out.
+pub async fn open_live(driver: &Driver, n: usize, url: &str) -> Client {
+    let page = driver.browser(n).await;
+    page.goto(url).await.unwrap();
+    wait_js(
+        &page,
+        "the live connection",
+        "document.body.dataset.live === 'connected'",
+    )
+    .await;
+    page.execute("window.sameDocument = true;", vec![])
+        .await
+        .unwrap();
+    page
+}
+
 /// Waits until `js` (an expression) is truthy in the page; panics naming
 /// `what` after [`LIMIT`], with the page's text for the failure message.
 pub async fn wait_js(client: &Client, what: &str, js: &str) {
