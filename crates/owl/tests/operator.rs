@@ -282,6 +282,39 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
     assert!(stdout.contains("math_sup"), "{stdout}");
     let history = std::fs::read_to_string(node.data_dir.join("console_history")).unwrap();
     assert!(history.contains("ps --filter"), "{history}");
+    // Schedulers online can be changed live.
+    let one = node.ok(&["schedulers", "1"]);
+    assert_eq!(one["online"], 1);
+    assert_eq!(node.ok(&["stats"])["schedulers_online"], 1);
+    // Raw protocol: malformed and oversized requests get an error, not a crash.
+    {
+        use std::io::{BufRead, Write};
+        let socket =
+            std::os::unix::net::UnixStream::connect(node.data_dir.join("console.sock")).unwrap();
+        socket.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut reader = BufReader::new(socket.try_clone().unwrap());
+        let mut ask = |request: &[u8]| {
+            (&socket).write_all(request).unwrap();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            serde_json::from_str::<Value>(&line).unwrap()
+        };
+        let bad = ask(b"{\"words\": 5}\n");
+        assert!(
+            bad["error"].as_str().unwrap().starts_with("bad request"),
+            "{bad}"
+        );
+        let fine = ask(b"{\"words\": [\"modules\"]}\n");
+        assert_eq!(fine["ok"], true);
+        let mut huge = vec![b'x'; 70 * 1024];
+        huge.push(b'\n');
+        let long = ask(&huge);
+        assert!(
+            long["error"].as_str().unwrap().contains("too long"),
+            "{long}"
+        );
+    }
+    assert_eq!(node.ok(&["modules"])["modules"][0]["current"], 1);
     // A console without a node says so.
     let lonely = owl()
         .args(["console", "--data-dir", "/nonexistent-owl", "stats"])
