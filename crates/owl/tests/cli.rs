@@ -4,9 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn owl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_owl"))
-}
+mod common;
+use common::{http, owl};
 
 /// Runs `owl bench ARGS --json` and returns the parsed result lines.
 fn bench(args: &[&str]) -> Vec<serde_json::Value> {
@@ -173,19 +172,6 @@ fn serve_starts_serves_the_web_system_and_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// One HTTP/1.0 exchange over a plain socket: the whole answer as text.
-fn http(addr: &str, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    socket.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    socket.read_to_string(&mut answer).unwrap();
-    answer
 }
 
 #[test]

@@ -4,20 +4,18 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// Every wait is bounded by this; reaching it is a failure.
-pub const LIMIT: Duration = Duration::from_secs(20);
+mod common;
+// The shared browser helpers find the limit at `super::LIMIT`.
+pub use common::LIMIT;
+use common::{http, owl};
 
 #[path = "../../owl-web/tests/common/browser.rs"]
 mod browser;
-
-fn owl() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_owl"))
-}
 
 /// A running `owl serve`, stopped on drop.
 struct Served {
@@ -315,6 +313,34 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
         );
     }
     assert_eq!(node.ok(&["modules"])["modules"][0]["current"], 1);
+    // Let it crash: killing the web endpoint or the math supervisor restarts
+    // them (same socket), and the system answers again.
+    for part in ["web_endpoint", "math_sup"] {
+        let before = node.ok(&["info", part])["pid"].clone();
+        node.ok(&["kill", part]);
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let (ok, now, _) = node.console(&["info", part]);
+            if ok && now["pid"] != before {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{part} was not restarted"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let addr = node.url.trim_start_matches("http://").trim_end_matches('/');
+    let body = r#"{"input":"5"}"#;
+    let answer = http(
+        addr,
+        &format!(
+            "POST /api/sum HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(answer.contains("\"result\":\"15\""), "{answer}");
     // A console without a node says so.
     let lonely = owl()
         .args(["console", "--data-dir", "/nonexistent-owl", "stats"])
