@@ -122,6 +122,19 @@ impl SchedulerSample {
     /// A sample of other threads that run work for the node — a guest
     /// executor's, say — from their CPU clocks (`pthread_getcpuclockid`),
     /// so their utilization is measured the same way.
+    ///
+    /// ```
+    /// use owl_runtime::SchedulerSample;
+    ///
+    /// let mut clock: libc::clockid_t = 0;
+    /// // SAFETY: asks for the calling thread's own CPU clock.
+    /// assert_eq!(unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) }, 0);
+    /// let before = SchedulerSample::of_thread_clocks(&[clock]);
+    /// let t = std::time::Instant::now();
+    /// while t.elapsed() < std::time::Duration::from_millis(50) {} // busy
+    /// let busy = SchedulerSample::of_thread_clocks(&[clock]).utilization_since(&before);
+    /// assert!(busy.total > 0.5, "{busy:?}");
+    /// ```
     pub fn of_thread_clocks(clocks: &[libc::clockid_t]) -> SchedulerSample {
         SchedulerSample {
             at: Instant::now(),

@@ -256,11 +256,47 @@ impl Sandbox {
     /// [`utilization_since`](owl_runtime::SchedulerSample::utilization_since)
     /// to see how busy runaway guests keep them (the schedulers' own
     /// utilization does not include guest work).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    /// use owl_sandbox::{Sandbox, SandboxConfig};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// sandbox.load("spin", br#"(module (func (export "run") (loop (br 0))))"#).unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async {
+    ///     let runaway = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new()).unwrap();
+    ///     let before = sandbox.guest_sample();
+    ///     tokio::time::sleep(Duration::from_millis(100)).await;
+    ///     let busy = sandbox.guest_sample().utilization_since(&before);
+    ///     assert!(busy.total > 0.3, "{busy:?}");
+    ///     node.kill(runaway.pid());
+    /// });
+    /// ```
     pub fn guest_sample(&self) -> owl_runtime::SchedulerSample {
         self.inner.guests.sample()
     }
 
     /// Spawns refused by admission control (`max_processes` reached) since start.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    /// use owl_sandbox::{Sandbox, SandboxConfig, SpawnError};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig { max_processes: 1, ..Default::default() }).unwrap();
+    /// sandbox.load("spin", br#"(module (func (export "run") (loop (br 0))))"#).unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async {
+    ///     let first = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new()).unwrap();
+    ///     let second = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new());
+    ///     assert_eq!(second.unwrap_err(), SpawnError::Overloaded);
+    ///     assert_eq!(sandbox.refused(), 1);
+    ///     node.kill(first.pid());
+    /// });
+    /// ```
     pub fn refused(&self) -> u64 {
         self.inner.refused.load(Ordering::Relaxed)
     }

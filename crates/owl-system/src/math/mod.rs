@@ -176,13 +176,7 @@ impl MathService {
 
     /// How the calculations ended so far, over every version of the guest.
     pub fn counts(&self) -> CallCounts {
-        self.inner
-            .sandbox
-            .modules()
-            .into_iter()
-            .find(|m| m.name == MODULE)
-            .map(|m| m.calls)
-            .unwrap_or_default()
+        crate::observe::module_counts(&self.inner.sandbox, MODULE)
     }
 
     /// Starts ∑(1..n) as a child of the math supervisor, monitored by `ctx`;
