@@ -130,6 +130,20 @@ fn describe(ty: &FuncType) -> String {
     )
 }
 
+/// The processes running any of `versions`.
+fn running_in(versions: &[Arc<Version>]) -> Vec<Pid> {
+    versions
+        .iter()
+        .flat_map(|v| {
+            v.running
+                .lock()
+                .values()
+                .map(|(pid, _)| pid.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 impl CodeServer {
     /// Compiles `source` (`.wat` text or `.wasm` binary) and makes it the
     /// newest version of `name`. Slow (milliseconds): call it off the executors.
@@ -213,17 +227,7 @@ impl CodeServer {
         let old: Vec<Arc<Version>> = std::mem::take(versions);
         versions.push(keep);
         drop(modules);
-        Some(
-            old.iter()
-                .flat_map(|v| {
-                    v.running
-                        .lock()
-                        .values()
-                        .map(|(pid, _)| pid.clone())
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-        )
+        Some(running_in(&old))
     }
 
     /// Every process running any version of `name`.
@@ -231,17 +235,7 @@ impl CodeServer {
         let modules = self.modules.read();
         modules
             .get(name)
-            .map(|vs| {
-                vs.iter()
-                    .flat_map(|v| {
-                        v.running
-                            .lock()
-                            .values()
-                            .map(|(pid, _)| pid.clone())
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            })
+            .map(|versions| running_in(versions))
             .unwrap_or_default()
     }
 

@@ -330,8 +330,9 @@ impl Sandbox {
     /// Like [`spawn`](Self::spawn), but the results arrive as a message: the
     /// process sends a [`GuestReply`] to `reply_to` just before it ends
     /// normally, the way an Erlang worker answers its caller. Pair it with a
-    /// monitor (or link) to hear of crashes: the reply, if any, always comes
-    /// before the `Down`.
+    /// monitor set before the guest runs
+    /// ([`SpawnOptions::monitored_by`](owl_runtime::SpawnOptions::monitored_by))
+    /// to hear of crashes: the reply, if any, always comes before the `Down`.
     ///
     /// ```
     /// use owl_runtime::{Down, ExitReason, Runtime, SpawnOptions};
@@ -344,8 +345,9 @@ impl Sandbox {
     /// let node = rt.node();
     /// let answer = node.spawn_task(move |mut p| async move {
     ///     let me = p.pid().clone();
-    ///     let pid = sandbox.spawn_reply(p.node(), "m", "inc", vec![41], SpawnOptions::new(), me).unwrap();
-    ///     p.monitor(&pid);
+    ///     // Monitored from before it runs: even an instant crash is heard.
+    ///     let opts = SpawnOptions::new().monitored_by(me.clone());
+    ///     sandbox.spawn_reply(p.node(), "m", "inc", vec![41], opts, me).unwrap();
     ///     let reply: GuestReply = p.recv().await;
     ///     let down: Down = p.recv().await;
     ///     (reply.output.values, down.reason)
