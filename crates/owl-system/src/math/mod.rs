@@ -188,8 +188,8 @@ impl MathService {
             .ok_or_else(|| StartError::Unavailable("the math supervisor is not running".into()))?;
         let (sandbox, reply_to) = (self.inner.sandbox.clone(), ctx.pid().clone());
         // Set in the start function if the sandbox's admission refused.
-        let refused = Arc::new(AtomicBool::new(false));
-        let refused_in_start = refused.clone();
+        let admission_refused = Arc::new(AtomicBool::new(false));
+        let refused_in_start = admission_refused.clone();
         let spec = ChildSpec::worker("sum", move |args| {
             let started = sandbox.spawn_reply(
                 &args.node,
@@ -215,7 +215,7 @@ impl MathService {
             .await
             .map_err(|e| match e {
                 ChildError::MaxChildren => StartError::Overloaded,
-                _ if refused.load(Ordering::Relaxed) => StartError::Overloaded,
+                _ if admission_refused.load(Ordering::Relaxed) => StartError::Overloaded,
                 other => StartError::Unavailable(other.to_string()),
             })
             .inspect_err(|e| {
