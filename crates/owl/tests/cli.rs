@@ -1,11 +1,10 @@
 //! The `owl` binary as an operator runs it: benchmarks and the node's lifecycle.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{http, owl};
+use common::{Served, http, owl};
 
 /// Runs `owl bench ARGS --json` and returns the parsed result lines.
 fn bench(args: &[&str]) -> Vec<serde_json::Value> {
@@ -114,25 +113,15 @@ fn bench_rejects_bad_arguments_with_a_clear_error() {
 
 #[test]
 fn serve_starts_serves_the_web_system_and_stops_cleanly_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("owl-serve-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut child = owl()
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a startup line").unwrap();
-    assert!(first.starts_with("owl node up"), "{first}");
-    assert!(dir.is_dir());
-    let open = lines.next().expect("the URL line").unwrap();
-    let url = open
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {open:?}"));
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut node = Served::start("serve-test");
+    assert!(
+        node.banner[0].starts_with("owl node up"),
+        "{:?}",
+        node.banner
+    );
+    assert!(node.data_dir.is_dir());
+    let addr = node.addr().to_string();
+    let addr = addr.as_str();
 
     // The sum page and the API answer; a runaway calculation is left running.
     let page = http(addr, "GET / HTTP/1.0\r\n\r\n");
@@ -158,10 +147,10 @@ fn serve_starts_serves_the_web_system_and_stops_cleanly_on_sigterm() {
     assert!(String::from_utf8_lossy(&busy.stderr).contains("cannot listen"));
 
     // SAFETY: sending SIGTERM to our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(node.child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = node.child.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -171,7 +160,6 @@ fn serve_starts_serves_the_web_system_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

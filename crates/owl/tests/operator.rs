@@ -2,9 +2,8 @@
 //! remote console (`owl console`) and a real browser page connected
 //! throughout: find the runaways, inspect them, kill them, ship the fix live.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::io::BufReader;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,48 +11,12 @@ use serde_json::Value;
 mod common;
 // The shared browser helpers find the limit at `super::LIMIT`.
 pub use common::LIMIT;
-use common::{http, owl};
+use common::{Served, http, owl};
 
 #[path = "../../owl-web/tests/common/browser.rs"]
 mod browser;
 
-/// A running `owl serve`, stopped on drop.
-struct Served {
-    child: Child,
-    url: String,
-    data_dir: PathBuf,
-}
-
 impl Served {
-    fn start(name: &str) -> Served {
-        let data_dir = std::env::temp_dir().join(format!("owl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let mut child = owl()
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = lines
-            .by_ref()
-            .map(|l| l.unwrap())
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.starts_with("http://"))
-                    .map(String::from)
-            })
-            .expect("owl serve prints its URL");
-        // Keep reading, so the node never writes into a closed pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Served {
-            child,
-            url,
-            data_dir,
-        }
-    }
-
     /// Runs `owl console --json …` against this node.
     fn console(&self, args: &[&str]) -> (bool, Value, String) {
         let Output {
@@ -86,14 +49,6 @@ impl Served {
         let (ok, json, stderr) = self.console(args);
         assert!(ok, "`console {args:?}` failed: {json} {stderr}");
         json
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -331,7 +286,7 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let addr = node.url.trim_start_matches("http://").trim_end_matches('/');
+    let addr = node.addr();
     let body = r#"{"input":"5"}"#;
     let answer = http(
         addr,

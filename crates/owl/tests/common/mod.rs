@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Every wait is bounded by this; reaching it is a failure.
@@ -22,4 +24,62 @@ pub fn http(addr: &str, request: &str) -> String {
     let mut answer = String::new();
     socket.read_to_string(&mut answer).unwrap();
     answer
+}
+
+/// A running `owl serve` on a free loopback port with its own data
+/// directory; killed and cleaned up on drop.
+pub struct Served {
+    pub child: Child,
+    /// What it printed up to and including its URL line.
+    pub banner: Vec<String>,
+    pub url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Served {
+    pub fn start(name: &str) -> Served {
+        let data_dir = std::env::temp_dir().join(format!("owl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let mut child = owl()
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = Vec::new();
+        let url = loop {
+            let line = lines.next().expect("owl serve prints its URL").unwrap();
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(String::from);
+            banner.push(line);
+            if let Some(url) = url {
+                break url;
+            }
+        };
+        // Keep reading, so the node never writes into a closed pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Served {
+            child,
+            banner,
+            url,
+            data_dir,
+        }
+    }
+
+    /// `host:port` of the web interface.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://").trim_end_matches('/')
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }
