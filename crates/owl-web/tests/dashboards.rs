@@ -25,6 +25,12 @@ async fn runaway(server: &TestNode) -> u64 {
     pid.0
 }
 
+/// The status of `GET path` without credentials.
+async fn status_of(server: &TestNode, path: &str) -> u16 {
+    let response = http().get(server.url(path)).send().await.unwrap();
+    response.status().as_u16()
+}
+
 /// The CSRF field of a page's kill form.
 fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a kill form") + 19;
@@ -44,26 +50,8 @@ fn killing_from_the_browser_needs_the_token_and_a_genuine_form() {
         let page = http().get(&detail).send().await.unwrap();
         assert_eq!(page.status().as_u16(), 401);
         assert!(page.text().await.unwrap().contains("Admin login"));
-        assert_eq!(
-            http()
-                .get(server.url("/dashboard/processes"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            401
-        );
-        assert_eq!(
-            http()
-                .get(server.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-            401
-        );
+        assert_eq!(status_of(&server, "/dashboard/processes").await, 401);
+        assert_eq!(status_of(&server, "/metrics").await, 401);
         let refused = http()
             .post(&kill)
             .form(&[("csrf", "x")])
