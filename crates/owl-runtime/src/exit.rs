@@ -9,13 +9,22 @@ use std::sync::Arc;
 /// not take linked processes down; everything else is abnormal and propagates
 /// along links to processes that do not trap exits.
 ///
+/// A reason prints as text and parses back from it (a console, a log line):
+///
 /// ```
 /// use owl_runtime::ExitReason;
 ///
 /// assert!(!ExitReason::Normal.is_abnormal());
 /// assert!(!ExitReason::Shutdown.is_abnormal());
+/// assert!(!ExitReason::shutdown_with("node leaving").is_abnormal());
 /// assert!(ExitReason::error("disk full").is_abnormal());
 /// assert_eq!(ExitReason::error("disk full").to_string(), "disk full");
+/// for reason in [ExitReason::Killed, ExitReason::shutdown_with("bye"), ExitReason::error("disk full")] {
+///     assert_eq!(reason.to_string().parse::<ExitReason>(), Ok(reason));
+/// }
+/// // It is an error type too, so `?` carries it into `Box<dyn Error>` or anyhow.
+/// let failed: Result<(), Box<dyn std::error::Error>> = Err(ExitReason::CpuLimit.into());
+/// assert_eq!(failed.unwrap_err().to_string(), "cpu_limit");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExitReason {
@@ -23,6 +32,9 @@ pub enum ExitReason {
     Normal,
     /// The process was asked to stop (by its supervisor, for instance).
     Shutdown,
+    /// An orderly stop with a reason attached, like OTP's `{shutdown, Term}`:
+    /// treated as `Shutdown` for restarts and logging, while saying why.
+    ShutdownWith(Arc<str>),
     /// The process was killed with the untrappable [`ExitReason::Kill`] signal.
     Killed,
     /// Only as a *signal*: [`Node::exit`](crate::Node::exit) with `Kill` ends the
@@ -44,16 +56,30 @@ impl ExitReason {
         ExitReason::Error(reason.to_string().into())
     }
 
-    /// Whether this reason is a crash (anything but `Normal` and `Shutdown`).
+    /// An orderly stop that says why (see [`ExitReason::ShutdownWith`]).
+    pub fn shutdown_with(why: impl fmt::Display) -> ExitReason {
+        ExitReason::ShutdownWith(why.to_string().into())
+    }
+
+    /// Whether this reason is a crash (anything but `Normal` and the
+    /// shutdown reasons).
     pub fn is_abnormal(&self) -> bool {
-        !matches!(self, ExitReason::Normal | ExitReason::Shutdown)
+        !matches!(
+            self,
+            ExitReason::Normal | ExitReason::Shutdown | ExitReason::ShutdownWith(_)
+        )
+    }
+
+    /// Whether this is `Shutdown` or `ShutdownWith`.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, ExitReason::Shutdown | ExitReason::ShutdownWith(_))
     }
 
     /// A short machine-friendly tag: `normal`, `shutdown`, `killed`, `panic`, …
     pub fn kind(&self) -> &'static str {
         match self {
             ExitReason::Normal => "normal",
-            ExitReason::Shutdown => "shutdown",
+            ExitReason::Shutdown | ExitReason::ShutdownWith(_) => "shutdown",
             ExitReason::Killed => "killed",
             ExitReason::Kill => "kill",
             ExitReason::Panic(_) => "panic",
@@ -68,9 +94,36 @@ impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitReason::Panic(msg) => write!(f, "panic: {msg}"),
+            ExitReason::ShutdownWith(why) => write!(f, "shutdown: {why}"),
             ExitReason::Error(msg) => f.write_str(msg),
             other => f.write_str(other.kind()),
         }
+    }
+}
+
+impl std::error::Error for ExitReason {}
+
+impl std::str::FromStr for ExitReason {
+    type Err = std::convert::Infallible;
+
+    /// Reads what [`Display`](fmt::Display) writes: `normal`, `shutdown`,
+    /// `shutdown: why`, `killed`, `kill`, `panic: message`, `noproc`,
+    /// `cpu_limit`; any other text is an [`ExitReason::Error`] carrying it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Ok(match s {
+            "normal" => ExitReason::Normal,
+            "shutdown" => ExitReason::Shutdown,
+            "killed" => ExitReason::Killed,
+            "kill" => ExitReason::Kill,
+            "noproc" => ExitReason::NoProc,
+            "cpu_limit" => ExitReason::CpuLimit,
+            _ => match (s.strip_prefix("shutdown: "), s.strip_prefix("panic: ")) {
+                (Some(why), _) => ExitReason::shutdown_with(why),
+                (_, Some(msg)) => ExitReason::Panic(msg.into()),
+                _ => ExitReason::error(s),
+            },
+        })
     }
 }
 

@@ -126,17 +126,18 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         Some(ex) => (
             ex.name.as_ref().map(|n| n.to_string()),
             ex.monitored_by
-                .iter()
-                .filter_map(|(_, w)| match w {
+                .values()
+                .filter_map(|w| match w {
                     Watcher::Process(p) => Some(p.clone()),
                     Watcher::Channel(_) => None,
                 })
                 .collect(),
-            ex.monitoring.iter().map(|(_, p)| p.clone()).collect(),
+            ex.monitoring.values().cloned().collect(),
             ex.memory_hint
                 + std::mem::size_of_val(&**ex)
-                + ex.monitored_by.capacity() * 32
-                + ex.monitoring.capacity() * 24,
+                + ex.monitored_by.heap_bytes()
+                + ex.monitoring.heap_bytes()
+                + ex.links.heap_bytes(),
         ),
         None => (None, Vec::new(), Vec::new(), 0),
     };
@@ -168,9 +169,8 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
             + cell.future_bytes as usize
             + std::mem::size_of::<ProcessCell>()
             + mailbox_bytes
-            + std::mem::size_of_val(st.links())
             + hint,
-        links: st.links().to_vec(),
+        links: st.links(),
         monitored_by,
         monitors,
         trap_exit: st.trap_exit,

@@ -272,7 +272,7 @@ impl Node {
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
-        self.spawn_inner(opts, None, body)
+        self.spawn_inner(opts, None, body).0
     }
 
     /// Spawns a process whose exit reason is delivered to the returned
@@ -290,15 +290,18 @@ impl Node {
     {
         let (tx, rx) = oneshot::channel();
         let watcher = Watcher::Channel(tx);
-        (self.spawn_inner(opts, Some(watcher), body), rx)
+        (self.spawn_inner(opts, Some(watcher), body).0, rx)
     }
 
+    /// Spawns a process with up to two watchers set before it first runs:
+    /// `watcher`, and the options' `monitored_by`. Returns the monitor
+    /// reference of `watcher` when it is a process.
     pub(crate) fn spawn_inner<F, Fut>(
         &self,
         opts: SpawnOptions,
         watcher: Option<Watcher>,
         body: F,
-    ) -> Pid
+    ) -> (Pid, Option<MonitorRef>)
     where
         F: FnOnce(Process) -> Fut,
         Fut: Future + Send + 'static,
@@ -309,24 +312,26 @@ impl Node {
         let process = self.build_process(opts, std::mem::size_of::<ProcessTask<Fut>>());
         let cell = process.cell.clone();
         let pid = process.pid().clone();
+        let mut first_ref = None;
         for watcher in [watcher, monitored_by].into_iter().flatten() {
             let mref = self.next_monitor_ref();
-            if let Watcher::Process(owner) = &watcher
-                && let Some(owner) = owner.cell()
-            {
-                owner
-                    .state
-                    .lock()
-                    .extras()
-                    .monitoring
-                    .push((mref, pid.clone()));
+            if let Watcher::Process(owner) = &watcher {
+                first_ref.get_or_insert(mref);
+                if let Some(owner) = owner.cell() {
+                    owner
+                        .state
+                        .lock()
+                        .extras()
+                        .monitoring
+                        .insert_new(mref, pid.clone());
+                }
             }
             let _ = cell.add_monitor(mref, watcher);
         }
         let task = ProcessTask::new(cell, body(process));
         self.inner.counters.spawned.fetch_add(1, Ordering::Relaxed);
         drop(self.inner.handle.spawn(task));
-        pid
+        (pid, first_ref)
     }
 
     /// The live process with this pid number, if any.

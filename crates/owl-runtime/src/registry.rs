@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use crate::node::Node;
-use crate::pid::Pid;
+use crate::pid::{Pid, PidId};
 
 /// Why a name could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,8 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Removes `name` if it still points at `pid` (called when `pid` exits).
-    pub fn release(&self, name: &str, pid: &Pid) {
-        self.names.remove_if(name, |_, holder| holder == pid);
+    pub fn release(&self, name: &str, pid: PidId) {
+        self.names.remove_if(name, |_, holder| holder.id() == pid);
     }
 }
 

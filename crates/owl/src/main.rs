@@ -2,7 +2,6 @@
 //! `owl console` talks to a running one, `owl bench` measures the runtime
 //! (optionally next to the BEAM).
 
-mod bench;
 mod console;
 mod serve;
 
@@ -27,7 +26,7 @@ enum Command {
     /// Talk to a running node: inspect, trace, kill, upgrade.
     Console(console::client::ConsoleArgs),
     /// Run a runtime benchmark (spawn, ring, spawn-calc, load).
-    Bench(bench::BenchArgs),
+    Bench(owl_bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,7 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Console(args) => console::client::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => owl_bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

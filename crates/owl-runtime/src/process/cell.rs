@@ -18,6 +18,7 @@ use crate::exit::ExitReason;
 use crate::message::{Down, Exit, Message};
 use crate::node::NodeInner;
 use crate::pid::{MonitorRef, Pid, PidId};
+use crate::process::small_map::SmallMap;
 
 /// Process status values kept in [`ProcessCell::status`].
 pub(crate) mod status {
@@ -59,12 +60,13 @@ pub(crate) struct Extras {
     pub name: Option<Arc<str>>,
     pub groups: Vec<Arc<str>>,
     /// Monitors set *on* this process.
-    pub monitored_by: Vec<(MonitorRef, Watcher)>,
+    pub monitored_by: SmallMap<MonitorRef, Watcher>,
     /// Monitors this process set on others.
-    pub monitoring: Vec<(MonitorRef, Pid)>,
+    pub monitoring: SmallMap<MonitorRef, Pid>,
     /// Memory the process reports beyond its Rust state (e.g. a guest's linear memory).
     pub memory_hint: usize,
-    pub links: Vec<Pid>,
+    /// Linked processes, by pid number.
+    pub links: SmallMap<PidId, Pid>,
     /// The reason an exit signal will end the process with at its next poll.
     pub pending_exit: Option<ExitReason>,
     pub activity: Option<Arc<str>>,
@@ -100,8 +102,11 @@ impl State {
         self.extras.get_or_insert_with(Default::default)
     }
 
-    pub fn links(&self) -> &[Pid] {
-        self.extras.as_ref().map_or(&[], |e| &e.links)
+    /// The linked processes.
+    pub fn links(&self) -> Vec<Pid> {
+        self.extras
+            .as_ref()
+            .map_or_else(Vec::new, |e| e.links.values().cloned().collect())
     }
 }
 
@@ -238,13 +243,14 @@ impl ProcessCell {
             return;
         }
         if kind == SignalKind::Link {
-            let links = st.extras.as_mut().map(|e| &mut e.links);
-            match links.and_then(|l| l.iter().position(|p| p == from).map(|i| (l, i))) {
-                Some((links, i)) => {
-                    links.swap_remove(i);
-                }
+            let linked = st
+                .extras
+                .as_mut()
+                .and_then(|e| e.links.remove(&from.id()))
+                .is_some();
+            if !linked {
                 // Unlinked meanwhile: the signal no longer concerns us.
-                None => return,
+                return;
             }
         }
         let die_with = if kind == SignalKind::Exit && reason == ExitReason::Kill {
@@ -272,12 +278,20 @@ impl ProcessCell {
         };
         if let Some(reason) = die_with {
             // An untrappable kill overrides an earlier, softer pending reason.
-            let pending = &mut st.extras().pending_exit;
-            if pending.is_none() || reason == ExitReason::Killed {
-                *pending = Some(reason);
+            let extras = st.extras();
+            if extras.pending_exit.is_none() || reason == ExitReason::Killed {
+                extras.pending_exit = Some(reason);
             }
+            // The process is as good as dead: its name is free from now on,
+            // not from its next poll. A supervisor restarting a killed
+            // subtree then finds the names of the old workers released.
+            let name = extras.name.take();
             self.exit_pending.store(true, Ordering::Release);
             self.wake_task(&st);
+            drop(st);
+            if let (Some(name), Some(node)) = (name, self.node.upgrade()) {
+                node.registry.release(&name, PidId(self.id));
+            }
         }
     }
 
@@ -295,16 +309,36 @@ impl ProcessCell {
         // Waiters outside processes may give up (a timed-out call): prune their
         // closed channels now and then so a long-lived process does not collect them.
         if monitors.len() >= 8 && monitors.len().is_power_of_two() {
-            monitors.retain(|(_, w)| !matches!(w, Watcher::Channel(tx) if tx.is_closed()));
+            monitors.retain(|_, w| !matches!(w, Watcher::Channel(tx) if tx.is_closed()));
         }
-        monitors.push((mref, watcher));
+        monitors.insert_new(mref, watcher);
         Ok(())
     }
 
     pub fn remove_monitor(&self, mref: MonitorRef) {
         let mut st = self.state.lock();
         if let Some(ex) = st.extras.as_mut() {
-            ex.monitored_by.retain(|(r, _)| *r != mref);
+            ex.monitored_by.remove(&mref);
+        }
+    }
+
+    /// Delivers the `Down` of a monitor this process set, and forgets the
+    /// monitor in the same step: a fired monitor leaves nothing behind.
+    pub fn deliver_down(&self, down: Down) {
+        let mut st = self.state.lock();
+        if st.exited {
+            return;
+        }
+        if let Some(ex) = st.extras.as_mut() {
+            ex.monitoring.remove(&down.monitor);
+        }
+        let msg = Message::new(down);
+        crate::trace::on_deliver(&self.node, self.id, &msg);
+        st.mailbox.push_back(msg);
+        let other = self.wake_receiver(&mut st);
+        drop(st);
+        if let Some(w) = other {
+            w.wake();
         }
     }
 
@@ -334,31 +368,37 @@ impl ProcessCell {
         }
         let mut name = None;
         let mut watchers = Vec::new();
-        let mut links = Vec::new();
+        let mut links: Vec<Pid> = Vec::new();
         let mut activity = None;
         if let Some(ex) = extras {
             let ex = *ex;
             if let Some(node) = &node {
                 if let Some(n) = &ex.name {
-                    node.registry.release(n, &me);
+                    node.registry.release(n, me.id());
                 }
                 for g in &ex.groups {
                     node.groups.remove_member(g, &me);
                 }
             }
-            for (mref, target) in ex.monitoring {
+            for (mref, target) in ex.monitoring.into_entries() {
                 if let Some(cell) = target.cell() {
                     cell.remove_monitor(mref);
                 }
             }
             name = ex.name;
-            watchers = ex.monitored_by;
-            links = ex.links;
+            watchers = ex.monitored_by.into_entries();
+            links = ex.links.into_values();
             activity = ex.activity;
         }
         if let Some(node) = &node {
             node.report_exit(self, name.as_deref(), activity.as_deref(), &reason);
         }
+        // The parent (a supervisor, usually) hears last: by the time it
+        // reacts, every other linked process has had its signal, so a
+        // killed worker of this process no longer holds its name when the
+        // parent starts a replacement.
+        let parent = self.parent;
+        links.sort_by_key(|p| Some(p.id()) == parent);
         for link in links {
             if let Some(cell) = link.cell() {
                 cell.signal_exit(&me, reason.clone(), SignalKind::Link);
@@ -368,12 +408,11 @@ impl ProcessCell {
             match watcher {
                 Watcher::Process(owner) => {
                     if let Some(cell) = owner.cell() {
-                        let down = Down {
+                        cell.deliver_down(Down {
                             monitor: mref,
                             pid: me.clone(),
                             reason: reason.clone(),
-                        };
-                        let _ = cell.deliver(Message::new(down), false);
+                        });
                     }
                 }
                 Watcher::Channel(tx) => {

@@ -1,16 +1,23 @@
 //! The supervisor process: starts children in order, restarts them by
 //! strategy within the restart intensity, answers requests, and stops
 //! children in reverse order.
+//!
+//! Like OTP's `supervisor`, a restart that fails is not retried in a loop:
+//! the child is marked *restarting* and a retry is queued in the
+//! supervisor's own mailbox, so requests (`which_children`,
+//! `terminate_child`) and a shutdown are still served between tries, and
+//! every try counts against the restart intensity.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::children::{Child, Children, Serial};
 use super::intensity::Intensity;
 use super::{
-    ChildCounts, ChildError, ChildInfo, ChildKind, ChildRef, ChildSpec, DynamicLimits, Request,
-    Restart, Shutdown, StartArgs, Strategy, SupervisorSpec,
+    AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildKind, ChildRef, ChildSpec,
+    DynamicLimits, Request, Restart, Shutdown, StartArgs, Started, Strategy, SupervisorSpec,
 };
 use crate::exit::ExitReason;
 use crate::message::{Down, Exit};
@@ -24,6 +31,8 @@ pub(super) async fn start(
     spec: SupervisorSpec,
     parent: Option<Pid>,
 ) -> Result<Pid, ExitReason> {
+    spec.validate()
+        .map_err(|why| ExitReason::error(format!("invalid supervisor spec: {why}")))?;
     let mut opts = SpawnOptions::new()
         .label(spec.label.clone())
         .trap_exit(true);
@@ -39,18 +48,17 @@ pub(super) async fn start(
     }
 }
 
-struct Child {
-    spec: ChildSpec,
-    pid: Option<Pid>,
-}
+/// A queued retry of a child whose restart failed.
+struct TryAgain(Serial);
 
 struct Sup {
     p: Process,
     args: StartArgs,
-    children: Vec<Child>,
+    children: Children,
     strategy: Strategy,
     intensity: Intensity,
     dynamic: Option<DynamicLimits>,
+    auto_shutdown: AutoShutdown,
     restarts: u64,
 }
 
@@ -74,31 +82,35 @@ async fn run(
     let mut sup = Sup {
         p,
         args,
-        children: Vec::with_capacity(spec.children.len()),
+        children: Children::default(),
         strategy: spec.strategy,
         intensity: Intensity::new(spec.max_restarts, spec.max_seconds),
         dynamic: spec.dynamic,
+        auto_shutdown: spec.auto_shutdown,
         restarts: 0,
     };
-    for child in spec.children {
-        match sup.start_spec(&child).await {
-            Ok(pid) => sup.children.push(Child {
-                spec: child,
-                pid: Some(pid),
-            }),
-            Err(reason) => {
-                sup.terminate_all().await;
-                let reason =
-                    ExitReason::error(format!("failed to start child {:?}: {reason}", child.id));
-                let _ = ack.send(Err(reason.clone()));
-                return reason;
-            }
+    for (i, child) in spec.children.into_iter().enumerate() {
+        // Starting thousands of children is one long loop of quick starts:
+        // let the scheduler run others now and then.
+        if i % 256 == 255 {
+            tokio::task::yield_now().await;
+        }
+        let id = child.id.clone();
+        let serial = sup.children.push(Child::new(child), true);
+        if let Err(reason) = sup.start_at(serial).await {
+            sup.terminate_all().await;
+            // OTP: {shutdown, {failed_to_start_child, Id, Reason}} — an
+            // orderly stop that names the child, not a crash of its own.
+            let reason =
+                ExitReason::shutdown_with(format!("failed to start child {id:?}: {reason}"));
+            let _ = ack.send(Err(reason.clone()));
+            return reason;
         }
     }
     let _ = ack.send(Ok(()));
     loop {
         let msg = sup.p.recv_any().await;
-        match msg.downcast::<Exit>() {
+        let msg = match msg.downcast::<Exit>() {
             Ok(exit) if is_from_parent(&exit.from, parent.as_ref()) => {
                 sup.terminate_all().await;
                 return exit.reason;
@@ -107,21 +119,30 @@ async fn run(
                 if let Some(reason) = sup.child_exited(&exit.from, exit.reason).await {
                     return reason;
                 }
+                continue;
             }
-            Err(msg) => match msg.downcast::<Request>() {
-                Ok(request) => sup.handle(request).await,
-                Err(other) => tracing::warn!(supervisor = %sup.p.pid(), message = ?other,
-                    "supervisor ignored an unexpected message"),
-            },
+            Err(msg) => msg,
+        };
+        let msg = match msg.downcast::<Request>() {
+            Ok(request) => {
+                sup.handle(request).await;
+                continue;
+            }
+            Err(msg) => msg,
+        };
+        match msg.downcast::<TryAgain>() {
+            Ok(TryAgain(serial)) => {
+                if let Some(reason) = sup.try_again(serial).await {
+                    return reason;
+                }
+            }
+            Err(other) => tracing::warn!(supervisor = %sup.p.pid(), message = ?other,
+                "supervisor ignored an unexpected message"),
         }
     }
 }
 
 impl Sup {
-    async fn start_spec(&self, spec: &ChildSpec) -> Result<Pid, ExitReason> {
-        (spec.start)(self.args.clone()).await
-    }
-
     fn child_id(&self, child: &Child) -> String {
         match (&self.dynamic, &child.pid) {
             (Some(_), Some(pid)) => pid.to_string(),
@@ -129,97 +150,142 @@ impl Sup {
         }
     }
 
+    /// Runs a child's start function and records what it started.
+    async fn start_at(&mut self, serial: Serial) -> Result<(), ExitReason> {
+        let Some(child) = self.children.get(serial) else {
+            return Ok(());
+        };
+        if child.pid.is_some() {
+            return Ok(());
+        }
+        let start = child.spec.start.clone();
+        match start(self.args.clone()).await? {
+            Started::Pid(pid) => self.children.set_pid(serial, Some(pid)),
+            Started::Ignore => self.children.set_pid(serial, None),
+        }
+        Ok(())
+    }
+
     /// Handles the exit of a child; `Some(reason)` means the supervisor itself
-    /// must now exit (restart intensity exceeded).
+    /// must now exit (restart intensity exceeded, or auto shutdown).
     async fn child_exited(&mut self, from: &Pid, reason: ExitReason) -> Option<ExitReason> {
-        let idx = self
-            .children
-            .iter()
-            .position(|c| c.pid.as_ref() == Some(from))?;
-        let child = &mut self.children[idx];
-        child.pid = None;
-        let restart = match child.spec.restart {
+        let serial = self.children.by_pid(from)?;
+        self.children.set_pid(serial, None);
+        let child = self.children.get(serial)?;
+        let (restart_type, significant) = (child.spec.restart, child.spec.significant);
+        let restart = match restart_type {
             Restart::Permanent => true,
             Restart::Transient => reason.is_abnormal(),
             Restart::Temporary => false,
         };
+        let allowed = restart && self.intensity.allow_restart();
         if reason.is_abnormal() {
-            tracing::warn!(supervisor = %self.p.pid(), child = %child.spec.id, pid = %from, %reason,
-                restart, "child terminated");
+            let action = match (restart, allowed) {
+                (false, _) => "none",
+                (true, true) => "restart",
+                (true, false) => "shut down the supervisor (restart intensity reached)",
+            };
+            tracing::warn!(target: "owl::supervisor", supervisor = %self.p.pid(),
+                child = %child.spec.id, pid = %from, %reason, action, "child terminated");
         }
         if !restart {
-            if child.spec.restart == Restart::Temporary || self.dynamic.is_some() {
-                self.children.remove(idx);
+            if restart_type == Restart::Temporary || self.dynamic.is_some() {
+                self.children.remove(serial, self.dynamic.is_none());
             }
+            if significant && self.auto_shutdown_due() {
+                tracing::info!(target: "owl::supervisor", supervisor = %self.p.pid(),
+                    "significant children ended; shutting down (auto_shutdown)");
+                self.terminate_all().await;
+                return Some(ExitReason::Shutdown);
+            }
+            return None;
+        }
+        if !allowed {
+            return Some(self.give_up().await);
+        }
+        self.restarts += 1;
+        self.restart(serial).await;
+        None
+    }
+
+    /// Whether the significant children that ended make the supervisor end.
+    fn auto_shutdown_due(&self) -> bool {
+        match self.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => !self
+                .children
+                .iter()
+                .any(|(_, c)| c.spec.significant && (c.pid.is_some() || c.restarting)),
+        }
+    }
+
+    /// A queued retry: counts as a restart, then restarts by strategy.
+    async fn try_again(&mut self, serial: Serial) -> Option<ExitReason> {
+        // Terminated or deleted since the failed try: nothing to retry.
+        if !self.children.get(serial).is_some_and(|c| c.restarting) {
             return None;
         }
         if !self.intensity.allow_restart() {
             return Some(self.give_up().await);
         }
         self.restarts += 1;
-        let restart_from = match self.strategy {
-            Strategy::OneForOne => {
-                let result = self.start_at(idx).await;
-                return result.err();
-            }
-            Strategy::OneForAll => 0,
-            Strategy::RestForOne => idx,
-        };
-        for i in (restart_from..self.children.len()).rev() {
-            if i != idx {
-                self.stop_child(i).await;
-            }
-        }
-        // Temporary children stopped by the strategy are not restarted.
-        let mut i = restart_from;
-        while i < self.children.len() {
-            if i != idx && self.children[i].spec.restart == Restart::Temporary {
-                self.children.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        for i in restart_from..self.children.len() {
-            if let Err(reason) = self.start_at(i).await {
-                return Some(reason);
-            }
-        }
+        self.restart(serial).await;
         None
     }
 
-    /// Starts the stopped child at `idx`, retrying while the intensity allows.
-    async fn start_at(&mut self, idx: usize) -> Result<(), ExitReason> {
-        if self.children[idx].pid.is_some() {
-            return Ok(());
+    /// Restarts `serial` (and, by strategy, its siblings). A start that fails
+    /// marks that child restarting and queues a retry.
+    async fn restart(&mut self, serial: Serial) {
+        let group = match (self.strategy, &self.dynamic) {
+            (Strategy::OneForOne, _) | (_, Some(_)) => vec![serial],
+            (Strategy::OneForAll, None) => self.children.serials_from(None),
+            (Strategy::RestForOne, None) => self.children.serials_from(Some(serial)),
+        };
+        for &s in group.iter().rev() {
+            if s != serial {
+                self.stop_child(s).await;
+            }
         }
-        loop {
-            match self.start_spec(&self.children[idx].spec).await {
-                Ok(pid) => {
-                    self.children[idx].pid = Some(pid);
-                    return Ok(());
+        for &s in &group {
+            // Temporary children stopped by the strategy are not restarted.
+            let temporary = self
+                .children
+                .get(s)
+                .is_some_and(|c| c.spec.restart == Restart::Temporary);
+            if s != serial && temporary {
+                self.children.remove(s, true);
+                continue;
+            }
+            if let Err(reason) = self.start_at(s).await {
+                let id = self.children.get(s).map(|c| c.spec.id.clone());
+                tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(),
+                    child = id.as_deref().unwrap_or("?"), %reason, "child failed to restart; trying again");
+                if let Some(child) = self.children.get_mut(s) {
+                    child.restarting = true;
                 }
-                Err(reason) => {
-                    tracing::error!(supervisor = %self.p.pid(), child = %self.children[idx].spec.id, %reason,
-                        "child failed to restart");
-                    if !self.intensity.allow_restart() {
-                        return Err(self.give_up().await);
-                    }
-                    self.restarts += 1;
-                }
+                let _ = self.p.pid().send(TryAgain(s));
+                return;
             }
         }
     }
 
     async fn give_up(&mut self) -> ExitReason {
-        tracing::error!(supervisor = %self.p.pid(), label = %self.p.cell.label,
+        tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(), label = %self.p.cell.label,
             "reached maximum restart intensity; shutting down");
         self.terminate_all().await;
         ExitReason::Shutdown
     }
 
-    async fn stop_child(&mut self, idx: usize) {
-        if let Some(pid) = self.children[idx].pid.take() {
-            let shutdown = self.children[idx].spec.shutdown;
+    /// Stops a running child (or cancels its pending restart).
+    async fn stop_child(&mut self, serial: Serial) {
+        let Some(child) = self.children.get_mut(serial) else {
+            return;
+        };
+        child.restarting = false;
+        let shutdown = child.spec.shutdown;
+        if let Some(pid) = child.pid.clone() {
+            self.children.set_pid(serial, None);
             shutdown_one(&mut self.p, &pid, shutdown).await;
         }
     }
@@ -229,23 +295,24 @@ impl Sup {
         if self.dynamic.is_some() {
             let running: Vec<(Pid, Shutdown)> = self
                 .children
-                .iter_mut()
-                .filter_map(|c| c.pid.take().map(|p| (p, c.spec.shutdown)))
+                .iter()
+                .filter_map(|(_, c)| c.pid.clone().map(|p| (p, c.spec.shutdown)))
                 .collect();
             shutdown_many(&mut self.p, running).await;
             self.children.clear();
             return;
         }
-        for i in (0..self.children.len()).rev() {
-            self.stop_child(i).await;
+        for serial in self.children.serials_from(None).into_iter().rev() {
+            self.stop_child(serial).await;
         }
     }
 
-    fn find(&self, child: &ChildRef) -> Option<usize> {
-        self.children.iter().position(|c| match child {
-            ChildRef::Id(id) => self.dynamic.is_none() && &c.spec.id == id,
-            ChildRef::Pid(pid) => c.pid.as_ref() == Some(pid),
-        })
+    fn find(&self, child: &ChildRef) -> Option<Serial> {
+        match child {
+            ChildRef::Id(_) if self.dynamic.is_some() => None,
+            ChildRef::Id(id) => self.children.by_id(id),
+            ChildRef::Pid(pid) => self.children.by_pid(pid),
+        }
     }
 
     async fn handle(&mut self, request: Request) {
@@ -254,10 +321,11 @@ impl Sup {
                 let list = self
                     .children
                     .iter()
-                    .map(|c| ChildInfo {
+                    .map(|(_, c)| ChildInfo {
                         id: self.child_id(c),
                         pid: c.pid.clone(),
                         kind: c.spec.kind,
+                        status: c.status(),
                     })
                     .collect();
                 let _ = reply.send(list);
@@ -268,7 +336,7 @@ impl Sup {
                     restarts: self.restarts,
                     ..Default::default()
                 };
-                for c in &self.children {
+                for (_, c) in self.children.iter() {
                     counts.active += c.pid.is_some() as usize;
                     match c.spec.kind {
                         ChildKind::Supervisor => counts.supervisors += 1,
@@ -281,49 +349,83 @@ impl Sup {
                 let _ = reply.send(self.start_child(spec).await);
             }
             Request::TerminateChild(child, reply) => {
-                let result = match self.find(&child) {
-                    None => Err(ChildError::NotFound),
-                    Some(i) => {
-                        self.stop_child(i).await;
-                        if self.dynamic.is_some()
-                            || self.children[i].spec.restart == Restart::Temporary
-                        {
-                            self.children.remove(i);
-                        }
-                        Ok(())
-                    }
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.terminate_child(child).await);
             }
             Request::RestartChild(id, reply) => {
-                let result = match self.find(&ChildRef::Id(id)) {
-                    None => Err(ChildError::NotFound),
-                    Some(i) if self.children[i].pid.is_some() => Err(ChildError::Running),
-                    Some(i) => match self.start_spec(&self.children[i].spec).await {
-                        Ok(pid) => {
-                            self.children[i].pid = Some(pid.clone());
-                            Ok(pid)
-                        }
-                        Err(reason) => Err(ChildError::StartFailed(reason)),
+                let result = match self
+                    .find(&ChildRef::Id(id))
+                    .map(|s| (s, self.children.get(s)))
+                {
+                    Some((serial, Some(c))) => match c.status() {
+                        super::ChildStatus::Running => Err(ChildError::Running),
+                        super::ChildStatus::Restarting => Err(ChildError::Restarting),
+                        super::ChildStatus::Stopped => match self.start_at(serial).await {
+                            Ok(()) => self
+                                .children
+                                .get(serial)
+                                .and_then(|c| c.pid.clone())
+                                .ok_or(ChildError::Ignored),
+                            Err(reason) => Err(ChildError::StartFailed(reason)),
+                        },
                     },
+                    _ => Err(ChildError::NotFound),
                 };
                 let _ = reply.send(result);
             }
             Request::DeleteChild(id, reply) => {
-                let result = match self.find(&ChildRef::Id(id)) {
-                    None => Err(ChildError::NotFound),
-                    Some(i) if self.children[i].pid.is_some() => Err(ChildError::Running),
-                    Some(i) => {
-                        self.children.remove(i);
-                        Ok(())
-                    }
+                let result = match self
+                    .find(&ChildRef::Id(id))
+                    .map(|s| (s, self.children.get(s)))
+                {
+                    Some((serial, Some(c))) => match c.status() {
+                        super::ChildStatus::Running => Err(ChildError::Running),
+                        super::ChildStatus::Restarting => Err(ChildError::Restarting),
+                        super::ChildStatus::Stopped => {
+                            self.children.remove(serial, true);
+                            Ok(())
+                        }
+                    },
+                    _ => Err(ChildError::NotFound),
                 };
                 let _ = reply.send(result);
+            }
+            Request::GetChildSpec(child, reply) => {
+                let spec = self
+                    .find(&child)
+                    .and_then(|s| self.children.get(s))
+                    .map(|c| c.spec.clone())
+                    .ok_or(ChildError::NotFound);
+                let _ = reply.send(spec);
             }
         }
     }
 
+    async fn terminate_child(&mut self, child: ChildRef) -> Result<(), ChildError> {
+        let Some(serial) = self.find(&child) else {
+            // OTP: stopping a dynamic child that already ended is not an
+            // error — a stop racing a crash has nothing left to do.
+            return match child {
+                ChildRef::Pid(pid) if self.dynamic.is_some() && !pid.is_alive() => Ok(()),
+                _ => Err(ChildError::NotFound),
+            };
+        };
+        self.stop_child(serial).await;
+        let temporary = self
+            .children
+            .get(serial)
+            .is_some_and(|c| c.spec.restart == Restart::Temporary);
+        if self.dynamic.is_some() || temporary {
+            self.children.remove(serial, self.dynamic.is_none());
+        }
+        Ok(())
+    }
+
     async fn start_child(&mut self, spec: ChildSpec) -> Result<Pid, ChildError> {
+        if spec.significant && spec.restart == Restart::Permanent {
+            return Err(ChildError::InvalidSpec(
+                "a permanent child cannot be significant".into(),
+            ));
+        }
         match &self.dynamic {
             Some(limits) => {
                 if limits
@@ -334,20 +436,37 @@ impl Sup {
                 }
             }
             None => {
-                if self.children.iter().any(|c| c.spec.id == spec.id) {
-                    return Err(ChildError::AlreadyPresent(spec.id));
+                if let Some(existing) = self
+                    .children
+                    .by_id(&spec.id)
+                    .and_then(|s| self.children.get(s))
+                {
+                    return Err(match &existing.pid {
+                        Some(pid) => ChildError::AlreadyStarted(pid.clone()),
+                        None => ChildError::AlreadyPresent(spec.id),
+                    });
                 }
             }
         }
-        let pid = self
-            .start_spec(&spec)
+        let started = (spec.start)(self.args.clone())
             .await
             .map_err(ChildError::StartFailed)?;
-        self.children.push(Child {
-            spec,
-            pid: Some(pid.clone()),
-        });
-        Ok(pid)
+        let keyed = self.dynamic.is_none();
+        match started {
+            Started::Pid(pid) => {
+                let mut child = Child::new(spec);
+                child.pid = Some(pid.clone());
+                self.children.push(child, keyed);
+                Ok(pid)
+            }
+            Started::Ignore => {
+                // A static child is kept, not running (OTP: `{ok, undefined}`).
+                if keyed {
+                    self.children.push(Child::new(spec), true);
+                }
+                Err(ChildError::Ignored)
+            }
+        }
     }
 }
 
@@ -394,7 +513,10 @@ async fn shutdown_many(p: &mut Process, children: Vec<(Pid, Shutdown)>) {
     let mut pending: HashSet<MonitorRef> = HashSet::with_capacity(children.len());
     let mut by_ref = Vec::with_capacity(children.len());
     let mut wait_limit = Some(Duration::ZERO);
-    for (pid, shutdown) in children {
+    for (i, (pid, shutdown)) in children.into_iter().enumerate() {
+        if i % 256 == 255 {
+            tokio::task::yield_now().await;
+        }
         let mref = p.monitor(&pid);
         p.unlink(&pid);
         match shutdown {

@@ -28,6 +28,7 @@
 //! });
 //! ```
 
+mod children;
 mod engine;
 mod intensity;
 
@@ -121,7 +122,38 @@ impl StartArgs {
     }
 }
 
-type StartFuture = Pin<Box<dyn Future<Output = Result<Pid, ExitReason>> + Send>>;
+/// What a start function achieved: a running child, or — like OTP's
+/// `ignore` — nothing to run, which is not an error (the child is kept as
+/// not running, and a later `restart_child` may start it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// The child runs as this process, linked to the supervisor.
+    Pid(Pid),
+    /// The start function chose not to start anything.
+    Ignore,
+}
+
+/// What a start function may return: `Result<Pid, ExitReason>` (the usual
+/// case) or `Result<Started, ExitReason>` (when it may answer
+/// [`Started::Ignore`]).
+pub trait StartResult: Send + 'static {
+    /// The result as the supervisor reads it.
+    fn into_started(self) -> Result<Started, ExitReason>;
+}
+
+impl StartResult for Result<Pid, ExitReason> {
+    fn into_started(self) -> Result<Started, ExitReason> {
+        self.map(Started::Pid)
+    }
+}
+
+impl StartResult for Result<Started, ExitReason> {
+    fn into_started(self) -> Result<Started, ExitReason> {
+        self
+    }
+}
+
+type StartFuture = Pin<Box<dyn Future<Output = Result<Started, ExitReason>> + Send>>;
 type StartFn = Arc<dyn Fn(StartArgs) -> StartFuture + Send + Sync>;
 
 /// How to start, restart and stop one child.
@@ -132,6 +164,7 @@ pub struct ChildSpec {
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
     pub(crate) kind: ChildKind,
+    pub(crate) significant: bool,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -141,6 +174,7 @@ impl fmt::Debug for ChildSpec {
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
             .field("kind", &self.kind)
+            .field("significant", &self.significant)
             .finish()
     }
 }
@@ -148,18 +182,25 @@ impl fmt::Debug for ChildSpec {
 impl ChildSpec {
     /// A permanent worker with a 5 s shutdown timeout. `start` must return a
     /// process linked to `args.supervisor` (use [`StartArgs::spawn_link`] or
-    /// [`server::start_link`](crate::server::start_link)).
+    /// [`server::start_link`](crate::server::start_link)), or
+    /// [`Started::Ignore`].
     pub fn worker<F, Fut>(id: impl Into<String>, start: F) -> ChildSpec
     where
         F: Fn(StartArgs) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Pid, ExitReason>> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: StartResult,
     {
+        let start = Arc::new(start);
         ChildSpec {
             id: id.into(),
-            start: Arc::new(move |args| Box::pin(start(args))),
+            start: Arc::new(move |args| {
+                let run = start(args);
+                Box::pin(async move { run.await.into_started() })
+            }),
             restart: Restart::Permanent,
             shutdown: Shutdown::Timeout(Duration::from_secs(5)),
             kind: ChildKind::Worker,
+            significant: false,
         }
     }
 
@@ -169,12 +210,44 @@ impl ChildSpec {
             id: id.into(),
             start: Arc::new(move |args| {
                 let spec = spec.clone();
-                Box::pin(async move { Supervisor::start_link(&args, spec).await })
+                Box::pin(async move { Supervisor::start_link(&args, spec).await.map(Started::Pid) })
             }),
             restart: Restart::Permanent,
             shutdown: Shutdown::Infinity,
             kind: ChildKind::Supervisor,
+            significant: false,
         }
+    }
+
+    /// Marks the child *significant* (OTP 24's `significant => true`): with
+    /// [`SupervisorSpec::auto_shutdown`], its ending without a restart ends
+    /// the supervisor. Only transient and temporary children may be
+    /// significant; a supervisor refuses to start with a permanent one.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, ExitReason};
+    /// use owl_runtime::supervisor::{AutoShutdown, ChildSpec, Restart, Supervisor, SupervisorSpec, Strategy};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let reason = rt.block_on(async move {
+    ///     // A job runs once; when it is done, its supervisor is done too.
+    ///     let job = ChildSpec::worker("job", |args| async move {
+    ///         Ok(args.spawn_link(|_| async { (1..=100u64).sum::<u64>(); }))
+    ///     })
+    ///     .restart(Restart::Transient)
+    ///     .significant(true);
+    ///     let spec = SupervisorSpec::new(Strategy::OneForOne)
+    ///         .auto_shutdown(AutoShutdown::AnySignificant)
+    ///         .child(job);
+    ///     let sup = Supervisor::start(&node, spec).await.unwrap();
+    ///     sup.pid().wait_exit().await
+    /// });
+    /// assert_eq!(reason, ExitReason::Shutdown);
+    /// ```
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
     }
 
     /// Sets the restart type.
@@ -193,6 +266,39 @@ impl ChildSpec {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// When the child is restarted.
+    pub fn restart_type(&self) -> Restart {
+        self.restart
+    }
+
+    /// How the child is stopped.
+    pub fn shutdown_type(&self) -> Shutdown {
+        self.shutdown
+    }
+
+    /// Worker or supervisor.
+    pub fn kind(&self) -> ChildKind {
+        self.kind
+    }
+
+    /// Whether the child is significant (see [`significant`](Self::significant)).
+    pub fn is_significant(&self) -> bool {
+        self.significant
+    }
+}
+
+/// When a supervisor ends by itself because its significant children ended
+/// (OTP's `auto_shutdown` flag).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AutoShutdown {
+    /// Never (the default): significant children are ordinary children.
+    #[default]
+    Never,
+    /// As soon as any significant child ends without being restarted.
+    AnySignificant,
+    /// Once every significant child has ended without being restarted.
+    AllSignificant,
 }
 
 /// A supervisor's configuration: strategy, restart intensity and children.
@@ -205,6 +311,7 @@ pub struct SupervisorSpec {
     pub(crate) name: Option<String>,
     pub(crate) label: String,
     pub(crate) dynamic: Option<DynamicLimits>,
+    pub(crate) auto_shutdown: AutoShutdown,
 }
 
 #[derive(Clone, Debug)]
@@ -223,6 +330,7 @@ impl SupervisorSpec {
             name: None,
             label: "supervisor".into(),
             dynamic: None,
+            auto_shutdown: AutoShutdown::Never,
         }
     }
 
@@ -238,7 +346,8 @@ impl SupervisorSpec {
 
     /// Restart intensity: more than `max_restarts` within `within` makes the
     /// supervisor stop its children and exit with `shutdown`, escalating to
-    /// its own supervisor.
+    /// its own supervisor. `within` must be positive: a supervisor with a
+    /// zero period refuses to start (its limit could never trip).
     pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
         self.max_restarts = max_restarts;
         self.max_seconds = within;
@@ -263,6 +372,35 @@ impl SupervisorSpec {
         self
     }
 
+    /// Whether the supervisor ends by itself when its significant children
+    /// end (see [`ChildSpec::significant`]).
+    pub fn auto_shutdown(mut self, when: AutoShutdown) -> Self {
+        self.auto_shutdown = when;
+        self
+    }
+
+    /// Checks the flags and child specs the way OTP's `supervisor:check_childspecs`
+    /// does: a positive restart period, unique child ids, no significant
+    /// permanent child. A supervisor refuses to start with an invalid spec.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_seconds.is_zero() {
+            return Err("invalid restart period: it must be longer than zero".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for child in &self.children {
+            if self.dynamic.is_none() && !ids.insert(child.id.as_str()) {
+                return Err(format!("duplicate child id {:?}", child.id));
+            }
+            if child.significant && child.restart == Restart::Permanent {
+                return Err(format!(
+                    "child {:?}: a permanent child cannot be significant",
+                    child.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// For a dynamic supervisor: refuse children beyond `max`.
     pub fn max_children(mut self, max: usize) -> Self {
         if let Some(d) = self.dynamic.as_mut() {
@@ -270,6 +408,19 @@ impl SupervisorSpec {
         }
         self
     }
+}
+
+/// Whether a child runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildStatus {
+    /// Its process is alive.
+    Running,
+    /// It ended and its restart failed; the supervisor tries again (OTP
+    /// shows such a child as `restarting`).
+    Restarting,
+    /// Not running: stopped with `terminate_child`, or its start answered
+    /// [`Started::Ignore`].
+    Stopped,
 }
 
 /// One child as reported by [`SupervisorRef::which_children`].
@@ -281,6 +432,8 @@ pub struct ChildInfo {
     pub pid: Option<Pid>,
     /// Worker or supervisor.
     pub kind: ChildKind,
+    /// Running, restarting or stopped.
+    pub status: ChildStatus,
 }
 
 /// Child counts, as `supervisor:count_children/1` reports them.
@@ -328,14 +481,22 @@ impl From<Pid> for ChildRef {
 pub enum ChildError {
     /// The start function failed.
     StartFailed(ExitReason),
-    /// A child with this id exists already.
+    /// A child with this id exists already, not running.
     AlreadyPresent(String),
+    /// A child with this id exists already and runs as this process.
+    AlreadyStarted(Pid),
+    /// The child is between a failed restart and the next try.
+    Restarting,
     /// No such child.
     NotFound,
     /// The child is running (delete/restart need a stopped child).
     Running,
     /// A dynamic supervisor is at its `max_children`.
     MaxChildren,
+    /// The start function answered [`Started::Ignore`]: nothing runs.
+    Ignored,
+    /// The child spec is not valid (e.g. a significant permanent child).
+    InvalidSpec(String),
     /// The supervisor did not answer.
     Call(CallError),
 }
@@ -345,9 +506,13 @@ impl fmt::Display for ChildError {
         match self {
             ChildError::StartFailed(r) => write!(f, "child failed to start: {r}"),
             ChildError::AlreadyPresent(id) => write!(f, "child {id:?} already present"),
+            ChildError::AlreadyStarted(pid) => write!(f, "child already started as {pid}"),
+            ChildError::Restarting => f.write_str("child is restarting"),
             ChildError::NotFound => f.write_str("no such child"),
             ChildError::Running => f.write_str("child is running"),
             ChildError::MaxChildren => f.write_str("max_children reached"),
+            ChildError::Ignored => f.write_str("the start function ignored the start"),
+            ChildError::InvalidSpec(why) => write!(f, "invalid child spec: {why}"),
             ChildError::Call(e) => e.fmt(f),
         }
     }
@@ -362,6 +527,7 @@ pub(crate) enum Request {
     TerminateChild(ChildRef, oneshot::Sender<Result<(), ChildError>>),
     RestartChild(String, oneshot::Sender<Result<Pid, ChildError>>),
     DeleteChild(String, oneshot::Sender<Result<(), ChildError>>),
+    GetChildSpec(ChildRef, oneshot::Sender<Result<ChildSpec, ChildError>>),
 }
 
 /// A handle on a running supervisor.
@@ -438,6 +604,18 @@ impl SupervisorRef {
     pub async fn delete_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
         let id = id.to_string();
         let r = request(&self.pid, |tx| Request::DeleteChild(id, tx), timeout).await;
+        r.map_err(ChildError::Call)?
+    }
+
+    /// The spec of a static child, as the supervisor holds it (OTP's
+    /// `get_childspec/2`).
+    pub async fn get_childspec(
+        &self,
+        child: impl Into<ChildRef>,
+        timeout: Duration,
+    ) -> Result<ChildSpec, ChildError> {
+        let child = child.into();
+        let r = request(&self.pid, |tx| Request::GetChildSpec(child, tx), timeout).await;
         r.map_err(ChildError::Call)?
     }
 

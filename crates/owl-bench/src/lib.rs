@@ -1,5 +1,9 @@
-//! `owl bench NAME`: runtime benchmarks, each optionally run on the BEAM too
-//! (`--compare-beam`, with the Erlang scripts embedded from `bench/beam/`).
+//! # owl-bench
+//!
+//! The workloads behind `owl bench NAME`: runtime benchmarks, each optionally
+//! run on the BEAM too (`--compare-beam`, with the Erlang scripts embedded
+//! from `bench/beam/`). Not product code: the `owl` binary only parses the
+//! command line into [`BenchArgs`] and calls [`run`].
 
 mod beam;
 mod fairness;
@@ -8,6 +12,7 @@ mod report;
 mod ring;
 mod spawn;
 mod spawn_calc;
+mod supervisor;
 
 use clap::{Args, Subcommand};
 use owl_runtime::{Config, Runtime};
@@ -58,6 +63,11 @@ enum Bench {
         #[arg(long, default_value_t = 100_000)]
         workers: usize,
     },
+    /// Start and stop N static and N dynamic children of one supervisor.
+    Supervisor {
+        #[arg(long, default_value_t = 100_000)]
+        children: usize,
+    },
     /// The load-control workload: N workers, each summing 1..100 once a second.
     Load {
         #[arg(long, default_value_t = 100_000)]
@@ -93,6 +103,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             rt.block_on(fairness::run(&node, &sandbox, runaway, workers))
         }
         Bench::Load { workers, seconds } => rt.block_on(load::run(&node, workers, seconds)),
+        Bench::Supervisor { children } => rt.block_on(supervisor::run(&node, children)),
     }?;
     drop(rt);
     let mut reports = vec![report.with("schedulers", args.schedulers as f64)];
@@ -114,7 +125,7 @@ fn math_sandbox() -> Result<owl_sandbox::Sandbox, String> {
     };
     let sandbox = owl_sandbox::Sandbox::new(config)?;
     sandbox
-        .load("math", include_bytes!("../../../../guests/math.wat"))
+        .load("math", include_bytes!("../../../guests/math.wat"))
         .map_err(|e| e.to_string())?;
     Ok(sandbox)
 }

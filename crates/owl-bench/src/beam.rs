@@ -6,19 +6,16 @@ use std::process::Command;
 use super::{Bench, Report};
 
 const SCRIPTS: &[(&str, &str)] = &[
-    (
-        "spawn",
-        include_str!("../../../../bench/beam/spawn.escript"),
-    ),
-    ("ring", include_str!("../../../../bench/beam/ring.escript")),
+    ("spawn", include_str!("../../../bench/beam/spawn.escript")),
+    ("ring", include_str!("../../../bench/beam/ring.escript")),
     (
         "spawn_calc",
-        include_str!("../../../../bench/beam/spawn_calc.escript"),
+        include_str!("../../../bench/beam/spawn_calc.escript"),
     ),
-    ("load", include_str!("../../../../bench/beam/load.escript")),
+    ("load", include_str!("../../../bench/beam/load.escript")),
     (
         "fairness",
-        include_str!("../../../../bench/beam/fairness.escript"),
+        include_str!("../../../bench/beam/fairness.escript"),
     ),
 ];
 
@@ -35,6 +32,7 @@ pub fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
         Bench::Load { workers, seconds } => {
             ("load", vec![workers.to_string(), seconds.to_string()])
         }
+        Bench::Supervisor { .. } => return Err("no BEAM script for this benchmark".into()),
     };
     let source = SCRIPTS
         .iter()
