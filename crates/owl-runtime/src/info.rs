@@ -107,6 +107,10 @@ pub struct ProcessSample {
 pub struct TopEntry {
     /// The process.
     pub pid: Pid,
+    /// Its registered name, if any.
+    pub name: Option<String>,
+    /// Its label (kind).
+    pub label: String,
     /// CPU time it used during the interval (guest slices included).
     pub cpu_time: Duration,
     /// That CPU time as a percentage of one scheduler's time (100 = a whole core).
@@ -296,6 +300,8 @@ impl Node {
                     cpu_share: cpu_time.as_secs_f64() / elapsed.as_secs_f64() * 100.0,
                     cpu_time,
                     reductions: after.reductions.saturating_sub(red0),
+                    name: None,
+                    label: String::new(),
                     pid: after.pid,
                 }
             })
@@ -306,6 +312,17 @@ impl Node {
                 .then(b.reductions.cmp(&a.reductions))
         });
         entries.truncate(limit);
+        for e in &mut entries {
+            if let Some(cell) = e.pid.cell() {
+                e.label = cell.label.to_string();
+                e.name = cell
+                    .state
+                    .lock()
+                    .extras
+                    .as_ref()
+                    .and_then(|x| x.name.as_ref().map(|n| n.to_string()));
+            }
+        }
         entries
     }
 }

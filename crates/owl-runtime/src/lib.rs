@@ -37,6 +37,7 @@
 pub mod exit;
 mod group;
 pub mod info;
+mod log_limit;
 pub mod message;
 pub mod node;
 pub mod pid;
@@ -45,6 +46,7 @@ mod registry;
 pub mod scheduler;
 pub mod server;
 pub mod supervisor;
+pub mod sys;
 pub mod task;
 pub mod time;
 pub mod timer;

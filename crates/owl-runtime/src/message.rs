@@ -61,26 +61,17 @@ impl Message {
 
     /// A reference to the payload if it is a `T`.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        if self.is::<T>() {
-            // SAFETY: the payload's concrete type is `T` (checked just above), so
-            // the data pointer of the trait object points at a valid `T`.
-            Some(unsafe { &*(&*self.0 as *const dyn Payload as *const T) })
-        } else {
-            None
-        }
+        let any: &dyn Any = &*self.0;
+        any.downcast_ref::<T>()
     }
 
     /// Takes the payload out if it is a `T`, or gives the message back.
     pub fn downcast<T: Any>(self) -> Result<T, Message> {
-        if self.is::<T>() {
-            let raw = Box::into_raw(self.0) as *mut T;
-            // SAFETY: the payload's concrete type is `T` (checked above) and the
-            // box was allocated as a `Box<T>` before it was unsized, so turning
-            // the thin pointer back into a `Box<T>` frees it with the same layout.
-            Ok(*unsafe { Box::from_raw(raw) })
-        } else {
-            Err(self)
+        if !self.is::<T>() {
+            return Err(self);
         }
+        let any: Box<dyn Any + Send> = self.0;
+        Ok(*any.downcast::<T>().expect("the type was checked"))
     }
 
     /// The payload's Rust type name, e.g. `owl_runtime::message::Down`.

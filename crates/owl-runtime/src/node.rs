@@ -34,7 +34,9 @@ pub struct Config {
     pub schedulers: usize,
     /// Schedulers online at start (default: all of them).
     pub schedulers_online: Option<usize>,
-    /// A poll of a native process longer than this is reported (default 10 ms).
+    /// A poll of a native process longer than this is reported: 10 ms in
+    /// release builds, 100 ms in debug builds (unoptimised code is that much
+    /// slower); `OWL_LONG_POLL_MS` overrides the default.
     pub long_poll_threshold: Duration,
     /// Name prefix of the worker threads.
     pub thread_name: String,
@@ -45,10 +47,18 @@ impl Default for Config {
         Config {
             schedulers: 0,
             schedulers_online: None,
-            long_poll_threshold: Duration::from_millis(10),
+            long_poll_threshold: default_long_poll_threshold(),
             thread_name: "owl-scheduler".into(),
         }
     }
+}
+
+fn default_long_poll_threshold() -> Duration {
+    let from_env = std::env::var("OWL_LONG_POLL_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok());
+    let default = if cfg!(debug_assertions) { 100 } else { 10 };
+    Duration::from_millis(from_env.unwrap_or(default).max(1))
 }
 
 impl Config {
@@ -126,6 +136,7 @@ impl Runtime {
             counters: Counters::default(),
             wheel: wheel.clone(),
             tracers: Default::default(),
+            log_limiter: Default::default(),
         });
         executor.spawn(wheel.run_ticker());
         let _ = schedulers.node.set(Arc::downgrade(&inner));
@@ -202,6 +213,8 @@ pub(crate) struct NodeInner {
     pub wheel: Arc<crate::time::TimerWheel>,
     /// Message traces running on this node.
     pub tracers: parking_lot::Mutex<Vec<Arc<crate::trace::Tracer>>>,
+    /// Summarises repeated crash and supervisor reports.
+    pub log_limiter: crate::log_limit::LogLimiter,
 }
 
 impl NodeInner {
@@ -215,7 +228,10 @@ impl NodeInner {
 
     /// Counts an exit and writes the crash report for abnormal ones that are
     /// real failures (a panic, an error, a blown budget). `killed` and
-    /// `shutdown` are deliberate and are not crash reports.
+    /// `shutdown` are deliberate and are not crash reports. Reports of the
+    /// same kind (label and reason) are summarised past a burst, so a
+    /// visitor sending `13` in a loop cannot flood the log; with no
+    /// `tracing` subscriber installed, reports go to stderr.
     pub fn report_exit(
         &self,
         cell: &ProcessCell,
@@ -224,26 +240,46 @@ impl NodeInner {
         reason: &ExitReason,
     ) {
         self.counters.exited.fetch_add(1, Ordering::Relaxed);
-        if matches!(
+        if !matches!(
             reason,
             ExitReason::Panic(_) | ExitReason::Error(_) | ExitReason::CpuLimit
         ) {
-            self.counters.crashed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                target: "owl::crash",
-                pid = %PidId(cell.id),
-                name = name,
-                label = %cell.label,
-                activity = activity,
-                reason = %reason,
-                "crash report: process {} ({}) exited{}{}: {}",
-                PidId(cell.id),
-                name.unwrap_or(&cell.label),
-                if activity.is_some() { " in " } else { "" },
-                activity.unwrap_or(""),
-                reason
-            );
+            return;
         }
+        self.counters.crashed.fetch_add(1, Ordering::Relaxed);
+        let kind = format!("{}\u{0}{reason}", name.unwrap_or(&cell.label));
+        let crate::log_limit::Verdict::Write { left_out } = self.log_limiter.check(&kind) else {
+            return;
+        };
+        let text = format!(
+            "crash report: process {} ({}) exited{}{}: {}{}",
+            PidId(cell.id),
+            name.unwrap_or(&cell.label),
+            if activity.is_some() { " in " } else { "" },
+            activity.unwrap_or(""),
+            reason,
+            if left_out > 0 {
+                format!(" ({left_out} more like it were left out of the log in the last 10 s)")
+            } else {
+                String::new()
+            }
+        );
+        if !tracing::dispatcher::has_been_set() {
+            // Crashes are never silent, even in a program that set up no
+            // logging (OTP's logger writes to the terminal by default too).
+            eprintln!("{text}");
+            return;
+        }
+        tracing::error!(
+            target: "owl::crash",
+            pid = %PidId(cell.id),
+            name = name,
+            label = %cell.label,
+            activity = activity,
+            reason = %reason,
+            left_out,
+            "{text}"
+        );
     }
 }
 
@@ -406,6 +442,36 @@ impl Node {
     /// Reads every scheduler's busy time; compare two samples for utilization.
     pub fn scheduler_sample(&self) -> SchedulerSample {
         self.inner.schedulers.sample()
+    }
+
+    /// Makes a thread outside the executor part of the node's computing: it
+    /// is pinned to the schedulers-online CPUs (now and whenever they
+    /// change) and its busy time counts in scheduler utilization. A
+    /// sandbox's guest threads are adopted so that "schedulers online = 1"
+    /// is the one core *all* of owl computes on, runaway guests included.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, sys::ThreadClock};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let (adopted, is_adopted) = std::sync::mpsc::channel();
+    /// let helper = std::thread::spawn(move || {
+    ///     node.adopt_thread(ThreadClock::current().unwrap());
+    ///     adopted.send(()).unwrap();
+    ///     let t = Instant::now();
+    ///     while t.elapsed() < Duration::from_millis(300) {} // busy
+    /// });
+    /// is_adopted.recv().unwrap();
+    /// let before = rt.node().scheduler_sample();
+    /// std::thread::sleep(Duration::from_millis(100));
+    /// let usage = rt.node().scheduler_sample().utilization_since(&before);
+    /// helper.join().unwrap();
+    /// assert!(usage.helpers > 0.3, "{usage:?}");
+    /// ```
+    pub fn adopt_thread(&self, clock: crate::sys::ThreadClock) {
+        self.inner.schedulers.adopt(clock, None);
     }
 
     /// The tokio handle processes run on.

@@ -33,9 +33,20 @@ pub struct Pid {
 /// The number inside a pid (`N` in `<0.N.0>`), without a handle to the process.
 ///
 /// Parse one from user input (a console, a URL) and resolve it with
-/// [`Node::lookup`](crate::Node::lookup).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// [`Node::lookup`](crate::Node::lookup). It prints as a pid, in `{}` and `{:?}` alike.
+///
+/// ```
+/// use owl_runtime::PidId;
+/// assert_eq!(format!("{:?}", PidId(5)), "<0.5.0>");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PidId(pub u64);
+
+impl fmt::Debug for PidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 impl Pid {
     pub(crate) fn new(id: u64, cell: &Arc<ProcessCell>) -> Pid {
@@ -97,12 +108,12 @@ impl fmt::Display for PidId {
 }
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.id.fmt(f)
+        fmt::Display::fmt(&self.id, f)
     }
 }
 impl fmt::Debug for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.id.fmt(f)
+        fmt::Display::fmt(&self.id, f)
     }
 }
 

@@ -23,13 +23,7 @@ pub(crate) fn clock() -> &'static quanta::Clock {
 /// Milliseconds on a coarse monotonic clock (a few ms resolution, but far
 /// cheaper than a precise read): for timestamps like a process's start time.
 pub(crate) fn coarse_now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    crate::sys::coarse_now_ms()
 }
 
 pub(crate) fn cycles_to_duration(cycles: u64) -> Duration {
@@ -43,8 +37,6 @@ pub(crate) struct WorkerSlot {
     poll_started: AtomicU64,
     /// Set once the current poll has been reported as too long.
     reported: AtomicBool,
-    /// The worker's pthread CPU clock, once it is known.
-    cpu_clock: AtomicU64,
     threshold_cycles: AtomicU64,
 }
 
@@ -88,7 +80,9 @@ pub(crate) fn current_worker() -> Option<&'static WorkerSlot> {
     WORKER.get()
 }
 
-/// A point-in-time reading of every scheduler's busy time.
+/// A point-in-time reading of the busy time of every thread that computes
+/// for the node: its schedulers, and the helper threads it adopted (a
+/// sandbox's guest threads, see [`Node::adopt_thread`](crate::Node::adopt_thread)).
 ///
 /// Take two and compare them with [`utilization_since`](Self::utilization_since),
 /// like `scheduler:sample/0` and `scheduler:utilization/2` on the BEAM.
@@ -106,67 +100,81 @@ pub(crate) fn current_worker() -> Option<&'static WorkerSlot> {
 pub struct SchedulerSample {
     at: Instant,
     busy: Vec<Duration>,
+    helpers: Vec<Duration>,
     online: usize,
 }
 
-/// Busy fractions (0.0–1.0) between two samples.
+/// Busy fractions between two samples.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Utilization {
-    /// Busy time of all workers over the wall time of the schedulers online.
+    /// The busy share of the cores online (0.0–1.0): schedulers and helper
+    /// threads together, as a runaway sandboxed process shows on the BEAM.
     pub total: f64,
-    /// Each worker's busy fraction.
+    /// Each scheduler's busy fraction (0.0–1.0).
     pub per_scheduler: Vec<f64>,
+    /// Busy time of the helper threads (guest execution), in cores: 1.0 is
+    /// one core kept busy.
+    pub helpers: f64,
 }
 
 impl SchedulerSample {
-    /// A sample of other threads that run work for the node — a guest
-    /// executor's, say — from their CPU clocks (`pthread_getcpuclockid`),
-    /// so their utilization is measured the same way.
+    /// A sample of some threads' CPU clocks alone — a sandbox's guest
+    /// threads, say — measured the same way, over `threads.len()` cores.
     ///
     /// ```
     /// use owl_runtime::SchedulerSample;
+    /// use owl_runtime::sys::ThreadClock;
     ///
-    /// let mut clock: libc::clockid_t = 0;
-    /// // SAFETY: asks for the calling thread's own CPU clock.
-    /// assert_eq!(unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) }, 0);
-    /// let before = SchedulerSample::of_thread_clocks(&[clock]);
+    /// let me = ThreadClock::current().unwrap();
+    /// let before = SchedulerSample::of_threads(&[me]);
     /// let t = std::time::Instant::now();
     /// while t.elapsed() < std::time::Duration::from_millis(50) {} // busy
-    /// let busy = SchedulerSample::of_thread_clocks(&[clock]).utilization_since(&before);
+    /// let busy = SchedulerSample::of_threads(&[me]).utilization_since(&before);
     /// assert!(busy.total > 0.5, "{busy:?}");
     /// ```
-    pub fn of_thread_clocks(clocks: &[libc::clockid_t]) -> SchedulerSample {
+    pub fn of_threads(threads: &[crate::sys::ThreadClock]) -> SchedulerSample {
         SchedulerSample {
             at: Instant::now(),
-            busy: clocks.iter().map(|&c| thread_cpu_time(c)).collect(),
-            online: clocks.len(),
+            busy: threads.iter().map(|c| c.cpu_time()).collect(),
+            helpers: Vec::new(),
+            online: threads.len(),
         }
     }
 
     /// Utilization between `earlier` and this sample.
     pub fn utilization_since(&self, earlier: &SchedulerSample) -> Utilization {
         let wall = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);
-        let per: Vec<f64> = self
-            .busy
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let before = earlier.busy.get(i).copied().unwrap_or_default();
-                (b.saturating_sub(before).as_secs_f64() / wall).clamp(0.0, 1.0)
-            })
-            .collect();
-        let total = per.iter().sum::<f64>() / self.online.max(1) as f64;
+        let fraction = |now: &[Duration], before: &[Duration]| -> Vec<f64> {
+            now.iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let was = before.get(i).copied().unwrap_or_default();
+                    (b.saturating_sub(was).as_secs_f64() / wall).clamp(0.0, 1.0)
+                })
+                .collect()
+        };
+        let per = fraction(&self.busy, &earlier.busy);
+        let helpers: f64 = fraction(&self.helpers, &earlier.helpers).iter().sum();
+        let total = (per.iter().sum::<f64>() + helpers) / self.online.max(1) as f64;
         Utilization {
             total: total.clamp(0.0, 1.0),
             per_scheduler: per,
+            helpers,
         }
     }
+}
+
+/// A thread that computes for the node: a worker (by slot) or an adopted helper.
+struct ComputeThread {
+    clock: crate::sys::ThreadClock,
+    worker_slot: Option<usize>,
 }
 
 pub(crate) struct Schedulers {
     slots: &'static [WorkerSlot],
     assigned: AtomicUsize,
-    tids: parking_lot::Mutex<Vec<libc::pid_t>>,
+    /// Every thread pinned by "schedulers online" and counted in utilization.
+    threads: parking_lot::Mutex<Vec<ComputeThread>>,
     online: AtomicUsize,
     /// CPUs this OS process may use, in order; "online = n" pins workers to the first n.
     cpus: Vec<usize>,
@@ -183,19 +191,18 @@ impl Schedulers {
                 current: AtomicU64::new(0),
                 poll_started: AtomicU64::new(0),
                 reported: AtomicBool::new(false),
-                cpu_clock: AtomicU64::new(u64::MAX),
                 threshold_cycles: AtomicU64::new(
                     (long_poll_threshold.as_nanos() as f64 * per_ns) as u64,
                 ),
             })
             .collect();
-        let cpus = allowed_cpus();
+        let cpus = crate::sys::allowed_cpus();
         Arc::new(Schedulers {
             // A few hundred bytes per runtime, kept for the life of the OS process
             // so worker threads can hold a plain `&'static` to their slot.
             slots: Box::leak(slots.into_boxed_slice()),
             assigned: AtomicUsize::new(0),
-            tids: Default::default(),
+            threads: Default::default(),
             online: AtomicUsize::new(workers.min(cpus.len().max(1))),
             cpus,
             long_poll_threshold,
@@ -225,21 +232,23 @@ impl Schedulers {
         }
         let i = self.assigned.fetch_add(1, Ordering::AcqRel);
         let slot = self.slots.get(i)?;
-        // SAFETY: plain libc calls on the current thread with valid out-pointers.
-        unsafe {
-            let mut clk: libc::clockid_t = 0;
-            if libc::pthread_getcpuclockid(libc::pthread_self(), &mut clk) == 0 {
-                slot.cpu_clock.store(clk as u32 as u64, Ordering::Release);
-            }
+        if let Some(clock) = crate::sys::ThreadClock::current() {
+            self.adopt(clock, Some(i));
         }
-        let tid = current_tid();
-        self.tids.lock().push(tid);
-        self.pin(tid, self.online());
         WORKER.set(Some(slot));
         Some(slot)
     }
 
-    /// Sets how many CPUs the workers may use: 1 ..= [`max_online`](Self::max_online).
+    /// Pins a thread to the online CPUs and counts it in utilization from now on.
+    pub fn adopt(&self, clock: crate::sys::ThreadClock, worker_slot: Option<usize>) {
+        self.pin(clock.tid(), self.online());
+        let mut threads = self.threads.lock();
+        threads.retain(|t| t.clock.tid() != clock.tid());
+        threads.push(ComputeThread { clock, worker_slot });
+    }
+
+    /// Sets how many CPUs the node computes on: 1 ..= [`max_online`](Self::max_online).
+    /// Every compute thread (schedulers and adopted helpers) is pinned to them.
     pub fn set_online(&self, n: usize) -> Result<usize, String> {
         let max = self.max_online();
         if n == 0 || n > max {
@@ -248,39 +257,41 @@ impl Schedulers {
             ));
         }
         let previous = self.online.swap(n, Ordering::AcqRel);
-        for &tid in self.tids.lock().iter() {
-            self.pin(tid, n);
+        for t in self.threads.lock().iter() {
+            self.pin(t.clock.tid(), n);
         }
         Ok(previous)
     }
 
-    fn pin(&self, tid: libc::pid_t, online: usize) {
+    fn pin(&self, tid: i32, online: usize) {
         if self.cpus.is_empty() {
             return;
         }
-        // SAFETY: `set` is a zeroed, properly sized cpu_set_t that we fill with
-        // CPU numbers the kernel reported as allowed.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for &cpu in self.cpus.iter().take(online.max(1)) {
-                libc::CPU_SET(cpu, &mut set);
+        let cpus = &self.cpus[..online.clamp(1, self.cpus.len())];
+        if let Err(e) = crate::sys::pin_thread(tid, cpus) {
+            // A thread that has exited meanwhile cannot be pinned; anything
+            // else means "schedulers online" does not hold: say so.
+            if e.raw_os_error() != Some(3) {
+                tracing::warn!(target: "owl::scheduler", tid, error = %e,
+                    "could not pin a thread to the online CPUs");
             }
-            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
         }
     }
 
     pub fn sample(&self) -> SchedulerSample {
-        let busy = self
-            .slots
-            .iter()
-            .map(|s| match s.cpu_clock.load(Ordering::Acquire) {
-                u64::MAX => Duration::ZERO,
-                clk => thread_cpu_time(clk as u32 as libc::clockid_t),
-            })
-            .collect();
+        let threads = self.threads.lock();
+        let mut busy = vec![Duration::ZERO; self.slots.len()];
+        let mut helpers = Vec::new();
+        for t in threads.iter() {
+            match t.worker_slot {
+                Some(i) => busy[i] = t.clock.cpu_time(),
+                None => helpers.push(t.clock.cpu_time()),
+            }
+        }
         SchedulerSample {
             at: Instant::now(),
             busy,
+            helpers,
             online: self.online(),
         }
     }
@@ -323,35 +334,4 @@ fn cycles_per_nanosecond() -> f64 {
     let probe = 1_000_000_000u64;
     let ns = clock().delta_as_nanos(0, probe).max(1);
     probe as f64 / ns as f64
-}
-
-fn current_tid() -> libc::pid_t {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
-}
-
-fn thread_cpu_time(clk: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; a clock id of an exited thread
-    // makes the call fail, which reads as zero.
-    if unsafe { libc::clock_gettime(clk, &mut ts) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `set` is a zeroed cpu_set_t the kernel fills in.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
 }

@@ -104,12 +104,16 @@ pub trait Server: Send + Sized + 'static {
     }
 
     /// Handles any other message (timers, `Down`, `Exit` from non-parents).
+    /// The default logs the message as unexpected and drops it, like OTP's
+    /// `gen_server`; a call in it then fails at once with
+    /// [`CallError::NoReply`] instead of waiting for its timeout.
     fn handle_info(
         &mut self,
         msg: Message,
         process: &mut Process,
     ) -> impl Future<Output = Flow> + Send {
-        let _ = (msg, process);
+        tracing::warn!(target: "owl::server", server = %process.pid(),
+            message_type = msg.type_name(), "unexpected message dropped");
         async { Flow::Continue }
     }
 
@@ -155,6 +159,9 @@ pub enum CallError {
     Exited(ExitReason),
     /// The server was not alive.
     NoProcess,
+    /// The server dropped the request without answering: it does not handle
+    /// requests of this kind (a pid of another kind of server, say).
+    NoReply,
 }
 
 impl std::fmt::Display for CallError {
@@ -163,13 +170,20 @@ impl std::fmt::Display for CallError {
             CallError::Timeout => f.write_str("call timed out"),
             CallError::Exited(r) => write!(f, "server exited: {r}"),
             CallError::NoProcess => f.write_str("no such process"),
+            CallError::NoReply => f.write_str("the process dropped the request without answering"),
         }
     }
 }
 impl std::error::Error for CallError {}
 
+/// How long a call whose request was dropped waits to learn whether the
+/// target crashed (its exit follows within microseconds) before answering
+/// [`CallError::NoReply`].
+const CRASH_GRACE: Duration = Duration::from_millis(100);
+
 /// Sends a request built around a fresh reply channel and waits for the reply,
-/// the target's exit, or the timeout — whichever comes first.
+/// the target's exit, or the timeout — whichever comes first. It always
+/// ends within `timeout`, however the target behaves.
 pub(crate) async fn request<Req, Rep>(
     target: &Pid,
     make: impl FnOnce(oneshot::Sender<Rep>) -> Req,
@@ -178,24 +192,38 @@ pub(crate) async fn request<Req, Rep>(
 where
     Req: Send + 'static,
 {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let exited_reason = |reason| match reason {
+        ExitReason::NoProc => CallError::NoProcess,
+        r => CallError::Exited(r),
+    };
     let mut exited = std::pin::pin!(target.wait_exit());
     let (tx, rx) = oneshot::channel();
-    if let Err(SendError::NoProcess(_)) = target.send_wait(make(tx)).await {
-        return Err(CallError::NoProcess);
+    // Back pressure from a bounded mailbox counts against the timeout too.
+    match tokio::time::timeout_at(deadline, target.send_wait(make(tx))).await {
+        Err(_) => return Err(CallError::Timeout),
+        Ok(Err(SendError::NoProcess(_))) => return Err(CallError::NoProcess),
+        Ok(_) => {}
     }
     let reply = tokio::select! {
         biased;
         reply = rx => reply,
-        reason = &mut exited => return Err(match reason {
-            ExitReason::NoProc => CallError::NoProcess,
-            r => CallError::Exited(r),
-        }),
-        _ = tokio::time::sleep(timeout) => return Err(CallError::Timeout),
+        reason = &mut exited => return Err(exited_reason(reason)),
+        _ = tokio::time::sleep_until(deadline) => return Err(CallError::Timeout),
     };
     match reply {
         Ok(r) => Ok(r),
-        // A dropped reply channel: the target ended while handling the request.
-        Err(_) => Err(CallError::Exited(exited.await)),
+        // The reply channel was dropped. A target that crashed while handling
+        // the request dropped it as it unwound, and its exit follows at once:
+        // report how it ended. One that lives on dropped the request itself:
+        // it does not handle requests of this kind.
+        Err(_) => {
+            let grace = (tokio::time::Instant::now() + CRASH_GRACE).min(deadline);
+            match tokio::time::timeout_at(grace, exited).await {
+                Ok(reason) => Err(exited_reason(reason)),
+                Err(_) => Err(CallError::NoReply),
+            }
+        }
     }
 }
 

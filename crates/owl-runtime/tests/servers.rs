@@ -227,3 +227,99 @@ fn tasks_return_results_or_crash_reasons() {
         assert!(!pid.is_alive());
     });
 }
+
+/// A server of another kind, for calls that reach the wrong server.
+struct Echo;
+
+impl Server for Echo {
+    type Call = u8;
+    type Reply = u8;
+    type Cast = ();
+
+    async fn handle_call(&mut self, n: u8, _: &mut Process) -> Reply<u8> {
+        Reply::Reply(n)
+    }
+}
+
+/// Every call ends within its timeout, whatever the target does with the
+/// request: another kind of server drops it (`NoReply`, at once), a plain
+/// process that never looks at it lets the timeout pass (`Timeout`).
+#[test]
+fn a_call_always_ends_within_its_timeout() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let short = Duration::from_millis(300);
+        let echo = server::start(&node, Echo, SpawnOptions::new())
+            .await
+            .unwrap();
+
+        // A name looked up and wrapped as the wrong kind of server.
+        node.register("echo", echo.pid()).unwrap();
+        let wrong: ServerRef<Store> = ServerRef::from_pid(node.whereis("echo").unwrap());
+        let r = within(
+            "a call to the wrong server",
+            wrong.call(Call::Get("k".into()), short),
+        )
+        .await;
+        assert_eq!(r.unwrap_err(), CallError::NoReply);
+
+        // A supervisor request to a plain server.
+        let not_a_sup = owl_runtime::supervisor::SupervisorRef::from_pid(echo.pid().clone());
+        let r = within(
+            "which_children of a server",
+            not_a_sup.which_children(short),
+        )
+        .await;
+        assert_eq!(r.unwrap_err(), CallError::NoReply);
+
+        // A plain process that drops whatever it receives.
+        let dropper = node.spawn(|mut p| async move {
+            loop {
+                drop(p.recv_any().await);
+            }
+        });
+        let dropper = ServerRef::<Echo>::from_pid(dropper);
+        let r = within("a call to a dropper", dropper.call(1, short)).await;
+        assert_eq!(r, Err(CallError::NoReply));
+
+        // A process that never receives it: the timeout answers.
+        let deaf = common::idle(&node);
+        let started = std::time::Instant::now();
+        let deaf_ref = ServerRef::<Echo>::from_pid(deaf.clone());
+        let r = within("a call to a deaf process", deaf_ref.call(1, short)).await;
+        assert_eq!(r, Err(CallError::Timeout));
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        // The right server still answers.
+        assert_eq!(echo.call(7, short).await, Ok(7));
+        node.kill(&deaf);
+    });
+}
+
+/// Small things a Rust developer runs into first.
+#[test]
+fn pids_errors_and_reasons_behave_like_ordinary_rust_values() {
+    let rt = runtime();
+    let node = rt.node();
+    let pid = common::idle(&node);
+    // A pid prints as a pid, in `{}` and `{:?}`.
+    assert_eq!(format!("{pid:?}"), pid.to_string());
+    assert_eq!(format!("{:?}", pid.id()), pid.to_string());
+    // `send(..).unwrap()` needs no `Debug` on the message type.
+    struct Opaque;
+    pid.send(Opaque).unwrap();
+    // An exit reason is an error: `?` takes it into `Box<dyn Error>`.
+    fn fails() -> Result<(), Box<dyn std::error::Error>> {
+        Err(ExitReason::error("disk full"))?
+    }
+    assert_eq!(fails().unwrap_err().to_string(), "disk full");
+    // `top` names what it lists.
+    let top = rt.block_on(node.top(Duration::from_millis(20), 5));
+    let row = top
+        .iter()
+        .find(|e| e.pid == pid)
+        .expect("the idle process is listed");
+    assert_eq!(row.label, "process");
+    node.kill(&pid);
+}

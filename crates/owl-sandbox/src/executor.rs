@@ -45,7 +45,7 @@ struct Shared {
     lanes: Mutex<Lanes>,
     work: Condvar,
     /// The guest threads' CPU clocks.
-    clocks: Mutex<Vec<libc::clockid_t>>,
+    clocks: Mutex<Vec<owl_runtime::sys::ThreadClock>>,
 }
 
 impl Shared {
@@ -142,21 +142,33 @@ impl GuestExecutor {
             std::thread::Builder::new()
                 .name(format!("owl-guest-{i}"))
                 .spawn(move || {
-                    let mut clock: libc::clockid_t = 0;
-                    // SAFETY: asks for the calling thread's own CPU clock.
-                    if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0
-                    {
+                    if let Some(clock) = owl_runtime::sys::ThreadClock::current() {
                         shared.clocks.lock().push(clock);
+                        shared.work.notify_all();
                     }
                     worker(shared)
                 })?;
         }
+        // Wait until every thread has told its clock (microseconds), so that
+        // `threads` is complete as soon as the executor exists.
+        let mut lanes = shared.lanes.lock();
+        while shared.clocks.lock().len() < threads.max(1) {
+            shared
+                .work
+                .wait_for(&mut lanes, std::time::Duration::from_millis(10));
+        }
+        drop(lanes);
         Ok(GuestExecutor { shared })
     }
 
     /// A CPU-time sample of the guest threads, for their utilization.
     pub fn sample(&self) -> owl_runtime::SchedulerSample {
-        owl_runtime::SchedulerSample::of_thread_clocks(&self.shared.clocks.lock())
+        owl_runtime::SchedulerSample::of_threads(&self.shared.clocks.lock())
+    }
+
+    /// The guest threads' CPU clocks (and thread ids).
+    pub fn threads(&self) -> Vec<owl_runtime::sys::ThreadClock> {
+        self.shared.clocks.lock().clone()
     }
 
     /// Runs `fut`, which has already used `slices` slices elsewhere (they

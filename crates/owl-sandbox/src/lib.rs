@@ -157,8 +157,9 @@ impl Sandbox {
             .name("owl-epoch".into())
             .spawn(move || {
                 // Ticks of 100 µs need the kernel's default 50 µs timer slack gone.
-                // SAFETY: prctl on the calling thread with an integer argument.
-                unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+                if let Err(e) = owl_runtime::sys::set_timer_slack(Duration::from_nanos(1)) {
+                    tracing::warn!(error = %e, "epoch ticks may run late: cannot set the timer slack");
+                }
                 let mut idle_ticks = 0u32;
                 while !stop.load(Ordering::Acquire) {
                     // After a second without any sandboxed process, sleep until
@@ -277,6 +278,13 @@ impl Sandbox {
     /// ```
     pub fn guest_sample(&self) -> owl_runtime::SchedulerSample {
         self.inner.guests.sample()
+    }
+
+    /// The guest threads, for [`Node::adopt_thread`](owl_runtime::Node::adopt_thread):
+    /// adopted, they run on the schedulers-online cores and count in
+    /// scheduler utilization.
+    pub fn guest_threads(&self) -> Vec<owl_runtime::sys::ThreadClock> {
+        self.inner.guests.threads()
     }
 
     /// Spawns refused by admission control (`max_processes` reached) since start.

@@ -138,7 +138,10 @@ pub(crate) struct ProcessCell {
 }
 
 /// Why a message could not be delivered; gives the message back.
-#[derive(Debug, PartialEq, Eq)]
+///
+/// It prints without the message, so `send(..).unwrap()` works for any
+/// message type, printable or not.
+#[derive(PartialEq, Eq)]
 pub enum SendError<M> {
     /// The process has exited (or never existed).
     NoProcess(M),
@@ -155,6 +158,15 @@ impl<M> SendError<M> {
     }
 }
 
+impl<M> std::fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::NoProcess(_) => f.write_str("NoProcess(..)"),
+            SendError::Full(_) => f.write_str("Full(..)"),
+        }
+    }
+}
+
 impl<M> std::fmt::Display for SendError<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -163,7 +175,7 @@ impl<M> std::fmt::Display for SendError<M> {
         }
     }
 }
-impl<M: std::fmt::Debug> std::error::Error for SendError<M> {}
+impl<M> std::error::Error for SendError<M> {}
 
 impl ProcessCell {
     pub fn pid(self: &Arc<Self>) -> Pid {

@@ -355,10 +355,13 @@ impl WorkMeter {
     }
 }
 
-/// The future of [`WorkMeter::measure`].
-pub struct Measured<F> {
-    meter: WorkMeter,
-    fut: F,
+pin_project_lite::pin_project! {
+    /// The future of [`WorkMeter::measure`].
+    pub struct Measured<F> {
+        meter: WorkMeter,
+        #[pin]
+        fut: F,
+    }
 }
 
 impl<F: Future> Future for Measured<F> {
@@ -368,11 +371,9 @@ impl<F: Future> Future for Measured<F> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
-        // SAFETY: `fut` is structurally pinned and never moved; `meter` is not pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        let fut = unsafe { std::pin::Pin::new_unchecked(&mut this.fut) };
+        let this = self.project();
         let start = crate::scheduler::clock().raw();
-        let out = fut.poll(cx);
+        let out = this.fut.poll(cx);
         let end = crate::scheduler::clock().raw();
         let stats = &this.meter.cell.stats;
         stats

@@ -14,11 +14,26 @@ use crate::exit::{ExitReason, IntoExitReason};
 use crate::process::cell::{ProcessCell, status};
 use crate::scheduler::{self, clock};
 
-pub(crate) struct ProcessTask<F> {
-    cell: Arc<ProcessCell>,
-    /// The executor's waker as last stored in the cell (to skip re-storing it).
-    known_waker: Option<Waker>,
-    body: Option<F>,
+pin_project_lite::pin_project! {
+    pub(crate) struct ProcessTask<F> {
+        cell: Arc<ProcessCell>,
+        // The executor's waker as last stored in the cell (to skip re-storing it).
+        known_waker: Option<Waker>,
+        // The process body; `None` once it ended (dropped in place).
+        #[pin]
+        body: Option<F>,
+    }
+
+    impl<F> PinnedDrop for ProcessTask<F> {
+        // The executor dropped the process without finishing it (the runtime
+        // is shutting down): it ends as killed, so links and monitors still fire.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if this.body.is_some() {
+                this.cell.finish(ExitReason::Killed);
+            }
+        }
+    }
 }
 
 impl<F> ProcessTask<F> {
@@ -39,12 +54,9 @@ where
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // SAFETY: `body` is structurally pinned: it is never moved out of `self`,
-        // only polled through `Pin` and dropped in place with `Pin::set`. The
-        // other fields are not pinned and are only read.
-        let this = unsafe { self.get_unchecked_mut() };
-        let mut body = unsafe { Pin::new_unchecked(&mut this.body) };
-        let cell = &this.cell;
+        let this = self.project();
+        let mut body = this.body;
+        let cell: &Arc<ProcessCell> = this.cell;
         let Some(fut) = body.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
@@ -55,7 +67,7 @@ where
         {
             let waker = cx.waker().clone();
             cell.state.lock().task_waker = Some(waker.clone());
-            this.known_waker = Some(waker);
+            *this.known_waker = Some(waker);
         }
 
         if cell.exit_pending.load(Ordering::Acquire)
@@ -107,16 +119,6 @@ where
         let dropped = catch_unwind(AssertUnwindSafe(|| body.set(None)));
         cell.finish(dropped.map_or_else(panic_reason, |_| reason));
         Poll::Ready(())
-    }
-}
-
-impl<F> Drop for ProcessTask<F> {
-    /// The executor dropped the process without finishing it (the runtime is
-    /// shutting down): it ends as killed, so links and monitors still fire.
-    fn drop(&mut self) {
-        if self.body.is_some() {
-            self.cell.finish(ExitReason::Killed);
-        }
     }
 }
 

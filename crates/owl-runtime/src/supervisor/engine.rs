@@ -185,8 +185,13 @@ impl Sup {
                 (true, true) => "restart",
                 (true, false) => "shut down the supervisor (restart intensity reached)",
             };
-            tracing::warn!(target: "owl::supervisor", supervisor = %self.p.pid(),
-                child = %child.spec.id, pid = %from, %reason, action, "child terminated");
+            let kind = format!("{}\u{0}{}\u{0}{reason}", self.p.pid(), child.spec.id);
+            if let Some(node) = self.p.cell.node.upgrade()
+                && let crate::log_limit::Verdict::Write { left_out } = node.log_limiter.check(&kind)
+            {
+                tracing::warn!(target: "owl::supervisor", supervisor = %self.p.pid(),
+                    child = %child.spec.id, pid = %from, %reason, action, left_out, "child terminated");
+            }
         }
         if !restart {
             if restart_type == Restart::Temporary || self.dynamic.is_some() {

@@ -233,7 +233,7 @@ impl ChildSpec {
     /// let reason = rt.block_on(async move {
     ///     // A job runs once; when it is done, its supervisor is done too.
     ///     let job = ChildSpec::worker("job", |args| async move {
-    ///         Ok(args.spawn_link(|_| async { (1..=100u64).sum::<u64>(); }))
+    ///         Ok(args.spawn_link(|mut p| async move { p.recv::<&str>().await; }))
     ///     })
     ///     .restart(Restart::Transient)
     ///     .significant(true);
@@ -241,7 +241,10 @@ impl ChildSpec {
     ///         .auto_shutdown(AutoShutdown::AnySignificant)
     ///         .child(job);
     ///     let sup = Supervisor::start(&node, spec).await.unwrap();
-    ///     sup.pid().wait_exit().await
+    ///     let ended = sup.pid().wait_exit();
+    ///     let job = sup.which_children(std::time::Duration::from_secs(1)).await.unwrap()[0].pid.clone().unwrap();
+    ///     job.send("done").unwrap();
+    ///     ended.await
     /// });
     /// assert_eq!(reason, ExitReason::Shutdown);
     /// ```
@@ -628,30 +631,92 @@ impl SupervisorRef {
     }
 }
 
-/// One node of the supervision tree, as returned by [`tree`].
+/// One node of the supervision tree, as returned by [`tree`]. It prints as
+/// an indented tree, at most [`TreeNode::SHOWN_CHILDREN`] children per
+/// supervisor (a dynamic supervisor may hold thousands).
+///
+/// ```
+/// use owl_runtime::Runtime;
+/// use owl_runtime::supervisor::{tree, ChildSpec, Strategy, Supervisor, SupervisorSpec};
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let node = rt.node();
+/// let text = rt.block_on(async move {
+///     let worker = ChildSpec::worker("worker", |args| async move {
+///         Ok(args.spawn_link(|mut p| async move { loop { p.recv_any().await; } }))
+///     });
+///     let spec = SupervisorSpec::new(Strategy::OneForOne).label("top").child(worker);
+///     let sup = Supervisor::start(&node, spec).await.unwrap();
+///     tree(&sup, std::time::Duration::from_secs(1)).await.unwrap().to_string()
+/// });
+/// assert!(text.starts_with("top <0.1.0> (supervisor)\n└── worker <0.2.0> (worker, process)"), "{text}");
+/// ```
 #[derive(Clone, Debug)]
 pub struct TreeNode {
     /// The child id (the root's is its label).
     pub id: String,
     /// The process, if running.
     pub pid: Option<Pid>,
+    /// Its label in the process table (empty when not running).
+    pub label: String,
     /// Worker or supervisor.
     pub kind: ChildKind,
     /// Children, for supervisors.
     pub children: Vec<TreeNode>,
 }
 
+impl TreeNode {
+    /// Children a supervisor shows one by one before summarising the rest.
+    pub const SHOWN_CHILDREN: usize = 20;
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, indent: &str, branch: &str) -> fmt::Result {
+        let pid = self.pid.as_ref().map_or("-".to_string(), Pid::to_string);
+        let kind = match self.kind {
+            ChildKind::Supervisor => "supervisor".to_string(),
+            ChildKind::Worker if self.label.is_empty() => "worker".to_string(),
+            ChildKind::Worker => format!("worker, {}", self.label),
+        };
+        writeln!(f, "{indent}{branch}{} {pid} ({kind})", self.id)?;
+        let inner = match branch {
+            "" => indent.to_string(),
+            "└── " => format!("{indent}    "),
+            _ => format!("{indent}│   "),
+        };
+        let n = self.children.len();
+        let shown = n.min(Self::SHOWN_CHILDREN);
+        for (i, child) in self.children.iter().take(shown).enumerate() {
+            let last = i + 1 == n;
+            child.write(f, &inner, if last { "└── " } else { "├── " })?;
+        }
+        if n > shown {
+            writeln!(f, "{inner}└── … {} more", n - shown)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TreeNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, "", "")
+    }
+}
+
+fn label_of(pid: &Pid) -> String {
+    pid.cell().map(|c| c.label.to_string()).unwrap_or_default()
+}
+
 /// The supervision tree below `root`, asking every supervisor for its
 /// children (like `which_children` applied recursively).
 pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, CallError> {
-    let label = root
-        .pid
-        .cell()
-        .map(|c| c.label.to_string())
-        .unwrap_or_else(|| "supervisor".into());
+    let label = label_of(&root.pid);
     let mut top = TreeNode {
-        id: label,
+        id: if label.is_empty() {
+            "supervisor".into()
+        } else {
+            label.clone()
+        },
         pid: Some(root.pid.clone()),
+        label,
         kind: ChildKind::Supervisor,
         children: Vec::new(),
     };
@@ -676,6 +741,7 @@ pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, C
                 stack.push((child_path, SupervisorRef::from_pid(pid.clone())));
             }
             here.children.push(TreeNode {
+                label: c.pid.as_ref().map(label_of).unwrap_or_default(),
                 id: c.id,
                 pid: c.pid,
                 kind: c.kind,

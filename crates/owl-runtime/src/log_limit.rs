@@ -1,0 +1,84 @@
+//! Keeps repeated reports from flooding the log: the same kind of report
+//! (a crash of the same kind of process for the same reason) is written at
+//! most `BURST` times per `WINDOW`; beyond that it is counted, and the next
+//! report of that kind says how many were left out. Counters (metrics) stay
+//! exact: only the log lines are summarised.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+const BURST: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(10);
+/// Kinds of reports remembered at once; past it the oldest windows are dropped.
+const KINDS: usize = 1024;
+
+#[derive(Default)]
+pub(crate) struct LogLimiter {
+    kinds: Mutex<HashMap<String, Window>>,
+}
+
+struct Window {
+    started: Instant,
+    written: u32,
+    left_out: u64,
+}
+
+/// Whether to write a report, and how many like it were left out before.
+pub(crate) enum Verdict {
+    Write { left_out: u64 },
+    LeaveOut,
+}
+
+impl LogLimiter {
+    pub fn check(&self, kind: &str) -> Verdict {
+        let now = Instant::now();
+        let mut kinds = self.kinds.lock();
+        if kinds.len() >= KINDS && !kinds.contains_key(kind) {
+            kinds.retain(|_, w| now.duration_since(w.started) < WINDOW);
+            if kinds.len() >= KINDS {
+                kinds.clear();
+            }
+        }
+        let window = kinds.entry(kind.to_string()).or_insert(Window {
+            started: now,
+            written: 0,
+            left_out: 0,
+        });
+        if now.duration_since(window.started) >= WINDOW {
+            let left_out = window.left_out;
+            *window = Window {
+                started: now,
+                written: 1,
+                left_out: 0,
+            };
+            return Verdict::Write { left_out };
+        }
+        if window.written < BURST {
+            window.written += 1;
+            Verdict::Write { left_out: 0 }
+        } else {
+            window.left_out += 1;
+            Verdict::LeaveOut
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_written_then_counted() {
+        let limiter = LogLimiter::default();
+        let written = (0..100)
+            .filter(|_| matches!(limiter.check("crash of x"), Verdict::Write { .. }))
+            .count();
+        assert_eq!(written, BURST as usize);
+        assert!(matches!(
+            limiter.check("another kind"),
+            Verdict::Write { left_out: 0 }
+        ));
+    }
+}

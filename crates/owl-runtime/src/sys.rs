@@ -1,0 +1,128 @@
+//! The few operating-system calls the runtime makes, in one place: thread
+//! ids and CPU affinity, timer slack, the page size, a coarse clock, and
+//! per-thread CPU clocks. Everything but the thread CPU clocks goes through
+//! rustix; those need `pthread_getcpuclockid`, which rustix does not wrap,
+//! so the only `unsafe` of this module is there.
+
+use std::time::Duration;
+
+use rustix::thread::{CpuSet, Pid as Tid};
+
+/// The kernel's id of the calling thread.
+pub(crate) fn current_tid() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// The CPUs this OS process may run on, in ascending order (empty if the
+/// kernel would not say).
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) => (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Restricts thread `tid` to `cpus`.
+pub(crate) fn pin_thread(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu);
+    }
+    let tid = Tid::from_raw(tid).ok_or_else(|| std::io::Error::other("invalid thread id"))?;
+    rustix::thread::sched_setaffinity(Some(tid), &set).map_err(std::io::Error::from)
+}
+
+/// Sets the calling thread's timer slack: how late the kernel may fire its
+/// timers to batch wake-ups (50 µs by default, too coarse for 100 µs ticks).
+///
+/// ```
+/// owl_runtime::sys::set_timer_slack(std::time::Duration::from_nanos(1)).unwrap();
+/// ```
+pub fn set_timer_slack(slack: Duration) -> std::io::Result<()> {
+    let ns = std::num::NonZeroU64::new(slack.as_nanos().max(1) as u64);
+    rustix::thread::set_current_timer_slack(ns).map_err(std::io::Error::from)
+}
+
+/// The size of a memory page in bytes.
+///
+/// ```
+/// assert!(owl_runtime::sys::page_size().is_power_of_two());
+/// ```
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Milliseconds on the coarse monotonic clock: a few milliseconds of
+/// resolution, far cheaper than a precise read.
+pub(crate) fn coarse_now_ms() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Resident memory of this OS process in bytes, from `/proc/self/statm`
+/// (0 where it cannot be read).
+///
+/// ```
+/// assert!(owl_runtime::sys::resident_memory() > 0);
+/// ```
+pub fn resident_memory() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * page_size() as u64
+}
+
+/// A thread's CPU-time clock: how much CPU time that thread has used, read
+/// from any other thread. Schedulers and the sandbox's guest threads are
+/// measured this way.
+///
+/// ```
+/// use owl_runtime::sys::ThreadClock;
+///
+/// let clock = ThreadClock::current().unwrap();
+/// let before = clock.cpu_time();
+/// let t = std::time::Instant::now();
+/// while t.elapsed() < std::time::Duration::from_millis(20) {} // busy
+/// assert!(clock.cpu_time() > before);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadClock {
+    id: libc::clockid_t,
+    tid: i32,
+}
+
+impl ThreadClock {
+    /// The calling thread's clock, or `None` if the system has none.
+    pub fn current() -> Option<ThreadClock> {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: `pthread_self()` is the calling thread, alive for the
+        // call, and `id` is a valid place for the result.
+        let failed = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+        (failed == 0).then(|| ThreadClock {
+            id,
+            tid: current_tid(),
+        })
+    }
+
+    /// The kernel id of the thread this clock measures.
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// CPU time the thread has used so far; zero once it has exited.
+    pub fn cpu_time(&self) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid place for the result; a clock of a thread
+        // that has exited makes the call fail, which reads as zero.
+        if unsafe { libc::clock_gettime(self.id, &mut ts) } != 0 {
+            return Duration::ZERO;
+        }
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+}
