@@ -43,6 +43,39 @@ pub fn set_timer_slack(slack: Duration) -> std::io::Result<()> {
     rustix::thread::set_current_timer_slack(ns).map_err(std::io::Error::from)
 }
 
+/// Lowers the calling thread's CPU priority by `nice` steps (0–19), so the
+/// kernel runs other threads of the node first when both want the CPU.
+///
+/// ```
+/// owl_runtime::sys::lower_thread_priority(0).unwrap();
+/// ```
+pub fn lower_thread_priority(nice: i32) -> std::io::Result<()> {
+    // On Linux, PRIO_PROCESS with "the caller" names the calling thread.
+    rustix::process::setpriority_process(None, nice.clamp(0, 19)).map_err(std::io::Error::from)
+}
+
+/// Raises this OS process's soft limit on open files to its hard limit (a
+/// node may hold thousands of connections); returns the new soft limit.
+///
+/// ```
+/// let limit = owl_runtime::sys::raise_fd_limit().unwrap();
+/// assert_eq!(owl_runtime::sys::fd_limit(), Some(limit));
+/// ```
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit).map_err(std::io::Error::from)?;
+    }
+    Ok(limit.current.unwrap_or(u64::MAX))
+}
+
+/// This OS process's soft limit on open files (`None`: unlimited).
+pub fn fd_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 /// The size of a memory page in bytes.
 ///
 /// ```

@@ -13,10 +13,18 @@ use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValTyp
 use crate::guest::{GuestState, StackProbe};
 
 /// Why a module was not loaded. The current version, if any, stays in place.
+/// Messages quote at most a short excerpt of what the compiler or the
+/// candidate said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
+    /// Larger than the sandbox takes (source bytes, or compiled code).
+    TooLarge(String),
     /// Not valid WebAssembly (binary or text); the compiler's message.
     Compile(String),
+    /// It compiled, but a trial run refused it: its start function trapped,
+    /// ran past the deadline or the memory limit, or its canary call gave
+    /// the wrong answer.
+    Rejected(String),
     /// It imports something the sandbox does not provide.
     Imports(String),
     /// It lacks a function the current version exports (or changed its type),
@@ -29,7 +37,9 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LoadError::TooLarge(m) => write!(f, "module too large: {m}"),
             LoadError::Compile(m) => write!(f, "module does not compile: {m}"),
+            LoadError::Rejected(m) => write!(f, "module refused after a trial run: {m}"),
             LoadError::Imports(m) => {
                 write!(f, "module imports what the sandbox does not provide: {m}")
             }
@@ -39,6 +49,24 @@ impl fmt::Display for LoadError {
     }
 }
 impl std::error::Error for LoadError {}
+
+/// The most of a compiler message an error quotes.
+const EXCERPT_CHARS: usize = 400;
+
+/// At most [`EXCERPT_CHARS`] of `text`, on one line.
+pub(crate) fn excerpt(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(EXCERPT_CHARS + 1)
+        .collect();
+    if flat.chars().count() > EXCERPT_CHARS {
+        let cut: String = flat.chars().take(EXCERPT_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        flat
+    }
+}
 
 /// Settings and counters shared by all versions of a module, running ones included.
 #[derive(Default)]
@@ -105,6 +133,19 @@ pub struct ModuleInfo {
     pub functions: Vec<String>,
     /// How its calls ended so far.
     pub calls: CallCounts,
+    /// The CPU-time budget of each of its processes, if one is set.
+    pub cpu_budget: Option<std::time::Duration>,
+}
+
+/// Module sources larger than this are refused (bytes actually given).
+pub const MAX_SOURCE_BYTES: usize = 16 << 20;
+/// Compiled code larger than this is refused.
+pub const MAX_COMPILED_BYTES: usize = 64 << 20;
+
+/// A compiled version, checked but not yet the current one.
+pub(crate) struct Candidate {
+    pub pre: InstancePre<GuestState>,
+    pub exports: Vec<(String, FuncType)>,
 }
 
 #[derive(Default)]
@@ -145,20 +186,39 @@ fn running_in(versions: &[Arc<Version>]) -> Vec<Pid> {
 }
 
 impl CodeServer {
-    /// Compiles `source` (`.wat` text or `.wasm` binary) and makes it the
-    /// newest version of `name`. Slow (milliseconds): call it off the executors.
-    pub fn load(&self, engine: &Engine, name: &str, source: &[u8]) -> Result<u32, LoadError> {
+    /// Compiles `source` (`.wat` text or `.wasm` binary) as a candidate
+    /// version of `name`, checking its imports and that it keeps the current
+    /// version's exports. Slow (milliseconds): call it off the executors.
+    pub fn compile(
+        &self,
+        engine: &Engine,
+        name: &str,
+        source: &[u8],
+    ) -> Result<Candidate, LoadError> {
         if !valid_name(name) {
             return Err(LoadError::InvalidName(name.chars().take(80).collect()));
         }
-        let module =
-            Module::new(engine, source).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        if source.len() > MAX_SOURCE_BYTES {
+            return Err(LoadError::TooLarge(format!(
+                "{} bytes of source; at most {MAX_SOURCE_BYTES} are taken",
+                source.len()
+            )));
+        }
+        let module = Module::new(engine, source)
+            .map_err(|e| LoadError::Compile(excerpt(&format!("{e:#}"))))?;
+        let image = module.image_range();
+        let compiled = image.end as usize - image.start as usize;
+        if compiled > MAX_COMPILED_BYTES {
+            return Err(LoadError::TooLarge(format!(
+                "{compiled} bytes of compiled code; at most {MAX_COMPILED_BYTES} are taken"
+            )));
+        }
         if let Some(import) = module.imports().next() {
-            return Err(LoadError::Imports(format!(
+            return Err(LoadError::Imports(excerpt(&format!(
                 "{}::{}",
                 import.module(),
                 import.name()
-            )));
+            ))));
         }
         let exports: Vec<(String, FuncType)> = module
             .exports()
@@ -193,7 +253,13 @@ impl CodeServer {
         let linker = Linker::new(engine);
         let pre = linker
             .instantiate_pre(&module)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            .map_err(|e| LoadError::Compile(excerpt(&format!("{e:#}"))))?;
+        Ok(Candidate { pre, exports })
+    }
+
+    /// Makes a compiled candidate the newest version of `name`; it keeps the
+    /// module's settings (its CPU budget) and counters.
+    pub fn install(&self, name: &str, candidate: Candidate) -> u32 {
         let mut modules = self.modules.write();
         let versions = modules.entry(name.to_string()).or_default();
         let number = versions.last().map_or(1, |v| v.number + 1);
@@ -203,11 +269,11 @@ impl CodeServer {
         versions.push(Arc::new(Version {
             number,
             settings,
-            pre,
-            exports,
+            pre: candidate.pre,
+            exports: candidate.exports,
             running: Mutex::new(HashMap::new()),
         }));
-        Ok(number)
+        number
     }
 
     /// The newest version of `name`.
@@ -267,6 +333,10 @@ impl CodeServer {
                         .map(|(n, t)| format!("{n}{}", describe(t)))
                         .collect(),
                     calls: current.settings.counts(),
+                    cpu_budget: match current.settings.cpu_budget_ns.load(Ordering::Relaxed) {
+                        0 => None,
+                        ns => Some(std::time::Duration::from_nanos(ns)),
+                    },
                 })
             })
             .collect();

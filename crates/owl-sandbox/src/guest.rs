@@ -119,6 +119,81 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
         .collect())
 }
 
+/// A trial run of a candidate version: a fresh instance with the real
+/// memory limit, preempted like a real process, given `deadline` of wall
+/// time to instantiate (its start function runs then) and to answer the
+/// canary. `Err` says why it failed.
+pub(crate) async fn trial(
+    engine: Engine,
+    pre: wasmtime::InstancePre<GuestState>,
+    memory_limit: usize,
+    canary: Option<crate::Canary>,
+    tick: std::time::Duration,
+) -> Result<(), String> {
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(memory_limit)
+        .trap_on_grow_failure(true)
+        .instances(1)
+        .build();
+    let mut store = Store::new(&engine, GuestState { limits });
+    store.limiter(|s| &mut s.limits);
+    let max_ticks = (crate::TRIAL_DEADLINE.as_nanos() / tick.as_nanos().max(1)).max(1) as u64;
+    let mut ticks = 0u64;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        ticks += 1;
+        if ticks > max_ticks {
+            return Err(wasmtime::Error::msg("it ran past the trial deadline"));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    let describe = |e: wasmtime::Error| match e.downcast_ref::<Trap>() {
+        Some(trap) => format!("{trap}"),
+        None => format!("{}", e.root_cause()),
+    };
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| format!("instantiating it failed: {}", describe(e)))?;
+    let Some(canary) = canary else {
+        return Ok(());
+    };
+    let func = instance
+        .get_func(&mut store, &canary.function)
+        .ok_or_else(|| format!("it has no function {}", canary.function))?;
+    let ty = func.ty(&store);
+    let params: Vec<Val> = ty
+        .params()
+        .zip(&canary.args)
+        .map(|(t, &a)| match t {
+            wasmtime::ValType::I32 => Val::I32(a as i32),
+            _ => Val::I64(a),
+        })
+        .collect();
+    let mut results: Vec<Val> = ty.results().map(|_| Val::I64(0)).collect();
+    func.call_async(&mut store, &params, &mut results)
+        .await
+        .map_err(|e| format!("its canary call failed: {}", describe(e)))?;
+    let got: Vec<i64> = results
+        .iter()
+        .map(|v| match v {
+            Val::I32(x) => *x as i64,
+            Val::I64(x) => *x,
+            _ => 0,
+        })
+        .collect();
+    if got != canary.expected {
+        let args: Vec<String> = canary.args.iter().map(i64::to_string).collect();
+        return Err(format!(
+            "its canary call {}({}) returned {got:?}, not {:?}",
+            canary.function,
+            args.join(", "),
+            canary.expected
+        ));
+    }
+    Ok(())
+}
+
 /// The guest's call stack, innermost function first.
 fn stack_of(ctx: &wasmtime::StoreContextMut<'_, GuestState>) -> Vec<String> {
     WasmBacktrace::force_capture(ctx)

@@ -43,7 +43,23 @@ use owl_runtime::{ExitReason, Node, Pid, SpawnOptions, Task};
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use code::{CallCounts, LoadError, ModuleInfo};
+pub use code::{CallCounts, LoadError, MAX_COMPILED_BYTES, MAX_SOURCE_BYTES, ModuleInfo};
+
+/// How long a candidate version may take to instantiate (and answer its
+/// canary) in a trial run before it is refused.
+pub const TRIAL_DEADLINE: Duration = Duration::from_secs(1);
+
+/// A known-answer call a candidate version must pass before it replaces
+/// the current one (see [`Sandbox::upgrade`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canary {
+    /// The exported function to call.
+    pub function: String,
+    /// Its arguments.
+    pub args: Vec<i64>,
+    /// The results it must return (`i32` results sign-extended).
+    pub expected: Vec<i64>,
+}
 
 /// Limits and timing of a [`Sandbox`].
 #[derive(Clone, Debug)]
@@ -204,17 +220,86 @@ impl Sandbox {
     /// rejected and the current version stays. Compiling takes milliseconds:
     /// from async code use [`load_async`](Self::load_async).
     pub fn load(&self, name: &str, source: &[u8]) -> Result<u32, LoadError> {
-        let version = self.inner.code.load(&self.inner.engine, name, source)?;
+        let candidate = self.inner.code.compile(&self.inner.engine, name, source)?;
+        let version = self.inner.code.install(name, candidate);
         tracing::info!(module = name, version, "module loaded");
         Ok(version)
     }
 
-    /// [`load`](Self::load) on a blocking thread, so no executor stalls.
-    pub async fn load_async(&self, name: &str, source: Vec<u8>) -> Result<u32, LoadError> {
-        let (this, name) = (self.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || this.load(&name, &source))
+    /// Loads a new version of `name` into a running system, safely: it is
+    /// compiled on a blocking thread (never on a scheduler), then tried out
+    /// before it replaces the current version — instantiated with the same
+    /// memory limit and preemption as a real process and a deadline of
+    /// [`TRIAL_DEADLINE`], and, with a `canary`, called once with a known
+    /// answer. A module whose start function traps, loops or runs out of
+    /// memory, or whose canary answers wrong, is refused
+    /// ([`LoadError::Rejected`]) and the current version keeps serving.
+    ///
+    /// ```
+    /// use owl_runtime::Runtime;
+    /// use owl_sandbox::{Canary, LoadError, Sandbox, SandboxConfig};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// let double = br#"(module (func (export "run") (param i64) (result i64)
+    ///     (i64.mul (local.get 0) (i64.const 2))))"#;
+    /// sandbox.load("m", double).unwrap();
+    /// let canary = Canary { function: "run".into(), args: vec![21], expected: vec![42] };
+    /// // A start function that never ends is refused; version 1 stays.
+    /// let hangs = br#"(module (func $spin (loop (br 0))) (start $spin)
+    ///     (func (export "run") (param i64) (result i64) (local.get 0)))"#;
+    /// let refused = rt.block_on(sandbox.upgrade("m", hangs.to_vec(), Some(canary.clone())));
+    /// assert!(matches!(refused, Err(LoadError::Rejected(_))), "{refused:?}");
+    /// // A wrong answer is refused too.
+    /// let wrong = br#"(module (func (export "run") (param i64) (result i64) (local.get 0)))"#;
+    /// assert!(rt.block_on(sandbox.upgrade("m", wrong.to_vec(), Some(canary.clone()))).is_err());
+    /// assert_eq!(sandbox.modules()[0].current, 1);
+    /// ```
+    pub async fn upgrade(
+        &self,
+        name: &str,
+        source: Vec<u8>,
+        canary: Option<Canary>,
+    ) -> Result<u32, LoadError> {
+        let (this, module) = (self.clone(), name.to_string());
+        let candidate = tokio::task::spawn_blocking(move || {
+            this.inner
+                .code
+                .compile(&this.inner.engine, &module, &source)
+        })
+        .await
+        .unwrap_or_else(|e| Err(LoadError::Compile(format!("the compiler crashed: {e}"))))?;
+        // The trial holds an admission slot like any guest: it keeps the
+        // epoch ticking (so a looping start function is preempted) and it
+        // cannot push the sandbox past its limit.
+        let permit = self
+            .inner
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                LoadError::Rejected("the sandbox is full; try again when fewer guests run".into())
+            })?;
+        self.inner.ticker.unpark();
+        let trial = guest::trial(
+            self.inner.engine.clone(),
+            candidate.pre.clone(),
+            self.inner.config.memory_limit,
+            canary,
+            self.inner.config.epoch_tick,
+        );
+        let outcome = self
+            .inner
+            .guests
+            .spawn(trial, executor::DEMOTE_AFTER)
+            .join()
             .await
-            .unwrap_or_else(|e| Err(LoadError::Compile(format!("compiler crashed: {e}"))))
+            .unwrap_or_else(|| Err("the trial was cancelled".into()));
+        drop(permit);
+        outcome.map_err(|why| LoadError::Rejected(code::excerpt(&why)))?;
+        let version = self.inner.code.install(name, candidate);
+        tracing::info!(module = name, version, "module upgraded after a trial run");
+        Ok(version)
     }
 
     /// Loaded modules and their versions.
@@ -377,7 +462,8 @@ impl Sandbox {
             let job = start.body(p);
             async move {
                 let output = job.await?;
-                let _ = reply_to.send(GuestReply { from, output });
+                // An answer to the caller's own request: never refused for room.
+                let _ = reply_to.send_reply(GuestReply { from, output });
                 Ok::<(), ExitReason>(())
             }
         }))

@@ -183,7 +183,10 @@ fn upgrade_keeps_running_processes_on_their_version_and_purge_kills_them() {
             .spawn(&node, "math", "sum", vec![-1], SpawnOptions::new())
             .unwrap();
         let old_pid = old.pid().clone();
-        assert_eq!(sandbox.load_async("math", MATH_FIXED.to_vec()).await, Ok(2));
+        assert_eq!(
+            sandbox.upgrade("math", MATH_FIXED.to_vec(), None).await,
+            Ok(2)
+        );
         // New spawns get version 2: the fix.
         let task = sandbox
             .spawn(&node, "math", "sum", vec![13], SpawnOptions::new())

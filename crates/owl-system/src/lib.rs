@@ -1,16 +1,25 @@
 //! # owl-system
 //!
-//! The domain of the demo system, free of any web concern (the way Phoenix
+//! The demo system's domain, free of any web concern (the way Phoenix
 //! splits `my_system` from `my_system_web`):
 //!
-//! - [`math`]: the talk's calculation — input rules, the `math` guest module
-//!   and its versions, the math supervisor that holds every running
-//!   calculation.
-//! - [`observe`]: what the operator looks at, shared by the console and the
-//!   dashboards — process lists by work, system figures, `kill_all`.
+//! - [`system`]: the one place that assembles the system — configuration
+//!   in, a started supervision tree out ([`System`]).
+//! - [`math`]: the talk's calculation — input rules, the `math` guest and
+//!   its versions, fair admission, the math supervisor.
+//! - [`operator`]: what the person running the node does — list, top,
+//!   stack, trace, kill, upgrade, figures — for the console, the dashboards
+//!   and `/metrics` alike.
+//! - [`access`]: the admin token's rules.
+//! - [`listener`]: a listening socket served by a supervised process.
 //!
 //! Web pages, the JSON API and the console call into this crate; they never
-//! start guests themselves.
+//! start guests or reach the sandbox themselves.
 
+pub mod access;
+pub mod listener;
 pub mod math;
-pub mod observe;
+pub mod operator;
+pub mod system;
+
+pub use system::{Config, Services, System};

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use owl_runtime::{Pid, SpawnOptions};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use owl_system::math::{self, MathService, Outcome, StartError};
+use owl_system::math::{self, Client, MathService, Outcome, StartError};
 
-use crate::App;
+use crate::Web;
 
 /// The largest request body the API reads.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 const DEFAULT_WAIT_MS: u64 = 5_000;
 const MAX_WAIT_MS: u64 = 60_000;
 /// How much of an input an answer repeats.
@@ -30,28 +30,51 @@ const ECHOED_INPUT_CHARS: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SumRequest {
+pub(crate) struct SumRequest {
     input: String,
 }
 
 #[derive(Deserialize)]
-pub struct SumQuery {
+pub(crate) struct SumQuery {
     wait_ms: Option<u64>,
 }
 
+/// Every answer of the API: a status, and whatever else applies.
+#[derive(Serialize, Default)]
+pub(crate) struct ApiAnswer {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
+}
+
 /// `GET /api/health`.
-pub async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub(crate) async fn health() -> Json<ApiAnswer> {
+    Json(ApiAnswer {
+        status: "ok",
+        ..ApiAnswer::default()
+    })
 }
 
 /// An API error outside the calculation itself: a bad request.
-fn bad_request(status: StatusCode, error: impl Into<String>) -> Response {
-    let body = json!({"status": "bad_request", "error": error.into()});
+pub(crate) fn bad_request(status: StatusCode, error: impl Into<String>) -> Response {
+    let body = ApiAnswer {
+        status: "bad_request",
+        error: Some(error.into()),
+        ..ApiAnswer::default()
+    };
     (status, Json(body)).into_response()
 }
 
 /// Answers for paths under `/api` that do not exist.
-pub async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     bad_request(StatusCode::NOT_FOUND, "no such API endpoint")
 }
 
@@ -62,9 +85,12 @@ enum Answer {
     NotStarted(StartError),
 }
 
-/// `POST /api/sum`.
-pub async fn sum(
-    State(app): State<App>,
+/// `POST /api/sum`. The client is the visitor cookie if the request
+/// carries one, its address otherwise.
+pub(crate) async fn sum(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
     query: Result<Query<SumQuery>, QueryRejection>,
     body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
 ) -> Response {
@@ -94,23 +120,30 @@ pub async fn sum(
     let n = match math::parse_input(&request.input) {
         Ok(n) => n,
         Err(invalid) => {
-            let body = json!({"status": "invalid", "input": input, "error": "invalid input", "detail": invalid.detail()});
+            let body = ApiAnswer {
+                status: "invalid",
+                input: Some(input),
+                error: Some("invalid input".into()),
+                detail: Some(invalid.detail()),
+                ..ApiAnswer::default()
+            };
             return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
         }
     };
-    let answer = calculate(&app, n, Duration::from_millis(wait_ms)).await;
+    let client = crate::pages::sum::client_of(&headers, &extensions);
+    let answer = calculate(&web, n, client, Duration::from_millis(wait_ms)).await;
     respond(input, answer)
 }
 
 /// Runs the calculation from a short-lived request process, which monitors
 /// it exactly as a page's session does.
-async fn calculate(app: &App, n: i64, wait: Duration) -> Answer {
-    let math = app.math.clone();
-    let request = app.node.spawn_task_opts(
+async fn calculate(web: &Web, n: i64, client: Client, wait: Duration) -> Answer {
+    let math = web.services.math.clone();
+    let request = web.services.node.spawn_task_opts(
         SpawnOptions::new().label("api request /api/sum"),
         move |mut p| async move {
             let deadline = Instant::now() + wait;
-            let pid = match math.start(&mut p, n).await {
+            let pid = match math.start(&mut p, n, &client).await {
                 Ok(pid) => pid,
                 Err(e) => return Answer::NotStarted(e),
             };
@@ -135,35 +168,85 @@ async fn calculate(app: &App, n: i64, wait: Duration) -> Answer {
 }
 
 fn respond(input: String, answer: Answer) -> Response {
-    let (status, body) = match answer {
+    let base = ApiAnswer {
+        input: Some(input),
+        ..ApiAnswer::default()
+    };
+    let (status, body, retry_after) = match answer {
         Answer::Settled(pid, Outcome::Sum(sum)) => (
             StatusCode::OK,
-            json!({"status": "ok", "input": input, "result": sum.to_string(), "pid": pid.to_string()}),
+            ApiAnswer {
+                status: "ok",
+                result: Some(sum.to_string()),
+                pid: Some(pid.to_string()),
+                ..base
+            },
+            None,
         ),
         Answer::Settled(pid, Outcome::Invalid) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"status": "invalid", "input": input, "error": "invalid input", "pid": pid.to_string()}),
+            ApiAnswer {
+                status: "invalid",
+                error: Some("invalid input".into()),
+                pid: Some(pid.to_string()),
+                ..base
+            },
+            None,
         ),
         Answer::Settled(pid, Outcome::Crashed(reason)) => (
             StatusCode::OK,
-            json!({"status": "error", "input": input, "error": reason.to_string(), "pid": pid.to_string()}),
+            ApiAnswer {
+                status: "error",
+                error: Some(reason.to_string()),
+                pid: Some(pid.to_string()),
+                ..base
+            },
+            None,
         ),
         Answer::StillRunning(pid) => (
             StatusCode::ACCEPTED,
-            json!({"status": "running", "input": input, "pid": pid.to_string()}),
+            ApiAnswer {
+                status: "running",
+                pid: Some(pid.to_string()),
+                ..base
+            },
+            None,
         ),
-        Answer::NotStarted(StartError::Overloaded) => {
-            let body = json!({"status": "overloaded", "input": input, "error": "too many calculations running; try again later"});
-            let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
-        }
+        // Honest about why: this client holds its fair share; a slot of its
+        // own must end first, which a second does not promise.
+        Answer::NotStarted(e @ StartError::FairShare(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiAnswer {
+                status: "overloaded",
+                error: Some(e.to_string()),
+                ..base
+            },
+            Some("10"),
+        ),
+        Answer::NotStarted(StartError::Overloaded) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiAnswer {
+                status: "overloaded",
+                error: Some("too many calculations running; try again later".into()),
+                ..base
+            },
+            Some("1"),
+        ),
         Answer::NotStarted(StartError::Unavailable(why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "unavailable", "input": input, "error": why}),
+            ApiAnswer {
+                status: "unavailable",
+                error: Some(why),
+                ..base
+            },
+            Some("1"),
         ),
     };
-    (status, Json(body)).into_response()
+    let mut response = (status, Json(body)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    }
+    response
 }

@@ -51,7 +51,7 @@ static ASSETS: &[Asset] = &[
 
 /// The URL of an embedded asset, with a content hash for our own files so a
 /// new build is never served from a stale cache.
-pub fn url(name: &str) -> String {
+pub(crate) fn url(name: &str) -> String {
     let asset = ASSETS
         .iter()
         .find(|a| a.name == name)
@@ -71,7 +71,7 @@ fn fingerprint(bytes: &[u8]) -> u32 {
 }
 
 /// `GET /assets/{name}`.
-pub async fn serve(Path(name): Path<String>) -> Response {
+pub(crate) async fn serve(Path(name): Path<String>) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };

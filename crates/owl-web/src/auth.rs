@@ -2,153 +2,193 @@
 //!
 //! - Dashboards and `/metrics` are open to everyone only with
 //!   `--public-dashboards`; otherwise they need the admin token.
-//! - Killing from the browser (and any later change) always needs the admin
-//!   token *and* passes CSRF checks: a same-origin `Origin` (when the browser
-//!   sends one) and a form field only our own pages carry.
-//!
-//! A browser presents the token as the `owl_admin` cookie (set by `/login`,
-//! `HttpOnly`, `SameSite=Strict`); scripts send `Authorization: Bearer TOKEN`.
+//! - Acting (kill, upgrade, load changes) always needs the admin token. A
+//!   script presents it as `Authorization: Bearer TOKEN`. A browser logs in
+//!   once and carries a session cookie — a random value, not the token, that
+//!   `/logout` revokes — and its every change must also pass CSRF checks: a
+//!   same-origin `Origin` (when sent) and a form field only our pages carry.
+//!   CSRF checks are skipped only when the bearer token itself
+//!   authenticated the request, never because some `Authorization` header
+//!   is present (browsers add Basic credentials on their own).
+//! - Failed logins are limited per address and logged with it.
 
-use std::io::Read;
-use std::path::Path;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
+use owl_system::access::{AdminToken, random_hex, same_secret};
+use parking_lot::Mutex;
 
-/// The cookie a logged-in browser carries.
-pub const COOKIE: &str = "owl_admin";
+/// The cookie of a logged-in browser.
+pub(crate) const SESSION_COOKIE: &str = "owl_admin";
+/// Admin sessions kept at once (the oldest is dropped beyond).
+const MAX_SESSIONS: usize = 1024;
+/// How long an admin session lasts.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Failed logins an address may make per window before it must wait.
+const LOGIN_FAILURES: u32 = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses whose failures are remembered at once.
+const LOGIN_ADDRESSES: usize = 10_000;
 
-/// The node's access rules. Cheap to share (in an `Arc` in [`App`](crate::App)).
-#[derive(Debug)]
-pub struct Auth {
-    token: String,
-    /// Put in every form our pages render for an admin; checked on every
-    /// mutating request. Random per node start.
+/// How a request proved it is the admin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// `Authorization: Bearer TOKEN` with the admin token.
+    Bearer,
+    /// A live session cookie from `/login`.
+    Session,
+    /// Neither.
+    None,
+}
+
+/// Why a login did not succeed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LoginRefused {
+    /// Not the admin token.
+    Wrong,
+    /// Too many failures from this address; try again after this long.
+    TooMany(Duration),
+}
+
+pub(crate) struct Auth {
+    token: AdminToken,
+    /// Put in every form our pages render for an admin; random per start.
     csrf: String,
     public_dashboards: bool,
-}
-
-/// What a request may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Nothing beyond the public pages.
-    None,
-    /// Look at dashboards (public dashboards, no token).
-    View,
-    /// Look and act (the admin token was presented).
-    Admin,
-}
-
-impl Access {
-    pub fn can_view(self) -> bool {
-        self != Access::None
-    }
-}
-
-/// 128 random bits as hex, from the kernel.
-pub fn random_hex() -> std::io::Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    sessions: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl Auth {
-    /// Rules with a known token (from `--admin-token`, or tests).
-    pub fn new(token: impl Into<String>, public_dashboards: bool) -> std::io::Result<Auth> {
+    pub fn new(token: AdminToken, public_dashboards: bool) -> Result<Auth, String> {
         Ok(Auth {
-            token: token.into(),
-            csrf: random_hex()?,
+            token,
+            csrf: random_hex(16)?,
             public_dashboards,
+            sessions: Mutex::default(),
+            failures: Mutex::default(),
         })
     }
 
-    /// Reads the admin token from `path`, creating it (mode 0600) with a
-    /// fresh random token at first start.
-    pub fn load_or_create(path: &Path, public_dashboards: bool) -> Result<Auth, String> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let token = match std::fs::read_to_string(path) {
-            Ok(text) => text.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let token = random_hex().map_err(|e| format!("no randomness for a token: {e}"))?;
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-                writeln!(file, "{token}")
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                token
-            }
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        if token.len() < 16 {
-            return Err(format!(
-                "the admin token in {} is shorter than 16 characters",
-                path.display()
-            ));
-        }
-        Auth::new(token, public_dashboards).map_err(|e| e.to_string())
-    }
-
-    /// The CSRF value our forms carry.
     pub fn csrf(&self) -> &str {
         &self.csrf
     }
 
-    /// Whether `candidate` is the admin token (compared in constant time).
-    pub fn is_token(&self, candidate: &str) -> bool {
-        constant_time_eq(candidate.as_bytes(), self.token.as_bytes())
-    }
-
-    /// What a request with these headers may do.
-    pub fn access(&self, headers: &HeaderMap) -> Access {
-        if self
-            .presented_token(headers)
-            .is_some_and(|t| self.is_token(t))
-        {
-            Access::Admin
-        } else if self.public_dashboards {
-            Access::View
+    /// How this request proves it is the admin, if it does.
+    pub fn credential(&self, headers: &HeaderMap) -> Credential {
+        let bearer = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.strip_prefix("Bearer "))
+            .any(|t| self.token.matches(t.trim()));
+        if bearer {
+            return Credential::Bearer;
+        }
+        let session = cookie(headers, SESSION_COOKIE).is_some_and(|id| {
+            let mut sessions = self.sessions.lock();
+            match sessions.get(id) {
+                Some(at) if at.elapsed() < SESSION_LIFETIME => true,
+                Some(_) => {
+                    sessions.remove(id);
+                    false
+                }
+                None => false,
+            }
+        });
+        if session {
+            Credential::Session
         } else {
-            Access::None
+            Credential::None
         }
     }
 
-    fn presented_token<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        bearer.or_else(|| cookie(headers, COOKIE))
+    pub fn is_admin(&self, headers: &HeaderMap) -> bool {
+        self.credential(headers) != Credential::None
     }
 
-    /// Whether a mutating request may go ahead: admin, and for cookie-carrying
-    /// browsers a same-origin request with our CSRF field.
+    pub fn can_view(&self, headers: &HeaderMap) -> bool {
+        self.public_dashboards || self.is_admin(headers)
+    }
+
+    /// Whether a change may go ahead: the bearer token, or a session whose
+    /// request is same-origin and carries our CSRF field.
     pub fn may_act(
         &self,
         headers: &HeaderMap,
         csrf_field: Option<&str>,
     ) -> Result<(), &'static str> {
-        if self.access(headers) != Access::Admin {
-            return Err("the admin token is needed for this");
+        match self.credential(headers) {
+            Credential::None => Err("the admin token is needed for this"),
+            Credential::Bearer => Ok(()),
+            Credential::Session => {
+                if !crate::endpoint::same_origin(headers) {
+                    return Err("cross-site request refused");
+                }
+                match csrf_field {
+                    Some(value) if same_secret(value, &self.csrf) => Ok(()),
+                    _ => Err("the form is stale or forged (CSRF check failed); reload the page"),
+                }
+            }
         }
-        let by_bearer = headers.contains_key(header::AUTHORIZATION);
-        if by_bearer {
-            return Ok(());
+    }
+
+    /// Checks a login attempt from `from`; on success, a new session id.
+    pub fn login(&self, from: IpAddr, token: &str) -> Result<String, LoginRefused> {
+        let now = Instant::now();
+        {
+            let failures = self.failures.lock();
+            if let Some((since, count)) = failures.get(&from)
+                && *count >= LOGIN_FAILURES
+                && now.duration_since(*since) < LOGIN_WINDOW
+            {
+                return Err(LoginRefused::TooMany(
+                    LOGIN_WINDOW - now.duration_since(*since),
+                ));
+            }
         }
-        if !crate::endpoint::same_origin(headers) {
-            return Err("cross-site request refused");
+        if !self.token.matches(token.trim()) {
+            let mut failures = self.failures.lock();
+            if failures.len() >= LOGIN_ADDRESSES {
+                failures.retain(|_, (since, _)| now.duration_since(*since) < LOGIN_WINDOW);
+            }
+            let entry = failures.entry(from).or_insert((now, 0));
+            if now.duration_since(entry.0) >= LOGIN_WINDOW {
+                *entry = (now, 0);
+            }
+            entry.1 += 1;
+            return Err(LoginRefused::Wrong);
         }
-        match csrf_field {
-            Some(value) if constant_time_eq(value.as_bytes(), self.csrf.as_bytes()) => Ok(()),
-            _ => Err("the form is stale or forged (CSRF check failed); reload the page"),
+        self.failures.lock().remove(&from);
+        let id = random_hex(24).map_err(|_| LoginRefused::Wrong)?;
+        let mut sessions = self.sessions.lock();
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, at| at.elapsed() < SESSION_LIFETIME);
+            if sessions.len() >= MAX_SESSIONS
+                && let Some(oldest) = sessions
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone())
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(id.clone(), now);
+        Ok(id)
+    }
+
+    /// Ends the session this request carries.
+    pub fn logout(&self, headers: &HeaderMap) {
+        if let Some(id) = cookie(headers, SESSION_COOKIE) {
+            self.sessions.lock().remove(id);
         }
     }
 }
 
 /// A cookie's value from the `Cookie` headers.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -157,10 +197,6 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -176,31 +212,61 @@ mod tests {
         h
     }
 
+    fn auth() -> Auth {
+        Auth::new(AdminToken::new("0123456789abcdef").unwrap(), false).unwrap()
+    }
+
     #[test]
-    fn only_the_token_acts_and_browsers_also_need_the_form_field() {
-        let auth = Auth::new("0123456789abcdef", false).unwrap();
+    fn sessions_act_only_with_origin_and_form_field_and_bearer_without() {
+        let auth = auth();
         let csrf = auth.csrf().to_string();
-        assert_eq!(auth.access(&headers(&[])), Access::None);
-        let admin = headers(&[
-            ("cookie", "a=b; owl_admin=0123456789abcdef"),
-            ("host", "h:1"),
-        ]);
-        assert_eq!(auth.access(&admin), Access::Admin);
-        assert!(auth.may_act(&admin, Some(&csrf)).is_ok());
-        assert!(auth.may_act(&admin, None).is_err(), "no CSRF field");
-        assert!(auth.may_act(&admin, Some("guess")).is_err());
-        let cross = headers(&[
-            ("cookie", "owl_admin=0123456789abcdef"),
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(auth.credential(&headers(&[])), Credential::None);
+        let id = auth.login(local, "0123456789abcdef").unwrap();
+        assert_ne!(id, "0123456789abcdef", "the cookie is not the token");
+        let browser = headers(&[("cookie", &format!("a=b; owl_admin={id}")), ("host", "h:1")]);
+        assert_eq!(auth.credential(&browser), Credential::Session);
+        assert!(auth.may_act(&browser, Some(&csrf)).is_ok());
+        assert!(auth.may_act(&browser, None).is_err(), "no CSRF field");
+        assert!(auth.may_act(&browser, Some("guess")).is_err());
+        // Basic credentials (which browsers add by themselves) change nothing.
+        let with_basic = headers(&[
+            ("cookie", &format!("owl_admin={id}")),
+            ("authorization", "Basic eDp5"),
             ("host", "h:1"),
             ("origin", "http://evil.example"),
         ]);
-        assert!(auth.may_act(&cross, Some(&csrf)).is_err());
+        assert_eq!(
+            auth.may_act(&with_basic, Some(&csrf)),
+            Err("cross-site request refused")
+        );
+        assert!(auth.may_act(&with_basic, None).is_err());
         let script = headers(&[("authorization", "Bearer 0123456789abcdef")]);
         assert!(auth.may_act(&script, None).is_ok());
         let wrong = headers(&[("authorization", "Bearer 0123456789abcdeX")]);
-        assert_eq!(auth.access(&wrong), Access::None);
-        let public = Auth::new("0123456789abcdef", true).unwrap();
-        assert_eq!(public.access(&headers(&[])), Access::View);
-        assert!(public.may_act(&headers(&[]), Some(public.csrf())).is_err());
+        assert_eq!(auth.credential(&wrong), Credential::None);
+        // The token itself is no cookie.
+        let token_cookie = headers(&[("cookie", "owl_admin=0123456789abcdef")]);
+        assert_eq!(auth.credential(&token_cookie), Credential::None);
+        auth.logout(&browser);
+        assert_eq!(auth.credential(&browser), Credential::None, "revoked");
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_address() {
+        let auth = auth();
+        let attacker: IpAddr = "10.0.0.9".parse().unwrap();
+        for _ in 0..LOGIN_FAILURES {
+            assert_eq!(auth.login(attacker, "guess"), Err(LoginRefused::Wrong));
+        }
+        assert!(matches!(
+            auth.login(attacker, "0123456789abcdef"),
+            Err(LoginRefused::TooMany(_))
+        ));
+        let admin: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(
+            auth.login(admin, "0123456789abcdef").is_ok(),
+            "others are not locked out"
+        );
     }
 }

@@ -1,38 +1,104 @@
-//! The web endpoint: the router, and the supervised process that accepts
-//! connections on the listening socket.
+//! The web endpoint: every route, and the supervised processes that serve
+//! them — `web` (rest_for_one) over the live session supervisor and the
+//! endpoint that accepts connections.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{any, get, post};
-use owl_runtime::supervisor::ChildSpec;
-use owl_runtime::{Exit, ExitReason, Process, SpawnOptions};
+use owl_runtime::ExitReason;
+use owl_runtime::supervisor::{ChildSpec, Strategy, SupervisorSpec};
+use owl_system::{Services, listener};
 
-use crate::pages::processes::ProcessesPage;
-use crate::pages::sum::SumPage;
-use crate::pages::system::SystemPage;
-use crate::{App, api, assets, live, pages};
+use crate::{Web, WebConfig, api, assets, auth, live, pages, server};
 
 /// The registered name of the endpoint process.
-pub const NAME: &str = "web_endpoint";
+pub const ENDPOINT: &str = "web_endpoint";
+/// The registered name of the web side's supervisor.
+pub const SUPERVISOR: &str = "web";
 /// How long a stopping endpoint lets requests in flight finish.
 const DRAIN: Duration = Duration::from_secs(2);
+/// File descriptors kept free for everything but HTTP connections (the
+/// console, the database, log files, guests).
+const RESERVED_FDS: u64 = 256;
+
+/// The web side as an edge of the system: its supervisor, holding the live
+/// session supervisor and the endpoint serving `listener` (bound before
+/// the tree starts, so a busy port is an error at once).
+pub fn endpoint(
+    config: WebConfig,
+    listener: std::net::TcpListener,
+) -> impl FnOnce(&Services) -> Result<ChildSpec, String> + 'static {
+    move |services| {
+        let token = services.token.clone();
+        let auth = auth::Auth::new(token, config.public_dashboards)?;
+        let web = Web {
+            services: services.clone(),
+            auth: Arc::new(auth),
+            metrics_meter: Arc::new(parking_lot::Mutex::new(services.operator.meter())),
+        };
+        let limits = server::Limits {
+            max_connections: config
+                .max_connections
+                .unwrap_or_else(default_max_connections),
+            header_timeout: config.header_timeout,
+        };
+        let limits = Arc::new(limits);
+        let serve =
+            listener::child_spec(ENDPOINT, "web endpoint", listener, move |mut p, socket| {
+                let (router, limits) = (router(web.clone()), limits.clone());
+                async move {
+                    let socket = match socket
+                        .set_nonblocking(true)
+                        .and_then(|()| tokio::net::TcpListener::from_std(socket))
+                    {
+                        Ok(s) => s,
+                        Err(e) => {
+                            return ExitReason::error(format!("cannot accept on the listener: {e}"));
+                        }
+                    };
+                    let drain = server::Drain::new();
+                    let limits = server::Limits {
+                        max_connections: limits.max_connections,
+                        header_timeout: limits.header_timeout,
+                    };
+                    let reason = tokio::select! {
+                        () = server::run(socket, router, limits, drain.clone()) => {
+                            ExitReason::error("the server stopped by itself")
+                        }
+                        reason = listener::stopped(&mut p) => reason,
+                    };
+                    let _ = tokio::time::timeout(DRAIN, drain.finish()).await;
+                    reason
+                }
+            });
+        let spec = SupervisorSpec::new(Strategy::RestForOne)
+            .name(SUPERVISOR)
+            .label("web supervisor")
+            .child(live::supervisor_spec())
+            .child(serve);
+        Ok(ChildSpec::supervisor(SUPERVISOR, spec))
+    }
+}
+
+/// Connections the endpoint serves at once: what the file-descriptor
+/// limit allows after a reserve, at most 65,536.
+fn default_max_connections() -> usize {
+    let limit = owl_runtime::sys::fd_limit().unwrap_or(1024);
+    limit.saturating_sub(RESERVED_FDS).clamp(16, 65_536) as usize
+}
 
 /// Every route of the system.
-pub fn router(app: App) -> Router {
+fn router(web: Web) -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { Html(pages::sum::page().into_string()) }),
-        )
-        .route("/live/sum", get(live_sum))
-        .route("/live/dashboard/processes", get(live_processes))
-        .route("/live/dashboard/system", get(live_system))
+        .route("/", get(pages::sum::index))
+        .route("/live/sum", get(pages::sum::live))
+        .route("/live/dashboard/processes", get(pages::processes::live))
+        .route("/live/dashboard/system", get(pages::system::live))
         .route("/dashboard/processes", get(pages::processes::index))
         .route("/dashboard/processes/{n}", get(pages::processes::detail))
         .route(
@@ -41,6 +107,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/dashboard/system", get(pages::system::index))
         .route("/login", get(pages::login::page).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/assets/{name}", get(assets::serve))
         .route("/api/sum", post(api::sum))
@@ -48,66 +115,33 @@ pub fn router(app: App) -> Router {
         .route("/api/{*rest}", any(api::not_found))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
-        .with_state(app)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(web)
 }
 
-/// Upgrades a live page's connection: same-origin only, frames bounded.
-fn upgrade<V, F>(
-    ws: WebSocketUpgrade,
-    headers: &HeaderMap,
-    app: &App,
-    page: &str,
-    view: F,
-) -> Response
-where
-    V: live::LiveView,
-    F: Fn() -> V + Send + Sync + 'static,
-{
-    if !same_origin(headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            "cross-origin live connections are refused",
-        )
-            .into_response();
-    }
-    let (node, label) = (app.node.clone(), format!("live session {page}"));
-    ws.max_message_size(live::MAX_FRAME_BYTES)
-        .max_frame_size(live::MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| live::serve(socket, node, label, view))
+/// Pages are never framed by another site (clickjacking on Kill buttons),
+/// and content types are taken as given.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
-async fn live_sum(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
-    let math = app.math.clone();
-    upgrade(ws, &headers, &app, "/", move || SumPage::new(math.clone()))
-}
-
-async fn live_processes(
-    ws: WebSocketUpgrade,
-    headers: HeaderMap,
-    State(app): State<App>,
-) -> Response {
-    if !app.auth.access(&headers).can_view() {
-        return (StatusCode::UNAUTHORIZED, "dashboards need the admin token").into_response();
-    }
-    let node = app.node.clone();
-    upgrade(ws, &headers, &app, "/dashboard/processes", move || {
-        ProcessesPage::new(node.clone())
-    })
-}
-
-async fn live_system(ws: WebSocketUpgrade, headers: HeaderMap, State(app): State<App>) -> Response {
-    if !app.auth.access(&headers).can_view() {
-        return (StatusCode::UNAUTHORIZED, "dashboards need the admin token").into_response();
-    }
-    let (node, sandbox) = (app.node.clone(), app.math.sandbox().clone());
-    upgrade(ws, &headers, &app, "/dashboard/system", move || {
-        SystemPage::new(node.clone(), sandbox.clone())
-    })
-}
-
-/// Browsers send `Origin` with every WebSocket handshake; one from another
-/// site must not drive a visitor's session (cross-site WebSocket hijacking).
-/// Clients without `Origin` (scripts, load tests) are not browsers and pass.
+/// Browsers send `Origin` with every WebSocket handshake and form post; one
+/// from another site must not drive a visitor's session or act as the
+/// admin. Clients without `Origin` (scripts, load tests) are not browsers.
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -119,52 +153,4 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
         .and_then(|o| o.split_once("://"))
         .map(|(_, rest)| rest.trim_end_matches('/'));
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
-}
-
-/// The endpoint as a child of the root supervisor. The socket is bound
-/// before the tree starts (so `owl serve` fails early on a busy port), and a
-/// restarted endpoint accepts on the same socket.
-pub fn child_spec(app: App, listener: std::net::TcpListener) -> ChildSpec {
-    let listener = Arc::new(listener);
-    ChildSpec::worker(NAME, move |args| {
-        let app = app.clone();
-        let listener = listener.try_clone();
-        async move {
-            let listener = listener.map_err(|e| ExitReason::error(format!("listener: {e}")))?;
-            let opts = SpawnOptions::new().label("web endpoint").trap_exit(true);
-            Ok(args.spawn_link_opts(opts, move |p| serve(p, app, listener)))
-        }
-    })
-}
-
-async fn serve(mut p: Process, app: App, listener: std::net::TcpListener) -> ExitReason {
-    if let Err(e) = p.register(NAME) {
-        return ExitReason::error(e);
-    }
-    let listener = match listener
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::TcpListener::from_std(listener))
-    {
-        Ok(l) => l,
-        Err(e) => return ExitReason::error(format!("cannot accept on the listener: {e}")),
-    };
-    p.set_activity("accept");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
-        let _ = stopped.await;
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => match result {
-            Ok(()) => ExitReason::error("the server stopped by itself"),
-            Err(e) => ExitReason::error(format!("the server failed: {e}")),
-        },
-        // Only the supervisor is linked: its exit signal means stop.
-        exit = p.recv::<Exit>() => {
-            let _ = stop.send(());
-            let _ = tokio::time::timeout(DRAIN, server).await;
-            exit.reason
-        }
-    }
 }

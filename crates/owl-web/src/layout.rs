@@ -1,17 +1,18 @@
 //! The page shell every page shares: head, navigation bar, scripts.
+//! Pages are `maud::Markup`, which axum serves as HTML directly.
 
 use maud::{DOCTYPE, Markup, html};
 
 use crate::assets;
 
 /// One entry of the navigation bar.
-pub struct NavItem {
+pub(crate) struct NavItem {
     pub path: &'static str,
     pub title: &'static str,
 }
 
 /// Every page a visitor can open, in the order the navigation bar shows them.
-pub const NAV: &[NavItem] = &[
+pub(crate) const NAV: &[NavItem] = &[
     NavItem {
         path: "/",
         title: "Sum",
@@ -28,7 +29,16 @@ pub const NAV: &[NavItem] = &[
 
 /// A whole HTML page: `title`, the nav bar with `current` marked, and `main`.
 /// Live pages put their `ws-connect` on an element inside `main`.
-pub fn page(title: &str, current: &str, main: Markup) -> Markup {
+pub(crate) fn page(title: &str, current: &str, main: Markup) -> Markup {
+    shell(title, current, main, false)
+}
+
+/// [`page`] with the full width of the screen, for tables.
+pub(crate) fn wide(title: &str, current: &str, main: Markup) -> Markup {
+    shell(title, current, main, true)
+}
+
+fn shell(title: &str, current: &str, main: Markup, wide: bool) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +63,7 @@ pub fn page(title: &str, current: &str, main: Markup) -> Markup {
                         }
                     }
                 }
-                main { (main) }
+                main.wide[wide] { (main) }
             }
         }
     }

@@ -7,29 +7,47 @@
 //! frames between the socket and the session: if the session crashes (or is
 //! killed), the task closes the socket with code 1011, the browser reconnects
 //! and a fresh session rebuilds the page. No other page notices.
+//!
+//! Back pressure applies to what the browser sends: while the session's
+//! mailbox is full, the connection task stops reading the socket (TCP
+//! pushes back to the browser) instead of dropping events. The answers to
+//! work the session started itself (its calculations) are never refused.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use owl_runtime::supervisor::{ChildSpec, Restart, SupervisorRef, SupervisorSpec};
-use owl_runtime::{ExitReason, Message, Process, SendError, SpawnOptions};
+use owl_runtime::{ExitReason, Message, Node, Process, SendError, SpawnOptions};
 use tokio::sync::mpsc;
 
+use crate::server::ConnectionSlot;
+
 /// The registered name of the supervisor of all live sessions.
-pub const SUPERVISOR: &str = "live_sup";
+pub const SESSIONS: &str = "live_sup";
 /// Sessions allowed at once; beyond, new pages are told to come back later.
-pub const MAX_SESSIONS: usize = 10_000;
-/// Browser events a session may have queued; more are refused, not buffered.
+pub(crate) const MAX_SESSIONS: usize = 10_000;
+/// Browser events a session may have queued; beyond, the connection stops
+/// reading from the browser until there is room.
 const MAILBOX: usize = 64;
 /// Rendered frames waiting for a slow browser before the session waits too.
 const OUTBOX: usize = 16;
 /// The largest WebSocket message a page may send.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// What the WebSocket reads and writes at once: a frame's worth, so an idle
+/// page costs a few kilobytes, not the library's default 128 KiB each way.
+const SOCKET_BUFFER: usize = 4 * 1024;
 /// How long a connection waits for the session supervisor to start a session.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server pings an idle page this often…
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// …and closes a page it has heard nothing from (not even a pong) for this long.
+const IDLE_LIMIT: Duration = Duration::from_secs(75);
 
 /// A page's state and behaviour, run inside its session process.
 pub trait LiveView: Send + 'static {
@@ -99,19 +117,54 @@ impl ClientEvent {
 }
 
 /// The child spec of the session supervisor, for the application's tree.
-pub fn supervisor_spec() -> ChildSpec {
+pub(crate) fn supervisor_spec() -> ChildSpec {
     ChildSpec::supervisor(
-        SUPERVISOR,
+        SESSIONS,
         SupervisorSpec::dynamic()
-            .name(SUPERVISOR)
+            .name(SESSIONS)
             .label("live session supervisor")
             .max_children(MAX_SESSIONS),
     )
 }
 
+/// Upgrades a live page's connection: same-origin only, frames and buffers
+/// bounded, the connection's slot kept for the socket's life.
+pub(crate) fn upgrade<V, F>(
+    ws: WebSocketUpgrade,
+    headers: &HeaderMap,
+    slot: Option<ConnectionSlot>,
+    node: &Node,
+    page: &str,
+    view: F,
+) -> Response
+where
+    V: LiveView,
+    F: Fn() -> V + Send + Sync + 'static,
+{
+    if !crate::endpoint::same_origin(headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin live connections are refused",
+        )
+            .into_response();
+    }
+    let (node, label) = (node.clone(), format!("live session {page}"));
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_FRAME_BYTES * 4)
+        .on_upgrade(move |socket| async move {
+            serve(socket, node, label, view).await;
+            drop(slot);
+        })
+}
+
+type Sending = Pin<Box<dyn Future<Output = Result<(), SendError<ClientEvent>>> + Send>>;
+
 /// Serves one page's WebSocket: starts its session under the session
 /// supervisor and relays frames until either side ends.
-pub async fn serve<V, F>(mut socket: WebSocket, node: owl_runtime::Node, label: String, view: F)
+async fn serve<V, F>(mut socket: WebSocket, node: Node, label: String, view: F)
 where
     V: LiveView,
     F: Fn() -> V + Send + Sync + 'static,
@@ -127,44 +180,77 @@ where
     };
     let exited = session.wait_exit();
     tokio::pin!(exited);
+    // An event waiting for room in the session's mailbox: while it waits,
+    // nothing more is read from the browser.
+    let mut sending: Option<Sending> = None;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
-            frame = socket.recv() => match frame {
-                Some(Ok(Frame::Text(text))) => {
-                    let refusal = match ClientEvent::parse(text.as_str()) {
-                        Ok(event) => match session.send(event) {
-                            Ok(()) => None,
-                            Err(SendError::Full(_)) => Some("too many events at once; this one was dropped".to_string()),
-                            // The session is gone; its exit is handled below.
-                            Err(_) => None,
-                        },
-                        Err(why) => Some(format!("message not understood ({why})")),
-                    };
-                    if let Some(why) = refusal
-                        && socket.send(Frame::Text(notice(&why).into())).await.is_err()
-                    {
+            frame = socket.recv(), if sending.is_none() => {
+                heard = Instant::now();
+                match frame {
+                    Some(Ok(Frame::Text(text))) => {
+                        let refusal = match ClientEvent::parse(text.as_str()) {
+                            Ok(event) => match session.send(event) {
+                                Ok(()) => None,
+                                Err(SendError::Full(event)) => {
+                                    let target = session.clone();
+                                    sending = Some(Box::pin(async move { target.send_wait(event).await }));
+                                    None
+                                }
+                                // The session is gone; its exit is handled below.
+                                Err(SendError::NoProcess(_)) => None,
+                            },
+                            Err(why) => Some(format!("message not understood ({why})")),
+                        };
+                        if let Some(why) = refusal
+                            && socket.send(Frame::Text(notice(&why).into())).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Some(Ok(Frame::Binary(_))) => {
+                        if socket.send(Frame::Text(notice("binary messages are not understood").into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => {}
+                    Some(Err(e)) if is_too_big(&e) => {
+                        close(&mut socket, 1009, "message too big: at most 16 KiB").await;
                         break;
                     }
+                    // Closed by the browser, or a broken frame.
+                    Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
                 }
-                Some(Ok(Frame::Binary(_))) => {
-                    if socket.send(Frame::Text(notice("binary messages are not understood").into())).await.is_err() {
-                        break;
-                    }
+            }
+            sent = async { sending.as_mut().expect("guarded").await }, if sending.is_some() => {
+                sending = None;
+                if sent.is_err() {
+                    // The session is gone; its exit is handled below.
+                    continue;
                 }
-                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => {}
-                // Closed by the browser, or a broken / oversized frame.
-                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
-            },
+            }
             html = out_rx.recv() => {
                 let Some(html) = html else { continue };
                 if socket.send(Frame::Text(html.into())).await.is_err() {
                     break;
                 }
             }
+            _ = ping.tick() => {
+                if heard.elapsed() > IDLE_LIMIT {
+                    close(&mut socket, 1001, "idle for too long").await;
+                    break;
+                }
+                if socket.send(Frame::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
             reason = &mut exited => {
                 let (code, why) = match reason {
                     // A node shutting down: come back when it is up again.
-                    ExitReason::Shutdown => (1012, "service restart"),
+                    r if r.is_shutdown() => (1012, "service restart"),
                     ExitReason::Normal => (1000, "session ended"),
                     _ => (1011, "session crashed"),
                 };
@@ -174,8 +260,14 @@ where
         }
     }
     // The page went away: so does its session (its calculations go on under
-    // their own supervisor).
+    // their own supervisor, unless the node reaps orphans).
     node.exit(&session, ExitReason::Shutdown);
+}
+
+/// Whether a read failed because the browser sent more than a frame may hold.
+fn is_too_big(e: &axum::Error) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("capacity") || text.contains("too long") || text.contains("too big")
 }
 
 async fn start_session<V, F>(
@@ -189,7 +281,7 @@ where
     F: Fn() -> V + Send + Sync + 'static,
 {
     let supervisor = node
-        .resolve(SUPERVISOR)
+        .resolve(SESSIONS)
         .ok_or("the session supervisor is not running")?;
     let spec = ChildSpec::worker("session", move |args| {
         let opts = SpawnOptions::new()

@@ -35,10 +35,10 @@ fn the_talks_three_bugs_on_the_sum_page_while_it_stays_live() {
         );
 
         // Not an integer: answered at once, nothing started.
-        let running = server.math.sandbox().running("math").len();
+        let running = server.math.running().len();
         submit(&page, "abc").await;
         wait_line(&page, "∑(1..abc) = invalid input").await;
-        assert_eq!(server.math.sandbox().running("math").len(), running);
+        assert_eq!(server.math.running().len(), running);
 
         // Newest first, every line kept, all without a reload.
         assert_eq!(
@@ -166,7 +166,7 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         let page = browser::open_live(&driver, 1, &server.url("/")).await;
         submit(&page, "-1").await;
         wait_line(&page, "∑(1..-1) = calculating…").await;
-        let runaway = server.math.sandbox().running("math")[0].clone();
+        let runaway = server.math.running()[0].clone();
 
         // Without the token the dashboard asks for it.
         page.goto(&server.url("/dashboard/processes"))

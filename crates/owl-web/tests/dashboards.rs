@@ -8,7 +8,21 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const COOKIE: &str = "owl_admin=test-admin-token-0123456789";
+/// Logs in with the admin token; returns the session cookie (`owl_admin=…`).
+async fn admin_cookie(server: &TestNode) -> String {
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.url("/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let set = login.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
 
 /// Starts a runaway calculation through the API; returns its pid number.
 async fn runaway(server: &TestNode) -> u64 {
@@ -81,18 +95,33 @@ fn killing_from_the_browser_needs_the_token_and_a_genuine_form() {
             .unwrap();
         assert_eq!(login.status().as_u16(), 303);
         assert_eq!(login.headers()["location"], "/dashboard/system");
-        let cookie = login.headers()["set-cookie"].to_str().unwrap();
+        let set_cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(
-            cookie.starts_with(COOKIE)
-                && cookie.contains("HttpOnly")
-                && cookie.contains("SameSite=Strict"),
-            "{cookie}"
+            set_cookie.starts_with("owl_admin=")
+                && set_cookie.contains("HttpOnly")
+                && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
         );
+        assert!(
+            !set_cookie.contains(ADMIN_TOKEN),
+            "the cookie is a session, not the token"
+        );
+        let session = set_cookie.split(';').next().unwrap().to_string();
+        let cookie = session.as_str();
+        // The token itself as a cookie proves nothing.
+        let token_cookie = format!("owl_admin={ADMIN_TOKEN}");
+        let page = http()
+            .get(&detail)
+            .header("cookie", &token_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 401);
 
         // With the token: the detail page shows the guest's stack and a Kill button.
         let page = http()
             .get(&detail)
-            .header("cookie", COOKIE)
+            .header("cookie", cookie)
             .send()
             .await
             .unwrap();
@@ -108,7 +137,7 @@ fn killing_from_the_browser_needs_the_token_and_a_genuine_form() {
         for fields in [vec![], vec![("csrf", "forged")]] {
             let r = http()
                 .post(&kill)
-                .header("cookie", COOKIE)
+                .header("cookie", cookie)
                 .form(&fields)
                 .send()
                 .await
@@ -117,7 +146,7 @@ fn killing_from_the_browser_needs_the_token_and_a_genuine_form() {
         }
         let cross = http()
             .post(&kill)
-            .header("cookie", COOKIE)
+            .header("cookie", cookie)
             .header("origin", "http://evil.example")
             .form(&[("csrf", csrf.as_str())])
             .send()
@@ -130,7 +159,7 @@ fn killing_from_the_browser_needs_the_token_and_a_genuine_form() {
         let origin = format!("http://{}", server.addr);
         let killed = no_redirect
             .post(&kill)
-            .header("cookie", COOKIE)
+            .header("cookie", cookie)
             .header("origin", origin)
             .form(&[("csrf", csrf.as_str())])
             .send()
@@ -140,7 +169,7 @@ fn killing_from_the_browser_needs_the_token_and_a_genuine_form() {
         wait_until("the process to end", || async { !alive() }).await;
         let gone = http()
             .get(&detail)
-            .header("cookie", COOKIE)
+            .header("cookie", cookie)
             .send()
             .await
             .unwrap();
@@ -242,7 +271,7 @@ fn the_live_process_table_refreshes_and_filters() {
         );
         request
             .headers_mut()
-            .insert("cookie", COOKIE.parse().unwrap());
+            .insert("cookie", admin_cookie(&server).await.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         let mut frames = 0;
         let row = format!("id=\"p{n}\"");

@@ -73,7 +73,7 @@ fn each_page_is_a_session_process_that_monitors_its_calculations() {
 
         send_sum(&mut socket, "-1").await;
         until_text(&mut socket, "calculating…").await;
-        let runaway = server.math.sandbox().running("math")[0].clone();
+        let runaway = server.math.running()[0].clone();
         let info = server.node.info(&session).unwrap();
         assert!(
             info.monitors.contains(&runaway),
@@ -128,18 +128,23 @@ fn bad_frames_get_a_notice_and_change_nothing() {
         assert!(session.is_alive());
         assert_eq!(server.math.counts().started, 1);
 
-        // A frame over the limit ends the connection (and its session), not the node.
-        let huge = "x".repeat(owl_web::live::MAX_FRAME_BYTES + 1);
+        // A frame over the limit ends the connection (and its session), not
+        // the node, with "message too big" (1009) and a reason.
+        let huge = "x".repeat(owl_web::MAX_FRAME_BYTES + 1);
         let _ = socket.send(Message::Text(huge.into())).await;
-        loop {
+        let close = loop {
             match tokio::time::timeout(LIMIT, socket.next())
                 .await
                 .expect("the socket ends")
             {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(frame))) => break frame,
+                None | Some(Err(_)) => break None,
                 Some(Ok(_)) => continue,
             }
-        }
+        };
+        let close = close.expect("a close frame, not a dropped connection");
+        assert_eq!(u16::from(close.code), 1009, "{close:?}");
+        assert!(close.reason.contains("too big"), "{close:?}");
         wait_until("the session to end", || async { !session.is_alive() }).await;
         let mut again = connect(&server).await;
         next_text(&mut again).await;

@@ -1,14 +1,15 @@
-//! `owl serve`: starts the node and the application's supervision tree (web
-//! endpoint included), and stops them in order on Ctrl-C or SIGTERM.
+//! `owl serve`: starts the system (owl-system's one assembly) with the web
+//! endpoint and the console as its edges, and stops it in order on Ctrl-C or
+//! SIGTERM. If the root supervisor itself ends, the node can no longer
+//! serve: it says why and exits non-zero, so a service manager restarts it.
 
 use std::time::Duration;
 
 use clap::Args;
-use owl_runtime::supervisor::Supervisor;
-use owl_runtime::{Config, Runtime};
-use owl_sandbox::{Sandbox, SandboxConfig};
-use owl_system::math::MathService;
-use owl_web::{App, Auth};
+use owl_runtime::ExitReason;
+use owl_system::access::TokenSource;
+use owl_system::{Config, System};
+use owl_web::WebConfig;
 
 use crate::console;
 
@@ -32,98 +33,171 @@ pub struct ServeArgs {
     /// Schedulers (worker threads); default: one per CPU.
     #[arg(long, default_value_t = 0)]
     schedulers: usize,
-    /// Calculations that may run at once, all visitors together; more are
-    /// answered "overloaded".
+    /// Calculations that may run at once, all visitors together; at the
+    /// limit, the visitor holding the most gives one up to a newcomer.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_calculations: u32,
-    /// Let anyone look at the dashboards and /metrics (killing still needs
+    /// End a calculation this long after the page that asked for it went
+    /// away (e.g. `30s`, `5m`); by default calculations outlive their pages.
+    #[arg(long, value_parser = parse_duration)]
+    reap_orphans: Option<Duration>,
+    /// A CPU-time budget per process of a guest module, e.g. `math=30s`:
+    /// runaways past it end by themselves (repeatable).
+    #[arg(long, value_parser = parse_budget)]
+    cpu_budget: Vec<(String, Duration)>,
+    /// Let anyone look at the dashboards and /metrics (acting still needs
     /// the admin token). Off by default.
     #[arg(long)]
     public_dashboards: bool,
-    /// The admin token (at least 16 characters); default: the one in
-    /// DATA_DIR/admin-token, generated at first start.
-    #[arg(long)]
+    /// The admin token (at least 16 characters). Visible in the process
+    /// list: prefer --admin-token-file or OWL_ADMIN_TOKEN. Default: the one
+    /// in DATA_DIR/admin-token, generated at first start.
+    #[arg(long, env = "OWL_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Read the admin token from this file.
+    #[arg(long, conflicts_with = "admin_token")]
+    admin_token_file: Option<std::path::PathBuf>,
+    /// Connections served at once (default: from the file limit).
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+/// Reads `30s`, `5m`, `2h`, `1500ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 5m, 1500ms)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
+    };
+    if !(seconds > 0.0 && seconds <= 30.0 * 86_400.0) {
+        return Err(format!(
+            "{text:?}: must be longer than zero and at most 30 days"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_budget(text: &str) -> Result<(String, Duration), String> {
+    let (module, duration) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected MODULE=DURATION, e.g. math=30s"))?;
+    Ok((module.to_string(), parse_duration(duration)?))
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
-    create_private_dir(&args.data_dir)?;
+    // A node may hold thousands of connections; the web side keeps a
+    // reserve below this limit for the console and files.
+    if let Err(e) = owl_runtime::sys::raise_fd_limit() {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
     // Bind first: a busy port is an error before anything starts.
     let listener = std::net::TcpListener::bind(&args.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (console_listener, console_path) = console::server::bind(&args.data_dir)?;
-    let rt =
-        Runtime::new(Config::default().schedulers(args.schedulers)).map_err(|e| e.to_string())?;
-    let max = args.max_calculations as usize;
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_processes: max,
-        ..SandboxConfig::default()
-    })?;
-    let math = MathService::new(sandbox, max).map_err(|e| format!("math guest: {e}"))?;
-    let token_file = args.data_dir.join("admin-token");
-    let auth = match &args.admin_token {
-        Some(token) if token.len() >= 16 => {
-            Auth::new(token.clone(), args.public_dashboards).map_err(|e| e.to_string())?
-        }
-        Some(_) => return Err("--admin-token must have at least 16 characters".into()),
-        None => Auth::load_or_create(&token_file, args.public_dashboards)?,
+    let config = Config {
+        data_dir: args.data_dir.clone(),
+        schedulers: args.schedulers,
+        max_calculations: args.max_calculations as usize,
+        reap_orphans: args.reap_orphans,
+        cpu_budgets: args.cpu_budget.clone(),
+        admin_token: match (&args.admin_token, &args.admin_token_file) {
+            (Some(token), _) => TokenSource::Given(token.clone()),
+            (None, Some(path)) => TokenSource::File(path.clone()),
+            (None, None) => TokenSource::DataDir,
+        },
+        ..Config::default()
     };
-    let app = App::new(rt.node(), math, auth);
-    rt.block_on(async move {
-        // Listen for signals before announcing readiness, so a stop request
-        // that follows the announcement is never lost.
-        let stop = stop_signal()?;
-        let console = console::commands::Context {
-            node: app.node.clone(),
-            math: app.math.clone(),
-        };
-        let tree = owl_web::application(&app, listener)
-            .child(console::server::child_spec(console, console_listener));
-        let root = Supervisor::start(&app.node, tree)
-            .await
-            .map_err(|e| format!("the application failed to start: {e}"))?;
-        say!(
-            "owl node up: {} scheduler(s), root supervisor {}, data in {}",
-            app.node.schedulers(),
-            root.pid(),
+    // The console socket lives in the data directory, which the system
+    // creates; bind it after checking the directory can be made.
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
             args.data_dir.display()
-        );
-        say!("open http://{addr}/  (JSON API: POST http://{addr}/api/sum)");
-        say!(
-            "remote console: owl console --data-dir {}",
-            args.data_dir.display()
-        );
-        match (&args.admin_token, args.public_dashboards) {
-            (Some(_), _) => say!("dashboards: admin token from --admin-token"),
-            (None, public) => say!(
-                "dashboards{}: admin token in {}",
-                if public {
-                    " are public; killing needs the"
-                } else {
-                    " need the"
-                },
-                token_file.display()
-            ),
+        )
+    })?;
+    let (console_listener, console_path) = console::server::bind(&args.data_dir)?;
+    let web = WebConfig {
+        public_dashboards: args.public_dashboards,
+        max_connections: args.max_connections,
+        ..WebConfig::default()
+    };
+    let system = System::builder(config)
+        .edge(owl_web::endpoint(web, listener))
+        .edge(move |services| {
+            Ok(console::server::child_spec(
+                services.clone(),
+                console_listener,
+            ))
+        })
+        .start()?;
+    let node = system.node().clone();
+    // Listen for signals before announcing readiness, so a stop request
+    // that follows the announcement is never lost.
+    let stop = {
+        let _runtime = system.handle().enter();
+        stop_signal()?
+    };
+    say!(
+        "owl node up: {} scheduler(s), root supervisor {}, data in {}",
+        node.schedulers(),
+        system.root().pid(),
+        args.data_dir.display()
+    );
+    say!("open http://{addr}/  (JSON API: POST http://{addr}/api/sum)");
+    say!(
+        "remote console: owl console --data-dir {}",
+        args.data_dir.display()
+    );
+    match (
+        &args.admin_token,
+        &args.admin_token_file,
+        args.public_dashboards,
+    ) {
+        (Some(_), _, _) => say!("admin token: from --admin-token / OWL_ADMIN_TOKEN"),
+        (None, Some(path), _) => say!("admin token: from {}", path.display()),
+        (None, None, public) => say!(
+            "dashboards{}; the admin token is in {}",
+            if public {
+                " are public, acting needs the admin token"
+            } else {
+                " need the admin token"
+            },
+            args.data_dir.join("admin-token").display()
+        ),
+    }
+    say!("Press Ctrl-C to stop.");
+    let root_exit = system.root_exit();
+    let ended: Option<ExitReason> = system.block_on(async move {
+        tokio::select! {
+            () = stop => None,
+            reason = root_exit => Some(reason),
         }
-        say!("Press Ctrl-C to stop.");
-        stop.await;
-        say!("stopping: shutting the supervision tree down");
-        root.shutdown(Duration::from_secs(30)).await;
-        let _ = std::fs::remove_file(&console_path);
-        Ok::<(), String>(())
-    })
-}
-
-/// Creates the data directory readable by this user only: it holds the
-/// console socket and, later, the admin token and the database.
-fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))
+    });
+    let result = match ended {
+        None => {
+            say!("stopping: shutting the supervision tree down");
+            system.shutdown(Duration::from_secs(30));
+            Ok(())
+        }
+        Some(reason) => {
+            tracing::error!(target: "owl::node", %reason,
+                "the root supervisor ended; the node can no longer serve and exits");
+            drop(system);
+            Err(format!("the root supervisor ended ({reason}); exiting"))
+        }
+    };
+    let _ = std::fs::remove_file(&console_path);
+    result
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
@@ -139,4 +213,21 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        for bad in ["", "0s", "-1s", "5x", "abc", "1e9h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -564,6 +564,33 @@ impl Pid {
         })
     }
 
+    /// Sends the answer to a request the receiver itself made (the result
+    /// of work it started): delivered even when its bounded mailbox is full.
+    ///
+    /// A bounded mailbox limits what *others* ask of a process; the answers
+    /// to its own requests must never be dropped by it, or the process would
+    /// see the worker end (its `Down`) without the answer that came first.
+    /// They are bounded by how much work the receiver started.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SendError, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let pid = rt.node().spawn_opts(SpawnOptions::new().mailbox_capacity(1), |mut p| async move {
+    ///     p.recv::<()>().await
+    /// });
+    /// pid.send(1u8).unwrap();
+    /// assert!(matches!(pid.send(2u8), Err(SendError::Full(2))));
+    /// assert!(pid.send_reply(3u8).is_ok(), "an answer is never refused for room");
+    /// ```
+    pub fn send_reply<M: Send + 'static>(&self, msg: M) -> Result<(), SendError<M>> {
+        let Some(cell) = self.cell() else {
+            return Err(SendError::NoProcess(msg));
+        };
+        cell.deliver(Message::new(msg), false)
+            .map_err(|e| SendError::NoProcess(unwrap_message(e.into_inner())))
+    }
+
     /// Sends `msg`, waiting while a bounded mailbox is full: back pressure.
     /// Fails only if the process is gone.
     pub async fn send_wait<M: Send + 'static>(&self, mut msg: M) -> Result<(), SendError<M>> {

@@ -7,22 +7,28 @@
 //! monitor's `Down`. So a crash, a runaway or a kill touches that one
 //! calculation and nothing else.
 //!
+//! Admission is fair ([`Client`]): at the limit, a newcomer takes a slot
+//! from whoever holds the most, never the other way round.
+//!
 //! ```
 //! use std::time::Duration;
 //! use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
 //! use owl_runtime::Runtime;
 //! use owl_sandbox::{Sandbox, SandboxConfig};
-//! use owl_system::math::{MathService, Outcome, Settled};
+//! use owl_system::math::{Client, MathConfig, MathService, Outcome, Settled};
 //!
 //! let rt = Runtime::new(Default::default()).unwrap();
 //! let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-//! let math = MathService::new(sandbox, 100).unwrap();
+//! let math = MathService::new(sandbox, MathConfig::default()).unwrap();
 //! let node = rt.node();
 //! let outcome = rt.block_on(async move {
-//!     let spec = SupervisorSpec::new(Strategy::OneForOne).child(math.supervisor_spec());
+//!     let mut spec = SupervisorSpec::new(Strategy::OneForOne);
+//!     for child in math.child_specs() {
+//!         spec = spec.child(child);
+//!     }
 //!     let _root = Supervisor::start(&node, spec).await.unwrap();
 //!     let asker = node.spawn_task(move |mut p| async move {
-//!         let pid = math.start(&mut p, 100).await.unwrap();
+//!         let pid = math.start(&mut p, 100, &Client::named("doc")).await.unwrap();
 //!         loop {
 //!             match MathService::settle(p.recv_any().await) {
 //!                 Ok(Settled { pid: from, outcome }) if from == pid => return outcome,
@@ -35,6 +41,7 @@
 //! assert_eq!(outcome, Outcome::Sum(5050));
 //! ```
 
+mod admission;
 mod input;
 
 use std::sync::Arc;
@@ -43,8 +50,9 @@ use std::time::Duration;
 
 use owl_runtime::supervisor::{ChildError, ChildSpec, Restart, SupervisorRef, SupervisorSpec};
 use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
-use owl_sandbox::{CallCounts, GuestReply, LoadError, Sandbox, SpawnError};
+use owl_sandbox::{CallCounts, Canary, GuestReply, LoadError, Sandbox, SpawnError};
 
+pub use admission::{Client, Refusal};
 pub use input::{InvalidInput, MAX_INPUT_CHARS, parse_input};
 
 /// The guest module that computes the sum.
@@ -53,6 +61,23 @@ pub const MODULE: &str = "math";
 pub const FUNCTION: &str = "sum";
 /// The registered name of the math supervisor.
 pub const SUPERVISOR: &str = "math_sup";
+/// The registered name of the process that ends calculations whose page
+/// has gone (with `--reap-orphans`).
+pub const REAPER: &str = "math_reaper";
+
+/// What a candidate version of the guest must answer before it replaces the
+/// current one: ∑(1..100) = 5050.
+pub fn canary() -> Canary {
+    Canary {
+        function: FUNCTION.into(),
+        args: vec![100],
+        expected: vec![0, 5050, 0],
+    }
+}
+
+/// The reason a calculation ended to make room for another client's.
+pub const SQUEEZED: &str =
+    "stopped to make room: the server was full and this visitor held the most calculations";
 
 /// Version 1 of the guest, with the talk's three bugs (13 crashes, n < 1
 /// loops forever, a naive O(n) loop).
@@ -77,8 +102,23 @@ pub enum Outcome {
     /// The guest itself refused the input (the fixed version does for n < 0).
     Invalid,
     /// The calculation's process ended without an answer: a crash, a kill,
-    /// its CPU budget.
+    /// its CPU budget, or ended by the node (made room for another client,
+    /// its page gone).
     Crashed(ExitReason),
+}
+
+impl Outcome {
+    /// A short description of an ended calculation for a visitor: `error`
+    /// (a crash or a kill; the reason goes in a tooltip), `error: CPU limit`
+    /// (its budget ended it), or `stopped` (the node ended it on purpose: to
+    /// make room, or because its page had gone).
+    pub fn summary(reason: &ExitReason) -> &'static str {
+        match reason {
+            ExitReason::CpuLimit => "error: CPU limit",
+            r if r.is_shutdown() => "stopped",
+            _ => "error",
+        }
+    }
 }
 
 impl Outcome {
@@ -106,7 +146,10 @@ pub struct Settled {
 /// Why a calculation was not started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartError {
-    /// As many calculations as allowed run already; try again later.
+    /// The node runs as many calculations as it may, and this client already
+    /// holds its fair share of them: one of its own must end first.
+    FairShare(Refusal),
+    /// The sandbox has no room (its own hard limit); try again soon.
     Overloaded,
     /// The math supervisor or the guest module is not available (restarting,
     /// or a broken deployment): the message says which.
@@ -116,6 +159,11 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            StartError::FairShare(r) => write!(
+                f,
+                "the server is at its limit of {} calculations and you hold {} of them, your fair share; one of yours must end first",
+                r.cap, r.held
+            ),
             StartError::Overloaded => f.write_str("overloaded: too many calculations running"),
             StartError::Unavailable(why) => write!(f, "calculations unavailable: {why}"),
         }
@@ -131,42 +179,92 @@ pub struct MathService {
 
 struct Inner {
     sandbox: Sandbox,
-    max_running: usize,
+    admission: Arc<admission::Admission>,
+    reap_orphans: Option<Duration>,
     /// Starts refused at the limit.
     refused: std::sync::atomic::AtomicU64,
+    /// Calculations ended to make room for another client.
+    squeezed: std::sync::atomic::AtomicU64,
+}
+
+/// Settings of the math service.
+#[derive(Clone, Debug)]
+pub struct MathConfig {
+    /// Calculations that may run at once, all clients together.
+    pub max_running: usize,
+    /// End a calculation this long after the page that asked for it went
+    /// away (`None`: calculations outlive their pages, as in the talk, so
+    /// the operator can find them).
+    pub reap_orphans: Option<Duration>,
+}
+
+impl Default for MathConfig {
+    fn default() -> Self {
+        MathConfig {
+            max_running: 1000,
+            reap_orphans: None,
+        }
+    }
 }
 
 impl MathService {
     /// The service on `sandbox`, loading version 1 of the guest unless a
-    /// `math` module is loaded already. At most `max_running` calculations
-    /// run at once (the math supervisor's `max_children`).
-    pub fn new(sandbox: Sandbox, max_running: usize) -> Result<MathService, LoadError> {
+    /// `math` module is loaded already.
+    pub fn new(sandbox: Sandbox, config: MathConfig) -> Result<MathService, LoadError> {
         if !sandbox.modules().iter().any(|m| m.name == MODULE) {
             sandbox.load(MODULE, GUEST_V1.as_bytes())?;
         }
         Ok(MathService {
             inner: Arc::new(Inner {
                 sandbox,
-                max_running: max_running.max(1),
+                admission: admission::Admission::new(config.max_running),
+                reap_orphans: config.reap_orphans,
                 refused: Default::default(),
+                squeezed: Default::default(),
             }),
         })
     }
 
-    /// The sandbox the calculations run in (for upgrades and inspection).
-    pub fn sandbox(&self) -> &Sandbox {
-        &self.inner.sandbox
+    /// The most calculations that run at once.
+    pub fn max_running(&self) -> usize {
+        self.inner.admission.cap()
     }
 
-    /// The child spec of the math supervisor, for the application's tree.
-    pub fn supervisor_spec(&self) -> ChildSpec {
-        ChildSpec::supervisor(
+    /// Calculations `client` runs now.
+    pub fn held_by(&self, client: &Client) -> usize {
+        self.inner.admission.held(client)
+    }
+
+    /// The children of the application's tree that belong to the math
+    /// service: the math supervisor, and the orphan reaper when enabled.
+    pub fn child_specs(&self) -> Vec<ChildSpec> {
+        let mut specs = vec![ChildSpec::supervisor(
             SUPERVISOR,
             SupervisorSpec::dynamic()
                 .name(SUPERVISOR)
                 .label("math supervisor")
-                .max_children(self.inner.max_running),
-        )
+                .max_children(self.inner.admission.cap()),
+        )];
+        if let Some(grace) = self.inner.reap_orphans {
+            let admission = self.inner.admission.clone();
+            specs.push(ChildSpec::worker(REAPER, move |args| {
+                let admission = admission.clone();
+                let opts = SpawnOptions::new().label("orphan reaper");
+                let pid = args.spawn_link_opts(opts, move |p| reap(p, admission, grace));
+                async move { Ok(pid) }
+            }));
+        }
+        specs
+    }
+
+    /// The calculations running now, any version of the guest.
+    pub fn running(&self) -> Vec<Pid> {
+        self.inner.sandbox.running(MODULE)
+    }
+
+    /// Calculations ended to make room for another client, since start.
+    pub fn squeezed(&self) -> u64 {
+        self.inner.squeezed.load(Ordering::Relaxed)
     }
 
     /// Calculations refused because the limit was reached, since start.
@@ -176,16 +274,41 @@ impl MathService {
 
     /// How the calculations ended so far, over every version of the guest.
     pub fn counts(&self) -> CallCounts {
-        crate::observe::module_counts(&self.inner.sandbox, MODULE)
+        self.inner
+            .sandbox
+            .modules()
+            .into_iter()
+            .find(|m| m.name == MODULE)
+            .map(|m| m.calls)
+            .unwrap_or_default()
     }
 
-    /// Starts ∑(1..n) as a child of the math supervisor, monitored by `ctx`;
-    /// the answer comes to `ctx`'s mailbox (read it with [`settle`](Self::settle)).
-    pub async fn start(&self, ctx: &mut Process, n: i64) -> Result<Pid, StartError> {
+    /// Starts ∑(1..n) for `client` as a child of the math supervisor,
+    /// monitored by `ctx`; the answer comes to `ctx`'s mailbox (read it with
+    /// [`settle`](Self::settle)). At the limit, fairness decides: room is
+    /// made by ending the oldest calculation of the client that holds the
+    /// most, or the start is refused if `client` holds its fair share.
+    pub async fn start(
+        &self,
+        ctx: &mut Process,
+        n: i64,
+        client: &Client,
+    ) -> Result<Pid, StartError> {
         let node = ctx.node().clone();
         let supervisor = node
             .resolve(SUPERVISOR)
             .ok_or_else(|| StartError::Unavailable("the math supervisor is not running".into()))?;
+        let reservation = self.inner.admission.reserve(client).map_err(|refusal| {
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
+            StartError::FairShare(refusal)
+        })?;
+        if let Some((victim, _)) = &reservation.victim {
+            // Its slot in the sandbox is free once it has ended.
+            let ended = victim.wait_exit();
+            node.exit(victim, ExitReason::shutdown_with(SQUEEZED));
+            self.inner.squeezed.fetch_add(1, Ordering::Relaxed);
+            let _ = tokio::time::timeout(START_TIMEOUT, ended).await;
+        }
         let (sandbox, reply_to) = (self.inner.sandbox.clone(), ctx.pid().clone());
         // Set in the start function if the sandbox's admission refused.
         let admission_refused = Arc::new(AtomicBool::new(false));
@@ -223,7 +346,21 @@ impl MathService {
                     self.inner.refused.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
+        reservation.fill(pid.clone(), ctx.pid().clone());
         Ok(pid)
+    }
+
+    /// Takes the answers and `Down`s of calculations already waiting in
+    /// `ctx`'s mailbox, without waiting (read each with [`settle`](Self::settle)).
+    pub fn take_settled(ctx: &mut Process) -> Vec<Message> {
+        let mut taken = Vec::new();
+        while let Some(reply) = ctx.try_recv::<GuestReply>() {
+            taken.push(Message::new(reply));
+        }
+        while let Some(down) = ctx.try_recv::<Down>() {
+            taken.push(Message::new(down));
+        }
+        taken
     }
 
     /// Reads a calculation's end from a message: its answer, or the `Down` of
@@ -251,6 +388,26 @@ impl MathService {
             pid: down.pid,
             outcome: Outcome::Crashed(reason),
         })
+    }
+}
+
+/// The orphan reaper: once a second, ends the calculations whose page has
+/// been gone for longer than `grace`.
+async fn reap(p: Process, admission: Arc<admission::Admission>, grace: Duration) {
+    loop {
+        p.sleep(Duration::from_secs(1)).await;
+        let orphans = admission.orphans(grace);
+        if !orphans.is_empty() {
+            tracing::info!(target: "owl::math", count = orphans.len(), grace_s = grace.as_secs_f64(),
+                "ending calculations whose page went away");
+        }
+        let why = ExitReason::shutdown_with(format!(
+            "orphaned: the page that asked for it closed more than {} s ago",
+            grace.as_secs()
+        ));
+        for pid in orphans {
+            p.node().exit(&pid, why.clone());
+        }
     }
 }
 

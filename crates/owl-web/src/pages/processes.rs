@@ -4,17 +4,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::Form;
+use axum::Extension;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use owl_runtime::{ExitReason, Message, Node, PidId, Process, ProcessInfo};
-use owl_system::observe::{self, RecentCpu, SortKey};
+use owl_runtime::{ExitReason, Message, PidId, Process, ProcessInfo};
+use owl_system::operator::{Operator, RecentCpu, SortKey, Stack};
 
-use crate::auth::Access;
-use crate::live::{ClientEvent, LiveView};
-use crate::{App, layout, pages};
+use crate::access::{AdminForm, Viewer};
+use crate::live::{self, ClientEvent, LiveView};
+use crate::server::ConnectionSlot;
+use crate::{Web, layout};
 
 /// Rows the live table shows at most.
 const ROWS: usize = 50;
@@ -23,10 +25,7 @@ const REFRESH: Duration = Duration::from_secs(1);
 struct Tick;
 
 /// `GET /dashboard/processes`.
-pub async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
-    if !app.auth.access(&headers).can_view() {
-        return pages::login::required("/dashboard/processes");
-    }
+pub(crate) async fn index(_: Viewer) -> Markup {
     let sort_options = html! {
         @for key in SortKey::ALL {
             option value=(key.name()) selected[key == SortKey::Cpu] { (key.name()) }
@@ -45,12 +44,31 @@ pub async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
             div #proc-table hx-swap-oob="morph" { p.hint { "loading…" } }
         }
     };
-    Html(layout::page("Processes", "/dashboard/processes", main).into_string()).into_response()
+    layout::wide("Processes", "/dashboard/processes", main)
+}
+
+/// `GET /live/dashboard/processes`.
+pub(crate) async fn live(
+    _: Viewer,
+    State(web): State<Web>,
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    slot: Option<Extension<ConnectionSlot>>,
+) -> Response {
+    let operator = web.services.operator.clone();
+    live::upgrade(
+        ws,
+        &headers,
+        slot.map(|Extension(s)| s),
+        &web.services.node,
+        "/dashboard/processes",
+        move || ProcessesPage::new(operator.clone()),
+    )
 }
 
 /// The live table's session state.
-pub struct ProcessesPage {
-    node: Node,
+struct ProcessesPage {
+    operator: Operator,
     sort: SortKey,
     query: String,
     recent: RecentCpu,
@@ -60,9 +78,9 @@ pub struct ProcessesPage {
 }
 
 impl ProcessesPage {
-    pub fn new(node: Node) -> ProcessesPage {
+    fn new(operator: Operator) -> ProcessesPage {
         ProcessesPage {
-            node,
+            operator,
             sort: SortKey::Cpu,
             query: String::new(),
             recent: RecentCpu::default(),
@@ -74,13 +92,17 @@ impl ProcessesPage {
 
 impl LiveView for ProcessesPage {
     fn mount(&mut self, ctx: &mut Process) {
-        (self.last, self.window) = self.recent.update(&self.node);
-        self.node.send_interval(ctx.pid(), REFRESH, || Tick);
+        (self.last, self.window) = self.recent.update(self.operator.node());
+        self.operator
+            .node()
+            .send_interval(ctx.pid(), REFRESH, || Tick);
     }
 
     fn render(&self) -> Markup {
-        let rows = observe::list(&self.node, self.sort, ROWS, &self.query, Some(&self.last));
-        let total = self.node.process_count();
+        let rows = self
+            .operator
+            .processes(self.sort, ROWS, &self.query, Some(&self.last));
+        let total = self.operator.node().process_count();
         let window = self.window.as_secs_f64().max(1e-3);
         let share = |d: Duration| d.as_secs_f64() / window * 100.0;
         html! {
@@ -122,7 +144,7 @@ impl LiveView for ProcessesPage {
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
-            (self.last, self.window) = self.recent.update(&self.node);
+            (self.last, self.window) = self.recent.update(self.operator.node());
             return true;
         }
         false
@@ -130,7 +152,7 @@ impl LiveView for ProcessesPage {
 }
 
 /// Bytes in the largest fitting unit.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
@@ -139,66 +161,56 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-fn pid_link(node: &Node, id: PidId) -> Markup {
-    let label = node
-        .lookup(id)
-        .and_then(|p| node.info(&p))
-        .map(|i| i.name.unwrap_or(i.label));
+fn pid_link(operator: &Operator, id: PidId) -> Markup {
+    let label = operator.lookup(id).map(|i| i.name.unwrap_or(i.label));
     html! { a href=(format!("/dashboard/processes/{}", id.0)) { (id) } @if let Some(l) = label { " " span.hint { (l) } } }
 }
 
 /// `GET /dashboard/processes/{n}`: everything about process `<0.n.0>`.
-pub async fn detail(State(app): State<App>, headers: HeaderMap, Path(n): Path<u64>) -> Response {
-    let access = app.auth.access(&headers);
-    if !access.can_view() {
-        return pages::login::required(&format!("/dashboard/processes/{n}"));
-    }
-    let id = PidId(n);
-    let title = format!("Process {id}");
-    let Some(info) = app.node.lookup(id).and_then(|pid| app.node.info(&pid)) else {
+pub(crate) async fn detail(
+    _: Viewer,
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(n): Path<u64>,
+) -> Response {
+    let operator = &web.services.operator;
+    let title = format!("Process {}", PidId(n));
+    let Some(info) = operator.lookup(PidId(n)) else {
         let main = html! {
             h1 { (title) }
             p { "No such process: it has ended (or never existed). " a href="/dashboard/processes" { "All processes" } }
         };
-        return (
-            StatusCode::NOT_FOUND,
-            Html(layout::page(&title, "", main).into_string()),
-        )
-            .into_response();
+        return (StatusCode::NOT_FOUND, layout::page(&title, "", main)).into_response();
     };
-    let stack = app
-        .math
-        .sandbox()
-        .stack(&info.pid, Duration::from_millis(300))
-        .await;
+    let stack = operator.stack(&info.pid).await.ok();
     let main = html! {
         h1 { (title) @if let Some(name) = &info.name { " " small.hint { (name) } } }
-        (info_table(&app.node, &info))
+        (info_table(operator, &info))
         h2 { "Stack" }
         @match &stack {
-            Some(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
-            None => p.hint { "A native process: no stack to capture. Current activity: " (info.current_activity) },
+            Some(Stack::Guest(frames)) => ol.stack { @for f in frames { li { code { (f) } } } },
+            _ => p.hint { "A native process: no stack to capture. Current activity: " (info.current_activity) },
         }
-        @if access == Access::Admin {
+        @if web.auth.is_admin(&headers) {
             form method="post" action=(format!("/dashboard/processes/{n}/kill")) {
-                input type="hidden" name="csrf" value=(app.auth.csrf());
+                input type="hidden" name="csrf" value=(web.auth.csrf());
                 button.danger type="submit" { "Kill" }
             }
         } @else {
             p.hint { a href=(format!("/login?next=/dashboard/processes/{n}")) { "Log in with the admin token" } " to kill processes." }
         }
     };
-    Html(layout::page(&title, "", main).into_string()).into_response()
+    layout::page(&title, "", main).into_response()
 }
 
-fn info_table(node: &Node, i: &ProcessInfo) -> Markup {
+fn info_table(operator: &Operator, i: &ProcessInfo) -> Markup {
     let uptime = i.started_at.elapsed().unwrap_or_default();
     html! {
         div.table-wrap { table.info {
             tr { th { "label" } td { (i.label) } }
             tr { th { "status" } td { (format!("{:?}", i.status).to_lowercase()) } }
             tr { th { "current activity" } td { (i.current_activity) } }
-            tr { th { "parent" } td { @if let Some(p) = i.parent { (pid_link(node, p)) } @else { "—" } } }
+            tr { th { "parent" } td { @if let Some(p) = i.parent { (pid_link(operator, p)) } @else { "—" } } }
             tr { th { "running for" } td { (format!("{:.1} s", uptime.as_secs_f64())) } }
             tr { th { "CPU time" } td { (format!("{:.3} ms", i.cpu_time.as_secs_f64() * 1e3)) } }
             tr { th { "reductions" } td { (i.reductions) } }
@@ -206,42 +218,26 @@ fn info_table(node: &Node, i: &ProcessInfo) -> Markup {
             tr { th { "message queue" } td { (i.message_queue_len) @if let Some(c) = i.mailbox_capacity { " of " (c) } } }
             tr { th { "traps exits" } td { (i.trap_exit) } }
             tr { th { "long polls" } td { (i.long_polls) } }
-            tr { th { "links" } td { @for p in &i.links { (pid_link(node, p.id())) br; } } }
-            tr { th { "monitors" } td { @for p in &i.monitors { (pid_link(node, p.id())) br; } } }
-            tr { th { "monitored by" } td { @for p in &i.monitored_by { (pid_link(node, p.id())) br; } } }
+            tr { th { "links" } td { @for p in &i.links { (pid_link(operator, p.id())) br; } } }
+            tr { th { "monitors" } td { @for p in &i.monitors { (pid_link(operator, p.id())) br; } } }
+            tr { th { "monitored by" } td { @for p in &i.monitored_by { (pid_link(operator, p.id())) br; } } }
         } }
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct KillForm {
-    csrf: Option<String>,
-}
-
-/// `POST /dashboard/processes/{n}/kill`: admin token and CSRF checks, then
-/// the untrappable kill signal.
-pub async fn kill(
-    State(app): State<App>,
-    headers: HeaderMap,
+/// `POST /dashboard/processes/{n}/kill`: the admin's form (token, origin
+/// and CSRF checked by [`AdminForm`]), then the untrappable kill signal.
+pub(crate) async fn kill(
+    State(web): State<Web>,
     Path(n): Path<u64>,
-    form: Result<Form<KillForm>, axum::extract::rejection::FormRejection>,
+    AdminForm(_): AdminForm<serde::de::IgnoredAny>,
 ) -> Response {
-    let csrf = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
-    if let Err(why) = app.auth.may_act(&headers, csrf) {
-        let main = html! { h1 { "Not allowed" } p { (why) } };
-        return (
-            StatusCode::FORBIDDEN,
-            Html(layout::page("Not allowed", "", main).into_string()),
-        )
-            .into_response();
-    }
     if n == 0 {
         return (StatusCode::BAD_REQUEST, "<0.0.0> is the node itself").into_response();
     }
-    let Some(pid) = app.node.lookup(PidId(n)) else {
-        return Redirect::to(&format!("/dashboard/processes/{n}")).into_response();
-    };
-    tracing::warn!(target: "owl::dashboard", pid = %pid, "killed from the dashboard");
-    app.node.exit(&pid, ExitReason::Kill);
+    let operator = &web.services.operator;
+    if let Some(info) = operator.lookup(PidId(n)) {
+        let _ = operator.kill(&info.pid, ExitReason::Kill);
+    }
     Redirect::to(&format!("/dashboard/processes/{n}")).into_response()
 }

@@ -3,12 +3,22 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use axum::Extension;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use owl_runtime::{Message, PidId, Process};
-use owl_system::math::{self, MathService, Outcome, StartError};
+use owl_system::math::{self, Client, MathService, Outcome, StartError};
 
-use crate::layout;
-use crate::live::{ClientEvent, LiveView};
+use crate::live::{self, ClientEvent, LiveView};
+use crate::server::{self, ConnectionSlot};
+use crate::{Web, layout};
+
+/// The cookie that tells one visitor's browser from another's, for fair
+/// admission (a room of phones behind one address is many visitors).
+pub(crate) const CLIENT_COOKIE: &str = "owl_client";
 
 /// Calculations one page may have running at once: one visitor cannot take
 /// the machine.
@@ -18,8 +28,59 @@ const MAX_LINES: usize = 100;
 /// How much of an invalid input a line repeats.
 const SHOWN_INPUT_CHARS: usize = 24;
 
-/// `GET /`: the page as first served (the session fills the lines in).
-pub fn page() -> Markup {
+/// `GET /`: the page, and a visitor cookie for a browser that has none.
+pub(crate) async fn index(headers: HeaderMap) -> Response {
+    let mut response = page().into_response();
+    if valid_client_cookie(&headers).is_none()
+        && let Ok(id) = owl_system::access::random_hex(16)
+        && let Ok(cookie) = HeaderValue::from_str(&format!(
+            "{CLIENT_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
+        ))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn valid_client_cookie(headers: &HeaderMap) -> Option<&str> {
+    crate::auth::cookie(headers, CLIENT_COOKIE)
+        .filter(|v| (16..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Who a request comes from, for fair admission: the visitor cookie, or
+/// the address of a client without one.
+pub(crate) fn client_of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Client {
+    match (valid_client_cookie(headers), server::peer(extensions)) {
+        (Some(cookie), _) => Client::browser(cookie),
+        (None, Some(addr)) => Client::address(addr.ip()),
+        (None, None) => Client::named("unknown"),
+    }
+}
+
+/// `GET /live/sum`: the page's live connection and its session.
+pub(crate) async fn live(
+    State(web): State<Web>,
+    slot: Option<Extension<ConnectionSlot>>,
+    request: axum::extract::Request,
+) -> Response {
+    let (mut parts, _) = request.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &web).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let client = client_of(&parts.headers, &parts.extensions);
+    let math = web.services.math.clone();
+    live::upgrade(
+        ws,
+        &parts.headers,
+        slot.map(|Extension(s)| s),
+        &web.services.node,
+        "/",
+        move || SumPage::new(math.clone(), client.clone()),
+    )
+}
+
+fn page() -> Markup {
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/sum" {
             h1 { "∑(1..n)" }
@@ -45,8 +106,9 @@ pub fn page() -> Markup {
 enum LineState {
     Calculating,
     Sum(u128),
-    /// Crashed, killed, or over its budget; the reason goes in a tooltip.
-    Error(String),
+    /// Ended without an answer: a summary (`error`, `error: CPU limit`,
+    /// `stopped`), the reason in a tooltip.
+    Ended(&'static str, String),
     Invalid(&'static str),
     /// Not started: the page's or the server's limit.
     Refused(String),
@@ -60,8 +122,9 @@ struct Line {
 }
 
 /// The session state of one sum page.
-pub struct SumPage {
+pub(crate) struct SumPage {
     math: MathService,
+    client: Client,
     /// Newest first.
     lines: VecDeque<Line>,
     next_id: u64,
@@ -70,9 +133,10 @@ pub struct SumPage {
 }
 
 impl SumPage {
-    pub fn new(math: MathService) -> SumPage {
+    pub fn new(math: MathService, client: Client) -> SumPage {
         SumPage {
             math,
+            client,
             lines: VecDeque::new(),
             next_id: 1,
             running: HashMap::new(),
@@ -96,25 +160,69 @@ impl SumPage {
             }
         };
         if self.running.len() >= MAX_RUNNING_PER_PAGE {
+            // Count what actually runs: calculations may have answered while
+            // this page's events were queued ahead of their answers.
+            self.settle_finished(ctx).await;
+        }
+        if self.running.len() >= MAX_RUNNING_PER_PAGE {
             let why = format!(
                 "not started: {MAX_RUNNING_PER_PAGE} calculations are running on this page already"
             );
             self.push(n.to_string(), LineState::Refused(why));
             return;
         }
-        match self.math.start(ctx, n).await {
+        match self.math.start(ctx, n, &self.client).await {
             Ok(pid) => {
                 let line = self.push(n.to_string(), LineState::Calculating);
                 self.running.insert(pid.id(), line);
+            }
+            Err(StartError::FairShare(refusal)) => {
+                let why = format!(
+                    "not started: the server is at its limit and you run {} calculations, your fair share; wait for one of yours to end",
+                    refusal.held
+                );
+                self.push(n.to_string(), LineState::Refused(why));
             }
             Err(StartError::Overloaded) => {
                 let why = "not started: the server is at its limit of calculations, try again soon";
                 self.push(n.to_string(), LineState::Refused(why.into()));
             }
             Err(other) => {
-                self.push(n.to_string(), LineState::Error(other.to_string()));
+                self.push(n.to_string(), LineState::Ended("error", other.to_string()));
             }
         }
+    }
+
+    /// Lets the calculations run for a moment, then takes every answer and
+    /// `Down` already in the mailbox.
+    async fn settle_finished(&mut self, ctx: &mut Process) {
+        tokio::task::yield_now().await;
+        for msg in MathService::take_settled(ctx) {
+            self.settle(msg);
+        }
+    }
+
+    /// Updates the line of a calculation that ended; false if the message
+    /// is not about one of this page's calculations.
+    fn settle(&mut self, msg: Message) -> bool {
+        let Ok(settled) = MathService::settle(msg) else {
+            return false;
+        };
+        // Unknown pids: the `Down` after an answer, or a line scrolled away.
+        let Some(line_id) = self.running.remove(&settled.pid.id()) else {
+            return false;
+        };
+        let Some(line) = self.lines.iter_mut().find(|l| l.id == line_id) else {
+            return false;
+        };
+        line.state = match settled.outcome {
+            Outcome::Sum(sum) => LineState::Sum(sum),
+            Outcome::Invalid => LineState::Invalid("the calculation does not take it"),
+            Outcome::Crashed(reason) => {
+                LineState::Ended(Outcome::summary(&reason), reason.to_string())
+            }
+        };
+        true
     }
 }
 
@@ -134,22 +242,7 @@ impl LiveView for SumPage {
     }
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
-        let Ok(settled) = MathService::settle(msg) else {
-            return false;
-        };
-        // Unknown pids: the `Down` after an answer, or a line scrolled away.
-        let Some(line_id) = self.running.remove(&settled.pid.id()) else {
-            return false;
-        };
-        let Some(line) = self.lines.iter_mut().find(|l| l.id == line_id) else {
-            return false;
-        };
-        line.state = match settled.outcome {
-            Outcome::Sum(sum) => LineState::Sum(sum),
-            Outcome::Invalid => LineState::Invalid("the calculation does not take it"),
-            Outcome::Crashed(reason) => LineState::Error(reason.to_string()),
-        };
-        true
+        self.settle(msg)
     }
 }
 
@@ -169,7 +262,7 @@ fn render_lines(lines: &VecDeque<Line>) -> Markup {
                 @let (state, value, title): (&str, String, Option<&str>) = match &line.state {
                     LineState::Calculating => ("calculating", "calculating…".into(), None),
                     LineState::Sum(sum) => ("ok", sum.to_string(), None),
-                    LineState::Error(reason) => ("error", "error".into(), Some(reason.as_str())),
+                    LineState::Ended(summary, reason) => ("error", (*summary).to_string(), Some(reason.as_str())),
                     LineState::Invalid(detail) => ("invalid", "invalid input".into(), Some(*detail)),
                     LineState::Refused(why) => ("refused", why.clone(), None),
                 };

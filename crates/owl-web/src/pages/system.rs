@@ -2,27 +2,27 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
-use owl_runtime::{Message, Node, Process, SchedulerSample};
-use owl_sandbox::Sandbox;
-use owl_system::observe;
+use owl_runtime::{Message, Process};
+use owl_system::operator::{Meter, Operator, SystemStats};
 
 use super::processes::bytes;
-use crate::live::{ClientEvent, LiveView};
-use crate::{App, layout, pages};
+use crate::access::Viewer;
+use crate::live::{self, ClientEvent, LiveView};
+use crate::server::ConnectionSlot;
+use crate::{Web, layout};
 
 const REFRESH: Duration = Duration::from_secs(1);
 
 struct Tick;
 
 /// `GET /dashboard/system`.
-pub async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
-    if !app.auth.access(&headers).can_view() {
-        return pages::login::required("/dashboard/system");
-    }
+pub(crate) async fn index(_: Viewer) -> Markup {
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/dashboard/system" {
             h1 { "System" }
@@ -31,46 +31,55 @@ pub async fn index(State(app): State<App>, headers: HeaderMap) -> Response {
             div #system hx-swap-oob="morph" { p.hint { "loading…" } }
         }
     };
-    Html(layout::page("System", "/dashboard/system", main).into_string()).into_response()
+    layout::wide("System", "/dashboard/system", main)
+}
+
+/// `GET /live/dashboard/system`.
+pub(crate) async fn live(
+    _: Viewer,
+    State(web): State<Web>,
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    slot: Option<Extension<ConnectionSlot>>,
+) -> Response {
+    let operator = web.services.operator.clone();
+    live::upgrade(
+        ws,
+        &headers,
+        slot.map(|Extension(s)| s),
+        &web.services.node,
+        "/dashboard/system",
+        move || SystemPage::new(operator.clone()),
+    )
 }
 
 /// The live page's session state.
-pub struct SystemPage {
-    node: Node,
-    sandbox: Sandbox,
-    previous: (SchedulerSample, SchedulerSample),
-    stats: Option<observe::SystemStats>,
+struct SystemPage {
+    operator: Operator,
+    meter: Meter,
+    stats: Option<SystemStats>,
 }
 
 impl SystemPage {
-    pub fn new(node: Node, sandbox: Sandbox) -> SystemPage {
-        let previous = (node.scheduler_sample(), sandbox.guest_sample());
+    fn new(operator: Operator) -> SystemPage {
         SystemPage {
-            node,
-            sandbox,
-            previous,
+            meter: operator.meter(),
+            operator,
             stats: None,
         }
     }
 
     fn refresh(&mut self) {
-        let now = (self.node.scheduler_sample(), self.sandbox.guest_sample());
-        let utilization = now.0.utilization_since(&self.previous.0);
-        let guests = now.1.utilization_since(&self.previous.1);
-        self.previous = now;
-        self.stats = Some(observe::snapshot(
-            &self.node,
-            &self.sandbox,
-            utilization,
-            guests,
-        ));
+        self.stats = Some(self.operator.stats(&mut self.meter));
     }
 }
 
 impl LiveView for SystemPage {
     fn mount(&mut self, ctx: &mut Process) {
         self.refresh();
-        self.node.send_interval(ctx.pid(), REFRESH, || Tick);
+        self.operator
+            .node()
+            .send_interval(ctx.pid(), REFRESH, || Tick);
     }
 
     fn render(&self) -> Markup {
@@ -83,16 +92,17 @@ impl LiveView for SystemPage {
                     tr { th { "uptime" } td { (format!("{:.0} s", s.uptime.as_secs_f64())) } }
                     tr { th { "processes" } td { (s.processes) " alive; " (s.spawned) " spawned, " (s.exited) " exited, " (s.crashed) " crashed since start" } }
                     tr { th { "memory (resident)" } td { (bytes(s.memory_rss)) } }
-                    tr { th { "schedulers" } td { (s.schedulers_online) " online of " (s.schedulers) } }
+                    tr { th { "schedulers" } td { (s.schedulers_online) " online of " (s.schedulers) " (the cores all of owl computes on)" } }
                     tr { th { "scheduler utilization" } td {
                         (format!("{:.0}%", s.utilization.total * 100.0))
+                        " of the cores online, sandboxed work included"
                         @for (i, u) in s.utilization.per_scheduler.iter().enumerate() {
                             " · #" (i + 1) ": " (format!("{:.0}%", u * 100.0))
                         }
                     } }
                     tr { th { "guest threads (sandboxed work)" } td {
-                        (format!("{:.0}%", s.guest_utilization.total * 100.0))
-                        " of " (s.guest_utilization.per_scheduler.len()) " thread(s)"
+                        (format!("{:.0}%", s.utilization.guests * 100.0))
+                        " of " (s.utilization.guest_threads) " thread(s)"
                     } }
                 } }
                 h2 { "Processes by kind" }
@@ -102,11 +112,12 @@ impl LiveView for SystemPage {
                 } }
                 h2 { "Guest modules" }
                 div.table-wrap { table {
-                    thead { tr { th { "module" } th { "current" } th { "versions (running)" } th { "calls: started / returned / crashed / killed" } } }
+                    thead { tr { th { "module" } th { "current" } th { "versions (running)" } th { "calls: started / returned / crashed / killed" } th { "CPU budget" } } }
                     tbody { @for m in &s.modules { tr {
                         td { (m.name) } td { "v" (m.current) }
                         td { @for (v, n) in &m.versions { "v" (v) " (" (n) ") " } }
                         td { (m.calls.started) " / " (m.calls.returned) " / " (m.calls.crashed) " / " (m.calls.killed) }
+                        td { @match m.cpu_budget { Some(b) => (format!("{} s per process", b.as_secs_f64())), None => "none" } }
                     } } }
                 } }
             }

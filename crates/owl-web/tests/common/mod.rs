@@ -6,11 +6,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use owl_runtime::supervisor::{Supervisor, SupervisorRef};
-use owl_runtime::{Config, Node, Pid, Runtime};
-use owl_sandbox::{Sandbox, SandboxConfig};
+use owl_runtime::supervisor::SupervisorRef;
+use owl_runtime::{Node, Pid};
+use owl_system::access::TokenSource;
 use owl_system::math::{self, MathService};
-use owl_web::App;
+use owl_system::operator::Operator;
+use owl_system::{Config, System};
+use owl_web::WebConfig;
 
 pub mod browser;
 
@@ -20,41 +22,83 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// Every wait in these tests is bounded by this; reaching it is a failure.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
+/// The whole system (owl-system's one assembly) with the web endpoint on
+/// a loopback port and a data directory of its own.
 pub struct TestNode {
     pub addr: SocketAddr,
     pub node: Node,
     pub math: MathService,
+    pub operator: Operator,
     pub root: SupervisorRef,
-    rt: Option<Runtime>,
+    data_dir: std::path::PathBuf,
+    system: Option<System>,
+}
+
+/// Options of a test node beyond the defaults.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub max_calculations: Option<usize>,
+    pub public_dashboards: bool,
+    pub reap_orphans: Option<Duration>,
+    pub max_connections: Option<usize>,
+    pub header_timeout: Option<Duration>,
+    pub schedulers: Option<usize>,
 }
 
 impl TestNode {
     /// Starts the application with at most `max_calculations` at once.
     pub fn start(max_calculations: usize) -> TestNode {
-        TestNode::start_with(max_calculations, false)
+        TestNode::with(Options {
+            max_calculations: Some(max_calculations),
+            ..Options::default()
+        })
     }
 
     /// Like [`start`](Self::start), with dashboards public or not.
     pub fn start_with(max_calculations: usize, public_dashboards: bool) -> TestNode {
-        let rt = Runtime::new(Config::default().schedulers(2)).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig {
-            max_processes: max_calculations,
-            ..SandboxConfig::default()
+        TestNode::with(Options {
+            max_calculations: Some(max_calculations),
+            public_dashboards,
+            ..Options::default()
         })
-        .unwrap();
-        let math = MathService::new(sandbox, max_calculations).unwrap();
-        let auth = owl_web::Auth::new(ADMIN_TOKEN, public_dashboards).unwrap();
-        let app = App::new(rt.node(), math.clone(), auth);
+    }
+
+    pub fn with(options: Options) -> TestNode {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "owl-web-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let config = Config {
+            data_dir: data_dir.clone(),
+            schedulers: options.schedulers.unwrap_or(2),
+            max_calculations: options.max_calculations.unwrap_or(1000),
+            reap_orphans: options.reap_orphans,
+            admin_token: TokenSource::Given(ADMIN_TOKEN.into()),
+            ..Config::default()
+        };
+        let web = WebConfig {
+            public_dashboards: options.public_dashboards,
+            max_connections: options.max_connections,
+            header_timeout: options.header_timeout.unwrap_or(Duration::from_secs(10)),
+        };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let spec = owl_web::application(&app, listener);
-        let root = rt.block_on(Supervisor::start(&app.node, spec)).unwrap();
+        let system = System::builder(config)
+            .edge(owl_web::endpoint(web, listener))
+            .start()
+            .unwrap();
+        let services = system.services().clone();
         TestNode {
             addr,
-            node: rt.node(),
-            math,
-            root,
-            rt: Some(rt),
+            node: services.node.clone(),
+            math: services.math.clone(),
+            operator: services.operator.clone(),
+            root: system.root().clone(),
+            data_dir,
+            system: Some(system),
         }
     }
 
@@ -62,19 +106,32 @@ impl TestNode {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Loads the fixed guest as the newest `math` version.
+    /// Runs a future on the node's executor (from a thread of its own, so
+    /// that tests may call it from inside their client runtime).
+    pub fn block_on<F>(&self, f: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        let handle = self.system.as_ref().unwrap().handle().clone();
+        std::thread::scope(|s| s.spawn(move || handle.block_on(f)).join().unwrap())
+    }
+
+    /// Loads the fixed guest as the newest `math` version (after its trial run).
     pub fn upgrade_math(&self) -> u32 {
-        self.math
-            .sandbox()
-            .load(math::MODULE, math::GUEST_FIXED.as_bytes())
-            .unwrap()
+        let operator = self.operator.clone();
+        self.block_on(async move {
+            operator
+                .upgrade_source(math::MODULE, math::GUEST_FIXED.as_bytes().to_vec(), false)
+                .await
+                .unwrap()
+                .version
+        })
     }
 
     /// Kills every running calculation (the talk's `kill_math()`).
     pub fn kill_calculations(&self) {
-        for pid in self.math.sandbox().running(math::MODULE) {
-            self.node.kill(&pid);
-        }
+        let _ = self.operator.kill_all(math::MODULE);
     }
 
     /// Live session processes, by label.
@@ -104,10 +161,10 @@ where
 impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill_calculations();
-        if let Some(rt) = self.rt.take() {
-            let root = self.root.clone();
-            rt.block_on(async move { root.shutdown(Duration::from_secs(5)).await });
+        if let Some(system) = self.system.take() {
+            system.shutdown(Duration::from_secs(5));
         }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 

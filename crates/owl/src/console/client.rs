@@ -140,33 +140,10 @@ fn shell(conn: &mut Connection, args: &ConsoleArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Splits a shell line into words: spaces separate, single or double quotes
-/// group (`ps --filter "live session"`), a backslash escapes one character.
+/// Splits a shell line into words the way a POSIX shell does: spaces
+/// separate, quotes group (`ps --filter "live session"`), a backslash escapes.
 pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                word.get_or_insert_with(String::new);
-            }
-            (_, '\\') => {
-                let next = chars.next().ok_or("a backslash ends the line")?;
-                word.get_or_insert_with(String::new).push(next);
-            }
-            (None, c) if c.is_whitespace() => words.extend(word.take()),
-            (_, c) => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    if quote.is_some() {
-        return Err("unclosed quote".into());
-    }
-    words.extend(word);
-    Ok(words)
+    shlex::split(line).ok_or_else(|| "unclosed quote or a backslash at the end of the line".into())
 }
 
 #[cfg(test)]

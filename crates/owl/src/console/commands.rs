@@ -5,23 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use owl_runtime::supervisor::{ChildKind, SupervisorRef, TreeNode};
-use owl_runtime::{ExitReason, Node, Pid, ProcessInfo};
-use owl_system::math::MathService;
-use owl_system::observe::{self, SortKey};
+use owl_runtime::supervisor::{ChildKind, TreeNode};
+use owl_runtime::{ExitReason, Pid, ProcessInfo};
+use owl_system::Services;
+use owl_system::operator::{Operator, SortKey, Stack, Trace};
 use serde_json::{Value, json};
 
 /// What a command answers: text for the shell, JSON for `--json`.
 pub struct Answer {
     pub text: String,
     pub json: Value,
-}
-
-/// What the commands work on.
-#[derive(Clone)]
-pub struct Context {
-    pub node: Node,
-    pub math: MathService,
 }
 
 #[derive(Parser)]
@@ -77,7 +70,7 @@ enum Command {
     Tree,
     /// Loaded guest modules and their versions
     Modules,
-    /// Load a new version of a guest module from a .wat or .wasm file
+    /// Load a new version of a guest module from a .wat or .wasm file (tried out first)
     Upgrade {
         module: String,
         file: PathBuf,
@@ -85,10 +78,30 @@ enum Command {
         #[arg(long)]
         purge: bool,
     },
+    /// Show, set (e.g. 30s, 5m) or remove (off) the CPU budget of each process of a module
+    Budget {
+        module: String,
+        #[arg(value_parser = budget_value)]
+        budget: Option<Budget>,
+    },
     /// Show or set the schedulers online
     Schedulers { n: Option<usize> },
     /// Uptime, processes, memory, scheduler utilization
     Stats,
+}
+
+/// A budget as typed: a duration, or `off`.
+#[derive(Clone, Copy)]
+enum Budget {
+    Set(Duration),
+    Off,
+}
+
+fn budget_value(text: &str) -> Result<Budget, String> {
+    if text == "off" {
+        return Ok(Budget::Off);
+    }
+    crate::serve::parse_duration(text).map(Budget::Set)
 }
 
 fn seconds(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
@@ -101,11 +114,6 @@ fn seconds(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
         }
     }
 }
-
-/// The events a trace reports at most (like the reference's `trace(pid)`).
-const TRACE_EVENTS: usize = 50;
-/// How long a stack capture waits for the guest's next tick.
-const STACK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The help text, as `help` prints it.
 pub fn help() -> String {
@@ -120,7 +128,8 @@ pub fn help() -> String {
 
 /// Runs one console line. `cwd` resolves relative file names (the client's
 /// working directory, not the node's).
-pub async fn run(ctx: &Context, words: Vec<String>, cwd: &Path) -> Result<Answer, String> {
+pub async fn run(services: &Services, words: Vec<String>, cwd: &Path) -> Result<Answer, String> {
+    let ctx = &services.operator;
     if words.is_empty() {
         return Err("empty command; try `help`".into());
     }
@@ -181,15 +190,14 @@ pub async fn run(ctx: &Context, words: Vec<String>, cwd: &Path) -> Result<Answer
             file,
             purge,
         } => upgrade(ctx, &module, &cwd.join(file), purge).await,
+        Command::Budget { module, budget } => module_budget(ctx, &module, budget),
         Command::Schedulers { n } => schedulers(ctx, n),
         Command::Stats => Ok(stats(ctx).await),
     }
 }
 
-fn resolve(ctx: &Context, target: &str) -> Result<Pid, String> {
-    ctx.node.resolve(target).ok_or_else(|| {
-        format!("no process {target:?} (give a pid like <0.42.0> or a registered name)")
-    })
+fn resolve(ctx: &Operator, target: &str) -> Result<Pid, String> {
+    ctx.resolve(target).map_err(|e| e.to_string())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -203,7 +211,7 @@ fn info_json(i: &ProcessInfo) -> Value {
         "name": i.name,
         "label": i.label,
         "parent": i.parent.map(|p| p.to_string()),
-        "status": format!("{:?}", i.status).to_lowercase(),
+        "status": i.status.as_str(),
         "cpu_ms": ms(i.cpu_time),
         "reductions": i.reductions,
         "message_queue_len": i.message_queue_len,
@@ -219,8 +227,8 @@ fn info_json(i: &ProcessInfo) -> Value {
     })
 }
 
-fn ps(ctx: &Context, sort: SortKey, limit: usize, filter: &str) -> Answer {
-    let rows = observe::list(&ctx.node, sort, limit, filter, None);
+fn ps(ctx: &Operator, sort: SortKey, limit: usize, filter: &str) -> Answer {
+    let rows = ctx.processes(sort, limit, filter, None);
     let mut text = format!(
         "{:<14} {:<24} {:>10} {:>12} {:>10} {:>6}  {}\n",
         "PID", "NAME/LABEL", "CPU ms", "REDUCTIONS", "MEMORY", "QUEUE", "ACTIVITY"
@@ -253,23 +261,24 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-async fn top(ctx: &Context, seconds: f64) -> Answer {
-    let entries = ctx.node.top(Duration::from_secs_f64(seconds), 10).await;
+async fn top(ctx: &Operator, seconds: f64) -> Answer {
+    let entries = ctx.top(Duration::from_secs_f64(seconds), 10).await;
     let mut text = format!(
         "top over {seconds} s (CPU share in % of one scheduler)\n{:<14} {:>7} {:>12}  {:<24} {}\n",
         "PID", "CPU %", "REDUCTIONS", "NAME/LABEL", "ACTIVITY"
     );
     let mut list = Vec::new();
     for e in &entries {
-        let info = ctx.node.info(&e.pid);
-        let (label, activity) = info
-            .as_ref()
-            .map_or(("(ended)".to_string(), String::new()), |i| {
-                (
-                    i.name.clone().unwrap_or_else(|| i.label.clone()),
-                    i.current_activity.clone(),
-                )
-            });
+        let label = e.name.clone().unwrap_or_else(|| e.label.clone());
+        let label = if label.is_empty() {
+            "(ended)".to_string()
+        } else {
+            label
+        };
+        let activity = ctx
+            .info(&e.pid)
+            .map(|i| i.current_activity)
+            .unwrap_or_default();
         text.push_str(&format!(
             "{:<14} {:>7.1} {:>12}  {:<24} {}\n",
             e.pid.to_string(),
@@ -293,12 +302,9 @@ async fn top(ctx: &Context, seconds: f64) -> Answer {
     }
 }
 
-fn info(ctx: &Context, target: &str) -> Result<Answer, String> {
+fn info(ctx: &Operator, target: &str) -> Result<Answer, String> {
     let pid = resolve(ctx, target)?;
-    let info = ctx
-        .node
-        .info(&pid)
-        .ok_or_else(|| format!("{pid} has ended"))?;
+    let info = ctx.info(&pid).map_err(|e| e.to_string())?;
     let json = info_json(&info);
     let mut text = String::new();
     if let Value::Object(map) = &json {
@@ -313,221 +319,128 @@ fn info(ctx: &Context, target: &str) -> Result<Answer, String> {
     Ok(Answer { text, json })
 }
 
-async fn stack(ctx: &Context, target: &str) -> Result<Answer, String> {
+async fn stack(ctx: &Operator, target: &str) -> Result<Answer, String> {
     let pid = resolve(ctx, target)?;
-    if let Some(frames) = ctx.math.sandbox().stack(&pid, STACK_TIMEOUT).await {
-        let text = frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| format!("{i:>3}  {f}\n"))
-            .collect();
-        return Ok(Answer {
-            text,
+    Ok(match ctx.stack(&pid).await.map_err(|e| e.to_string())? {
+        Stack::Guest(frames) => Answer {
+            text: frames
+                .iter()
+                .enumerate()
+                .map(|(i, f)| format!("{i:>3}  {f}\n"))
+                .collect(),
             json: json!({"pid": pid.to_string(), "kind": "sandboxed", "stack": frames}),
-        });
-    }
-    let info = ctx
-        .node
-        .info(&pid)
-        .ok_or_else(|| format!("{pid} has ended"))?;
-    Ok(Answer {
-        text: format!(
-            "{pid} is a native process (no stack to capture); current activity: {}\n",
-            info.current_activity
-        ),
-        json: json!({"pid": pid.to_string(), "kind": "native", "current_activity": info.current_activity}),
+        },
+        Stack::Native(activity) => Answer {
+            text: format!(
+                "{pid} is a native process (no stack to capture); current activity: {activity}\n"
+            ),
+            json: json!({"pid": pid.to_string(), "kind": "native", "current_activity": activity}),
+        },
     })
 }
 
-async fn trace(ctx: &Context, target: &str, seconds: f64) -> Result<Answer, String> {
+async fn trace(ctx: &Operator, target: &str, seconds: f64) -> Result<Answer, String> {
     let pid = resolve(ctx, target)?;
     let duration = Duration::from_secs_f64(seconds);
-    let sandbox = ctx.math.sandbox();
-    if sandbox.stack(&pid, STACK_TIMEOUT).await.is_some() {
-        return Ok(trace_guest(ctx, &pid, duration).await);
-    }
-    let events = ctx.node.trace(&pid, duration, TRACE_EVENTS).await;
-    let mut text = format!(
-        "{pid}: messages over {seconds} s ({} events)\n",
-        events.len()
-    );
-    let mut list = Vec::new();
-    for e in &events {
-        let (arrow, dir) = match e.direction {
-            owl_runtime::trace::Direction::In => ("<-", "in"),
-            owl_runtime::trace::Direction::Out => ("->", "out"),
-        };
-        let peer = e.peer.map_or("outside".to_string(), |p| p.to_string());
-        text.push_str(&format!(
-            "{:>9.3} ms  {arrow} {peer:<14} {}\n",
-            ms(e.at),
-            e.message_type
-        ));
-        list.push(json!({"at_ms": ms(e.at), "direction": dir, "peer": peer, "message_type": e.message_type}));
-    }
-    Ok(Answer {
-        text,
-        json: json!({"pid": pid.to_string(), "kind": "native", "events": list}),
-    })
-}
-
-/// Samples a guest's stack every few milliseconds and reports each function
-/// entry seen (a frame that was not on the previous sample), at most 50.
-async fn trace_guest(ctx: &Context, pid: &Pid, duration: Duration) -> Answer {
-    let sandbox = ctx.math.sandbox();
-    let start = std::time::Instant::now();
-    let mut previous: Vec<String> = Vec::new();
-    let mut events = Vec::new();
-    let mut samples = 0u32;
-    while start.elapsed() < duration && events.len() < TRACE_EVENTS {
-        let Some(stack) = sandbox.stack(pid, STACK_TIMEOUT).await else {
-            break;
-        };
-        samples += 1;
-        // Frames are innermost first; compare from the outermost.
-        let outer_first: Vec<&String> = stack.iter().rev().collect();
-        let common = outer_first
-            .iter()
-            .zip(previous.iter().rev())
-            .take_while(|(a, b)| **a == *b)
-            .count();
-        for (depth, function) in outer_first.iter().enumerate().skip(common) {
-            if events.len() < TRACE_EVENTS {
-                events.push((start.elapsed(), depth, (*function).clone()));
+    Ok(
+        match ctx.trace(&pid, duration).await.map_err(|e| e.to_string())? {
+            Trace::Messages(events) => {
+                let mut text = format!(
+                    "{pid}: messages over {seconds} s ({} events)\n",
+                    events.len()
+                );
+                let mut list = Vec::new();
+                for e in &events {
+                    let (arrow, dir) = match e.direction {
+                        owl_runtime::trace::Direction::In => ("<-", "in"),
+                        owl_runtime::trace::Direction::Out => ("->", "out"),
+                    };
+                    let peer = e.peer.map_or("outside".to_string(), |p| p.to_string());
+                    text.push_str(&format!(
+                        "{:>9.3} ms  {arrow} {peer:<14} {}\n",
+                        ms(e.at),
+                        e.message_type
+                    ));
+                    list.push(json!({"at_ms": ms(e.at), "direction": dir, "peer": peer, "message_type": e.message_type}));
+                }
+                Answer {
+                    text,
+                    json: json!({"pid": pid.to_string(), "kind": "native", "events": list}),
+                }
             }
-        }
-        previous = stack;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let mut text = format!(
-        "{pid}: guest function entries over {:.2} s ({samples} stack samples; calls shorter than a sample are not seen)\n",
-        duration.as_secs_f64()
-    );
-    for (at, depth, f) in &events {
-        text.push_str(&format!(
-            "{:>9.3} ms  {}{f}\n",
-            ms(*at),
-            "  ".repeat(*depth)
-        ));
-    }
-    Answer {
-        text,
-        json: json!({
-            "pid": pid.to_string(),
-            "kind": "sandboxed",
-            "samples": samples,
-            "events": events.iter().map(|(at, depth, f)| json!({"at_ms": ms(*at), "depth": depth, "function": f})).collect::<Vec<_>>(),
-        }),
-    }
+            Trace::Guest { samples, entries } => {
+                let mut text = format!(
+                    "{pid}: guest function entries over {seconds:.2} s ({samples} stack samples; calls shorter than a sample are not seen)\n"
+                );
+                for e in &entries {
+                    text.push_str(&format!(
+                        "{:>9.3} ms  {}{}\n",
+                        ms(e.at),
+                        "  ".repeat(e.depth),
+                        e.function
+                    ));
+                }
+                Answer {
+                    text,
+                    json: json!({
+                        "pid": pid.to_string(),
+                        "kind": "sandboxed",
+                        "samples": samples,
+                        "events": entries.iter().map(|e| json!({"at_ms": ms(e.at), "depth": e.depth, "function": e.function})).collect::<Vec<_>>(),
+                    }),
+                }
+            }
+        },
+    )
 }
 
-fn kill(ctx: &Context, target: &str, reason: Option<&str>) -> Result<Answer, String> {
+fn kill(ctx: &Operator, target: &str, reason: Option<&str>) -> Result<Answer, String> {
     if target.parse::<owl_runtime::PidId>() == Ok(owl_runtime::PidId(0)) {
         return Err("<0.0.0> is the node itself; stop it with Ctrl-C or SIGTERM".into());
     }
     let pid = resolve(ctx, target)?;
     let reason = match reason.unwrap_or("kill") {
-        "kill" => ExitReason::Kill,
-        "shutdown" => ExitReason::Shutdown,
-        "normal" => ExitReason::Normal,
         "" => return Err("--reason must not be empty".into()),
-        other => ExitReason::error(other),
+        text => text
+            .parse::<ExitReason>()
+            .unwrap_or_else(|never| match never {}),
     };
     let shown = reason.to_string();
-    ctx.node.exit(&pid, reason);
+    ctx.kill(&pid, reason).map_err(|e| e.to_string())?;
     Ok(Answer {
         text: format!("sent exit signal {shown} to {pid}\n"),
         json: json!({"pid": pid.to_string(), "reason": shown}),
     })
 }
 
-fn kill_all(ctx: &Context, module: &str) -> Result<Answer, String> {
-    let sandbox = ctx.math.sandbox();
-    if !sandbox.modules().iter().any(|m| m.name == module) {
-        return Err(format!(
-            "no module named {module:?} is loaded (see `modules`)"
-        ));
-    }
-    let killed = observe::kill_all(&ctx.node, sandbox, module);
+fn kill_all(ctx: &Operator, module: &str) -> Result<Answer, String> {
+    let killed = ctx.kill_all(module).map_err(|e| e.to_string())?;
     Ok(Answer {
         text: format!("killed {killed} process(es) of {module}\n"),
         json: json!({"module": module, "killed": killed}),
     })
 }
 
-async fn tree(ctx: &Context) -> Result<Answer, String> {
-    let root = ctx
-        .node
-        .resolve(owl_web::ROOT)
-        .ok_or("the root supervisor is not running")?;
-    let tree =
-        owl_runtime::supervisor::tree(&SupervisorRef::from_pid(root), Duration::from_secs(5))
-            .await
-            .map_err(|e| format!("could not read the tree: {e}"))?;
-    let mut text = String::new();
-    render_tree(&tree, "", &mut text, ctx, true);
+async fn tree(ctx: &Operator) -> Result<Answer, String> {
+    let tree = ctx.tree().await.map_err(|e| e.to_string())?;
     Ok(Answer {
-        text,
+        text: tree.to_string(),
         json: tree_json(&tree),
     })
-}
-
-/// Children of a supervisor shown one by one before they are summarised
-/// (the math supervisor may hold a thousand calculations).
-const TREE_CHILDREN_SHOWN: usize = 20;
-
-fn render_tree(node: &TreeNode, indent: &str, out: &mut String, ctx: &Context, last: bool) {
-    let pid = node.pid.as_ref().map_or("-".to_string(), |p| p.to_string());
-    let label = node
-        .pid
-        .as_ref()
-        .and_then(|p| ctx.node.info(p))
-        .map(|i| i.label)
-        .unwrap_or_default();
-    let kind = if node.kind == ChildKind::Supervisor {
-        "supervisor"
-    } else {
-        "worker"
-    };
-    let branch = if indent.is_empty() {
-        ""
-    } else if last {
-        "└── "
-    } else {
-        "├── "
-    };
-    out.push_str(&format!(
-        "{indent}{branch}{} {pid} ({kind}, {label})\n",
-        node.id
-    ));
-    let child_indent = if indent.is_empty() && branch.is_empty() {
-        " ".to_string()
-    } else {
-        format!("{indent}{}", if last { "    " } else { "│   " })
-    };
-    let n = node.children.len();
-    for (i, child) in node.children.iter().enumerate().take(TREE_CHILDREN_SHOWN) {
-        render_tree(child, &child_indent, out, ctx, i + 1 == n);
-    }
-    if n > TREE_CHILDREN_SHOWN {
-        out.push_str(&format!(
-            "{child_indent}└── … {} more\n",
-            n - TREE_CHILDREN_SHOWN
-        ));
-    }
 }
 
 fn tree_json(node: &TreeNode) -> Value {
     json!({
         "id": node.id,
         "pid": node.pid.as_ref().map(|p| p.to_string()),
+        "label": node.label,
         "kind": if node.kind == ChildKind::Supervisor { "supervisor" } else { "worker" },
         "children": node.children.iter().map(tree_json).collect::<Vec<_>>(),
     })
 }
 
-fn modules(ctx: &Context) -> Answer {
-    let modules = ctx.math.sandbox().modules();
+fn modules(ctx: &Operator) -> Answer {
+    let modules = ctx.modules();
     let mut text = String::new();
     let mut list = Vec::new();
     for m in &modules {
@@ -536,8 +449,11 @@ fn modules(ctx: &Context) -> Answer {
             .iter()
             .map(|(v, n)| format!("v{v}: {n} running"))
             .collect();
+        let budget = m.cpu_budget.map_or("none".to_string(), |b| {
+            format!("{} s per process", b.as_secs_f64())
+        });
         text.push_str(&format!(
-            "{}  current v{}  [{}]  calls: {} started, {} returned, {} crashed, {} killed\n    exports: {}\n",
+            "{}  current v{}  [{}]  calls: {} started, {} returned, {} crashed, {} killed\n    exports: {}\n    CPU budget: {budget}\n",
             m.name,
             m.current,
             versions.join(", "),
@@ -553,6 +469,7 @@ fn modules(ctx: &Context) -> Answer {
             "versions": m.versions.iter().map(|(v, n)| json!({"version": v, "running": n})).collect::<Vec<_>>(),
             "functions": m.functions,
             "calls": {"started": m.calls.started, "returned": m.calls.returned, "crashed": m.calls.crashed, "killed": m.calls.killed},
+            "cpu_budget_s": m.cpu_budget.map(|b| b.as_secs_f64()),
         }));
     }
     Answer {
@@ -561,72 +478,73 @@ fn modules(ctx: &Context) -> Answer {
     }
 }
 
-/// Module sources larger than this are refused before reading.
-const MAX_MODULE_BYTES: u64 = 16 << 20;
-
-async fn upgrade(ctx: &Context, module: &str, file: &Path, purge: bool) -> Result<Answer, String> {
-    let size = std::fs::metadata(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?
-        .len();
-    if size > MAX_MODULE_BYTES {
-        return Err(format!(
-            "{} is {size} bytes; modules of at most 16 MiB are taken",
-            file.display()
-        ));
+fn module_budget(ctx: &Operator, module: &str, budget: Option<Budget>) -> Result<Answer, String> {
+    match budget {
+        Some(Budget::Set(d)) => ctx.set_budget(module, Some(d)),
+        Some(Budget::Off) => ctx.set_budget(module, None),
+        None => Ok(()),
     }
-    let source = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let sandbox = ctx.math.sandbox();
-    let version = sandbox
-        .load_async(module, source)
-        .await
-        .map_err(|e| format!("{module} not upgraded: {e}"))?;
-    let killed = if purge {
-        sandbox.purge(&ctx.node, module)
-    } else {
-        0
-    };
-    let old: usize = sandbox
+    .map_err(|e| e.to_string())?;
+    let current = ctx
         .modules()
-        .iter()
+        .into_iter()
         .find(|m| m.name == module)
-        .map(|m| {
-            m.versions
-                .iter()
-                .filter(|(v, _)| *v != version)
-                .map(|(_, n)| n)
-                .sum()
-        })
-        .unwrap_or(0);
+        .ok_or_else(|| format!("no module named {module:?} is loaded (see `modules`)"))?
+        .cpu_budget;
+    let text = match current {
+        Some(b) => format!(
+            "{module}: CPU budget {} s per process; past it a process ends with cpu_limit\n",
+            b.as_secs_f64()
+        ),
+        None => format!("{module}: no CPU budget\n"),
+    };
+    Ok(Answer {
+        text,
+        json: json!({"module": module, "cpu_budget_s": current.map(|b| b.as_secs_f64())}),
+    })
+}
+
+async fn upgrade(ctx: &Operator, module: &str, file: &Path, purge: bool) -> Result<Answer, String> {
+    let done = ctx
+        .upgrade(module, file, purge)
+        .await
+        .map_err(|e| e.to_string())?;
     let text = if purge {
         format!(
-            "{module}: version {version} loaded from {}; purged older versions, killing {killed} process(es)\n",
-            file.display()
+            "{module}: version {} loaded from {}; purged older versions, killing {} process(es)\n",
+            done.version,
+            file.display(),
+            done.killed
         )
     } else {
         format!(
-            "{module}: version {version} loaded from {}; new processes use it, {old} process(es) still run older versions\n",
-            file.display()
+            "{module}: version {} loaded from {}; new processes use it, {} process(es) still run older versions\n",
+            done.version,
+            file.display(),
+            done.still_old
         )
     };
     Ok(Answer {
         text,
-        json: json!({"module": module, "version": version, "old_running": old, "purged": purge, "killed": killed}),
+        json: json!({"module": module, "version": done.version, "old_running": done.still_old, "purged": purge, "killed": done.killed}),
     })
 }
 
-fn schedulers(ctx: &Context, n: Option<usize>) -> Result<Answer, String> {
-    if let Some(n) = n {
-        ctx.node.set_schedulers_online(n)?;
-    }
-    let (online, total) = (ctx.node.schedulers_online(), ctx.node.schedulers());
+fn schedulers(ctx: &Operator, n: Option<usize>) -> Result<Answer, String> {
+    let (online, total) = match n {
+        Some(n) => ctx.set_schedulers(n).map_err(|e| e.to_string())?,
+        None => ctx.schedulers(),
+    };
     Ok(Answer {
-        text: format!("schedulers online: {online} of {total}\n"),
+        text: format!(
+            "schedulers online: {online} of {total} (the cores all of owl computes on)\n"
+        ),
         json: json!({"online": online, "schedulers": total}),
     })
 }
 
-async fn stats(ctx: &Context) -> Answer {
-    let s = observe::system_stats(&ctx.node, ctx.math.sandbox(), Duration::from_millis(250)).await;
+async fn stats(ctx: &Operator) -> Answer {
+    let s = ctx.stats_over(Duration::from_millis(250)).await;
     let per: Vec<String> = s
         .utilization
         .per_scheduler
@@ -634,7 +552,7 @@ async fn stats(ctx: &Context) -> Answer {
         .map(|u| format!("{:.0}%", u * 100.0))
         .collect();
     let mut text = format!(
-        "uptime        {:.1} s\nprocesses     {} (spawned {}, exited {}, crashed {})\nmemory (RSS)  {:.1} MiB\nschedulers    {} online of {}; utilization {:.0}% [{}]\nguest threads {} thread(s); utilization {:.0}%\n",
+        "uptime        {:.1} s\nprocesses     {} (spawned {}, exited {}, crashed {})\nmemory (RSS)  {:.1} MiB\nschedulers    {} online of {}; utilization {:.0}% of the cores online [schedulers {}]\nguest threads {} thread(s); utilization {:.0}%\n",
         s.uptime.as_secs_f64(),
         s.processes,
         s.spawned,
@@ -645,8 +563,8 @@ async fn stats(ctx: &Context) -> Answer {
         s.schedulers,
         s.utilization.total * 100.0,
         per.join(", "),
-        s.guest_utilization.per_scheduler.len(),
-        s.guest_utilization.total * 100.0
+        s.utilization.guest_threads,
+        s.utilization.guests * 100.0
     );
     text.push_str("by kind:\n");
     for (label, n) in &s.by_label {
@@ -662,7 +580,7 @@ async fn stats(ctx: &Context) -> Answer {
             "memory_rss_bytes": s.memory_rss,
             "schedulers": s.schedulers, "schedulers_online": s.schedulers_online,
             "utilization": s.utilization.total, "utilization_per_scheduler": s.utilization.per_scheduler,
-            "guest_utilization": s.guest_utilization.total,
+            "guest_utilization": s.utilization.guests,
         }),
     }
 }

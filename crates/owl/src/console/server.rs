@@ -9,14 +9,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Duration;
 
 use owl_runtime::supervisor::ChildSpec;
-use owl_runtime::{Exit, ExitReason, Process, SpawnOptions};
+use owl_runtime::{ExitReason, Process, SpawnOptions};
+use owl_system::{Services, listener};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::commands::{self, Context};
+use super::commands;
 
 /// The socket's file name inside the data directory.
 pub const SOCKET: &str = "console.sock";
@@ -24,6 +25,9 @@ pub const SOCKET: &str = "console.sock";
 pub const NAME: &str = "console";
 /// The longest request line a console may send.
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+/// How long the listener pauses after a failed accept (out of file
+/// descriptors, say) instead of spinning on it.
+const BACK_OFF: Duration = Duration::from_millis(100);
 
 /// Binds the console socket in `data_dir`, replacing a stale one left by a
 /// node that did not stop cleanly; refuses if a live node answers on it.
@@ -49,67 +53,53 @@ pub fn bind(data_dir: &Path) -> Result<(std::os::unix::net::UnixListener, PathBu
 
 /// The console listener as a child of the root supervisor; a restarted
 /// listener accepts on the same socket.
-pub fn child_spec(ctx: Context, listener: std::os::unix::net::UnixListener) -> ChildSpec {
-    let listener = Arc::new(listener);
-    ChildSpec::worker(NAME, move |args| {
-        let ctx = ctx.clone();
-        let listener = listener.try_clone();
-        async move {
-            let listener =
-                listener.map_err(|e| ExitReason::error(format!("console socket: {e}")))?;
-            let opts = SpawnOptions::new()
-                .label("console listener")
-                .trap_exit(true);
-            Ok(args.spawn_link_opts(opts, move |p| listen(p, ctx, listener)))
-        }
+pub fn child_spec(services: Services, socket: std::os::unix::net::UnixListener) -> ChildSpec {
+    listener::child_spec(NAME, "console listener", socket, move |p, socket| {
+        listen(p, services.clone(), socket)
     })
 }
 
 async fn listen(
     mut p: Process,
-    ctx: Context,
-    listener: std::os::unix::net::UnixListener,
+    services: Services,
+    socket: std::os::unix::net::UnixListener,
 ) -> ExitReason {
-    if let Err(e) = p.register(NAME) {
-        return ExitReason::error(e);
-    }
-    let listener = match listener
+    let socket = match socket
         .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixListener::from_std(listener))
+        .and_then(|()| tokio::net::UnixListener::from_std(socket))
     {
         Ok(l) => l,
         Err(e) => return ExitReason::error(format!("cannot accept on the console socket: {e}")),
     };
-    p.set_activity("accept");
-    let supervisor = p.node().info(p.pid()).and_then(|i| i.parent);
+    let mut last_error_logged: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = socket.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let ctx = ctx.clone();
+                    let services = services.clone();
                     // Linked: consoles end with their listener.
                     let opts = SpawnOptions::new()
                         .label("console session")
                         .link_to(p.pid().clone())
                         .parent(p.pid().clone());
-                    p.spawn_opts(opts, move |s| session(s, ctx, stream));
+                    p.spawn_opts(opts, move |s| session(s, services, stream));
                 }
-                Err(e) => tracing::warn!(error = %e, "console accept failed"),
+                Err(e) => {
+                    if last_error_logged.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
+                        last_error_logged = Some(std::time::Instant::now());
+                        tracing::warn!(error = %e, "console accept failed; backing off");
+                    }
+                    tokio::time::sleep(BACK_OFF).await;
+                }
             },
-            exit = p.recv::<Exit>() => {
-                // From the supervisor: stop. From a console session that
-                // ended (or crashed, with its own crash report): nothing to do.
-                if Some(exit.from.id()) == supervisor {
-                    return exit.reason;
-                }
-            }
+            reason = listener::stopped(&mut p) => return reason,
         }
     }
 }
 
 async fn session(
     p: Process,
-    ctx: Context,
+    services: Services,
     stream: tokio::net::UnixStream,
 ) -> Result<(), ExitReason> {
     let (read, mut write) = stream.into_split();
@@ -130,7 +120,7 @@ async fn session(
             json!({"ok": false, "error": "request too long (at most 64 KiB)"})
         } else {
             p.set_activity("running a command");
-            answer(&ctx, &line).await
+            answer(&services, &line).await
         };
         let mut out = answer.to_string();
         out.push('\n');
@@ -145,7 +135,7 @@ async fn session(
     }
 }
 
-async fn answer(ctx: &Context, line: &[u8]) -> Value {
+async fn answer(services: &Services, line: &[u8]) -> Value {
     #[derive(serde::Deserialize)]
     struct Request {
         words: Vec<String>,
@@ -157,8 +147,9 @@ async fn answer(ctx: &Context, line: &[u8]) -> Value {
         Err(e) => return json!({"ok": false, "error": format!("bad request: {e}")}),
     };
     let cwd = request.cwd.unwrap_or_else(|| PathBuf::from("/"));
-    tracing::info!(target: "owl::console", command = request.words.join(" "), "console command");
-    match commands::run(ctx, request.words, &cwd).await {
+    let shown: String = request.words.join(" ").chars().take(200).collect();
+    tracing::info!(target: "owl::console", command = shown, "console command");
+    match commands::run(services, request.words, &cwd).await {
         Ok(a) => json!({"ok": true, "text": a.text, "json": a.json}),
         Err(error) => json!({"ok": false, "error": error}),
     }

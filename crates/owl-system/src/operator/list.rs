@@ -1,13 +1,11 @@
-//! What the operator looks at — the same answers for the console and the
-//! dashboards: process lists sorted by work, system figures, and killing
-//! every process of a guest module.
+//! Process lists sorted by work, for the console's `ps` and the process
+//! dashboard alike.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use owl_runtime::{Node, PidId, ProcessInfo, Utilization};
-use owl_sandbox::{CallCounts, ModuleInfo, Sandbox};
+use owl_runtime::{Node, PidId, ProcessInfo};
 
 /// How a process list is ordered (largest first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -89,7 +87,7 @@ pub fn matches(info: &ProcessInfo, text: &str) -> bool {
 ///
 /// ```
 /// use owl_runtime::Runtime;
-/// use owl_system::observe::{list, SortKey};
+/// use owl_system::operator::{list, SortKey};
 ///
 /// let rt = Runtime::new(Default::default()).unwrap();
 /// let node = rt.node();
@@ -188,106 +186,6 @@ impl RecentCpu {
         self.last = now;
         (recent, elapsed)
     }
-}
-
-/// The node at a glance.
-#[derive(Clone, Debug)]
-pub struct SystemStats {
-    /// Time since the node started.
-    pub uptime: Duration,
-    /// Processes alive now.
-    pub processes: usize,
-    /// Processes alive now by label (kind), most first.
-    pub by_label: Vec<(String, usize)>,
-    /// Processes spawned, exited and crashed since start.
-    pub spawned: u64,
-    /// See `spawned`.
-    pub exited: u64,
-    /// See `spawned`.
-    pub crashed: u64,
-    /// Resident memory of the OS process, in bytes (0 where unknown).
-    pub memory_rss: u64,
-    /// Scheduler threads, and how many may run at once.
-    pub schedulers: usize,
-    /// See `schedulers`.
-    pub schedulers_online: usize,
-    /// Scheduler utilization over the sampling window.
-    pub utilization: Utilization,
-    /// Guest thread utilization over the same window (sandboxed work runs
-    /// there, outside the schedulers).
-    pub guest_utilization: Utilization,
-    /// Loaded guest modules and their versions.
-    pub modules: Vec<ModuleInfo>,
-}
-
-/// Samples the node; scheduler utilization is measured over `window`.
-pub async fn system_stats(node: &Node, sandbox: &Sandbox, window: Duration) -> SystemStats {
-    let before = (node.scheduler_sample(), sandbox.guest_sample());
-    tokio::time::sleep(window).await;
-    let utilization = node.scheduler_sample().utilization_since(&before.0);
-    let guests = sandbox.guest_sample().utilization_since(&before.1);
-    snapshot(node, sandbox, utilization, guests)
-}
-
-/// The node's figures now, with scheduler and guest thread utilizations the
-/// caller measured (a live page measures them between its ticks).
-pub fn snapshot(
-    node: &Node,
-    sandbox: &Sandbox,
-    utilization: Utilization,
-    guest_utilization: Utilization,
-) -> SystemStats {
-    let by_label = node.label_counts();
-    let (spawned, exited, crashed) = node.lifecycle_counts();
-    SystemStats {
-        uptime: node.uptime(),
-        processes: by_label.iter().map(|(_, n)| n).sum(),
-        by_label,
-        spawned,
-        exited,
-        crashed,
-        memory_rss: resident_memory(),
-        schedulers: node.schedulers(),
-        schedulers_online: node.schedulers_online(),
-        utilization,
-        guest_utilization,
-        modules: sandbox.modules(),
-    }
-}
-
-/// The calls of `module` so far (zeros if it is not loaded).
-pub fn module_counts(sandbox: &Sandbox, module: &str) -> CallCounts {
-    sandbox
-        .modules()
-        .into_iter()
-        .find(|m| m.name == module)
-        .map(|m| m.calls)
-        .unwrap_or_default()
-}
-
-/// Kills every process running any version of `module` (the talk's
-/// `kill_math()`); returns how many.
-pub fn kill_all(node: &Node, sandbox: &Sandbox, module: &str) -> usize {
-    sandbox
-        .running(module)
-        .iter()
-        .filter(|pid| node.kill(pid))
-        .count()
-}
-
-/// Resident set size from `/proc/self/statm` (Linux); 0 elsewhere.
-pub fn resident_memory() -> u64 {
-    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
-        return 0;
-    };
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * page.max(0) as u64
 }
 
 #[cfg(test)]

@@ -1,0 +1,373 @@
+//! The operator's facade: everything the person running the node does —
+//! find processes, look inside them, kill them, upgrade code, read the
+//! node's figures — as one set of calls. The console, the dashboards and
+//! `/metrics` are thin skins over these (as Phoenix's web layer calls
+//! contexts, never the repository).
+
+mod list;
+mod meter;
+mod trace;
+mod upgrade;
+
+use std::time::Duration;
+
+use owl_runtime::supervisor::{ChildKind, SupervisorRef, TreeNode};
+use owl_runtime::{ExitReason, Node, Pid, PidId, ProcessInfo, TopEntry};
+use owl_sandbox::{ModuleInfo, Sandbox};
+
+use crate::math::MathService;
+
+pub use list::{ProcessRow, RecentCpu, SortKey, list, matches};
+pub use meter::{Meter, Sample};
+pub use trace::{GuestEntry, Trace};
+pub use upgrade::Upgraded;
+
+/// The registered name of the application's root supervisor.
+pub const ROOT: &str = "owl_root";
+
+/// How long the operator waits for a guest's stack (its next epoch tick).
+const STACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long supervisors get to answer while the tree is read.
+const TREE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an operator's request did nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperatorError {
+    /// No such process (by pid or name), or it has ended.
+    NoProcess(String),
+    /// No such guest module.
+    NoModule(String),
+    /// The request is not allowed or not valid; the text says why.
+    Refused(String),
+    /// A module file could not be read or loaded.
+    Upgrade(String),
+}
+
+impl std::fmt::Display for OperatorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OperatorError::NoProcess(what) => f.write_str(what),
+            OperatorError::NoModule(m) => {
+                write!(f, "no module named {m:?} is loaded (see `modules`)")
+            }
+            OperatorError::Refused(why) | OperatorError::Upgrade(why) => f.write_str(why),
+        }
+    }
+}
+impl std::error::Error for OperatorError {}
+
+/// What a process is doing, as far as it can be seen from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// A sandboxed process's call stack, innermost function first.
+    Guest(Vec<String>),
+    /// A native process has no stack to capture; its current activity.
+    Native(String),
+}
+
+/// The node's figures at a glance.
+#[derive(Clone, Debug)]
+pub struct SystemStats {
+    /// Time since the node started.
+    pub uptime: Duration,
+    /// Processes alive now.
+    pub processes: usize,
+    /// Processes alive now by label (kind), most first.
+    pub by_label: Vec<(String, usize)>,
+    /// Processes spawned, exited and crashed since start.
+    pub spawned: u64,
+    /// See `spawned`.
+    pub exited: u64,
+    /// See `spawned`.
+    pub crashed: u64,
+    /// Resident memory of the OS process, in bytes.
+    pub memory_rss: u64,
+    /// Scheduler threads, and how many cores the node computes on.
+    pub schedulers: usize,
+    /// See `schedulers`.
+    pub schedulers_online: usize,
+    /// Busy shares over the last sampling window.
+    pub utilization: Sample,
+    /// Loaded guest modules and their versions.
+    pub modules: Vec<ModuleInfo>,
+}
+
+/// The operator's view of a running system. Cheap to clone.
+#[derive(Clone)]
+pub struct Operator {
+    node: Node,
+    sandbox: Sandbox,
+    math: MathService,
+}
+
+impl Operator {
+    /// The facade over a node, its sandbox and its calculations.
+    pub fn new(node: Node, sandbox: Sandbox, math: MathService) -> Operator {
+        Operator {
+            node,
+            sandbox,
+            math,
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The calculations' service (counts for metrics).
+    pub fn math(&self) -> &MathService {
+        &self.math
+    }
+
+    /// Finds a process by pid text (`<0.42.0>`, `42`) or registered name.
+    pub fn resolve(&self, target: &str) -> Result<Pid, OperatorError> {
+        self.node.resolve(target).ok_or_else(|| {
+            OperatorError::NoProcess(format!(
+                "no process {:?} (give a pid like <0.42.0> or a registered name)",
+                target.chars().take(64).collect::<String>()
+            ))
+        })
+    }
+
+    /// Everything the process table knows about `pid`.
+    pub fn info(&self, pid: &Pid) -> Result<ProcessInfo, OperatorError> {
+        self.node
+            .info(pid)
+            .ok_or_else(|| OperatorError::NoProcess(format!("{pid} has ended")))
+    }
+
+    /// The live process with pid number `id`, with its info.
+    pub fn lookup(&self, id: PidId) -> Option<ProcessInfo> {
+        self.node.lookup(id).and_then(|pid| self.node.info(&pid))
+    }
+
+    /// Processes matching `filter`, ordered by `sort`, at most `limit`
+    /// (see [`list`]).
+    pub fn processes(
+        &self,
+        sort: SortKey,
+        limit: usize,
+        filter: &str,
+        recent: Option<&std::collections::HashMap<PidId, Duration>>,
+    ) -> Vec<ProcessRow> {
+        list(&self.node, sort, limit, filter, recent)
+    }
+
+    /// The `limit` busiest processes over `interval` (the talk's `top`).
+    pub async fn top(&self, interval: Duration, limit: usize) -> Vec<TopEntry> {
+        self.node.top(interval, limit).await
+    }
+
+    /// A sandboxed process's call stack, or a native one's activity.
+    pub async fn stack(&self, pid: &Pid) -> Result<Stack, OperatorError> {
+        if let Some(frames) = self.sandbox.stack(pid, STACK_TIMEOUT).await {
+            return Ok(Stack::Guest(frames));
+        }
+        Ok(Stack::Native(self.info(pid)?.current_activity))
+    }
+
+    /// What `pid` does for `duration`: the guest functions it enters, or
+    /// the messages a native process receives and sends (at most 50 events).
+    pub async fn trace(&self, pid: &Pid, duration: Duration) -> Result<Trace, OperatorError> {
+        if self.sandbox.stack(pid, STACK_TIMEOUT).await.is_some() {
+            return Ok(trace::guest(&self.sandbox, pid, duration).await);
+        }
+        self.info(pid)?;
+        let events = self.node.trace(pid, duration, trace::MAX_EVENTS).await;
+        Ok(Trace::Messages(events))
+    }
+
+    /// Sends `reason` as an exit signal to `pid` (`Kill` is untrappable).
+    /// The node itself (`<0.0.0>`) cannot be killed this way.
+    pub fn kill(&self, pid: &Pid, reason: ExitReason) -> Result<(), OperatorError> {
+        if pid.id().0 == 0 {
+            return Err(OperatorError::Refused(
+                "<0.0.0> is the node itself; stop it with Ctrl-C or SIGTERM".into(),
+            ));
+        }
+        if !pid.is_alive() {
+            return Err(OperatorError::NoProcess(format!("{pid} has ended")));
+        }
+        tracing::warn!(target: "owl::operator", pid = %pid, %reason, "operator sent an exit signal");
+        self.node.exit(pid, reason);
+        Ok(())
+    }
+
+    /// Kills every process running any version of `module` (the talk's
+    /// `kill_math()`); returns how many.
+    pub fn kill_all(&self, module: &str) -> Result<usize, OperatorError> {
+        self.module(module)?;
+        let killed = self
+            .sandbox
+            .running(module)
+            .iter()
+            .filter(|pid| self.node.kill(pid))
+            .count();
+        tracing::warn!(target: "owl::operator", module, killed, "operator killed a module's processes");
+        Ok(killed)
+    }
+
+    /// Loaded guest modules: versions, running processes, calls, CPU budget.
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        self.sandbox.modules()
+    }
+
+    fn module(&self, name: &str) -> Result<ModuleInfo, OperatorError> {
+        self.modules()
+            .into_iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| OperatorError::NoModule(name.chars().take(64).collect()))
+    }
+
+    /// Sets (or with `None` removes) the CPU-time budget of each process of
+    /// `module`: past it, a process ends with `cpu_limit` — runaways heal by
+    /// themselves. It applies to running processes and survives upgrades.
+    pub fn set_budget(&self, module: &str, budget: Option<Duration>) -> Result<(), OperatorError> {
+        if budget.is_some_and(|b| b.is_zero()) {
+            return Err(OperatorError::Refused(
+                "a CPU budget must be longer than zero (or `off`)".into(),
+            ));
+        }
+        if !self.sandbox.set_cpu_budget(module, budget) {
+            return Err(OperatorError::NoModule(module.chars().take(64).collect()));
+        }
+        tracing::warn!(target: "owl::operator", module, budget_s = budget.map(|b| b.as_secs_f64()),
+            "CPU budget changed");
+        Ok(())
+    }
+
+    /// Loads a new version of `module` from the file at `path` (read off the
+    /// schedulers, at most [`owl_sandbox::MAX_SOURCE_BYTES`], regular files
+    /// only), tries it out, and makes it current; `purge` also kills the
+    /// processes still running older versions.
+    pub async fn upgrade(
+        &self,
+        module: &str,
+        path: &std::path::Path,
+        purge: bool,
+    ) -> Result<Upgraded, OperatorError> {
+        let source = upgrade::read_module_file(path).await?;
+        self.upgrade_source(module, source, purge).await
+    }
+
+    /// [`upgrade`](Self::upgrade) from the module's bytes.
+    pub async fn upgrade_source(
+        &self,
+        module: &str,
+        source: Vec<u8>,
+        purge: bool,
+    ) -> Result<Upgraded, OperatorError> {
+        let canary = (module == crate::math::MODULE).then(crate::math::canary);
+        let version = self
+            .sandbox
+            .upgrade(module, source, canary)
+            .await
+            .map_err(|e| OperatorError::Upgrade(format!("{module} not upgraded: {e}")))?;
+        let killed = if purge {
+            self.sandbox.purge(&self.node, module)
+        } else {
+            0
+        };
+        let still_old = self.module(module).map_or(0, |m| {
+            m.versions
+                .iter()
+                .filter(|(v, _)| *v != version)
+                .map(|(_, n)| n)
+                .sum()
+        });
+        tracing::warn!(target: "owl::operator", module, version, purge, killed, "module upgraded");
+        Ok(Upgraded {
+            module: module.to_string(),
+            version,
+            still_old,
+            killed,
+        })
+    }
+
+    /// The supervision tree under the root supervisor.
+    pub async fn tree(&self) -> Result<TreeNode, OperatorError> {
+        let root = self
+            .node
+            .resolve(ROOT)
+            .ok_or_else(|| OperatorError::NoProcess("the root supervisor is not running".into()))?;
+        owl_runtime::supervisor::tree(&SupervisorRef::from_pid(root), TREE_TIMEOUT)
+            .await
+            .map_err(|e| OperatorError::Refused(format!("could not read the tree: {e}")))
+    }
+
+    /// Restarts each supervisor of the tree performed, by child id.
+    pub async fn restarts(&self) -> Vec<(String, u64)> {
+        let Ok(tree) = self.tree().await else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![&tree];
+        while let Some(node) = stack.pop() {
+            if node.kind != ChildKind::Supervisor {
+                continue;
+            }
+            if let Some(pid) = &node.pid
+                && let Ok(counts) = SupervisorRef::from_pid(pid.clone())
+                    .count_children(TREE_TIMEOUT)
+                    .await
+            {
+                out.push((node.id.clone(), counts.restarts));
+            }
+            stack.extend(node.children.iter());
+        }
+        out
+    }
+
+    /// Sets how many cores the node computes on (schedulers and guest
+    /// threads alike); returns (online, schedulers).
+    pub fn set_schedulers(&self, online: usize) -> Result<(usize, usize), OperatorError> {
+        self.node
+            .set_schedulers_online(online)
+            .map_err(OperatorError::Refused)?;
+        tracing::warn!(target: "owl::operator", online, "schedulers online changed");
+        Ok(self.schedulers())
+    }
+
+    /// (schedulers online, schedulers).
+    pub fn schedulers(&self) -> (usize, usize) {
+        (self.node.schedulers_online(), self.node.schedulers())
+    }
+
+    /// A utilization meter: each call of [`Meter::sample`] measures since
+    /// the previous one. Every live page and `/metrics` keeps its own.
+    pub fn meter(&self) -> Meter {
+        Meter::new(self.node.clone(), self.sandbox.clone())
+    }
+
+    /// The node's figures now, with utilization from `meter`.
+    pub fn stats(&self, meter: &mut Meter) -> SystemStats {
+        let by_label = self.node.label_counts();
+        let (spawned, exited, crashed) = self.node.lifecycle_counts();
+        SystemStats {
+            uptime: self.node.uptime(),
+            processes: by_label.iter().map(|(_, n)| n).sum(),
+            by_label,
+            spawned,
+            exited,
+            crashed,
+            memory_rss: owl_runtime::sys::resident_memory(),
+            schedulers: self.node.schedulers(),
+            schedulers_online: self.node.schedulers_online(),
+            utilization: meter.sample(),
+            modules: self.modules(),
+        }
+    }
+
+    /// The node's figures, utilization measured over `window`.
+    pub async fn stats_over(&self, window: Duration) -> SystemStats {
+        let mut meter = self.meter();
+        tokio::time::sleep(window).await;
+        self.stats(&mut meter)
+    }
+
+    /// Sandboxed spawns refused by the sandbox's hard limit, since start.
+    pub fn sandbox_refused(&self) -> u64 {
+        self.sandbox.refused()
+    }
+}

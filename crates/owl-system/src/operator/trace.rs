@@ -1,0 +1,74 @@
+//! Tracing a process: the guest functions a sandboxed process enters
+//! (sampled from its stack), or the messages a native one exchanges.
+
+use std::time::{Duration, Instant};
+
+use owl_runtime::Pid;
+use owl_runtime::trace::TraceEvent;
+use owl_sandbox::Sandbox;
+
+/// Events a trace reports at most (like the reference's `trace(pid)`).
+pub(super) const MAX_EVENTS: usize = 50;
+/// How often a guest's stack is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+const STACK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A guest function entered during a trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestEntry {
+    /// Since the trace started.
+    pub at: Duration,
+    /// Depth in the call stack (0: outermost).
+    pub depth: usize,
+    /// `module!function`.
+    pub function: String,
+}
+
+/// What a trace saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// A sandboxed process: function entries seen between stack samples
+    /// (calls shorter than a sample are not seen).
+    Guest {
+        /// Stack samples taken.
+        samples: u32,
+        /// Functions entered, at most 50.
+        entries: Vec<GuestEntry>,
+    },
+    /// A native process: messages in and out, at most 50.
+    Messages(Vec<TraceEvent>),
+}
+
+/// Samples `pid`'s stack every few milliseconds for `duration` and reports
+/// each function entry seen (a frame that was not on the previous sample).
+pub(super) async fn guest(sandbox: &Sandbox, pid: &Pid, duration: Duration) -> Trace {
+    let start = Instant::now();
+    let mut previous: Vec<String> = Vec::new();
+    let mut entries = Vec::new();
+    let mut samples = 0u32;
+    while start.elapsed() < duration && entries.len() < MAX_EVENTS {
+        let Some(stack) = sandbox.stack(pid, STACK_TIMEOUT).await else {
+            break;
+        };
+        samples += 1;
+        // Frames are innermost first; compare from the outermost.
+        let outer_first: Vec<&String> = stack.iter().rev().collect();
+        let common = outer_first
+            .iter()
+            .zip(previous.iter().rev())
+            .take_while(|(a, b)| **a == *b)
+            .count();
+        for (depth, function) in outer_first.iter().enumerate().skip(common) {
+            if entries.len() < MAX_EVENTS {
+                entries.push(GuestEntry {
+                    at: start.elapsed(),
+                    depth,
+                    function: (*function).clone(),
+                });
+            }
+        }
+        previous = stack;
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+    Trace::Guest { samples, entries }
+}

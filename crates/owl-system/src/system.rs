@@ -1,0 +1,235 @@
+//! The one place the system is assembled: configuration in, a started
+//! supervision tree out. `owl serve`, every test that needs a node, and the
+//! console's `tree` all see exactly this tree.
+//!
+//! ```text
+//! owl_root (one_for_one)
+//! ├── math_sup       dynamic: one temporary child per calculation
+//! ├── math_reaper    (with --reap-orphans) ends calculations whose page is gone
+//! └── … edges        added by the caller: the web endpoint, the console
+//! ```
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use owl_runtime::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorRef, SupervisorSpec};
+use owl_runtime::{ExitReason, Node, Runtime};
+use owl_sandbox::{Sandbox, SandboxConfig};
+
+use crate::access::{AdminToken, TokenSource};
+use crate::math::{MathConfig, MathService};
+use crate::operator::{Operator, ROOT};
+
+/// How to run the system. `Config::default()` is `owl serve` without flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Data directory (created, mode 0700): admin token, console socket, database.
+    pub data_dir: PathBuf,
+    /// Scheduler threads; 0 means one per CPU.
+    pub schedulers: usize,
+    /// Cores the node computes on at start (default: all of them).
+    pub schedulers_online: Option<usize>,
+    /// Calculations that may run at once, all visitors together.
+    pub max_calculations: usize,
+    /// End a calculation this long after its page went away.
+    pub reap_orphans: Option<Duration>,
+    /// CPU-time budgets per guest module (runaways end as `cpu_limit`).
+    pub cpu_budgets: Vec<(String, Duration)>,
+    /// Where the admin token comes from.
+    pub admin_token: TokenSource,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./owl-data"),
+            schedulers: 0,
+            schedulers_online: None,
+            max_calculations: 1000,
+            reap_orphans: None,
+            cpu_budgets: Vec::new(),
+            admin_token: TokenSource::DataDir,
+        }
+    }
+}
+
+/// What the edges of the system (web, console) work with. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// The node.
+    pub node: Node,
+    /// Calculations.
+    pub math: MathService,
+    /// The operator's facade.
+    pub operator: Operator,
+    /// The admin token.
+    pub token: AdminToken,
+    /// The data directory.
+    pub data_dir: PathBuf,
+}
+
+type Edge = Box<dyn FnOnce(&Services) -> Result<ChildSpec, String>>;
+
+/// Builds a [`System`]: the domain's children, then the edges in the order
+/// given (started last, stopped first).
+pub struct Builder {
+    config: Config,
+    edges: Vec<Edge>,
+}
+
+impl Builder {
+    /// Adds an edge child (the web endpoint, the console server) built from
+    /// the services.
+    pub fn edge(
+        mut self,
+        edge: impl FnOnce(&Services) -> Result<ChildSpec, String> + 'static,
+    ) -> Self {
+        self.edges.push(Box::new(edge));
+        self
+    }
+
+    /// Starts the runtime, the sandbox and the tree.
+    pub fn start(self) -> Result<System, String> {
+        let config = self.config;
+        create_private_dir(&config.data_dir)?;
+        let token = AdminToken::load(&config.admin_token, &config.data_dir)?;
+        let mut rt_config = owl_runtime::Config::default().schedulers(config.schedulers);
+        if let Some(online) = config.schedulers_online {
+            rt_config = rt_config.schedulers_online(online);
+        }
+        let runtime =
+            Runtime::new(rt_config).map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let node = runtime.node();
+        // Guest execution runs on the same cores as the schedulers (one
+        // guest thread per scheduler), so "schedulers online" is all of it.
+        let sandbox = Sandbox::new(SandboxConfig {
+            max_processes: config.max_calculations,
+            guest_threads: node.schedulers(),
+            ..SandboxConfig::default()
+        })?;
+        for thread in sandbox.guest_threads() {
+            node.adopt_thread(thread);
+        }
+        let math = MathService::new(
+            sandbox.clone(),
+            MathConfig {
+                max_running: config.max_calculations,
+                reap_orphans: config.reap_orphans,
+            },
+        )
+        .map_err(|e| format!("the math guest does not load: {e}"))?;
+        for (module, budget) in &config.cpu_budgets {
+            if !sandbox.set_cpu_budget(module, Some(*budget)) {
+                return Err(format!("--cpu-budget: no module named {module:?}"));
+            }
+        }
+        let operator = Operator::new(node.clone(), sandbox, math.clone());
+        let services = Services {
+            node: node.clone(),
+            math: math.clone(),
+            operator,
+            token,
+            data_dir: config.data_dir.clone(),
+        };
+        let mut spec = SupervisorSpec::new(Strategy::OneForOne)
+            .name(ROOT)
+            .label("root supervisor");
+        for child in math.child_specs() {
+            spec = spec.child(child);
+        }
+        for edge in self.edges {
+            spec = spec.child(edge(&services)?);
+        }
+        let root = runtime
+            .block_on(Supervisor::start(&node, spec))
+            .map_err(|e| format!("the application failed to start: {e}"))?;
+        Ok(System {
+            runtime: Some(runtime),
+            services,
+            root,
+        })
+    }
+}
+
+/// A running system: the runtime, its services and its supervision tree.
+/// Dropping it stops the tree and the runtime.
+pub struct System {
+    runtime: Option<Runtime>,
+    services: Services,
+    root: SupervisorRef,
+}
+
+impl System {
+    /// A builder for `config`.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            edges: Vec::new(),
+        }
+    }
+
+    /// The services the edges use.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.services.node
+    }
+
+    /// The root supervisor.
+    pub fn root(&self) -> &SupervisorRef {
+        &self.root
+    }
+
+    /// Runs a future on the node's executor, from outside it.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime().block_on(future)
+    }
+
+    /// The tokio handle the node runs on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime().handle()
+    }
+
+    fn runtime(&self) -> &Runtime {
+        self.runtime.as_ref().expect("the system runs")
+    }
+
+    /// Resolves with the root supervisor's exit reason when it ends.
+    pub fn root_exit(&self) -> impl Future<Output = ExitReason> + Send + 'static {
+        self.root.pid().wait_exit()
+    }
+
+    /// Stops the tree in reverse start order (waiting up to `timeout`),
+    /// then the runtime; returns the root's exit reason.
+    pub fn shutdown(mut self, timeout: Duration) -> Option<ExitReason> {
+        let runtime = self.runtime.take()?;
+        let root = self.root.clone();
+        let reason = runtime.block_on(async move { root.shutdown(timeout).await });
+        drop(runtime);
+        reason
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            let root = self.root.clone();
+            runtime.block_on(async move { root.shutdown(Duration::from_secs(10)).await });
+        }
+    }
+}
+
+/// Creates the data directory readable by this user only: it holds the
+/// admin token, the console socket and the database.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))
+}
