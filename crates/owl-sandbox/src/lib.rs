@@ -148,7 +148,11 @@ impl Sandbox {
     /// Starts the guest executor and the epoch ticker.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
         let mut pool = PoolingAllocationConfig::default();
-        let slots = config.max_processes.max(1) as u32;
+        // A killed guest leaves its process at once, but a guest thread in
+        // the middle of its slice frees the instance at the slice's end: one
+        // spare slot per guest thread (and one for a trial run) keeps a
+        // newcomer admitted right after a kill from finding the pool full.
+        let slots = (config.max_processes.max(1) + config.guest_threads.max(1) + 1) as u32;
         pool.total_core_instances(slots)
             .total_memories(slots)
             .total_tables(slots)

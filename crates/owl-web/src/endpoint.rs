@@ -58,7 +58,9 @@ pub fn endpoint(
                     {
                         Ok(s) => s,
                         Err(e) => {
-                            return ExitReason::error(format!("cannot accept on the listener: {e}"));
+                            return ExitReason::error(format!(
+                                "cannot accept on the listener: {e}"
+                            ));
                         }
                     };
                     let drain = server::Drain::new();

@@ -3,54 +3,12 @@
 
 mod common;
 
+use common::ws::{connect, next_text, send_sum, until_text};
 use common::{LIMIT, TestNode, client_runtime, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(server: &TestNode) -> Socket {
-    let url = format!("ws://{}/live/sum", server.addr);
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connects");
-    socket
-}
-
-/// The next text frame; panics after [`LIMIT`].
-async fn next_text(socket: &mut Socket) -> String {
-    loop {
-        let frame = tokio::time::timeout(LIMIT, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .expect("a valid frame");
-        if let Message::Text(text) = frame {
-            return text.to_string();
-        }
-    }
-}
-
-/// Reads frames until one contains `needle`.
-async fn until_text(socket: &mut Socket, needle: &str) -> String {
-    loop {
-        let text = next_text(socket).await;
-        if text.contains(needle) {
-            return text;
-        }
-    }
-}
-
-async fn send_sum(socket: &mut Socket, n: &str) {
-    let event = serde_json::json!({"event": "sum", "n": n, "HEADERS": {"HX-Request": "true"}});
-    socket
-        .send(Message::Text(event.to_string().into()))
-        .await
-        .unwrap();
-}
 
 #[test]
 fn each_page_is_a_session_process_that_monitors_its_calculations() {

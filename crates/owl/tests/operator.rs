@@ -3,7 +3,7 @@
 //! throughout: find the runaways, inspect them, kill them, ship the fix live.
 
 use std::io::BufReader;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,42 +15,6 @@ use common::{Served, http, owl};
 
 #[path = "../../owl-web/tests/common/browser.rs"]
 mod browser;
-
-impl Served {
-    /// Runs `owl console --json …` against this node.
-    fn console(&self, args: &[&str]) -> (bool, Value, String) {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = owl()
-            .arg("console")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--json")
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        let json = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "`console {args:?}` printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&stdout)
-            )
-        });
-        (
-            status.success(),
-            json,
-            String::from_utf8_lossy(&stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        let (ok, json, stderr) = self.console(args);
-        assert!(ok, "`console {args:?}` failed: {json} {stderr}");
-        json
-    }
-}
 
 #[test]
 fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {

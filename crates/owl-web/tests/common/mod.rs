@@ -15,6 +15,7 @@ use owl_system::{Config, System};
 use owl_web::WebConfig;
 
 pub mod browser;
+pub mod ws;
 
 /// The admin token of test nodes.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";

@@ -27,26 +27,41 @@ pub fn http(addr: &str, request: &str) -> String {
 }
 
 /// A running `owl serve` on a free loopback port with its own data
-/// directory; killed and cleaned up on drop.
+/// directory; killed and cleaned up on drop. Its log goes to a file.
 pub struct Served {
     pub child: Child,
     /// What it printed up to and including its URL line.
     pub banner: Vec<String>,
     pub url: String,
     pub data_dir: PathBuf,
+    log: PathBuf,
 }
 
 impl Served {
     pub fn start(name: &str) -> Served {
+        Served::start_with(name, &[])
+    }
+
+    /// Starts `owl serve` with extra arguments.
+    pub fn start_with(name: &str, args: &[&str]) -> Served {
+        Served::start_command(name, args, |_| {})
+    }
+
+    /// Starts `owl serve`, letting `adjust` change the command (environment,
+    /// a wrapper) first.
+    pub fn start_command(name: &str, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Served {
         let data_dir = std::env::temp_dir().join(format!("owl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
-        let mut child = owl()
+        let log = std::env::temp_dir().join(format!("owl-{name}-{}.log", std::process::id()));
+        let mut command = owl();
+        command
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(std::fs::File::create(&log).unwrap());
+        adjust(&mut command);
+        let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut banner = Vec::new();
         let url = loop {
@@ -67,7 +82,55 @@ impl Served {
             banner,
             url,
             data_dir,
+            log,
         }
+    }
+
+    /// What the node has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `owl console --json …` against this node: (success, JSON, stderr).
+    pub fn console(&self, args: &[&str]) -> (bool, serde_json::Value, String) {
+        let std::process::Output {
+            status,
+            stdout,
+            stderr,
+        } = owl()
+            .arg("console")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--json")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let json = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "`console {args:?}` printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&stdout)
+            )
+        });
+        (
+            status.success(),
+            json,
+            String::from_utf8_lossy(&stderr).into_owned(),
+        )
+    }
+
+    /// Like [`console`](Self::console); the command must succeed.
+    pub fn ok(&self, args: &[&str]) -> serde_json::Value {
+        let (ok, json, stderr) = self.console(args);
+        assert!(ok, "`console {args:?}` failed: {json} {stderr}");
+        json
+    }
+
+    /// Like [`console`](Self::console); the command must fail: its error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (ok, json, _) = self.console(args);
+        assert!(!ok, "`console {args:?}` succeeded: {json}");
+        json["error"].as_str().unwrap_or_default().to_string()
     }
 
     /// `host:port` of the web interface.
@@ -81,5 +144,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -1,0 +1,214 @@
+//! A hostile operator's and visitor's probe of a real `owl serve`: what used
+//! to hang, crash or flood the node now gets a clear answer and changes
+//! nothing.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{LIMIT, Served, http};
+
+fn sum(node: &Served, input: &str, wait_ms: u32) -> serde_json::Value {
+    let body = format!("{{\"input\":\"{input}\"}}");
+    let answer = http(
+        node.addr(),
+        &format!(
+            "POST /api/sum?wait_ms={wait_ms} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
+}
+
+fn health(node: &Served) -> bool {
+    http(node.addr(), "GET /api/health HTTP/1.0\r\n\r\n").contains("\"status\":\"ok\"")
+}
+
+/// When the root supervisor dies, the node says why and exits non-zero, so
+/// a service manager restarts it (a BEAM node does the same).
+#[test]
+fn a_node_whose_root_supervisor_dies_exits_non_zero() {
+    let mut node = Served::start("root-death");
+    node.ok(&["kill", "owl_root"]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < LIMIT, "the node lives on headless");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let log = node.log();
+    assert!(log.contains("root supervisor ended"), "{log}");
+}
+
+/// Upgrades read their file off the schedulers, only regular files, only
+/// up to the size limit, and try the module out before it replaces the
+/// current version.
+#[test]
+fn unsafe_upgrades_are_refused_and_change_nothing() {
+    let node = Served::start_with("upgrades", &["--schedulers", "1"]);
+    let dir = node.data_dir.join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+
+    // A FIFO without a writer would block a reader forever.
+    let fifo = path("m.wasm");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let error = node.fails(&["upgrade", "math", &fifo]);
+    assert!(error.contains("not a regular file"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(health(&node));
+
+    // /dev/zero never ends.
+    let error = node.fails(&["upgrade", "math", "/dev/zero"]);
+    assert!(error.contains("not a regular file"), "{error}");
+
+    // More than the limit, counted in bytes read.
+    let big = path("big.wat");
+    std::fs::write(&big, vec![b' '; 17 << 20]).unwrap();
+    let error = node.fails(&["upgrade", "math", &big]);
+    assert!(error.contains("larger than 16 MiB"), "{error}");
+
+    // A one-line file of junk: the error quotes a short excerpt only.
+    let junk = path("junk.wat");
+    std::fs::write(&junk, "(".repeat(1 << 20)).unwrap();
+    let error = node.fails(&["upgrade", "math", &junk]);
+    assert!(error.len() < 2_000, "{} bytes of error", error.len());
+
+    // Right exports, but a start function that never ends.
+    let hangs = path("hangs.wat");
+    std::fs::write(
+        &hangs,
+        r#"(module (func $spin (loop (br 0))) (start $spin)
+             (func (export "sum") (param i64) (result i32 i64 i64)
+               (i32.const 0) (local.get 0) (i64.const 0)))"#,
+    )
+    .unwrap();
+    let error = node.fails(&["upgrade", "math", &hangs]);
+    assert!(
+        error.contains("trial") || error.contains("refused"),
+        "{error}"
+    );
+
+    // Right exports, a wrong answer: the canary catches it.
+    let wrong = path("wrong.wat");
+    std::fs::write(
+        &wrong,
+        r#"(module (func (export "sum") (param i64) (result i32 i64 i64)
+             (i32.const 0) (local.get 0) (i64.const 0)))"#,
+    )
+    .unwrap();
+    let error = node.fails(&["upgrade", "math", &wrong]);
+    assert!(error.contains("canary"), "{error}");
+
+    // Nothing changed: version 1 still serves.
+    assert_eq!(node.ok(&["modules"])["modules"][0]["current"], 1);
+    assert_eq!(sum(&node, "5", 5000)["result"], "15");
+}
+
+/// Runaways heal by themselves with a CPU budget, set by flag or console,
+/// kept across upgrades.
+#[test]
+fn a_cpu_budget_ends_runaways_and_survives_upgrades() {
+    let node = Served::start_with("budget", &["--cpu-budget", "math=300ms"]);
+    let answer = sum(&node, "-1", 20_000);
+    assert_eq!(answer["status"], "error", "{answer}");
+    assert_eq!(answer["error"], "cpu_limit");
+    let modules = node.ok(&["modules"]);
+    assert_eq!(modules["modules"][0]["cpu_budget_s"], 0.3);
+    // Off, then on again from the console.
+    node.ok(&["budget", "math", "off"]);
+    assert!(node.ok(&["modules"])["modules"][0]["cpu_budget_s"].is_null());
+    node.ok(&["budget", "math", "200ms"]);
+    let fixed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../guests/math_fixed.wat");
+    node.ok(&["upgrade", "math", fixed]);
+    let after = node.ok(&["modules"]);
+    assert_eq!(after["modules"][0]["current"], 2);
+    assert_eq!(
+        after["modules"][0]["cpu_budget_s"], 0.2,
+        "kept across the upgrade"
+    );
+    let error = node.fails(&["budget", "math", "0s"]);
+    assert!(error.contains("zero"), "{error}");
+    let error = node.fails(&["budget", "nope", "1s"]);
+    assert!(error.contains("no module"), "{error}");
+}
+
+/// A visitor sending `13` in a loop cannot flood the log: reports of the
+/// same crash are summarised; the counters stay exact.
+#[test]
+fn repeated_crashes_do_not_flood_the_log() {
+    let node = Served::start("log-flood");
+    for _ in 0..200 {
+        assert_eq!(sum(&node, "13", 5000)["status"], "error");
+    }
+    let log = node.log();
+    let reports = log.matches("crash report").count();
+    let terminations = log.matches("child terminated").count();
+    assert!(reports <= 10, "{reports} crash reports");
+    assert!(terminations <= 10, "{terminations} supervisor reports");
+    let stats = node.ok(&["stats"]);
+    assert!(stats["crashed"].as_u64().unwrap() >= 200, "{stats}");
+}
+
+/// The admin token can come from a file or the environment instead of the
+/// command line (where every user of the machine can read it).
+#[test]
+fn the_admin_token_can_stay_off_the_command_line() {
+    let secret = std::env::temp_dir().join(format!("owl-token-{}", std::process::id()));
+    std::fs::write(&secret, "token-from-a-file-0123456789\n").unwrap();
+    let node = Served::start_with(
+        "token-file",
+        &["--admin-token-file", secret.to_str().unwrap()],
+    );
+    let page = http(
+        node.addr(),
+        "GET /metrics HTTP/1.0\r\nAuthorization: Bearer token-from-a-file-0123456789\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", node.child.id())).unwrap();
+    assert!(!cmdline.contains("token-from-a-file"));
+    drop(node);
+    let _ = std::fs::remove_file(&secret);
+
+    let node = Served::start_command("token-env", &[], |c| {
+        c.env("OWL_ADMIN_TOKEN", "token-from-the-env-0123456789");
+    });
+    let page = http(
+        node.addr(),
+        "GET /metrics HTTP/1.0\r\nAuthorization: Bearer token-from-the-env-0123456789\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+}
+
+/// With the web side saturated by idle connections, the console still works
+/// and the node does not spin.
+#[test]
+fn the_console_works_while_the_web_side_is_saturated() {
+    let node = Served::start_with("saturated", &["--max-connections", "20"]);
+    let idle: Vec<std::net::TcpStream> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(node.addr()).ok())
+        .collect();
+    let started = Instant::now();
+    let stats = node.ok(&["stats"]);
+    assert!(stats["processes"].as_u64().unwrap() > 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(idle);
+    // Served again once the idle connections are gone.
+    let deadline = Instant::now() + LIMIT;
+    while !health(&node) {
+        assert!(Instant::now() < deadline, "not served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::io::stdout().flush();
+}
