@@ -76,6 +76,9 @@ pub struct ProcessInfo {
     /// Estimated bytes: its future (stack), table entry, mailbox contents,
     /// links and monitors, plus memory it reports (a guest's linear memory).
     pub memory_bytes: usize,
+    /// A limit on the memory it may report (a guest's linear memory
+    /// limit), where it has one.
+    pub memory_limit: Option<usize>,
     /// Linked processes.
     pub links: Vec<Pid>,
     /// Processes monitoring it (waiters outside processes are not listed).
@@ -126,6 +129,11 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
     let st = cell.state.lock();
     let mailbox_bytes: usize = st.mailbox.capacity() * std::mem::size_of::<crate::Message>()
         + st.mailbox.iter().map(|m| m.size_estimate()).sum::<usize>();
+    let memory_limit = st
+        .extras
+        .as_ref()
+        .map(|e| e.memory_limit)
+        .filter(|&l| l > 0);
     let (name, monitored_by, monitors, hint) = match &st.extras {
         Some(ex) => (
             ex.name.as_ref().map(|n| n.to_string()),
@@ -174,6 +182,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
             + std::mem::size_of::<ProcessCell>()
             + mailbox_bytes
             + hint,
+        memory_limit,
         links: st.links(),
         monitored_by,
         monitors,

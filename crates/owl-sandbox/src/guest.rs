@@ -30,9 +30,47 @@ impl StackProbe {
     }
 }
 
-/// Per-instance host state: only the resource limits.
+/// Per-instance host state: the resource limits, and whom to tell how much
+/// linear memory the guest holds (the process table shows it).
 pub(crate) struct GuestState {
     limits: StoreLimits,
+    meter: Option<WorkMeter>,
+}
+
+impl wasmtime::ResourceLimiter for GuestState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed && let Some(meter) = &self.meter {
+            meter.set_memory_hint(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// One guest call: what to run, with which limits, reporting to whom.
@@ -65,8 +103,14 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
         .trap_on_grow_failure(true)
         .instances(1)
         .build();
-    let mut store = Store::new(&engine, GuestState { limits });
-    store.limiter(|s| &mut s.limits);
+    let mut store = Store::new(
+        &engine,
+        GuestState {
+            limits,
+            meter: Some(meter.clone()),
+        },
+    );
+    store.limiter(|s| s);
     // Epoch deadlines start out expired. The first slice gets two ticks, so it
     // lasts at least one full tick wherever in a tick it starts (a short call
     // then finishes on its caller's scheduler); at every tick after that the
@@ -135,8 +179,8 @@ pub(crate) async fn trial(
         .trap_on_grow_failure(true)
         .instances(1)
         .build();
-    let mut store = Store::new(&engine, GuestState { limits });
-    store.limiter(|s| &mut s.limits);
+    let mut store = Store::new(&engine, GuestState { limits, meter: None });
+    store.limiter(|s| s);
     let max_ticks = (crate::TRIAL_DEADLINE.as_nanos() / tick.as_nanos().max(1)).max(1) as u64;
     let mut ticks = 0u64;
     store.set_epoch_deadline(1);

@@ -607,7 +607,7 @@ async fn run_call(
         call.function,
         args.join(", ")
     ));
-    p.set_memory_hint(call.memory_limit);
+    p.set_memory_limit(call.memory_limit);
     let (meter, version) = (call.meter.clone(), call.version.number);
     let mut job = Box::pin(guest::call(call));
     // The first slice runs right here, on this process's own scheduler

@@ -159,6 +159,23 @@ fn repeated_crashes_do_not_flood_the_log() {
     assert!(terminations <= 10, "{terminations} supervisor reports");
     let stats = node.ok(&["stats"]);
     assert!(stats["crashed"].as_u64().unwrap() >= 200, "{stats}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file");
+}
+
+/// `--log-format json`: one JSON object per line, for log shippers.
+#[test]
+fn logs_can_be_json_lines() {
+    let node = Served::start_with("json-log", &["--log-format", "json"]);
+    assert_eq!(sum(&node, "13", 5000)["status"], "error");
+    let log = node.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(entry["level"].is_string(), "{entry}");
+    }
+    assert!(log.contains("crash report"));
 }
 
 /// The admin token can come from a file or the environment instead of the

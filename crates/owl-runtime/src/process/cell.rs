@@ -65,6 +65,8 @@ pub(crate) struct Extras {
     pub monitoring: SmallMap<MonitorRef, Pid>,
     /// Memory the process reports beyond its Rust state (e.g. a guest's linear memory).
     pub memory_hint: usize,
+    /// The most `memory_hint` may reach (0: no limit known).
+    pub memory_limit: usize,
     /// Linked processes, by pid number.
     pub links: SmallMap<PidId, Pid>,
     /// The reason an exit signal will end the process with at its next poll.

@@ -289,6 +289,12 @@ impl Process {
         self.cell.state.lock().extras().memory_hint = bytes;
     }
 
+    /// Reports the most memory this process may hold beyond its Rust state
+    /// (a guest's linear memory limit), shown next to what it holds.
+    pub fn set_memory_limit(&self, bytes: usize) {
+        self.cell.state.lock().extras().memory_limit = bytes;
+    }
+
     /// Adds `n` to this process's reductions: lets work that is not visible
     /// to the runtime (a guest's instructions) count as work done.
     pub fn add_reductions(&self, n: u64) {
@@ -347,6 +353,12 @@ impl WorkMeter {
             meter: self.clone(),
             fut,
         }
+    }
+
+    /// Reports memory the process holds beyond its Rust state, from wherever
+    /// the work runs (see [`Process::set_memory_hint`]).
+    pub fn set_memory_hint(&self, bytes: usize) {
+        self.cell.state.lock().extras().memory_hint = bytes;
     }
 
     /// The process's CPU time so far (its own polls plus measured work).

@@ -214,7 +214,8 @@ fn info_table(operator: &Operator, i: &ProcessInfo) -> Markup {
             tr { th { "running for" } td { (format!("{:.1} s", uptime.as_secs_f64())) } }
             tr { th { "CPU time" } td { (format!("{:.3} ms", i.cpu_time.as_secs_f64() * 1e3)) } }
             tr { th { "reductions" } td { (i.reductions) } }
-            tr { th { "memory" } td { (bytes(i.memory_bytes as u64)) } }
+            tr { th { "memory" } td { (bytes(i.memory_bytes as u64))
+                @if let Some(limit) = i.memory_limit { " (linear memory limit " (bytes(limit as u64)) ")" } } }
             tr { th { "message queue" } td { (i.message_queue_len) @if let Some(c) = i.mailbox_capacity { " of " (c) } } }
             tr { th { "traps exits" } td { (i.trap_exit) } }
             tr { th { "long polls" } td { (i.long_polls) } }

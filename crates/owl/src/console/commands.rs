@@ -217,6 +217,7 @@ fn info_json(i: &ProcessInfo) -> Value {
         "message_queue_len": i.message_queue_len,
         "mailbox_capacity": i.mailbox_capacity,
         "memory_bytes": i.memory_bytes,
+        "memory_limit_bytes": i.memory_limit,
         "links": pids(&i.links),
         "monitors": pids(&i.monitors),
         "monitored_by": pids(&i.monitored_by),
