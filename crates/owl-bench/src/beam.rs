@@ -19,7 +19,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
+pub(crate) fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
     let (script, args): (&str, Vec<String>) = match bench {
         Bench::Spawn { processes } => ("spawn", vec![processes.to_string()]),
         Bench::Ring { processes, rounds } => {

@@ -23,7 +23,7 @@ impl Server for Pong {
     }
 }
 
-pub async fn run(
+pub(crate) async fn run(
     node: &Node,
     sandbox: &Sandbox,
     runaways: usize,

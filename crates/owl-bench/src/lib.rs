@@ -19,6 +19,7 @@ use owl_runtime::{Config, Runtime};
 
 pub use report::Report;
 
+/// `owl bench`'s arguments.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -77,6 +78,7 @@ enum Bench {
     },
 }
 
+/// Runs the benchmark `args` name and prints its report(s).
 pub fn run(args: BenchArgs) -> Result<(), String> {
     if args.schedulers == 0 {
         return Err("--schedulers must be at least 1".into());
@@ -132,24 +134,17 @@ fn math_sandbox() -> Result<owl_sandbox::Sandbox, String> {
 
 /// Resident set size of this OS process, in bytes.
 pub fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+    owl_runtime::sys::resident_memory()
 }
 
 /// CPU time (user + system) this OS process has used.
 pub fn cpu_time() -> std::time::Duration {
-    // SAFETY: `usage` is a valid out-pointer for getrusage.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage` for the call to fill.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return std::time::Duration::ZERO;
+    }
     let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant as TokioInstant;
 use super::{Report, cpu_time, rss_bytes};
 
 /// Starts `workers` load workers; returns the shared job counter.
-pub async fn start_workers(node: &Node, workers: usize) -> Result<Arc<AtomicU64>, String> {
+pub(crate) async fn start_workers(node: &Node, workers: usize) -> Result<Arc<AtomicU64>, String> {
     let jobs = Arc::new(AtomicU64::new(0));
     let counter = jobs.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -44,7 +44,7 @@ pub async fn start_workers(node: &Node, workers: usize) -> Result<Arc<AtomicU64>
     Ok(jobs)
 }
 
-pub async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, String> {
+pub(crate) async fn run(node: &Node, workers: usize, seconds: u64) -> Result<Report, String> {
     let seconds = seconds.max(2);
     let jobs = start_workers(node, workers).await?;
     let start = Instant::now();

@@ -3,12 +3,16 @@
 /// One benchmark run on one system (`owl` or `beam`).
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// The benchmark's name, e.g. `spawn`.
     pub bench: String,
+    /// `owl` or `beam`.
     pub system: String,
+    /// Named figures, in the order they were added.
     pub fields: Vec<(String, f64)>,
 }
 
 impl Report {
+    /// An empty report of `bench` on `system`.
     pub fn new(bench: &str, system: &str) -> Self {
         Report {
             bench: bench.into(),
@@ -17,11 +21,13 @@ impl Report {
         }
     }
 
+    /// Adds a figure.
     pub fn with(mut self, name: &str, value: f64) -> Self {
         self.fields.push((name.into(), value));
         self
     }
 
+    /// The report as one JSON object: `bench`, `system`, then the figures.
     pub fn to_json(&self) -> serde_json::Value {
         let mut obj = serde_json::Map::new();
         obj.insert("bench".into(), self.bench.clone().into());
@@ -39,7 +45,7 @@ impl Report {
     }
 }
 
-pub fn print(reports: &[Report], json: bool) {
+pub(crate) fn print(reports: &[Report], json: bool) {
     if json {
         for r in reports {
             println!("{}", r.to_json());

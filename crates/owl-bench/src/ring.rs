@@ -6,7 +6,7 @@ use owl_runtime::{Node, Pid};
 
 use super::Report;
 
-pub async fn run(node: &Node, size: usize, rounds: usize) -> Result<Report, String> {
+pub(crate) async fn run(node: &Node, size: usize, rounds: usize) -> Result<Report, String> {
     let size = size.max(2);
     let hops = (size * rounds) as u64;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -11,7 +11,7 @@ use super::{Report, rss_bytes};
 
 struct Stop;
 
-pub async fn run(node: &Node, n: usize) -> Result<Report, String> {
+pub(crate) async fn run(node: &Node, n: usize) -> Result<Report, String> {
     let baseline_procs = node.process_count();
     let rss_before = rss_bytes();
     let waiting = Arc::new(AtomicUsize::new(0));

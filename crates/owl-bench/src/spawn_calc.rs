@@ -11,7 +11,7 @@ use super::Report;
 /// server handling requests would; the BEAM script does the same.
 const BATCH: usize = 1000;
 
-pub async fn run(node: &Node, n: usize) -> Result<Report, String> {
+pub(crate) async fn run(node: &Node, n: usize) -> Result<Report, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     node.spawn(move |mut p| async move {
         let start = Instant::now();
@@ -44,7 +44,7 @@ pub async fn run(node: &Node, n: usize) -> Result<Report, String> {
 }
 
 /// The same with sandboxed processes: each is a guest call of `math:sum(100)`.
-pub async fn run_sandboxed(
+pub(crate) async fn run_sandboxed(
     node: &Node,
     sandbox: &owl_sandbox::Sandbox,
     n: usize,

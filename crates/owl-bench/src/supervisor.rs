@@ -21,7 +21,7 @@ fn idle_child(id: String) -> ChildSpec {
     })
 }
 
-pub async fn run(node: &Node, children: usize) -> Result<Report, String> {
+pub(crate) async fn run(node: &Node, children: usize) -> Result<Report, String> {
     // Static: one spec per child, started in order when the supervisor starts.
     let mut spec = SupervisorSpec::new(Strategy::OneForOne);
     for i in 0..children {

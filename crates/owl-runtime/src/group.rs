@@ -14,7 +14,7 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    pub fn remove_member(&self, group: &str, pid: &Pid) {
+    pub(crate) fn remove_member(&self, group: &str, pid: &Pid) {
         if let Some(mut members) = self.members.get_mut(group) {
             members.retain(|p| p != pid);
         }

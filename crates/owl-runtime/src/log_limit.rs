@@ -32,7 +32,7 @@ pub(crate) enum Verdict {
 }
 
 impl LogLimiter {
-    pub fn check(&self, kind: &str) -> Verdict {
+    pub(crate) fn check(&self, kind: &str) -> Verdict {
         let now = Instant::now();
         let mut kinds = self.kinds.lock();
         if kinds.len() >= KINDS && !kinds.contains_key(kind) {

@@ -178,6 +178,12 @@ impl Runtime {
     }
 }
 
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("node", &self.node).finish()
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_watchdog.store(true, Ordering::Release);
@@ -218,11 +224,11 @@ pub(crate) struct NodeInner {
 }
 
 impl NodeInner {
-    pub fn next_pid(&self) -> u64 {
+    pub(crate) fn next_pid(&self) -> u64 {
         self.next_pid.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn next_monitor_ref(&self) -> MonitorRef {
+    pub(crate) fn next_monitor_ref(&self) -> MonitorRef {
         MonitorRef(self.next_ref.fetch_add(1, Ordering::Relaxed))
     }
 
@@ -232,7 +238,7 @@ impl NodeInner {
     /// same kind (label and reason) are summarised past a burst, so a
     /// visitor sending `13` in a loop cannot flood the log; with no
     /// `tracing` subscriber installed, reports go to stderr.
-    pub fn report_exit(
+    pub(crate) fn report_exit(
         &self,
         cell: &ProcessCell,
         name: Option<&str>,
@@ -288,6 +294,15 @@ impl NodeInner {
 #[derive(Clone)]
 pub struct Node {
     pub(crate) inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("processes", &self.process_count())
+            .field("schedulers", &self.schedulers())
+            .finish()
+    }
 }
 
 impl Node {

@@ -44,7 +44,7 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Removes `name` if it still points at `pid` (called when `pid` exits).
-    pub fn release(&self, name: &str, pid: PidId) {
+    pub(crate) fn release(&self, name: &str, pid: PidId) {
         self.names.remove_if(name, |_, holder| holder.id() == pid);
     }
 }

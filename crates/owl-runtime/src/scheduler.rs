@@ -41,13 +41,13 @@ pub(crate) struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    pub fn begin_poll(&self, pid: u64, start: u64) {
+    pub(crate) fn begin_poll(&self, pid: u64, start: u64) {
         self.poll_started.store(start, Ordering::Relaxed);
         self.reported.store(false, Ordering::Relaxed);
         self.current.store(pid, Ordering::Release);
     }
 
-    pub fn end_poll(&self, cell: &ProcessCell, start: u64, end: u64) {
+    pub(crate) fn end_poll(&self, cell: &ProcessCell, start: u64, end: u64) {
         self.current.store(0, Ordering::Release);
         if end.saturating_sub(start) > self.threshold_cycles.load(Ordering::Relaxed)
             && !self.reported.swap(true, Ordering::AcqRel)
@@ -184,7 +184,7 @@ pub(crate) struct Schedulers {
 }
 
 impl Schedulers {
-    pub fn new(workers: usize, long_poll_threshold: Duration) -> Arc<Schedulers> {
+    pub(crate) fn new(workers: usize, long_poll_threshold: Duration) -> Arc<Schedulers> {
         let per_ns = cycles_per_nanosecond();
         let slots: Vec<WorkerSlot> = (0..workers)
             .map(|_| WorkerSlot {
@@ -210,23 +210,23 @@ impl Schedulers {
         })
     }
 
-    pub fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.slots.len()
     }
 
-    pub fn online(&self) -> usize {
+    pub(crate) fn online(&self) -> usize {
         self.online.load(Ordering::Relaxed)
     }
 
     /// The most schedulers that may be online: the worker count, at most the
     /// CPUs this OS process may use.
-    pub fn max_online(&self) -> usize {
+    pub(crate) fn max_online(&self) -> usize {
         self.slots.len().min(self.cpus.len().max(1))
     }
 
     /// Called on a worker thread: gives it a slot (once) and applies the
     /// current CPU mask to it.
-    pub fn register_current_thread(&self) -> Option<&'static WorkerSlot> {
+    pub(crate) fn register_current_thread(&self) -> Option<&'static WorkerSlot> {
         if let Some(slot) = WORKER.get() {
             return Some(slot);
         }
@@ -240,7 +240,7 @@ impl Schedulers {
     }
 
     /// Pins a thread to the online CPUs and counts it in utilization from now on.
-    pub fn adopt(&self, clock: crate::sys::ThreadClock, worker_slot: Option<usize>) {
+    pub(crate) fn adopt(&self, clock: crate::sys::ThreadClock, worker_slot: Option<usize>) {
         self.pin(clock.tid(), self.online());
         let mut threads = self.threads.lock();
         threads.retain(|t| t.clock.tid() != clock.tid());
@@ -249,7 +249,7 @@ impl Schedulers {
 
     /// Sets how many CPUs the node computes on: 1 ..= [`max_online`](Self::max_online).
     /// Every compute thread (schedulers and adopted helpers) is pinned to them.
-    pub fn set_online(&self, n: usize) -> Result<usize, String> {
+    pub(crate) fn set_online(&self, n: usize) -> Result<usize, String> {
         let max = self.max_online();
         if n == 0 || n > max {
             return Err(format!(
@@ -278,7 +278,7 @@ impl Schedulers {
         }
     }
 
-    pub fn sample(&self) -> SchedulerSample {
+    pub(crate) fn sample(&self) -> SchedulerSample {
         let threads = self.threads.lock();
         let mut busy = vec![Duration::ZERO; self.slots.len()];
         let mut helpers = Vec::new();
@@ -299,7 +299,7 @@ impl Schedulers {
     /// Runs until `stop` is set: reports polls still in progress after the
     /// threshold, naming the process (a finished long poll is reported by the
     /// worker itself).
-    pub fn watchdog(self: Arc<Self>, stop: Arc<AtomicBool>) {
+    pub(crate) fn watchdog(self: Arc<Self>, stop: Arc<AtomicBool>) {
         let period = (self.long_poll_threshold / 2).max(Duration::from_millis(1));
         while !stop.load(Ordering::Acquire) {
             std::thread::sleep(period);

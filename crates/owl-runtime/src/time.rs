@@ -38,7 +38,7 @@ struct WheelState {
 }
 
 impl TimerWheel {
-    pub fn new() -> Arc<TimerWheel> {
+    pub(crate) fn new() -> Arc<TimerWheel> {
         Arc::new(TimerWheel {
             origin: Instant::now(),
             now_ms: AtomicU64::new(0),
@@ -113,7 +113,7 @@ impl TimerWheel {
     }
 
     /// Runs on the node's executor for the node's lifetime.
-    pub async fn run_ticker(self: Arc<Self>) {
+    pub(crate) async fn run_ticker(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(Duration::from_millis(1));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut fired = Vec::new();
@@ -140,6 +140,14 @@ pub struct Sleep<'a> {
     deadline: u64,
     registered: bool,
     on_wait: &'a std::sync::atomic::AtomicU8,
+}
+
+impl std::fmt::Debug for Sleep<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline_ms", &self.deadline)
+            .finish()
+    }
 }
 
 impl<'a> Sleep<'a> {

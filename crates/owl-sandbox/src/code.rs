@@ -115,7 +115,7 @@ pub(crate) struct Version {
 }
 
 impl Version {
-    pub fn function(&self, name: &str) -> Option<&FuncType> {
+    pub(crate) fn function(&self, name: &str) -> Option<&FuncType> {
         self.exports.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 }
@@ -189,7 +189,7 @@ impl CodeServer {
     /// Compiles `source` (`.wat` text or `.wasm` binary) as a candidate
     /// version of `name`, checking its imports and that it keeps the current
     /// version's exports. Slow (milliseconds): call it off the executors.
-    pub fn compile(
+    pub(crate) fn compile(
         &self,
         engine: &Engine,
         name: &str,
@@ -259,7 +259,7 @@ impl CodeServer {
 
     /// Makes a compiled candidate the newest version of `name`; it keeps the
     /// module's settings (its CPU budget) and counters.
-    pub fn install(&self, name: &str, candidate: Candidate) -> u32 {
+    pub(crate) fn install(&self, name: &str, candidate: Candidate) -> u32 {
         let mut modules = self.modules.write();
         let versions = modules.entry(name.to_string()).or_default();
         let number = versions.last().map_or(1, |v| v.number + 1);
@@ -277,7 +277,7 @@ impl CodeServer {
     }
 
     /// The newest version of `name`.
-    pub fn current(&self, name: &str) -> Option<Arc<Version>> {
+    pub(crate) fn current(&self, name: &str) -> Option<Arc<Version>> {
         self.modules
             .read()
             .get(name)
@@ -286,7 +286,7 @@ impl CodeServer {
 
     /// Drops every version but the newest, returning the processes that still
     /// ran one of them (the caller kills them).
-    pub fn purge(&self, name: &str) -> Option<Vec<Pid>> {
+    pub(crate) fn purge(&self, name: &str) -> Option<Vec<Pid>> {
         let mut modules = self.modules.write();
         let versions = modules.get_mut(name)?;
         let keep = versions.pop()?;
@@ -297,7 +297,7 @@ impl CodeServer {
     }
 
     /// Every process running any version of `name`.
-    pub fn running(&self, name: &str) -> Vec<Pid> {
+    pub(crate) fn running(&self, name: &str) -> Vec<Pid> {
         let modules = self.modules.read();
         modules
             .get(name)
@@ -306,7 +306,7 @@ impl CodeServer {
     }
 
     /// The stack probe of a running sandboxed process, whatever its module.
-    pub fn probe(&self, pid: u64) -> Option<Arc<StackProbe>> {
+    pub(crate) fn probe(&self, pid: u64) -> Option<Arc<StackProbe>> {
         let modules = self.modules.read();
         modules
             .values()
@@ -314,7 +314,7 @@ impl CodeServer {
             .find_map(|v| v.running.lock().get(&pid).map(|(_, probe)| probe.clone()))
     }
 
-    pub fn list(&self) -> Vec<ModuleInfo> {
+    pub(crate) fn list(&self) -> Vec<ModuleInfo> {
         let modules = self.modules.read();
         let mut all: Vec<ModuleInfo> = modules
             .iter()

@@ -116,7 +116,7 @@ pub(crate) struct GuestHandle<T> {
 
 impl<T> GuestHandle<T> {
     /// The call's output; `None` if it was cancelled or panicked.
-    pub async fn join(mut self) -> Option<T> {
+    pub(crate) async fn join(mut self) -> Option<T> {
         (&mut self.result).await.ok()
     }
 }
@@ -133,7 +133,7 @@ impl<T> Drop for GuestHandle<T> {
 }
 
 impl GuestExecutor {
-    pub fn start(threads: usize) -> std::io::Result<GuestExecutor> {
+    pub(crate) fn start(threads: usize) -> std::io::Result<GuestExecutor> {
         let shared = Arc::new(Shared {
             lanes: Mutex::new(Lanes::default()),
             work: Condvar::new(),
@@ -169,18 +169,18 @@ impl GuestExecutor {
     }
 
     /// A CPU-time sample of the guest threads, for their utilization.
-    pub fn sample(&self) -> owl_runtime::SchedulerSample {
+    pub(crate) fn sample(&self) -> owl_runtime::SchedulerSample {
         owl_runtime::SchedulerSample::of_threads(&self.shared.clocks.lock())
     }
 
     /// The guest threads' CPU clocks (and thread ids).
-    pub fn threads(&self) -> Vec<owl_runtime::sys::ThreadClock> {
+    pub(crate) fn threads(&self) -> Vec<owl_runtime::sys::ThreadClock> {
         self.shared.clocks.lock().clone()
     }
 
     /// Runs `fut`, which has already used `slices` slices elsewhere (they
     /// count towards demotion to the background lane).
-    pub fn spawn<F, T>(&self, fut: F, slices: u32) -> GuestHandle<T>
+    pub(crate) fn spawn<F, T>(&self, fut: F, slices: u32) -> GuestHandle<T>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
@@ -200,7 +200,7 @@ impl GuestExecutor {
     }
 
     /// Calls waiting to run, in the fast and background lanes.
-    pub fn queued(&self) -> (usize, usize) {
+    pub(crate) fn queued(&self) -> (usize, usize) {
         let lanes = self.shared.lanes.lock();
         (lanes.fast.len(), lanes.background.len())
     }

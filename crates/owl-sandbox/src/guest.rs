@@ -22,7 +22,7 @@ pub(crate) struct StackProbe {
 }
 
 impl StackProbe {
-    pub fn request(&self) -> tokio::sync::oneshot::Receiver<Vec<String>> {
+    pub(crate) fn request(&self) -> tokio::sync::oneshot::Receiver<Vec<String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         *self.reply.lock() = Some(tx);
         self.requested.store(true, Ordering::Release);
@@ -179,7 +179,13 @@ pub(crate) async fn trial(
         .trap_on_grow_failure(true)
         .instances(1)
         .build();
-    let mut store = Store::new(&engine, GuestState { limits, meter: None });
+    let mut store = Store::new(
+        &engine,
+        GuestState {
+            limits,
+            meter: None,
+        },
+    );
     store.limiter(|s| s);
     let max_ticks = (crate::TRIAL_DEADLINE.as_nanos() / tick.as_nanos().max(1)).max(1) as u64;
     let mut ticks = 0u64;

@@ -144,6 +144,15 @@ pub struct Sandbox {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .field("modules", &self.modules().len())
+            .finish()
+    }
+}
+
 impl Sandbox {
     /// Starts the guest executor and the epoch ticker.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {

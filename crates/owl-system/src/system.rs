@@ -55,7 +55,7 @@ impl Default for Config {
 }
 
 /// What the edges of the system (web, console) work with. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Services {
     /// The node.
     pub node: Node,
@@ -76,6 +76,15 @@ type Edge = Box<dyn FnOnce(&Services) -> Result<ChildSpec, String>>;
 pub struct Builder {
     config: Config,
     edges: Vec<Edge>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("edges", &self.edges.len())
+            .finish()
+    }
 }
 
 impl Builder {
@@ -154,6 +163,7 @@ impl Builder {
 
 /// A running system: the runtime, its services and its supervision tree.
 /// Dropping it stops the tree and the runtime.
+#[derive(Debug)]
 pub struct System {
     runtime: Option<Runtime>,
     services: Services,

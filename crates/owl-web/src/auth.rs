@@ -62,7 +62,7 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    pub fn new(token: AdminToken, public_dashboards: bool) -> Result<Auth, String> {
+    pub(crate) fn new(token: AdminToken, public_dashboards: bool) -> Result<Auth, String> {
         Ok(Auth {
             token,
             csrf: random_hex(16)?,
@@ -72,12 +72,12 @@ impl Auth {
         })
     }
 
-    pub fn csrf(&self) -> &str {
+    pub(crate) fn csrf(&self) -> &str {
         &self.csrf
     }
 
     /// How this request proves it is the admin, if it does.
-    pub fn credential(&self, headers: &HeaderMap) -> Credential {
+    pub(crate) fn credential(&self, headers: &HeaderMap) -> Credential {
         let bearer = headers
             .get_all(header::AUTHORIZATION)
             .iter()
@@ -105,17 +105,17 @@ impl Auth {
         }
     }
 
-    pub fn is_admin(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn is_admin(&self, headers: &HeaderMap) -> bool {
         self.credential(headers) != Credential::None
     }
 
-    pub fn can_view(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn can_view(&self, headers: &HeaderMap) -> bool {
         self.public_dashboards || self.is_admin(headers)
     }
 
     /// Whether a change may go ahead: the bearer token, or a session whose
     /// request is same-origin and carries our CSRF field.
-    pub fn may_act(
+    pub(crate) fn may_act(
         &self,
         headers: &HeaderMap,
         csrf_field: Option<&str>,
@@ -136,7 +136,7 @@ impl Auth {
     }
 
     /// Checks a login attempt from `from`; on success, a new session id.
-    pub fn login(&self, from: IpAddr, token: &str) -> Result<String, LoginRefused> {
+    pub(crate) fn login(&self, from: IpAddr, token: &str) -> Result<String, LoginRefused> {
         let now = Instant::now();
         {
             let failures = self.failures.lock();
@@ -180,7 +180,7 @@ impl Auth {
     }
 
     /// Ends the session this request carries.
-    pub fn logout(&self, headers: &HeaderMap) {
+    pub(crate) fn logout(&self, headers: &HeaderMap) {
         if let Some(id) = cookie(headers, SESSION_COOKIE) {
             self.sessions.lock().remove(id);
         }

@@ -50,7 +50,7 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
 
 /// A page's state and behaviour, run inside its session process.
-pub trait LiveView: Send + 'static {
+pub(crate) trait LiveView: Send + 'static {
     /// Runs once in the new session before the first render (start timers here).
     fn mount(&mut self, ctx: &mut Process) {
         let _ = ctx;
@@ -75,7 +75,7 @@ pub trait LiveView: Send + 'static {
 
 /// An event a page sent: a form's fields, named by its `event` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientEvent {
+pub(crate) struct ClientEvent {
     /// What happened (the form's hidden `event` field), e.g. `"sum"`.
     pub name: String,
     /// The other fields, as strings.
@@ -84,13 +84,13 @@ pub struct ClientEvent {
 
 impl ClientEvent {
     /// A field's value, or `""` if the page did not send it.
-    pub fn field(&self, name: &str) -> &str {
+    pub(crate) fn field(&self, name: &str) -> &str {
         self.fields.get(name).map_or("", String::as_str)
     }
 
     /// Reads a text frame htmx's `ws-send` produced: a JSON object of string
     /// fields (plus the `HEADERS` object htmx adds, which is dropped).
-    pub fn parse(text: &str) -> Result<ClientEvent, String> {
+    pub(crate) fn parse(text: &str) -> Result<ClientEvent, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let serde_json::Value::Object(map) = value else {

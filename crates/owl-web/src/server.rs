@@ -83,7 +83,7 @@ pub(crate) struct Drain {
 const DRAIN_PERMITS: usize = 1 << 20;
 
 impl Drain {
-    pub fn new() -> Drain {
+    pub(crate) fn new() -> Drain {
         Drain {
             stop: tokio::sync::watch::channel(false).0,
             open: Arc::new(tokio::sync::Semaphore::new(DRAIN_PERMITS)),
@@ -92,7 +92,7 @@ impl Drain {
 
     /// Asks every connection to finish, and waits until all have (or the
     /// caller's timeout passes).
-    pub async fn finish(&self) {
+    pub(crate) async fn finish(&self) {
         let _ = self.stop.send(true);
         let _ = self.open.acquire_many(DRAIN_PERMITS as u32).await;
     }

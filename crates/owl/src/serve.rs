@@ -23,7 +23,7 @@ macro_rules! say {
 }
 
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address for the web interface.
     #[arg(long, default_value = "127.0.0.1:4000")]
     bind: String,
@@ -63,7 +63,7 @@ pub struct ServeArgs {
 }
 
 /// Reads `30s`, `5m`, `2h`, `1500ms` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(at) => text.split_at(at),
@@ -94,7 +94,7 @@ fn parse_budget(text: &str) -> Result<(String, Duration), String> {
     Ok((module.to_string(), parse_duration(duration)?))
 }
 
-pub fn run(args: ServeArgs) -> Result<(), String> {
+pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     // A node may hold thousands of connections; the web side keeps a
     // reserve below this limit for the console and files.
     if let Err(e) = owl_runtime::sys::raise_fd_limit() {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod common;
 // The shared browser helpers find the limit at `super::LIMIT`.
-pub use common::LIMIT;
+use common::LIMIT;
 use common::{Served, http, owl};
 
 #[path = "../../owl-web/tests/common/browser.rs"]

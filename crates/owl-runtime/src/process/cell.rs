@@ -22,10 +22,10 @@ use crate::process::small_map::SmallMap;
 
 /// Process status values kept in [`ProcessCell::status`].
 pub(crate) mod status {
-    pub const RUNNABLE: u8 = 0;
-    pub const RUNNING: u8 = 1;
-    pub const WAITING: u8 = 2;
-    pub const EXITING: u8 = 3;
+    pub(crate) const RUNNABLE: u8 = 0;
+    pub(crate) const RUNNING: u8 = 1;
+    pub(crate) const WAITING: u8 = 2;
+    pub(crate) const EXITING: u8 = 3;
 }
 
 /// `ProcessCell::waiting_on` value while the process sleeps.
@@ -100,12 +100,12 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn extras(&mut self) -> &mut Extras {
+    pub(crate) fn extras(&mut self) -> &mut Extras {
         self.extras.get_or_insert_with(Default::default)
     }
 
     /// The linked processes.
-    pub fn links(&self) -> Vec<Pid> {
+    pub(crate) fn links(&self) -> Vec<Pid> {
         self.extras
             .as_ref()
             .map_or_else(Vec::new, |e| e.links.values().cloned().collect())
@@ -179,12 +179,21 @@ impl<M> std::fmt::Display for SendError<M> {
 }
 impl<M> std::error::Error for SendError<M> {}
 
+impl std::fmt::Debug for ProcessCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessCell")
+            .field("pid", &PidId(self.id))
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ProcessCell {
-    pub fn pid(self: &Arc<Self>) -> Pid {
+    pub(crate) fn pid(self: &Arc<Self>) -> Pid {
         Pid::new(self.id, self)
     }
 
-    pub fn has_exited(&self) -> bool {
+    pub(crate) fn has_exited(&self) -> bool {
         self.status.load(Ordering::Acquire) == status::EXITING
     }
 
@@ -218,7 +227,7 @@ impl ProcessCell {
 
     /// Appends a message. `bounded` says whether the mailbox limit applies
     /// (runtime notifications such as `Exit` and `Down` are never refused).
-    pub fn deliver(&self, msg: Message, bounded: bool) -> Result<(), SendError<Message>> {
+    pub(crate) fn deliver(&self, msg: Message, bounded: bool) -> Result<(), SendError<Message>> {
         let mut st = self.state.lock();
         if st.exited {
             return Err(SendError::NoProcess(msg));
@@ -240,7 +249,7 @@ impl ProcessCell {
     }
 
     /// Called after a message left the mailbox: a sender waiting for room may go on.
-    pub fn message_taken(&self) {
+    pub(crate) fn message_taken(&self) {
         self.stats.reductions.fetch_add(1, Ordering::Relaxed);
         if let Some(b) = &self.bounded {
             b.space.notify_one();
@@ -251,7 +260,7 @@ impl ProcessCell {
     /// an untrappable `Kill` (explicit exit only) ends the process as `Killed`;
     /// a trapping process gets an [`Exit`] message; `Normal` is otherwise
     /// ignored; any other reason ends the process with that reason.
-    pub fn signal_exit(&self, from: &Pid, reason: ExitReason, kind: SignalKind) {
+    pub(crate) fn signal_exit(&self, from: &Pid, reason: ExitReason, kind: SignalKind) {
         let mut st = self.state.lock();
         if st.exited {
             return;
@@ -309,12 +318,12 @@ impl ProcessCell {
         }
     }
 
-    pub fn take_pending_exit(&self) -> Option<ExitReason> {
+    pub(crate) fn take_pending_exit(&self) -> Option<ExitReason> {
         self.state.lock().extras.as_mut()?.pending_exit.take()
     }
 
     /// Adds `watcher` to the monitors of this process, or reports it is gone.
-    pub fn add_monitor(&self, mref: MonitorRef, watcher: Watcher) -> Result<(), Watcher> {
+    pub(crate) fn add_monitor(&self, mref: MonitorRef, watcher: Watcher) -> Result<(), Watcher> {
         let mut st = self.state.lock();
         if st.exited {
             return Err(watcher);
@@ -329,7 +338,7 @@ impl ProcessCell {
         Ok(())
     }
 
-    pub fn remove_monitor(&self, mref: MonitorRef) {
+    pub(crate) fn remove_monitor(&self, mref: MonitorRef) {
         let mut st = self.state.lock();
         if let Some(ex) = st.extras.as_mut() {
             ex.monitored_by.remove(&mref);
@@ -338,7 +347,7 @@ impl ProcessCell {
 
     /// Delivers the `Down` of a monitor this process set, and forgets the
     /// monitor in the same step: a fired monitor leaves nothing behind.
-    pub fn deliver_down(&self, down: Down) {
+    pub(crate) fn deliver_down(&self, down: Down) {
         let mut st = self.state.lock();
         if st.exited {
             return;
@@ -359,7 +368,7 @@ impl ProcessCell {
     /// Ends the process: releases its name and groups, then tells linked
     /// processes and monitors, in that order, so that whoever sees the `Down`
     /// also sees the name free.
-    pub fn finish(self: &Arc<Self>, reason: ExitReason) {
+    pub(crate) fn finish(self: &Arc<Self>, reason: ExitReason) {
         let (extras, mailbox) = {
             let mut st = self.state.lock();
             if st.exited {

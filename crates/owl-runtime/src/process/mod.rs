@@ -55,6 +55,12 @@ pub struct Process {
     node: Node,
 }
 
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").field("pid", &self.pid).finish()
+    }
+}
+
 impl Process {
     /// This process's pid.
     pub fn pid(&self) -> &Pid {
@@ -345,6 +351,14 @@ pub struct WorkMeter {
     cell: Arc<ProcessCell>,
 }
 
+impl std::fmt::Debug for WorkMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkMeter")
+            .field("pid", &crate::PidId(self.cell.id))
+            .finish()
+    }
+}
+
 impl WorkMeter {
     /// Wraps `fut` so that each of its polls, wherever it runs, adds its
     /// duration to the process's CPU time and one reduction.
@@ -369,6 +383,7 @@ impl WorkMeter {
 
 pin_project_lite::pin_project! {
     /// The future of [`WorkMeter::measure`].
+    #[derive(Debug)]
     pub struct Measured<F> {
         meter: WorkMeter,
         #[pin]
@@ -434,7 +449,7 @@ fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
 /// assert!(pid.send(1u8).is_ok());
 /// assert!(matches!(pid.send(2u8), Err(SendError::Full(2))));
 /// ```
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 pub struct SpawnOptions {
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) mailbox_capacity: Option<usize>,

@@ -45,6 +45,12 @@ pub trait Matcher {
 /// Takes the first message of type `T` accepted by the predicate `P`.
 pub struct ByType<T, P>(P, PhantomData<fn() -> T>);
 
+impl<T, P> std::fmt::Debug for ByType<T, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ByType<{}>", std::any::type_name::<T>())
+    }
+}
+
 impl<T: Send + 'static, P: FnMut(&T) -> bool> Matcher for ByType<T, P> {
     type Output = T;
     fn matches(&mut self, msg: &Message) -> bool {
@@ -56,6 +62,7 @@ impl<T: Send + 'static, P: FnMut(&T) -> bool> Matcher for ByType<T, P> {
 }
 
 /// Takes whatever message comes first.
+#[derive(Debug)]
 pub struct AnyMessage;
 
 impl Matcher for AnyMessage {
@@ -71,6 +78,7 @@ impl Matcher for AnyMessage {
 /// The future returned by [`Process::recv`](crate::Process::recv) and friends.
 ///
 /// While it waits, the process shows `receive` as its current activity.
+#[derive(Debug)]
 pub struct Recv<'a, M> {
     cell: &'a Arc<ProcessCell>,
     matcher: M,

@@ -27,14 +27,14 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             SmallMap::Small(v) => v.len(),
             SmallMap::Large(m) => m.len(),
         }
     }
 
-    pub fn contains_key(&self, key: &K) -> bool {
+    pub(crate) fn contains_key(&self, key: &K) -> bool {
         match self {
             SmallMap::Small(v) => v.iter().any(|(k, _)| k == key),
             SmallMap::Large(m) => m.contains_key(key),
@@ -42,7 +42,7 @@ impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
     }
 
     /// Inserts unless the key is present; returns whether it was inserted.
-    pub fn insert_new(&mut self, key: K, value: V) -> bool {
+    pub(crate) fn insert_new(&mut self, key: K, value: V) -> bool {
         if self.contains_key(&key) {
             return false;
         }
@@ -62,7 +62,7 @@ impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
         true
     }
 
-    pub fn remove(&mut self, key: &K) -> Option<V> {
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
         match self {
             SmallMap::Small(v) => {
                 let at = v.iter().position(|(k, _)| k == key)?;
@@ -72,28 +72,28 @@ impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
         }
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
         match self {
             SmallMap::Small(v) => v.retain(|(k, val)| keep(k, val)),
             SmallMap::Large(m) => m.retain(|k, val| keep(k, val)),
         }
     }
 
-    pub fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
+    pub(crate) fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
         match self {
             SmallMap::Small(v) => Box::new(v.iter().map(|(_, val)| val)),
             SmallMap::Large(m) => Box::new(m.values()),
         }
     }
 
-    pub fn into_values(self) -> Vec<V> {
+    pub(crate) fn into_values(self) -> Vec<V> {
         match self {
             SmallMap::Small(v) => v.into_iter().map(|(_, val)| val).collect(),
             SmallMap::Large(m) => m.into_values().collect(),
         }
     }
 
-    pub fn into_entries(self) -> Vec<(K, V)> {
+    pub(crate) fn into_entries(self) -> Vec<(K, V)> {
         match self {
             SmallMap::Small(v) => v,
             SmallMap::Large(m) => m.into_iter().collect(),
@@ -101,7 +101,7 @@ impl<K: Eq + Hash + Copy, V> SmallMap<K, V> {
     }
 
     /// Bytes the entries take on the heap, for the memory estimate.
-    pub fn heap_bytes(&self) -> usize {
+    pub(crate) fn heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(K, V)>();
         match self {
             SmallMap::Small(v) => v.capacity() * entry,

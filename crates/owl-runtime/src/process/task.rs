@@ -37,7 +37,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> ProcessTask<F> {
-    pub fn new(cell: Arc<ProcessCell>, body: F) -> Self {
+    pub(crate) fn new(cell: Arc<ProcessCell>, body: F) -> Self {
         ProcessTask {
             cell,
             known_waker: None,

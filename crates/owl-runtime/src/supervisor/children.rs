@@ -17,7 +17,7 @@ pub(super) struct Child {
 }
 
 impl Child {
-    pub fn new(spec: ChildSpec) -> Child {
+    pub(super) fn new(spec: ChildSpec) -> Child {
         Child {
             spec,
             pid: None,
@@ -25,7 +25,7 @@ impl Child {
         }
     }
 
-    pub fn status(&self) -> ChildStatus {
+    pub(super) fn status(&self) -> ChildStatus {
         match (&self.pid, self.restarting) {
             (Some(_), _) => ChildStatus::Running,
             (None, true) => ChildStatus::Restarting,
@@ -48,16 +48,16 @@ pub(super) struct Children {
 }
 
 impl Children {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.in_order.len()
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Serial, &Child)> {
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = (Serial, &Child)> {
         self.in_order.iter().map(|(s, c)| (*s, c))
     }
 
     /// Serials in start order, from `serial`'s position on (all of them for `None`).
-    pub fn serials_from(&self, serial: Option<Serial>) -> Vec<Serial> {
+    pub(super) fn serials_from(&self, serial: Option<Serial>) -> Vec<Serial> {
         let start = serial
             .and_then(|s| self.in_order.get_index_of(&s))
             .unwrap_or(0);
@@ -65,7 +65,7 @@ impl Children {
     }
 
     /// Appends a child; `keyed` records its id for lookups (static children).
-    pub fn push(&mut self, child: Child, keyed: bool) -> Serial {
+    pub(super) fn push(&mut self, child: Child, keyed: bool) -> Serial {
         let serial = self.next;
         self.next += 1;
         if keyed {
@@ -78,24 +78,24 @@ impl Children {
         serial
     }
 
-    pub fn get(&self, serial: Serial) -> Option<&Child> {
+    pub(super) fn get(&self, serial: Serial) -> Option<&Child> {
         self.in_order.get(&serial)
     }
 
-    pub fn get_mut(&mut self, serial: Serial) -> Option<&mut Child> {
+    pub(super) fn get_mut(&mut self, serial: Serial) -> Option<&mut Child> {
         self.in_order.get_mut(&serial)
     }
 
-    pub fn by_id(&self, id: &str) -> Option<Serial> {
+    pub(super) fn by_id(&self, id: &str) -> Option<Serial> {
         self.by_id.get(id).copied()
     }
 
-    pub fn by_pid(&self, pid: &Pid) -> Option<Serial> {
+    pub(super) fn by_pid(&self, pid: &Pid) -> Option<Serial> {
         self.by_pid.get(&pid.id()).copied()
     }
 
     /// Records that the child now runs as `pid` (or does not run).
-    pub fn set_pid(&mut self, serial: Serial, pid: Option<Pid>) {
+    pub(super) fn set_pid(&mut self, serial: Serial, pid: Option<Pid>) {
         let Some(child) = self.in_order.get_mut(&serial) else {
             return;
         };
@@ -112,7 +112,7 @@ impl Children {
     /// Forgets a child. `keep_order` preserves the start order of the others
     /// (static children); dynamic children have no order to keep, and are
     /// removed in constant time.
-    pub fn remove(&mut self, serial: Serial, keep_order: bool) -> Option<Child> {
+    pub(super) fn remove(&mut self, serial: Serial, keep_order: bool) -> Option<Child> {
         let child = if keep_order {
             self.in_order.shift_remove(&serial)
         } else {
@@ -127,7 +127,7 @@ impl Children {
         Some(child)
     }
 
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.in_order.clear();
         self.by_id.clear();
         self.by_pid.clear();

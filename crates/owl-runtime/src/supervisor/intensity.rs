@@ -10,7 +10,7 @@ pub(crate) struct Intensity {
 }
 
 impl Intensity {
-    pub fn new(max_restarts: u32, period: Duration) -> Self {
+    pub(super) fn new(max_restarts: u32, period: Duration) -> Self {
         Intensity {
             max_restarts,
             period,
@@ -19,7 +19,7 @@ impl Intensity {
     }
 
     /// Records a restart now; false if it exceeds the allowed intensity.
-    pub fn allow_restart(&mut self) -> bool {
+    pub(super) fn allow_restart(&mut self) -> bool {
         let now = Instant::now();
         self.recent.push_back(now);
         while let Some(&oldest) = self.recent.front() {

@@ -89,7 +89,7 @@ pub enum ChildKind {
 }
 
 /// What a start function gets: the node and the supervisor to link to.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StartArgs {
     /// The node to spawn on.
     pub node: Node,
@@ -540,6 +540,7 @@ pub struct SupervisorRef {
 }
 
 /// Starting supervisors.
+#[derive(Debug)]
 pub struct Supervisor;
 
 impl Supervisor {

@@ -7,14 +7,14 @@ use std::time::Duration;
 use owl_runtime::{Config, Node, Process, Runtime};
 
 /// A two-scheduler runtime, like the CI machine.
-pub fn runtime() -> Runtime {
+pub(crate) fn runtime() -> Runtime {
     Runtime::new(Config::default().schedulers(2)).expect("runtime starts")
 }
 
 /// Every wait in the tests is bounded: a hang fails the test instead of blocking CI.
-pub const LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
-pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+pub(crate) async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     tokio::time::timeout(LIMIT, fut)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
@@ -22,7 +22,7 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
 
 /// Runs `body` as a process and returns its result; a panic inside it
 /// (a failed assertion) fails the test with the panic's message.
-pub fn in_process<F, Fut, T>(rt: &Runtime, body: F) -> T
+pub(crate) fn in_process<F, Fut, T>(rt: &Runtime, body: F) -> T
 where
     F: FnOnce(Process) -> Fut + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
@@ -39,10 +39,10 @@ where
 }
 
 /// A process that waits forever for a message it will never get.
-pub fn idle(node: &Node) -> owl_runtime::Pid {
+pub(crate) fn idle(node: &Node) -> owl_runtime::Pid {
     node.spawn(|mut p| async move {
         p.recv::<Never>().await;
     })
 }
 
-pub struct Never;
+pub(crate) struct Never;

@@ -57,6 +57,7 @@ impl fmt::Display for Client {
 }
 
 /// A running calculation as the admission table knows it.
+#[derive(Debug)]
 struct Slot {
     pid: Pid,
     /// The process that asked (a page's session, an API request).
@@ -65,7 +66,7 @@ struct Slot {
     orphaned_since: Option<Instant>,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Held {
     /// Oldest first.
     running: VecDeque<Slot>,
@@ -79,7 +80,7 @@ impl Held {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Table {
     clients: HashMap<Client, Held>,
 }
@@ -118,7 +119,7 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
-    pub fn fill(mut self, pid: Pid, asker: Pid) {
+    pub(super) fn fill(mut self, pid: Pid, asker: Pid) {
         let mut table = self.admission.table.lock();
         let held = table.clients.entry(self.client.clone()).or_default();
         held.pending = held.pending.saturating_sub(1);
@@ -143,6 +144,7 @@ impl Drop for Reservation {
     }
 }
 
+#[derive(Debug)]
 pub(crate) struct Admission {
     cap: usize,
     table: Mutex<Table>,
@@ -154,7 +156,7 @@ pub(crate) struct Admission {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl Admission {
-    pub fn new(cap: usize) -> Arc<Admission> {
+    pub(super) fn new(cap: usize) -> Arc<Admission> {
         Arc::new(Admission {
             cap: cap.max(1),
             table: Mutex::default(),
@@ -162,12 +164,12 @@ impl Admission {
         })
     }
 
-    pub fn cap(&self) -> usize {
+    pub(super) fn cap(&self) -> usize {
         self.cap
     }
 
     /// Admits `client`, making room by naming a victim if it must.
-    pub fn reserve(self: &Arc<Self>, client: &Client) -> Result<Reservation, Refusal> {
+    pub(super) fn reserve(self: &Arc<Self>, client: &Client) -> Result<Reservation, Refusal> {
         let mut table = self.table.lock();
         if table.total() >= self.cap {
             table.prune();
@@ -214,7 +216,7 @@ impl Admission {
     }
 
     /// Calculations whose asker has been gone for longer than `grace`.
-    pub fn orphans(&self, grace: Duration) -> Vec<Pid> {
+    pub(super) fn orphans(&self, grace: Duration) -> Vec<Pid> {
         let now = Instant::now();
         let mut table = self.table.lock();
         table.prune();
@@ -235,7 +237,7 @@ impl Admission {
     }
 
     /// Calculations `client` holds (running or about to start).
-    pub fn held(&self, client: &Client) -> usize {
+    pub(super) fn held(&self, client: &Client) -> usize {
         let mut table = self.table.lock();
         table.prune();
         table.clients.get(client).map_or(0, Held::count)

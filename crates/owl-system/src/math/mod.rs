@@ -172,11 +172,12 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// The math service: starts calculations and reads their answers. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct MathService {
     inner: Arc<Inner>,
 }
 
+#[derive(Debug)]
 struct Inner {
     sandbox: Sandbox,
     admission: Arc<admission::Admission>,

@@ -157,7 +157,7 @@ pub fn list(
 }
 
 /// CPU time per process between two looks, for "CPU over the last interval".
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct RecentCpu {
     last: HashMap<PidId, Duration>,
     at: Option<std::time::Instant>,

@@ -36,6 +36,7 @@ pub struct Sample {
 /// let sample = meter.sample();
 /// assert!((0.0..=1.0).contains(&sample.total));
 /// ```
+#[derive(Debug)]
 pub struct Meter {
     node: Node,
     sandbox: Sandbox,

@@ -93,7 +93,7 @@ pub struct SystemStats {
 }
 
 /// The operator's view of a running system. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Operator {
     node: Node,
     sandbox: Sandbox,

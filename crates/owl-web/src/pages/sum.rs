@@ -22,7 +22,7 @@ pub(crate) const CLIENT_COOKIE: &str = "owl_client";
 
 /// Calculations one page may have running at once: one visitor cannot take
 /// the machine.
-pub const MAX_RUNNING_PER_PAGE: usize = 20;
+pub(crate) const MAX_RUNNING_PER_PAGE: usize = 20;
 /// Lines a page keeps; older finished lines scroll away.
 const MAX_LINES: usize = 100;
 /// How much of an invalid input a line repeats.
@@ -133,7 +133,7 @@ pub(crate) struct SumPage {
 }
 
 impl SumPage {
-    pub fn new(math: MathService, client: Client) -> SumPage {
+    pub(crate) fn new(math: MathService, client: Client) -> SumPage {
         SumPage {
             math,
             client,

@@ -13,7 +13,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use super::LIMIT;
 
 /// A running chromedriver; killed on drop.
-pub struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
     profile: std::path::PathBuf,
@@ -37,7 +37,7 @@ fn find(names: &[&str]) -> Option<std::path::PathBuf> {
 
 /// Starts chromedriver, or returns `None` (skip) when the browser is not
 /// installed outside CI. Under CI a missing browser is a failure.
-pub fn driver(test: &str) -> Option<Driver> {
+pub(crate) fn driver(test: &str) -> Option<Driver> {
     let found = (
         find(&["chromedriver"]),
         find(&["chromium", "chromium-browser"]),
@@ -81,7 +81,7 @@ pub fn driver(test: &str) -> Option<Driver> {
 
 impl Driver {
     /// A new headless browser window (its own profile, so its own cookies).
-    pub async fn browser(&self, n: usize) -> Client {
+    pub(crate) async fn browser(&self, n: usize) -> Client {
         let profile = self.profile.join(n.to_string());
         let caps = serde_json::json!({
             "goog:chromeOptions": {
@@ -119,7 +119,7 @@ impl Driver {
 
 /// A new browser window on the live page at `url`, connected, with a marker
 /// (`window.sameDocument`) that a reload would wipe out.
-pub async fn open_live(driver: &Driver, n: usize, url: &str) -> Client {
+pub(crate) async fn open_live(driver: &Driver, n: usize, url: &str) -> Client {
     let page = driver.browser(n).await;
     page.goto(url).await.unwrap();
     wait_js(
@@ -136,7 +136,7 @@ pub async fn open_live(driver: &Driver, n: usize, url: &str) -> Client {
 
 /// Waits until `js` (an expression) is truthy in the page; panics naming
 /// `what` after [`LIMIT`], with the page's text for the failure message.
-pub async fn wait_js(client: &Client, what: &str, js: &str) {
+pub(crate) async fn wait_js(client: &Client, what: &str, js: &str) {
     let start = Instant::now();
     let script = format!("return Boolean({js});");
     loop {
@@ -156,7 +156,7 @@ pub async fn wait_js(client: &Client, what: &str, js: &str) {
     }
 }
 
-pub async fn page_text(client: &Client) -> String {
+pub(crate) async fn page_text(client: &Client) -> String {
     client
         .execute("return document.body.innerText;", vec![])
         .await
@@ -166,7 +166,7 @@ pub async fn page_text(client: &Client) -> String {
 }
 
 /// Types `value` into the sum form and submits it.
-pub async fn submit(client: &Client, value: &str) {
+pub(crate) async fn submit(client: &Client, value: &str) {
     let input = client.find(Locator::Css("#n")).await.expect("the input");
     input.clear().await.unwrap();
     input.send_keys(value).await.unwrap();
@@ -180,7 +180,7 @@ pub async fn submit(client: &Client, value: &str) {
 }
 
 /// The text of the sum page's lines, newest first.
-pub async fn lines(client: &Client) -> Vec<String> {
+pub(crate) async fn lines(client: &Client) -> Vec<String> {
     let v = client
         .execute(
             "return Array.from(document.querySelectorAll('#sum-lines li')).map(li => li.innerText);",
@@ -192,7 +192,7 @@ pub async fn lines(client: &Client) -> Vec<String> {
 }
 
 /// Waits until some line reads exactly `text`.
-pub async fn wait_line(client: &Client, text: &str) {
+pub(crate) async fn wait_line(client: &Client, text: &str) {
     let js = format!(
         "Array.from(document.querySelectorAll('#sum-lines li')).some(li => li.innerText.trim() === {})",
         serde_json::to_string(text).unwrap()

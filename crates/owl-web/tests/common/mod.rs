@@ -14,18 +14,18 @@ use owl_system::operator::Operator;
 use owl_system::{Config, System};
 use owl_web::WebConfig;
 
-pub mod browser;
-pub mod ws;
+pub(crate) mod browser;
+pub(crate) mod ws;
 
 /// The admin token of test nodes.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// Every wait in these tests is bounded by this; reaching it is a failure.
-pub const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// The whole system (owl-system's one assembly) with the web endpoint on
 /// a loopback port and a data directory of its own.
-pub struct TestNode {
+pub(crate) struct TestNode {
     pub addr: SocketAddr,
     pub node: Node,
     pub math: MathService,
@@ -37,7 +37,7 @@ pub struct TestNode {
 
 /// Options of a test node beyond the defaults.
 #[derive(Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     pub max_calculations: Option<usize>,
     pub public_dashboards: bool,
     pub reap_orphans: Option<Duration>,
@@ -48,7 +48,7 @@ pub struct Options {
 
 impl TestNode {
     /// Starts the application with at most `max_calculations` at once.
-    pub fn start(max_calculations: usize) -> TestNode {
+    pub(crate) fn start(max_calculations: usize) -> TestNode {
         TestNode::with(Options {
             max_calculations: Some(max_calculations),
             ..Options::default()
@@ -56,7 +56,7 @@ impl TestNode {
     }
 
     /// Like [`start`](Self::start), with dashboards public or not.
-    pub fn start_with(max_calculations: usize, public_dashboards: bool) -> TestNode {
+    pub(crate) fn start_with(max_calculations: usize, public_dashboards: bool) -> TestNode {
         TestNode::with(Options {
             max_calculations: Some(max_calculations),
             public_dashboards,
@@ -64,7 +64,7 @@ impl TestNode {
         })
     }
 
-    pub fn with(options: Options) -> TestNode {
+    pub(crate) fn with(options: Options) -> TestNode {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let data_dir = std::env::temp_dir().join(format!(
             "owl-web-test-{}-{}",
@@ -103,13 +103,13 @@ impl TestNode {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Runs a future on the node's executor (from a thread of its own, so
     /// that tests may call it from inside their client runtime).
-    pub fn block_on<F>(&self, f: F) -> F::Output
+    pub(crate) fn block_on<F>(&self, f: F) -> F::Output
     where
         F: std::future::Future + Send,
         F::Output: Send,
@@ -119,7 +119,7 @@ impl TestNode {
     }
 
     /// Loads the fixed guest as the newest `math` version (after its trial run).
-    pub fn upgrade_math(&self) -> u32 {
+    pub(crate) fn upgrade_math(&self) -> u32 {
         let operator = self.operator.clone();
         self.block_on(async move {
             operator
@@ -131,12 +131,12 @@ impl TestNode {
     }
 
     /// Kills every running calculation (the talk's `kill_math()`).
-    pub fn kill_calculations(&self) {
+    pub(crate) fn kill_calculations(&self) {
         let _ = self.operator.kill_all(math::MODULE);
     }
 
     /// Live session processes, by label.
-    pub fn sessions(&self) -> Vec<Pid> {
+    pub(crate) fn sessions(&self) -> Vec<Pid> {
         self.node
             .processes()
             .into_iter()
@@ -147,7 +147,7 @@ impl TestNode {
 }
 
 /// Polls `check` until it holds; panics naming `what` after [`LIMIT`].
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -170,7 +170,7 @@ impl Drop for TestNode {
 }
 
 /// A client-side runtime for reqwest, WebSocket and WebDriver clients.
-pub fn client_runtime() -> tokio::runtime::Runtime {
+pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,6 +179,6 @@ pub fn client_runtime() -> tokio::runtime::Runtime {
 }
 
 /// An HTTP client whose every request gives up after [`LIMIT`] (a hang fails).
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(LIMIT).build().unwrap()
 }

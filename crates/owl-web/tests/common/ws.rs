@@ -6,12 +6,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::{LIMIT, TestNode};
 
-pub type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the sum page's live connection, as the visitor with `cookie`
 /// (`owl_client=…`) when given.
-pub async fn connect_as(server: &TestNode, cookie: Option<&str>) -> Socket {
+pub(crate) async fn connect_as(server: &TestNode, cookie: Option<&str>) -> Socket {
     let mut request = format!("ws://{}/live/sum", server.addr)
         .into_client_request()
         .unwrap();
@@ -26,12 +26,12 @@ pub async fn connect_as(server: &TestNode, cookie: Option<&str>) -> Socket {
     socket
 }
 
-pub async fn connect(server: &TestNode) -> Socket {
+pub(crate) async fn connect(server: &TestNode) -> Socket {
     connect_as(server, None).await
 }
 
 /// The next text frame; panics after [`LIMIT`].
-pub async fn next_text(socket: &mut Socket) -> String {
+pub(crate) async fn next_text(socket: &mut Socket) -> String {
     loop {
         let frame = tokio::time::timeout(LIMIT, socket.next())
             .await
@@ -45,7 +45,7 @@ pub async fn next_text(socket: &mut Socket) -> String {
 }
 
 /// Reads frames until one contains `needle`.
-pub async fn until_text(socket: &mut Socket, needle: &str) -> String {
+pub(crate) async fn until_text(socket: &mut Socket, needle: &str) -> String {
     loop {
         let text = next_text(socket).await;
         if text.contains(needle) {
@@ -55,7 +55,7 @@ pub async fn until_text(socket: &mut Socket, needle: &str) -> String {
 }
 
 /// Reads frames until `done` holds for one; returns it.
-pub async fn until(socket: &mut Socket, done: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn until(socket: &mut Socket, done: impl Fn(&str) -> bool) -> String {
     loop {
         let text = next_text(socket).await;
         if done(&text) {
@@ -64,7 +64,7 @@ pub async fn until(socket: &mut Socket, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
-pub async fn send_sum(socket: &mut Socket, n: &str) {
+pub(crate) async fn send_sum(socket: &mut Socket, n: &str) {
     let event = serde_json::json!({"event": "sum", "n": n, "HEADERS": {"HX-Request": "true"}});
     socket
         .send(Message::Text(event.to_string().into()))
@@ -73,7 +73,7 @@ pub async fn send_sum(socket: &mut Socket, n: &str) {
 }
 
 /// The lines of a rendered sum list, newest first: (state, value).
-pub fn lines(html: &str) -> Vec<(String, String)> {
+pub(crate) fn lines(html: &str) -> Vec<(String, String)> {
     html.split("<li ")
         .skip(1)
         .map(|li| {

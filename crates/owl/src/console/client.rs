@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::server::SOCKET;
 
 #[derive(Args, Debug)]
-pub struct ConsoleArgs {
+pub(crate) struct ConsoleArgs {
     /// The data directory of the node to talk to.
     #[arg(long, default_value = "./owl-data")]
     data_dir: PathBuf,
@@ -68,7 +68,7 @@ impl Connection {
     }
 }
 
-pub fn run(args: ConsoleArgs) -> Result<(), String> {
+pub(crate) fn run(args: ConsoleArgs) -> Result<(), String> {
     let mut conn = Connection::open(&args.data_dir)?;
     if !args.command.is_empty() {
         let answer = conn.ask(&args.command)?;
@@ -142,7 +142,7 @@ fn shell(conn: &mut Connection, args: &ConsoleArgs) -> Result<(), String> {
 
 /// Splits a shell line into words the way a POSIX shell does: spaces
 /// separate, quotes group (`ps --filter "live session"`), a backslash escapes.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_words(line: &str) -> Result<Vec<String>, String> {
     shlex::split(line).ok_or_else(|| "unclosed quote or a backslash at the end of the line".into())
 }
 

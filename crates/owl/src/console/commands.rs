@@ -12,7 +12,7 @@ use owl_system::operator::{Operator, SortKey, Stack, Trace};
 use serde_json::{Value, json};
 
 /// What a command answers: text for the shell, JSON for `--json`.
-pub struct Answer {
+pub(crate) struct Answer {
     pub text: String,
     pub json: Value,
 }
@@ -116,7 +116,7 @@ fn seconds(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
 }
 
 /// The help text, as `help` prints it.
-pub fn help() -> String {
+pub(crate) fn help() -> String {
     use clap::CommandFactory;
     let mut text = Line::command()
         .help_template("Commands:\n{subcommands}")
@@ -128,7 +128,11 @@ pub fn help() -> String {
 
 /// Runs one console line. `cwd` resolves relative file names (the client's
 /// working directory, not the node's).
-pub async fn run(services: &Services, words: Vec<String>, cwd: &Path) -> Result<Answer, String> {
+pub(crate) async fn run(
+    services: &Services,
+    words: Vec<String>,
+    cwd: &Path,
+) -> Result<Answer, String> {
     let ctx = &services.operator;
     if words.is_empty() {
         return Err("empty command; try `help`".into());

@@ -2,6 +2,6 @@
 //! listener, talking over a Unix socket in the data directory. Nothing
 //! listens on the network for it.
 
-pub mod client;
-pub mod commands;
-pub mod server;
+pub(crate) mod client;
+pub(crate) mod commands;
+pub(crate) mod server;

@@ -20,9 +20,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use super::commands;
 
 /// The socket's file name inside the data directory.
-pub const SOCKET: &str = "console.sock";
+pub(crate) const SOCKET: &str = "console.sock";
 /// The registered name of the listener process.
-pub const NAME: &str = "console";
+pub(crate) const NAME: &str = "console";
 /// The longest request line a console may send.
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 /// How long the listener pauses after a failed accept (out of file
@@ -31,7 +31,7 @@ const BACK_OFF: Duration = Duration::from_millis(100);
 
 /// Binds the console socket in `data_dir`, replacing a stale one left by a
 /// node that did not stop cleanly; refuses if a live node answers on it.
-pub fn bind(data_dir: &Path) -> Result<(std::os::unix::net::UnixListener, PathBuf), String> {
+pub(crate) fn bind(data_dir: &Path) -> Result<(std::os::unix::net::UnixListener, PathBuf), String> {
     let path = data_dir.join(SOCKET);
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
@@ -53,7 +53,10 @@ pub fn bind(data_dir: &Path) -> Result<(std::os::unix::net::UnixListener, PathBu
 
 /// The console listener as a child of the root supervisor; a restarted
 /// listener accepts on the same socket.
-pub fn child_spec(services: Services, socket: std::os::unix::net::UnixListener) -> ChildSpec {
+pub(crate) fn child_spec(
+    services: Services,
+    socket: std::os::unix::net::UnixListener,
+) -> ChildSpec {
     listener::child_spec(NAME, "console listener", socket, move |p, socket| {
         listen(p, services.clone(), socket)
     })

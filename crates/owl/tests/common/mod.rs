@@ -8,15 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Every wait is bounded by this; reaching it is a failure.
-pub const LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const LIMIT: Duration = Duration::from_secs(20);
 
 /// The `owl` binary under test.
-pub fn owl() -> Command {
+pub(crate) fn owl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_owl"))
 }
 
 /// One HTTP/1.0 exchange over a plain socket: the whole answer as text.
-pub fn http(addr: &str, request: &str) -> String {
+pub(crate) fn http(addr: &str, request: &str) -> String {
     use std::io::{Read, Write};
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
     socket.set_read_timeout(Some(LIMIT)).unwrap();
@@ -28,7 +28,7 @@ pub fn http(addr: &str, request: &str) -> String {
 
 /// A running `owl serve` on a free loopback port with its own data
 /// directory; killed and cleaned up on drop. Its log goes to a file.
-pub struct Served {
+pub(crate) struct Served {
     pub child: Child,
     /// What it printed up to and including its URL line.
     pub banner: Vec<String>,
@@ -38,18 +38,22 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn start(name: &str) -> Served {
+    pub(crate) fn start(name: &str) -> Served {
         Served::start_with(name, &[])
     }
 
     /// Starts `owl serve` with extra arguments.
-    pub fn start_with(name: &str, args: &[&str]) -> Served {
+    pub(crate) fn start_with(name: &str, args: &[&str]) -> Served {
         Served::start_command(name, args, |_| {})
     }
 
     /// Starts `owl serve`, letting `adjust` change the command (environment,
     /// a wrapper) first.
-    pub fn start_command(name: &str, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Served {
+    pub(crate) fn start_command(
+        name: &str,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Served {
         let data_dir = std::env::temp_dir().join(format!("owl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         let log = std::env::temp_dir().join(format!("owl-{name}-{}.log", std::process::id()));
@@ -87,12 +91,12 @@ impl Served {
     }
 
     /// What the node has logged so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs `owl console --json …` against this node: (success, JSON, stderr).
-    pub fn console(&self, args: &[&str]) -> (bool, serde_json::Value, String) {
+    pub(crate) fn console(&self, args: &[&str]) -> (bool, serde_json::Value, String) {
         let std::process::Output {
             status,
             stdout,
@@ -120,21 +124,21 @@ impl Served {
     }
 
     /// Like [`console`](Self::console); the command must succeed.
-    pub fn ok(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn ok(&self, args: &[&str]) -> serde_json::Value {
         let (ok, json, stderr) = self.console(args);
         assert!(ok, "`console {args:?}` failed: {json} {stderr}");
         json
     }
 
     /// Like [`console`](Self::console); the command must fail: its error.
-    pub fn fails(&self, args: &[&str]) -> String {
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
         let (ok, json, _) = self.console(args);
         assert!(!ok, "`console {args:?}` succeeded: {json}");
         json["error"].as_str().unwrap_or_default().to_string()
     }
 
     /// `host:port` of the web interface.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         self.url.trim_start_matches("http://").trim_end_matches('/')
     }
 }
