@@ -230,8 +230,10 @@ impl Sandbox {
     /// Loads `source` (`.wat` text or `.wasm`) as the newest version of module
     /// `name`; returns its version number. A module that does not compile,
     /// needs imports, or lacks a function the current version exports is
-    /// rejected and the current version stays. Compiling takes milliseconds:
-    /// from async code use [`load_async`](Self::load_async).
+    /// rejected and the current version stays. It is not tried out: use it
+    /// for code you trust (the guests shipped with the program). Compiling
+    /// takes milliseconds; a running system loads new code with
+    /// [`upgrade`](Self::upgrade), off the executors and after a trial run.
     pub fn load(&self, name: &str, source: &[u8]) -> Result<u32, LoadError> {
         let candidate = self.inner.code.compile(&self.inner.engine, name, source)?;
         let version = self.inner.code.install(name, candidate);

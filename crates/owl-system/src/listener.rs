@@ -76,13 +76,17 @@ where
         async move {
             let socket = cloned.map_err(|e| ExitReason::error(format!("{label}: {e}")))?;
             let opts = SpawnOptions::new().label(label).trap_exit(true);
-            Ok(args.spawn_link_opts(opts, move |p| async move {
-                if let Err(e) = p.register(name) {
-                    return ExitReason::error(e);
-                }
+            let pid = args.spawn_link_opts(opts, move |p| async move {
                 p.set_activity("accept");
                 serve(p, socket).await
-            }))
+            });
+            // Registered before the start returns: whoever looks the name up
+            // once the tree is up finds it.
+            if let Err(e) = args.node.register(name, &pid) {
+                args.node.kill(&pid);
+                return Err(ExitReason::error(format!("{label}: {e}")));
+            }
+            Ok(pid)
         }
     })
 }
