@@ -42,7 +42,7 @@ pub(crate) async fn run(
             .map_err(|e| e.to_string())?;
         spinning.push(task);
     }
-    load::start_workers(node, workers).await?;
+    let (_load, load_root, _) = load::start(node, workers).await?;
     // Let the workers' random start delays play out and the runaways get demoted.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let pong = server::start(node, Pong, SpawnOptions::new().label("pong"))
@@ -80,6 +80,7 @@ pub(crate) async fn run(
     for task in &spinning {
         node.kill(task.pid());
     }
+    load_root.shutdown(Duration::from_secs(60)).await;
     sandboxed.sort();
     native.sort();
     let us = |v: &[Duration], q: f64| {

@@ -97,11 +97,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             processes,
             sandboxed: true,
         } => {
-            let sandbox = math_sandbox()?;
+            let sandbox = math_sandbox(&node)?;
             rt.block_on(spawn_calc::run_sandboxed(&node, &sandbox, processes))
         }
         Bench::Fairness { runaway, workers } => {
-            let sandbox = math_sandbox()?;
+            let sandbox = math_sandbox(&node)?;
             rt.block_on(fairness::run(&node, &sandbox, runaway, workers))
         }
         Bench::Load { workers, seconds } => rt.block_on(load::run(&node, workers, seconds)),
@@ -119,13 +119,19 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A sandbox with version 1 of the math guest (the talk's, bugs included).
-fn math_sandbox() -> Result<owl_sandbox::Sandbox, String> {
+/// A sandbox with version 1 of the math guest (the talk's, bugs included),
+/// its guest threads on the node's cores as in `owl serve`: with
+/// `--schedulers 1`, everything runs on one core.
+fn math_sandbox(node: &owl_runtime::Node) -> Result<owl_sandbox::Sandbox, String> {
     let config = owl_sandbox::SandboxConfig {
         max_processes: 4096,
+        guest_threads: node.schedulers(),
         ..Default::default()
     };
     let sandbox = owl_sandbox::Sandbox::new(config)?;
+    for thread in sandbox.guest_threads() {
+        node.adopt_thread(thread);
+    }
     sandbox
         .load("math", include_bytes!("../../../guests/math.wat"))
         .map_err(|e| e.to_string())?;

@@ -45,6 +45,7 @@ pub(crate) async fn run(node: &Node, children: usize) -> Result<Report, String> 
         .map_err(|e| format!("dynamic supervisor: {e}"))?;
     let child = idle_child("job".into()).restart(Restart::Temporary);
     let starter = sup.clone();
+    let rss_before = super::rss_bytes();
     let dynamic_start = node
         .spawn_task(move |_| async move {
             let t = Instant::now();
@@ -59,6 +60,8 @@ pub(crate) async fn run(node: &Node, children: usize) -> Result<Report, String> 
         .join()
         .await
         .map_err(|e| format!("starter crashed: {e}"))??;
+    let dynamic_bytes =
+        super::rss_bytes().saturating_sub(rss_before) as f64 / children.max(1) as f64;
     let t = Instant::now();
     sup.shutdown(CALL)
         .await
@@ -70,5 +73,6 @@ pub(crate) async fn run(node: &Node, children: usize) -> Result<Report, String> 
         .with("static_start_s", static_start.as_secs_f64())
         .with("static_stop_s", static_stop.as_secs_f64())
         .with("dynamic_start_s", dynamic_start.as_secs_f64())
-        .with("dynamic_stop_s", dynamic_stop.as_secs_f64()))
+        .with("dynamic_stop_s", dynamic_stop.as_secs_f64())
+        .with("dynamic_bytes_per_child", dynamic_bytes))
 }

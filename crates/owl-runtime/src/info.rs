@@ -148,8 +148,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
             ex.memory_hint
                 + std::mem::size_of_val(&**ex)
                 + ex.monitored_by.heap_bytes()
-                + ex.monitoring.heap_bytes()
-                + ex.links.heap_bytes(),
+                + ex.monitoring.heap_bytes(),
         ),
         None => (None, Vec::new(), Vec::new(), 0),
     };
@@ -181,6 +180,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
             + cell.future_bytes as usize
             + std::mem::size_of::<ProcessCell>()
             + mailbox_bytes
+            + st.links_heap_bytes()
             + hint,
         memory_limit,
         links: st.links(),

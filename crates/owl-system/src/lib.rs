@@ -5,6 +5,8 @@
 //!
 //! - [`system`]: the one place that assembles the system — configuration
 //!   in, a started supervision tree out ([`System`]).
+//! - [`load`]: load control — up to ten million supervised background
+//!   jobs, one figure to set, sampled ten times a second for the charts.
 //! - [`math`]: the talk's calculation — input rules, the `math` guest and
 //!   its versions, fair admission, the math supervisor.
 //! - [`operator`]: what the person running the node does — list, top,
@@ -18,6 +20,7 @@
 
 pub mod access;
 pub mod listener;
+pub mod load;
 pub mod math;
 pub mod operator;
 pub mod system;

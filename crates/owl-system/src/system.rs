@@ -6,6 +6,7 @@
 //! owl_root (one_for_one)
 //! ├── math_sup       dynamic: one temporary child per calculation
 //! ├── math_reaper    (with --reap-orphans) ends calculations whose page is gone
+//! ├── load_sup       load control: the workers' supervisor and the manager
 //! └── … edges        added by the caller: the web endpoint, the console
 //! ```
 
@@ -18,6 +19,7 @@ use owl_runtime::{ExitReason, Node, Runtime};
 use owl_sandbox::{Sandbox, SandboxConfig};
 
 use crate::access::{AdminToken, TokenSource};
+use crate::load::LoadControl;
 use crate::math::{MathConfig, MathService};
 use crate::operator::{Operator, ROOT};
 
@@ -38,6 +40,8 @@ pub struct Config {
     pub cpu_budgets: Vec<(String, Duration)>,
     /// Where the admin token comes from.
     pub admin_token: TokenSource,
+    /// Background jobs at start (load control's target).
+    pub load_target: u64,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             reap_orphans: None,
             cpu_budgets: Vec::new(),
             admin_token: TokenSource::DataDir,
+            load_target: 0,
         }
     }
 }
@@ -63,6 +68,8 @@ pub struct Services {
     pub math: MathService,
     /// The operator's facade.
     pub operator: Operator,
+    /// Load control.
+    pub load: LoadControl,
     /// The admin token.
     pub token: AdminToken,
     /// The data directory.
@@ -134,10 +141,12 @@ impl Builder {
             }
         }
         let operator = Operator::new(node.clone(), sandbox, math.clone());
+        let load = LoadControl::new(config.load_target);
         let services = Services {
             node: node.clone(),
             math: math.clone(),
-            operator,
+            operator: operator.clone(),
+            load: load.clone(),
             token,
             data_dir: config.data_dir.clone(),
         };
@@ -147,6 +156,10 @@ impl Builder {
         for child in math.child_specs() {
             spec = spec.child(child);
         }
+        spec = spec.child(load.child_spec(move || {
+            let mut meter = operator.meter();
+            move || meter.sample().total
+        }));
         for edge in self.edges {
             spec = spec.child(edge(&services)?);
         }

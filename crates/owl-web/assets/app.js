@@ -33,6 +33,69 @@
   document.addEventListener("htmx:wsClose", function () {
     setState("reconnecting");
   });
+  // The load page's charts: drawn here with uPlot, fed by the data element
+  // the page's session sends (the whole history first, then new points).
+  var HISTORY = 600;
+  var charts = null;
+  var lastSeq = null;
+  var series = { t: [], jobs: [], util: [] };
+
+  function makeCharts() {
+    var jobs = document.getElementById("chart-jobs");
+    var util = document.getElementById("chart-util");
+    if (!jobs || !util || typeof uPlot === "undefined") return null;
+    function short(n) {
+      if (n >= 1e6) return (n / 1e6).toFixed(n % 1e6 ? 1 : 0) + "M";
+      if (n >= 1e3) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
+      return String(n);
+    }
+    function chart(el, label, stroke, range) {
+      var opts = {
+        width: Math.max(240, el.clientWidth),
+        height: 200,
+        legend: { show: false },
+        scales: { x: { time: true }, y: range ? { range: range } : {} },
+        axes: [{}, { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
+        series: [{}, { label: label, stroke: stroke, width: 2 }],
+      };
+      return new uPlot(opts, [[], []], el);
+    }
+    var made = {
+      jobs: chart(jobs, "jobs/s", "#2d5bd7", null),
+      util: chart(util, "utilization %", "#b3261e", [0, 100]),
+    };
+    window.addEventListener("resize", function () {
+      made.jobs.setSize({ width: Math.max(240, jobs.clientWidth), height: 200 });
+      made.util.setSize({ width: Math.max(240, util.clientWidth), height: 200 });
+    });
+    return made;
+  }
+
+  function takeLoadData() {
+    var el = document.getElementById("load-data");
+    if (!el || !el.dataset.json || el.dataset.seq === lastSeq) return;
+    lastSeq = el.dataset.seq;
+    charts = charts || makeCharts();
+    if (!charts) return;
+    var rows = JSON.parse(el.dataset.json);
+    if (el.dataset.kind === "history") series = { t: [], jobs: [], util: [] };
+    rows.forEach(function (r) {
+      series.t.push(r[0]);
+      series.jobs.push(r[1]);
+      series.util.push(r[2]);
+    });
+    var extra = series.t.length - HISTORY;
+    if (extra > 0) {
+      series.t.splice(0, extra);
+      series.jobs.splice(0, extra);
+      series.util.splice(0, extra);
+    }
+    charts.jobs.setData([series.t, series.jobs]);
+    charts.util.setData([series.t, series.util]);
+    document.body.dataset.points = String(series.t.length);
+  }
+  document.addEventListener("htmx:wsAfterMessage", takeLoadData);
+
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.target.closest("form[data-reset]");
     if (form) {

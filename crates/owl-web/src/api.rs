@@ -3,6 +3,8 @@
 //! - `POST /api/sum?wait_ms=N` with `{"input":"5"}` runs ∑(1..n) like the sum
 //!   page does and waits up to `wait_ms` (default 5,000, at most 60,000) for it.
 //! - `GET /api/health`.
+//! - `GET /api/load` (anyone) and `PUT /api/load` (the admin's bearer token):
+//!   load control's target and schedulers online.
 //!
 //! Every answer, errors included, is a JSON object with a `status` field.
 
@@ -249,4 +251,105 @@ fn respond(input: String, answer: Answer) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
     }
     response
+}
+
+/// What `GET /api/load` answers.
+#[derive(Serialize)]
+pub(crate) struct LoadState {
+    target: u64,
+    workers: u64,
+    jobs_per_s: f64,
+    utilization: f64,
+    schedulers_online: usize,
+    schedulers: usize,
+}
+
+fn load_state(web: &Web) -> LoadState {
+    let load = &web.services.load;
+    let latest = load.latest();
+    let (online, schedulers) = web.services.operator.schedulers();
+    LoadState {
+        target: load.target(),
+        workers: load.workers(),
+        jobs_per_s: latest.jobs_per_s.round(),
+        utilization: (latest.utilization * 1000.0).round() / 1000.0,
+        schedulers_online: online,
+        schedulers,
+    }
+}
+
+/// `GET /api/load`.
+pub(crate) async fn get_load(State(web): State<Web>) -> Json<LoadState> {
+    Json(load_state(&web))
+}
+
+/// The body of `PUT /api/load`: either or both.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoadChange {
+    target: Option<Value>,
+    schedulers: Option<Value>,
+}
+
+/// `PUT /api/load` with `Authorization: Bearer TOKEN`.
+pub(crate) async fn put_load(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    body: Result<Json<LoadChange>, JsonRejection>,
+) -> Response {
+    if web.auth.credential(&headers) != crate::auth::Credential::Bearer {
+        return bad_request(
+            StatusCode::UNAUTHORIZED,
+            "changing the load needs the admin token (Authorization: Bearer …)",
+        );
+    }
+    let change = match body {
+        Ok(Json(change)) => change,
+        Err(rejection) => return bad_request(rejection.status(), rejection.body_text()),
+    };
+    let invalid = |why: String| bad_request(StatusCode::UNPROCESSABLE_ENTITY, why);
+    let target = match change.target.as_ref().map(integer) {
+        None => None,
+        Some(Ok(n)) => match owl_system::load::parse_target(&n.to_string()) {
+            Ok(n) => Some(n),
+            Err(e) => return invalid(e.to_string()),
+        },
+        Some(Err(())) => {
+            return invalid(format!(
+                "target must be a whole number of jobs from 0 to {}",
+                owl_system::load::MAX_TARGET
+            ));
+        }
+    };
+    let schedulers = match change.schedulers.as_ref().map(integer) {
+        None => None,
+        Some(Ok(n)) if n >= 1 => Some(n as usize),
+        Some(_) => return invalid("schedulers must be a whole number from 1 to the CPUs".into()),
+    };
+    if target.is_none() && schedulers.is_none() {
+        return invalid("give a target, schedulers, or both".into());
+    }
+    // Check both before changing either: a refused request changes nothing.
+    let (_, max) = web.services.operator.schedulers();
+    if let Some(n) = schedulers
+        && n > max
+    {
+        return invalid(format!("schedulers must be from 1 to {max}"));
+    }
+    if let Some(n) = schedulers
+        && let Err(e) = web.services.operator.set_schedulers(n)
+    {
+        return invalid(e.to_string());
+    }
+    if let Some(n) = target
+        && let Err(e) = web.services.load.set_target(n)
+    {
+        return invalid(e.to_string());
+    }
+    Json(load_state(&web)).into_response()
+}
+
+/// A JSON number that is a non-negative whole number.
+fn integer(value: &Value) -> Result<u64, ()> {
+    value.as_u64().ok_or(())
 }

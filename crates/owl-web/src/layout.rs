@@ -18,6 +18,10 @@ pub(crate) const NAV: &[NavItem] = &[
         title: "Sum",
     },
     NavItem {
+        path: "/load",
+        title: "Load",
+    },
+    NavItem {
         path: "/dashboard/processes",
         title: "Processes",
     },
@@ -30,15 +34,20 @@ pub(crate) const NAV: &[NavItem] = &[
 /// A whole HTML page: `title`, the nav bar with `current` marked, and `main`.
 /// Live pages put their `ws-connect` on an element inside `main`.
 pub(crate) fn page(title: &str, current: &str, main: Markup) -> Markup {
-    shell(title, current, main, false)
+    shell(title, current, main, false, false)
 }
 
 /// [`page`] with the full width of the screen, for tables.
 pub(crate) fn wide(title: &str, current: &str, main: Markup) -> Markup {
-    shell(title, current, main, true)
+    shell(title, current, main, true, false)
 }
 
-fn shell(title: &str, current: &str, main: Markup, wide: bool) -> Markup {
+/// [`wide`] with the chart library loaded, for live charts.
+pub(crate) fn with_charts(title: &str, current: &str, main: Markup) -> Markup {
+    shell(title, current, main, true, true)
+}
+
+fn shell(title: &str, current: &str, main: Markup, wide: bool, charts: bool) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -47,6 +56,10 @@ fn shell(title: &str, current: &str, main: Markup, wide: bool) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · owl" }
                 link rel="stylesheet" href=(assets::url("app.css"));
+                @if charts {
+                    link rel="stylesheet" href=(assets::url("uPlot-1.6.32.min.css"));
+                    script src=(assets::url("uPlot-1.6.32.iife.min.js")) defer {}
+                }
                 script src=(assets::url("htmx-2.0.11.min.js")) defer {}
                 script src=(assets::url("htmx-ext-ws-2.0.4.min.js")) defer {}
                 script src=(assets::url("idiomorph-ext-0.8.0.min.js")) defer {}

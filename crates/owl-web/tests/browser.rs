@@ -228,3 +228,108 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         page.close().await.unwrap();
     });
 }
+
+/// The load page in two real browsers: the admin logs in and sets 10,000
+/// jobs; both charts draw and keep moving; a visitor's browser shows the
+/// same charts live and has no controls.
+#[test]
+fn the_load_page_charts_live_for_the_admin_and_the_audience() {
+    let Some(driver) = browser::driver("the_load_page_charts_live") else {
+        return;
+    };
+    let server = TestNode::start(100);
+    client_runtime().block_on(async {
+        let admin = driver.browser(1).await;
+        admin.goto(&server.url("/login?next=/load")).await.unwrap();
+        let token = admin
+            .find(fantoccini::Locator::Css("input[name=token]"))
+            .await
+            .unwrap();
+        token.send_keys(common::ADMIN_TOKEN).await.unwrap();
+        admin
+            .find(fantoccini::Locator::Css("form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &admin,
+            "the load form",
+            "document.getElementById('load-form') !== null",
+        )
+        .await;
+        let target = admin
+            .find(fantoccini::Locator::Css("#target"))
+            .await
+            .unwrap();
+        target.send_keys("10000").await.unwrap();
+        admin
+            .find(fantoccini::Locator::Css("#load-form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &admin,
+            "10,000 workers",
+            "document.getElementById('load-workers').innerText.trim() === '10000'",
+        )
+        .await;
+        // Both charts are drawn and keep moving.
+        let canvases = "document.querySelectorAll('#load-charts canvas').length >= 2";
+        wait_js(&admin, "two charts", canvases).await;
+        let points = "Number(document.body.dataset.points || 0)";
+        let before: f64 = admin
+            .execute(&format!("return {points};"), vec![])
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        wait_js(
+            &admin,
+            "new points",
+            &format!("{points} >= {} + 10", before),
+        )
+        .await;
+        wait_js(
+            &admin,
+            "the rate near 10,000",
+            "Number(document.getElementById('load-rate').innerText) > 9000",
+        )
+        .await;
+
+        // The audience: same charts, no controls.
+        let visitor = browser::open_live(&driver, 2, &server.url("/load")).await;
+        wait_js(&visitor, "the visitor's charts", canvases).await;
+        wait_js(&visitor, "history at once", &format!("{points} >= 10")).await;
+        let then: f64 = visitor
+            .execute(&format!("return {points};"), vec![])
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        wait_js(&visitor, "live points", &format!("{points} > {then}")).await;
+        let form = visitor
+            .execute(
+                "return document.getElementById('load-form') === null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(form.as_bool(), Some(true), "a visitor has no controls");
+        assert_eq!(
+            server
+                .operator
+                .node()
+                .label_counts()
+                .iter()
+                .find(|(l, _)| l == "load worker")
+                .map(|(_, n)| *n),
+            Some(10_000)
+        );
+        admin.close().await.unwrap();
+        visitor.close().await.unwrap();
+    });
+}

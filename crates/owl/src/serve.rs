@@ -57,6 +57,9 @@ pub(crate) struct ServeArgs {
     /// Read the admin token from this file.
     #[arg(long, conflicts_with = "admin_token")]
     admin_token_file: Option<std::path::PathBuf>,
+    /// Background jobs at start (load control's target, 0 to 10,000,000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    load: u64,
     /// Connections served at once (default: from the file limit).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -110,6 +113,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         max_calculations: args.max_calculations as usize,
         reap_orphans: args.reap_orphans,
         cpu_budgets: args.cpu_budget.clone(),
+        load_target: args.load,
         admin_token: match (&args.admin_token, &args.admin_token_file) {
             (Some(token), _) => TokenSource::Given(token.clone()),
             (None, Some(path)) => TokenSource::File(path.clone()),

@@ -67,7 +67,7 @@ pub(crate) struct Extras {
     pub memory_hint: usize,
     /// The most `memory_hint` may reach (0: no limit known).
     pub memory_limit: usize,
-    /// Linked processes, by pid number.
+    /// Linked processes beyond the first, by pid number.
     pub links: SmallMap<PidId, Pid>,
     /// The reason an exit signal will end the process with at its next poll.
     pub pending_exit: Option<ExitReason>,
@@ -94,8 +94,12 @@ pub(crate) struct State {
     pub task_waker: Option<Waker>,
     pub exited: bool,
     pub trap_exit: bool,
-    /// Rarely used parts (links, monitors, name…), out of line so that an idle
-    /// process stays small.
+    /// The first link, inline: nearly every supervised process has exactly
+    /// one (to its supervisor), and a million of them should not each need
+    /// the out-of-line extras for it.
+    pub link: Option<Pid>,
+    /// Rarely used parts (more links, monitors, name…), out of line so that
+    /// an idle process stays small.
     pub extras: Option<Box<Extras>>,
 }
 
@@ -106,9 +110,40 @@ impl State {
 
     /// The linked processes.
     pub(crate) fn links(&self) -> Vec<Pid> {
+        let mut all: Vec<Pid> = self.link.iter().cloned().collect();
+        if let Some(e) = &self.extras {
+            all.extend(e.links.values().cloned());
+        }
+        all
+    }
+
+    /// Adds a link (once).
+    pub(crate) fn add_link(&mut self, pid: &Pid) {
+        if self.link.as_ref() == Some(pid) {
+            return;
+        }
+        let more = self.extras.as_ref().map_or(0, |e| e.links.len());
+        if self.link.is_none() && more == 0 {
+            self.link = Some(pid.clone());
+        } else {
+            self.extras().links.insert_new(pid.id(), pid.clone());
+        }
+    }
+
+    /// Removes a link; whether there was one.
+    pub(crate) fn remove_link(&mut self, id: PidId) -> bool {
+        if self.link.as_ref().is_some_and(|p| p.id() == id) {
+            self.link = None;
+            return true;
+        }
         self.extras
-            .as_ref()
-            .map_or_else(Vec::new, |e| e.links.values().cloned().collect())
+            .as_mut()
+            .is_some_and(|e| e.links.remove(&id).is_some())
+    }
+
+    /// Bytes the links take beyond the cell.
+    pub(crate) fn links_heap_bytes(&self) -> usize {
+        self.extras.as_ref().map_or(0, |e| e.links.heap_bytes())
     }
 }
 
@@ -266,11 +301,7 @@ impl ProcessCell {
             return;
         }
         if kind == SignalKind::Link {
-            let linked = st
-                .extras
-                .as_mut()
-                .and_then(|e| e.links.remove(&from.id()))
-                .is_some();
+            let linked = st.remove_link(from.id());
             if !linked {
                 // Unlinked meanwhile: the signal no longer concerns us.
                 return;
@@ -369,7 +400,7 @@ impl ProcessCell {
     /// processes and monitors, in that order, so that whoever sees the `Down`
     /// also sees the name free.
     pub(crate) fn finish(self: &Arc<Self>, reason: ExitReason) {
-        let (extras, mailbox) = {
+        let (extras, first_link, mailbox) = {
             let mut st = self.state.lock();
             if st.exited {
                 return;
@@ -378,7 +409,11 @@ impl ProcessCell {
             st.receiving = Receiving::No;
             // The task's waker holds the task, whose future holds this cell.
             drop(st.task_waker.take());
-            (st.extras.take(), std::mem::take(&mut st.mailbox))
+            (
+                st.extras.take(),
+                st.link.take(),
+                std::mem::take(&mut st.mailbox),
+            )
         };
         self.status.store(status::EXITING, Ordering::Release);
         if let Some(b) = &self.bounded {
@@ -391,7 +426,7 @@ impl ProcessCell {
         }
         let mut name = None;
         let mut watchers = Vec::new();
-        let mut links: Vec<Pid> = Vec::new();
+        let mut links: Vec<Pid> = first_link.into_iter().collect();
         let mut activity = None;
         if let Some(ex) = extras {
             let ex = *ex;
@@ -410,7 +445,7 @@ impl ProcessCell {
             }
             name = ex.name;
             watchers = ex.monitored_by.into_entries();
-            links = ex.links.into_values();
+            links.extend(ex.links.into_values());
             activity = ex.activity;
         }
         if let Some(node) = &node {

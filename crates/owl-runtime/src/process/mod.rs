@@ -156,17 +156,9 @@ impl Process {
     /// Removes a link (both directions). An [`Exit`] from `other` already in
     /// the mailbox is removed too, so nothing from the old link is seen later.
     pub fn unlink(&mut self, other: &Pid) {
-        let was_linked = self
-            .cell
-            .state
-            .lock()
-            .extras
-            .as_mut()
-            .is_some_and(|ex| ex.links.remove(&other.id()).is_some());
-        if let Some(cell) = other.cell()
-            && let Some(ex) = cell.state.lock().extras.as_mut()
-        {
-            ex.links.remove(&self.pid.id());
+        let was_linked = self.cell.state.lock().remove_link(other.id());
+        if let Some(cell) = other.cell() {
+            cell.state.lock().remove_link(self.pid.id());
         }
         // A link signal removes the link when it is delivered: while the
         // link was still in place, no `Exit` of it can be waiting, and the
@@ -418,17 +410,13 @@ fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
     if other == &me {
         return;
     }
-    cell.state
-        .lock()
-        .extras()
-        .links
-        .insert_new(other.id(), other.clone());
+    cell.state.lock().add_link(other);
     let linked = other.cell().is_some_and(|target| {
         let mut st = target.state.lock();
         if st.exited {
             return false;
         }
-        st.extras().links.insert_new(me.id(), me.clone());
+        st.add_link(&me);
         true
     });
     if !linked {
@@ -547,6 +535,7 @@ impl Node {
                 task_waker: None,
                 exited: false,
                 trap_exit: opts.trap_exit,
+                link: None,
                 extras: None,
             }),
             status: std::sync::atomic::AtomicU8::new(cell::status::RUNNABLE),

@@ -5,21 +5,24 @@
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
+use std::sync::Arc;
+
 use super::{ChildSpec, ChildStatus};
 use crate::pid::{Pid, PidId};
 
-/// One child: its spec and where it stands.
+/// One child: its spec and where it stands. Children started from one spec
+/// (a dynamic supervisor's batch) share it.
 pub(super) struct Child {
-    pub spec: ChildSpec,
+    pub spec: Arc<ChildSpec>,
     pub pid: Option<Pid>,
     /// Its last restart failed; a retry is queued in the supervisor's mailbox.
     pub restarting: bool,
 }
 
 impl Child {
-    pub(super) fn new(spec: ChildSpec) -> Child {
+    pub(super) fn new(spec: impl Into<Arc<ChildSpec>>) -> Child {
         Child {
-            spec,
+            spec: spec.into(),
             pid: None,
             restarting: false,
         }

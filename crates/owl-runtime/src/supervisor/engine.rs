@@ -353,6 +353,9 @@ impl Sup {
             Request::StartChild(spec, reply) => {
                 let _ = reply.send(self.start_child(spec).await);
             }
+            Request::StartChildren(spec, count, reply) => {
+                let _ = reply.send(self.start_children(spec, count).await);
+            }
             Request::TerminateChild(child, reply) => {
                 let _ = reply.send(self.terminate_child(child).await);
             }
@@ -398,7 +401,7 @@ impl Sup {
                 let spec = self
                     .find(&child)
                     .and_then(|s| self.children.get(s))
-                    .map(|c| c.spec.clone())
+                    .map(|c| ChildSpec::clone(&c.spec))
                     .ok_or(ChildError::NotFound);
                 let _ = reply.send(spec);
             }
@@ -423,6 +426,49 @@ impl Sup {
             self.children.remove(serial, self.dynamic.is_none());
         }
         Ok(())
+    }
+
+    /// A dynamic supervisor's batch: `count` children of one spec, sharing
+    /// it; stops early at `max_children` or a failed start.
+    async fn start_children(&mut self, spec: ChildSpec, count: usize) -> Result<usize, ChildError> {
+        if self.dynamic.is_none() {
+            return Err(ChildError::InvalidSpec(
+                "only a dynamic supervisor starts children in batches".into(),
+            ));
+        }
+        if spec.significant && spec.restart == Restart::Permanent {
+            return Err(ChildError::InvalidSpec(
+                "a permanent child cannot be significant".into(),
+            ));
+        }
+        let max = self
+            .dynamic
+            .as_ref()
+            .and_then(|d| d.max_children)
+            .unwrap_or(usize::MAX);
+        let spec = std::sync::Arc::new(spec);
+        let mut started = 0;
+        while started < count {
+            if self.children.len() >= max {
+                return if started == 0 {
+                    Err(ChildError::MaxChildren)
+                } else {
+                    Ok(started)
+                };
+            }
+            match (spec.start)(self.args.clone()).await {
+                Ok(Started::Pid(pid)) => {
+                    let mut child = Child::new(spec.clone());
+                    child.pid = Some(pid);
+                    self.children.push(child, false);
+                    started += 1;
+                }
+                Ok(Started::Ignore) => started += 1,
+                Err(reason) if started == 0 => return Err(ChildError::StartFailed(reason)),
+                Err(_) => return Ok(started),
+            }
+        }
+        Ok(started)
     }
 
     async fn start_child(&mut self, spec: ChildSpec) -> Result<Pid, ChildError> {

@@ -29,7 +29,7 @@ pub(crate) struct LoginForm {
 /// process dashboard.
 fn safe_next(next: Option<&str>) -> &str {
     const DEFAULT: &str = "/dashboard/processes";
-    const PAGES: &[&str] = &["/", "/dashboard/processes", "/dashboard/system"];
+    const PAGES: &[&str] = &["/", "/load", "/dashboard/processes", "/dashboard/system"];
     let Some(next) = next else { return DEFAULT };
     let plain = next
         .bytes()

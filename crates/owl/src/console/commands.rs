@@ -84,8 +84,10 @@ enum Command {
         #[arg(value_parser = budget_value)]
         budget: Option<Budget>,
     },
-    /// Show or set the schedulers online
+    /// Show or set the schedulers online (the cores all of owl computes on)
     Schedulers { n: Option<usize> },
+    /// Show or set the load target: background jobs, 0 to 10,000,000
+    Load { target: Option<String> },
     /// Uptime, processes, memory, scheduler utilization
     Stats,
 }
@@ -196,6 +198,7 @@ pub(crate) async fn run(
         } => upgrade(ctx, &module, &cwd.join(file), purge).await,
         Command::Budget { module, budget } => module_budget(ctx, &module, budget),
         Command::Schedulers { n } => schedulers(ctx, n),
+        Command::Load { target } => load(services, target.as_deref()),
         Command::Stats => Ok(stats(ctx).await),
     }
 }
@@ -532,6 +535,30 @@ async fn upgrade(ctx: &Operator, module: &str, file: &Path, purge: bool) -> Resu
     Ok(Answer {
         text,
         json: json!({"module": module, "version": done.version, "old_running": done.still_old, "purged": purge, "killed": done.killed}),
+    })
+}
+
+fn load(services: &Services, target: Option<&str>) -> Result<Answer, String> {
+    let load = &services.load;
+    if let Some(text) = target {
+        let n = owl_system::load::parse_target(text).map_err(|e| e.to_string())?;
+        load.set_target(n).map_err(|e| e.to_string())?;
+    }
+    let latest = load.latest();
+    Ok(Answer {
+        text: format!(
+            "target {} jobs; {} workers running; {:.0} jobs/s; utilization {:.0}%\n",
+            load.target(),
+            load.workers(),
+            latest.jobs_per_s,
+            latest.utilization * 100.0
+        ),
+        json: json!({
+            "target": load.target(),
+            "workers": load.workers(),
+            "jobs_per_s": latest.jobs_per_s.round(),
+            "utilization": latest.utilization,
+        }),
     })
 }
 

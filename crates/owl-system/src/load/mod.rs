@@ -1,0 +1,273 @@
+//! Load control: the talk's background jobs, as many as the operator asks
+//! for — up to ten million — each a supervised process.
+//!
+//! A job waits a random 0–1 s, then once a second computes ∑(1..100) and
+//! counts a success. The operator sets one figure, the target; a manager
+//! process starts workers in batches until they are that many, and surplus
+//! workers stop themselves at their next wake-up (no mass kill through the
+//! supervisor). A sampler records jobs per second and utilization ten times
+//! a second for the load page's charts.
+//!
+//! ```text
+//! load_sup (rest_for_one)
+//! ├── load_workers   dynamic supervisor: one transient child per job
+//! └── load_manager   starts workers up to the target; owns the sampler
+//! ```
+//!
+//! ```
+//! use std::time::Duration;
+//! use owl_runtime::Runtime;
+//! use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
+//! use owl_system::load::LoadControl;
+//!
+//! let rt = Runtime::new(Default::default()).unwrap();
+//! let node = rt.node();
+//! let load = LoadControl::new(0);
+//! let spec = SupervisorSpec::new(Strategy::OneForOne).child(load.child_spec(|| || 0.0));
+//! rt.block_on(async {
+//!     let root = Supervisor::start(&node, spec).await.unwrap();
+//!     load.set_target(1_000).unwrap();
+//!     while load.workers() < 1_000 {
+//!         tokio::time::sleep(Duration::from_millis(10)).await;
+//!     }
+//!     load.set_target(0).unwrap();
+//!     // Surplus workers leave at their next wake-up, within about a second.
+//!     while load.workers() > 0 {
+//!         tokio::time::sleep(Duration::from_millis(10)).await;
+//!     }
+//!     root.shutdown(Duration::from_secs(5)).await;
+//! });
+//! ```
+
+mod sampler;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use owl_runtime::supervisor::{
+    ChildSpec, Restart, Shutdown, Strategy, SupervisorRef, SupervisorSpec,
+};
+use owl_runtime::{Process, SpawnOptions};
+use parking_lot::Mutex;
+
+pub use sampler::{Lateness, Point};
+
+/// The registered name of the load subtree's supervisor.
+pub const SUPERVISOR: &str = "load_sup";
+/// The registered name of the workers' supervisor.
+pub const WORKERS: &str = "load_workers";
+/// The registered name of the manager.
+pub const MANAGER: &str = "load_manager";
+/// The label of every worker in the process table.
+pub const WORKER_LABEL: &str = "load worker";
+/// The most jobs the target may name.
+pub const MAX_TARGET: u64 = 10_000_000;
+/// The process group that gets every sample ([`Point`]) as a message.
+pub const TICKS: &str = "load ticks";
+/// Samples kept: 60 s at 10 per second.
+pub const HISTORY: usize = 600;
+/// Time between samples.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Workers started per request to the workers' supervisor: small enough
+/// that one request never holds a scheduler for long.
+const BATCH: usize = 2_000;
+/// How often the manager checks the count even without a change of target.
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+
+/// Why a target was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidTarget(pub String);
+
+impl std::fmt::Display for InvalidTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for InvalidTarget {}
+
+/// Reads a target as typed: an integer from 0 to [`MAX_TARGET`]
+/// (`100000` or `100_000`).
+///
+/// ```
+/// use owl_system::load::parse_target;
+/// assert_eq!(parse_target("100_000"), Ok(100_000));
+/// assert!(parse_target("-1").is_err());
+/// assert!(parse_target("10000001").is_err());
+/// assert!(parse_target("abc").is_err());
+/// ```
+pub fn parse_target(text: &str) -> Result<u64, InvalidTarget> {
+    let digits: String = text.trim().chars().filter(|c| *c != '_').collect();
+    let invalid = || {
+        InvalidTarget(format!(
+            "the target must be a whole number of jobs from 0 to {MAX_TARGET}, not {:?}",
+            text.chars().take(40).collect::<String>()
+        ))
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let n: u64 = digits.parse().map_err(|_| invalid())?;
+    if n > MAX_TARGET {
+        return Err(invalid());
+    }
+    Ok(n)
+}
+
+pub(crate) struct Shared {
+    target: AtomicU64,
+    /// Workers alive (counted from their start until they end).
+    running: AtomicU64,
+    /// Successful jobs since start.
+    jobs: AtomicU64,
+    /// Wakes the manager when the target changes.
+    changed: tokio::sync::Notify,
+    samples: Mutex<sampler::Samples>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("target", &self.target)
+            .field("running", &self.running)
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The load control service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LoadControl {
+    shared: Arc<Shared>,
+}
+
+impl LoadControl {
+    /// A load control that starts with `target` jobs.
+    pub fn new(target: u64) -> LoadControl {
+        LoadControl {
+            shared: Arc::new(Shared {
+                target: AtomicU64::new(target.min(MAX_TARGET)),
+                running: AtomicU64::new(0),
+                jobs: AtomicU64::new(0),
+                changed: tokio::sync::Notify::new(),
+                samples: Mutex::new(sampler::Samples::default()),
+            }),
+        }
+    }
+
+    /// The load subtree for the application's tree. `meter` makes, for each
+    /// (re)start of the sampler, a function that tells the node's busy share
+    /// (0.0–1.0) since its previous call.
+    pub fn child_spec<M>(&self, meter: impl Fn() -> M + Send + Sync + 'static) -> ChildSpec
+    where
+        M: FnMut() -> f64 + Send + 'static,
+    {
+        let workers = SupervisorSpec::dynamic()
+            .name(WORKERS)
+            .label("load worker supervisor")
+            // Workers are killed from the console or by chaos tests now and
+            // then; only a storm of deaths should make the subtree give up.
+            .intensity(10_000, Duration::from_secs(10));
+        let shared = self.shared.clone();
+        let manager = ChildSpec::worker(MANAGER, move |args| {
+            let (shared, utilization) = (shared.clone(), meter());
+            let opts = SpawnOptions::new().label("load manager");
+            let pid = args.spawn_link_opts(opts, move |p| manage(p, shared, utilization));
+            async move { Ok(pid) }
+        })
+        .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
+        ChildSpec::supervisor(
+            SUPERVISOR,
+            SupervisorSpec::new(Strategy::RestForOne)
+                .name(SUPERVISOR)
+                .label("load supervisor")
+                .child(ChildSpec::supervisor(WORKERS, workers))
+                .child(manager),
+        )
+    }
+
+    /// The target: how many jobs should run.
+    pub fn target(&self) -> u64 {
+        self.shared.target.load(Ordering::Relaxed)
+    }
+
+    /// Sets the target (0 ..= [`MAX_TARGET`]).
+    pub fn set_target(&self, target: u64) -> Result<(), InvalidTarget> {
+        if target > MAX_TARGET {
+            return Err(InvalidTarget(format!(
+                "the target must be from 0 to {MAX_TARGET} jobs, not {target}"
+            )));
+        }
+        let before = self.shared.target.swap(target, Ordering::Relaxed);
+        if before != target {
+            tracing::info!(target: "owl::load", from = before, to = target, "load target changed");
+        }
+        self.shared.changed.notify_one();
+        Ok(())
+    }
+
+    /// Workers running now.
+    pub fn workers(&self) -> u64 {
+        self.shared.running.load(Ordering::Relaxed)
+    }
+
+    /// Successful jobs since start.
+    pub fn jobs(&self) -> u64 {
+        self.shared.jobs.load(Ordering::Relaxed)
+    }
+
+    /// The latest sample (zeros before the first).
+    pub fn latest(&self) -> Point {
+        self.shared.samples.lock().latest()
+    }
+
+    /// The last [`HISTORY`] samples, oldest first.
+    pub fn history(&self) -> Vec<Point> {
+        self.shared.samples.lock().history()
+    }
+
+    /// How late the sampler has been on its ticks, since start.
+    pub fn lateness(&self) -> Lateness {
+        self.shared.samples.lock().lateness()
+    }
+}
+
+/// The manager: starts workers (in batches, through the workers'
+/// supervisor) until they are as many as the target; owns the sampler.
+async fn manage(
+    p: Process,
+    shared: Arc<Shared>,
+    utilization: impl FnMut() -> f64 + Send + 'static,
+) {
+    let _sampler = sampler::start(p.node().clone(), shared.clone(), utilization);
+    let spec = worker::child_spec(shared.clone()).restart(Restart::Transient);
+    loop {
+        let target = shared.target.load(Ordering::Relaxed);
+        let running = shared.running.load(Ordering::Relaxed);
+        if running < target {
+            p.set_activity(format!("starting workers: {running} of {target}"));
+            let Some(workers) = p.node().whereis(WORKERS) else {
+                tokio::time::sleep(RECONCILE_EVERY).await;
+                continue;
+            };
+            let want = ((target - running) as usize).min(BATCH);
+            let started = SupervisorRef::from_pid(workers)
+                .start_children(spec.clone(), want, Duration::from_secs(10))
+                .await;
+            if let Err(e) = started {
+                tracing::warn!(target: "owl::load", error = %e, "could not start load workers");
+                tokio::time::sleep(RECONCILE_EVERY).await;
+            }
+            // Let pages and other processes in between batches.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        p.set_activity(format!("{running} workers for a target of {target}"));
+        tokio::select! {
+            () = shared.changed.notified() => {}
+            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! One load worker: waits a random 0–1 s, then once a second computes
+//! ∑(1..100) and counts a success — until there are more workers than the
+//! target, when it leaves by itself at its next wake-up.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use owl_runtime::supervisor::ChildSpec;
+use owl_runtime::{Process, SpawnOptions};
+
+use super::{Shared, WORKER_LABEL};
+
+const PERIOD: Duration = Duration::from_secs(1);
+
+/// Counts a worker as running from its start until it ends, however it ends.
+struct Counted {
+    shared: Arc<Shared>,
+    /// False once the worker left on its own (it took itself off the count).
+    counted: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if self.counted {
+            self.shared.running.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The spec the manager starts workers from (their supervisor restarts one
+/// that is killed; one that leaves ends normally and is not restarted).
+pub(super) fn child_spec(shared: Arc<Shared>) -> ChildSpec {
+    ChildSpec::worker("load worker", move |args| {
+        shared.running.fetch_add(1, Ordering::Relaxed);
+        let counted = Counted {
+            shared: shared.clone(),
+            counted: true,
+        };
+        let opts = SpawnOptions::new().label(WORKER_LABEL);
+        let pid = args.spawn_link_opts(opts, move |p| work(p, counted));
+        async move { Ok(pid) }
+    })
+}
+
+async fn work(p: Process, mut counted: Counted) {
+    let first = Duration::from_micros(spread(p.pid().id().0) % 1_000_000);
+    let mut next = Instant::now() + first;
+    loop {
+        p.sleep_until(next).await;
+        if leave(&mut counted) {
+            return;
+        }
+        let sum: u64 = (1..=black_box(100u64)).sum();
+        black_box(sum);
+        counted.shared.jobs.fetch_add(1, Ordering::Relaxed);
+        next += PERIOD;
+        // Once a second, not in a burst to catch up after a stall.
+        let now = Instant::now();
+        if next < now {
+            next = now + PERIOD;
+        }
+    }
+}
+
+/// Takes this worker off the count if there are more workers than the
+/// target; true if it should leave.
+fn leave(counted: &mut Counted) -> bool {
+    let shared = &counted.shared;
+    let mut running = shared.running.load(Ordering::Relaxed);
+    loop {
+        if running <= shared.target.load(Ordering::Relaxed) {
+            return false;
+        }
+        match shared.running.compare_exchange_weak(
+            running,
+            running - 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                counted.counted = false;
+                return true;
+            }
+            Err(now) => running = now,
+        }
+    }
+}
+
+/// A well-mixed number from a pid (SplitMix64): each worker its own phase.
+fn spread(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

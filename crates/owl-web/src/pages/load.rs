@@ -1,0 +1,239 @@
+//! The load page, `/load`: the talk's load-control dashboard. Two live
+//! charts — successful jobs per second and utilization, 60 s at 10 points a
+//! second — and the two knobs: the target number of jobs and the schedulers
+//! online. Anyone may watch; changing needs the admin login.
+//!
+//! A page that connects gets the whole history at once, then each new
+//! point as a few bytes; the figures above the charts are refreshed once a
+//! second. The charts live outside the morphed region, so they are drawn by
+//! the page's script and never re-rendered.
+
+use std::cell::{Cell, RefCell};
+
+use axum::Extension;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::{Markup, html};
+use owl_runtime::{Message, Process};
+use owl_system::access::same_secret;
+use owl_system::load::{self, LoadControl, Point};
+use owl_system::operator::Operator;
+
+use crate::live::{self, ClientEvent, LiveView};
+use crate::server::ConnectionSlot;
+use crate::{Web, layout};
+
+/// Points between refreshes of the figures above the charts (one second).
+const FIGURES_EVERY: u32 = 10;
+
+/// `GET /load`.
+pub(crate) async fn index() -> Markup {
+    let main = html! {
+        div hx-ext="ws,morph" ws-connect="/live/load" {
+            h1 { "Load control" }
+            p #live-state .live-state aria-live="polite" { "connecting…" }
+            div #load-live hx-swap-oob="morph" { p.hint { "loading…" } }
+            div #load-charts .charts {
+                figure { figcaption { "Successful jobs per second" } div #chart-jobs .chart {} }
+                figure { figcaption { "Scheduler utilization (%)" } div #chart-util .chart {} }
+            }
+            template #load-data data-seq="0" {}
+            p.hint {
+                "Each job is its own supervised process: it waits a random 0–1 s, then once a second computes ∑(1..100). "
+                "Utilization counts every core owl computes on, sandboxed calculations included."
+            }
+        }
+    };
+    layout::with_charts("Load", "/load", main)
+}
+
+/// `GET /live/load`.
+pub(crate) async fn live(
+    State(web): State<Web>,
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    slot: Option<Extension<ConnectionSlot>>,
+) -> Response {
+    let admin = web.auth.is_admin(&headers);
+    let csrf = web.auth.csrf().to_string();
+    let (load, operator) = (web.services.load.clone(), web.services.operator.clone());
+    live::upgrade(
+        ws,
+        &headers,
+        slot.map(|Extension(s)| s),
+        &web.services.node,
+        "/load",
+        move || LoadPage::new(load.clone(), operator.clone(), admin, csrf.clone()),
+    )
+}
+
+/// The page's session state.
+struct LoadPage {
+    load: LoadControl,
+    operator: Operator,
+    admin: bool,
+    csrf: String,
+    /// Points not sent yet; the first render sends the whole history.
+    pending: RefCell<Vec<Point>>,
+    history_sent: Cell<bool>,
+    /// Whether the next render includes the figures and the form.
+    figures_due: Cell<bool>,
+    /// Numbers the page's data element so the script takes each once.
+    seq: Cell<u64>,
+    ticks: u32,
+    notice: Option<String>,
+}
+
+impl LoadPage {
+    fn new(load: LoadControl, operator: Operator, admin: bool, csrf: String) -> LoadPage {
+        LoadPage {
+            load,
+            operator,
+            admin,
+            csrf,
+            pending: RefCell::new(Vec::new()),
+            history_sent: Cell::new(false),
+            figures_due: Cell::new(true),
+            seq: Cell::new(0),
+            ticks: 0,
+            notice: None,
+        }
+    }
+
+    fn figures(&self) -> Markup {
+        let latest = self.load.latest();
+        let (online, schedulers) = self.operator.schedulers();
+        html! {
+            div #load-live hx-swap-oob="morph" {
+                div.table-wrap { table.info {
+                    tr { th { "target" } td #load-target { (self.load.target()) " jobs" } }
+                    tr { th { "workers running" } td #load-workers { (self.load.workers()) } }
+                    tr { th { "jobs per second" } td #load-rate { (format!("{:.0}", latest.jobs_per_s)) } }
+                    tr { th { "utilization" } td #load-util { (format!("{:.0}%", latest.utilization * 100.0)) } }
+                    tr { th { "schedulers online" } td #load-schedulers { (online) " of " (schedulers) } }
+                } }
+                @if self.admin {
+                    form #load-form .inline ws-send autocomplete="off" {
+                        input type="hidden" name="event" value="load";
+                        input type="hidden" name="csrf" value=(self.csrf);
+                        label { "jobs "
+                            input #target name="target" type="text" inputmode="numeric"
+                                placeholder=(self.load.target()) aria-label="target jobs" maxlength="12";
+                        }
+                        label { "schedulers "
+                            select #schedulers name="schedulers" aria-label="schedulers online" {
+                                @for n in 1..=schedulers {
+                                    option value=(n) selected[n == online] { (n) }
+                                }
+                            }
+                        }
+                        button type="submit" { "Apply" }
+                    }
+                } @else {
+                    p.hint { "Anyone may watch. " a href="/login?next=/load" { "Log in with the admin token" } " to change the load." }
+                }
+                p #live-notice .live-notice role="status" { @if let Some(n) = &self.notice { (n) } }
+            }
+        }
+    }
+
+    /// The points to send, as `[[unix seconds, jobs/s, utilization %], …]`.
+    fn data(&self) -> Option<Markup> {
+        let (kind, points) = if self.history_sent.replace(true) {
+            let points = std::mem::take(&mut *self.pending.borrow_mut());
+            if points.is_empty() {
+                return None;
+            }
+            ("points", points)
+        } else {
+            self.pending.borrow_mut().clear();
+            ("history", self.load.history())
+        };
+        let rows: Vec<String> = points
+            .iter()
+            .map(|p| {
+                format!(
+                    "[{:.1},{:.0},{:.1}]",
+                    p.at_ms as f64 / 1000.0,
+                    p.jobs_per_s,
+                    p.utilization * 100.0
+                )
+            })
+            .collect();
+        let seq = self.seq.get() + 1;
+        self.seq.set(seq);
+        Some(html! {
+            template #load-data hx-swap-oob="true" data-seq=(seq) data-kind=(kind)
+                data-json=(format!("[{}]", rows.join(","))) {}
+        })
+    }
+
+    fn apply(&mut self, event: &ClientEvent) -> Result<String, String> {
+        if !self.admin {
+            return Err("changing the load needs the admin login".into());
+        }
+        if !same_secret(event.field("csrf"), &self.csrf) {
+            return Err("the form is stale (CSRF check failed); reload the page".into());
+        }
+        let mut done = Vec::new();
+        let target = event.field("target").trim();
+        if !target.is_empty() {
+            let n = load::parse_target(target).map_err(|e| e.to_string())?;
+            self.load.set_target(n).map_err(|e| e.to_string())?;
+            done.push(format!("target set to {n} jobs"));
+        }
+        let schedulers = event.field("schedulers").trim();
+        if !schedulers.is_empty() && schedulers.parse() != Ok(self.operator.schedulers().0) {
+            let n: usize = schedulers
+                .parse()
+                .map_err(|_| format!("{schedulers:?} is not a number of schedulers"))?;
+            self.operator.set_schedulers(n).map_err(|e| e.to_string())?;
+            done.push(format!("{n} scheduler(s) online"));
+        }
+        Ok(if done.is_empty() {
+            "nothing to change".into()
+        } else {
+            done.join("; ")
+        })
+    }
+}
+
+impl LiveView for LoadPage {
+    fn mount(&mut self, ctx: &mut Process) {
+        ctx.node().join(load::TICKS, ctx.pid());
+    }
+
+    fn render(&self) -> Markup {
+        let figures = self.figures_due.replace(false).then(|| self.figures());
+        html! {
+            @if let Some(f) = figures { (f) }
+            @if let Some(d) = self.data() { (d) }
+        }
+    }
+
+    async fn handle_event(&mut self, _ctx: &mut Process, event: ClientEvent) -> bool {
+        if event.name != "load" {
+            return false;
+        }
+        self.notice = Some(match self.apply(&event) {
+            Ok(done) => done,
+            Err(why) => format!("not changed: {why}"),
+        });
+        self.figures_due.set(true);
+        true
+    }
+
+    async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
+        let Ok(point) = msg.downcast::<Point>() else {
+            return false;
+        };
+        self.pending.borrow_mut().push(point);
+        self.ticks += 1;
+        if self.ticks % FIGURES_EVERY == 0 {
+            self.figures_due.set(true);
+        }
+        true
+    }
+}

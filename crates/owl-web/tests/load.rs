@@ -1,0 +1,266 @@
+//! Load control against a real node: the target over the API and the live
+//! page, supervised workers, refusals that change nothing, and the talk's
+//! setting — one scheduler, runaways next to the jobs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ws::{next_text, until};
+use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, http, wait_until};
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+async fn get_load(server: &TestNode) -> Value {
+    http()
+        .get(server.url("/api/load"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn put_load(server: &TestNode, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = http().put(server.url("/api/load")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn workers_in_table(server: &TestNode) -> usize {
+    server
+        .node
+        .label_counts()
+        .into_iter()
+        .find(|(label, _)| label == "load worker")
+        .map_or(0, |(_, n)| n)
+}
+
+#[test]
+fn the_target_brings_workers_up_and_down_and_kills_heal() {
+    let server = TestNode::start(100);
+    client_runtime().block_on(async {
+        let (status, state) = put_load(&server, Some(ADMIN_TOKEN), json!({"target": 10_000})).await;
+        assert_eq!(status, 200, "{state}");
+        assert_eq!(state["target"], 10_000);
+        let started = Instant::now();
+        wait_until("10,000 workers in the process table", || async {
+            workers_in_table(&server) == 10_000
+        })
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        // Each worker runs once a second: the rate settles near 10,000 jobs/s.
+        wait_until("~10,000 jobs/s", || async {
+            let rate = get_load(&server).await["jobs_per_s"].as_f64().unwrap();
+            (9_000.0..=11_000.0).contains(&rate)
+        })
+        .await;
+
+        // A killed worker is restarted by its supervisor: the count holds.
+        let victim = server
+            .node
+            .processes()
+            .into_iter()
+            .find(|i| i.label == "load worker")
+            .unwrap()
+            .pid;
+        let gone = victim.wait_exit();
+        server.node.kill(&victim);
+        gone.await;
+        wait_until("the count back at 10,000", || async {
+            workers_in_table(&server) == 10_000 && !server.node.info(&victim).is_some()
+        })
+        .await;
+        assert_eq!(get_load(&server).await["workers"], 10_000);
+
+        // Target 0: surplus workers leave by themselves.
+        put_load(&server, Some(ADMIN_TOKEN), json!({"target": 0})).await;
+        wait_until("no workers", || async { workers_in_table(&server) == 0 }).await;
+        wait_until("no jobs", || async {
+            get_load(&server).await["jobs_per_s"].as_f64().unwrap() < 1.0
+        })
+        .await;
+        assert_eq!(get_load(&server).await["workers"], 0);
+    });
+}
+
+#[test]
+fn bad_or_unauthorised_changes_are_refused_and_change_nothing() {
+    let server = TestNode::start(100);
+    client_runtime().block_on(async {
+        put_load(&server, Some(ADMIN_TOKEN), json!({"target": 5})).await;
+        // No token, a wrong token, a browser's session cookie: refused.
+        assert_eq!(put_load(&server, None, json!({"target": 9})).await.0, 401);
+        assert_eq!(
+            put_load(&server, Some("not-the-token-at-all"), json!({"target": 9}))
+                .await
+                .0,
+            401
+        );
+        for bad in [
+            json!({"target": -1}),
+            json!({"target": 10_000_001}),
+            json!({"target": "abc"}),
+            json!({"target": 1.5}),
+            json!({"schedulers": 0}),
+            json!({"schedulers": 999}),
+            json!({}),
+            json!({"target": 3, "extra": 1}),
+        ] {
+            let (status, body) = put_load(&server, Some(ADMIN_TOKEN), bad.clone()).await;
+            assert!(status == 422 || status == 400, "{bad} → {status} {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{body}"
+            );
+        }
+        let state = get_load(&server).await;
+        assert_eq!(state["target"], 5, "nothing changed");
+
+        // On the page: a visitor has no controls, and its events are refused.
+        let mut viewer = live_load(&server, None).await;
+        let first = next_text(&mut viewer).await;
+        assert!(
+            first.contains("load-data") && first.contains("history"),
+            "{first}"
+        );
+        assert!(
+            !first.contains("id=\"load-form\""),
+            "no controls for a visitor"
+        );
+        send_load(&mut viewer, "7", "").await;
+        let refused = until(&mut viewer, |h| h.contains("not changed")).await;
+        assert!(refused.contains("admin login"), "{refused}");
+        assert_eq!(get_load(&server).await["target"], 5);
+
+        // The admin's page: bad targets are clear errors, good ones apply.
+        let cookie = login(&server).await;
+        let mut admin = live_load(&server, Some(&cookie)).await;
+        let first = next_text(&mut admin).await;
+        assert!(first.contains("id=\"load-form\""), "{first}");
+        let csrf = first
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        for bad in ["-1", "10000001", "abc"] {
+            send_load(&mut admin, bad, &csrf).await;
+            let answer = until(&mut admin, |h| h.contains("not changed")).await;
+            assert!(answer.contains("whole number"), "{bad}: {answer}");
+        }
+        send_load(&mut admin, "12", "forged").await;
+        until(&mut admin, |h| h.contains("CSRF")).await;
+        assert_eq!(get_load(&server).await["target"], 5);
+        send_load(&mut admin, "12", &csrf).await;
+        until(&mut admin, |h| h.contains("target set to 12 jobs")).await;
+        assert_eq!(get_load(&server).await["target"], 12);
+    });
+}
+
+/// The talk's setting: one scheduler for all of owl, 20 runaway
+/// calculations next to the jobs. The runaways show in utilization, the
+/// jobs keep their rate, the sum page still answers.
+#[test]
+fn one_scheduler_runs_runaways_jobs_and_pages_together() {
+    let server = TestNode::with(Options {
+        schedulers: Some(2),
+        ..Options::default()
+    });
+    client_runtime().block_on(async {
+        put_load(
+            &server,
+            Some(ADMIN_TOKEN),
+            json!({"target": 5_000, "schedulers": 1}),
+        )
+        .await;
+        wait_until("5,000 jobs/s", || async {
+            let rate = get_load(&server).await["jobs_per_s"].as_f64().unwrap();
+            (4_900.0..=5_100.0).contains(&rate)
+        })
+        .await;
+        let quiet = get_load(&server).await["utilization"].as_f64().unwrap();
+        for _ in 0..20 {
+            let r = http()
+                .post(server.url("/api/sum?wait_ms=0"))
+                .json(&json!({"input": "-1"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+        }
+        // Runaways count: utilization climbs to (nearly) the whole core.
+        wait_until("the runaways in utilization", || async {
+            get_load(&server).await["utilization"].as_f64().unwrap() > 0.9
+        })
+        .await;
+        assert!(quiet < 0.5, "{quiet}");
+        // The jobs keep their rate within 5 %.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rate = get_load(&server).await["jobs_per_s"].as_f64().unwrap();
+        assert!((4_750.0..=5_250.0).contains(&rate), "{rate}");
+        // And the sum page answers.
+        let started = Instant::now();
+        let answer: Value = http()
+            .post(server.url("/api/sum"))
+            .json(&json!({"input": "7"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["result"], "28");
+        assert!(started.elapsed() < LIMIT);
+        let page = http().get(server.url("/")).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+    });
+}
+
+type Socket = common::ws::Socket;
+
+async fn live_load(server: &TestNode, cookie: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}/live/load", server.addr)
+        .into_client_request()
+        .unwrap();
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+async fn send_load(socket: &mut Socket, target: &str, csrf: &str) {
+    let event = json!({"event": "load", "target": target, "schedulers": "", "csrf": csrf});
+    socket
+        .send(Message::Text(event.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn login(server: &TestNode) -> String {
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.url("/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let set = login.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
