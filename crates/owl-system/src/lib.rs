@@ -7,6 +7,8 @@
 //!   in, a started supervision tree out ([`System`]).
 //! - [`load`]: load control — up to ten million supervised background
 //!   jobs, one figure to set, sampled ten times a second for the charts.
+//! - [`board`]: the bulletin board — topics, durable posts (SQLite, group
+//!   commit), a save process per post, live updates by process group.
 //! - [`math`]: the talk's calculation — input rules, the `math` guest and
 //!   its versions, fair admission, the math supervisor.
 //! - [`operator`]: what the person running the node does — list, top,
@@ -19,6 +21,7 @@
 //! start guests or reach the sandbox themselves.
 
 pub mod access;
+pub mod board;
 pub mod listener;
 pub mod load;
 pub mod math;

@@ -7,6 +7,7 @@
 //! ├── math_sup       dynamic: one temporary child per calculation
 //! ├── math_reaper    (with --reap-orphans) ends calculations whose page is gone
 //! ├── load_sup       load control: the workers' supervisor and the manager
+//! ├── board_sup      the bulletin board: the database's owner, one process per save
 //! └── … edges        added by the caller: the web endpoint, the console
 //! ```
 
@@ -19,6 +20,7 @@ use owl_runtime::{ExitReason, Node, Runtime};
 use owl_sandbox::{Sandbox, SandboxConfig};
 
 use crate::access::{AdminToken, TokenSource};
+use crate::board::{Board, BoardConfig};
 use crate::load::LoadControl;
 use crate::math::{MathConfig, MathService};
 use crate::operator::{Operator, ROOT};
@@ -42,6 +44,10 @@ pub struct Config {
     pub admin_token: TokenSource,
     /// Background jobs at start (load control's target).
     pub load_target: u64,
+    /// Posts one client may make per `post_window` on the board.
+    pub post_limit: usize,
+    /// See `post_limit`.
+    pub post_window: Duration,
 }
 
 impl Default for Config {
@@ -55,6 +61,8 @@ impl Default for Config {
             cpu_budgets: Vec::new(),
             admin_token: TokenSource::DataDir,
             load_target: 0,
+            post_limit: 5,
+            post_window: Duration::from_secs(10),
         }
     }
 }
@@ -70,6 +78,8 @@ pub struct Services {
     pub operator: Operator,
     /// Load control.
     pub load: LoadControl,
+    /// The bulletin board.
+    pub board: Board,
     /// The admin token.
     pub token: AdminToken,
     /// The data directory.
@@ -142,7 +152,13 @@ impl Builder {
         }
         let operator = Operator::new(node.clone(), sandbox, math.clone());
         let load = LoadControl::new(config.load_target);
+        let board = Board::new(BoardConfig {
+            database: config.data_dir.join("owl.db"),
+            rate_posts: config.post_limit.max(1),
+            rate_window: config.post_window,
+        });
         let services = Services {
+            board: board.clone(),
             node: node.clone(),
             math: math.clone(),
             operator: operator.clone(),
@@ -160,6 +176,7 @@ impl Builder {
             let mut meter = operator.meter();
             move || meter.sample().total
         }));
+        spec = spec.child(board.child_spec());
         for edge in self.edges {
             spec = spec.child(edge(&services)?);
         }

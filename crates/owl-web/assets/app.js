@@ -96,6 +96,20 @@
   }
   document.addEventListener("htmx:wsAfterMessage", takeLoadData);
 
+  // The board's form: the session says when a post was committed (the
+  // form's data-cleared goes up); only then is the text emptied, so a
+  // failed post keeps what the visitor typed.
+  var cleared = null;
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var form = document.getElementById("board-form");
+    if (!form) return;
+    if (cleared !== null && form.dataset.cleared !== cleared) {
+      var text = document.getElementById("post-text");
+      if (text) text.value = "";
+    }
+    cleared = form.dataset.cleared;
+  });
+
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.target.closest("form[data-reset]");
     if (form) {

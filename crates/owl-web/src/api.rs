@@ -353,3 +353,207 @@ pub(crate) async fn put_load(
 fn integer(value: &Value) -> Result<u64, ()> {
     value.as_u64().ok_or(())
 }
+
+/// One post, as the API shows it.
+#[derive(Serialize)]
+pub(crate) struct ApiPost {
+    id: i64,
+    text: String,
+    author: String,
+    /// RFC 3339, UTC.
+    inserted_at: String,
+}
+
+impl From<owl_system::board::Post> for ApiPost {
+    fn from(p: owl_system::board::Post) -> ApiPost {
+        ApiPost {
+            id: p.id,
+            text: p.text,
+            author: p.author,
+            inserted_at: rfc3339(p.inserted_at),
+        }
+    }
+}
+
+/// `2026-11-28T02:31:07.123Z` from Unix milliseconds.
+fn rfc3339(ms: i64) -> String {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PostsQuery {
+    before: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Posts a page of the API holds at most.
+const MAX_POSTS_PAGE: usize = 1_000;
+
+/// `GET /api/board/{topic}?before=ID&limit=N`: newest first; `next` is the
+/// `before` of the following page.
+pub(crate) async fn board_posts(
+    State(web): State<Web>,
+    axum::extract::Path(topic): axum::extract::Path<String>,
+    query: Result<Query<PostsQuery>, QueryRejection>,
+) -> Response {
+    if owl_system::board::Board::topic(&topic).is_none() {
+        return bad_request(StatusCode::NOT_FOUND, "no such topic");
+    }
+    let Ok(Query(q)) = query else {
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            "before and limit must be whole numbers",
+        );
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_POSTS_PAGE).contains(&limit) {
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be from 1 to {MAX_POSTS_PAGE}"),
+        );
+    }
+    match web.services.board.list(&topic, q.before, limit).await {
+        Ok(posts) => {
+            let next = (posts.len() == limit)
+                .then(|| posts.last().map(|p| p.id))
+                .flatten();
+            let posts: Vec<ApiPost> = posts.into_iter().map(ApiPost::from).collect();
+            Json(serde_json::json!({"posts": posts, "next": next})).into_response()
+        }
+        Err(e) => bad_request(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewPost {
+    text: String,
+    author: String,
+}
+
+/// `POST /api/board/{topic}` with `{"text","author"}`: 201 once the post is
+/// durably committed.
+pub(crate) async fn board_post(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    axum::extract::Path(topic): axum::extract::Path<String>,
+    body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
+) -> Response {
+    use owl_system::board::{Board, PostError};
+    if Board::topic(&topic).is_none() {
+        return bad_request(StatusCode::NOT_FOUND, "no such topic");
+    }
+    let object = match body {
+        Ok(Json(object)) => object,
+        Err(rejection) => return bad_request(rejection.status(), rejection.body_text()),
+    };
+    let post: NewPost = match serde_json::from_value(Value::Object(object)) {
+        Ok(post) => post,
+        Err(e) => {
+            let why = format!("expected {{\"text\": \"…\", \"author\": \"…\"}}: {e}");
+            return bad_request(StatusCode::UNPROCESSABLE_ENTITY, why);
+        }
+    };
+    let client = crate::pages::sum::client_of(&headers, &extensions);
+    let board = web.services.board.clone();
+    let request = web.services.node.spawn_task_opts(
+        SpawnOptions::new().label("api request /api/board"),
+        move |mut p| async move {
+            let pid = board
+                .start_save(&mut p, &client, &topic, &post.text, &post.author)
+                .await?;
+            loop {
+                let msg = p.recv_any().await;
+                if let Ok((from, outcome)) = Board::settle(msg)
+                    && from == pid
+                {
+                    return Ok(outcome);
+                }
+            }
+        },
+    );
+    let outcome: Result<owl_system::board::SaveOutcome, PostError> = request
+        .join()
+        .await
+        .unwrap_or_else(|reason| Err(PostError::Unavailable(reason.to_string())));
+    match outcome {
+        Ok(owl_system::board::SaveOutcome::Saved(post)) => {
+            (StatusCode::CREATED, Json(ApiPost::from(post))).into_response()
+        }
+        Ok(owl_system::board::SaveOutcome::Failed(_)) | Err(PostError::Unavailable(_)) => {
+            let body =
+                serde_json::json!({"status": "failed", "error": crate::pages::board::SAVE_FAILED});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+        Err(PostError::Invalid(errors)) => {
+            let body = serde_json::json!({
+                "status": "invalid",
+                "errors": {"text": errors.text, "author": errors.author},
+            });
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+        }
+        Err(PostError::TooOften(wait)) => {
+            let seconds = wait.as_secs() + 1;
+            let body = serde_json::json!({"status": "rate_limited", "error": format!("too many posts; try again in {seconds} s")});
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        }
+        Err(PostError::NoTopic) => bad_request(StatusCode::NOT_FOUND, "no such topic"),
+    }
+}
+
+/// `DELETE /api/board/{topic}/{id}` with the admin's bearer token.
+pub(crate) async fn board_delete(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    axum::extract::Path((topic, id)): axum::extract::Path<(String, i64)>,
+) -> Response {
+    if web.auth.credential(&headers) != crate::auth::Credential::Bearer {
+        return bad_request(
+            StatusCode::UNAUTHORIZED,
+            "deleting posts needs the admin token (Authorization: Bearer …)",
+        );
+    }
+    if owl_system::board::Board::topic(&topic).is_none() {
+        return bad_request(StatusCode::NOT_FOUND, "no such topic");
+    }
+    match web.services.board.delete(&web.services.node, id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => bad_request(StatusCode::NOT_FOUND, "no such post"),
+        Err(e) => bad_request(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_read_as_rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::rfc3339(1_795_833_067_123),
+            "2026-11-28T02:31:07.123Z"
+        );
+        assert_eq!(super::rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

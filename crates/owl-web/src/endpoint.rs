@@ -36,10 +36,18 @@ pub fn endpoint(
     move |services| {
         let token = services.token.clone();
         let auth = auth::Auth::new(token, config.public_dashboards)?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| format!("the web listener has no address: {e}"))?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
         let web = Web {
             services: services.clone(),
             auth: Arc::new(auth),
             metrics_meter: Arc::new(parking_lot::Mutex::new(services.operator.meter())),
+            public_url: public_url.trim_end_matches('/').into(),
         };
         let limits = server::Limits {
             max_connections: config
@@ -100,6 +108,17 @@ fn router(web: Web) -> Router {
         .route("/", get(pages::sum::index))
         .route("/live/sum", get(pages::sum::live))
         .route("/load", get(pages::load::index))
+        .route("/board", get(pages::board::index))
+        .route("/board/{topic}", get(pages::board::topic))
+        .route("/board/{topic}/older", get(pages::board::older))
+        .route("/board/{topic}/qr.svg", get(pages::board::qr))
+        .route("/board/{topic}/admin", get(pages::board::admin))
+        .route(
+            "/board/{topic}/admin/delete/{id}",
+            post(pages::board::delete),
+        )
+        .route("/board/{topic}/admin/reset", post(pages::board::reset))
+        .route("/live/board/{topic}", get(pages::board::live))
         .route("/live/load", get(pages::load::live))
         .route("/live/dashboard/processes", get(pages::processes::live))
         .route("/live/dashboard/system", get(pages::system::live))
@@ -117,6 +136,14 @@ fn router(web: Web) -> Router {
         .route("/api/sum", post(api::sum))
         .route("/api/health", get(api::health))
         .route("/api/load", get(api::get_load).put(api::put_load))
+        .route(
+            "/api/board/{topic}",
+            get(api::board_posts).post(api::board_post),
+        )
+        .route(
+            "/api/board/{topic}/{id}",
+            axum::routing::delete(api::board_delete),
+        )
         .route("/api/{*rest}", any(api::not_found))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))

@@ -22,6 +22,10 @@ pub(crate) const NAV: &[NavItem] = &[
         title: "Load",
     },
     NavItem {
+        path: "/board",
+        title: "Board",
+    },
+    NavItem {
         path: "/dashboard/processes",
         title: "Processes",
     },

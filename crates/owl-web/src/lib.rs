@@ -54,6 +54,9 @@ pub struct WebConfig {
     /// How long a client may take to send a request's headers — and how long
     /// an idle keep-alive connection stays open.
     pub header_timeout: Duration,
+    /// The address phones reach the node at (`https://talk.example`), which
+    /// the board's QR codes encode; default: the bound address.
+    pub public_url: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -62,6 +65,7 @@ impl Default for WebConfig {
             public_dashboards: false,
             max_connections: None,
             header_timeout: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -73,4 +77,6 @@ struct Web {
     auth: Arc<auth::Auth>,
     /// The utilization meter of `/metrics` (measures between scrapes).
     metrics_meter: Arc<parking_lot::Mutex<owl_system::operator::Meter>>,
+    /// Where phones reach the node, without a trailing slash.
+    public_url: Arc<str>,
 }

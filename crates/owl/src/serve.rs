@@ -60,6 +60,13 @@ pub(crate) struct ServeArgs {
     /// Background jobs at start (load control's target, 0 to 10,000,000).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     load: u64,
+    /// The address phones reach this node at, which the board's QR codes
+    /// encode (e.g. `http://192.168.1.20:4000`); default: the bound address.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Posts one visitor may make on the board per 10 seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    post_limit: u32,
     /// Connections served at once (default: from the file limit).
     #[arg(long)]
     max_connections: Option<usize>,
@@ -114,6 +121,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         reap_orphans: args.reap_orphans,
         cpu_budgets: args.cpu_budget.clone(),
         load_target: args.load,
+        post_limit: args.post_limit as usize,
         admin_token: match (&args.admin_token, &args.admin_token_file) {
             (Some(token), _) => TokenSource::Given(token.clone()),
             (None, Some(path)) => TokenSource::File(path.clone()),
@@ -133,6 +141,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     let web = WebConfig {
         public_dashboards: args.public_dashboards,
         max_connections: args.max_connections,
+        public_url: args.public_url.clone(),
         ..WebConfig::default()
     };
     let system = System::builder(config)

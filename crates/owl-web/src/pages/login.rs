@@ -40,7 +40,10 @@ fn safe_next(next: Option<&str>) -> &str {
     let is_page = PAGES.contains(&next)
         || next
             .strip_prefix("/dashboard/processes/")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || owl_system::board::TOPICS
+            .iter()
+            .any(|t| next == format!("/board/{}/admin", t.slug));
     if is_page { next } else { DEFAULT }
 }
 

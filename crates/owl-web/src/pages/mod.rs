@@ -1,5 +1,6 @@
 //! The pages a visitor opens, one module each.
 
+pub(crate) mod board;
 pub(crate) mod load;
 pub(crate) mod login;
 pub(crate) mod processes;

@@ -31,7 +31,13 @@ const SHOWN_INPUT_CHARS: usize = 24;
 /// `GET /`: the page, and a visitor cookie for a browser that has none.
 pub(crate) async fn index(headers: HeaderMap) -> Response {
     let mut response = page().into_response();
-    if valid_client_cookie(&headers).is_none()
+    give_client_cookie(&headers, &mut response);
+    response
+}
+
+/// Sets a visitor cookie on `response` if the request had none.
+pub(crate) fn give_client_cookie(headers: &HeaderMap, response: &mut Response) {
+    if valid_client_cookie(headers).is_none()
         && let Ok(id) = owl_system::access::random_hex(16)
         && let Ok(cookie) = HeaderValue::from_str(&format!(
             "{CLIENT_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
@@ -39,7 +45,6 @@ pub(crate) async fn index(headers: HeaderMap) -> Response {
     {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
-    response
 }
 
 fn valid_client_cookie(headers: &HeaderMap) -> Option<&str> {

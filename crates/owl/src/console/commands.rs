@@ -88,8 +88,28 @@ enum Command {
     Schedulers { n: Option<usize> },
     /// Show or set the load target: background jobs, 0 to 10,000,000
     Load { target: Option<String> },
+    /// The bulletin board: list posts, delete one, reset a topic, pause writes
+    Board {
+        #[command(subcommand)]
+        action: BoardAction,
+    },
     /// Uptime, processes, memory, scheduler utilization
     Stats,
+}
+
+#[derive(Subcommand)]
+enum BoardAction {
+    /// Posts per topic, or the newest posts of one topic
+    List { topic: Option<String> },
+    /// Delete a post (it vanishes from every page at once)
+    Delete { id: i64 },
+    /// Empty a topic (before a talk)
+    Reset { topic: String },
+    /// Refuse (on) or accept again (off) new posts at the database
+    Readonly {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
 }
 
 /// A budget as typed: a duration, or `off`.
@@ -199,6 +219,7 @@ pub(crate) async fn run(
         Command::Budget { module, budget } => module_budget(ctx, &module, budget),
         Command::Schedulers { n } => schedulers(ctx, n),
         Command::Load { target } => load(services, target.as_deref()),
+        Command::Board { action } => board(services, action).await,
         Command::Stats => Ok(stats(ctx).await),
     }
 }
@@ -560,6 +581,81 @@ fn load(services: &Services, target: Option<&str>) -> Result<Answer, String> {
             "utilization": latest.utilization,
         }),
     })
+}
+
+async fn board(services: &Services, action: BoardAction) -> Result<Answer, String> {
+    let board = &services.board;
+    match action {
+        BoardAction::List { topic: None } => {
+            let counts = board.counts().await.map_err(|e| e.to_string())?;
+            let text = counts
+                .iter()
+                .map(|(t, n)| format!("{t:<20} {n} post(s)\n"))
+                .collect();
+            Ok(Answer {
+                text,
+                json: json!({"topics": counts.iter().map(|(t, n)| json!({"topic": t, "posts": n})).collect::<Vec<_>>()}),
+            })
+        }
+        BoardAction::List { topic: Some(topic) } => {
+            if owl_system::board::Board::topic(&topic).is_none() {
+                return Err(format!("no topic {topic:?}; `board list` lists them"));
+            }
+            let posts = board
+                .list(&topic, None, 50)
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = posts
+                .iter()
+                .map(|p| {
+                    format!(
+                        "#{:<6} {:<20} {}\n",
+                        p.id,
+                        clip(&p.author, 20),
+                        clip(&p.text.replace('\n', " "), 60)
+                    )
+                })
+                .collect();
+            Ok(Answer {
+                text,
+                json: json!({"topic": topic, "posts": posts.iter().map(|p| json!({"id": p.id, "author": p.author, "text": p.text, "inserted_at_ms": p.inserted_at})).collect::<Vec<_>>()}),
+            })
+        }
+        BoardAction::Delete { id } => {
+            let deleted = board
+                .delete(&services.node, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !deleted {
+                return Err(format!("no post #{id}"));
+            }
+            Ok(Answer {
+                text: format!("post #{id} deleted\n"),
+                json: json!({"deleted": id}),
+            })
+        }
+        BoardAction::Reset { topic } => {
+            let removed = board
+                .reset(&services.node, &topic)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Answer {
+                text: format!("{topic}: {removed} post(s) removed\n"),
+                json: json!({"topic": topic, "removed": removed}),
+            })
+        }
+        BoardAction::Readonly { state } => {
+            let on = state == "on";
+            board.set_read_only(on).await.map_err(|e| e.to_string())?;
+            Ok(Answer {
+                text: format!(
+                    "the board {} new posts\n",
+                    if on { "refuses" } else { "accepts" }
+                ),
+                json: json!({"read_only": on}),
+            })
+        }
+    }
 }
 
 fn schedulers(ctx: &Operator, n: Option<usize>) -> Result<Answer, String> {

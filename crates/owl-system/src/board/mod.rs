@@ -1,0 +1,436 @@
+//! The bulletin board: the audience answers the talk's questions from their
+//! phones; every viewer of a topic sees new and deleted posts at once.
+//!
+//! Each save runs in its own process under the board's supervisor, watched
+//! by whoever asked (a page's session, an API request): the acknowledgement
+//! arrives as a message once the post is durably committed, a failure as
+//! the watcher's `Down`. Committed posts go to the topic's process group, so
+//! every page on the topic hears of them.
+//!
+//! ```text
+//! board_sup (one_for_one)
+//! ├── board_store    owns the database (its writer thread commits in groups)
+//! └── board_saves    dynamic: one temporary child per post being saved
+//! ```
+
+mod draft;
+mod store;
+mod topics;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use owl_runtime::supervisor::{ChildSpec, Restart, Strategy, SupervisorRef, SupervisorSpec};
+use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+
+pub use draft::{Draft, FieldErrors, MAX_AUTHOR_CHARS, MAX_TEXT_CHARS};
+pub use store::StoreError;
+pub use topics::{DEFAULT_TOPIC, TOPICS, Topic};
+
+use crate::math::Client;
+use store::{Store, Write};
+
+/// The registered name of the board's supervisor.
+pub const SUPERVISOR: &str = "board_sup";
+/// The registered name of the process that owns the database.
+pub const STORE: &str = "board_store";
+/// The registered name of the saves' supervisor.
+pub const SAVES: &str = "board_saves";
+/// How long a save may take before it counts as failed.
+const SAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Posts a topic shows at once; older ones are paged.
+pub const PAGE: usize = 100;
+
+/// One post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Post {
+    /// Its id, increasing: newer posts have larger ids.
+    pub id: i64,
+    /// Its topic's slug.
+    pub topic: String,
+    /// What was posted (newlines kept).
+    pub text: String,
+    /// Who posted it.
+    pub author: String,
+    /// When it was committed, in Unix milliseconds.
+    pub inserted_at: i64,
+}
+
+/// What the pages of a topic hear: sent to the topic's group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BoardEvent {
+    /// A post was committed.
+    Posted(Post),
+    /// A post was deleted.
+    Deleted {
+        /// Its topic.
+        topic: String,
+        /// Its id.
+        id: i64,
+    },
+    /// The topic was emptied.
+    Reset {
+        /// The topic.
+        topic: String,
+    },
+}
+
+/// The answer a save process sends its watcher once the post is committed.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    /// The save process.
+    pub from: Pid,
+    /// The committed post.
+    pub post: Post,
+}
+
+/// How a save ended, read from a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Committed.
+    Saved(Post),
+    /// Not saved: the save process ended without an acknowledgement.
+    Failed(ExitReason),
+}
+
+/// Why a post was not accepted for saving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PostError {
+    /// No such topic.
+    NoTopic,
+    /// The text or author is not acceptable; per field.
+    Invalid(FieldErrors),
+    /// This client posted too often; it may again after this long.
+    TooOften(Duration),
+    /// The board cannot save right now (restarting, overloaded).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostError::NoTopic => f.write_str("no such topic"),
+            PostError::Invalid(e) => e.fmt(f),
+            PostError::TooOften(wait) => write!(
+                f,
+                "too many posts; you may post again in {} s",
+                wait.as_secs() + 1
+            ),
+            PostError::Unavailable(why) => write!(f, "the board cannot save right now: {why}"),
+        }
+    }
+}
+impl std::error::Error for PostError {}
+
+/// Settings of the board.
+#[derive(Clone, Debug)]
+pub struct BoardConfig {
+    /// The SQLite file.
+    pub database: PathBuf,
+    /// Posts one client may make per `rate_window`.
+    pub rate_posts: usize,
+    /// See `rate_posts`.
+    pub rate_window: Duration,
+}
+
+/// The board service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Board {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: BoardConfig,
+    /// The database while its owner process runs.
+    store: RwLock<Option<Arc<Store>>>,
+    /// Recent posts per client, for the rate limit.
+    recent: Mutex<HashMap<Client, VecDeque<Instant>>>,
+}
+
+/// Clients whose recent posts are remembered at once.
+const RATE_CLIENTS: usize = 100_000;
+
+/// The group of a topic's pages.
+pub fn group(topic: &str) -> String {
+    format!("board:{topic}")
+}
+
+impl Board {
+    /// The board on the database at `config.database`, which is opened (and
+    /// created, migrated) when its owner process starts.
+    pub fn new(config: BoardConfig) -> Board {
+        Board {
+            inner: Arc::new(Inner {
+                config,
+                store: RwLock::new(None),
+                recent: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Opens the database once, to report a file that cannot be used as a
+    /// clear error before the node starts.
+    pub fn check(&self) -> Result<(), StoreError> {
+        Store::open(&self.inner.config.database).map(|_| ())
+    }
+
+    /// The board's subtree for the application's tree.
+    pub fn child_spec(&self) -> ChildSpec {
+        let inner = self.inner.clone();
+        let store = ChildSpec::worker(STORE, move |args| {
+            let inner = inner.clone();
+            async move {
+                let path = inner.config.database.clone();
+                let opened = tokio::task::spawn_blocking(move || Store::open(&path))
+                    .await
+                    .map_err(|e| ExitReason::error(format!("opening the database: {e}")))?
+                    .map_err(ExitReason::error)?;
+                *inner.store.write() = Some(Arc::new(opened));
+                let opts = SpawnOptions::new().label("board store");
+                Ok(args.spawn_link_opts(opts, move |mut p| async move {
+                    p.set_activity("owns the database");
+                    // The database is this process's: when it ends, so does
+                    // the writer (its channel closes with the store).
+                    let _closed = StoreSlot(inner.clone());
+                    loop {
+                        p.recv_any().await;
+                    }
+                }))
+            }
+        });
+        ChildSpec::supervisor(
+            SUPERVISOR,
+            SupervisorSpec::new(Strategy::OneForOne)
+                .name(SUPERVISOR)
+                .label("board supervisor")
+                .child(store)
+                .child(ChildSpec::supervisor(
+                    SAVES,
+                    SupervisorSpec::dynamic()
+                        .name(SAVES)
+                        .label("board save supervisor")
+                        .max_children(10_000),
+                )),
+        )
+    }
+
+    /// The topic named `slug`, if it is one.
+    pub fn topic(slug: &str) -> Option<&'static Topic> {
+        TOPICS.iter().find(|t| t.slug == slug)
+    }
+
+    fn store(&self) -> Result<Arc<Store>, PostError> {
+        self.inner
+            .store
+            .read()
+            .clone()
+            .ok_or_else(|| PostError::Unavailable("the database is (re)starting".into()))
+    }
+
+    /// Counts a post of `client` against its rate limit; refuses past it.
+    pub fn check_rate(&self, client: &Client) -> Result<(), PostError> {
+        let (limit, window) = (self.inner.config.rate_posts, self.inner.config.rate_window);
+        let now = Instant::now();
+        let mut recent = self.inner.recent.lock();
+        if recent.len() >= RATE_CLIENTS && !recent.contains_key(client) {
+            recent.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
+        }
+        let times = recent.entry(client.clone()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            times.pop_front();
+        }
+        if times.len() >= limit {
+            let wait = window - now.duration_since(*times.front().expect("at the limit"));
+            return Err(PostError::TooOften(wait));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
+    /// Checks `draft` for `client` on `topic` and starts saving it in its own
+    /// process under the board's supervisor, monitored by `ctx`: a [`Saved`]
+    /// message arrives once it is committed, a `Down` if it failed (read
+    /// either with [`settle`](Self::settle)).
+    pub async fn start_save(
+        &self,
+        ctx: &mut Process,
+        client: &Client,
+        topic: &str,
+        text: &str,
+        author: &str,
+    ) -> Result<Pid, PostError> {
+        if Board::topic(topic).is_none() {
+            return Err(PostError::NoTopic);
+        }
+        let draft = Draft::new(text, author).map_err(PostError::Invalid)?;
+        self.check_rate(client)?;
+        let saves = ctx
+            .node()
+            .resolve(SAVES)
+            .ok_or_else(|| PostError::Unavailable("the board is restarting".into()))?;
+        let (board, watcher, topic) = (self.clone(), ctx.pid().clone(), topic.to_string());
+        let spec = ChildSpec::worker("save", move |args| {
+            let (board, watcher, topic, draft) =
+                (board.clone(), watcher.clone(), topic.clone(), draft.clone());
+            let opts = SpawnOptions::new()
+                .label("board save")
+                .link_to(args.supervisor.clone())
+                .parent(args.supervisor.clone())
+                .monitored_by(watcher.clone());
+            let pid = args
+                .node
+                .spawn_opts(opts, move |p| save(p, board, watcher, topic, draft));
+            async move { Ok(pid) }
+        })
+        .restart(Restart::Temporary);
+        SupervisorRef::from_pid(saves)
+            .start_child(spec, SAVE_TIMEOUT)
+            .await
+            .map_err(|e| PostError::Unavailable(e.to_string()))
+    }
+
+    /// Reads a save's end from a message: its acknowledgement, or the `Down`
+    /// of a save that ended without one. Anything else comes back.
+    pub fn settle(msg: Message) -> Result<(Pid, SaveOutcome), Message> {
+        let msg = match msg.downcast::<Saved>() {
+            Ok(saved) => return Ok((saved.from, SaveOutcome::Saved(saved.post))),
+            Err(other) => other,
+        };
+        let down = msg.downcast::<Down>()?;
+        Ok((down.pid, SaveOutcome::Failed(down.reason)))
+    }
+
+    /// Up to `limit` posts of `topic` older than `before`, newest first
+    /// (read off the schedulers).
+    pub async fn list(
+        &self,
+        topic: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Post>, StoreError> {
+        let store = self.store().map_err(|e| StoreError(e.to_string()))?;
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || store.list(&topic, before, limit))
+            .await
+            .map_err(|e| StoreError(e.to_string()))?
+    }
+
+    /// Posts per topic, every topic listed.
+    pub async fn counts(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let store = self.store().map_err(|e| StoreError(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            TOPICS
+                .iter()
+                .map(|t| Ok((t.slug, store.count(Some(t.slug))?)))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError(e.to_string()))?
+    }
+
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+    ) -> Result<T, StoreError> {
+        let store = self.store().map_err(|e| StoreError(e.to_string()))?;
+        let (done, answer) = oneshot::channel();
+        store.write(make(done))?;
+        match tokio::time::timeout(SAVE_TIMEOUT, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError("the database writer stopped".into())),
+            Err(_) => Err(StoreError("the database did not answer in time".into())),
+        }
+    }
+
+    /// Deletes post `id`; every viewer of its topic sees it go. False if
+    /// there is no such post.
+    pub async fn delete(&self, node: &owl_runtime::Node, id: i64) -> Result<bool, StoreError> {
+        let topic = self.write(|done| Write::Delete { id, done }).await?;
+        let Some(topic) = topic else {
+            return Ok(false);
+        };
+        tracing::warn!(target: "owl::board", id, topic, "post deleted");
+        node.broadcast(
+            &group(&topic),
+            BoardEvent::Deleted {
+                topic: topic.clone(),
+                id,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Empties `topic` (before a talk); returns how many posts went.
+    pub async fn reset(&self, node: &owl_runtime::Node, topic: &str) -> Result<usize, StoreError> {
+        if Board::topic(topic).is_none() {
+            return Err(StoreError(format!("no topic {topic:?}")));
+        }
+        let slug = topic.to_string();
+        let removed = self
+            .write(|done| Write::Reset { topic: slug, done })
+            .await?;
+        tracing::warn!(target: "owl::board", topic, removed, "topic reset");
+        node.broadcast(
+            &group(topic),
+            BoardEvent::Reset {
+                topic: topic.to_string(),
+            },
+        );
+        Ok(removed)
+    }
+
+    /// Stops (or resumes) accepting posts at the database: a maintenance
+    /// switch; saves fail with the database's own error meanwhile.
+    pub async fn set_read_only(&self, read_only: bool) -> Result<(), StoreError> {
+        self.write(|done| Write::ReadOnly { read_only, done }).await
+    }
+}
+
+/// Empties the store slot when the owner process ends.
+struct StoreSlot(Arc<Inner>);
+
+impl Drop for StoreSlot {
+    fn drop(&mut self) {
+        self.0.store.write().take();
+    }
+}
+
+/// A save: hands the post to the database writer and waits for the commit;
+/// then tells the watcher and the topic's pages.
+async fn save(
+    p: Process,
+    board: Board,
+    watcher: Pid,
+    topic: String,
+    draft: Draft,
+) -> Result<(), ExitReason> {
+    p.set_activity(format!("saving a post on {topic}"));
+    let post = board
+        .write(|done| Write::Insert {
+            topic: topic.clone(),
+            text: draft.text.clone(),
+            author: draft.author.clone(),
+            done,
+        })
+        .await
+        .map_err(|e| ExitReason::error(format!("the post was not saved: {e}")))?;
+    let from = p.pid().clone();
+    let _ = watcher.send_reply(Saved {
+        from,
+        post: post.clone(),
+    });
+    p.node().broadcast(&group(&topic), BoardEvent::Posted(post));
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! The bulletin board: `/board/{topic}` (live: posts appear and vanish for
+//! every viewer at once), `/board/{topic}/admin` (delete posts, reset the
+//! topic), `/board/{topic}/qr.svg` (the topic's address as a QR code, for
+//! the slide). `/board` and unknown topics lead to the default topic.
+
+use std::collections::VecDeque;
+
+use axum::Extension;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, PreEscaped, html};
+use owl_runtime::{Message, Pid, Process};
+use owl_system::board::{
+    self, Board, BoardEvent, DEFAULT_TOPIC, FieldErrors, MAX_AUTHOR_CHARS, MAX_TEXT_CHARS, Post,
+    PostError, SaveOutcome, TOPICS, Topic,
+};
+use owl_system::math::Client;
+
+use crate::access::AdminForm;
+use crate::live::{self, ClientEvent, LiveView};
+use crate::server::ConnectionSlot;
+use crate::{Web, layout};
+
+/// The flash a failed save shows (the talk's own words).
+pub(crate) const SAVE_FAILED: &str = "Posting of Message failed.";
+
+/// `GET /board`.
+pub(crate) async fn index() -> Redirect {
+    Redirect::to(&format!("/board/{DEFAULT_TOPIC}"))
+}
+
+fn topic_or_redirect(slug: &str) -> Result<&'static Topic, Response> {
+    Board::topic(slug).ok_or_else(|| index_redirect().into_response())
+}
+
+fn index_redirect() -> Redirect {
+    Redirect::to(&format!("/board/{DEFAULT_TOPIC}"))
+}
+
+fn topic_nav(current: &str) -> Markup {
+    html! {
+        p.topics {
+            @for t in TOPICS {
+                @if t.slug == current { strong { (t.slug) } } @else { a href=(format!("/board/{}", t.slug)) { (t.slug) } }
+                " "
+            }
+        }
+    }
+}
+
+/// `GET /board/{topic}`.
+pub(crate) async fn topic(headers: HeaderMap, Path(slug): Path<String>) -> Response {
+    let topic = match topic_or_redirect(&slug) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let main = html! {
+        div hx-ext="ws,morph" ws-connect=(format!("/live/board/{}", topic.slug)) {
+            (topic_nav(topic.slug))
+            div.board-head {
+                div {
+                    h1 { (topic.question) }
+                    p #live-state .live-state aria-live="polite" { "connecting…" }
+                }
+                img.qr src=(format!("/board/{}/qr.svg", topic.slug)) alt="QR code of this page" width="160" height="160";
+            }
+            div #board hx-swap-oob="morph" { p.hint { "loading…" } }
+        }
+    };
+    let mut response = layout::page("Board", "/board", main).into_response();
+    crate::pages::sum::give_client_cookie(&headers, &mut response);
+    response
+}
+
+/// `GET /live/board/{topic}`.
+pub(crate) async fn live(
+    State(web): State<Web>,
+    Path(slug): Path<String>,
+    slot: Option<Extension<ConnectionSlot>>,
+    request: axum::extract::Request,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    let (mut parts, _) = request.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &web).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Some(topic) = Board::topic(&slug) else {
+        return (StatusCode::NOT_FOUND, "no such topic").into_response();
+    };
+    let client = crate::pages::sum::client_of(&parts.headers, &parts.extensions);
+    let board = web.services.board.clone();
+    live::upgrade(
+        ws,
+        &parts.headers,
+        slot.map(|Extension(s)| s),
+        &web.services.node,
+        &format!("/board/{}", topic.slug),
+        move || BoardPage::new(board.clone(), topic, client.clone()),
+    )
+}
+
+/// Asks the session to load the posts (off the schedulers) once mounted.
+struct LoadPosts;
+
+/// A page's session state.
+struct BoardPage {
+    board: Board,
+    topic: &'static Topic,
+    client: Client,
+    posts: VecDeque<Post>,
+    loaded: bool,
+    /// What the form shows: kept after a failure, cleared after a success.
+    text: String,
+    author: String,
+    errors: FieldErrors,
+    flash: Option<String>,
+    /// Saves in flight: their process, and what they carry.
+    saving: Vec<(Pid, String, String)>,
+    /// Bumped when the form is to be emptied (the page's script watches it).
+    cleared: u64,
+}
+
+impl BoardPage {
+    fn new(board: Board, topic: &'static Topic, client: Client) -> BoardPage {
+        BoardPage {
+            board,
+            topic,
+            client,
+            posts: VecDeque::new(),
+            loaded: false,
+            text: String::new(),
+            author: String::new(),
+            errors: FieldErrors::default(),
+            flash: None,
+            saving: Vec::new(),
+            cleared: 0,
+        }
+    }
+
+    fn add(&mut self, post: Post) {
+        if self.posts.iter().any(|p| p.id == post.id) {
+            return;
+        }
+        let at = self
+            .posts
+            .iter()
+            .position(|p| p.id < post.id)
+            .unwrap_or(self.posts.len());
+        self.posts.insert(at, post);
+        self.posts.truncate(board::PAGE);
+    }
+
+    async fn post(&mut self, ctx: &mut Process, text: &str, author: &str) {
+        self.text = text.chars().take(MAX_TEXT_CHARS + 100).collect();
+        self.author = author.chars().take(MAX_AUTHOR_CHARS + 20).collect();
+        self.errors = FieldErrors::default();
+        self.flash = None;
+        match self
+            .board
+            .start_save(ctx, &self.client, self.topic.slug, text, author)
+            .await
+        {
+            Ok(pid) => self
+                .saving
+                .push((pid, self.text.clone(), self.author.clone())),
+            Err(PostError::Invalid(errors)) => self.errors = errors,
+            Err(PostError::TooOften(wait)) => {
+                self.flash = Some(format!(
+                    "You are posting too often; try again in {} s.",
+                    wait.as_secs() + 1
+                ));
+            }
+            Err(other) => {
+                tracing::warn!(target: "owl::board", error = %other, "a post was not started");
+                self.flash = Some(SAVE_FAILED.into());
+            }
+        }
+    }
+}
+
+impl LiveView for BoardPage {
+    fn mount(&mut self, ctx: &mut Process) {
+        ctx.node().join(&board::group(self.topic.slug), ctx.pid());
+        let _ = ctx.pid().send_reply(LoadPosts);
+    }
+
+    fn render(&self) -> Markup {
+        let field_error = |e: Option<&'static str>| html! { @if let Some(e) = e { span.field-error role="alert" { (e) } } };
+        html! {
+            div #board hx-swap-oob="morph" {
+                form #board-form ws-send autocomplete="off" data-cleared=(self.cleared) {
+                    input type="hidden" name="event" value="post";
+                    label for="post-text" { "Your answer" }
+                    textarea #post-text name="text" rows="3" maxlength=(MAX_TEXT_CHARS) required { (self.text) }
+                    (field_error(self.errors.text))
+                    label for="post-author" { "Your name" }
+                    input #post-author name="author" type="text" maxlength=(MAX_AUTHOR_CHARS) value=(self.author) required;
+                    (field_error(self.errors.author))
+                    button type="submit" { @if self.saving.is_empty() { "Post" } @else { "Posting…" } }
+                }
+                p #live-notice .live-notice role="status" { @if let Some(f) = &self.flash { (f) } }
+                @if !self.loaded { p.hint { "loading posts…" } }
+                ol #posts .posts {
+                    @for post in &self.posts {
+                        li id=(format!("post-{}", post.id)) {
+                            p.post-text { (multiline(&post.text)) }
+                            p.post-author { "— " (post.author) }
+                        }
+                    }
+                }
+                @if self.posts.len() == board::PAGE {
+                    @if let Some(last) = self.posts.back() {
+                        p { a href=(format!("/board/{}/older?before={}", self.topic.slug, last.id)) { "Older posts" } }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle_event(&mut self, ctx: &mut Process, event: ClientEvent) -> bool {
+        if event.name != "post" {
+            return false;
+        }
+        let (text, author) = (
+            event.field("text").to_string(),
+            event.field("author").to_string(),
+        );
+        self.post(ctx, &text, &author).await;
+        true
+    }
+
+    async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
+        let msg = match msg.downcast::<LoadPosts>() {
+            Ok(LoadPosts) => {
+                match self.board.list(self.topic.slug, None, board::PAGE).await {
+                    Ok(posts) => {
+                        for post in posts {
+                            self.add(post);
+                        }
+                    }
+                    Err(e) => self.flash = Some(format!("The posts could not be read: {e}")),
+                }
+                self.loaded = true;
+                return true;
+            }
+            Err(other) => other,
+        };
+        let msg = match msg.downcast::<BoardEvent>() {
+            Ok(BoardEvent::Posted(post)) if post.topic == self.topic.slug => {
+                self.add(post);
+                return true;
+            }
+            Ok(BoardEvent::Deleted { id, .. }) => {
+                self.posts.retain(|p| p.id != id);
+                return true;
+            }
+            Ok(BoardEvent::Reset { topic }) if topic == self.topic.slug => {
+                self.posts.clear();
+                return true;
+            }
+            Ok(_) => return false,
+            Err(other) => other,
+        };
+        let Ok((pid, outcome)) = Board::settle(msg) else {
+            return false;
+        };
+        let Some(at) = self.saving.iter().position(|(p, ..)| *p == pid) else {
+            return false;
+        };
+        let (_, text, author) = self.saving.remove(at);
+        match outcome {
+            SaveOutcome::Saved(post) => {
+                self.add(post);
+                self.text.clear();
+                self.cleared += 1;
+                self.flash = None;
+            }
+            SaveOutcome::Failed(reason) => {
+                tracing::warn!(target: "owl::board", %reason, "a post was not saved");
+                self.text = text;
+                self.author = author;
+                self.flash = Some(SAVE_FAILED.into());
+            }
+        }
+        true
+    }
+}
+
+/// Text with its line breaks kept (escaped by maud, then joined with `<br>`).
+fn multiline(text: &str) -> Markup {
+    html! {
+        @for (i, line) in text.split('\n').enumerate() {
+            @if i > 0 { br; }
+            (line)
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct Before {
+    before: Option<i64>,
+}
+
+/// `GET /board/{topic}/older?before=ID`: a page of older posts.
+pub(crate) async fn older(
+    State(web): State<Web>,
+    Path(slug): Path<String>,
+    Query(q): Query<Before>,
+) -> Response {
+    let topic = match topic_or_redirect(&slug) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let posts = web
+        .services
+        .board
+        .list(topic.slug, q.before, board::PAGE)
+        .await;
+    let main = html! {
+        (topic_nav(topic.slug))
+        h1 { (topic.question) }
+        @match &posts {
+            Ok(posts) => {
+                ol.posts { @for post in posts {
+                    li { p.post-text { (multiline(&post.text)) } p.post-author { "— " (post.author) } }
+                } }
+                @if posts.len() == board::PAGE { @if let Some(last) = posts.last() {
+                    p { a href=(format!("/board/{}/older?before={}", topic.slug, last.id)) { "Older posts" } }
+                } }
+            }
+            Err(e) => p.live-notice { "The posts could not be read: " (e.to_string()) },
+        }
+        p { a href=(format!("/board/{}", topic.slug)) { "Back to the live board" } }
+    };
+    layout::page("Board", "/board", main).into_response()
+}
+
+/// `GET /board/{topic}/admin`: every post with a Delete button, and Reset.
+pub(crate) async fn admin(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Response {
+    let topic = match topic_or_redirect(&slug) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if !web.auth.is_admin(&headers) {
+        return crate::pages::login::required(&format!("/board/{}/admin", topic.slug));
+    }
+    let posts = web.services.board.list(topic.slug, None, 1_000).await;
+    let csrf = web.auth.csrf();
+    let main = html! {
+        (topic_nav(topic.slug))
+        h1 { "Moderate: " (topic.question) }
+        form method="post" action=(format!("/board/{}/admin/reset", topic.slug)) {
+            input type="hidden" name="csrf" value=(csrf);
+            button.danger type="submit" { "Reset board" }
+        }
+        @match &posts {
+            Ok(posts) => ol.posts { @for post in posts {
+                li id=(format!("post-{}", post.id)) {
+                    p.post-text { (multiline(&post.text)) }
+                    p.post-author { "— " (post.author) " · #" (post.id) }
+                    form method="post" action=(format!("/board/{}/admin/delete/{}", topic.slug, post.id)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button.danger type="submit" { "Delete post" }
+                    }
+                }
+            } },
+            Err(e) => p.live-notice { "The posts could not be read: " (e.to_string()) },
+        }
+    };
+    layout::page("Moderate", "/board", main).into_response()
+}
+
+/// `POST /board/{topic}/admin/delete/{id}`.
+pub(crate) async fn delete(
+    State(web): State<Web>,
+    Path((slug, id)): Path<(String, i64)>,
+    AdminForm(_): AdminForm<serde::de::IgnoredAny>,
+) -> Response {
+    let topic = match topic_or_redirect(&slug) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(e) = web.services.board.delete(&web.services.node, id).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not deleted: {e}")).into_response();
+    }
+    Redirect::to(&format!("/board/{}/admin", topic.slug)).into_response()
+}
+
+/// `POST /board/{topic}/admin/reset`.
+pub(crate) async fn reset(
+    State(web): State<Web>,
+    Path(slug): Path<String>,
+    AdminForm(_): AdminForm<serde::de::IgnoredAny>,
+) -> Response {
+    let topic = match topic_or_redirect(&slug) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Err(e) = web
+        .services
+        .board
+        .reset(&web.services.node, topic.slug)
+        .await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not reset: {e}")).into_response();
+    }
+    Redirect::to(&format!("/board/{}/admin", topic.slug)).into_response()
+}
+
+/// `GET /board/{topic}/qr.svg`: the topic's public address as a QR code.
+pub(crate) async fn qr(State(web): State<Web>, Path(slug): Path<String>) -> Response {
+    let Some(topic) = Board::topic(&slug) else {
+        return (StatusCode::NOT_FOUND, "no such topic").into_response();
+    };
+    let url = format!("{}/board/{}", web.public_url, topic.slug);
+    match qrcode::QrCode::new(url.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .build();
+            let mut response = PreEscaped(svg).into_string().into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            );
+            response
+        }
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("no QR code: {e}"),
+        )
+            .into_response(),
+    }
+}
