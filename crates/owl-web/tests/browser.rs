@@ -333,3 +333,77 @@ fn the_load_page_charts_live_for_the_admin_and_the_audience() {
         visitor.close().await.unwrap();
     });
 }
+
+/// The board in three real browsers: two on one topic see each other's
+/// posts and a deletion live; the third, on the other topic, sees neither.
+#[test]
+fn board_posts_and_deletions_appear_live_on_every_page_of_the_topic() {
+    let Some(driver) = browser::driver("board_posts_and_deletions_appear_live") else {
+        return;
+    };
+    let server = TestNode::start(10);
+    client_runtime().block_on(async {
+        let a = browser::open_live(&driver, 1, &server.url("/board/building-blocks")).await;
+        let b = browser::open_live(&driver, 2, &server.url("/board/building-blocks")).await;
+        let other = browser::open_live(&driver, 3, &server.url("/board/observability")).await;
+        async fn post(page: &fantoccini::Client, text: &str, author: &str) {
+            let t = page.find(fantoccini::Locator::Css("#post-text")).await.unwrap();
+            t.send_keys(text).await.unwrap();
+            let n = page.find(fantoccini::Locator::Css("#post-author")).await.unwrap();
+            n.clear().await.unwrap();
+            n.send_keys(author).await.unwrap();
+            page.find(fantoccini::Locator::Css("#board-form button")).await.unwrap().click().await.unwrap();
+        }
+        let has = |text: &str| {
+            format!(
+                "Array.from(document.querySelectorAll('#posts .post-text')).some(p => p.innerText.trim() === {})",
+                serde_json::to_string(text).unwrap()
+            )
+        };
+        post(&a, "supervision trees", "Ana").await;
+        wait_js(&b, "A's post on B's page", &has("supervision trees")).await;
+        wait_js(&a, "A's own post", &has("supervision trees")).await;
+        // The form is emptied once the post is committed.
+        wait_js(&a, "an empty form", "document.getElementById('post-text').value === ''").await;
+        post(&b, "links and monitors", "Ben").await;
+        wait_js(&a, "B's post on A's page", &has("links and monitors")).await;
+
+        // A deletion vanishes everywhere.
+        let posts: serde_json::Value = common::http()
+            .get(server.url("/api/board/building-blocks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = posts["posts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["text"] == "supervision trees")
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let deleted = common::http()
+            .delete(server.url(&format!("/api/board/building-blocks/{id}")))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status().as_u16(), 204);
+        let gone = format!("!({})", has("supervision trees"));
+        wait_js(&a, "the deletion on A", &gone).await;
+        wait_js(&b, "the deletion on B", &gone).await;
+
+        // The other topic heard nothing.
+        let count = other
+            .execute("return document.querySelectorAll('#posts li').length;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(count.as_u64(), Some(0));
+        for page in [a, b, other] {
+            page.close().await.unwrap();
+        }
+    });
+}

@@ -78,7 +78,7 @@ fn the_target_brings_workers_up_and_down_and_kills_heal() {
         server.node.kill(&victim);
         gone.await;
         wait_until("the count back at 10,000", || async {
-            workers_in_table(&server) == 10_000 && !server.node.info(&victim).is_some()
+            workers_in_table(&server) == 10_000 && server.node.info(&victim).is_none()
         })
         .await;
         assert_eq!(get_load(&server).await["workers"], 10_000);

@@ -31,12 +31,9 @@ pub(crate) async fn index() -> Redirect {
     Redirect::to(&format!("/board/{DEFAULT_TOPIC}"))
 }
 
-fn topic_or_redirect(slug: &str) -> Result<&'static Topic, Response> {
-    Board::topic(slug).ok_or_else(|| index_redirect().into_response())
-}
-
-fn index_redirect() -> Redirect {
-    Redirect::to(&format!("/board/{DEFAULT_TOPIC}"))
+/// The topic named `slug`, or the way to the default topic.
+fn topic_or_redirect(slug: &str) -> Result<&'static Topic, Redirect> {
+    Board::topic(slug).ok_or_else(|| Redirect::to(&format!("/board/{DEFAULT_TOPIC}")))
 }
 
 fn topic_nav(current: &str) -> Markup {
@@ -54,7 +51,7 @@ fn topic_nav(current: &str) -> Markup {
 pub(crate) async fn topic(headers: HeaderMap, Path(slug): Path<String>) -> Response {
     let topic = match topic_or_redirect(&slug) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let main = html! {
         div hx-ext="ws,morph" ws-connect=(format!("/live/board/{}", topic.slug)) {
@@ -312,7 +309,7 @@ pub(crate) async fn older(
 ) -> Response {
     let topic = match topic_or_redirect(&slug) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let posts = web
         .services
@@ -346,7 +343,7 @@ pub(crate) async fn admin(
 ) -> Response {
     let topic = match topic_or_redirect(&slug) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if !web.auth.is_admin(&headers) {
         return crate::pages::login::required(&format!("/board/{}/admin", topic.slug));
@@ -385,7 +382,7 @@ pub(crate) async fn delete(
 ) -> Response {
     let topic = match topic_or_redirect(&slug) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(e) = web.services.board.delete(&web.services.node, id).await {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not deleted: {e}")).into_response();
@@ -401,7 +398,7 @@ pub(crate) async fn reset(
 ) -> Response {
     let topic = match topic_or_redirect(&slug) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(e) = web
         .services

@@ -231,7 +231,7 @@ impl LiveView for LoadPage {
         };
         self.pending.borrow_mut().push(point);
         self.ticks += 1;
-        if self.ticks % FIGURES_EVERY == 0 {
+        if self.ticks.is_multiple_of(FIGURES_EVERY) {
             self.figures_due.set(true);
         }
         true

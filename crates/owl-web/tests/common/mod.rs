@@ -30,6 +30,7 @@ pub(crate) struct TestNode {
     pub node: Node,
     pub math: MathService,
     pub operator: Operator,
+    pub board: owl_system::board::Board,
     pub root: SupervisorRef,
     data_dir: std::path::PathBuf,
     system: Option<System>,
@@ -44,6 +45,9 @@ pub(crate) struct Options {
     pub max_connections: Option<usize>,
     pub header_timeout: Option<Duration>,
     pub schedulers: Option<usize>,
+    pub public_url: Option<String>,
+    /// Reuse a data directory (a restart); default: a fresh one.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl TestNode {
@@ -66,12 +70,15 @@ impl TestNode {
 
     pub(crate) fn with(options: Options) -> TestNode {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let data_dir = std::env::temp_dir().join(format!(
-            "owl-web-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&data_dir);
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| {
+            let fresh = std::env::temp_dir().join(format!(
+                "owl-web-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&fresh);
+            fresh
+        });
         let config = Config {
             data_dir: data_dir.clone(),
             schedulers: options.schedulers.unwrap_or(2),
@@ -84,6 +91,7 @@ impl TestNode {
             public_dashboards: options.public_dashboards,
             max_connections: options.max_connections,
             header_timeout: options.header_timeout.unwrap_or(Duration::from_secs(10)),
+            public_url: options.public_url.clone(),
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -97,6 +105,7 @@ impl TestNode {
             node: services.node.clone(),
             math: services.math.clone(),
             operator: services.operator.clone(),
+            board: services.board.clone(),
             root: system.root().clone(),
             data_dir,
             system: Some(system),

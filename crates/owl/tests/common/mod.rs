@@ -35,6 +35,8 @@ pub(crate) struct Served {
     pub url: String,
     pub data_dir: PathBuf,
     log: PathBuf,
+    /// Remove the data directory on drop (not for a node that is restarted).
+    wipe: bool,
 }
 
 impl Served {
@@ -56,6 +58,26 @@ impl Served {
     ) -> Served {
         let data_dir = std::env::temp_dir().join(format!("owl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
+        Served::launch(name, data_dir, args, adjust)
+    }
+
+    /// Starts `owl serve` again on this node's data directory (after it
+    /// stopped or was killed); the old handle keeps the directory.
+    pub(crate) fn restart(&mut self, args: &[&str]) -> Served {
+        self.wipe = false;
+        let name = format!(
+            "{}-again",
+            self.data_dir.file_name().unwrap().to_string_lossy()
+        );
+        Served::launch(&name, self.data_dir.clone(), args, |_| {})
+    }
+
+    fn launch(
+        name: &str,
+        data_dir: PathBuf,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Served {
         let log = std::env::temp_dir().join(format!("owl-{name}-{}.log", std::process::id()));
         let mut command = owl();
         command
@@ -87,6 +109,7 @@ impl Served {
             url,
             data_dir,
             log,
+            wipe: true,
         }
     }
 
@@ -147,7 +170,9 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.wipe {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
         let _ = std::fs::remove_file(&self.log);
     }
 }
