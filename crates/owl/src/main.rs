@@ -3,6 +3,7 @@
 //! (optionally next to the BEAM).
 
 mod console;
+mod load;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -35,8 +36,11 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Talk to a running node: inspect, trace, kill, upgrade.
     Console(console::client::ConsoleArgs),
-    /// Run a runtime benchmark (spawn, ring, spawn-calc, load).
+    /// Run a runtime benchmark (spawn, ring, spawn-calc, load, …).
     Bench(owl_bench::BenchArgs),
+    /// The talk's load test against a running node: virtual users on the
+    /// sum page (or the API, or the board), with probes and a report.
+    Load(load::LoadArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Console(args) => console::client::run(args),
         Command::Bench(args) => owl_bench::run(args),
+        Command::Load(args) => load::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
