@@ -246,6 +246,25 @@ impl Node {
         counts
     }
 
+    /// The live processes labelled `label`, without locking any of them.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let pid = node.spawn_opts(SpawnOptions::new().label("cache"), |mut p| async move { p.recv::<()>().await });
+    /// assert_eq!(node.labelled("cache"), vec![pid]);
+    /// ```
+    pub fn labelled(&self, label: &str) -> Vec<Pid> {
+        self.inner
+            .table
+            .iter()
+            .filter(|e| e.value().label == label)
+            .map(|e| e.value().pid())
+            .collect()
+    }
+
     /// Work counters of every live process, without locking any of them:
     /// cheap enough to take every second on a node with a million processes.
     pub fn process_samples(&self) -> Vec<ProcessSample> {

@@ -444,3 +444,44 @@ fn many_children_start_and_stop() {
         assert_eq!(node.process_count(), 0);
     });
 }
+
+/// Found by `owl console chaos`: a killed supervisor whose child is itself
+/// a named supervisor with many children (it traps exits, so it shuts its
+/// children down before its name is free). The replacement's start fails
+/// until then; retries wait a little instead of using up the restart
+/// intensity in a microsecond loop, and the top supervisor recovers.
+#[test]
+fn a_killed_subtree_with_a_slow_named_supervisor_heals() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let busy = SupervisorSpec::dynamic().name("otp_busy_workers");
+        let middle =
+            SupervisorSpec::new(Strategy::OneForOne).child(ChildSpec::supervisor("workers", busy));
+        // Every failed try counts as a restart, as in OTP: the pause between
+        // tries keeps them few (here about ten per round in a debug build).
+        let top = SupervisorSpec::new(Strategy::OneForOne)
+            .intensity(50, Duration::from_secs(10))
+            .child(ChildSpec::supervisor("middle", middle));
+        let top = Supervisor::start(&node, top).await.unwrap();
+        for round in 0..3 {
+            let workers = SupervisorRef::from_pid(node.whereis("otp_busy_workers").unwrap());
+            workers
+                .start_children(sleeper("w").restart(Restart::Temporary), 5_000, T)
+                .await
+                .unwrap();
+            let middle = child_pid(&top, "middle").await.unwrap();
+            node.kill(&middle);
+            wait_for("the subtree back", || async {
+                node.whereis("otp_busy_workers")
+                    .is_some_and(|w| w != *workers.pid())
+            })
+            .await;
+            assert!(
+                top.pid().is_alive(),
+                "round {round}: the top supervisor gave up"
+            );
+        }
+        top.shutdown(T).await;
+    });
+}

@@ -25,6 +25,9 @@ use crate::load::LoadControl;
 use crate::math::{MathConfig, MathService};
 use crate::operator::{Operator, ROOT};
 
+/// Restarts of the root's children tolerated within 10 s.
+pub const ROOT_INTENSITY: u32 = 50;
+
 /// How to run the system. `Config::default()` is `owl serve` without flags.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -166,9 +169,13 @@ impl Builder {
             token,
             data_dir: config.data_dir.clone(),
         };
+        // The root restarts a failed part up to 50 times in 10 s (chaos at
+        // several kills a second heals); past that the node cannot serve, the
+        // root ends and `owl serve` exits for its service manager to restart.
         let mut spec = SupervisorSpec::new(Strategy::OneForOne)
             .name(ROOT)
-            .label("root supervisor");
+            .label("root supervisor")
+            .intensity(ROOT_INTENSITY, Duration::from_secs(10));
         for child in math.child_specs() {
             spec = spec.child(child);
         }

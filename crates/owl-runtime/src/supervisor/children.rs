@@ -17,6 +17,8 @@ pub(super) struct Child {
     pub pid: Option<Pid>,
     /// Its last restart failed; a retry is queued in the supervisor's mailbox.
     pub restarting: bool,
+    /// Failed restarts in a row (for the pause before the next try).
+    pub failed_tries: u32,
 }
 
 impl Child {
@@ -25,6 +27,7 @@ impl Child {
             spec: spec.into(),
             pid: None,
             restarting: false,
+            failed_tries: 0,
         }
     }
 
@@ -109,6 +112,9 @@ impl Children {
             self.by_pid.insert(new.id(), serial);
         }
         child.restarting = false;
+        if pid.is_some() {
+            child.failed_tries = 0;
+        }
         child.pid = pid;
     }
 

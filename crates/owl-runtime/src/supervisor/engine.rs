@@ -6,7 +6,11 @@
 //! the child is marked *restarting* and a retry is queued in the
 //! supervisor's own mailbox, so requests (`which_children`,
 //! `terminate_child`) and a shutdown are still served between tries, and
-//! every try counts against the restart intensity.
+//! every try counts against the restart intensity. Unlike OTP, the retry
+//! waits a little, doubling from 1 ms up to 1 s: a restart that fails
+//! because the old child's subtree is still shutting down (its registered
+//! names still taken) succeeds once it is gone, instead of burning the
+//! restart intensity in a microsecond loop.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -50,6 +54,11 @@ pub(super) async fn start(
 
 /// A queued retry of a child whose restart failed.
 struct TryAgain(Serial);
+
+/// The pause before the first retry of a failed restart; it doubles with
+/// every failure in a row, up to `RETRY_MAX`.
+const RETRY_FIRST: Duration = Duration::from_millis(1);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 struct Sup {
     p: Process,
@@ -266,10 +275,18 @@ impl Sup {
                 let id = self.children.get(s).map(|c| c.spec.id.clone());
                 tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(),
                     child = id.as_deref().unwrap_or("?"), %reason, "child failed to restart; trying again");
-                if let Some(child) = self.children.get_mut(s) {
-                    child.restarting = true;
-                }
-                let _ = self.p.pid().send(TryAgain(s));
+                let tries = match self.children.get_mut(s) {
+                    Some(child) => {
+                        child.restarting = true;
+                        child.failed_tries += 1;
+                        child.failed_tries
+                    }
+                    None => 1,
+                };
+                let pause = RETRY_FIRST * 2u32.saturating_pow(tries.saturating_sub(1).min(10));
+                self.p
+                    .node()
+                    .send_after(self.p.pid(), pause.min(RETRY_MAX), TryAgain(s));
                 return;
             }
         }

@@ -710,13 +710,18 @@ impl TreeNode {
     pub const SHOWN_CHILDREN: usize = 20;
 
     fn write(&self, f: &mut fmt::Formatter<'_>, indent: &str, branch: &str) -> fmt::Result {
-        let pid = self.pid.as_ref().map_or("-".to_string(), Pid::to_string);
+        let pid = match &self.pid {
+            // A dynamic child's id is its pid: say it once.
+            Some(p) if p.to_string() == self.id => String::new(),
+            Some(p) => format!(" {p}"),
+            None => " -".to_string(),
+        };
         let kind = match self.kind {
             ChildKind::Supervisor => "supervisor".to_string(),
             ChildKind::Worker if self.label.is_empty() => "worker".to_string(),
             ChildKind::Worker => format!("worker, {}", self.label),
         };
-        writeln!(f, "{indent}{branch}{} {pid} ({kind})", self.id)?;
+        writeln!(f, "{indent}{branch}{}{pid} ({kind})", self.id)?;
         let inner = match branch {
             "" => indent.to_string(),
             "└── " => format!("{indent}    "),

@@ -4,6 +4,7 @@
 //! `/metrics` are thin skins over these (as Phoenix's web layer calls
 //! contexts, never the repository).
 
+mod chaos;
 mod list;
 mod meter;
 mod trace;
@@ -17,6 +18,7 @@ use owl_sandbox::{ModuleInfo, Sandbox};
 
 use crate::math::MathService;
 
+pub use chaos::{ChaosPlan, ChaosReport};
 pub use list::{ProcessRow, RecentCpu, SortKey, list, matches};
 pub use meter::{Meter, Sample};
 pub use trace::{GuestEntry, Trace};
@@ -364,6 +366,18 @@ impl Operator {
         let mut meter = self.meter();
         tokio::time::sleep(window).await;
         self.stats(&mut meter)
+    }
+
+    /// Kills random processes for `plan.duration` at `plan.rate` per second
+    /// (never the root supervisor, nor `plan.spare` and its ancestors), then
+    /// waits for every registered process to be back and reports.
+    pub async fn chaos(&self, plan: ChaosPlan) -> ChaosReport {
+        tracing::warn!(target: "owl::chaos", duration_s = plan.duration.as_secs_f64(), rate = plan.rate,
+            supervisors = plan.supervisors, "chaos run starts");
+        let report = chaos::run(&self.node, plan).await;
+        tracing::warn!(target: "owl::chaos", kills = report.kills, missing = ?report.names_missing,
+            healed_ms = report.healed_after.map(|d| d.as_millis() as u64), "chaos run ended");
+        report
     }
 
     /// Sandboxed spawns refused by the sandbox's hard limit, since start.

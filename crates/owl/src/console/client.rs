@@ -25,8 +25,9 @@ pub(crate) struct ConsoleArgs {
     command: Vec<String>,
 }
 
-/// The longest a command may take to answer (`top` and `trace` run for up to 60 s).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
+/// The longest a command may take to answer (`top` and `trace` run for up
+/// to 60 s, `chaos` for up to 10 minutes and then waits for the tree).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(660);
 
 struct Connection {
     stream: UnixStream,

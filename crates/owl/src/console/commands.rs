@@ -88,6 +88,18 @@ enum Command {
     Schedulers { n: Option<usize> },
     /// Show or set the load target: background jobs, 0 to 10,000,000
     Load { target: Option<String> },
+    /// Kill random processes for a while (never the root or this console), then report what healed
+    Chaos {
+        /// How long, e.g. 60s
+        #[arg(long, default_value = "10s", value_parser = chaos_duration)]
+        duration: Duration,
+        /// Kills per second, e.g. 5/s or 5
+        #[arg(long, default_value = "5/s", value_parser = chaos_rate)]
+        rate: f64,
+        /// Also kill supervisors
+        #[arg(long)]
+        supervisors: bool,
+    },
     /// The bulletin board: list posts, delete one, reset a topic, pause writes
     Board {
         #[command(subcommand)]
@@ -110,6 +122,25 @@ enum BoardAction {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+}
+
+fn chaos_duration(text: &str) -> Result<Duration, String> {
+    let d = crate::serve::parse_duration(text)?;
+    if d > Duration::from_secs(600) {
+        return Err("at most 10 minutes".into());
+    }
+    Ok(d)
+}
+
+fn chaos_rate(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches("/s");
+    let rate: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate (e.g. 5/s)"))?;
+    if !(0.1..=1000.0).contains(&rate) {
+        return Err("a rate from 0.1/s to 1000/s".into());
+    }
+    Ok(rate)
 }
 
 /// A budget as typed: a duration, or `off`.
@@ -154,6 +185,7 @@ pub(crate) async fn run(
     services: &Services,
     words: Vec<String>,
     cwd: &Path,
+    caller: &owl_runtime::Pid,
 ) -> Result<Answer, String> {
     let ctx = &services.operator;
     if words.is_empty() {
@@ -220,6 +252,11 @@ pub(crate) async fn run(
         Command::Schedulers { n } => schedulers(ctx, n),
         Command::Load { target } => load(services, target.as_deref()),
         Command::Board { action } => board(services, action).await,
+        Command::Chaos {
+            duration,
+            rate,
+            supervisors,
+        } => Ok(chaos(ctx, duration, rate, supervisors, caller).await),
         Command::Stats => Ok(stats(ctx).await),
     }
 }
@@ -581,6 +618,54 @@ fn load(services: &Services, target: Option<&str>) -> Result<Answer, String> {
             "utilization": latest.utilization,
         }),
     })
+}
+
+async fn chaos(
+    ctx: &Operator,
+    duration: Duration,
+    rate: f64,
+    supervisors: bool,
+    caller: &owl_runtime::Pid,
+) -> Answer {
+    let report = ctx
+        .chaos(owl_system::operator::ChaosPlan {
+            duration,
+            rate,
+            supervisors,
+            spare: vec![caller.clone()],
+        })
+        .await;
+    let mut text = format!(
+        "chaos for {:.0} s at {rate}/s: {} kill(s)\n",
+        duration.as_secs_f64(),
+        report.kills
+    );
+    for (label, n) in &report.by_label {
+        text.push_str(&format!("  {n:>6}  {label}\n"));
+    }
+    text.push_str(&match report.healed_after {
+        Some(d) => format!(
+            "healed: every registered process back {:.0} ms after the last kill\n",
+            d.as_secs_f64() * 1e3
+        ),
+        None => format!("NOT healed: still missing {:?}\n", report.names_missing),
+    });
+    text.push_str(&format!(
+        "processes: {} before, {} after\n",
+        report.processes_before, report.processes_after
+    ));
+    Answer {
+        text,
+        json: json!({
+            "kills": report.kills,
+            "by_label": report.by_label,
+            "healed": report.healed_after.is_some(),
+            "healed_ms": report.healed_after.map(|d| d.as_secs_f64() * 1e3),
+            "names_missing": report.names_missing,
+            "processes_before": report.processes_before,
+            "processes_after": report.processes_after,
+        }),
+    }
 }
 
 async fn board(services: &Services, action: BoardAction) -> Result<Answer, String> {

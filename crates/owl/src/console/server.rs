@@ -123,7 +123,7 @@ async fn session(
             json!({"ok": false, "error": "request too long (at most 64 KiB)"})
         } else {
             p.set_activity("running a command");
-            answer(&services, &line).await
+            answer(&services, &line, p.pid()).await
         };
         let mut out = answer.to_string();
         out.push('\n');
@@ -138,7 +138,7 @@ async fn session(
     }
 }
 
-async fn answer(services: &Services, line: &[u8]) -> Value {
+async fn answer(services: &Services, line: &[u8], caller: &owl_runtime::Pid) -> Value {
     #[derive(serde::Deserialize)]
     struct Request {
         words: Vec<String>,
@@ -152,7 +152,7 @@ async fn answer(services: &Services, line: &[u8]) -> Value {
     let cwd = request.cwd.unwrap_or_else(|| PathBuf::from("/"));
     let shown: String = request.words.join(" ").chars().take(200).collect();
     tracing::info!(target: "owl::console", command = shown, "console command");
-    match commands::run(services, request.words, &cwd).await {
+    match commands::run(services, request.words, &cwd, caller).await {
         Ok(a) => json!({"ok": true, "text": a.text, "json": a.json}),
         Err(error) => json!({"ok": false, "error": error}),
     }

@@ -31,7 +31,9 @@ impl Target {
             .ok_or_else(|| format!("{url:?}: give an http:// address of an owl node"))?;
         let authority = rest.trim_end_matches('/').to_string();
         if authority.is_empty() || authority.contains('/') {
-            return Err(format!("{url:?}: give the node's address, e.g. http://127.0.0.1:4000"));
+            return Err(format!(
+                "{url:?}: give the node's address, e.g. http://127.0.0.1:4000"
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -99,17 +101,22 @@ async fn open_live(target: &Target, page: &str, live: &str) -> Result<Socket, St
         .map_err(|e| e.to_string())?;
     request.headers_mut().insert(
         "origin",
-        target.url("").trim_end_matches('/').parse().map_err(|_| "bad origin")?,
+        target
+            .url("")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| "bad origin")?,
     );
     if let Some(cookie) = cookie {
         request
             .headers_mut()
             .insert("cookie", cookie.parse().map_err(|_| "bad cookie")?);
     }
-    let (socket, _) = tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(request))
-        .await
-        .map_err(|_| "websocket: timeout".to_string())?
-        .map_err(|e| format!("websocket: {}", short(&e.to_string())))?;
+    let (socket, _) =
+        tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .map_err(|_| "websocket: timeout".to_string())?
+            .map_err(|e| format!("websocket: {}", short(&e.to_string())))?;
     Ok(socket)
 }
 
@@ -293,7 +300,13 @@ pub(super) async fn board_user(target: Arc<Target>, shared: Arc<Shared>, end: In
 /// A board viewer: keeps the topic open and records how long each post
 /// (its text carries the time it was sent) took to reach it.
 pub(super) async fn board_viewer(target: Arc<Target>, shared: Arc<Shared>, end: Instant, _n: u32) {
-    let mut socket = match open_live(&target, "/board/building-blocks", "/live/board/building-blocks").await {
+    let mut socket = match open_live(
+        &target,
+        "/board/building-blocks",
+        "/live/board/building-blocks",
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => return shared.tally.error(format!("viewer: {e}")),
     };
@@ -356,7 +369,9 @@ pub(super) async fn probe(target: Arc<Target>, shared: Arc<Shared>, end: Instant
             Ok(r) => shared
                 .tally
                 .error(format!("probe api sum: HTTP {}", r.status().as_u16())),
-            Err(e) => shared.tally.error(format!("probe api sum: {}", kind_of(&e))),
+            Err(e) => shared
+                .tally
+                .error(format!("probe api sum: {}", kind_of(&e))),
         }
     }
 }
@@ -367,7 +382,10 @@ async fn live_sum(target: &Target) -> Result<Duration, String> {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     next_text(&mut socket, deadline).await?;
     let sent = Instant::now();
-    socket.send(sum_event("7")).await.map_err(|e| e.to_string())?;
+    socket
+        .send(sum_event("7"))
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
         let frame = next_text(&mut socket, deadline).await?;
         if frame.contains("∑(1..7) = <span class=\"value\">28") {
