@@ -344,6 +344,35 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("OWL_FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// Any frame a page (or an attacker) sends is an event or a clear
+        /// refusal, never a panic.
+        #[test]
+        fn any_frame_is_an_event_or_refused(text in "\\PC{0,200}") {
+            let _ = ClientEvent::parse(&text);
+        }
+
+        #[test]
+        fn json_objects_of_strings_with_an_event_are_events(
+            event in "[a-z]{1,10}",
+            fields in proptest::collection::hash_map("[a-z]{1,8}", "\\PC{0,20}", 0..5),
+        ) {
+            let mut object: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "event" && k.as_str() != "HEADERS")
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            object.insert("event".into(), serde_json::Value::String(event.clone()));
+            let parsed = ClientEvent::parse(&serde_json::Value::Object(object).to_string()).unwrap();
+            prop_assert_eq!(parsed.name, event);
+        }
+    }
 
     #[test]
     fn events_are_read_from_htmx_json_and_anything_else_is_refused() {

@@ -229,3 +229,87 @@ fn the_console_works_while_the_web_side_is_saturated() {
     }
     let _ = std::io::stdout().flush();
 }
+
+/// Random lines on the console socket — broken JSON, random command words —
+/// each get an answer; the node and the console keep working.
+#[test]
+fn random_console_lines_get_answers_and_change_nothing() {
+    use std::io::{BufRead, BufReader};
+    let node = Served::start("console-fuzz");
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(node.data_dir.join("console.sock")).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let words = [
+        "ps",
+        "top",
+        "info",
+        "stack",
+        "trace",
+        "kill",
+        "kill-all",
+        "tree",
+        "modules",
+        "upgrade",
+        "budget",
+        "schedulers",
+        "stats",
+        "load",
+        "board",
+        "chaos",
+        "--seconds",
+        "--limit",
+        "-1",
+        "0",
+        "99999999999999999999",
+        "<0.0.0>",
+        "math",
+        "\u{0}",
+        "--help",
+        "'",
+        "\"",
+        "list",
+        "reset",
+        "delete",
+        "--duration",
+        "0s",
+    ];
+    let cases: usize = std::env::var("OWL_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..cases {
+        let line = if next() % 3 == 0 {
+            // Random bytes (no newline inside).
+            (0..next() % 80)
+                .map(|_| (next() % 255 + 1) as u8)
+                .filter(|b| *b != b'\n')
+                .collect::<Vec<u8>>()
+        } else {
+            let n = next() % 5;
+            let chosen: Vec<&str> = (0..n)
+                .map(|_| words[(next() % words.len() as u64) as usize])
+                .filter(|w| *w != "chaos" && *w != "reset" && *w != "delete")
+                .collect();
+            serde_json::json!({"words": chosen})
+                .to_string()
+                .into_bytes()
+        };
+        stream.write_all(&line).unwrap();
+        stream.write_all(b"\n").unwrap();
+        let mut answer = String::new();
+        reader.read_line(&mut answer).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("no JSON answer ({e}) to {line:?}: {answer}"));
+        assert!(json["ok"].is_boolean(), "{json}");
+    }
+    assert!(health(&node));
+    assert_eq!(node.ok(&["tree"])["children"].as_array().unwrap().len(), 5);
+}
