@@ -313,3 +313,74 @@ fn random_console_lines_get_answers_and_change_nothing() {
     assert!(health(&node));
     assert_eq!(node.ok(&["tree"])["children"].as_array().unwrap().len(), 5);
 }
+
+/// Chaos under load: random kills, supervisors included, while probes run;
+/// the tree heals, every probe is answered, nothing leaks.
+#[test]
+fn chaos_under_load_heals_and_every_probe_is_answered() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let node = Served::start_with("chaos", &["--load", "2000"]);
+    let deadline = Instant::now() + LIMIT;
+    while node.ok(&["load"])["workers"] != 2000 {
+        assert!(Instant::now() < deadline, "load never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = node.ok(&["stats"])["processes"].as_u64().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let prober = {
+        let (addr, stop, answered, failed) = (
+            node.addr().to_string(),
+            stop.clone(),
+            answered.clone(),
+            failed.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let body = "{\"input\":\"7\"}";
+                let request = format!(
+                    "POST /api/sum HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                match std::panic::catch_unwind(|| http(&addr, &request)) {
+                    Ok(a) if a.contains("\"result\":\"28\"") => {
+                        answered.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let report = node.ok(&[
+        "chaos",
+        "--duration",
+        "5s",
+        "--rate",
+        "10/s",
+        "--supervisors",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    prober.join().unwrap();
+    assert!(report["kills"].as_u64().unwrap() >= 30, "{report}");
+    assert_eq!(report["healed"], true, "{report}");
+    assert!(report["healed_ms"].as_f64().unwrap() < 1000.0, "{report}");
+    let (ok, bad) = (
+        answered.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    assert!(ok > 50, "{ok} answered");
+    assert!(bad * 1000 <= ok, "{bad} of {} probes failed", ok + bad);
+    // Back to where it was: every worker, every part, no leak.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let now = node.ok(&["stats"])["processes"].as_u64().unwrap();
+        if now.abs_diff(before) <= 5 && node.ok(&["load"])["workers"] == 2000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes {before} → {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(node.ok(&["tree"])["children"].as_array().unwrap().len(), 5);
+}
