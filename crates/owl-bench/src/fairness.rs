@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use owl_runtime::server::{self, Reply, Server};
-use owl_runtime::{Node, Process, SpawnOptions};
+use owl_runtime::server::{self, Ctx, Handle, Server};
+use owl_runtime::{Node, SpawnOptions};
 use owl_sandbox::Sandbox;
 
 use super::{Report, load};
@@ -14,13 +14,11 @@ const PROBES: usize = 2000;
 
 struct Pong;
 
-impl Server for Pong {
-    type Call = ();
+impl Server for Pong {}
+
+impl Handle<()> for Pong {
     type Reply = ();
-    type Cast = ();
-    async fn handle_call(&mut self, _: (), _: &mut Process) -> Reply<()> {
-        Reply::Reply(())
-    }
+    async fn handle(&mut self, _: (), _: &mut Ctx<'_>) {}
 }
 
 pub(crate) async fn run(

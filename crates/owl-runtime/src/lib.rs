@@ -33,14 +33,32 @@
 //! registry and groups on [`Node`], [`info`] (the process table), [`trace`]
 //! (messages in and out of one process) and
 //! [`scheduler`] (utilization, schedulers online, long-poll watchdog).
+//!
+//! ## Where to start
+//!
+//! - [`guide`]: one page per concept (processes, links and monitors,
+//!   supervision, servers, back pressure, introspection, logging), each with
+//!   code that runs as a test.
+//! - [`prelude`]: `use owl_runtime::prelude::*;` brings the names a typical
+//!   program needs.
+//! - `examples/`: whole programs — `service` (a supervised counter server
+//!   with a name), `supervision` (restart strategies and intensity, live),
+//!   `back_pressure` (bounded mailboxes), `introspection` (the process table
+//!   and `top`). Run one with `cargo run -p owl-runtime --example service`.
+//!
+//! Crash and supervisor reports go through [`tracing`](https://docs.rs/tracing);
+//! with no subscriber installed they are printed to stderr, rate-limited to
+//! five per ten seconds per kind, so a crash loop cannot flood a log.
 
 pub mod exit;
 mod group;
+pub mod guide;
 pub mod info;
 mod log_limit;
 pub mod message;
 pub mod node;
 pub mod pid;
+pub mod prelude;
 pub mod process;
 mod registry;
 pub mod scheduler;

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{in_process, runtime, within};
-use owl_runtime::server::{self, CallError, Flow, Reply, Server, ServerRef};
+use owl_runtime::server::{self, CallError, Ctx, Handle, Server, ServerRef};
 use owl_runtime::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
-use owl_runtime::{ExitReason, Message, Process, SpawnOptions};
+use owl_runtime::{ExitReason, Message, SpawnOptions};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -20,55 +20,67 @@ struct Store {
     ticks: u32,
 }
 
-enum Call {
-    Get(String),
-    Sleep(Duration),
-    Crash,
-    Stop,
-}
+/// Requests, each with its own reply type.
+struct Put(String, u64);
+struct Get(String);
+struct Sleep(Duration);
+struct Crash;
+struct Stop;
 
 impl Server for Store {
-    type Call = Call;
-    type Reply = Option<u64>;
-    type Cast = (String, u64);
-
-    async fn init(&mut self, p: &mut Process) -> Result<(), ExitReason> {
+    async fn init(&mut self, p: &mut Ctx<'_>) -> Result<(), ExitReason> {
         p.trap_exit(true);
         self.log.lock().unwrap().push("init".into());
         Ok(())
     }
 
-    async fn handle_call(&mut self, call: Call, _: &mut Process) -> Reply<Option<u64>> {
-        match call {
-            Call::Get(k) => Reply::Reply(
-                self.items
-                    .iter()
-                    .find(|(key, _)| *key == k)
-                    .map(|(_, v)| *v),
-            ),
-            Call::Sleep(d) => {
-                tokio::time::sleep(d).await;
-                Reply::Reply(None)
-            }
-            Call::Crash => panic!("asked to crash"),
-            Call::Stop => Reply::Stop(ExitReason::Normal, Some(self.ticks as u64)),
-        }
-    }
-
-    async fn handle_cast(&mut self, (k, v): (String, u64), _: &mut Process) -> Flow {
-        self.items.push((k, v));
-        Flow::Continue
-    }
-
-    async fn handle_info(&mut self, msg: Message, _: &mut Process) -> Flow {
+    async fn handle_info(&mut self, msg: Message, _: &mut Ctx<'_>) {
         if msg.is::<&str>() {
             self.ticks += 1;
         }
-        Flow::Continue
     }
 
-    async fn terminate(&mut self, reason: &ExitReason, _: &mut Process) {
+    async fn terminate(&mut self, reason: &ExitReason, _: &mut Ctx<'_>) {
         self.log.lock().unwrap().push(format!("terminate {reason}"));
+    }
+}
+
+impl Handle<Put> for Store {
+    type Reply = ();
+    async fn handle(&mut self, Put(k, v): Put, _: &mut Ctx<'_>) {
+        self.items.push((k, v));
+    }
+}
+
+impl Handle<Get> for Store {
+    type Reply = Option<u64>;
+    async fn handle(&mut self, Get(k): Get, _: &mut Ctx<'_>) -> Option<u64> {
+        self.items
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| *v)
+    }
+}
+
+impl Handle<Sleep> for Store {
+    type Reply = ();
+    async fn handle(&mut self, Sleep(d): Sleep, _: &mut Ctx<'_>) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+impl Handle<Crash> for Store {
+    type Reply = ();
+    async fn handle(&mut self, _: Crash, _: &mut Ctx<'_>) {
+        panic!("asked to crash");
+    }
+}
+
+impl Handle<Stop> for Store {
+    type Reply = u32;
+    async fn handle(&mut self, _: Stop, ctx: &mut Ctx<'_>) -> u32 {
+        ctx.stop(ExitReason::Normal);
+        self.ticks
     }
 }
 
@@ -85,17 +97,17 @@ fn calls_casts_and_info_messages_reach_their_callbacks() {
         let s = server::start(&node, store, SpawnOptions::new())
             .await
             .unwrap();
-        s.cast(("a".into(), 1)).unwrap();
-        s.cast(("b".into(), 2)).unwrap();
-        assert_eq!(s.call(Call::Get("b".into()), T).await, Ok(Some(2)));
-        assert_eq!(s.call(Call::Get("zz".into()), T).await, Ok(None));
+        s.cast(Put("a".into(), 1)).unwrap();
+        s.cast(Put("b".into(), 2)).unwrap();
+        assert_eq!(s.call(Get("b".into()), T).await, Ok(Some(2)));
+        assert_eq!(s.call(Get("zz".into()), T).await, Ok(None));
         // Info messages queue ahead of the call below, so both are handled first.
         s.pid().send("tick").unwrap();
         s.pid().send("tick").unwrap();
         let exited = s.pid().wait_exit();
-        let ticks = s.call(Call::Stop, T).await.unwrap();
+        let ticks = s.call(Stop, T).await.unwrap();
         assert_eq!(within("stop", exited).await, ExitReason::Normal);
-        assert_eq!(ticks, Some(2));
+        assert_eq!(ticks, 2);
         assert_eq!(*log.lock().unwrap(), ["init", "terminate normal"]);
         assert_eq!(node.info(s.pid()).map(|i| i.label), None);
     });
@@ -111,27 +123,21 @@ fn a_call_that_takes_too_long_times_out_and_a_crash_is_reported() {
             .unwrap();
         assert_eq!(node.info(s.pid()).unwrap().label, "Store");
         assert_eq!(
-            s.call(
-                Call::Sleep(Duration::from_secs(60)),
-                Duration::from_millis(20)
-            )
-            .await,
+            s.call(Sleep(Duration::from_secs(60)), Duration::from_millis(20))
+                .await,
             Err(CallError::Timeout)
         );
         let s2 = server::start(&node, Store::default(), SpawnOptions::new())
             .await
             .unwrap();
-        match s2.call(Call::Crash, T).await {
+        match s2.call(Crash, T).await {
             Err(CallError::Exited(ExitReason::Panic(m))) => {
                 assert!(m.contains("asked to crash"), "{m}")
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(
-            s2.call(Call::Get("a".into()), T).await,
-            Err(CallError::NoProcess)
-        );
-        assert!(s2.cast(("a".into(), 1)).is_err());
+        assert_eq!(s2.call(Get("a".into()), T).await, Err(CallError::NoProcess));
+        assert!(s2.cast(Put("a".into(), 1)).is_err());
     });
 }
 
@@ -146,8 +152,8 @@ fn a_reply_does_not_depend_on_other_messages_in_the_callers_mailbox() {
         for i in 0..100u64 {
             p.pid().send(i).unwrap();
         }
-        s.cast(("k".into(), 9)).unwrap();
-        let v = s.call(Call::Get("k".into()), T).await.unwrap();
+        s.cast(Put("k".into(), 9)).unwrap();
+        let v = s.call(Get("k".into()), T).await.unwrap();
         (v, p.mailbox_len())
     });
     assert_eq!(got, (Some(9), 100));
@@ -156,14 +162,8 @@ fn a_reply_does_not_depend_on_other_messages_in_the_callers_mailbox() {
 struct FailsInit;
 
 impl Server for FailsInit {
-    type Call = ();
-    type Reply = ();
-    type Cast = ();
-    async fn init(&mut self, _: &mut Process) -> Result<(), ExitReason> {
+    async fn init(&mut self, _: &mut Ctx<'_>) -> Result<(), ExitReason> {
         Err(ExitReason::error("bad config"))
-    }
-    async fn handle_call(&mut self, _: (), _: &mut Process) -> Reply<()> {
-        Reply::Reply(())
     }
 }
 
@@ -198,8 +198,8 @@ fn a_supervised_server_runs_terminate_when_its_supervisor_stops() {
         let sup = Supervisor::start(&node, spec).await.unwrap();
         let pid = sup.which_children(T).await.unwrap()[0].pid.clone().unwrap();
         let store: ServerRef<Store> = ServerRef::from_pid(pid);
-        store.cast(("x".into(), 1)).unwrap();
-        assert_eq!(store.call(Call::Get("x".into()), T).await, Ok(Some(1)));
+        store.cast(Put("x".into(), 1)).unwrap();
+        assert_eq!(store.call(Get("x".into()), T).await, Ok(Some(1)));
         within("shutdown", sup.shutdown(T)).await;
         assert_eq!(*log.lock().unwrap(), ["init", "terminate shutdown"]);
     });
@@ -231,13 +231,12 @@ fn tasks_return_results_or_crash_reasons() {
 /// A server of another kind, for calls that reach the wrong server.
 struct Echo;
 
-impl Server for Echo {
-    type Call = u8;
-    type Reply = u8;
-    type Cast = ();
+impl Server for Echo {}
 
-    async fn handle_call(&mut self, n: u8, _: &mut Process) -> Reply<u8> {
-        Reply::Reply(n)
+impl Handle<u8> for Echo {
+    type Reply = u8;
+    async fn handle(&mut self, n: u8, _: &mut Ctx<'_>) -> u8 {
+        n
     }
 }
 
@@ -259,7 +258,7 @@ fn a_call_always_ends_within_its_timeout() {
         let wrong: ServerRef<Store> = ServerRef::from_pid(node.whereis("echo").unwrap());
         let r = within(
             "a call to the wrong server",
-            wrong.call(Call::Get("k".into()), short),
+            wrong.call(Get("k".into()), short),
         )
         .await;
         assert_eq!(r.unwrap_err(), CallError::NoReply);
@@ -322,4 +321,40 @@ fn pids_errors_and_reasons_behave_like_ordinary_rust_values() {
         .expect("the idle process is listed");
     assert_eq!(row.label, "process");
     node.kill(&pid);
+}
+
+/// Names: a server registers at start; a typed lookup finds only a server
+/// of the right kind; a name taken fails the start.
+#[test]
+fn servers_start_under_a_name_and_are_found_by_type() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let store = server::start_named(&node, "store", Store::default(), SpawnOptions::new())
+            .await
+            .unwrap();
+        let found = ServerRef::<Store>::whereis(&node, "store").unwrap();
+        assert_eq!(found.pid(), store.pid());
+        assert!(
+            ServerRef::<Echo>::whereis(&node, "store").is_none(),
+            "not an Echo"
+        );
+        assert!(ServerRef::<Store>::whereis(&node, "nobody").is_none());
+        let plain = common::idle(&node);
+        node.register("plain", &plain).unwrap();
+        assert!(
+            ServerRef::<Store>::whereis(&node, "plain").is_none(),
+            "not a server"
+        );
+        let taken = server::start_named(&node, "store", Echo, SpawnOptions::new()).await;
+        assert!(
+            taken
+                .unwrap_err()
+                .to_string()
+                .contains("already registered")
+        );
+        found.cast(Put("a".into(), 1)).unwrap();
+        assert_eq!(found.call(Get("a".into()), T).await, Ok(Some(1)));
+        node.kill(&plain);
+    });
 }

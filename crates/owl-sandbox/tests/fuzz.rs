@@ -37,7 +37,11 @@ fn module(seed: u64) -> Vec<u8> {
     config.export_everything = true;
     config.max_memories = 1;
     // Half the modules ask for more memory than a guest may have.
-    config.max_memory32_bytes = if seed.is_multiple_of(2) { 1 << 32 } else { 1 << 20 };
+    config.max_memory32_bytes = if seed.is_multiple_of(2) {
+        1 << 32
+    } else {
+        1 << 20
+    };
     config.allow_start_export = true;
     config.threads_enabled = false;
     config.exceptions_enabled = false;

@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -76,17 +76,46 @@ pub(crate) struct Limits {
 #[derive(Clone)]
 pub(crate) struct Drain {
     stop: tokio::sync::watch::Sender<bool>,
-    open: Arc<tokio::sync::Semaphore>,
+    open: Arc<Open>,
 }
 
-/// Connections that may be in flight at once (a large bound, only counted).
-const DRAIN_PERMITS: usize = 1 << 20;
+/// Connections in flight, and a wake-up for whoever waits for none.
+/// (Not a semaphore: one waiting for all its permits would turn away the
+/// connections accepted meanwhile.)
+#[derive(Default)]
+struct Open {
+    count: AtomicUsize,
+    none_left: tokio::sync::Notify,
+}
+
+/// One connection counted in [`Open`] while it lives.
+struct InFlight(Arc<Open>);
+
+impl InFlight {
+    fn enter(open: &Arc<Open>) -> InFlight {
+        open.count.fetch_add(1, Ordering::AcqRel);
+        InFlight(open.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
+/// How long a connection that has not begun a request when a drain starts
+/// may still begin one: its request may be in the socket already, and
+/// closing would leave the client with no answer at all.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 impl Drain {
     pub(crate) fn new() -> Drain {
         Drain {
             stop: tokio::sync::watch::channel(false).0,
-            open: Arc::new(tokio::sync::Semaphore::new(DRAIN_PERMITS)),
+            open: Arc::default(),
         }
     }
 
@@ -94,7 +123,15 @@ impl Drain {
     /// caller's timeout passes).
     pub(crate) async fn finish(&self) {
         let _ = self.stop.send(true);
-        let _ = self.open.acquire_many(DRAIN_PERMITS as u32).await;
+        loop {
+            let none_left = self.open.none_left.notified();
+            tokio::pin!(none_left);
+            none_left.as_mut().enable();
+            if self.open.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            none_left.await;
+        }
     }
 }
 
@@ -133,7 +170,10 @@ pub(crate) async fn run(
         };
         let slot = ConnectionSlot(Arc::new(permit));
         let router = router.clone();
+        let begun = Arc::new(AtomicBool::new(false));
+        let begun_in_service = begun.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            begun_in_service.store(true, Ordering::Release);
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(slot.clone());
             router.clone().oneshot(request.map(axum::body::Body::new))
@@ -141,16 +181,22 @@ pub(crate) async fn run(
         let connection = http
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        let (mut stop, open) = (drain.stop.subscribe(), drain.open.clone());
+        let mut stop = drain.stop.subscribe();
+        let in_flight = InFlight::enter(&drain.open);
         tokio::spawn(async move {
-            let Ok(_in_flight) = open.try_acquire() else {
-                return;
-            };
+            let _in_flight = in_flight;
             tokio::pin!(connection);
             // Errors here are the client's (reset, timeout, bad request).
             tokio::select! {
                 _ = connection.as_mut() => {}
                 () = stopping(&mut stop) => {
+                    if !begun.load(Ordering::Acquire)
+                        && tokio::time::timeout(FIRST_REQUEST_GRACE, connection.as_mut())
+                            .await
+                            .is_ok()
+                    {
+                        return;
+                    }
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;
                 }
@@ -159,9 +205,14 @@ pub(crate) async fn run(
     }
 }
 
-/// Resolves once the drain has begun.
+/// Resolves once the drain has begun. If the endpoint was killed instead
+/// (its `Drain` dropped without a drain), never: the connections it
+/// accepted go on serving, as Erlang's connection processes outlive a
+/// crashed acceptor, so a request already sent still gets its answer.
 async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
+    if stop.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Tells a connection beyond the limit to come back later, then closes it.

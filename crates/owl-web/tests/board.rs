@@ -244,7 +244,12 @@ fn posts_are_escaped_and_a_failed_save_shows_the_flash_and_keeps_the_text() {
         page.send(Message::Text(send("<script>alert(1)</script>").into()))
             .await
             .unwrap();
-        let shown = common::ws::until(&mut page, |h| h.contains("alert(1)")).await;
+        // Saved: in the list of posts, not only kept in the form.
+        let listed = |h: &str| {
+            h.split_once("id=\"posts\"")
+                .is_some_and(|(_, l)| l.contains("alert(1)"))
+        };
+        let shown = common::ws::until(&mut page, listed).await;
         assert!(
             shown.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
             "{shown}"
@@ -258,8 +263,10 @@ fn posts_are_escaped_and_a_failed_save_shows_the_flash_and_keeps_the_text() {
         page.send(Message::Text(send("lost?").into()))
             .await
             .unwrap();
-        let failed =
-            common::ws::until(&mut page, |h| h.contains("Posting of Message failed.")).await;
+        let failed = common::ws::until(&mut page, |h| {
+            h.contains("Posting of Message failed.") && h.contains("lost?")
+        })
+        .await;
         assert!(
             failed.contains(">lost?</textarea>"),
             "the form keeps the text: {failed}"

@@ -331,8 +331,10 @@ fn chaos_under_load_heals_and_every_probe_is_answered() {
     // Right answers; answers that say the calculation was killed or the
     // service was restarting (allowed); no answer at all (never allowed).
     let counters: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let bad_answers = Arc::new(std::sync::Mutex::new(Vec::new()));
     let prober = {
         let (addr, stop, counters) = (node.addr().to_string(), stop.clone(), counters.clone());
+        let bad_answers = bad_answers.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let body = "{\"input\":\"7\"}";
@@ -340,15 +342,24 @@ fn chaos_under_load_heals_and_every_probe_is_answered() {
                     "POST /api/sum HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 );
-                let kind = match std::panic::catch_unwind(|| http(&addr, &request)) {
+                let answer = std::panic::catch_unwind(|| http(&addr, &request));
+                let kind = match &answer {
                     Ok(a) if a.contains("\"result\":\"28\"") => 0,
                     Ok(a)
                         if a.contains("\"status\":\"error\"")
                             || a.contains("\"status\":\"unavailable\"") =>
                     {
+                        bad_answers.lock().unwrap().push(a.clone());
                         1
                     }
-                    _ => 2,
+                    Ok(a) => {
+                        bad_answers.lock().unwrap().push(a.clone());
+                        2
+                    }
+                    Err(_) => {
+                        bad_answers.lock().unwrap().push("no connection".into());
+                        2
+                    }
                 };
                 counters[kind].fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
@@ -371,13 +382,16 @@ fn chaos_under_load_heals_and_every_probe_is_answered() {
     let [ok, killed, bad] = [0, 1, 2].map(|i| counters[i].load(Ordering::Relaxed));
     assert!(ok > 50, "{ok} answered");
     assert_eq!(
-        bad, 0,
-        "{bad} probes got no answer ({ok} right, {killed} killed)"
+        bad,
+        0,
+        "{bad} probes got no answer ({ok} right, {killed} killed): {:?}",
+        bad_answers.lock().unwrap()
     );
     assert!(
         killed * 20 <= ok,
-        "{killed} of {} probes ended killed",
-        ok + killed
+        "{killed} of {} probes ended killed: {:?}",
+        ok + killed,
+        bad_answers.lock().unwrap()
     );
     // Back to where it was: every worker, every part, no leak.
     let deadline = Instant::now() + LIMIT;

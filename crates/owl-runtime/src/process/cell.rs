@@ -73,6 +73,11 @@ pub(crate) struct Extras {
     pub pending_exit: Option<ExitReason>,
     pub activity: Option<Arc<str>>,
     pub receive_waker: Option<Waker>,
+    /// The type of server this process runs, for typed lookups by name.
+    pub server_kind: Option<std::any::TypeId>,
+    /// A supervisor or server: an exit signal from its parent means it will
+    /// stop for good, even though it traps exits.
+    pub stops_with_parent: bool,
 }
 
 /// Whether the process waits in a receive, and how to wake it.
@@ -319,10 +324,21 @@ impl ProcessCell {
                 from: from.clone(),
                 reason,
             }));
+            // A supervisor or server told by its parent to stop will stop:
+            // its name is free now, not once it has read the signal and shut
+            // its own children down, so the parent's replacement can take it.
+            let from_parent = from.id().0 == 0 || self.parent == Some(from.id());
+            let leaving_name = match st.extras.as_mut() {
+                Some(ex) if ex.stops_with_parent && from_parent => ex.name.take(),
+                _ => None,
+            };
             let other = self.wake_receiver(&mut st);
             drop(st);
             if let Some(w) = other {
                 w.wake();
+            }
+            if let (Some(name), Some(node)) = (leaving_name, self.node.upgrade()) {
+                node.registry.release(&name, PidId(self.id));
             }
             return;
         } else if reason == ExitReason::Normal {

@@ -275,6 +275,30 @@ impl Process {
         self.node.register(name, &self.pid)
     }
 
+    /// Marks this process as one that stops for good when its parent sends
+    /// it an exit signal, trapping or not (supervisors and servers): its
+    /// name is then released the moment the signal arrives.
+    pub(crate) fn stops_with_parent(&self) {
+        self.cell.state.lock().extras().stops_with_parent = true;
+    }
+
+    /// Gives up this process's registered name, if it has one: called by a
+    /// process that has begun to stop for good (a supervisor told by its
+    /// parent to shut down its children), so that its replacement can
+    /// register while it is still busy ending.
+    pub(crate) fn release_own_name(&self) {
+        let name = self
+            .cell
+            .state
+            .lock()
+            .extras
+            .as_mut()
+            .and_then(|ex| ex.name.take());
+        if let Some(name) = name {
+            self.node.inner.registry.release(&name, self.pid.id());
+        }
+    }
+
     /// Sets what this process reports as its current activity in the process
     /// table (while it is not waiting in a receive).
     pub fn set_activity(&self, activity: impl Into<Arc<str>>) {

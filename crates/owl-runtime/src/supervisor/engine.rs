@@ -77,6 +77,7 @@ async fn run(
     parent: Option<Pid>,
     ack: oneshot::Sender<Result<(), ExitReason>>,
 ) -> ExitReason {
+    p.stops_with_parent();
     if let Some(name) = &spec.name
         && let Err(e) = p.register(name)
     {
@@ -313,7 +314,11 @@ impl Sup {
     }
 
     /// Stops every child in reverse start order (dynamic: all at once).
+    /// Only called on the way out: the supervisor's name is free from the
+    /// start, as stopping thousands of children takes a while and a parent
+    /// restarting this subtree must be able to register the new one.
     async fn terminate_all(&mut self) {
+        self.p.release_own_name();
         if self.dynamic.is_some() {
             let running: Vec<(Pid, Shutdown)> = self
                 .children

@@ -204,6 +204,35 @@ impl ChildSpec {
         }
     }
 
+    /// A worker for a dynamic supervisor, which knows its children by pid:
+    /// no id to invent (its id is its pid).
+    ///
+    /// ```
+    /// use owl_runtime::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::new(Config::default()).unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async move {
+    ///     let jobs = Supervisor::start(&node, SupervisorSpec::dynamic()).await.unwrap();
+    ///     let job = ChildSpec::dynamic_worker(|args| async move {
+    ///         Ok(args.spawn_link(|mut p| async move { p.recv::<()>().await; }))
+    ///     });
+    ///     let pid = jobs.start_child(job, Duration::from_secs(1)).await.unwrap();
+    ///     let children = jobs.which_children(Duration::from_secs(1)).await.unwrap();
+    ///     assert_eq!(children[0].id, pid.to_string());
+    ///     jobs.shutdown(Duration::from_secs(1)).await;
+    /// });
+    /// ```
+    pub fn dynamic_worker<F, Fut>(start: F) -> ChildSpec
+    where
+        F: Fn(StartArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: StartResult,
+    {
+        ChildSpec::worker("", start)
+    }
+
     /// A permanent child supervisor, stopped with `Shutdown::Infinity`.
     pub fn supervisor(id: impl Into<String>, spec: SupervisorSpec) -> ChildSpec {
         ChildSpec {

@@ -134,9 +134,12 @@ impl Served {
             .output()
             .unwrap();
         let json = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+            let log = self.log();
+            let tail = &log[log.len().saturating_sub(4000)..];
             panic!(
-                "`console {args:?}` printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&stdout)
+                "`console {args:?}` printed no JSON ({e}): {}\nstderr: {}\nthe node's log ends:\n{tail}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
             )
         });
         (
