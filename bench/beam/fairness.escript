@@ -1,50 +1,79 @@
 #!/usr/bin/env escript
+%%! +P 2097152
 -mode(compile).
-%% K runaway processes plus W load workers, then 2,000 probes about 1 ms apart:
-%% a fresh process computing sum(1..100) and replying (the round trip is
-%% measured), then a ping to an existing process.
+%% K runaway processes next to W load workers (the load workload, as in
+%% load.escript), then 2,000 requests on an absolute 1 ms timer (open loop:
+%% a late tick does not push the later ones back). Each request spawns a
+%% fresh process that computes the naive sum(1..100) and replies, and pings
+%% an existing process; both round trips are timed from just before the
+%% send to the reply's arrival. Modules are loaded before anything starts.
 main([KStr, WStr]) ->
     K = list_to_integer(KStr), W = list_to_integer(WStr),
-    [spawn(fun() -> runaway(1, -1) end) || _ <- lists:seq(1, K)],
-    Counter = counters:new(1, [write_concurrency]),
-    [spawn(fun() -> worker(Counter) end) || _ <- lists:seq(1, W)],
-    timer:sleep(1200),
+    warm_up(),
+    jobs = ets:new(jobs, [named_table, public, set, {write_concurrency, true}]),
+    true = ets:insert(jobs, {done, 0}),
+    spawn_workers(W),
+    [spawn(fun() -> runaway(0, 0) end) || _ <- lists:seq(1, K)],
+    receive after 2000 -> ok end,
     Pong = spawn(fun pong/0),
-    {Fresh, Native} = probe(2000, Pong, [], []),
+    Start = erlang:monotonic_time(millisecond),
+    erlang:start_timer(Start + 1, self(), tick, [{abs, true}]),
+    {Fresh, Native} = requests(Start, 1, 2000, Pong, [], []),
     S = lists:sort(Fresh), N = lists:sort(Native),
     io:format("{\"bench\":\"fairness\",\"system\":\"beam\",\"runaway\":~p,\"workers\":~p,"
-              "\"p50_us\":~p,\"p99_us\":~p,\"max_us\":~p,"
-              "\"native_p50_us\":~p,\"native_p99_us\":~p,\"native_max_us\":~p}~n",
-              [K, W, pct(S, 0.5), pct(S, 0.99), lists:last(S), pct(N, 0.5), pct(N, 0.99), lists:last(N)]).
+              "\"p50_us\":~.1f,\"p99_us\":~.1f,\"max_us\":~.1f,"
+              "\"native_p50_us\":~.1f,\"native_p99_us\":~.1f,\"native_max_us\":~.1f}~n",
+              [K, W, pct(S, 0.5), pct(S, 0.99), lists:last(S), pct(N, 0.5), pct(N, 0.99), lists:last(N)]),
+    erlang:halt(0).
 
-%% The talk's bug 2: counting up from 1 never meets a negative n.
-runaway(I, N) when I =:= N -> ok;
-runaway(I, N) -> runaway(I + 1, N).
+%% Sends request I at each tick until all are sent, and collects the replies.
+requests(_Start, _I, Total, _Pong, Fresh, Native)
+  when length(Fresh) =:= Total, length(Native) =:= Total ->
+    {Fresh, Native};
+requests(Start, I, Total, Pong, Fresh, Native) ->
+    receive
+        {timeout, _, tick} ->
+            Self = self(),
+            T0 = erlang:monotonic_time(nanosecond),
+            spawn(fun() -> Self ! {sum, T0, naive_sum(1, 100, 0)} end),
+            Pong ! {ping, Self, erlang:monotonic_time(nanosecond)},
+            case I < Total of
+                true -> erlang:start_timer(Start + I + 1, Self, tick, [{abs, true}]);
+                false -> ok
+            end,
+            requests(Start, I + 1, Total, Pong, Fresh, Native);
+        {sum, T0, 5050} ->
+            Took = (erlang:monotonic_time(nanosecond) - T0) / 1000,
+            requests(Start, I, Total, Pong, [Took | Fresh], Native);
+        {pong, T0} ->
+            Took = (erlang:monotonic_time(nanosecond) - T0) / 1000,
+            requests(Start, I, Total, Pong, Fresh, [Took | Native])
+    end.
 
-worker(Counter) ->
-    timer:sleep(rand:uniform(1000) - 1),
-    tick(Counter, erlang:monotonic_time(millisecond)).
+naive_sum(N, N, Acc) -> Acc + N;
+naive_sum(I, N, Acc) -> naive_sum(I + 1, N, Acc + I).
 
-tick(Counter, Next) ->
+%% The talk's bug 2, kept in small integers: it never ends, never allocates.
+runaway(I, Acc) -> runaway((I + 1) band 16#FFFFFFF, (Acc + I) band 16#FFFFFFFFFFF).
+
+spawn_workers(0) -> ok;
+spawn_workers(K) ->
+    Offset = rand:uniform(1000) - 1,
+    spawn(fun() -> receive after Offset -> work() end end),
+    spawn_workers(K - 1).
+
+work() ->
     _ = lists:sum(lists:seq(1, 100)),
-    counters:add(Counter, 1, 1),
-    Next1 = Next + 1000,
-    timer:sleep(max(0, Next1 - erlang:monotonic_time(millisecond))),
-    tick(Counter, Next1).
+    erlang:garbage_collect(),
+    ets:update_counter(jobs, done, 1),
+    receive after 1000 -> ok end,
+    work().
 
-pong() -> receive {ping, From, Ref} -> From ! {pong, Ref}, pong() end.
-
-probe(0, _Pong, Fresh, Native) -> {Fresh, Native};
-probe(Left, Pong, Fresh, Native) ->
-    timer:sleep(1),
-    Self = self(), Ref = make_ref(),
-    T0 = erlang:monotonic_time(microsecond),
-    spawn(fun() -> Self ! {Ref, lists:sum(lists:seq(1, 100))} end),
-    receive {Ref, 5050} -> ok end,
-    T1 = erlang:monotonic_time(microsecond),
-    Pong ! {ping, Self, Ref},
-    receive {pong, Ref} -> ok end,
-    T2 = erlang:monotonic_time(microsecond),
-    probe(Left - 1, Pong, [T1 - T0 | Fresh], [T2 - T1 | Native]).
+pong() -> receive {ping, From, T0} -> From ! {pong, T0}, pong() end.
 
 pct(Sorted, Q) -> lists:nth(max(1, min(length(Sorted), round(length(Sorted) * Q))), Sorted).
+
+warm_up() ->
+    [code:ensure_loaded(M) || M <- [rand, lists, ets, io, io_lib, io_lib_format]],
+    _ = rand:uniform(2),
+    ok.

@@ -1,4 +1,5 @@
 #!/usr/bin/env escript
+%%! +P 2097152
 -mode(compile).
 %% Spawn, compute sum(1..100), reply, exit — N times, in batches of 1000.
 main([NStr]) ->

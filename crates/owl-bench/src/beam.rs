@@ -45,10 +45,7 @@ pub(crate) fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
     let output = Command::new("escript")
         .arg(&path)
         .args(&args)
-        .env(
-            "ERL_FLAGS",
-            format!("+S {schedulers}:{schedulers} +P 10000000"),
-        )
+        .env("ERL_FLAGS", format!("+S {schedulers}:{schedulers}"))
         .output();
     let _ = std::fs::remove_file(&path);
     let output = output.map_err(|e| format!("escript not runnable ({e}); install erlang-base"))?;

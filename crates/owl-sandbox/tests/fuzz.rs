@@ -32,8 +32,12 @@ fn module(seed: u64) -> Vec<u8> {
     let mut u = Unstructured::new(&bytes);
     let mut config = wasm_smith::Config::arbitrary(&mut u).unwrap_or_default();
     config.max_imports = 0;
+    // At least one function and export; a random config may allow fewer,
+    // and the generator refuses a maximum under its minimum.
     config.min_exports = 1;
+    config.max_exports = config.max_exports.max(1);
     config.min_funcs = 1;
+    config.max_funcs = config.max_funcs.max(1);
     config.export_everything = true;
     config.max_memories = 1;
     // Half the modules ask for more memory than a guest may have.

@@ -178,6 +178,17 @@ fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 429);
         assert!(r.headers().contains_key("retry-after"));
+        // Another visitor is not held back by this one's limit, even when
+        // their cookies begin alike.
+        let neighbour = "owl_client=cccccccccccccccccccccccccccccccd";
+        let (status, _) = post(
+            &server,
+            "observability",
+            json!({"text": "mine", "author": "D"}),
+            Some(neighbour),
+        )
+        .await;
+        assert_eq!(status, 201);
 
         let id = posts(&server, "observability").await[0]["id"]
             .as_i64()
@@ -212,7 +223,7 @@ fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
                 .as_u16(),
             401
         );
-        assert_eq!(posts(&server, "observability").await.len(), 5);
+        assert_eq!(posts(&server, "observability").await.len(), 6);
         // With it: gone.
         let r = http()
             .delete(server.url(&format!("/api/board/observability/{id}")))
@@ -221,7 +232,7 @@ fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 204);
-        assert_eq!(posts(&server, "observability").await.len(), 4);
+        assert_eq!(posts(&server, "observability").await.len(), 5);
         let r = http()
             .delete(server.url(&format!("/api/board/observability/{id}")))
             .bearer_auth(ADMIN_TOKEN)

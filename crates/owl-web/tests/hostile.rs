@@ -131,6 +131,41 @@ fn at_the_limit_newcomers_take_slots_from_the_heaviest_client() {
     });
 }
 
+/// When every slot is held by a different visitor, a newcomer takes none of
+/// them and is told plainly that the server is full, not that it holds its
+/// fair share of nothing.
+#[test]
+fn a_newcomer_to_a_fairly_shared_full_server_is_told_so() {
+    let server = TestNode::start(2);
+    client_runtime().block_on(async {
+        let mut holders = Vec::new();
+        for cookie in [
+            "owl_client=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "owl_client=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        ] {
+            let mut page = connect_as(&server, Some(cookie)).await;
+            next_text(&mut page).await;
+            send_sum(&mut page, "-1").await;
+            until(&mut page, |h| {
+                lines(h).first().is_some_and(|(s, _)| s == "calculating")
+            })
+            .await;
+            holders.push(page);
+        }
+        let mut newcomer =
+            connect_as(&server, Some("owl_client=cccccccccccccccccccccccccccccccc")).await;
+        next_text(&mut newcomer).await;
+        send_sum(&mut newcomer, "-1").await;
+        let refused = until_text(&mut newcomer, "not started").await;
+        assert!(
+            refused.contains("shared fairly among visitors"),
+            "{refused}"
+        );
+        assert!(!refused.contains("you run 0"), "{refused}");
+        assert_eq!(server.math.running().len(), 2);
+    });
+}
+
 /// `--reap-orphans`: a closed page's calculations end after the grace.
 #[test]
 fn orphaned_calculations_end_after_the_grace_period() {

@@ -27,16 +27,19 @@ use parking_lot::Mutex;
 /// use owl_system::math::Client;
 /// let a = Client::browser("3f2a9c0d11e4");
 /// assert_eq!(a.to_string(), "visitor 3f2a9c0d");
+/// // The whole cookie tells visitors apart; logs show its first 8 characters.
+/// assert_ne!(a, Client::browser("3f2a9c0d11e5"));
 /// assert_eq!(Client::address("10.0.0.7".parse().unwrap()).to_string(), "address 10.0.0.7");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Client(Arc<str>);
 
+const VISITOR: &str = "visitor ";
+
 impl Client {
     /// A browser, known by its session cookie.
     pub fn browser(cookie: &str) -> Client {
-        let short: String = cookie.chars().take(8).collect();
-        Client(format!("visitor {short}").into())
+        Client(format!("{VISITOR}{cookie}").into())
     }
 
     /// A script without a cookie, known by its address.
@@ -52,7 +55,15 @@ impl Client {
 
 impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        // A visitor's cookie is as good as its session: logs and pages get
+        // a prefix that tells visitors apart by eye, not the whole value.
+        match self.0.strip_prefix(VISITOR) {
+            Some(cookie) => {
+                let short: String = cookie.chars().take(8).collect();
+                write!(f, "{VISITOR}{short}")
+            }
+            None => f.write_str(&self.0),
+        }
     }
 }
 

@@ -159,6 +159,11 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            StartError::FairShare(r) if r.held == 0 => write!(
+                f,
+                "the server is at its limit of {} calculations, shared fairly among its clients; try again soon",
+                r.cap
+            ),
             StartError::FairShare(r) => write!(
                 f,
                 "the server is at its limit of {} calculations and you hold {} of them, your fair share; one of yours must end first",

@@ -182,10 +182,19 @@ impl SumPage {
                 self.running.insert(pid.id(), line);
             }
             Err(StartError::FairShare(refusal)) => {
-                let why = format!(
-                    "not started: the server is at its limit and you run {} calculations, your fair share; wait for one of yours to end",
-                    refusal.held
-                );
+                let why = if refusal.held == 0 {
+                    // Everyone holds as few as a newcomer may squeeze: no
+                    // one gives up a slot for this page.
+                    format!(
+                        "not started: the server is at its limit of {} calculations, shared fairly among visitors; try again soon",
+                        refusal.cap
+                    )
+                } else {
+                    format!(
+                        "not started: the server is at its limit and you run {} calculations, your fair share; wait for one of yours to end",
+                        refusal.held
+                    )
+                };
                 self.push(n.to_string(), LineState::Refused(why));
             }
             Err(StartError::Overloaded) => {

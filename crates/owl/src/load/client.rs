@@ -393,5 +393,8 @@ async fn live_sum(target: &Target) -> Result<Duration, String> {
             let _ = socket.close(None).await;
             return Ok(took);
         }
+        if frame.contains("not started: the server is at its limit") {
+            return Err("refused: the server is at its limit of calculations".into());
+        }
     }
 }

@@ -34,8 +34,9 @@ pub(crate) struct LoadArgs {
     /// How long to hold the peak afterwards.
     #[arg(long, default_value = "0s", value_parser = parse_hold)]
     hold: Duration,
-    /// What each user submits.
-    #[arg(long, default_value = "9999999999")]
+    /// What each user submits (`-1` runs away: it is taken as a value, not
+    /// as a flag).
+    #[arg(long, default_value = "9999999999", allow_hyphen_values = true)]
     input: String,
     /// How users reach the node.
     #[arg(long, value_enum, default_value_t = Mode::Live)]
