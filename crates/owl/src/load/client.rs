@@ -161,29 +161,23 @@ pub(super) async fn live_user(
     let tally = &shared.tally;
     let mut socket = match open_live(&target, "/", "/live/sum").await {
         Ok(s) => s,
-        Err(e) => {
-            tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-            return tally.error(e);
-        }
+        Err(e) => return tally.failed(e),
     };
     tally.connected.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     if let Err(e) = next_text(&mut socket, deadline).await {
-        tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-        return tally.error(e);
+        return tally.failed(e);
     }
     let sent = Instant::now();
     if socket.send(sum_event(&input)).await.is_err() {
-        tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-        return tally.error("could not send");
+        return tally.failed("could not send");
     }
     let line = format!("∑(1..{}) = ", input.trim());
     loop {
         match next_text(&mut socket, deadline).await {
             Ok(frame) if frame.contains(&line) => {
                 if frame.contains("not started") {
-                    tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-                    tally.error("not started (a limit)");
+                    tally.failed("not started (a limit)");
                 } else {
                     tally.submit_ok.fetch_add(1, Ordering::Relaxed);
                     shared.submit.record(sent.elapsed());
@@ -191,10 +185,7 @@ pub(super) async fn live_user(
                 break;
             }
             Ok(_) => continue,
-            Err(e) => {
-                tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-                return tally.error(e);
-            }
+            Err(e) => return tally.failed(e),
         }
     }
     // Stay, as a visitor does, reading what the page sends.
@@ -236,16 +227,13 @@ pub(super) async fn api_user(
         Ok(503) => {
             tally.connected.fetch_add(1, Ordering::Relaxed);
             tally.refused_503.fetch_add(1, Ordering::Relaxed);
-            tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-            tally.error("503 (a limit)");
+            tally.failed("503 (a limit)");
         }
         Ok(other) => {
-            tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-            tally.error(format!("HTTP {other}"));
+            tally.failed(format!("HTTP {other}"));
         }
         Err(e) => {
-            tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-            tally.error(kind_of(&e));
+            tally.failed(kind_of(&e));
         }
     }
 }
@@ -283,15 +271,13 @@ pub(super) async fn board_user(target: Arc<Target>, shared: Arc<Shared>, end: In
             }
             Ok(503) => {
                 tally.refused_503.fetch_add(1, Ordering::Relaxed);
-                tally.submit_failed.fetch_add(1, Ordering::Relaxed);
+                tally.failed("503 (a limit)");
             }
             Ok(other) => {
-                tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-                tally.error(format!("HTTP {other}"));
+                tally.failed(format!("HTTP {other}"));
             }
             Err(e) => {
-                tally.submit_failed.fetch_add(1, Ordering::Relaxed);
-                tally.error(kind_of(&e));
+                tally.failed(kind_of(&e));
             }
         }
     }

@@ -24,6 +24,12 @@ impl Tally {
         *self.errors.lock().entry(kind.into()).or_default() += 1;
     }
 
+    /// A user's submission failed, for the reason `kind`.
+    pub(super) fn failed(&self, kind: impl Into<String>) {
+        self.submit_failed.fetch_add(1, Ordering::Relaxed);
+        self.error(kind);
+    }
+
     pub(super) fn summary(&self) -> String {
         format!(
             "{} connected, {} ok, {} failed",
