@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Options, TestNode, client_runtime, http};
+use common::{ADMIN_TOKEN, Options, TestNode, client_runtime, get_json, http};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -22,14 +22,7 @@ async fn post(server: &TestNode, topic: &str, body: Value, cookie: Option<&str>)
 }
 
 async fn posts(server: &TestNode, topic: &str) -> Vec<Value> {
-    let r: Value = http()
-        .get(server.url(&format!("/api/board/{topic}?limit=1000")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = get_json(server, &format!("/api/board/{topic}?limit=1000")).await;
     r["posts"].as_array().unwrap().clone()
 }
 
@@ -61,14 +54,7 @@ fn posts_are_stored_listed_paged_and_refused_when_invalid() {
             assert_eq!(status, 201);
         }
         // Newest first, paged with `next`.
-        let page: Value = http()
-            .get(server.url("/api/board/building-blocks?limit=2"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(&server, "/api/board/building-blocks?limit=2").await;
         let ids: Vec<i64> = page["posts"]
             .as_array()
             .unwrap()

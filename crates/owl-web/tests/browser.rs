@@ -369,14 +369,7 @@ fn board_posts_and_deletions_appear_live_on_every_page_of_the_topic() {
         wait_js(&a, "B's post on A's page", &has("links and monitors")).await;
 
         // A deletion vanishes everywhere.
-        let posts: serde_json::Value = common::http()
-            .get(server.url("/api/board/building-blocks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let posts: serde_json::Value = common::get_json(&server, "/api/board/building-blocks").await;
         let id = posts["posts"]
             .as_array()
             .unwrap()

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, TestNode, client_runtime, http, wait_until};
+use common::{ADMIN_TOKEN, TestNode, client_runtime, http, post_json, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -26,15 +26,8 @@ async fn admin_cookie(server: &TestNode) -> String {
 
 /// Starts a runaway calculation through the API; returns its pid number.
 async fn runaway(server: &TestNode) -> u64 {
-    let answer: serde_json::Value = http()
-        .post(server.url("/api/sum?wait_ms=0"))
-        .json(&json!({"input": "-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: serde_json::Value =
+        post_json(server, "/api/sum?wait_ms=0", &json!({"input": "-1"})).await;
     let pid: owl_runtime::PidId = answer["pid"].as_str().unwrap().parse().unwrap();
     pid.0
 }

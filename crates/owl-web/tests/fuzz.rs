@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestNode, client_runtime, http};
+use common::{TestNode, client_runtime, get_json, http};
 use futures_util::SinkExt;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -96,14 +96,7 @@ fn random_bodies_queries_and_frames_get_clear_answers() {
         let health = http().get(server.url("/api/health")).send().await.unwrap();
         assert_eq!(health.status().as_u16(), 200);
         // Random "target" values never left a load running beyond the limit.
-        let load: serde_json::Value = http()
-            .get(server.url("/api/load"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let load: serde_json::Value = get_json(&server, "/api/load").await;
         assert!(load["target"].as_u64().unwrap() <= 10_000_000);
     });
 }

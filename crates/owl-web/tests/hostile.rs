@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::ws::{connect, connect_as, lines, next_text, send_sum, until, until_text};
-use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, http};
+use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, http, post_json};
 use serde_json::json;
 
 fn no_redirects() -> reqwest::Client {
@@ -271,15 +271,8 @@ fn a_fresh_pages_first_result_is_not_delayed() {
 fn forged_admin_requests_change_nothing() {
     let server = TestNode::start(100);
     client_runtime().block_on(async {
-        let answer: serde_json::Value = http()
-            .post(server.url("/api/sum?wait_ms=0"))
-            .json(&json!({"input": "-1"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer: serde_json::Value =
+            post_json(&server, "/api/sum?wait_ms=0", &json!({"input": "-1"})).await;
         let pid: owl_runtime::PidId = answer["pid"].as_str().unwrap().parse().unwrap();
         let login = no_redirects()
             .post(server.url("/login"))

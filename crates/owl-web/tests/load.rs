@@ -7,21 +7,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::ws::{next_text, until};
-use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, http, wait_until};
+use common::{
+    ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, get_json, http, post_json, wait_until,
+};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn get_load(server: &TestNode) -> Value {
-    http()
-        .get(server.url("/api/load"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(server, "/api/load").await
 }
 
 async fn put_load(server: &TestNode, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -213,15 +208,7 @@ fn one_scheduler_runs_runaways_jobs_and_pages_together() {
         assert!((4_750.0..=5_250.0).contains(&rate), "{rate}");
         // And the sum page answers.
         let started = Instant::now();
-        let answer: Value = http()
-            .post(server.url("/api/sum"))
-            .json(&json!({"input": "7"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer: Value = post_json(&server, "/api/sum", &json!({"input": "7"})).await;
         assert_eq!(answer["result"], "28");
         assert!(started.elapsed() < LIMIT);
         let page = http().get(server.url("/")).send().await.unwrap();

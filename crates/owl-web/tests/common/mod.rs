@@ -191,3 +191,32 @@ pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
 pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(LIMIT).build().unwrap()
 }
+
+/// `GET path`, read as JSON.
+pub(crate) async fn get_json(server: &TestNode, path: &str) -> serde_json::Value {
+    http()
+        .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `POST path` with a JSON body, the answer read as JSON.
+pub(crate) async fn post_json(
+    server: &TestNode,
+    path: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    http()
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
