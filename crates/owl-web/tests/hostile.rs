@@ -55,9 +55,18 @@ fn a_burst_of_submissions_on_one_page_loses_no_answer() {
             l.len() == 100 && l.iter().all(|(state, _)| state != "calculating")
         };
         let page = until(&mut flood, full).await;
-        let errors: Vec<_> = lines(&page)
-            .into_iter()
-            .filter(|(state, _)| state == "error")
+        // The reason of each line that ended as an error (its tooltip).
+        let errors: Vec<&str> = page
+            .split("<li ")
+            .filter(|li| li.contains("data-state=\"error\""))
+            .map(|li| {
+                li.split("title=\"")
+                    .nth(1)
+                    .unwrap_or(li)
+                    .split('"')
+                    .next()
+                    .unwrap_or(li)
+            })
             .collect();
         assert!(errors.is_empty(), "answers reported as errors: {errors:?}");
         assert!(!page.contains("too many events"), "events were dropped");

@@ -358,14 +358,24 @@ impl MathService {
 
     /// Takes the answers and `Down`s of calculations already waiting in
     /// `ctx`'s mailbox, without waiting (read each with [`settle`](Self::settle)).
+    ///
+    /// The answers come first in what it returns, then the `Down`s, so an
+    /// answer always settles before its own `Down` is read.
     pub fn take_settled(ctx: &mut Process) -> Vec<Message> {
+        // The `Down`s first: an answer reaches the mailbox before its
+        // `Down`, so every answer of a `Down` taken here is there by the
+        // time the answers are taken. (Answers first would miss one that
+        // arrives, with its `Down`, between the two passes, and its line
+        // would end as a crash.)
+        let mut downs = Vec::new();
+        while let Some(down) = ctx.try_recv::<Down>() {
+            downs.push(Message::new(down));
+        }
         let mut taken = Vec::new();
         while let Some(reply) = ctx.try_recv::<GuestReply>() {
             taken.push(Message::new(reply));
         }
-        while let Some(down) = ctx.try_recv::<Down>() {
-            taken.push(Message::new(down));
-        }
+        taken.extend(downs);
         taken
     }
 
