@@ -213,6 +213,8 @@ pub(crate) struct Inner {
     pub(crate) published: Mutex<BTreeMap<String, String>>,
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
+    /// When the membership process first ran.
+    pub(crate) joined_at: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// A node's handle on its cluster. Cheap to clone.
@@ -245,6 +247,7 @@ impl Cluster {
                 published: Mutex::new(BTreeMap::new()),
                 wake: tokio::sync::Notify::new(),
                 changes: tokio::sync::watch::channel(0).0,
+                joined_at: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -284,6 +287,19 @@ impl Cluster {
             .filter(|m| m.state == MemberState::Up)
             .map(|m| m.name.clone())
             .collect()
+    }
+
+    /// True once this node has gossiped long enough to know who is up: a
+    /// node that just joined hears of the others' state one round before
+    /// its failure detector counts them as up, and would otherwise believe
+    /// for a moment that it is alone (and, say, run the whole cluster's
+    /// load). Settled five gossip rounds (at least a second) after joining.
+    pub fn is_settled(&self) -> bool {
+        let settle = (self.inner.config.gossip_interval * 5).max(Duration::from_secs(1));
+        self.inner
+            .joined_at
+            .get()
+            .is_some_and(|at| at.elapsed() >= settle)
     }
 
     /// The member called `name`, if known.

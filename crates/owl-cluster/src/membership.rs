@@ -133,6 +133,15 @@ async fn run(
     let mut live = chitchat.lock().await.live_nodes_watcher();
     let mut ended = std::pin::pin!(handle.0.termination_watcher());
     let mut up = BTreeSet::from([cluster.node_name().to_string()]);
+    cluster.inner.joined_at.get_or_init(std::time::Instant::now);
+    // Wake whoever waits on changes once the view has settled.
+    let settled = cluster.clone();
+    tokio::spawn(async move {
+        while !settled.is_settled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        settled.inner.changes.send_modify(|v| *v += 1);
+    });
     tracing::info!(target: "owl::cluster", node = cluster.node_name(),
         gossip = %cluster.config().gossip_addr, cluster = cluster.secret().cluster_id(),
         "joined the cluster's gossip");

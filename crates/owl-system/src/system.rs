@@ -6,6 +6,7 @@
 //! owl_root (one_for_one)
 //! ├── math_sup       dynamic: one temporary child per calculation
 //! ├── math_reaper    (with --reap-orphans) ends calculations whose page is gone
+//! ├── cluster_membership  (with --cluster) gossip: who is up, shared settings
 //! ├── load_sup       load control: the workers' supervisor and the manager
 //! ├── board_sup      the bulletin board: the database's owner, one process per save
 //! └── … edges        added by the caller: the web endpoint, the console
@@ -15,6 +16,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use owl_cluster::{Cluster, ClusterConfig};
 use owl_runtime::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorRef, SupervisorSpec};
 use owl_runtime::{ExitReason, Node, Runtime};
 use owl_sandbox::{Sandbox, SandboxConfig};
@@ -51,6 +53,8 @@ pub struct Config {
     pub post_limit: usize,
     /// See `post_limit`.
     pub post_window: Duration,
+    /// The cluster to join; `None` runs the node alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             load_target: 0,
             post_limit: 5,
             post_window: Duration::from_secs(10),
+            cluster: None,
         }
     }
 }
@@ -83,6 +88,8 @@ pub struct Services {
     pub load: LoadControl,
     /// The bulletin board.
     pub board: Board,
+    /// The cluster, when the node is in one.
+    pub cluster: Option<Cluster>,
     /// The admin token.
     pub token: AdminToken,
     /// The data directory.
@@ -154,13 +161,18 @@ impl Builder {
             }
         }
         let operator = Operator::new(node.clone(), sandbox, math.clone());
-        let load = LoadControl::new(config.load_target);
+        let cluster = config.cluster.clone().map(Cluster::new).transpose()?;
+        let load = match &cluster {
+            Some(cluster) => LoadControl::clustered(config.load_target, cluster.clone()),
+            None => LoadControl::new(config.load_target),
+        };
         let board = Board::new(BoardConfig {
             database: config.data_dir.join("owl.db"),
             rate_posts: config.post_limit.max(1),
             rate_window: config.post_window,
         });
         let services = Services {
+            cluster: cluster.clone(),
             board: board.clone(),
             node: node.clone(),
             math: math.clone(),
@@ -178,6 +190,9 @@ impl Builder {
             .intensity(ROOT_INTENSITY, Duration::from_secs(10));
         for child in math.child_specs() {
             spec = spec.child(child);
+        }
+        if let Some(cluster) = &cluster {
+            spec = spec.child(cluster.child_spec());
         }
         spec = spec.child(load.child_spec(move || {
             let mut meter = operator.meter();

@@ -253,23 +253,52 @@ fn respond(input: String, answer: Answer) -> Response {
     response
 }
 
-/// What `GET /api/load` answers.
+/// What `GET /api/load` answers: `target` is the cluster's (the node's
+/// alone outside a cluster), `share`, `workers` and `jobs_per_s` this
+/// node's, `nodes` every node's.
 #[derive(Serialize)]
 pub(crate) struct LoadState {
     target: u64,
+    share: u64,
     workers: u64,
     jobs_per_s: f64,
     utilization: f64,
     schedulers_online: usize,
     schedulers: usize,
+    nodes: Vec<NodeState>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct NodeState {
+    name: String,
+    state: &'static str,
+    #[serde(rename = "self")]
+    is_self: bool,
+    share: u64,
+    workers: u64,
+    jobs_per_s: f64,
 }
 
 fn load_state(web: &Web) -> LoadState {
     let load = &web.services.load;
     let latest = load.latest();
     let (online, schedulers) = web.services.operator.schedulers();
+    let nodes = load
+        .nodes()
+        .into_iter()
+        .map(|n| NodeState {
+            name: n.name,
+            state: n.state,
+            is_self: n.is_self,
+            share: n.share,
+            workers: n.workers,
+            jobs_per_s: n.jobs_per_s.round(),
+        })
+        .collect();
     LoadState {
         target: load.target(),
+        share: load.share(),
+        nodes,
         workers: load.workers(),
         jobs_per_s: latest.jobs_per_s.round(),
         utilization: (latest.utilization * 1000.0).round() / 1000.0,

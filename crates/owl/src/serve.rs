@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use owl_cluster::{ClusterConfig, ClusterSecret};
 use owl_runtime::ExitReason;
 use owl_system::access::TokenSource;
 use owl_system::{Config, System};
@@ -70,6 +71,43 @@ pub(crate) struct ServeArgs {
     /// Connections served at once (default: from the file limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Join a cluster, gossiping on this UDP address (e.g. 127.0.0.1:4370).
+    /// Gossip is signed, not encrypted: use a private network.
+    #[arg(long, value_name = "ADDR:PORT")]
+    cluster: Option<std::net::SocketAddr>,
+    /// Nodes of the cluster to contact first (their --cluster addresses).
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        value_delimiter = ',',
+        requires = "cluster"
+    )]
+    join: Vec<std::net::SocketAddr>,
+    /// This node's name in the cluster (default: owl-PORT, PORT the gossip
+    /// port).
+    #[arg(long, requires = "cluster")]
+    node: Option<String>,
+    /// The secret every node of the cluster shares (at least 16
+    /// characters). Default: the one in DATA_DIR/cluster-secret.
+    #[arg(long, env = "OWL_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+}
+
+impl ServeArgs {
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, String> {
+        let Some(gossip) = self.cluster else {
+            return Ok(None);
+        };
+        let name = match &self.node {
+            Some(name) => name.clone(),
+            None => format!("owl-{}", gossip.port()),
+        };
+        owl_cluster::check_node_name(&name).map_err(|e| format!("--node: {e}"))?;
+        let secret = ClusterSecret::load(self.cluster_secret.as_deref(), &self.data_dir)?;
+        Ok(Some(
+            ClusterConfig::new(&name, gossip, secret).join(self.join.iter().copied()),
+        ))
+    }
 }
 
 /// Reads `30s`, `5m`, `2h`, `1500ms` or plain seconds.
@@ -114,7 +152,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     let listener = std::net::TcpListener::bind(&args.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let cluster = args.cluster_config()?;
     let config = Config {
+        cluster: cluster.clone(),
         data_dir: args.data_dir.clone(),
         schedulers: args.schedulers,
         max_calculations: args.max_calculations as usize,
@@ -187,6 +227,33 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             },
             args.data_dir.join("admin-token").display()
         ),
+    }
+    if let (Some(config), Some(cluster)) = (&cluster, &system.services().cluster) {
+        // Other nodes' dashboards reach this one here.
+        cluster.publish("http", format!("http://{addr}"));
+        say!(
+            "cluster: node {} gossiping on {} (cluster {}){}",
+            config.node,
+            config.gossip_addr,
+            config.secret.cluster_id(),
+            if config.join.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", joining {}",
+                    config
+                        .join
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        say!(
+            "cluster: this node's bulletin board is its own (SQLite in {}); posts are not shared with other nodes",
+            args.data_dir.join("owl.db").display()
+        );
     }
     say!("Press Ctrl-C to stop.");
     let root_exit = system.root_exit();

@@ -8,6 +8,11 @@
 //! supervisor). A sampler records jobs per second and utilization ten times
 //! a second for the load page's charts.
 //!
+//! In a cluster the target is one figure for all nodes, a replicated
+//! setting (last writer wins); each node runs its [`share_of`] it — the
+//! target divided by the nodes that are up, the remainder to the first by
+//! name — and recomputes it whenever a node comes up or goes down.
+//!
 //! ```text
 //! load_sup (rest_for_one)
 //! ├── load_workers   dynamic supervisor: one transient child per job
@@ -46,6 +51,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use owl_cluster::{Cluster, MemberState};
 use owl_runtime::supervisor::{
     ChildSpec, Restart, Shutdown, Strategy, SupervisorRef, SupervisorSpec,
 };
@@ -76,6 +82,49 @@ pub const TICK: Duration = Duration::from_millis(100);
 const BATCH: usize = 2_000;
 /// How often the manager checks the count even without a change of target.
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+/// The cluster setting that holds the cluster-wide target.
+pub const TARGET_SETTING: &str = "load.target";
+/// What each node publishes of its load, for the others' pages.
+const PUBLISHED_WORKERS: &str = "load.workers";
+const PUBLISHED_JOBS: &str = "load.jobs_per_s";
+const PUBLISHED_SHARE: &str = "load.share";
+
+/// A node's deterministic share of a cluster-wide `target`: the target
+/// divided by the nodes up, the remainder one each to the first nodes by
+/// name. `up` is sorted; a node not in it runs nothing.
+///
+/// ```
+/// use owl_system::load::share_of;
+/// let up = ["a".to_string(), "b".to_string(), "c".to_string()];
+/// assert_eq!(share_of(30_000, &up, "b"), 10_000);
+/// assert_eq!(share_of(10, &up, "a"), 4);
+/// assert_eq!(share_of(10, &up, "c"), 3);
+/// assert_eq!(share_of(10, &up, "z"), 0);
+/// ```
+pub fn share_of(target: u64, up: &[String], me: &str) -> u64 {
+    let Some(index) = up.iter().position(|n| n == me) else {
+        return 0;
+    };
+    let n = up.len() as u64;
+    target / n + u64::from((index as u64) < target % n)
+}
+
+/// One node's load, as the load page and `GET /api/load` list it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeLoad {
+    /// The node's name.
+    pub name: String,
+    /// "up" or "down".
+    pub state: &'static str,
+    /// True for the node answering.
+    pub is_self: bool,
+    /// Its share of the target.
+    pub share: u64,
+    /// Workers running there.
+    pub workers: u64,
+    /// Its successful jobs per second.
+    pub jobs_per_s: f64,
+}
 
 /// Why a target was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +166,7 @@ pub fn parse_target(text: &str) -> Result<u64, InvalidTarget> {
 }
 
 pub(crate) struct Shared {
+    /// What this node runs: the whole target alone, its share in a cluster.
     target: AtomicU64,
     /// Workers alive (counted from their start until they end).
     running: AtomicU64,
@@ -141,6 +191,7 @@ impl std::fmt::Debug for Shared {
 #[derive(Clone, Debug)]
 pub struct LoadControl {
     shared: Arc<Shared>,
+    cluster: Option<Cluster>,
 }
 
 impl LoadControl {
@@ -154,6 +205,20 @@ impl LoadControl {
                 changed: tokio::sync::Notify::new(),
                 samples: Mutex::new(sampler::Samples::default()),
             }),
+            cluster: None,
+        }
+    }
+
+    /// A load control whose target is the cluster's: this node runs its
+    /// [`share_of`] it. `target` is this node's start-up default, used only
+    /// if the cluster has no target yet.
+    pub fn clustered(target: u64, cluster: Cluster) -> LoadControl {
+        if target > 0 {
+            cluster.put_default_setting(TARGET_SETTING, target.min(MAX_TARGET));
+        }
+        LoadControl {
+            cluster: Some(cluster),
+            ..LoadControl::new(0)
         }
     }
 
@@ -170,11 +235,11 @@ impl LoadControl {
             // Workers are killed from the console or by chaos tests now and
             // then; only a storm of deaths should make the subtree give up.
             .intensity(10_000, Duration::from_secs(10));
-        let shared = self.shared.clone();
+        let this = self.clone();
         let manager = ChildSpec::worker(MANAGER, move |args| {
-            let (shared, utilization) = (shared.clone(), meter());
+            let (this, utilization) = (this.clone(), meter());
             let opts = SpawnOptions::new().label("load manager");
-            let pid = args.spawn_link_opts(opts, move |p| manage(p, shared, utilization));
+            let pid = args.spawn_link_opts(opts, move |p| manage(p, this, utilization));
             async move { Ok(pid) }
         })
         .shutdown(Shutdown::Timeout(Duration::from_secs(1)));
@@ -188,24 +253,115 @@ impl LoadControl {
         )
     }
 
-    /// The target: how many jobs should run.
+    /// The target: how many jobs should run (in a cluster, on all nodes
+    /// together).
     pub fn target(&self) -> u64 {
+        match &self.cluster {
+            Some(cluster) => cluster_target(cluster),
+            None => self.shared.target.load(Ordering::Relaxed),
+        }
+    }
+
+    /// True if the target is a cluster's.
+    pub fn in_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// How many jobs this node runs: the target alone, its share of it in
+    /// a cluster.
+    pub fn share(&self) -> u64 {
         self.shared.target.load(Ordering::Relaxed)
     }
 
-    /// Sets the target (0 ..= [`MAX_TARGET`]).
+    /// Sets the target (0 ..= [`MAX_TARGET`]); in a cluster, for every node.
     pub fn set_target(&self, target: u64) -> Result<(), InvalidTarget> {
         if target > MAX_TARGET {
             return Err(InvalidTarget(format!(
                 "the target must be from 0 to {MAX_TARGET} jobs, not {target}"
             )));
         }
-        let before = self.shared.target.swap(target, Ordering::Relaxed);
+        let before = self.target();
         if before != target {
             tracing::info!(target: "owl::load", from = before, to = target, "load target changed");
         }
+        match &self.cluster {
+            Some(cluster) => {
+                cluster.put_setting(TARGET_SETTING, target);
+                self.apply_share(cluster);
+            }
+            None => self.shared.target.store(target, Ordering::Relaxed),
+        }
         self.shared.changed.notify_one();
         Ok(())
+    }
+
+    /// Every node's load: this node alone, or each node of the cluster
+    /// (as last published), up ones first.
+    pub fn nodes(&self) -> Vec<NodeLoad> {
+        let latest = self.latest();
+        let Some(cluster) = &self.cluster else {
+            return vec![NodeLoad {
+                name: "owl".to_string(),
+                state: "up",
+                is_self: true,
+                share: self.share(),
+                workers: self.workers(),
+                jobs_per_s: latest.jobs_per_s,
+            }];
+        };
+        let target = cluster_target(cluster);
+        let up = cluster.live_names();
+        let mut nodes: Vec<NodeLoad> = cluster
+            .members()
+            .into_iter()
+            .map(|m| {
+                let figure = |key: &str| m.values.get(key).and_then(|v| v.parse::<f64>().ok());
+                let (workers, jobs_per_s) = if m.is_self {
+                    (self.workers(), latest.jobs_per_s)
+                } else if m.state == MemberState::Down {
+                    // What a down node last said is no longer true.
+                    (0, 0.0)
+                } else {
+                    (
+                        figure(PUBLISHED_WORKERS).unwrap_or(0.0) as u64,
+                        figure(PUBLISHED_JOBS).unwrap_or(0.0),
+                    )
+                };
+                NodeLoad {
+                    share: share_of(target, &up, &m.name),
+                    state: match m.state {
+                        MemberState::Up => "up",
+                        MemberState::Down => "down",
+                    },
+                    is_self: m.is_self,
+                    name: m.name,
+                    workers,
+                    jobs_per_s,
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| (a.state != "up", &a.name).cmp(&(b.state != "up", &b.name)));
+        nodes
+    }
+
+    /// Recomputes this node's share from the cluster's target and the
+    /// nodes up; true if it changed.
+    fn apply_share(&self, cluster: &Cluster) -> bool {
+        // Until the node knows who is up it takes no share.
+        let share = if cluster.is_settled() {
+            share_of(
+                cluster_target(cluster),
+                &cluster.live_names(),
+                cluster.node_name(),
+            )
+        } else {
+            0
+        };
+        let before = self.shared.target.swap(share, Ordering::Relaxed);
+        if before != share {
+            tracing::info!(target: "owl::load", from = before, to = share, "this node's share of the load changed");
+        }
+        before != share
     }
 
     /// Workers running now.
@@ -234,16 +390,29 @@ impl LoadControl {
     }
 }
 
+fn cluster_target(cluster: &Cluster) -> u64 {
+    cluster
+        .setting(TARGET_SETTING)
+        .and_then(|s| s.value.parse::<u64>().ok())
+        .map_or(0, |t| t.min(MAX_TARGET))
+}
+
 /// The manager: starts workers (in batches, through the workers'
-/// supervisor) until they are as many as the target; owns the sampler.
-async fn manage(
-    p: Process,
-    shared: Arc<Shared>,
-    utilization: impl FnMut() -> f64 + Send + 'static,
-) {
+/// supervisor) until they are as many as the target; owns the sampler. In
+/// a cluster it also follows the node's share and publishes its figures.
+async fn manage(p: Process, load: LoadControl, utilization: impl FnMut() -> f64 + Send + 'static) {
+    let shared = load.shared.clone();
     let _sampler = sampler::start(p.node().clone(), shared.clone(), utilization);
     let spec = worker::child_spec(shared.clone()).restart(Restart::Transient);
+    let mut cluster_changes = load.cluster.as_ref().map(Cluster::changes);
     loop {
+        if let Some(cluster) = &load.cluster {
+            load.apply_share(cluster);
+            let latest = load.latest();
+            cluster.publish(PUBLISHED_WORKERS, shared.running.load(Ordering::Relaxed));
+            cluster.publish(PUBLISHED_JOBS, latest.jobs_per_s.round());
+            cluster.publish(PUBLISHED_SHARE, shared.target.load(Ordering::Relaxed));
+        }
         let target = shared.target.load(Ordering::Relaxed);
         let running = shared.running.load(Ordering::Relaxed);
         if running < target {
@@ -265,8 +434,17 @@ async fn manage(
             continue;
         }
         p.set_activity(format!("{running} workers for a target of {target}"));
+        let membership_changed = async {
+            match &mut cluster_changes {
+                Some(changes) => {
+                    let _ = changes.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = shared.changed.notified() => {}
+            () = membership_changed => {}
             () = tokio::time::sleep(RECONCILE_EVERY) => {}
         }
     }

@@ -105,15 +105,48 @@ impl LoadPage {
     fn figures(&self) -> Markup {
         let latest = self.load.latest();
         let (online, schedulers) = self.operator.schedulers();
+        let clustered = self.load.in_cluster();
+        let nodes = if clustered {
+            self.load.nodes()
+        } else {
+            Vec::new()
+        };
         html! {
             div #load-live hx-swap-oob="morph" {
                 div.table-wrap { table.info {
-                    tr { th { "target" } td #load-target { (self.load.target()) " jobs" } }
+                    tr { th { @if clustered { "target (whole cluster)" } @else { "target" } }
+                        td #load-target { (self.load.target()) " jobs" } }
+                    @if clustered {
+                        tr { th { "this node's share" } td #load-share { (self.load.share()) " jobs" } }
+                    }
                     tr { th { "workers running" } td #load-workers { (self.load.workers()) } }
                     tr { th { "jobs per second" } td #load-rate { (format!("{:.0}", latest.jobs_per_s)) } }
                     tr { th { "utilization" } td #load-util { (format!("{:.0}%", latest.utilization * 100.0)) } }
                     tr { th { "schedulers online" } td #load-schedulers { (online) " of " (schedulers) } }
                 } }
+                @if clustered {
+                    div.table-wrap { table #load-nodes .list {
+                        thead { tr { th { "node" } th { "state" } th.num { "share" } th.num { "workers" } th.num { "jobs/s" } } }
+                        tbody {
+                            @for n in &nodes {
+                                tr data-node=(n.name) .down[n.state != "up"] {
+                                    td { (n.name) @if n.is_self { " (this node)" } }
+                                    td.state { (n.state) }
+                                    td.num { (n.share) }
+                                    td.num.workers { (n.workers) }
+                                    td.num { (format!("{:.0}", n.jobs_per_s)) }
+                                }
+                            }
+                        }
+                        tfoot { tr {
+                            th { "cluster" }
+                            td { (nodes.iter().filter(|n| n.state == "up").count()) " up" }
+                            td.num { (self.load.target()) }
+                            td.num #load-total-workers { (nodes.iter().filter(|n| n.state == "up").map(|n| n.workers).sum::<u64>()) }
+                            td.num { (format!("{:.0}", nodes.iter().filter(|n| n.state == "up").map(|n| n.jobs_per_s).sum::<f64>())) }
+                        } }
+                    } }
+                }
                 @if self.admin {
                     form #load-form .inline ws-send autocomplete="off" {
                         input type="hidden" name="event" value="load";

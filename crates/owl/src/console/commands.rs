@@ -86,8 +86,11 @@ enum Command {
     },
     /// Show or set the schedulers online (the cores all of owl computes on)
     Schedulers { n: Option<usize> },
-    /// Show or set the load target: background jobs, 0 to 10,000,000
+    /// Show or set the load target: background jobs, 0 to 10,000,000 (in a
+    /// cluster, for all nodes together)
     Load { target: Option<String> },
+    /// The cluster's nodes: up or down, their share of the load, workers, jobs/s
+    Nodes,
     /// Kill random processes for a while (never the root or this console), then report what healed
     Chaos {
         /// How long, e.g. 60s
@@ -251,6 +254,7 @@ pub(crate) async fn run(
         Command::Budget { module, budget } => module_budget(ctx, &module, budget),
         Command::Schedulers { n } => schedulers(ctx, n),
         Command::Load { target } => load(services, target.as_deref()),
+        Command::Nodes => Ok(nodes(services)),
         Command::Board { action } => board(services, action).await,
         Command::Chaos {
             duration,
@@ -603,9 +607,14 @@ fn load(services: &Services, target: Option<&str>) -> Result<Answer, String> {
         load.set_target(n).map_err(|e| e.to_string())?;
     }
     let latest = load.latest();
+    let share = if services.cluster.is_some() {
+        format!(" for the cluster, {} on this node", load.share())
+    } else {
+        String::new()
+    };
     Ok(Answer {
         text: format!(
-            "target {} jobs; {} workers running; {:.0} jobs/s; utilization {:.0}%\n",
+            "target {} jobs{share}; {} workers running; {:.0} jobs/s; utilization {:.0}%\n",
             load.target(),
             load.workers(),
             latest.jobs_per_s,
@@ -613,11 +622,62 @@ fn load(services: &Services, target: Option<&str>) -> Result<Answer, String> {
         ),
         json: json!({
             "target": load.target(),
+            "share": load.share(),
             "workers": load.workers(),
             "jobs_per_s": latest.jobs_per_s.round(),
             "utilization": latest.utilization,
         }),
     })
+}
+
+fn nodes(services: &Services) -> Answer {
+    let nodes = services.load.nodes();
+    let mut text = match &services.cluster {
+        Some(cluster) => format!(
+            "cluster {}, {} of {} node(s) up, target {} jobs\n",
+            cluster.secret().cluster_id(),
+            nodes.iter().filter(|n| n.state == "up").count(),
+            nodes.len(),
+            services.load.target()
+        ),
+        None => "not in a cluster (start with --cluster ADDR:PORT to join one)\n".to_string(),
+    };
+    text += &format!(
+        "{:<24} {:<5} {:>10} {:>10} {:>10}  {}\n",
+        "NODE", "STATE", "SHARE", "WORKERS", "JOBS/S", "GOSSIP"
+    );
+    let mut rows = Vec::new();
+    for n in &nodes {
+        let member = services.cluster.as_ref().and_then(|c| c.member(&n.name));
+        let gossip = member.as_ref().map(|m| m.gossip_addr.to_string());
+        let http = member.and_then(|m| m.values.get("http").cloned());
+        text += &format!(
+            "{:<24} {:<5} {:>10} {:>10} {:>10.0}  {}\n",
+            if n.is_self {
+                format!("{} (this)", n.name)
+            } else {
+                n.name.clone()
+            },
+            n.state,
+            n.share,
+            n.workers,
+            n.jobs_per_s,
+            gossip.as_deref().unwrap_or("-")
+        );
+        rows.push(json!({
+            "name": n.name, "state": n.state, "self": n.is_self, "share": n.share,
+            "workers": n.workers, "jobs_per_s": n.jobs_per_s.round(),
+            "gossip": gossip, "http": http,
+        }));
+    }
+    Answer {
+        text,
+        json: json!({
+            "cluster": services.cluster.as_ref().map(|c| c.secret().cluster_id().to_string()),
+            "target": services.load.target(),
+            "nodes": rows,
+        }),
+    }
 }
 
 async fn chaos(

@@ -64,12 +64,21 @@ impl Served {
     /// Starts `owl serve` again on this node's data directory (after it
     /// stopped or was killed); the old handle keeps the directory.
     pub(crate) fn restart(&mut self, args: &[&str]) -> Served {
+        self.restart_command(args, |_| {})
+    }
+
+    /// Like [`restart`](Self::restart), letting `adjust` change the command.
+    pub(crate) fn restart_command(
+        &mut self,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Served {
         self.wipe = false;
         let name = format!(
             "{}-again",
             self.data_dir.file_name().unwrap().to_string_lossy()
         );
-        Served::launch(&name, self.data_dir.clone(), args, |_| {})
+        Served::launch(&name, self.data_dir.clone(), args, adjust)
     }
 
     fn launch(

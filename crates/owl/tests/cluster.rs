@@ -1,0 +1,270 @@
+//! The cluster, as an operator runs it: several `owl serve` processes on
+//! loopback ports, each with its own data directory, joined by gossip.
+//! Killed with SIGKILL, frozen with SIGSTOP, restarted on the same data.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{LIMIT, Served, http, owl};
+use serde_json::Value;
+
+const SECRET: &str = "the test cluster's shared secret";
+
+/// A free UDP port on loopback, as `127.0.0.1:PORT`.
+fn free_gossip_addr() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
+struct Member {
+    name: &'static str,
+    gossip: String,
+    served: Served,
+}
+
+fn cluster_args<'a>(name: &'a str, gossip: &'a str, join: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["--cluster", gossip, "--node", name];
+    if !join.is_empty() {
+        args.extend(["--join", join]);
+    }
+    args
+}
+
+/// Starts node `name` of the test `test`'s cluster (the data directory is
+/// named after both: tests run side by side).
+fn start(test: &str, name: &'static str, join: &str, secret: &str) -> Member {
+    let gossip = free_gossip_addr();
+    let served = Served::start_command(
+        &format!("cluster-{test}-{name}"),
+        &cluster_args(name, &gossip, join),
+        |c| {
+            c.env("OWL_CLUSTER_SECRET", secret);
+        },
+    );
+    Member {
+        name,
+        gossip,
+        served,
+    }
+}
+
+fn load(m: &Member) -> Value {
+    let answer = http(m.served.addr(), "GET /api/load HTTP/1.0\r\n\r\n");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{}: /api/load: {e}: {answer}", m.name))
+}
+
+/// `(name, state, workers)` of every node, as `m` sees them.
+fn nodes(m: &Member) -> Vec<(String, String, u64)> {
+    load(m)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["state"].as_str().unwrap().to_string(),
+                n["workers"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn up_names(m: &Member) -> Vec<String> {
+    nodes(m)
+        .into_iter()
+        .filter(|(_, state, _)| state == "up")
+        .map(|(name, _, _)| name)
+        .collect()
+}
+
+/// Polls `check` until it holds, for at most `within`; the last value
+/// seen is in the failure.
+fn until<T: std::fmt::Debug>(what: &str, within: Duration, mut check: impl FnMut() -> (bool, T)) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (done, seen) = check();
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; last seen: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn workers_are(members: &[&Member], each: u64) -> (bool, Vec<(String, u64, u64)>) {
+    let seen: Vec<(String, u64, u64)> = members
+        .iter()
+        .map(|m| {
+            let l = load(m);
+            (
+                m.name.to_string(),
+                l["share"].as_u64().unwrap(),
+                l["workers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let done = seen
+        .iter()
+        .all(|(_, share, workers)| *share == each && *workers == each);
+    (done, seen)
+}
+
+#[test]
+fn three_nodes_split_the_load_take_over_a_lost_share_and_rebalance_on_rejoin() {
+    const T: &str = "split";
+    let a = start(T, "a", "", SECRET);
+    let mut b = start(T, "b", &a.gossip, SECRET);
+    let mut c = start(T, "c", &a.gossip, SECRET);
+    for m in [&a, &b, &c] {
+        until("every node sees three up", LIMIT, || {
+            let up = up_names(m);
+            (up == ["a", "b", "c"], up)
+        });
+    }
+
+    // The target is set on c — not the first node — and holds cluster-wide.
+    let answer = c.served.ok(&["load", "3000"]);
+    assert_eq!(answer["target"], 3000);
+    until("each node runs a third", LIMIT, || {
+        workers_are(&[&a, &b, &c], 1000)
+    });
+    for m in [&a, &b, &c] {
+        assert_eq!(
+            load(m)["target"],
+            3000,
+            "{} sees the cluster's target",
+            m.name
+        );
+    }
+
+    // kill -9 b: a and c take its share over.
+    b.served.child.kill().unwrap();
+    until("the survivors run half each", LIMIT, || {
+        workers_are(&[&a, &c], 1500)
+    });
+    let seen = nodes(&a);
+    assert!(
+        seen.contains(&("b".into(), "down".into(), 0)),
+        "a lists b as down: {seen:?}"
+    );
+
+    // b restarts on its data and joins again: a third each once more.
+    let b2 = Member {
+        name: "b",
+        gossip: b.gossip.clone(),
+        served: b
+            .served
+            .restart_command(&cluster_args("b", &b.gossip, &a.gossip), |cmd| {
+                cmd.env("OWL_CLUSTER_SECRET", SECRET);
+            }),
+    };
+    until("the rejoined node takes its third back", LIMIT, || {
+        workers_are(&[&a, &b2, &c], 1000)
+    });
+    assert_eq!(
+        load(&b2)["target"],
+        3000,
+        "the rejoined node learned the target"
+    );
+
+    // A change on any node reaches all; zero stops everything.
+    let changed = c.served.ok(&["load", "0"]);
+    assert_eq!(changed["target"], 0);
+    until("every node stops its workers", LIMIT, || {
+        workers_are(&[&a, &b2, &c], 0)
+    });
+    let console = a.served.ok(&["nodes"]);
+    assert_eq!(console["nodes"].as_array().unwrap().len(), 3, "{console}");
+    c.served.child.kill().unwrap();
+}
+
+#[test]
+fn clusters_with_different_secrets_never_merge() {
+    const T: &str = "secrets";
+    let a = start(T, "a", "", SECRET);
+    let x = start(T, "x", &a.gossip, "another cluster's secret, not ours");
+    // x keeps knocking at a's gossip port for the whole wait.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(up_names(&a), ["a"]);
+    assert_eq!(up_names(&x), ["x"]);
+    assert_eq!(nodes(&a).len(), 1, "a never learned of x");
+    x.served.ok(&["load", "500"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(load(&a)["target"], 0, "x's target never reached a");
+    assert!(
+        a.served.log().contains("without a valid cluster signature"),
+        "a logs the datagrams it dropped"
+    );
+}
+
+#[test]
+fn a_frozen_node_loses_its_share_and_gets_it_back_when_it_thaws() {
+    const T: &str = "frozen";
+    let a = start(T, "a", "", SECRET);
+    let b = start(T, "b", &a.gossip, SECRET);
+    let c = start(T, "c", &a.gossip, SECRET);
+    for m in [&a, &b, &c] {
+        until("every node sees three up", LIMIT, || {
+            let up = up_names(m);
+            (up == ["a", "b", "c"], up)
+        });
+    }
+    a.served.ok(&["load", "300"]);
+    until("a third each", LIMIT, || workers_are(&[&a, &b, &c], 100));
+
+    // SIGSTOP: c is cut off as if its network were down. The others keep
+    // serving and take its share over.
+    let pid = c.served.child.id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    until("a and b run half each", LIMIT, || {
+        workers_are(&[&a, &b], 150)
+    });
+    assert!(up_names(&a) == ["a", "b"]);
+
+    // SIGCONT: the partition heals and the cluster converges again.
+    signal("-CONT");
+    until("a third each again", LIMIT, || {
+        workers_are(&[&a, &b, &c], 100)
+    });
+    for m in [&a, &b, &c] {
+        assert_eq!(up_names(m), ["a", "b", "c"], "{} sees all three", m.name);
+    }
+}
+
+#[test]
+fn a_cluster_node_needs_a_good_secret_and_a_valid_name() {
+    let dir = std::env::temp_dir().join(format!("owl-cluster-args-{}", std::process::id()));
+    let run = |args: &[&str], secret: Option<&str>| {
+        let mut cmd = owl();
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .args(args)
+            .env_remove("OWL_CLUSTER_SECRET");
+        if let Some(secret) = secret {
+            cmd.env("OWL_CLUSTER_SECRET", secret);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{args:?} must not start");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let gossip = free_gossip_addr();
+    let missing = run(&["--cluster", &gossip], None);
+    assert!(missing.contains("cluster-secret"), "{missing}");
+    let short = run(&["--cluster", &gossip], Some("short"));
+    assert!(short.contains("at least 16"), "{short}");
+    let bad_name = run(&["--cluster", &gossip, "--node", "a/b"], Some(SECRET));
+    assert!(bad_name.contains("node name"), "{bad_name}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
