@@ -13,6 +13,8 @@
 //!   whole cluster, last writer wins ([`Setting`]);
 //! - **published figures**: [`Cluster::publish`] shows a value of this node
 //!   (its load, its HTTP address) to every other node;
+//! - **node-to-node requests**: [`Cluster::request`] calls another node's
+//!   web side, signed, for its dashboards and console;
 //! - **trust**: every datagram and node-to-node request is signed with the
 //!   [`ClusterSecret`]; nodes with another secret never merge.
 //!
@@ -57,6 +59,7 @@
 //! ```
 
 mod membership;
+mod peer;
 mod secret;
 mod setting;
 mod transport;
@@ -71,6 +74,7 @@ use owl_runtime::supervisor::ChildSpec;
 use parking_lot::Mutex;
 
 pub use membership::MEMBERSHIP;
+pub use peer::{HTTP_KEY, PEER_TIMEOUT, PeerError};
 pub use secret::{ClusterSecret, MIN_SECRET_LEN, REQUEST_WINDOW_SECS};
 pub use setting::Setting;
 
@@ -215,6 +219,8 @@ pub(crate) struct Inner {
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// When the membership process first ran.
     pub(crate) joined_at: std::sync::OnceLock<std::time::Instant>,
+    /// The client for node-to-node requests, made on first use.
+    pub(crate) http: std::sync::OnceLock<reqwest::Client>,
 }
 
 /// A node's handle on its cluster. Cheap to clone.
@@ -248,6 +254,7 @@ impl Cluster {
                 wake: tokio::sync::Notify::new(),
                 changes: tokio::sync::watch::channel(0).0,
                 joined_at: std::sync::OnceLock::new(),
+                http: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -111,28 +111,23 @@ impl ClusterSecret {
 
     /// Signs a node-to-node request: the value of the
     /// [`REQUEST_HEADER`](crate::REQUEST_HEADER) header for `method` on
-    /// `path` (with its query) at `unix_secs`.
+    /// `path` (with its query) carrying `body`, at `unix_secs`.
     ///
     /// ```
     /// use owl_cluster::ClusterSecret;
     ///
     /// let secret = ClusterSecret::new("correct horse battery staple").unwrap();
-    /// let header = secret.sign_request("GET", "/api/processes", 1_000);
-    /// assert!(secret.verify_request("GET", "/api/processes", &header, 1_010).is_ok());
-    /// assert!(secret.verify_request("POST", "/api/processes", &header, 1_010).is_err());
-    /// assert!(secret.verify_request("GET", "/api/processes", &header, 2_000).is_err());
+    /// let header = secret.sign_request("GET", "/cluster/processes", b"", 1_000);
+    /// assert!(secret.verify_request("GET", "/cluster/processes", b"", &header, 1_010).is_ok());
+    /// assert!(secret.verify_request("POST", "/cluster/processes", b"", &header, 1_010).is_err());
+    /// assert!(secret.verify_request("GET", "/cluster/processes", b"x", &header, 1_010).is_err());
+    /// assert!(secret.verify_request("GET", "/cluster/processes", b"", &header, 2_000).is_err());
     /// ```
-    pub fn sign_request(&self, method: &str, path: &str, unix_secs: u64) -> String {
+    pub fn sign_request(&self, method: &str, path: &str, body: &[u8], unix_secs: u64) -> String {
         let stamp = unix_secs.to_string();
         let tag = mac(
             &self.request_key,
-            &[
-                method.as_bytes(),
-                b"\n",
-                path.as_bytes(),
-                b"\n",
-                stamp.as_bytes(),
-            ],
+            &request_parts(method, path, body, &stamp),
         );
         format!("{stamp}.{}", hex(&tag))
     }
@@ -143,6 +138,7 @@ impl ClusterSecret {
         &self,
         method: &str,
         path: &str,
+        body: &[u8],
         header: &str,
         now_secs: u64,
     ) -> Result<(), &'static str> {
@@ -152,14 +148,11 @@ impl ClusterSecret {
             return Err("node signature expired (are the nodes' clocks apart?)");
         }
         let tag = unhex(tag).ok_or("malformed node signature")?;
-        let parts: [&[u8]; 5] = [
-            method.as_bytes(),
-            b"\n",
-            path.as_bytes(),
-            b"\n",
-            stamp.as_bytes(),
-        ];
-        if verify(&self.request_key, &parts, &tag) {
+        if verify(
+            &self.request_key,
+            &request_parts(method, path, body, stamp),
+            &tag,
+        ) {
             Ok(())
         } else {
             Err("bad node signature")
@@ -167,18 +160,33 @@ impl ClusterSecret {
     }
 }
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+/// What a request signature covers: method, path with query, a digest of
+/// the body, and the time.
+fn request_parts<'a>(method: &'a str, path: &'a str, body: &[u8], stamp: &'a str) -> Vec<Vec<u8>> {
+    let body_digest: [u8; 32] = Sha256::digest(body).into();
+    vec![
+        method.as_bytes().to_vec(),
+        path.as_bytes().to_vec(),
+        body_digest.to_vec(),
+        stamp.as_bytes().to_vec(),
+    ]
+}
+
+fn mac(key: &[u8], parts: &[impl AsRef<[u8]>]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     for part in parts {
-        mac.update(part);
+        // Length-prefixed, so that parts cannot be shifted into each other.
+        mac.update(&(part.as_ref().len() as u64).to_be_bytes());
+        mac.update(part.as_ref());
     }
     mac.finalize().into_bytes().into()
 }
 
-fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
+fn verify(key: &[u8], parts: &[impl AsRef<[u8]>], tag: &[u8]) -> bool {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     for part in parts {
-        mac.update(part);
+        mac.update(&(part.as_ref().len() as u64).to_be_bytes());
+        mac.update(part.as_ref());
     }
     // Constant time: a forger learns nothing from how fast we say no.
     mac.verify_slice(tag).is_ok()
@@ -207,6 +215,7 @@ mod tests {
         let a = ClusterSecret::new("aaaaaaaaaaaaaaaaaaaa").unwrap();
         let b = ClusterSecret::new("bbbbbbbbbbbbbbbbbbbb").unwrap();
         let tag = a.tag_gossip(b"hello");
+        assert_eq!(tag, a.tag_gossip(b"hello"));
         assert!(a.verify_gossip(b"hello", &tag));
         assert!(!b.verify_gossip(b"hello", &tag));
         assert!(!a.verify_gossip(b"hellO", &tag));
@@ -214,25 +223,18 @@ mod tests {
     }
 
     #[test]
-    fn request_signatures_cover_method_path_and_time() {
+    fn request_signatures_cover_method_path_body_and_time() {
         let s = ClusterSecret::new("correct horse battery staple").unwrap();
-        let h = s.sign_request("POST", "/api/processes/12/kill", 100);
+        let path = "/cluster/processes/12/kill";
+        let h = s.sign_request("POST", path, b"{}", 100);
+        assert!(s.verify_request("POST", path, b"{}", &h, 100).is_ok());
         assert!(
-            s.verify_request("POST", "/api/processes/12/kill", &h, 100)
-                .is_ok()
-        );
-        assert!(
-            s.verify_request("POST", "/api/processes/13/kill", &h, 100)
+            s.verify_request("POST", "/cluster/processes/13/kill", b"{}", &h, 100)
                 .is_err()
         );
-        assert!(
-            s.verify_request("POST", "/api/processes/12/kill", &h, 131)
-                .is_err()
-        );
-        assert!(
-            s.verify_request("POST", "/api/processes/12/kill", "junk", 100)
-                .is_err()
-        );
-        assert!(s.verify_request("POST", "/x", "1.zz", 1).is_err());
+        assert!(s.verify_request("POST", path, b"{} ", &h, 100).is_err());
+        assert!(s.verify_request("POST", path, b"{}", &h, 131).is_err());
+        assert!(s.verify_request("POST", path, b"{}", "junk", 100).is_err());
+        assert!(s.verify_request("POST", "/x", b"", "1.zz", 1).is_err());
     }
 }

@@ -14,7 +14,7 @@ use owl_runtime::ExitReason;
 use owl_runtime::supervisor::{ChildSpec, Strategy, SupervisorSpec};
 use owl_system::{Services, listener};
 
-use crate::{Web, WebConfig, api, assets, auth, live, pages, server};
+use crate::{Web, WebConfig, api, assets, auth, live, pages, peer, server};
 
 /// The registered name of the endpoint process.
 pub const ENDPOINT: &str = "web_endpoint";
@@ -48,6 +48,7 @@ pub fn endpoint(
             auth: Arc::new(auth),
             metrics_meter: Arc::new(parking_lot::Mutex::new(services.operator.meter())),
             public_url: public_url.trim_end_matches('/').into(),
+            remote_console: config.remote_console.clone(),
         };
         let limits = server::Limits {
             max_connections: config
@@ -145,6 +146,11 @@ fn router(web: Web) -> Router {
             axum::routing::delete(api::board_delete),
         )
         .route("/api/{*rest}", any(api::not_found))
+        .route("/cluster/processes", get(peer::processes))
+        .route("/cluster/processes/{n}", get(peer::process))
+        .route("/cluster/processes/{n}/kill", post(peer::kill))
+        .route("/cluster/system", get(peer::system))
+        .route("/cluster/console", post(peer::console))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))

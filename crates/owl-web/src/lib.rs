@@ -32,6 +32,7 @@ mod layout;
 mod live;
 mod metrics;
 mod pages;
+mod peer;
 mod server;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use owl_system::Services;
 
 pub use endpoint::{ENDPOINT, SUPERVISOR, endpoint};
 pub use live::{MAX_FRAME_BYTES, SESSIONS};
+pub use peer::{ConsoleAnswer, ConsoleFuture, RemoteConsole};
 
 /// How the web side runs.
 #[derive(Clone, Debug)]
@@ -57,6 +59,9 @@ pub struct WebConfig {
     /// The address phones reach the node at (`https://talk.example`), which
     /// the board's QR codes encode; default: the bound address.
     pub public_url: Option<String>,
+    /// Runs console commands that other nodes of the cluster send
+    /// (`owl console on NODE …`); `None`: refused.
+    pub remote_console: Option<RemoteConsole>,
 }
 
 impl Default for WebConfig {
@@ -66,6 +71,7 @@ impl Default for WebConfig {
             max_connections: None,
             header_timeout: Duration::from_secs(10),
             public_url: None,
+            remote_console: None,
         }
     }
 }
@@ -79,4 +85,6 @@ struct Web {
     metrics_meter: Arc<parking_lot::Mutex<owl_system::operator::Meter>>,
     /// Where phones reach the node, without a trailing slash.
     public_url: Arc<str>,
+    /// Console commands from other nodes.
+    remote_console: Option<RemoteConsole>,
 }

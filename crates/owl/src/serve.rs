@@ -182,6 +182,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         public_dashboards: args.public_dashboards,
         max_connections: args.max_connections,
         public_url: args.public_url.clone(),
+        remote_console: Some(console::server::remote()),
         ..WebConfig::default()
     };
     let system = System::builder(config)
@@ -230,7 +231,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     }
     if let (Some(config), Some(cluster)) = (&cluster, &system.services().cluster) {
         // Other nodes' dashboards reach this one here.
-        cluster.publish("http", format!("http://{addr}"));
+        cluster.publish(owl_cluster::HTTP_KEY, format!("http://{addr}"));
         say!(
             "cluster: node {} gossiping on {} (cluster {}){}",
             config.node,

@@ -6,15 +6,18 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use owl_runtime::{ExitReason, Message, PidId, Process, ProcessInfo};
 use owl_system::operator::{Operator, RecentCpu, SortKey, Stack};
 
+use owl_cluster::Cluster;
+
 use crate::access::{AdminForm, Viewer};
 use crate::live::{self, ClientEvent, LiveView};
+use crate::peer::{self, AtNode, RemoteList, RemoteProcess};
 use crate::server::ConnectionSlot;
 use crate::{Web, layout};
 
@@ -25,7 +28,8 @@ const REFRESH: Duration = Duration::from_secs(1);
 struct Tick;
 
 /// `GET /dashboard/processes`.
-pub(crate) async fn index(_: Viewer) -> Markup {
+pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
+    let nodes = peer::node_choices(&web);
     let sort_options = html! {
         @for key in SortKey::ALL {
             option value=(key.name()) selected[key == SortKey::Cpu] { (key.name()) }
@@ -38,6 +42,11 @@ pub(crate) async fn index(_: Viewer) -> Markup {
                 input type="hidden" name="event" value="filter";
                 input #q name="q" type="search" placeholder="search pid, name, label, activity" aria-label="search";
                 select #sort name="sort" aria-label="sort by" { (sort_options) }
+                @if !nodes.is_empty() {
+                    select #node name="node" aria-label="node" {
+                        @for (value, label) in &nodes { option value=(value) { (label) } }
+                    }
+                }
             }
             p #live-state .live-state aria-live="polite" { "connecting…" }
             p #live-notice .live-notice role="status" {}
@@ -56,13 +65,14 @@ pub(crate) async fn live(
     slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
     let operator = web.services.operator.clone();
+    let cluster = web.services.cluster.clone();
     live::upgrade(
         ws,
         &headers,
         slot.map(|Extension(s)| s),
         &web.services.node,
         "/dashboard/processes",
-        move || ProcessesPage::new(operator.clone()),
+        move || ProcessesPage::new(operator.clone(), cluster.clone()),
     )
 }
 
@@ -75,11 +85,16 @@ struct ProcessesPage {
     last: HashMap<PidId, Duration>,
     /// The time the last CPU figures cover.
     window: Duration,
+    cluster: Option<Cluster>,
+    /// Another node's list, when one is chosen: its name and what it sent.
+    remote: Option<(String, Result<RemoteList, String>)>,
 }
 
 impl ProcessesPage {
-    fn new(operator: Operator) -> ProcessesPage {
+    fn new(operator: Operator, cluster: Option<Cluster>) -> ProcessesPage {
         ProcessesPage {
+            cluster,
+            remote: None,
             operator,
             sort: SortKey::Cpu,
             query: String::new(),
@@ -99,6 +114,9 @@ impl LiveView for ProcessesPage {
     }
 
     fn render(&self) -> Markup {
+        if let Some((node, list)) = &self.remote {
+            return self.render_remote(node, list);
+        }
         let rows = self
             .operator
             .processes(self.sort, ROWS, &self.query, Some(&self.last));
@@ -139,15 +157,73 @@ impl LiveView for ProcessesPage {
         }
         self.query = event.field("q").chars().take(100).collect();
         self.sort = event.field("sort").parse().unwrap_or_default();
+        let node = event.field("node");
+        self.remote = match &self.cluster {
+            Some(c) if !node.is_empty() && node != c.node_name() => {
+                Some((node.chars().take(64).collect(), Err("loading…".into())))
+            }
+            _ => None,
+        };
+        self.refresh_remote().await;
         true
     }
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
             (self.last, self.window) = self.recent.update(self.operator.node());
+            self.refresh_remote().await;
             return true;
         }
         false
+    }
+}
+
+impl ProcessesPage {
+    /// Fetches the chosen node's list again (signed, over HTTP).
+    async fn refresh_remote(&mut self) {
+        let (Some(cluster), Some((node, list))) = (&self.cluster, &mut self.remote) else {
+            return;
+        };
+        let query = serde_urlencoded::to_string([
+            ("sort", self.sort.name()),
+            ("q", self.query.as_str()),
+            ("limit", &ROWS.to_string()),
+        ])
+        .unwrap_or_default();
+        *list = peer::fetch(cluster, node, &format!("/cluster/processes?{query}"), None).await;
+    }
+
+    fn render_remote(&self, node: &str, list: &Result<RemoteList, String>) -> Markup {
+        html! {
+            div #proc-table hx-swap-oob="morph" {
+                @match list {
+                    Err(e) => p.hint.error { (e) },
+                    Ok(list) => {
+                        p.hint { "Node " strong { (node) } ": " (list.total) " processes; the top " (list.rows.len()) " by " (self.sort.name())
+                            @if !self.query.is_empty() { " matching “" (self.query) "”" } ". CPU is the total since each process started." }
+                        div.table-wrap { table {
+                            thead { tr {
+                                th { "pid" } th { "name / label" } th { "CPU" } th { "reductions" }
+                                th { "memory" } th { "queue" } th { "activity" }
+                            } }
+                            tbody {
+                                @for r in &list.rows {
+                                    tr id=(format!("{node}-p{}", r.id)) {
+                                        td { a href=(format!("/dashboard/processes/{}?node={node}", r.id)) { (node) " " (r.pid) } }
+                                        td { (r.name) }
+                                        td { (format!("{:.1} ms", r.cpu_ms)) }
+                                        td { (r.reductions) }
+                                        td { (bytes(r.memory)) }
+                                        td { (r.queue) }
+                                        td { (r.activity) }
+                                    }
+                                }
+                            }
+                        } }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -166,13 +242,28 @@ fn pid_link(operator: &Operator, id: PidId) -> Markup {
     html! { a href=(format!("/dashboard/processes/{}", id.0)) { (id) } @if let Some(l) = label { " " span.hint { (l) } } }
 }
 
-/// `GET /dashboard/processes/{n}`: everything about process `<0.n.0>`.
+/// `GET /dashboard/processes/{n}`: everything about process `<0.n.0>`
+/// (of another node with `?node=NAME`).
 pub(crate) async fn detail(
     _: Viewer,
     State(web): State<Web>,
     headers: HeaderMap,
     Path(n): Path<u64>,
+    Query(at): Query<AtNode>,
 ) -> Response {
+    match at.remote(&web) {
+        Ok(Some((cluster, node))) => {
+            return remote_detail(&web, &headers, &cluster, &node, n).await;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                layout::page("Process", "", html! { p { (e) } }),
+            )
+                .into_response();
+        }
+    }
     let operator = &web.services.operator;
     let title = format!("Process {}", PidId(n));
     let Some(info) = operator.lookup(PidId(n)) else {
@@ -226,15 +317,78 @@ fn info_table(operator: &Operator, i: &ProcessInfo) -> Markup {
     }
 }
 
+/// Another node's process, fetched over the cluster.
+async fn remote_detail(
+    web: &Web,
+    headers: &HeaderMap,
+    cluster: &Cluster,
+    node: &str,
+    n: u64,
+) -> Response {
+    let title = format!("Process {node} {}", PidId(n));
+    let back = html! { a href="/dashboard/processes" { "All processes" } };
+    let process: RemoteProcess =
+        match peer::fetch(cluster, node, &format!("/cluster/processes/{n}"), None).await {
+            Ok(p) => p,
+            Err(e) => {
+                let main = html! { h1 { (title) } p { (e) ". " (back) } };
+                return (StatusCode::NOT_FOUND, layout::page(&title, "", main)).into_response();
+            }
+        };
+    let main = html! {
+        h1 { (title) @if let Some(name) = &process.name { " " small.hint { (name) } } }
+        p.hint { "A process of node " strong { (node) } ", shown here over the cluster." }
+        div.table-wrap { table.info {
+            tr { th { "node" } td { (node) } }
+            @for (label, value) in &process.fields { tr { th { (label) } td { (value) } } }
+        } }
+        h2 { "Stack" }
+        @match &process.stack {
+            Some(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
+            None => p.hint { "A native process: no stack to capture." },
+        }
+        @if web.auth.is_admin(headers) {
+            form method="post" action=(format!("/dashboard/processes/{n}/kill?node={node}")) {
+                input type="hidden" name="csrf" value=(web.auth.csrf());
+                button.danger type="submit" { "Kill" }
+            }
+        } @else {
+            p.hint { a href=(format!("/login?next=/dashboard/processes/{n}")) { "Log in with the admin token" } " to kill processes." }
+        }
+    };
+    layout::page(&title, "", main).into_response()
+}
+
 /// `POST /dashboard/processes/{n}/kill`: the admin's form (token, origin
-/// and CSRF checked by [`AdminForm`]), then the untrappable kill signal.
+/// and CSRF checked by [`AdminForm`]), then the untrappable kill signal —
+/// here, or at another node of the cluster with `?node=NAME`.
 pub(crate) async fn kill(
     State(web): State<Web>,
     Path(n): Path<u64>,
+    Query(at): Query<AtNode>,
     AdminForm(_): AdminForm<serde::de::IgnoredAny>,
 ) -> Response {
     if n == 0 {
         return (StatusCode::BAD_REQUEST, "<0.0.0> is the node itself").into_response();
+    }
+    match at.remote(&web) {
+        Ok(Some((cluster, node))) => {
+            let path = format!("/cluster/processes/{n}/kill");
+            let done: Result<serde_json::Value, String> =
+                peer::fetch(&cluster, &node, &path, Some(&serde_json::json!({}))).await;
+            return match done {
+                Ok(_) => {
+                    Redirect::to(&format!("/dashboard/processes/{n}?node={node}")).into_response()
+                }
+                Err(e) => (
+                    StatusCode::BAD_GATEWAY,
+                    layout::page("Kill", "", html! { p { (e) } }),
+                )
+                    .into_response(),
+            };
+        }
+        Ok(None) => {}
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     }
     let operator = &web.services.operator;
     if let Some(info) = operator.lookup(PidId(n)) {

@@ -32,6 +32,7 @@ pub(crate) struct TestNode {
     pub operator: Operator,
     pub board: owl_system::board::Board,
     pub root: SupervisorRef,
+    pub cluster: Option<owl_cluster::Cluster>,
     data_dir: std::path::PathBuf,
     system: Option<System>,
 }
@@ -48,6 +49,8 @@ pub(crate) struct Options {
     pub public_url: Option<String>,
     /// Reuse a data directory (a restart); default: a fresh one.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Join this cluster (the node publishes its web address to it).
+    pub cluster: Option<owl_cluster::ClusterConfig>,
 }
 
 impl TestNode {
@@ -85,6 +88,7 @@ impl TestNode {
             max_calculations: options.max_calculations.unwrap_or(1000),
             reap_orphans: options.reap_orphans,
             admin_token: TokenSource::Given(ADMIN_TOKEN.into()),
+            cluster: options.cluster.clone(),
             ..Config::default()
         };
         let web = WebConfig {
@@ -92,6 +96,7 @@ impl TestNode {
             max_connections: options.max_connections,
             header_timeout: options.header_timeout.unwrap_or(Duration::from_secs(10)),
             public_url: options.public_url.clone(),
+            remote_console: None,
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -100,7 +105,11 @@ impl TestNode {
             .start()
             .unwrap();
         let services = system.services().clone();
+        if let Some(cluster) = &services.cluster {
+            cluster.publish(owl_cluster::HTTP_KEY, format!("http://{addr}"));
+        }
         TestNode {
+            cluster: services.cluster.clone(),
             addr,
             node: services.node.clone(),
             math: services.math.clone(),

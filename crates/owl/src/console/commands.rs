@@ -91,6 +91,14 @@ enum Command {
     Load { target: Option<String> },
     /// The cluster's nodes: up or down, their share of the load, workers, jobs/s
     Nodes,
+    /// Run a command on another node of the cluster, e.g. `on b kill <0.45.0>`
+    On {
+        /// The node's name (see `nodes`)
+        node: String,
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
     /// Kill random processes for a while (never the root or this console), then report what healed
     Chaos {
         /// How long, e.g. 60s
@@ -255,6 +263,7 @@ pub(crate) async fn run(
         Command::Schedulers { n } => schedulers(ctx, n),
         Command::Load { target } => load(services, target.as_deref()),
         Command::Nodes => Ok(nodes(services)),
+        Command::On { node, command } => on_node(services, &node, command).await,
         Command::Board { action } => board(services, action).await,
         Command::Chaos {
             duration,
@@ -627,6 +636,39 @@ fn load(services: &Services, target: Option<&str>) -> Result<Answer, String> {
             "jobs_per_s": latest.jobs_per_s.round(),
             "utilization": latest.utilization,
         }),
+    })
+}
+
+/// Sends a command to another node's console over the cluster (signed
+/// HTTP); its pids are that node's, shown with its name.
+async fn on_node(services: &Services, node: &str, words: Vec<String>) -> Result<Answer, String> {
+    let cluster = services
+        .cluster
+        .as_ref()
+        .ok_or("this node is not in a cluster (start it with --cluster)")?;
+    if node == cluster.node_name() {
+        return Box::pin(run(
+            services,
+            words,
+            Path::new("/"),
+            &owl_runtime::Pid::system(),
+        ))
+        .await;
+    }
+    let answer = cluster
+        .request(node, "/cluster/console", Some(&json!({ "words": words })))
+        .await
+        .map_err(|e| format!("node {node}: {e}"))?;
+    if answer["ok"] != true {
+        return Err(format!(
+            "node {node}: {}",
+            answer["error"].as_str().unwrap_or("the command failed")
+        ));
+    }
+    let text = answer["text"].as_str().unwrap_or_default();
+    Ok(Answer {
+        text: format!("on node {node}:\n{text}"),
+        json: json!({ "node": node, "answer": answer["json"] }),
     })
 }
 

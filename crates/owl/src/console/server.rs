@@ -138,6 +138,27 @@ async fn session(
     }
 }
 
+/// Runs the commands other nodes of the cluster send (`on NODE …` on
+/// theirs), as this node's console would. Relative file names are the
+/// node's own (from its root); `on` itself is not passed along again.
+pub(crate) fn remote() -> owl_web::RemoteConsole {
+    owl_web::RemoteConsole(std::sync::Arc::new(|services, words: Vec<String>| {
+        Box::pin(async move {
+            if words.first().map(String::as_str) == Some("on") {
+                return Err("`on` cannot be sent on from another node".to_string());
+            }
+            commands::run(
+                &services,
+                words,
+                Path::new("/"),
+                &owl_runtime::Pid::system(),
+            )
+            .await
+            .map(|a| (a.text, a.json))
+        })
+    }))
+}
+
 async fn answer(services: &Services, line: &[u8], caller: &owl_runtime::Pid) -> Value {
     #[derive(serde::Deserialize)]
     struct Request {

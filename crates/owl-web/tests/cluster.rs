@@ -1,0 +1,199 @@
+//! Dashboards across a cluster: node A's pages show node B's processes and
+//! kill them, over node-to-node HTTP signed with the cluster secret; the
+//! `/cluster/…` API refuses anything unsigned.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::browser::{self, wait_js};
+use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime};
+use owl_cluster::{ClusterConfig, ClusterSecret};
+use owl_runtime::SpawnOptions;
+
+const SECRET: &str = "the dashboards' test cluster secret";
+
+fn free_gossip_addr() -> SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Nodes a and b of one cluster, each with its web side; returns once a
+/// knows where b's web side is.
+fn two_nodes() -> (TestNode, TestNode) {
+    let (a_gossip, b_gossip) = (free_gossip_addr(), free_gossip_addr());
+    let secret = ClusterSecret::new(SECRET).unwrap();
+    let a = TestNode::with(Options {
+        cluster: Some(ClusterConfig::new("a", a_gossip, secret.clone())),
+        ..Options::default()
+    });
+    let b = TestNode::with(Options {
+        cluster: Some(ClusterConfig::new("b", b_gossip, secret).join([a_gossip])),
+        ..Options::default()
+    });
+    let start = Instant::now();
+    let cluster = a.cluster.clone().unwrap();
+    while !cluster.member("b").is_some_and(|m| {
+        m.values.contains_key(owl_cluster::HTTP_KEY) && cluster.live_names().len() == 2
+    }) {
+        assert!(start.elapsed() < LIMIT, "b never joined a");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (a, b)
+}
+
+#[test]
+fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
+    let Some(driver) = browser::driver("the_process_dashboard_lists_another_nodes_processes")
+    else {
+        return;
+    };
+    let (a, b) = two_nodes();
+    // A process on b for the admin on a to find and kill.
+    let victim = b.node.spawn_opts(
+        SpawnOptions::new().label("remote victim"),
+        |mut p| async move {
+                p.recv::<()>().await;
+        },
+    );
+    let id = victim.id().0;
+    client_runtime().block_on(async {
+        let page = driver.browser(1).await;
+        page.goto(&a.url("/login?next=/dashboard/processes")).await.unwrap();
+        page.find(fantoccini::Locator::Css("input[name=token]"))
+            .await
+            .unwrap()
+            .send_keys(ADMIN_TOKEN)
+            .await
+            .unwrap();
+        page.find(fantoccini::Locator::Css("form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(&page, "the live table", "document.body.dataset.live === 'connected' && document.querySelector('#proc-table table') !== null").await;
+
+        // Choose node b and search for the victim: its row shows b's pid with b's name.
+        page.execute(
+            "document.querySelector('#q').value = 'remote victim';
+             const node = document.querySelector('#node');
+             node.value = 'b';
+             node.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let row = format!("b-p{id}");
+        wait_js(
+            &page,
+            "b's victim in a's table",
+            &format!("document.querySelector('#{row} a')?.textContent === 'b <0.{id}.0>'"),
+        )
+        .await;
+        page.find(fantoccini::Locator::Css(&format!("#{row} a")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &page,
+            "the remote process's page",
+            &format!("document.querySelector('h1')?.textContent.startsWith('Process b <0.{id}.0>')"),
+        )
+        .await;
+        let text = page.find(fantoccini::Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(text.contains("label remote victim"), "{text}");
+
+        page.find(fantoccini::Locator::Css("button.danger"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &page,
+            "the process gone",
+            "document.body.textContent.includes('no such process')",
+        )
+        .await;
+        page.close().await.unwrap();
+    });
+    assert!(!victim.is_alive(), "the kill reached node b");
+}
+
+#[test]
+fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
+    let (a, b) = two_nodes();
+    let alone = TestNode::start(10);
+    client_runtime().block_on(async {
+        let http = reqwest::Client::new();
+        let status = |r: reqwest::Response| r.status().as_u16();
+        // No signature, a forged one, one made with another secret.
+        let unsigned = http.get(b.url("/cluster/processes")).send().await.unwrap();
+        assert_eq!(status(unsigned), 401);
+        let forged = http
+            .get(b.url("/cluster/processes"))
+            .header(owl_cluster::REQUEST_HEADER, "1.00")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(forged), 403);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let other = ClusterSecret::new("some other cluster's secret!").unwrap();
+        let path = format!("/cluster/processes/{}/kill", b.root.pid().id().0);
+        let wrong = http
+            .post(b.url(&path))
+            .header(
+                owl_cluster::REQUEST_HEADER,
+                other.sign_request("POST", &path, b"{}", now),
+            )
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(wrong), 403);
+        // A signature is bound to its body: the same header with another body fails.
+        let ours = ClusterSecret::new(SECRET).unwrap();
+        let swapped = http
+            .post(b.url("/cluster/console"))
+            .header(
+                owl_cluster::REQUEST_HEADER,
+                ours.sign_request("POST", "/cluster/console", br#"{"words":["ps"]}"#, now),
+            )
+            .body(r#"{"words":["kill","owl_root"]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(swapped), 403);
+        // A node outside any cluster has no such API.
+        let not_clustered = http
+            .get(alone.url("/cluster/processes"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(not_clustered), 404);
+
+        // Signed by a member, the same list comes back.
+        let cluster = a.cluster.clone().unwrap();
+        let list = cluster
+            .request("b", "/cluster/processes?limit=5", None)
+            .await
+            .unwrap();
+        assert_eq!(list["rows"].as_array().unwrap().len(), 5);
+        // An unknown node is a clear error, not a hang.
+        let err = cluster
+            .request("zz", "/cluster/processes", None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no node named"), "{err}");
+    });
+    assert!(b.root.pid().is_alive(), "nothing forged reached b's root");
+}
