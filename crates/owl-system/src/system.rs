@@ -55,6 +55,9 @@ pub struct Config {
     pub post_window: Duration,
     /// The cluster to join; `None` runs the node alone.
     pub cluster: Option<ClusterConfig>,
+    /// PostgreSQL for the board (shared by the nodes that use it); `None`:
+    /// SQLite in the data directory.
+    pub database_url: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             post_limit: 5,
             post_window: Duration::from_secs(10),
             cluster: None,
+            database_url: None,
         }
     }
 }
@@ -168,6 +172,7 @@ impl Builder {
         };
         let board = Board::new(BoardConfig {
             database: config.data_dir.join("owl.db"),
+            database_url: config.database_url.clone(),
             rate_posts: config.post_limit.max(1),
             rate_window: config.post_window,
         });

@@ -56,7 +56,7 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
     let victim = b.node.spawn_opts(
         SpawnOptions::new().label("remote victim"),
         |mut p| async move {
-                p.recv::<()>().await;
+            p.recv::<()>().await;
         },
     );
     let id = victim.id().0;

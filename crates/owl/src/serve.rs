@@ -91,6 +91,10 @@ pub(crate) struct ServeArgs {
     /// characters). Default: the one in DATA_DIR/cluster-secret.
     #[arg(long, env = "OWL_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: Option<String>,
+    /// Keep the board's posts in PostgreSQL (postgres://user:pass@host:port/db),
+    /// shared live by every node that uses it. Default: SQLite in DATA_DIR.
+    #[arg(long, env = "OWL_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -155,6 +159,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     let cluster = args.cluster_config()?;
     let config = Config {
         cluster: cluster.clone(),
+        database_url: args.database_url.clone(),
         data_dir: args.data_dir.clone(),
         schedulers: args.schedulers,
         max_calculations: args.max_calculations as usize,
@@ -251,11 +256,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
                 )
             }
         );
-        say!(
-            "cluster: this node's bulletin board is its own (SQLite in {}); posts are not shared with other nodes",
-            args.data_dir.join("owl.db").display()
-        );
+        if !system.services().board.is_shared() {
+            say!(
+                "cluster: this node's bulletin board is its own ({}); posts are not shared \
+                 with other nodes (--database-url postgres://… shares them)",
+                system.services().board.location()
+            );
+        }
     }
+    say!("board: posts in {}", system.services().board.location());
     say!("Press Ctrl-C to stop.");
     let root_exit = system.root_exit();
     let ended: Option<ExitReason> = system.block_on(async move {

@@ -189,7 +189,10 @@ fn three_nodes_split_the_load_take_over_a_lost_share_and_rebalance_on_rejoin() {
     assert_eq!(killed["node"], "c", "{killed}");
     until("c's supervisor restarts its load subtree", LIMIT, || {
         let after = a.served.ok(&["on", "c", "info", "load_sup"]);
-        let now = after["answer"]["pid"].as_str().unwrap_or_default().to_string();
+        let now = after["answer"]["pid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         (!now.is_empty() && now != pid, now)
     });
     let unknown = a.served.fails(&["on", "zz", "ps"]);

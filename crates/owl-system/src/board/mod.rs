@@ -14,6 +14,7 @@
 //! ```
 
 mod draft;
+mod postgres;
 mod store;
 mod topics;
 
@@ -32,6 +33,7 @@ pub use store::StoreError;
 pub use topics::{DEFAULT_TOPIC, TOPICS, Topic};
 
 use crate::math::Client;
+use postgres::PgStore;
 use store::{Store, Write};
 
 /// The registered name of the board's supervisor.
@@ -129,8 +131,11 @@ impl std::error::Error for PostError {}
 /// Settings of the board.
 #[derive(Clone, Debug)]
 pub struct BoardConfig {
-    /// The SQLite file.
+    /// The SQLite file (used without a `database_url`).
     pub database: PathBuf,
+    /// A PostgreSQL URL (`postgres://user@host:port/db`): posts shared by
+    /// every node that uses it.
+    pub database_url: Option<String>,
     /// Posts one client may make per `rate_window`.
     pub rate_posts: usize,
     /// See `rate_posts`.
@@ -147,13 +152,72 @@ pub struct Board {
 struct Inner {
     config: BoardConfig,
     /// The database while its owner process runs.
-    store: RwLock<Option<Arc<Store>>>,
+    store: RwLock<Option<Backend>>,
     /// Recent posts per client, for the rate limit.
     recent: Mutex<HashMap<Client, VecDeque<Instant>>>,
 }
 
 /// Clients whose recent posts are remembered at once.
 const RATE_CLIENTS: usize = 100_000;
+
+/// Where the posts are: this node's SQLite file, or a PostgreSQL database
+/// shared with other nodes.
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(Arc<Store>),
+    Postgres(Arc<PgStore>),
+}
+
+impl Backend {
+    async fn open(config: &BoardConfig) -> Result<Backend, StoreError> {
+        match &config.database_url {
+            Some(url) => Ok(Backend::Postgres(Arc::new(PgStore::open(url).await?))),
+            None => {
+                let path = config.database.clone();
+                let store = tokio::task::spawn_blocking(move || Store::open(&path))
+                    .await
+                    .map_err(|e| StoreError(format!("opening the database: {e}")))??;
+                Ok(Backend::Sqlite(Arc::new(store)))
+            }
+        }
+    }
+
+    fn write(&self, write: Write) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(store) => store.write(write),
+            Backend::Postgres(store) => store.write(write),
+        }
+    }
+
+    async fn list(
+        &self,
+        topic: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Post>, StoreError> {
+        match self {
+            Backend::Sqlite(store) => {
+                let (store, topic) = (store.clone(), topic.to_string());
+                tokio::task::spawn_blocking(move || store.list(&topic, before, limit))
+                    .await
+                    .map_err(|e| StoreError(e.to_string()))?
+            }
+            Backend::Postgres(store) => store.list(topic, before, limit).await,
+        }
+    }
+
+    async fn count(&self, topic: &'static str) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.count(Some(topic)))
+                    .await
+                    .map_err(|e| StoreError(e.to_string()))?
+            }
+            Backend::Postgres(store) => store.count(Some(topic)).await,
+        }
+    }
+}
 
 /// The group of a topic's pages.
 pub fn group(topic: &str) -> String {
@@ -173,10 +237,21 @@ impl Board {
         }
     }
 
-    /// Opens the database once, to report a file that cannot be used as a
-    /// clear error before the node starts.
-    pub fn check(&self) -> Result<(), StoreError> {
-        Store::open(&self.inner.config.database).map(|_| ())
+    /// Where the posts are, for messages: the SQLite file, or the
+    /// PostgreSQL server and database (never its password).
+    pub fn location(&self) -> String {
+        match &self.inner.config.database_url {
+            Some(url) => match url.parse::<tokio_postgres::Config>() {
+                Ok(config) => format!("PostgreSQL at {}", postgres::describe(&config)),
+                Err(_) => "PostgreSQL (unreadable URL)".into(),
+            },
+            None => format!("SQLite in {}", self.inner.config.database.display()),
+        }
+    }
+
+    /// True if the posts are shared with other nodes (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.inner.config.database_url.is_some()
     }
 
     /// The board's subtree for the application's tree.
@@ -185,20 +260,27 @@ impl Board {
         let store = ChildSpec::worker(STORE, move |args| {
             let inner = inner.clone();
             async move {
-                let path = inner.config.database.clone();
-                let opened = tokio::task::spawn_blocking(move || Store::open(&path))
+                let opened = Backend::open(&inner.config)
                     .await
-                    .map_err(|e| ExitReason::error(format!("opening the database: {e}")))?
                     .map_err(ExitReason::error)?;
-                *inner.store.write() = Some(Arc::new(opened));
+                *inner.store.write() = Some(opened.clone());
                 let opts = SpawnOptions::new().label("board store");
                 Ok(args.spawn_link_opts(opts, move |mut p| async move {
                     p.set_activity("owns the database");
                     // The database is this process's: when it ends, so does
-                    // the writer (its channel closes with the store).
+                    // the writer (its channel closes with the store), and so
+                    // does listening to a shared database.
                     let _closed = StoreSlot(inner.clone());
-                    loop {
-                        p.recv_any().await;
+                    let node = p.node().clone();
+                    let listen = async {
+                        match &opened {
+                            Backend::Postgres(store) => store.listen(node).await,
+                            Backend::Sqlite(_) => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = listen => {}
+                        () = async { loop { p.recv_any().await; } } => {}
                     }
                 }))
             }
@@ -224,7 +306,7 @@ impl Board {
         TOPICS.iter().find(|t| t.slug == slug)
     }
 
-    fn store(&self) -> Result<Arc<Store>, PostError> {
+    fn store(&self) -> Result<Backend, PostError> {
         self.inner
             .store
             .read()
@@ -321,23 +403,17 @@ impl Board {
         limit: usize,
     ) -> Result<Vec<Post>, StoreError> {
         let store = self.store().map_err(|e| StoreError(e.to_string()))?;
-        let topic = topic.to_string();
-        tokio::task::spawn_blocking(move || store.list(&topic, before, limit))
-            .await
-            .map_err(|e| StoreError(e.to_string()))?
+        store.list(topic, before, limit).await
     }
 
     /// Posts per topic, every topic listed.
     pub async fn counts(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
         let store = self.store().map_err(|e| StoreError(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
-            TOPICS
-                .iter()
-                .map(|t| Ok((t.slug, store.count(Some(t.slug))?)))
-                .collect()
-        })
-        .await
-        .map_err(|e| StoreError(e.to_string()))?
+        let mut counts = Vec::with_capacity(TOPICS.len());
+        for t in TOPICS {
+            counts.push((t.slug, store.count(t.slug).await?));
+        }
+        Ok(counts)
     }
 
     async fn write<T>(
@@ -362,6 +438,9 @@ impl Board {
             return Ok(false);
         };
         tracing::warn!(target: "owl::board", id, topic, "post deleted");
+        if self.is_shared() {
+            return Ok(true);
+        }
         node.broadcast(
             &group(&topic),
             BoardEvent::Deleted {
@@ -382,6 +461,9 @@ impl Board {
             .write(|done| Write::Reset { topic: slug, done })
             .await?;
         tracing::warn!(target: "owl::board", topic, removed, "topic reset");
+        if self.is_shared() {
+            return Ok(removed);
+        }
         node.broadcast(
             &group(topic),
             BoardEvent::Reset {
@@ -431,6 +513,9 @@ async fn save(
         from,
         post: post.clone(),
     });
-    p.node().broadcast(&group(&topic), BoardEvent::Posted(post));
+    // A shared database announces the post to every node, this one too.
+    if !board.is_shared() {
+        p.node().broadcast(&group(&topic), BoardEvent::Posted(post));
+    }
     Ok(())
 }

@@ -114,7 +114,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -211,7 +211,7 @@ fn write_loop(mut conn: Connection, pending: mpsc::Receiver<Write>) {
 }
 
 /// What one change did, before its transaction committed.
-enum Done {
+pub(crate) enum Done {
     Inserted(Post),
     Deleted(Option<String>),
     Reset(usize),
@@ -295,7 +295,7 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<Done, Stor
     }
 }
 
-fn answer(write: Write, result: Result<Done, StoreError>) {
+pub(crate) fn answer(write: Write, result: Result<Done, StoreError>) {
     match (write, result) {
         (Write::Insert { done, .. }, Ok(Done::Inserted(post))) => {
             let _ = done.send(Ok(post));

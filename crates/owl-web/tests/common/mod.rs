@@ -15,6 +15,7 @@ use owl_system::{Config, System};
 use owl_web::WebConfig;
 
 pub(crate) mod browser;
+pub(crate) mod postgres;
 pub(crate) mod ws;
 
 /// The admin token of test nodes.
@@ -51,6 +52,8 @@ pub(crate) struct Options {
     pub data_dir: Option<std::path::PathBuf>,
     /// Join this cluster (the node publishes its web address to it).
     pub cluster: Option<owl_cluster::ClusterConfig>,
+    /// Keep the board in this PostgreSQL database.
+    pub database_url: Option<String>,
 }
 
 impl TestNode {
@@ -89,6 +92,7 @@ impl TestNode {
             reap_orphans: options.reap_orphans,
             admin_token: TokenSource::Given(ADMIN_TOKEN.into()),
             cluster: options.cluster.clone(),
+            database_url: options.database_url.clone(),
             ..Config::default()
         };
         let web = WebConfig {
