@@ -45,7 +45,7 @@ fn nodes_join_share_settings_and_see_each_other_go_down() {
     rt.block_on(async {
         let (a_addr, b_addr, c_addr) = (free_udp_port(), free_udp_port(), free_udp_port());
         let (a, _a_root) = start(&node, "a", a_addr, &[], SECRET).await;
-        let (b, _b_root) = start(&node, "b", b_addr, &[a_addr], SECRET).await;
+        let (b, b_root) = start(&node, "b", b_addr, &[a_addr], SECRET).await;
         let (c, c_root) = start(&node, "c", c_addr, &[b_addr], SECRET).await;
 
         // A watcher on a gets node events like net_kernel:monitor_nodes.
@@ -101,6 +101,32 @@ fn nodes_join_share_settings_and_see_each_other_go_down() {
                 .is_some_and(|m| m.values.get("http").map(String::as_str) == Some("127.0.0.1:4001"))
         })
         .await;
+
+        // b's membership process is killed: its supervisor restarts it, it
+        // reopens the port and rejoins as a newer generation of b.
+        let generation = a.member("b").unwrap().generation;
+        let children = b_root.which_children(Duration::from_secs(5)).await.unwrap();
+        let membership = children
+            .iter()
+            .find(|c| c.id == owl_cluster::MEMBERSHIP)
+            .and_then(|c| c.pid.clone())
+            .unwrap();
+        assert!(node.kill(&membership));
+        until(
+            "b rejoins as a new generation",
+            Duration::from_secs(10),
+            || {
+                a.member("b")
+                    .is_some_and(|m| m.generation > generation && m.state == MemberState::Up)
+                    && b.live_names() == ["a", "b", "c"]
+            },
+        )
+        .await;
+        assert_eq!(
+            b.setting("load.target").unwrap().value,
+            "12",
+            "b kept the cluster's setting"
+        );
 
         // c stops: a and b declare it down, and a's watcher hears it.
         c_root.shutdown(Duration::from_secs(5)).await;

@@ -121,6 +121,24 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
             "document.body.textContent.includes('no such process')",
         )
         .await;
+
+        // The system dashboard shows b's figures on request.
+        page.goto(&a.url("/dashboard/system")).await.unwrap();
+        wait_js(&page, "a's own figures", "document.querySelector('#system table') !== null").await;
+        page.execute(
+            "const node = document.querySelector('#node');
+             node.value = 'b';
+             node.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+        wait_js(
+            &page,
+            "b's figures",
+            "document.querySelector('#system')?.textContent.includes('Node b, over the cluster.')",
+        )
+        .await;
         page.close().await.unwrap();
     });
     assert!(!victim.is_alive(), "the kill reached node b");

@@ -11,9 +11,13 @@ use maud::{Markup, html};
 use owl_runtime::{Message, Process};
 use owl_system::operator::{Meter, Operator, SystemStats};
 
+use owl_cluster::Cluster;
+use serde_json::Value;
+
 use super::processes::bytes;
 use crate::access::Viewer;
 use crate::live::{self, ClientEvent, LiveView};
+use crate::peer;
 use crate::server::ConnectionSlot;
 use crate::{Web, layout};
 
@@ -22,10 +26,19 @@ const REFRESH: Duration = Duration::from_secs(1);
 struct Tick;
 
 /// `GET /dashboard/system`.
-pub(crate) async fn index(_: Viewer) -> Markup {
+pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
+    let nodes = peer::node_choices(&web);
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/dashboard/system" {
             h1 { "System" }
+            @if !nodes.is_empty() {
+                form #system-node .inline ws-send hx-trigger="change" autocomplete="off" {
+                    input type="hidden" name="event" value="node";
+                    select #node name="node" aria-label="node" {
+                        @for (value, label) in &nodes { option value=(value) { (label) } }
+                    }
+                }
+            }
             p #live-state .live-state aria-live="polite" { "connecting…" }
             p #live-notice .live-notice role="status" {}
             div #system hx-swap-oob="morph" { p.hint { "loading…" } }
@@ -43,13 +56,14 @@ pub(crate) async fn live(
     slot: Option<Extension<ConnectionSlot>>,
 ) -> Response {
     let operator = web.services.operator.clone();
+    let cluster = web.services.cluster.clone();
     live::upgrade(
         ws,
         &headers,
         slot.map(|Extension(s)| s),
         &web.services.node,
         "/dashboard/system",
-        move || SystemPage::new(operator.clone()),
+        move || SystemPage::new(operator.clone(), cluster.clone()),
     )
 }
 
@@ -58,19 +72,57 @@ struct SystemPage {
     operator: Operator,
     meter: Meter,
     stats: Option<SystemStats>,
+    cluster: Option<Cluster>,
+    /// Another node's figures, when one is chosen: its name and what it sent.
+    remote: Option<(String, Result<Value, String>)>,
 }
 
 impl SystemPage {
-    fn new(operator: Operator) -> SystemPage {
+    fn new(operator: Operator, cluster: Option<Cluster>) -> SystemPage {
         SystemPage {
             meter: operator.meter(),
             operator,
             stats: None,
+            cluster,
+            remote: None,
         }
     }
 
     fn refresh(&mut self) {
         self.stats = Some(self.operator.stats(&mut self.meter));
+    }
+
+    async fn refresh_remote(&mut self) {
+        if let (Some(cluster), Some((node, figures))) = (&self.cluster, &mut self.remote) {
+            *figures = peer::fetch(cluster, node, "/cluster/system", None).await;
+        }
+    }
+
+    fn render_remote(node: &str, figures: &Result<Value, String>) -> Markup {
+        html! {
+            div #system hx-swap-oob="morph" {
+                @match figures {
+                    Err(e) => p.hint.error { (e) },
+                    Ok(s) => {
+                        p.hint { "Node " strong { (node) } ", over the cluster." }
+                        div.table-wrap { table.info {
+                            tr { th { "uptime" } td { (s["uptime_s"]) " s" } }
+                            tr { th { "processes" } td { (s["processes"]) " alive; " (s["spawned"]) " spawned, " (s["exited"]) " exited, " (s["crashed"]) " crashed since start" } }
+                            tr { th { "memory (resident)" } td { (bytes(s["memory_rss"].as_u64().unwrap_or(0))) } }
+                            tr { th { "schedulers" } td { (s["schedulers_online"]) " online of " (s["schedulers"]) } }
+                            tr { th { "scheduler utilization" } td { (format!("{:.0}%", s["utilization"].as_f64().unwrap_or(0.0) * 100.0)) } }
+                        } }
+                        h2 { "Processes by kind" }
+                        div.table-wrap { table {
+                            thead { tr { th { "kind (label)" } th { "count" } } }
+                            tbody { @for pair in s["by_label"].as_array().into_iter().flatten() {
+                                tr { td { (pair[0].as_str().unwrap_or("")) } td { (pair[1]) } }
+                            } }
+                        } }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -83,6 +135,9 @@ impl LiveView for SystemPage {
     }
 
     fn render(&self) -> Markup {
+        if let Some((node, figures)) = &self.remote {
+            return Self::render_remote(node, figures);
+        }
         let Some(s) = &self.stats else {
             return html! { div #system hx-swap-oob="morph" {} };
         };
@@ -124,13 +179,25 @@ impl LiveView for SystemPage {
         }
     }
 
-    async fn handle_event(&mut self, _ctx: &mut Process, _event: ClientEvent) -> bool {
-        false
+    async fn handle_event(&mut self, _ctx: &mut Process, event: ClientEvent) -> bool {
+        if event.name != "node" {
+            return false;
+        }
+        let node = event.field("node");
+        self.remote = match &self.cluster {
+            Some(c) if !node.is_empty() && node != c.node_name() => {
+                Some((node.chars().take(64).collect(), Err("loading…".into())))
+            }
+            _ => None,
+        };
+        self.refresh_remote().await;
+        true
     }
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
             self.refresh();
+            self.refresh_remote().await;
             return true;
         }
         false
