@@ -99,7 +99,7 @@ impl Socket for SignedSocket {
                 let n = self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 // Log the first and then every 1000th: a stranger flooding
                 // the port must not flood the log.
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     tracing::warn!(target: "owl::cluster", %from, rejected = n + 1,
                         "gossip datagram without a valid cluster signature dropped");
                 }

@@ -139,6 +139,15 @@ fn refuse(status: StatusCode, error: &str) -> Response {
     (status, Json(json!({ "error": error }))).into_response()
 }
 
+/// Why a node-to-node request was refused.
+struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1)
+    }
+}
+
 /// Checks the request's cluster signature; the cluster if it holds.
 fn verified(
     web: &Web,
@@ -146,15 +155,15 @@ fn verified(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Cluster, Response> {
+) -> Result<Cluster, Refusal> {
     let Some(cluster) = &web.services.cluster else {
-        return Err(refuse(
+        return Err(Refusal(
             StatusCode::NOT_FOUND,
             "this node is not in a cluster",
         ));
     };
     let Some(signature) = headers.get(REQUEST_HEADER).and_then(|v| v.to_str().ok()) else {
-        return Err(refuse(
+        return Err(Refusal(
             StatusCode::UNAUTHORIZED,
             "node-to-node requests must be signed with the cluster secret",
         ));
@@ -168,7 +177,7 @@ fn verified(
         .verify_request(method.as_str(), path, body, signature, now)
         .map_err(|why| {
             tracing::warn!(target: "owl::cluster", path, why, "node-to-node request refused");
-            refuse(StatusCode::FORBIDDEN, why)
+            Refusal(StatusCode::FORBIDDEN, why)
         })?;
     Ok(cluster.clone())
 }
@@ -192,7 +201,7 @@ pub(crate) async fn processes(
     Query(query): Query<ListQuery>,
 ) -> Response {
     if let Err(refused) = verified(&web, &method, &uri, &headers, b"") {
-        return refused;
+        return refused.into_response();
     }
     let sort: SortKey = query
         .sort
@@ -235,7 +244,7 @@ pub(crate) async fn process(
     Path(n): Path<u64>,
 ) -> Response {
     if let Err(refused) = verified(&web, &method, &uri, &headers, b"") {
-        return refused;
+        return refused.into_response();
     }
     let operator = &web.services.operator;
     let Some(info) = operator.lookup(PidId(n)) else {
@@ -310,7 +319,7 @@ pub(crate) async fn kill(
     body: Bytes,
 ) -> Response {
     if let Err(refused) = verified(&web, &method, &uri, &headers, &body) {
-        return refused;
+        return refused.into_response();
     }
     if n == 0 {
         return refuse(StatusCode::BAD_REQUEST, "<0.0.0> is the node itself");
@@ -339,7 +348,7 @@ pub(crate) async fn system(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = verified(&web, &method, &uri, &headers, b"") {
-        return refused;
+        return refused.into_response();
     }
     let s = web
         .services
@@ -377,7 +386,7 @@ pub(crate) async fn console(
     body: Bytes,
 ) -> Response {
     if let Err(refused) = verified(&web, &method, &uri, &headers, &body) {
-        return refused;
+        return refused.into_response();
     }
     let Some(hook) = web.remote_console.clone() else {
         return refuse(StatusCode::NOT_FOUND, "this node has no console");

@@ -33,7 +33,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the owl node.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Talk to a running node: inspect, trace, kill, upgrade.
     Console(console::client::ConsoleArgs),
     /// Run a runtime benchmark (spawn, ring, spawn-calc, load, …).
@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Console(args) => console::client::run(args),
         Command::Bench(args) => owl_bench::run(args),
         Command::Load(args) => load::run(args),
