@@ -18,7 +18,8 @@
 //! - **trust**: every datagram and node-to-node request is signed with the
 //!   [`ClusterSecret`]; nodes with another secret never merge.
 //!
-//! A [`Membership`] process, a child of the application's tree, owns the
+//! A membership process ([`Cluster::child_spec`], child id
+//! [`MEMBERSHIP`]), a child of the application's tree, owns the
 //! chitchat instance; if it dies its supervisor restarts it, and it rejoins
 //! as a new generation of the same node.
 //!

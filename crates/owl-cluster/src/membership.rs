@@ -19,7 +19,7 @@ use crate::setting::{self, Setting};
 use crate::transport::{Counters, SignedUdp};
 use crate::{Cluster, Member, MemberState, NODE_EVENTS, NodeEvent, View};
 
-/// The registered name of the membership process.
+/// The membership process's child id in its supervisor.
 pub const MEMBERSHIP: &str = "cluster_membership";
 
 /// How often the view is rebuilt even when chitchat reports no change

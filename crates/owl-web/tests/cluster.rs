@@ -215,3 +215,39 @@ fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
     });
     assert!(b.root.pid().is_alive(), "nothing forged reached b's root");
 }
+
+#[test]
+fn the_load_page_and_api_show_every_node_and_the_clusters_target() {
+    let (a, b) = two_nodes();
+    client_runtime().block_on(async {
+        // The target is set on b; a's page and API show the whole cluster.
+        let put = reqwest::Client::new()
+            .put(b.url("/api/load"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"target": 200}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status().as_u16(), 200);
+        let request = format!("ws://{}/live/load", a.addr);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let page = common::ws::until(&mut socket, |html| {
+            html.contains(r#"data-node="b""#) && html.contains(r#"id="load-total-workers">200<"#)
+        })
+        .await;
+        assert!(page.contains("target (whole cluster)"), "{page}");
+        let load: serde_json::Value = common::get_json(&a, "/api/load").await;
+        assert_eq!(load["target"], 200);
+        assert_eq!(load["share"], 100);
+        let nodes = load["nodes"].as_array().unwrap();
+        let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n["state"] == "up" && n["share"] == 100),
+            "{load}"
+        );
+        assert_eq!(nodes[0]["self"], true);
+    });
+}
