@@ -102,6 +102,14 @@ impl ServeArgs {
         let Some(gossip) = self.cluster else {
             return Ok(None);
         };
+        // Peers reach the node at this very address: 0.0.0.0 means nothing
+        // to them.
+        if gossip.ip().is_unspecified() || gossip.port() == 0 {
+            return Err(format!(
+                "--cluster {gossip}: give the address and port other nodes reach this one at \
+                 (e.g. 10.0.0.5:4370), not a wildcard"
+            ));
+        }
         let name = match &self.node {
             Some(name) => name.clone(),
             None => format!("owl-{}", gossip.port()),

@@ -283,5 +283,7 @@ fn a_cluster_node_needs_a_good_secret_and_a_valid_name() {
     assert!(short.contains("at least 16"), "{short}");
     let bad_name = run(&["--cluster", &gossip, "--node", "a/b"], Some(SECRET));
     assert!(bad_name.contains("node name"), "{bad_name}");
+    let wildcard = run(&["--cluster", "0.0.0.0:4370"], Some(SECRET));
+    assert!(wildcard.contains("not a wildcard"), "{wildcard}");
     let _ = std::fs::remove_dir_all(&dir);
 }
