@@ -38,7 +38,7 @@
   var HISTORY = 600;
   var charts = null;
   var lastSeq = null;
-  var series = { t: [], jobs: [], util: [] };
+  var series = { t: [], jobs: [], util: [], cluster: [] };
 
   function makeCharts() {
     var jobs = document.getElementById("chart-jobs");
@@ -49,20 +49,25 @@
       if (n >= 1e3) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
       return String(n);
     }
-    function chart(el, label, stroke, range) {
+    function chart(el, lines, range) {
       var opts = {
         width: Math.max(240, el.clientWidth),
         height: 200,
         legend: { show: false },
         scales: { x: { time: true }, y: range ? { range: range } : {} },
         axes: [{}, { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
-        series: [{}, { label: label, stroke: stroke, width: 2 }],
+        series: [{}].concat(lines),
       };
-      return new uPlot(opts, [[], []], el);
+      return new uPlot(opts, [[]].concat(lines.map(function () { return []; })), el);
     }
+    // In a cluster the jobs chart adds the whole cluster's rate, dashed.
+    var clustered = jobs.dataset.cluster === "1";
+    var jobLines = [{ label: "jobs/s", stroke: "#2d5bd7", width: 2 }];
+    if (clustered) jobLines.push({ label: "cluster jobs/s", stroke: "#2d5bd7", width: 1.5, dash: [6, 4] });
     var made = {
-      jobs: chart(jobs, "jobs/s", "#2d5bd7", null),
-      util: chart(util, "utilization %", "#b3261e", [0, 100]),
+      clustered: clustered,
+      jobs: chart(jobs, jobLines, null),
+      util: chart(util, [{ label: "utilization %", stroke: "#b3261e", width: 2 }], [0, 100]),
     };
     window.addEventListener("resize", function () {
       made.jobs.setSize({ width: Math.max(240, jobs.clientWidth), height: 200 });
@@ -78,19 +83,23 @@
     charts = charts || makeCharts();
     if (!charts) return;
     var rows = JSON.parse(el.dataset.json);
-    if (el.dataset.kind === "history") series = { t: [], jobs: [], util: [] };
+    if (el.dataset.kind === "history") series = { t: [], jobs: [], util: [], cluster: [] };
     rows.forEach(function (r) {
       series.t.push(r[0]);
       series.jobs.push(r[1]);
       series.util.push(r[2]);
+      series.cluster.push(r.length > 3 ? r[3] : null);
     });
     var extra = series.t.length - HISTORY;
     if (extra > 0) {
       series.t.splice(0, extra);
       series.jobs.splice(0, extra);
       series.util.splice(0, extra);
+      series.cluster.splice(0, extra);
     }
-    charts.jobs.setData([series.t, series.jobs]);
+    charts.jobs.setData(charts.clustered
+      ? [series.t, series.jobs, series.cluster]
+      : [series.t, series.jobs]);
     charts.util.setData([series.t, series.util]);
     document.body.dataset.points = String(series.t.length);
   }

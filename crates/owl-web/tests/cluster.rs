@@ -236,6 +236,27 @@ fn the_load_page_and_api_show_every_node_and_the_clusters_target() {
         })
         .await;
         assert!(page.contains("target (whole cluster)"), "{page}");
+        // The chart's points carry the whole cluster's rate as a fourth value.
+        let data = common::ws::until(&mut socket, |html| html.contains("data-json=\"[[")).await;
+        let rows = data.split("data-json=\"").nth(1).unwrap();
+        let first = rows.trim_start_matches("[[").split(']').next().unwrap();
+        assert_eq!(
+            first.split(',').count(),
+            4,
+            "t, jobs/s, utilization, cluster jobs/s: {first}"
+        );
+        let html = common::http()
+            .get(a.url("/load"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(r#"data-cluster="1""#),
+            "the jobs chart is drawn for a cluster"
+        );
         let load: serde_json::Value = common::get_json(&a, "/api/load").await;
         assert_eq!(load["target"], 200);
         assert_eq!(load["share"], 100);

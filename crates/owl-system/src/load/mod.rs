@@ -390,6 +390,16 @@ impl LoadControl {
     }
 }
 
+/// The jobs per second the other nodes up last published.
+fn others_jobs_per_s(cluster: &Cluster) -> f64 {
+    cluster
+        .members()
+        .iter()
+        .filter(|m| !m.is_self && m.state == MemberState::Up)
+        .filter_map(|m| m.values.get(PUBLISHED_JOBS)?.parse::<f64>().ok())
+        .sum()
+}
+
 fn cluster_target(cluster: &Cluster) -> u64 {
     cluster
         .setting(TARGET_SETTING)
@@ -402,7 +412,9 @@ fn cluster_target(cluster: &Cluster) -> u64 {
 /// a cluster it also follows the node's share and publishes its figures.
 async fn manage(p: Process, load: LoadControl, utilization: impl FnMut() -> f64 + Send + 'static) {
     let shared = load.shared.clone();
-    let _sampler = sampler::start(p.node().clone(), shared.clone(), utilization);
+    let cluster = load.cluster.clone();
+    let others = move || cluster.as_ref().map(others_jobs_per_s);
+    let _sampler = sampler::start(p.node().clone(), shared.clone(), utilization, others);
     let spec = worker::child_spec(shared.clone()).restart(Restart::Transient);
     let mut cluster_changes = load.cluster.as_ref().map(Cluster::changes);
     loop {

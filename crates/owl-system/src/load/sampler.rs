@@ -30,6 +30,10 @@ pub struct Point {
     pub utilization: f64,
     /// Workers running.
     pub workers: u64,
+    /// In a cluster: the jobs per second of all nodes up, this one's as
+    /// measured here and the others' as they last published them (twice a
+    /// second). `None` for a node alone.
+    pub cluster_jobs_per_s: Option<f64>,
 }
 
 /// How late the sampler's ticks fired, over all ticks since start.
@@ -114,10 +118,13 @@ impl Drop for Running {
     }
 }
 
+/// Starts the sampler; `others` tells, in a cluster, the other nodes'
+/// published jobs per second (`None` alone).
 pub(super) fn start(
     node: Node,
     shared: Arc<Shared>,
     mut utilization: impl FnMut() -> f64 + Send + 'static,
+    others: impl Fn() -> Option<f64> + Send + 'static,
 ) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
@@ -142,11 +149,13 @@ pub(super) fn start(
                 push(&mut rates, (jobs - last_jobs) as f64 / elapsed);
                 push(&mut busy, utilization());
                 (last_jobs, last_at) = (jobs, at);
+                let jobs_per_s = average(&rates);
                 let point = Point {
                     at_ms: SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64),
-                    jobs_per_s: average(&rates),
+                    jobs_per_s,
+                    cluster_jobs_per_s: others().map(|o| o + jobs_per_s),
                     utilization: average(&busy),
                     workers: shared.running.load(Ordering::Relaxed),
                 };

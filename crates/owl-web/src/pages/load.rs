@@ -29,14 +29,18 @@ use crate::{Web, layout};
 const FIGURES_EVERY: u32 = 10;
 
 /// `GET /load`.
-pub(crate) async fn index() -> Markup {
+pub(crate) async fn index(State(web): State<Web>) -> Markup {
+    let clustered = web.services.load.in_cluster();
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/load" {
             h1 { "Load control" }
             p #live-state .live-state aria-live="polite" { "connecting…" }
             div #load-live hx-swap-oob="morph" { p.hint { "loading…" } }
             div #load-charts .charts {
-                figure { figcaption { "Successful jobs per second" } div #chart-jobs .chart {} }
+                figure {
+                    figcaption { "Successful jobs per second" @if clustered { ": this node, and (dashed) the whole cluster" } }
+                    div #chart-jobs .chart data-cluster=[clustered.then_some("1")] {}
+                }
                 figure { figcaption { "Scheduler utilization (%)" } div #chart-util .chart {} }
             }
             template #load-data data-seq="0" {}
@@ -187,8 +191,12 @@ impl LoadPage {
         let rows: Vec<String> = points
             .iter()
             .map(|p| {
+                let cluster = p
+                    .cluster_jobs_per_s
+                    .map(|c| format!(",{c:.0}"))
+                    .unwrap_or_default();
                 format!(
-                    "[{:.1},{:.0},{:.1}]",
+                    "[{:.1},{:.0},{:.1}{cluster}]",
                     p.at_ms as f64 / 1000.0,
                     p.jobs_per_s,
                     p.utilization * 100.0
