@@ -17,8 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use owl_cluster::{Cluster, REQUEST_HEADER};
 use owl_runtime::{ExitReason, PidId, ProcessInfo};
@@ -103,6 +104,13 @@ impl AtNode {
     }
 }
 
+/// The other node a live dashboard was asked to show (its menu's value):
+/// `None` for this node, an empty choice, or outside a cluster.
+pub(crate) fn other_node(cluster: Option<&Cluster>, choice: &str) -> Option<String> {
+    let cluster = cluster?;
+    (!choice.is_empty() && choice != cluster.node_name()).then(|| choice.chars().take(64).collect())
+}
+
 /// A signed request to `node`, its answer read as `T`.
 pub(crate) async fn fetch<T: serde::de::DeserializeOwned>(
     cluster: &Cluster,
@@ -148,38 +156,55 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Checks the request's cluster signature; the cluster if it holds.
-fn verified(
-    web: &Web,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Cluster, Refusal> {
+/// A request signed by a member of this node's cluster, with its body.
+/// Extracting it checks the signature (method, path with query, body,
+/// time); anything else is refused before a handler runs.
+pub(crate) struct Signed {
+    body: Bytes,
+}
+
+impl FromRequest<Web> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, web: &Web) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, crate::api::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large"))?;
+        verify(web, &parts, &body).map_err(IntoResponse::into_response)?;
+        Ok(Signed { body })
+    }
+}
+
+fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Refusal> {
     let Some(cluster) = &web.services.cluster else {
         return Err(Refusal(
             StatusCode::NOT_FOUND,
             "this node is not in a cluster",
         ));
     };
-    let Some(signature) = headers.get(REQUEST_HEADER).and_then(|v| v.to_str().ok()) else {
+    let Some(signature) = parts
+        .headers
+        .get(REQUEST_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(Refusal(
             StatusCode::UNAUTHORIZED,
             "node-to-node requests must be signed with the cluster secret",
         ));
     };
+    let uri = &parts.uri;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     cluster
         .secret()
-        .verify_request(method.as_str(), path, body, signature, now)
+        .verify_request(parts.method.as_str(), path, body, signature, now)
         .map_err(|why| {
             tracing::warn!(target: "owl::cluster", path, why, "node-to-node request refused");
             Refusal(StatusCode::FORBIDDEN, why)
-        })?;
-    Ok(cluster.clone())
+        })
 }
 
 #[derive(Deserialize)]
@@ -195,14 +220,9 @@ pub(crate) struct ListQuery {
 /// `GET /cluster/processes`.
 pub(crate) async fn processes(
     State(web): State<Web>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(query): Query<ListQuery>,
+    _: Signed,
 ) -> Response {
-    if let Err(refused) = verified(&web, &method, &uri, &headers, b"") {
-        return refused.into_response();
-    }
     let sort: SortKey = query
         .sort
         .as_deref()
@@ -236,16 +256,7 @@ pub(crate) async fn processes(
 }
 
 /// `GET /cluster/processes/{n}`.
-pub(crate) async fn process(
-    State(web): State<Web>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(n): Path<u64>,
-) -> Response {
-    if let Err(refused) = verified(&web, &method, &uri, &headers, b"") {
-        return refused.into_response();
-    }
+pub(crate) async fn process(State(web): State<Web>, Path(n): Path<u64>, _: Signed) -> Response {
     let operator = &web.services.operator;
     let Some(info) = operator.lookup(PidId(n)) else {
         return refuse(
@@ -310,17 +321,7 @@ fn fields(i: &ProcessInfo) -> Vec<(String, String)> {
 }
 
 /// `POST /cluster/processes/{n}/kill`.
-pub(crate) async fn kill(
-    State(web): State<Web>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(n): Path<u64>,
-    body: Bytes,
-) -> Response {
-    if let Err(refused) = verified(&web, &method, &uri, &headers, &body) {
-        return refused.into_response();
-    }
+pub(crate) async fn kill(State(web): State<Web>, Path(n): Path<u64>, _: Signed) -> Response {
     if n == 0 {
         return refuse(StatusCode::BAD_REQUEST, "<0.0.0> is the node itself");
     }
@@ -341,15 +342,7 @@ pub(crate) async fn kill(
 }
 
 /// `GET /cluster/system`.
-pub(crate) async fn system(
-    State(web): State<Web>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = verified(&web, &method, &uri, &headers, b"") {
-        return refused.into_response();
-    }
+pub(crate) async fn system(State(web): State<Web>, _: Signed) -> Response {
     let s = web
         .services
         .operator
@@ -378,20 +371,11 @@ struct ConsoleRequest {
 }
 
 /// `POST /cluster/console`.
-pub(crate) async fn console(
-    State(web): State<Web>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(refused) = verified(&web, &method, &uri, &headers, &body) {
-        return refused.into_response();
-    }
+pub(crate) async fn console(State(web): State<Web>, signed: Signed) -> Response {
     let Some(hook) = web.remote_console.clone() else {
         return refuse(StatusCode::NOT_FOUND, "this node has no console");
     };
-    let request: ConsoleRequest = match serde_json::from_slice(&body) {
+    let request: ConsoleRequest = match serde_json::from_slice(&signed.body) {
         Ok(r) => r,
         Err(e) => {
             return refuse(

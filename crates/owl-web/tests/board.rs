@@ -302,14 +302,7 @@ fn the_qr_code_decodes_to_the_topics_public_address() {
             decode_qr_svg(&svg),
             "https://talk.example/board/observability"
         );
-        let page = http()
-            .get(server.url("/board/observability"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = common::get_text(&server, "/board/observability").await;
         assert!(page.contains("/board/observability/qr.svg"));
     });
 }

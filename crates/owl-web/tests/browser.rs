@@ -178,17 +178,7 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
             "document.querySelector('input[name=token]') !== null",
         )
         .await;
-        let token = page
-            .find(fantoccini::Locator::Css("input[name=token]"))
-            .await
-            .unwrap();
-        token.send_keys(common::ADMIN_TOKEN).await.unwrap();
-        page.find(fantoccini::Locator::Css("form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser::log_in(&page, common::ADMIN_TOKEN).await;
 
         // The live table lists the runaway at the top (most CPU).
         let row = format!("p{}", runaway.id().0);
@@ -241,18 +231,7 @@ fn the_load_page_charts_live_for_the_admin_and_the_audience() {
     client_runtime().block_on(async {
         let admin = driver.browser(1).await;
         admin.goto(&server.url("/login?next=/load")).await.unwrap();
-        let token = admin
-            .find(fantoccini::Locator::Css("input[name=token]"))
-            .await
-            .unwrap();
-        token.send_keys(common::ADMIN_TOKEN).await.unwrap();
-        admin
-            .find(fantoccini::Locator::Css("form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser::log_in(&admin, common::ADMIN_TOKEN).await;
         wait_js(
             &admin,
             "the load form",

@@ -23,6 +23,17 @@ fn free_gossip_addr() -> SocketAddr {
 
 /// Nodes a and b of one cluster, each with its web side; returns once a
 /// knows where b's web side is.
+/// Picks `node` in a dashboard's node menu, as a visitor would.
+async fn choose_node(page: &fantoccini::Client, node: &str) {
+    let js = format!(
+        "const menu = document.querySelector('#node');
+         menu.value = {};
+         menu.dispatchEvent(new Event('change', {{ bubbles: true }}));",
+        serde_json::to_string(node).unwrap()
+    );
+    page.execute(&js, vec![]).await.unwrap();
+}
+
 fn two_nodes() -> (TestNode, TestNode) {
     let (a_gossip, b_gossip) = (free_gossip_addr(), free_gossip_addr());
     let secret = ClusterSecret::new(SECRET).unwrap();
@@ -63,30 +74,14 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
     client_runtime().block_on(async {
         let page = driver.browser(1).await;
         page.goto(&a.url("/login?next=/dashboard/processes")).await.unwrap();
-        page.find(fantoccini::Locator::Css("input[name=token]"))
-            .await
-            .unwrap()
-            .send_keys(ADMIN_TOKEN)
-            .await
-            .unwrap();
-        page.find(fantoccini::Locator::Css("form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser::log_in(&page, ADMIN_TOKEN).await;
         wait_js(&page, "the live table", "document.body.dataset.live === 'connected' && document.querySelector('#proc-table table') !== null").await;
 
         // Choose node b and search for the victim: its row shows b's pid with b's name.
-        page.execute(
-            "document.querySelector('#q').value = 'remote victim';
-             const node = document.querySelector('#node');
-             node.value = 'b';
-             node.dispatchEvent(new Event('change', { bubbles: true }));",
-            vec![],
-        )
-        .await
-        .unwrap();
+        page.execute("document.querySelector('#q').value = 'remote victim';", vec![])
+            .await
+            .unwrap();
+        choose_node(&page, "b").await;
         let row = format!("b-p{id}");
         wait_js(
             &page,
@@ -94,12 +89,7 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
             &format!("document.querySelector('#{row} a')?.textContent === 'b <0.{id}.0>'"),
         )
         .await;
-        page.find(fantoccini::Locator::Css(&format!("#{row} a")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser::click(&page, &format!("#{row} a")).await;
         wait_js(
             &page,
             "the remote process's page",
@@ -109,12 +99,7 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
         let text = page.find(fantoccini::Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("label remote victim"), "{text}");
 
-        page.find(fantoccini::Locator::Css("button.danger"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser::click(&page, "button.danger").await;
         wait_js(
             &page,
             "the process gone",
@@ -125,14 +110,7 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
         // The system dashboard shows b's figures on request.
         page.goto(&a.url("/dashboard/system")).await.unwrap();
         wait_js(&page, "a's own figures", "document.querySelector('#system table') !== null").await;
-        page.execute(
-            "const node = document.querySelector('#node');
-             node.value = 'b';
-             node.dispatchEvent(new Event('change', { bubbles: true }));",
-            vec![],
-        )
-        .await
-        .unwrap();
+        choose_node(&page, "b").await;
         wait_js(
             &page,
             "b's figures",
@@ -245,14 +223,7 @@ fn the_load_page_and_api_show_every_node_and_the_clusters_target() {
             4,
             "t, jobs/s, utilization, cluster jobs/s: {first}"
         );
-        let html = common::http()
-            .get(a.url("/load"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = common::get_text(&a, "/load").await;
         assert!(
             html.contains(r#"data-cluster="1""#),
             "the jobs chart is drawn for a cluster"

@@ -13,6 +13,8 @@ mod common;
 use common::LIMIT;
 use common::{Served, http, owl};
 
+// Shared with owl-web's tests: not every helper is used here.
+#[allow(dead_code)]
 #[path = "../../owl-web/tests/common/browser.rs"]
 mod browser;
 

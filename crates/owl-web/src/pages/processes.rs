@@ -157,13 +157,8 @@ impl LiveView for ProcessesPage {
         }
         self.query = event.field("q").chars().take(100).collect();
         self.sort = event.field("sort").parse().unwrap_or_default();
-        let node = event.field("node");
-        self.remote = match &self.cluster {
-            Some(c) if !node.is_empty() && node != c.node_name() => {
-                Some((node.chars().take(64).collect(), Err("loading…".into())))
-            }
-            _ => None,
-        };
+        self.remote = peer::other_node(self.cluster.as_ref(), event.field("node"))
+            .map(|node| (node, Err("loading…".into())));
         self.refresh_remote().await;
         true
     }
@@ -274,24 +269,43 @@ pub(crate) async fn detail(
         return (StatusCode::NOT_FOUND, layout::page(&title, "", main)).into_response();
     };
     let stack = operator.stack(&info.pid).await.ok();
+    let frames = match &stack {
+        Some(Stack::Guest(frames)) => Some(frames.as_slice()),
+        _ => None,
+    };
     let main = html! {
         h1 { (title) @if let Some(name) = &info.name { " " small.hint { (name) } } }
         (info_table(operator, &info))
+        (stack_section(frames, &info.current_activity))
+        (kill_or_login(&web, &headers, &format!("/dashboard/processes/{n}/kill"), &format!("/dashboard/processes/{n}")))
+    };
+    layout::page(&title, "", main).into_response()
+}
+
+/// A guest's call stack, or a native process's activity.
+fn stack_section(frames: Option<&[String]>, activity: &str) -> Markup {
+    html! {
         h2 { "Stack" }
-        @match &stack {
-            Some(Stack::Guest(frames)) => ol.stack { @for f in frames { li { code { (f) } } } },
-            _ => p.hint { "A native process: no stack to capture. Current activity: " (info.current_activity) },
+        @match frames {
+            Some(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
+            None => p.hint { "A native process: no stack to capture. Current activity: " (activity) },
         }
-        @if web.auth.is_admin(&headers) {
-            form method="post" action=(format!("/dashboard/processes/{n}/kill")) {
+    }
+}
+
+/// The admin's Kill button (posting to `action`, with the CSRF field), or
+/// a login link that comes back to `back`.
+fn kill_or_login(web: &Web, headers: &HeaderMap, action: &str, back: &str) -> Markup {
+    html! {
+        @if web.auth.is_admin(headers) {
+            form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(web.auth.csrf());
                 button.danger type="submit" { "Kill" }
             }
         } @else {
-            p.hint { a href=(format!("/login?next=/dashboard/processes/{n}")) { "Log in with the admin token" } " to kill processes." }
+            p.hint { a href=(format!("/login?next={back}")) { "Log in with the admin token" } " to kill processes." }
         }
-    };
-    layout::page(&title, "", main).into_response()
+    }
 }
 
 fn info_table(operator: &Operator, i: &ProcessInfo) -> Markup {
@@ -335,6 +349,11 @@ async fn remote_detail(
                 return (StatusCode::NOT_FOUND, layout::page(&title, "", main)).into_response();
             }
         };
+    let activity = process
+        .fields
+        .iter()
+        .find(|(label, _)| label == "current activity")
+        .map_or("", |(_, value)| value.as_str());
     let main = html! {
         h1 { (title) @if let Some(name) = &process.name { " " small.hint { (name) } } }
         p.hint { "A process of node " strong { (node) } ", shown here over the cluster." }
@@ -342,19 +361,10 @@ async fn remote_detail(
             tr { th { "node" } td { (node) } }
             @for (label, value) in &process.fields { tr { th { (label) } td { (value) } } }
         } }
-        h2 { "Stack" }
-        @match &process.stack {
-            Some(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
-            None => p.hint { "A native process: no stack to capture." },
-        }
-        @if web.auth.is_admin(headers) {
-            form method="post" action=(format!("/dashboard/processes/{n}/kill?node={node}")) {
-                input type="hidden" name="csrf" value=(web.auth.csrf());
-                button.danger type="submit" { "Kill" }
-            }
-        } @else {
-            p.hint { a href=(format!("/login?next=/dashboard/processes/{n}")) { "Log in with the admin token" } " to kill processes." }
-        }
+        (stack_section(process.stack.as_deref(), activity))
+        // After logging in, the dashboard (a login returns to our own pages
+        // only, without a query naming the node).
+        (kill_or_login(web, headers, &format!("/dashboard/processes/{n}/kill?node={node}"), "/dashboard/processes"))
     };
     layout::page(&title, "", main).into_response()
 }

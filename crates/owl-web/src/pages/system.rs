@@ -183,13 +183,8 @@ impl LiveView for SystemPage {
         if event.name != "node" {
             return false;
         }
-        let node = event.field("node");
-        self.remote = match &self.cluster {
-            Some(c) if !node.is_empty() && node != c.node_name() => {
-                Some((node.chars().take(64).collect(), Err("loading…".into())))
-            }
-            _ => None,
-        };
+        self.remote = peer::other_node(self.cluster.as_ref(), event.field("node"))
+            .map(|node| (node, Err("loading…".into())));
         self.refresh_remote().await;
         true
     }

@@ -199,3 +199,26 @@ pub(crate) async fn wait_line(client: &Client, text: &str) {
     );
     wait_js(client, &format!("the line {text:?}"), &js).await;
 }
+
+/// Clicks the first element matching `css`.
+pub(crate) async fn click(client: &Client, css: &str) {
+    client
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Logs in with `token` on the login form the page shows.
+pub(crate) async fn log_in(client: &Client, token: &str) {
+    client
+        .find(fantoccini::Locator::Css("input[name=token]"))
+        .await
+        .expect("a login form")
+        .send_keys(token)
+        .await
+        .unwrap();
+    click(client, "form button").await;
+}

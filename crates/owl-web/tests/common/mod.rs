@@ -207,12 +207,18 @@ pub(crate) fn http() -> reqwest::Client {
 
 /// `GET path`, read as JSON.
 pub(crate) async fn get_json(server: &TestNode, path: &str) -> serde_json::Value {
+    let text = get_text(server, path).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {text}"))
+}
+
+/// `GET path`, the answer's text.
+pub(crate) async fn get_text(server: &TestNode, path: &str) -> String {
     http()
         .get(server.url(path))
         .send()
         .await
         .unwrap()
-        .json()
+        .text()
         .await
         .unwrap()
 }
