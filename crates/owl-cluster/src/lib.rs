@@ -76,12 +76,17 @@ use parking_lot::Mutex;
 
 pub use membership::MEMBERSHIP;
 pub use peer::{HTTP_KEY, PEER_TIMEOUT, PeerError};
-pub use secret::{ClusterSecret, MIN_SECRET_LEN, REQUEST_WINDOW_SECS};
+pub use secret::{ClusterSecret, Envelope, MIN_SECRET_LEN, REQUEST_WINDOW_SECS, ReplayGuard};
 pub use setting::Setting;
 
 /// The HTTP header that carries a node-to-node request's signature
 /// ([`ClusterSecret::sign_request`]).
 pub const REQUEST_HEADER: &str = "x-owl-node-signature";
+
+/// Node-to-node requests a node accepts within one signature window
+/// (30 s): far beyond what dashboards and consoles send, and a bound on
+/// the memory replay protection takes (~100 bytes each).
+const REPLAY_CAPACITY: usize = 100_000;
 
 /// The process group that gets every [`NodeEvent`].
 pub const NODE_EVENTS: &str = "cluster node events";
@@ -199,6 +204,8 @@ pub(crate) struct View {
     pub(crate) members: Vec<Member>,
     pub(crate) settings: BTreeMap<String, Setting>,
     pub(crate) rejected: u64,
+    /// Another live node with this node's name that was up first.
+    pub(crate) name_taken_by: Option<Member>,
 }
 
 /// Writes to this node's gossip state, applied by the membership process.
@@ -222,6 +229,8 @@ pub(crate) struct Inner {
     pub(crate) joined_at: std::sync::OnceLock<std::time::Instant>,
     /// The client for node-to-node requests, made on first use.
     pub(crate) http: std::sync::OnceLock<reqwest::Client>,
+    /// Nonces of the node-to-node requests accepted lately.
+    pub(crate) replays: ReplayGuard,
 }
 
 /// A node's handle on its cluster. Cheap to clone.
@@ -256,6 +265,7 @@ impl Cluster {
                 changes: tokio::sync::watch::channel(0).0,
                 joined_at: std::sync::OnceLock::new(),
                 http: std::sync::OnceLock::new(),
+                replays: ReplayGuard::new(REPLAY_CAPACITY),
             }),
         })
     }
@@ -314,6 +324,15 @@ impl Cluster {
     pub fn member(&self, name: &str) -> Option<Member> {
         let view = self.inner.view.lock();
         view.members.iter().find(|m| m.name == name).cloned()
+    }
+
+    /// Another node that is up under this node's name and was there first
+    /// (a second node started with an existing `--node` name). Names are
+    /// unique in a cluster: the older node keeps it; a node that finds its
+    /// name taken must not act as that node (`owl serve` refuses to start;
+    /// load control gives it no share).
+    pub fn name_taken_by(&self) -> Option<Member> {
+        self.inner.view.lock().name_taken_by.clone()
     }
 
     /// Gossip datagrams dropped because their signature did not verify.

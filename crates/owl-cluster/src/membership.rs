@@ -185,6 +185,25 @@ async fn refresh(
         own.set(format!("{}{key}", setting::PREFIX), s.encode());
     }
     let live: BTreeSet<ChitchatId> = cc.live_nodes().cloned().collect();
+    let own_id = cc.self_chitchat_id().clone();
+    // A live node of our name elsewhere that started before us: the name
+    // is its (a restart of ours at the same address is no rival).
+    let name_taken_by = live
+        .iter()
+        .filter(|id| {
+            *id.node_id == *me
+                && id.gossip_advertise_addr != own_id.gossip_advertise_addr
+                && id.generation_id < own_id.generation_id
+        })
+        .min_by_key(|id| id.generation_id)
+        .map(|id| Member {
+            name: id.node_id.to_string(),
+            state: MemberState::Up,
+            is_self: false,
+            gossip_addr: id.gossip_advertise_addr,
+            generation: id.generation_id,
+            values: BTreeMap::new(),
+        });
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
     let mut settings: BTreeMap<String, Setting> = BTreeMap::new();
     for (id, state) in cc.node_states() {
@@ -261,10 +280,17 @@ async fn refresh(
             }
         }
         let changed = view.settings != settings || *up != now_up;
+        let changed = changed || view.name_taken_by != name_taken_by;
+        if name_taken_by.is_some() && view.name_taken_by.is_none() {
+            tracing::error!(target: "owl::cluster", node = me,
+                other = %name_taken_by.as_ref().map(|m| m.gossip_addr.to_string()).unwrap_or_default(),
+                "another node is up under this node's name, and was first: this node takes no share; give it another --node name");
+        }
         *view = View {
             members: members.into_values().collect(),
             settings,
             rejected: counters.rejected.load(Ordering::Relaxed),
+            name_taken_by,
         };
         changed
     };

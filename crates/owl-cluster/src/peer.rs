@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::{Cluster, MemberState, REQUEST_HEADER};
+use crate::{Cluster, Envelope, MemberState, REQUEST_HEADER};
 
 /// How long a node-to-node request may take.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +50,28 @@ fn now_secs() -> u64 {
 }
 
 impl Cluster {
+    /// Checks a node-to-node request that arrived here: signed with the
+    /// cluster secret over everything it carries, recent, meant for this
+    /// node (not another one it was sniffed on the way to), and not seen
+    /// before. Returns the envelope it came in (who sent it).
+    pub fn verify_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        header: &str,
+    ) -> Result<Envelope, &'static str> {
+        let now = now_secs();
+        let envelope = self
+            .secret()
+            .verify_request(method, path, body, header, now)?;
+        if envelope.to != self.node_name() {
+            return Err("this node-to-node request is meant for another node");
+        }
+        self.inner.replays.admit(&envelope, now)?;
+        Ok(envelope)
+    }
+
     /// Sends a signed request to node `node`: `GET` when `body` is `None`,
     /// else `POST` with the JSON body. `path` (with its query, already
     /// encoded) is signed as given. Returns the JSON answer.
@@ -73,7 +95,9 @@ impl Cluster {
             Some(v) => ("POST", serde_json::to_vec(v).unwrap_or_default()),
             None => ("GET", Vec::new()),
         };
-        let signature = self.secret().sign_request(method, path, &bytes, now_secs());
+        let envelope = Envelope::new(self.node_name(), &member.name, now_secs())
+            .map_err(PeerError::Unreachable)?;
+        let signature = self.secret().sign_request(&envelope, method, path, &bytes);
         let client = self.inner.http.get_or_init(|| {
             reqwest::Client::builder()
                 .timeout(PEER_TIMEOUT)

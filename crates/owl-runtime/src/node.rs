@@ -448,6 +448,17 @@ impl Node {
         self.inner.schedulers.online()
     }
 
+    /// The most schedulers that may be online: the scheduler count, at most
+    /// the CPUs this OS process may use.
+    ///
+    /// ```
+    /// let rt = owl_runtime::Runtime::new(owl_runtime::Config::default().schedulers(1)).unwrap();
+    /// assert_eq!(rt.node().max_schedulers_online(), 1);
+    /// ```
+    pub fn max_schedulers_online(&self) -> usize {
+        self.inner.schedulers.max_online()
+    }
+
     /// Sets the schedulers online (1 up to [`schedulers`](Self::schedulers),
     /// at most the CPUs available); returns the previous value.
     pub fn set_schedulers_online(&self, n: usize) -> Result<usize, String> {

@@ -111,3 +111,60 @@ pub fn random_hex(bytes: usize) -> Result<String, String> {
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
+
+/// How long a one-time login link is good for.
+pub const LOGIN_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+/// Links that may be waiting at once (older ones are dropped beyond).
+const MAX_LOGIN_LINKS: usize = 16;
+
+/// One-time login links, for the operator at the node's machine: `owl
+/// console login-link` makes one; opening it logs a browser in once,
+/// within [`LOGIN_LINK_LIFETIME`], without the token and without the
+/// login form's rate limits (so an attack on the form cannot lock the
+/// admin out). Cheap to clone; every clone shares the links.
+///
+/// ```
+/// use owl_system::access::LoginLinks;
+/// let links = LoginLinks::default();
+/// let link = links.issue().unwrap();
+/// assert!(links.redeem(&link));
+/// assert!(!links.redeem(&link), "once only");
+/// assert!(!links.redeem("made-up"));
+/// ```
+#[derive(Clone, Default)]
+pub struct LoginLinks(std::sync::Arc<parking_lot::Mutex<Vec<(String, std::time::Instant)>>>);
+
+impl std::fmt::Debug for LoginLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginLinks(…)")
+    }
+}
+
+impl LoginLinks {
+    /// A new link's secret part.
+    pub fn issue(&self) -> Result<String, String> {
+        let secret = random_hex(24)?;
+        let mut links = self.0.lock();
+        links.retain(|(_, at)| at.elapsed() < LOGIN_LINK_LIFETIME);
+        if links.len() >= MAX_LOGIN_LINKS {
+            links.remove(0);
+        }
+        links.push((secret.clone(), std::time::Instant::now()));
+        Ok(secret)
+    }
+
+    /// Whether `secret` is a live link; it is used up either way.
+    pub fn redeem(&self, secret: &str) -> bool {
+        let mut links = self.0.lock();
+        let found = links
+            .iter()
+            .position(|(s, at)| same_secret(s, secret) && at.elapsed() < LOGIN_LINK_LIFETIME);
+        match found {
+            Some(i) => {
+                links.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //!   stack, trace, kill, upgrade, figures — for the console, the dashboards
 //!   and `/metrics` alike.
 //! - [`access`]: the admin token's rules.
+//! - [`visitors`]: who asks — signed visitor cookies, addresses.
 //! - [`listener`]: a listening socket served by a supervised process.
 //!
 //! Web pages, the JSON API and the console call into this crate; they never
@@ -26,6 +27,8 @@ pub mod listener;
 pub mod load;
 pub mod math;
 pub mod operator;
+mod rate;
 pub mod system;
+pub mod visitors;
 
 pub use system::{Config, Services, System};

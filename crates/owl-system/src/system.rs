@@ -21,11 +21,12 @@ use owl_runtime::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorRef, Su
 use owl_runtime::{ExitReason, Node, Runtime};
 use owl_sandbox::{Sandbox, SandboxConfig};
 
-use crate::access::{AdminToken, TokenSource};
+use crate::access::{AdminToken, LoginLinks, TokenSource};
 use crate::board::{Board, BoardConfig};
 use crate::load::LoadControl;
 use crate::math::{MathConfig, MathService};
 use crate::operator::{Operator, ROOT};
+use crate::visitors::VisitorKey;
 
 /// Restarts of the root's children tolerated within 10 s.
 pub const ROOT_INTENSITY: u32 = 50;
@@ -41,7 +42,11 @@ pub struct Config {
     pub schedulers_online: Option<usize>,
     /// Calculations that may run at once, all visitors together.
     pub max_calculations: usize,
-    /// End a calculation this long after its page went away.
+    /// Calculations the visitors of one address may run at once (`None`:
+    /// half of `max_calculations`).
+    pub max_calculations_per_address: Option<usize>,
+    /// End a page's calculation this long after the page went away
+    /// (`None`: never; default 10 s).
     pub reap_orphans: Option<Duration>,
     /// CPU-time budgets per guest module (runaways end as `cpu_limit`).
     pub cpu_budgets: Vec<(String, Duration)>,
@@ -51,6 +56,8 @@ pub struct Config {
     pub load_target: u64,
     /// Posts one client may make per `post_window` on the board.
     pub post_limit: usize,
+    /// Posts all the clients of one address may make per `post_window`.
+    pub post_limit_per_address: usize,
     /// See `post_limit`.
     pub post_window: Duration,
     /// The cluster to join; `None` runs the node alone.
@@ -67,11 +74,13 @@ impl Default for Config {
             schedulers: 0,
             schedulers_online: None,
             max_calculations: 1000,
-            reap_orphans: None,
+            max_calculations_per_address: None,
+            reap_orphans: Some(crate::math::DEFAULT_ORPHAN_GRACE),
             cpu_budgets: Vec::new(),
             admin_token: TokenSource::DataDir,
             load_target: 0,
             post_limit: 5,
+            post_limit_per_address: 100,
             post_window: Duration::from_secs(10),
             cluster: None,
             database_url: None,
@@ -96,6 +105,10 @@ pub struct Services {
     pub cluster: Option<Cluster>,
     /// The admin token.
     pub token: AdminToken,
+    /// Signs and checks visitor cookies.
+    pub visitors: VisitorKey,
+    /// One-time login links the console hands out.
+    pub login_links: LoginLinks,
     /// The data directory.
     pub data_dir: PathBuf,
 }
@@ -155,6 +168,7 @@ impl Builder {
             sandbox.clone(),
             MathConfig {
                 max_running: config.max_calculations,
+                max_per_address: config.max_calculations_per_address,
                 reap_orphans: config.reap_orphans,
             },
         )
@@ -174,9 +188,14 @@ impl Builder {
             database: config.data_dir.join("owl.db"),
             database_url: config.database_url.clone(),
             rate_posts: config.post_limit.max(1),
+            rate_posts_per_address: config.post_limit_per_address.max(1),
             rate_window: config.post_window,
         });
+        let visitors =
+            VisitorKey::load(&config.data_dir, config.cluster.as_ref().map(|c| &c.secret))?;
         let services = Services {
+            visitors,
+            login_links: LoginLinks::default(),
             cluster: cluster.clone(),
             board: board.clone(),
             node: node.clone(),
@@ -290,13 +309,24 @@ impl Drop for System {
     }
 }
 
-/// Creates the data directory readable by this user only: it holds the
-/// admin token, the console socket and the database.
-fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt;
+/// Creates the data directory readable by this user only (mode 0700): it
+/// holds the admin token, the console socket and the database. A directory
+/// that exists already keeps its mode — it may be shared on purpose, and
+/// changing it could lock others out — but a warning says when others can
+/// read it.
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))
+        .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    if let Ok(meta) = std::fs::metadata(dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(target: "owl::node", dir = %dir.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the data directory is open to other users; it holds the admin token: chmod 700 it");
+    }
+    Ok(())
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 use owl_system::math::{self, Client, MathService, Outcome, StartError};
 
 use crate::Web;
+use crate::visitor::Visitor;
 
 /// The largest request body the API reads.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -91,8 +92,7 @@ enum Answer {
 /// carries one, its address otherwise.
 pub(crate) async fn sum(
     State(web): State<Web>,
-    headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    Visitor(client): Visitor,
     query: Result<Query<SumQuery>, QueryRejection>,
     body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
 ) -> Response {
@@ -132,7 +132,6 @@ pub(crate) async fn sum(
             return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
         }
     };
-    let client = crate::pages::sum::client_of(&headers, &extensions);
     let answer = calculate(&web, n, client, Duration::from_millis(wait_ms)).await;
     respond(input, answer)
 }
@@ -145,7 +144,9 @@ async fn calculate(web: &Web, n: i64, client: Client, wait: Duration) -> Answer 
         SpawnOptions::new().label("api request /api/sum"),
         move |mut p| async move {
             let deadline = Instant::now() + wait;
-            let pid = match math.start(&mut p, n, &client).await {
+            // The request returns while a long calculation runs on (202):
+            // it is the client's, not an orphan to reap.
+            let pid = match math.start_detached(&mut p, n, &client).await {
                 Ok(pid) => pid,
                 Err(e) => return Answer::NotStarted(e),
             };
@@ -358,20 +359,12 @@ pub(crate) async fn put_load(
     if target.is_none() && schedulers.is_none() {
         return invalid("give a target, schedulers, or both".into());
     }
-    // Check both before changing either: a refused request changes nothing.
-    let (_, max) = web.services.operator.schedulers();
-    if let Some(n) = schedulers
-        && n > max
-    {
-        return invalid(format!("schedulers must be from 1 to {max}"));
-    }
-    if let Some(n) = schedulers
-        && let Err(e) = web.services.operator.set_schedulers(n)
-    {
-        return invalid(e.to_string());
-    }
-    if let Some(n) = target
-        && let Err(e) = web.services.load.set_target(n)
+    // Both are checked before either changes: a refused request changes nothing.
+    let change = owl_system::load::LoadChange { target, schedulers };
+    if let Err(e) = web
+        .services
+        .operator
+        .change_load(&web.services.load, change)
     {
         return invalid(e.to_string());
     }
@@ -481,8 +474,7 @@ pub(crate) struct NewPost {
 /// durably committed.
 pub(crate) async fn board_post(
     State(web): State<Web>,
-    headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    Visitor(client): Visitor,
     axum::extract::Path(topic): axum::extract::Path<String>,
     body: Result<Json<serde_json::Map<String, Value>>, JsonRejection>,
 ) -> Response {
@@ -501,7 +493,6 @@ pub(crate) async fn board_post(
             return bad_request(StatusCode::UNPROCESSABLE_ENTITY, why);
         }
     };
-    let client = crate::pages::sum::client_of(&headers, &extensions);
     let board = web.services.board.clone();
     let request = web.services.node.spawn_task_opts(
         SpawnOptions::new().label("api request /api/board"),
@@ -539,9 +530,12 @@ pub(crate) async fn board_post(
             });
             (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
         }
-        Err(PostError::TooOften(wait)) => {
+        Err(e @ (PostError::TooOften(_) | PostError::AddressTooOften(_))) => {
+            let (PostError::TooOften(wait) | PostError::AddressTooOften(wait)) = e else {
+                unreachable!("matched above")
+            };
             let seconds = wait.as_secs() + 1;
-            let body = serde_json::json!({"status": "rate_limited", "error": format!("too many posts; try again in {seconds} s")});
+            let body = serde_json::json!({"status": "rate_limited", "error": e.to_string()});
             let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
             if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -567,9 +561,14 @@ pub(crate) async fn board_delete(
     if owl_system::board::Board::topic(&topic).is_none() {
         return bad_request(StatusCode::NOT_FOUND, "no such topic");
     }
-    match web.services.board.delete(&web.services.node, id).await {
+    match web
+        .services
+        .board
+        .delete(&web.services.node, Some(&topic), id)
+        .await
+    {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => bad_request(StatusCode::NOT_FOUND, "no such post"),
+        Ok(false) => bad_request(StatusCode::NOT_FOUND, "no such post in this topic"),
         Err(e) => bad_request(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

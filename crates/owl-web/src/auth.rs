@@ -10,14 +10,19 @@
 //!   CSRF checks are skipped only when the bearer token itself
 //!   authenticated the request, never because some `Authorization` header
 //!   is present (browsers add Basic credentials on their own).
-//! - Failed logins are limited per address and logged with it.
+//! - Failed logins are limited per address (5 a minute) and for everyone
+//!   together (100 a minute: many addresses cannot guess faster), and
+//!   logged at most once per few seconds with a count. Under such an
+//!   attack the admin still gets in: the bearer token is never rate
+//!   limited, and `owl console login-link` (on the node's machine) gives a
+//!   one-time link that skips the login form and its limits.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
-use owl_system::access::{AdminToken, random_hex, same_secret};
+use owl_system::access::{AdminToken, LoginLinks, random_hex, same_secret};
 use parking_lot::Mutex;
 
 /// The cookie of a logged-in browser.
@@ -31,6 +36,16 @@ const LOGIN_FAILURES: u32 = 5;
 const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses whose failures are remembered at once.
 const LOGIN_ADDRESSES: usize = 10_000;
+/// Failed logins from all addresses together per window: beyond, the form
+/// refuses everyone until the window passes.
+const GLOBAL_LOGIN_FAILURES: u32 = 100;
+
+/// A logged-in browser's session.
+struct Session {
+    since: Instant,
+    /// Names the session's live pages (never the cookie itself).
+    tag: u64,
+}
 
 /// How a request proved it is the admin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +65,9 @@ pub(crate) enum LoginRefused {
     Wrong,
     /// Too many failures from this address; try again after this long.
     TooMany(Duration),
+    /// Too many failures from everyone together (an attack from many
+    /// addresses); the form is closed for this long.
+    Busy(Duration),
 }
 
 pub(crate) struct Auth {
@@ -57,8 +75,10 @@ pub(crate) struct Auth {
     /// Put in every form our pages render for an admin; random per start.
     csrf: String,
     public_dashboards: bool,
-    sessions: Mutex<HashMap<String, Instant>>,
+    sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Failures from everyone in the current window: (its start, count).
+    all_failures: Mutex<(Instant, u32)>,
 }
 
 impl Auth {
@@ -69,6 +89,7 @@ impl Auth {
             public_dashboards,
             sessions: Mutex::default(),
             failures: Mutex::default(),
+            all_failures: Mutex::new((Instant::now(), 0)),
         })
     }
 
@@ -87,26 +108,34 @@ impl Auth {
         if bearer {
             return Credential::Bearer;
         }
-        let session = cookie(headers, SESSION_COOKIE).is_some_and(|id| {
-            let mut sessions = self.sessions.lock();
-            match sessions.get(id) {
-                Some(at) if at.elapsed() < SESSION_LIFETIME => true,
-                Some(_) => {
-                    sessions.remove(id);
-                    false
-                }
-                None => false,
-            }
-        });
-        if session {
+        if self.admin_session(headers).is_some() {
             Credential::Session
         } else {
             Credential::None
         }
     }
 
+    /// The tag of the live admin session this request's cookie names.
+    pub(crate) fn admin_session(&self, headers: &HeaderMap) -> Option<u64> {
+        let id = cookie(headers, SESSION_COOKIE)?;
+        let mut sessions = self.sessions.lock();
+        match sessions.get(id) {
+            Some(s) if s.since.elapsed() < SESSION_LIFETIME => Some(s.tag),
+            Some(_) => {
+                sessions.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
     pub(crate) fn is_admin(&self, headers: &HeaderMap) -> bool {
         self.credential(headers) != Credential::None
+    }
+
+    /// Whether anyone may watch the dashboards.
+    pub(crate) fn public_dashboards(&self) -> bool {
+        self.public_dashboards
     }
 
     pub(crate) fn can_view(&self, headers: &HeaderMap) -> bool {
@@ -139,6 +168,12 @@ impl Auth {
     pub(crate) fn login(&self, from: IpAddr, token: &str) -> Result<String, LoginRefused> {
         let now = Instant::now();
         {
+            let all = self.all_failures.lock();
+            if all.1 >= GLOBAL_LOGIN_FAILURES && now.duration_since(all.0) < LOGIN_WINDOW {
+                return Err(LoginRefused::Busy(LOGIN_WINDOW - now.duration_since(all.0)));
+            }
+        }
+        {
             let failures = self.failures.lock();
             if let Some((since, count)) = failures.get(&from)
                 && *count >= LOGIN_FAILURES
@@ -159,31 +194,51 @@ impl Auth {
                 *entry = (now, 0);
             }
             entry.1 += 1;
+            drop(failures);
+            let mut all = self.all_failures.lock();
+            if now.duration_since(all.0) >= LOGIN_WINDOW {
+                *all = (now, 0);
+            }
+            all.1 += 1;
             return Err(LoginRefused::Wrong);
         }
         self.failures.lock().remove(&from);
-        let id = random_hex(24).map_err(|_| LoginRefused::Wrong)?;
+        self.new_session(now).ok_or(LoginRefused::Wrong)
+    }
+
+    /// Logs in with a one-time link from the console (`owl console
+    /// login-link`): no token typed, no rate limit — the link itself came
+    /// from someone on the node's machine.
+    pub(crate) fn login_with_link(&self, links: &LoginLinks, link: &str) -> Option<String> {
+        links
+            .redeem(link)
+            .then(|| self.new_session(Instant::now()))?
+    }
+
+    fn new_session(&self, now: Instant) -> Option<String> {
+        let id = random_hex(24).ok()?;
+        let tag = u64::from_str_radix(&random_hex(8).ok()?, 16).ok()?;
         let mut sessions = self.sessions.lock();
         if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, at| at.elapsed() < SESSION_LIFETIME);
+            sessions.retain(|_, s| s.since.elapsed() < SESSION_LIFETIME);
             if sessions.len() >= MAX_SESSIONS
                 && let Some(oldest) = sessions
                     .iter()
-                    .min_by_key(|(_, at)| **at)
+                    .min_by_key(|(_, s)| s.since)
                     .map(|(k, _)| k.clone())
             {
                 sessions.remove(&oldest);
             }
         }
-        sessions.insert(id.clone(), now);
-        Ok(id)
+        sessions.insert(id.clone(), Session { since: now, tag });
+        Some(id)
     }
 
-    /// Ends the session this request carries.
-    pub(crate) fn logout(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, SESSION_COOKIE) {
-            self.sessions.lock().remove(id);
-        }
+    /// Ends the session this request carries; its tag, if it was live
+    /// (its live pages are to be told).
+    pub(crate) fn logout(&self, headers: &HeaderMap) -> Option<u64> {
+        let id = cookie(headers, SESSION_COOKIE)?;
+        self.sessions.lock().remove(id).map(|s| s.tag)
     }
 }
 
@@ -268,5 +323,32 @@ mod tests {
             auth.login(admin, "0123456789abcdef").is_ok(),
             "others are not locked out"
         );
+    }
+
+    #[test]
+    fn many_addresses_together_cannot_guess_faster_than_the_global_ceiling() {
+        let auth = auth();
+        for i in 0..GLOBAL_LOGIN_FAILURES {
+            let from = IpAddr::from([127, 0, (i / 250) as u8, (i % 250) as u8 + 1]);
+            assert_eq!(auth.login(from, "guess"), Err(LoginRefused::Wrong));
+        }
+        let fresh: IpAddr = "10.9.9.9".parse().unwrap();
+        assert!(matches!(
+            auth.login(fresh, "guess"),
+            Err(LoginRefused::Busy(_))
+        ));
+        // The form is closed to everyone; a one-time link still lets the admin in.
+        assert!(matches!(
+            auth.login(fresh, "0123456789abcdef"),
+            Err(LoginRefused::Busy(_))
+        ));
+        let links = LoginLinks::default();
+        let link = links.issue().unwrap();
+        let id = auth
+            .login_with_link(&links, &link)
+            .expect("the link logs in");
+        let browser = headers(&[("cookie", &format!("owl_admin={id}"))]);
+        assert_eq!(auth.credential(&browser), Credential::Session);
+        assert!(auth.login_with_link(&links, &link).is_none(), "once only");
     }
 }

@@ -47,6 +47,8 @@ pub fn endpoint(
             services: services.clone(),
             auth: Arc::new(auth),
             metrics_meter: Arc::new(parking_lot::Mutex::new(services.operator.meter())),
+            secure_cookies: public_url.starts_with("https://"),
+            live: live::LiveAdmission::new(config.max_live_per_address),
             public_url: public_url.trim_end_matches('/').into(),
             remote_console: config.remote_console.clone(),
         };
@@ -55,6 +57,7 @@ pub fn endpoint(
                 .max_connections
                 .unwrap_or_else(default_max_connections),
             header_timeout: config.header_timeout,
+            trusted_proxies: config.trusted_proxies.clone().into(),
         };
         let limits = Arc::new(limits);
         let serve =
@@ -76,6 +79,7 @@ pub fn endpoint(
                     let limits = server::Limits {
                         max_connections: limits.max_connections,
                         header_timeout: limits.header_timeout,
+                        trusted_proxies: limits.trusted_proxies.clone(),
                     };
                     let reason = tokio::select! {
                         () = server::run(socket, router, limits, drain.clone()) => {

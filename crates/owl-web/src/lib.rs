@@ -34,6 +34,8 @@ mod metrics;
 mod pages;
 mod peer;
 mod server;
+mod throttle;
+mod visitor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +64,11 @@ pub struct WebConfig {
     /// Runs console commands that other nodes of the cluster send
     /// (`owl console on NODE …`); `None`: refused.
     pub remote_console: Option<RemoteConsole>,
+    /// Reverse proxies in front of the node: for requests from them, the
+    /// client's address is taken from `X-Forwarded-For`.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Live pages one address may keep open at once.
+    pub max_live_per_address: usize,
 }
 
 impl Default for WebConfig {
@@ -72,6 +79,8 @@ impl Default for WebConfig {
             header_timeout: Duration::from_secs(10),
             public_url: None,
             remote_console: None,
+            trusted_proxies: Vec::new(),
+            max_live_per_address: live::DEFAULT_PER_ADDRESS,
         }
     }
 }
@@ -85,6 +94,10 @@ struct Web {
     metrics_meter: Arc<parking_lot::Mutex<owl_system::operator::Meter>>,
     /// Where phones reach the node, without a trailing slash.
     public_url: Arc<str>,
+    /// Cookies only over HTTPS (`--public-url https://…`).
+    secure_cookies: bool,
+    /// Live pages open per address.
+    live: Arc<live::LiveAdmission>,
     /// Console commands from other nodes.
     remote_console: Option<RemoteConsole>,
 }

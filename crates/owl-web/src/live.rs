@@ -15,23 +15,37 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use owl_runtime::supervisor::{ChildSpec, Restart, SupervisorRef, SupervisorSpec};
 use owl_runtime::{ExitReason, Message, Node, Process, SendError, SpawnOptions};
+use owl_system::visitors::Client;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::Web;
 use crate::server::ConnectionSlot;
 
 /// The registered name of the supervisor of all live sessions.
 pub const SESSIONS: &str = "live_sup";
 /// Sessions allowed at once; beyond, new pages are told to come back later.
 pub(crate) const MAX_SESSIONS: usize = 10_000;
+/// Of those, kept for the admin's pages: a crowd (or a script) that fills
+/// the node with pages never locks the operator out of the dashboards.
+const ADMIN_RESERVE: usize = 64;
+/// Live pages one address may keep open, by default: a conference room
+/// behind one NAT (a thousand phones, a tab or two each) fits; one script
+/// cannot take the node's 10,000.
+pub(crate) const DEFAULT_PER_ADDRESS: usize = 2_500;
 /// Browser events a session may have queued; beyond, the connection stops
 /// reading from the browser until there is room.
 const MAILBOX: usize = 64;
@@ -39,6 +53,11 @@ const MAILBOX: usize = 64;
 const OUTBOX: usize = 16;
 /// The largest WebSocket message a page may send.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// The largest frame a session may send a page. Views keep far below it by
+/// design (a page shows a bounded number of rows and sends changes, not
+/// the whole page, once it is up); a frame beyond it is a defect of ours,
+/// logged and answered by closing the page, never dropped silently.
+pub(crate) const MAX_OUT_FRAME: usize = 1024 * 1024;
 /// What the WebSocket reads and writes at once: a frame's worth, so an idle
 /// page costs a few kilobytes, not the library's default 128 KiB each way.
 const SOCKET_BUFFER: usize = 4 * 1024;
@@ -60,6 +79,15 @@ pub(crate) trait LiveView: Send + 'static {
     /// element carries the id it replaces and `hx-swap-oob="morph"`.
     fn render(&self) -> Markup;
 
+    /// What brings the page up to date after handled messages changed it:
+    /// by default the whole region again. A view whose region can grow
+    /// large (the board's posts) sends only what changed instead — new
+    /// rows, removed rows — as out-of-band swaps, so one change costs the
+    /// change, and the page never depends on its whole state fitting one frame.
+    fn render_update(&mut self) -> Markup {
+        self.render()
+    }
+
     /// Handles an event from the browser; returns whether the page changed.
     fn handle_event(
         &mut self,
@@ -71,6 +99,126 @@ pub(crate) trait LiveView: Send + 'static {
     /// the page changed.
     fn handle_info(&mut self, ctx: &mut Process, msg: Message)
     -> impl Future<Output = bool> + Send;
+
+    /// The admin session this page was opened with has ended (logout):
+    /// take back what it allowed. Returns whether the page goes on (its
+    /// region is then rendered again); `false` ends it, telling the
+    /// browser why. By default a page holds no admin rights and goes on.
+    fn revoke(&mut self) -> bool {
+        true
+    }
+}
+
+/// Sent to the live pages of an admin session that has ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Revoked;
+
+/// The process group of the live pages opened with admin session `tag`.
+pub(crate) fn rights_group(tag: u64) -> String {
+    format!("live pages of admin session {tag:016x}")
+}
+
+/// What a session sends its connection.
+enum Outgoing {
+    /// Markup for the page.
+    Html(String),
+    /// Close the page with this code and reason; it does not reconnect.
+    Close(u16, &'static str),
+}
+
+/// Live pages open per address, and room kept for the admin.
+pub(crate) struct LiveAdmission {
+    per_address: usize,
+    open: Mutex<OpenPages>,
+}
+
+#[derive(Default)]
+struct OpenPages {
+    visitors: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// A visitor's page counted in [`LiveAdmission`] while it is open.
+pub(crate) struct LiveTicket {
+    admission: Arc<LiveAdmission>,
+    ip: IpAddr,
+}
+
+impl Drop for LiveTicket {
+    fn drop(&mut self) {
+        let mut open = self.admission.open.lock();
+        open.visitors = open.visitors.saturating_sub(1);
+        if let Some(n) = open.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl LiveAdmission {
+    pub(crate) fn new(per_address: usize) -> Arc<LiveAdmission> {
+        Arc::new(LiveAdmission {
+            per_address: per_address.clamp(1, MAX_SESSIONS - ADMIN_RESERVE),
+            open: Mutex::default(),
+        })
+    }
+
+    /// Counts a visitor's page from `ip`, or says why it may not open.
+    /// The admin's pages are not counted here (the supervisor's cap holds
+    /// them, with the reserve visitors cannot use).
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Result<LiveTicket, &'static str> {
+        let mut open = self.open.lock();
+        if open.visitors >= MAX_SESSIONS - ADMIN_RESERVE {
+            return Err("the server has as many live pages as it serves; try again later");
+        }
+        let mine = open.by_ip.entry(ip).or_default();
+        if *mine >= self.per_address {
+            return Err("your network address has as many live pages open as it may; close some");
+        }
+        *mine += 1;
+        open.visitors += 1;
+        Ok(LiveTicket {
+            admission: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// Everything a live page's connection brings: the upgrade, the
+/// connection's slot, who it is (address, visitor), and the admin session
+/// it carries, if any.
+pub(crate) struct LiveConnect {
+    ws: WebSocketUpgrade,
+    same_origin: bool,
+    slot: Option<ConnectionSlot>,
+    ip: IpAddr,
+    /// The visitor (or address) this page belongs to.
+    pub client: Client,
+    /// The admin rights the page was opened with: their session's tag
+    /// (`Some` for a logged-in browser), and whether it is the admin at all.
+    admin_session: Option<u64>,
+    pub admin: bool,
+}
+
+impl FromRequestParts<Web> for LiveConnect {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Self, Self::Rejection> {
+        let ws = WebSocketUpgrade::from_request_parts(parts, web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(LiveConnect {
+            ws,
+            same_origin: crate::endpoint::same_origin(&parts.headers),
+            slot: parts.extensions.get::<ConnectionSlot>().cloned(),
+            ip: crate::visitor::ip_of(&parts.extensions),
+            client: crate::visitor::client_of(web, parts),
+            admin_session: web.auth.admin_session(&parts.headers),
+            admin: web.auth.is_admin(&parts.headers),
+        })
+    }
 }
 
 /// An event a page sent: a form's fields, named by its `event` field.
@@ -128,34 +276,46 @@ pub(crate) fn supervisor_spec() -> ChildSpec {
 }
 
 /// Upgrades a live page's connection: same-origin only, frames and buffers
-/// bounded, the connection's slot kept for the socket's life.
-pub(crate) fn upgrade<V, F>(
-    ws: WebSocketUpgrade,
-    headers: &HeaderMap,
-    slot: Option<ConnectionSlot>,
-    node: &Node,
-    page: &str,
-    view: F,
-) -> Response
+/// bounded, the connection's slot kept for the socket's life, a visitor's
+/// page counted against its address's ceiling, an admin's page told when
+/// its session ends.
+pub(crate) fn upgrade<V, F>(connect: LiveConnect, web: &Web, page: &str, view: F) -> Response
 where
     V: LiveView,
     F: Fn() -> V + Send + Sync + 'static,
 {
-    if !crate::endpoint::same_origin(headers) {
+    if !connect.same_origin {
         return (
             StatusCode::FORBIDDEN,
             "cross-origin live connections are refused",
         )
             .into_response();
     }
-    let (node, label) = (node.clone(), format!("live session {page}"));
-    ws.max_message_size(MAX_FRAME_BYTES)
+    let ticket = if connect.admin {
+        Ok(None)
+    } else {
+        web.live.enter(connect.ip).map(Some)
+    };
+    let (node, label) = (web.services.node.clone(), format!("live session {page}"));
+    let (slot, rights) = (connect.slot, connect.admin_session.map(rights_group));
+    connect
+        .ws
+        .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(0)
-        .max_write_buffer_size(MAX_FRAME_BYTES * 4)
-        .on_upgrade(move |socket| async move {
-            serve(socket, node, label, view).await;
+        .max_write_buffer_size(MAX_OUT_FRAME + SOCKET_BUFFER)
+        .on_upgrade(move |mut socket| async move {
+            match ticket {
+                Ok(ticket) => {
+                    serve(socket, node, label, rights, view).await;
+                    drop(ticket);
+                }
+                Err(why) => {
+                    tracing::debug!(target: "owl::web", why, "live page refused");
+                    close(&mut socket, 1013, why).await;
+                }
+            }
             drop(slot);
         })
 }
@@ -164,13 +324,18 @@ type Sending = Pin<Box<dyn Future<Output = Result<(), SendError<ClientEvent>>> +
 
 /// Serves one page's WebSocket: starts its session under the session
 /// supervisor and relays frames until either side ends.
-async fn serve<V, F>(mut socket: WebSocket, node: Node, label: String, view: F)
-where
+async fn serve<V, F>(
+    mut socket: WebSocket,
+    node: Node,
+    label: String,
+    rights: Option<String>,
+    view: F,
+) where
     V: LiveView,
     F: Fn() -> V + Send + Sync + 'static,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(OUTBOX);
-    let session = match start_session(&node, label, out_tx, view).await {
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(OUTBOX);
+    let session = match start_session(&node, label.clone(), out_tx, view).await {
         Ok(session) => session,
         Err(why) => {
             tracing::warn!(why, "live session not started");
@@ -178,6 +343,9 @@ where
             return;
         }
     };
+    if let Some(group) = &rights {
+        node.join(group, &session);
+    }
     let exited = session.wait_exit();
     tokio::pin!(exited);
     // An event waiting for room in the session's mailbox: while it waits,
@@ -232,9 +400,24 @@ where
                     continue;
                 }
             }
-            html = out_rx.recv() => {
-                let Some(html) = html else { continue };
-                if socket.send(Frame::Text(html.into())).await.is_err() {
+            out = out_rx.recv() => {
+                let html = match out {
+                    Some(Outgoing::Html(html)) => html,
+                    Some(Outgoing::Close(code, why)) => {
+                        close(&mut socket, code, why).await;
+                        break;
+                    }
+                    None => continue,
+                };
+                if html.len() > MAX_OUT_FRAME {
+                    // Ours to fix: say so, and let the page reconnect.
+                    tracing::error!(target: "owl::web", page = %label, bytes = html.len(),
+                        limit = MAX_OUT_FRAME, "a live page's frame is too large; closing the page");
+                    close(&mut socket, 1011, "page update too large").await;
+                    break;
+                }
+                if let Err(e) = socket.send(Frame::Text(html.into())).await {
+                    tracing::debug!(target: "owl::web", page = %label, error = %e, "a live page's socket failed");
                     break;
                 }
             }
@@ -248,12 +431,23 @@ where
                 }
             }
             reason = &mut exited => {
-                let (code, why) = match reason {
+                let (mut code, mut why) = match reason {
                     // A node shutting down: come back when it is up again.
                     r if r.is_shutdown() => (1012, "service restart"),
                     ExitReason::Normal => (1000, "session ended"),
                     _ => (1011, "session crashed"),
                 };
+                // What the session sent before it ended still goes out,
+                // and a page it ended on purpose closes as it said.
+                while let Ok(out) = out_rx.try_recv() {
+                    match out {
+                        Outgoing::Html(html) if html.len() <= MAX_OUT_FRAME => {
+                            let _ = socket.send(Frame::Text(html.into())).await;
+                        }
+                        Outgoing::Html(_) => {}
+                        Outgoing::Close(c, w) => (code, why) = (c, w),
+                    }
+                }
                 close(&mut socket, code, why).await;
                 return;
             }
@@ -273,7 +467,7 @@ fn is_too_big(e: &axum::Error) -> bool {
 async fn start_session<V, F>(
     node: &owl_runtime::Node,
     label: String,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Outgoing>,
     view: F,
 ) -> Result<owl_runtime::Pid, String>
 where
@@ -303,28 +497,70 @@ where
 async fn run_session<V: LiveView>(
     mut ctx: Process,
     mut view: V,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Outgoing>,
 ) -> Result<(), ExitReason> {
     let gone = |_| ExitReason::Shutdown;
     view.mount(&mut ctx);
-    out.send(view.render().into_string()).await.map_err(gone)?;
+    out.send(Outgoing::Html(view.render().into_string()))
+        .await
+        .map_err(gone)?;
     loop {
         let first = ctx.recv_any().await;
-        let mut changed = handle(&mut view, &mut ctx, first).await;
+        let mut handled = handle(&mut view, &mut ctx, first).await;
         // Whatever queued up meanwhile is handled before rendering once.
         while let Some(next) = ctx.try_recv_any() {
-            changed |= handle(&mut view, &mut ctx, next).await;
+            handled = handled.and(handle(&mut view, &mut ctx, next).await);
         }
-        if changed {
-            out.send(view.render().into_string()).await.map_err(gone)?;
+        match handled {
+            Handled::Unchanged => {}
+            Handled::Changed => out
+                .send(Outgoing::Html(view.render_update().into_string()))
+                .await
+                .map_err(gone)?,
+            Handled::End(code, why) => {
+                let _ = out.send(Outgoing::Close(code, why)).await;
+                return Ok(());
+            }
         }
     }
 }
 
-async fn handle<V: LiveView>(view: &mut V, ctx: &mut Process, msg: Message) -> bool {
-    match msg.downcast::<ClientEvent>() {
+/// What handling the messages of a batch did to the page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    Unchanged,
+    Changed,
+    /// The page is over: close it with this code and reason.
+    End(u16, &'static str),
+}
+
+impl Handled {
+    fn and(self, next: Handled) -> Handled {
+        match (self, next) {
+            (end @ Handled::End(..), _) | (_, end @ Handled::End(..)) => end,
+            (Handled::Changed, _) | (_, Handled::Changed) => Handled::Changed,
+            _ => Handled::Unchanged,
+        }
+    }
+}
+
+async fn handle<V: LiveView>(view: &mut V, ctx: &mut Process, msg: Message) -> Handled {
+    let changed = match msg.downcast::<ClientEvent>() {
         Ok(event) => view.handle_event(ctx, event).await,
-        Err(msg) => view.handle_info(ctx, msg).await,
+        Err(msg) => match msg.downcast::<Revoked>() {
+            Ok(Revoked) if !view.revoke() => {
+                // 1008 (policy): the browser is told why and does not
+                // reconnect into a refusal.
+                return Handled::End(1008, "logged out: log in again to watch this page");
+            }
+            Ok(Revoked) => true,
+            Err(msg) => view.handle_info(ctx, msg).await,
+        },
+    };
+    if changed {
+        Handled::Changed
+    } else {
+        Handled::Unchanged
     }
 }
 

@@ -1,8 +1,10 @@
 //! The node-to-node API, `/cluster/…`: what another node of the cluster
 //! asks of this one for its dashboards and console. Every request must
-//! carry a signature made with the cluster secret (method, path, body and
-//! time; see `owl_cluster::ClusterSecret::sign_request`); anything else is
-//! refused before it is read. A node outside a cluster answers 404.
+//! carry a signature made with the cluster secret over the sending and the
+//! receiving node, the time, a nonce, the method, the path and the body
+//! (see `owl_cluster::ClusterSecret::sign_request`); a request meant for
+//! another node, or seen before, is refused like an unsigned one — before
+//! it is read. A node outside a cluster answers 404.
 //!
 //! - `GET /cluster/processes?sort=cpu&q=&limit=50` — the process list
 //! - `GET /cluster/processes/{n}` — one process, with its stack
@@ -13,7 +15,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -30,6 +31,7 @@ use serde_json::{Value, json};
 
 use crate::Web;
 use crate::pages::processes::bytes;
+use crate::throttle::{Target, Throttled};
 
 /// The answer of a console command: its text and its JSON.
 pub type ConsoleAnswer = Result<(String, Value), String>;
@@ -176,6 +178,10 @@ impl FromRequest<Web> for Signed {
     }
 }
 
+/// Refused node-to-node requests: anyone can send them, so they are
+/// counted and logged at most once per few seconds.
+static REFUSED: Throttled = Throttled::new(Target::Cluster, "node-to-node requests refused");
+
 fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Refusal> {
     let Some(cluster) = &web.services.cluster else {
         return Err(Refusal(
@@ -188,6 +194,7 @@ fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Refusal> {
         .get(REQUEST_HEADER)
         .and_then(|v| v.to_str().ok())
     else {
+        REFUSED.hit(&"latest: unsigned");
         return Err(Refusal(
             StatusCode::UNAUTHORIZED,
             "node-to-node requests must be signed with the cluster secret",
@@ -195,16 +202,15 @@ fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Refusal> {
     };
     let uri = &parts.uri;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    cluster
-        .secret()
-        .verify_request(parts.method.as_str(), path, body, signature, now)
+    let envelope = cluster
+        .verify_request(parts.method.as_str(), path, body, signature)
         .map_err(|why| {
-            tracing::warn!(target: "owl::cluster", path, why, "node-to-node request refused");
+            let shown: String = uri.path().chars().take(64).collect();
+            REFUSED.hit(&format_args!("latest: {shown}: {why}"));
             Refusal(StatusCode::FORBIDDEN, why)
-        })
+        })?;
+    tracing::debug!(target: "owl::cluster", from = envelope.from, path = uri.path(), "node-to-node request");
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -13,10 +13,9 @@
 //! - Accept errors (out of file descriptors, say) are logged at most once
 //!   per few seconds, with a count, and backed off from instead of spun on.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -26,49 +25,35 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
+use crate::throttle::{Target, Throttled};
+use crate::visitor::ClientIp;
+
 /// A served connection's slot, kept by a WebSocket for its whole life.
 #[derive(Clone)]
 pub(crate) struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
-/// How often a repeated accept error or refusal is logged at most.
-const LOG_EVERY: Duration = Duration::from_secs(5);
 /// How long the accept loop pauses after an accept error.
 const BACK_OFF: Duration = Duration::from_millis(100);
 
-const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Retry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 61\r\n\r\n\
-the server has too many open connections; try again shortly\n";
+/// What a connection beyond the limit reads before it is closed.
+const OVERLOADED_BODY: &str = "the server has too many open connections; try again shortly\n";
 
-/// Counts and logs repeated events at most once per [`LOG_EVERY`].
-struct Throttled {
-    what: &'static str,
-    since_log: AtomicU64,
-    last: parking_lot::Mutex<Option<Instant>>,
-}
-
-impl Throttled {
-    fn new(what: &'static str) -> Throttled {
-        Throttled {
-            what,
-            since_log: AtomicU64::new(0),
-            last: parking_lot::Mutex::new(None),
-        }
-    }
-
-    fn hit(&self, detail: &dyn std::fmt::Display) {
-        let count = self.since_log.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last.lock();
-        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            *last = Some(Instant::now());
-            self.since_log.store(0, Ordering::Relaxed);
-            tracing::warn!(target: "owl::web", count, "{}: {detail}", self.what);
-        }
-    }
+/// The whole answer to a connection beyond the limit; its length header is
+/// computed from the body, so the two cannot disagree.
+fn overloaded_response() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{OVERLOADED_BODY}",
+        OVERLOADED_BODY.len()
+    )
 }
 
 pub(crate) struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// Tells the connections in flight to finish their current request and
@@ -144,10 +129,10 @@ pub(crate) async fn run(
     drain: Drain,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let accept_errors = Throttled::new("accepting a connection failed; backing off");
-    let refusals = Arc::new(Throttled::new(
-        "connections refused at the connection limit",
-    ));
+    static ACCEPT_ERRORS: Throttled =
+        Throttled::new(Target::Web, "accepting a connection failed; backing off");
+    static REFUSALS: Throttled =
+        Throttled::new(Target::Web, "connections refused at the connection limit");
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -157,14 +142,14 @@ pub(crate) async fn run(
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                accept_errors.hit(&e);
+                ACCEPT_ERRORS.hit(&e);
                 tokio::time::sleep(BACK_OFF).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refusals.hit(&format_args!("{} open", limits.max_connections));
+            REFUSALS.hit(&format_args!("{} open", limits.max_connections));
             tokio::spawn(refuse(stream));
             continue;
         };
@@ -172,8 +157,11 @@ pub(crate) async fn run(
         let router = router.clone();
         let begun = Arc::new(AtomicBool::new(false));
         let begun_in_service = begun.clone();
+        let trusted = limits.trusted_proxies.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             begun_in_service.store(true, Ordering::Release);
+            let ip = crate::visitor::client_ip(peer.ip(), request.headers(), &trusted);
+            request.extensions_mut().insert(ClientIp(ip));
             request.extensions_mut().insert(ConnectInfo(peer));
             request.extensions_mut().insert(slot.clone());
             router.clone().oneshot(request.map(axum::body::Body::new))
@@ -218,15 +206,8 @@ async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// Tells a connection beyond the limit to come back later, then closes it.
 async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(OVERLOADED).await;
+        let _ = stream.write_all(overloaded_response().as_bytes()).await;
         let _ = stream.shutdown().await;
     })
     .await;
-}
-
-/// The peer of a request, as the accept loop recorded it.
-pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr)
 }

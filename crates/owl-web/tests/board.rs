@@ -48,7 +48,7 @@ fn posts_are_stored_listed_paged_and_refused_when_invalid() {
                 &server,
                 "building-blocks",
                 json!({"text": format!("p{i}"), "author": "Bo"}),
-                Some(&format!("owl_client={:032x}", i + 1)),
+                Some(&common::visitor_cookie(&server).await),
             )
             .await;
             assert_eq!(status, 201);
@@ -139,7 +139,7 @@ fn posts_are_stored_listed_paged_and_refused_when_invalid() {
 fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
     let server = TestNode::start(10);
     client_runtime().block_on(async {
-        let me = "owl_client=cccccccccccccccccccccccccccccccc";
+        let me = &common::visitor_cookie(&server).await;
         let mut statuses = Vec::new();
         for i in 0..7 {
             statuses.push(
@@ -164,9 +164,9 @@ fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 429);
         assert!(r.headers().contains_key("retry-after"));
-        // Another visitor is not held back by this one's limit, even when
-        // their cookies begin alike.
-        let neighbour = "owl_client=cccccccccccccccccccccccccccccccd";
+        // Another visitor is not held back by this one's limit; a cookie
+        // the node did not sign is no visitor's (it counts as its address).
+        let neighbour = &common::visitor_cookie(&server).await;
         let (status, _) = post(
             &server,
             "observability",
@@ -243,7 +243,7 @@ fn posts_are_escaped_and_a_failed_save_shows_the_flash_and_keeps_the_text() {
             .unwrap();
         // Saved: in the list of posts, not only kept in the form.
         let listed = |h: &str| {
-            h.split_once("id=\"posts\"")
+            h.split_once("<li id=\"post-")
                 .is_some_and(|(_, l)| l.contains("alert(1)"))
         };
         let shown = common::ws::until(&mut page, listed).await;
@@ -346,4 +346,80 @@ fn decode_qr_svg(svg: &str) -> String {
     let grids = image.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code");
     grids[0].decode().unwrap().1
+}
+
+/// Posts that escape to far more than they hold (2,000 `"` become 12 KB of
+/// HTML) and long ordinary posts never take the live board down: every
+/// viewer stays connected and sees each new post, and a page opened
+/// afterwards gets the newest posts at once, with a link to the older
+/// ones. (The live socket once refused any frame over 64 KiB and dropped
+/// every viewer of the topic, for good.)
+#[test]
+fn big_posts_never_take_the_live_board_down() {
+    use common::ws::{connect_to, until, until_text};
+    let server = TestNode::with(Options {
+        post_limit: Some(1000),
+        ..Options::default()
+    });
+    client_runtime().block_on(async {
+        let path = "/live/board/observability";
+        let mut viewer = connect_to(&server, path, None).await;
+        until(&mut viewer, |html| {
+            html.contains("id=\"posts\"") && !html.contains("loading posts")
+        })
+        .await;
+        let mut last = 0;
+        let quotes = "\"".repeat(2000);
+        let letters = "a".repeat(2000);
+        for text in std::iter::repeat_n(&quotes, 7).chain(std::iter::repeat_n(&letters, 40)) {
+            let (status, answer) = post(
+                &server,
+                "observability",
+                json!({"text": text, "author": "\"\"\"\""}),
+                None,
+            )
+            .await;
+            assert_eq!(status, 201, "{answer}");
+            last = answer["id"].as_i64().unwrap();
+            // Every viewer hears of every post, however big the page got.
+            until_text(&mut viewer, &format!("post-{last}")).await;
+        }
+        // A page opened now gets the newest posts in its first frames.
+        let mut fresh = connect_to(&server, path, None).await;
+        let page = until(&mut fresh, |html| html.contains(&format!("post-{last}"))).await;
+        assert_eq!(
+            page.matches("<li id=\"post-").count(),
+            30,
+            "the newest 30 posts"
+        );
+        assert!(page.contains("Older posts"), "and a way to the older ones");
+        assert!(page.len() < 1024 * 1024, "{} bytes", page.len());
+        // A moderator acts on the topic it names: a post of another topic
+        // is not found there, and stays.
+        let elsewhere = http()
+            .delete(server.url(&format!("/api/board/building-blocks/{last}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.status().as_u16(), 404);
+        assert_eq!(posts(&server, "observability").await[0]["id"], last);
+        // Both viewers are still live: a deletion reaches them as a change.
+        let admin = http()
+            .delete(server.url(&format!("/api/board/observability/{last}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(admin.status().as_u16(), 204);
+        for socket in [&mut viewer, &mut fresh] {
+            let change = until_text(socket, &format!("post-{last}")).await;
+            assert!(change.contains("hx-swap-oob=\"delete\""), "{change}");
+            assert!(
+                change.len() < 64 * 1024,
+                "a deletion is a small change: {} bytes",
+                change.len()
+            );
+        }
+    });
 }

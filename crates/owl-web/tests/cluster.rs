@@ -145,11 +145,12 @@ fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
             .as_secs();
         let other = ClusterSecret::new("some other cluster's secret!").unwrap();
         let path = format!("/cluster/processes/{}/kill", b.root.pid().id().0);
+        let to_b = || owl_cluster::Envelope::new("a", "b", now).unwrap();
         let wrong = http
             .post(b.url(&path))
             .header(
                 owl_cluster::REQUEST_HEADER,
-                other.sign_request("POST", &path, b"{}", now),
+                other.sign_request(&to_b(), "POST", &path, b"{}"),
             )
             .body("{}")
             .send()
@@ -162,13 +163,44 @@ fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
             .post(b.url("/cluster/console"))
             .header(
                 owl_cluster::REQUEST_HEADER,
-                ours.sign_request("POST", "/cluster/console", br#"{"words":["ps"]}"#, now),
+                ours.sign_request(&to_b(), "POST", "/cluster/console", br#"{"words":["ps"]}"#),
             )
             .body(r#"{"words":["kill","owl_root"]}"#)
             .send()
             .await
             .unwrap();
         assert_eq!(status(swapped), 403);
+        // A request signed for b is good once, at b only: replayed to b,
+        // or sent to a (its signature names b), it is refused.
+        let list = "/cluster/processes?limit=1";
+        let header = ours.sign_request(&to_b(), "GET", list, b"");
+        let send = |to: &TestNode| {
+            http.get(to.url(list))
+                .header(owl_cluster::REQUEST_HEADER, header.clone())
+                .send()
+        };
+        assert_eq!(status(send(&b).await.unwrap()), 200, "the genuine request");
+        let replayed = send(&b).await.unwrap();
+        assert_eq!(replayed.status().as_u16(), 403);
+        assert!(replayed.text().await.unwrap().contains("replay"));
+        let elsewhere = send(&a).await.unwrap();
+        assert_eq!(elsewhere.status().as_u16(), 403);
+        assert!(
+            elsewhere
+                .text()
+                .await
+                .unwrap()
+                .contains("meant for another node")
+        );
+        // Naming a instead breaks the signature.
+        let turned = header.replacen(";b;", ";a;", 1);
+        let turned = http
+            .get(a.url(list))
+            .header(owl_cluster::REQUEST_HEADER, turned)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(turned), 403);
         // A node outside any cluster has no such API.
         let not_clustered = http
             .get(alone.url("/cluster/processes"))

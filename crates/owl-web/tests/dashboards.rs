@@ -293,3 +293,59 @@ fn the_live_process_table_refreshes_and_filters() {
         }
     });
 }
+
+/// Logging out ends the rights of the dashboards that session opened, at
+/// once: the live process table stops and tells the browser why (and not
+/// to reconnect), while a dashboard opened by another session goes on.
+#[test]
+fn logging_out_closes_the_dashboards_that_session_opened() {
+    let server = TestNode::start(10);
+    client_runtime().block_on(async {
+        let (mine, other) = (admin_cookie(&server).await, admin_cookie(&server).await);
+        let here = std::net::IpAddr::from([127, 0, 0, 1]);
+        let open = |cookie: String| {
+            let server = &server;
+            async move {
+                let mut page = common::ws::connect_from(
+                    server,
+                    "/live/dashboard/processes",
+                    here,
+                    &[("cookie", &cookie)],
+                )
+                .await;
+                common::ws::until_text(&mut page, "proc-table").await;
+                page
+            }
+        };
+        let mut page = open(mine.clone()).await;
+        let mut still = open(other).await;
+        let out = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(server.url("/logout"))
+            .header("cookie", &mine)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status().as_u16(), 303);
+        let (code, why) = common::ws::closed_with(&mut page).await;
+        assert_eq!(code, 1008, "{why}");
+        assert!(why.contains("logged out"), "{why}");
+        // The other session's table keeps refreshing.
+        common::ws::next_text(&mut still).await;
+        common::ws::next_text(&mut still).await;
+        // And the revoked cookie opens nothing any more.
+        assert_eq!(
+            http()
+                .get(server.url("/dashboard/processes"))
+                .header("cookie", &mine)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            401
+        );
+    });
+}

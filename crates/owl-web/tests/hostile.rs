@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::ws::{connect, connect_as, lines, next_text, send_sum, until, until_text};
-use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, http, post_json};
+use common::{
+    ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, http, post_json, visitor_cookie,
+};
 use serde_json::json;
 
 fn no_redirects() -> reqwest::Client {
@@ -81,9 +83,9 @@ fn a_burst_of_submissions_on_one_page_loses_no_answer() {
 #[test]
 fn at_the_limit_newcomers_take_slots_from_the_heaviest_client() {
     let server = TestNode::start(4);
-    let a = "owl_client=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let b = "owl_client=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     client_runtime().block_on(async {
+        let a = &visitor_cookie(&server).await;
+        let b = &visitor_cookie(&server).await;
         let mut page_a = connect_as(&server, Some(a)).await;
         next_text(&mut page_a).await;
         for _ in 0..4 {
@@ -148,11 +150,9 @@ fn a_newcomer_to_a_fairly_shared_full_server_is_told_so() {
     let server = TestNode::start(2);
     client_runtime().block_on(async {
         let mut holders = Vec::new();
-        for cookie in [
-            "owl_client=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "owl_client=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-        ] {
-            let mut page = connect_as(&server, Some(cookie)).await;
+        for _ in 0..2 {
+            let cookie = visitor_cookie(&server).await;
+            let mut page = connect_as(&server, Some(&cookie)).await;
             next_text(&mut page).await;
             send_sum(&mut page, "-1").await;
             until(&mut page, |h| {
@@ -161,8 +161,8 @@ fn a_newcomer_to_a_fairly_shared_full_server_is_told_so() {
             .await;
             holders.push(page);
         }
-        let mut newcomer =
-            connect_as(&server, Some("owl_client=cccccccccccccccccccccccccccccccc")).await;
+        let cookie = visitor_cookie(&server).await;
+        let mut newcomer = connect_as(&server, Some(&cookie)).await;
         next_text(&mut newcomer).await;
         send_sum(&mut newcomer, "-1").await;
         let refused = until_text(&mut newcomer, "not started").await;
@@ -219,6 +219,17 @@ fn idle_and_slow_connections_cannot_lock_others_out() {
     extra.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("Retry-After") && answer.contains("too many open connections"));
+    // The length it announces is the length it sends (a client that trusts
+    // the header must neither hang nor cut the message).
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a header and a body");
+    let announced: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("a Content-Length")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(announced, body.len(), "{answer:?}");
     // The idle ones are closed after the header timeout, freeing their slots.
     for mut s in idle {
         let started = Instant::now();
@@ -365,4 +376,190 @@ fn pages_refuse_to_be_framed() {
         let cookie = page.headers()["set-cookie"].to_str().unwrap();
         assert!(cookie.starts_with("owl_client=") && cookie.contains("HttpOnly"));
     });
+}
+
+/// A client from 127.0.0.2: another network address than the tests' own.
+fn from_elsewhere() -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(LIMIT)
+        .build()
+        .unwrap()
+}
+
+/// One address cannot multiply itself into many visitors: invented cookies
+/// count as the address, and even fresh cookies the node signed (one per
+/// request) share the address's ceiling — of calculations, of board posts
+/// and of live pages. Another address is not held back by it, and the
+/// admin keeps room for the dashboards.
+#[test]
+fn one_address_stays_within_its_ceilings_however_many_cookies_it_makes() {
+    let server = TestNode::with(Options {
+        max_calculations: Some(20),
+        max_calculations_per_address: Some(10),
+        post_limit_per_address: Some(12),
+        max_live_per_address: Some(5),
+        ..Options::default()
+    });
+    client_runtime().block_on(async {
+        // Calculations: every request a new visitor, signed or invented.
+        let mut statuses = Vec::new();
+        for i in 0..25 {
+            let cookie = if i % 2 == 0 {
+                visitor_cookie(&server).await
+            } else {
+                format!("owl_client={i:032x}")
+            };
+            let r = http()
+                .post(server.url("/api/sum?wait_ms=0"))
+                .header("cookie", cookie)
+                .json(&json!({"input": "-1"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            if status == 503 {
+                assert!(
+                    body["error"].as_str().unwrap().contains("network address"),
+                    "{body}"
+                );
+            }
+            statuses.push(status);
+        }
+        // Newcomers of the address may take slots from its heaviest client
+        // (max-min within the address), but the address never holds more.
+        assert!(statuses[..10].iter().all(|s| *s == 202), "{statuses:?}");
+        assert!(statuses.contains(&503), "{statuses:?}");
+        assert_eq!(server.math.running().len(), 10);
+        let other = from_elsewhere()
+            .post(server.url("/api/sum?wait_ms=0"))
+            .json(&json!({"input": "-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status().as_u16(), 202, "another address is served");
+        server.kill_calculations();
+
+        // Board posts: 12 per 10 s for the whole address.
+        let mut posted = Vec::new();
+        for i in 0..20 {
+            let r = http()
+                .post(server.url("/api/board/observability"))
+                .header("cookie", visitor_cookie(&server).await)
+                .json(&json!({"text": format!("flood {i}"), "author": "bot"}))
+                .send()
+                .await
+                .unwrap();
+            posted.push(r.status().as_u16());
+        }
+        assert_eq!(
+            posted.iter().filter(|s| **s == 201).count(),
+            12,
+            "{posted:?}"
+        );
+        assert_eq!(posted[12..], [429; 8]);
+        let other = from_elsewhere()
+            .post(server.url("/api/board/observability"))
+            .json(&json!({"text": "mine", "author": "phone"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status().as_u16(), 201);
+
+        // Live pages: five for this address, then a clear refusal.
+        let here = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut pages = Vec::new();
+        for _ in 0..5 {
+            let mut page = common::ws::connect_from(&server, "/live/sum", here, &[]).await;
+            next_text(&mut page).await;
+            pages.push(page);
+        }
+        let mut sixth = common::ws::connect_from(&server, "/live/sum", here, &[]).await;
+        let (code, why) = common::ws::closed_with(&mut sixth).await;
+        assert_eq!(code, 1013, "{why}");
+        assert!(why.contains("network address"), "{why}");
+        let elsewhere = std::net::IpAddr::from([127, 0, 0, 2]);
+        let mut other = common::ws::connect_from(&server, "/live/sum", elsewhere, &[]).await;
+        next_text(&mut other).await;
+        // The admin's dashboard opens from the crowded address all the same.
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        let mut admin = common::ws::connect_from(
+            &server,
+            "/live/dashboard/processes",
+            here,
+            &[("authorization", &bearer)],
+        )
+        .await;
+        until_text(&mut admin, "proc-table").await;
+        // A page that closes gives its room back.
+        drop(pages.pop());
+        common::wait_until("a page's room given back", || async {
+            let mut page = common::ws::connect_from(&server, "/live/sum", here, &[]).await;
+            tokio::time::timeout(Duration::from_secs(2), next_text(&mut page))
+                .await
+                .is_ok()
+        })
+        .await;
+    });
+}
+
+/// Calculations of a page that closed end by themselves (after a grace of
+/// seconds), without an operator; an API client's outlive its request.
+#[test]
+fn calculations_of_closed_pages_end_by_default() {
+    let server = TestNode::start(10);
+    client_runtime().block_on(async {
+        let api = post_json(&server, "/api/sum?wait_ms=0", &json!({"input": "-1"})).await;
+        let api_pid: owl_runtime::PidId = api["pid"].as_str().unwrap().parse().unwrap();
+        let mut page = connect(&server).await;
+        next_text(&mut page).await;
+        send_sum(&mut page, "-1").await;
+        until_text(&mut page, "calculating").await;
+        let mine = server
+            .math
+            .running()
+            .into_iter()
+            .find(|p| p.id() != api_pid)
+            .unwrap();
+        drop(page);
+        let reason = tokio::time::timeout(Duration::from_secs(40), mine.wait_exit())
+            .await
+            .expect("reaped within the default grace");
+        assert!(reason.to_string().contains("orphaned"), "{reason}");
+        assert!(
+            server.node.lookup(api_pid).is_some(),
+            "the API's calculation is its client's, not an orphan"
+        );
+    });
+}
+
+/// Behind HTTPS (`--public-url https://…`) cookies are sent over HTTPS
+/// only; on plain HTTP they could not be.
+#[test]
+fn cookies_are_secure_behind_https() {
+    for (public_url, secure) in [(Some("https://talk.example"), true), (None, false)] {
+        let server = TestNode::with(Options {
+            public_url: public_url.map(String::from),
+            ..Options::default()
+        });
+        client_runtime().block_on(async {
+            let page = http().get(server.url("/")).send().await.unwrap();
+            let visitor = page.headers()["set-cookie"].to_str().unwrap().to_string();
+            let login = no_redirects()
+                .post(server.url("/login"))
+                .form(&[("token", ADMIN_TOKEN)])
+                .send()
+                .await
+                .unwrap();
+            let admin = login.headers()["set-cookie"].to_str().unwrap().to_string();
+            for cookie in [visitor, admin] {
+                assert_eq!(
+                    cookie.contains("; Secure"),
+                    secure,
+                    "{public_url:?}: {cookie}"
+                );
+            }
+        });
+    }
 }

@@ -156,11 +156,42 @@ fn bad_or_unauthorised_changes_are_refused_and_change_nothing() {
             let answer = until(&mut admin, |h| h.contains("not changed")).await;
             assert!(answer.contains("whole number"), "{bad}: {answer}");
         }
+        // A good target with a bad schedulers value: all or nothing.
+        send_knobs(&mut admin, "13", "999", &csrf).await;
+        let answer = until(&mut admin, |h| h.contains("not changed")).await;
+        assert!(
+            answer.contains("schedulers online must be from 1"),
+            "{answer}"
+        );
+        assert_eq!(
+            get_load(&server).await["target"],
+            5,
+            "the target did not change either"
+        );
         send_load(&mut admin, "12", "forged").await;
         until(&mut admin, |h| h.contains("CSRF")).await;
         assert_eq!(get_load(&server).await["target"], 5);
         send_load(&mut admin, "12", &csrf).await;
         until(&mut admin, |h| h.contains("target set to 12 jobs")).await;
+        assert_eq!(get_load(&server).await["target"], 12);
+
+        // Logging out ends the rights of the pages that session opened, at
+        // once: the open page loses its controls and its events are refused.
+        let out = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(server.url("/logout"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status().as_u16(), 303);
+        let revoked = until(&mut admin, |h| h.contains("load-live")).await;
+        assert!(!revoked.contains("id=\"load-form\""), "{revoked}");
+        send_load(&mut admin, "77", &csrf).await;
+        let refused = until(&mut admin, |h| h.contains("not changed")).await;
+        assert!(refused.contains("admin login"), "{refused}");
         assert_eq!(get_load(&server).await["target"], 12);
     });
 }
@@ -231,7 +262,11 @@ async fn live_load(server: &TestNode, cookie: Option<&str>) -> Socket {
 }
 
 async fn send_load(socket: &mut Socket, target: &str, csrf: &str) {
-    let event = json!({"event": "load", "target": target, "schedulers": "", "csrf": csrf});
+    send_knobs(socket, target, "", csrf).await;
+}
+
+async fn send_knobs(socket: &mut Socket, target: &str, schedulers: &str, csrf: &str) {
+    let event = json!({"event": "load", "target": target, "schedulers": schedulers, "csrf": csrf});
     socket
         .send(Message::Text(event.to_string().into()))
         .await

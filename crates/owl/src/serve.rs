@@ -38,10 +38,15 @@ pub(crate) struct ServeArgs {
     /// limit, the visitor holding the most gives one up to a newcomer.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_calculations: u32,
-    /// End a calculation this long after the page that asked for it went
-    /// away (e.g. `30s`, `5m`); by default calculations outlive their pages.
-    #[arg(long, value_parser = parse_duration)]
-    reap_orphans: Option<Duration>,
+    /// Calculations the visitors of one network address may run at once
+    /// (default: half of --max-calculations). A room of phones behind one
+    /// NAT shares it; a script from one address cannot take the node.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_calculations_per_address: Option<u32>,
+    /// End a page's calculation this long after the page went away (e.g.
+    /// `30s`, `5m`), or `off` to let calculations outlive their pages.
+    #[arg(long, default_value = "10s", value_parser = parse_grace)]
+    reap_orphans: Grace,
     /// A CPU-time budget per process of a guest module, e.g. `math=30s`:
     /// runaways past it end by themselves (repeatable).
     #[arg(long, value_parser = parse_budget)]
@@ -68,9 +73,21 @@ pub(crate) struct ServeArgs {
     /// Posts one visitor may make on the board per 10 seconds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     post_limit: u32,
+    /// Posts all the visitors of one network address may make per 10
+    /// seconds together.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    post_limit_per_address: u32,
+    /// Live pages one network address may keep open at once.
+    #[arg(long, default_value_t = 2_500, value_parser = clap::value_parser!(u32).range(1..=9_936))]
+    max_live_per_address: u32,
     /// Connections served at once (default: from the file limit).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// A reverse proxy in front of the node (repeatable): for requests from
+    /// it, the client's address is taken from X-Forwarded-For, so that
+    /// per-address limits apply per client, not to the proxy.
+    #[arg(long, value_name = "IP", value_delimiter = ',')]
+    trusted_proxy: Vec<std::net::IpAddr>,
     /// Join a cluster, gossiping on this UDP address (e.g. 127.0.0.1:4370).
     /// Gossip is signed, not encrypted: use a private network.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -87,10 +104,20 @@ pub(crate) struct ServeArgs {
     /// port).
     #[arg(long, requires = "cluster")]
     node: Option<String>,
+    /// The web address other nodes reach this one at (e.g.
+    /// http://10.0.0.5:4000). Default: the bound address, or — bound to a
+    /// wildcard like 0.0.0.0 — the --cluster address's host with the web port.
+    #[arg(long, value_name = "URL", requires = "cluster")]
+    advertise: Option<String>,
     /// The secret every node of the cluster shares (at least 16
-    /// characters). Default: the one in DATA_DIR/cluster-secret.
+    /// characters). Visible in the process list: prefer
+    /// --cluster-secret-file or OWL_CLUSTER_SECRET. Default: the one in
+    /// DATA_DIR/cluster-secret.
     #[arg(long, env = "OWL_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: Option<String>,
+    /// Read the cluster secret from this file.
+    #[arg(long, conflicts_with = "cluster_secret")]
+    cluster_secret_file: Option<std::path::PathBuf>,
     /// Keep the board's posts in PostgreSQL (postgres://user:pass@host:port/db),
     /// shared live by every node that uses it. Default: SQLite in DATA_DIR.
     #[arg(long, env = "OWL_DATABASE_URL", hide_env_values = true)]
@@ -115,7 +142,16 @@ impl ServeArgs {
             None => format!("owl-{}", gossip.port()),
         };
         owl_cluster::check_node_name(&name).map_err(|e| format!("--node: {e}"))?;
-        let secret = ClusterSecret::load(self.cluster_secret.as_deref(), &self.data_dir)?;
+        let given = match &self.cluster_secret_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "cannot read the cluster secret from {}: {e}",
+                    path.display()
+                )
+            })?),
+            None => self.cluster_secret.clone(),
+        };
+        let secret = ClusterSecret::load(given.as_deref(), &self.data_dir)?;
         Ok(Some(
             ClusterConfig::new(&name, gossip, secret).join(self.join.iter().copied()),
         ))
@@ -147,6 +183,80 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// How long a page's calculation outlives the page, or never ended.
+#[derive(Clone, Copy, Debug)]
+struct Grace(Option<Duration>);
+
+fn parse_grace(text: &str) -> Result<Grace, String> {
+    match text.trim() {
+        "off" | "never" => Ok(Grace(None)),
+        other => parse_duration(other).map(|d| Grace(Some(d))),
+    }
+}
+
+/// The web address other nodes reach this one at: `--advertise`, else the
+/// bound address — with a wildcard host replaced by the gossip address's
+/// host, which peers reach by definition (a node that published
+/// `0.0.0.0` once sent another node's requests to itself).
+fn advertised_url(
+    given: Option<&str>,
+    bound: std::net::SocketAddr,
+    gossip: std::net::SocketAddr,
+) -> Result<String, String> {
+    if let Some(url) = given {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("--advertise {url:?}: give an http:// URL"))?;
+        let host = rest.trim_end_matches('/');
+        let unspecified = host
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_unspecified());
+        if host.is_empty() || unspecified {
+            return Err(format!(
+                "--advertise {url:?}: give the address other nodes reach this one at"
+            ));
+        }
+        return Ok(url.trim_end_matches('/').to_string());
+    }
+    let host = if bound.ip().is_unspecified() {
+        gossip.ip()
+    } else {
+        bound.ip()
+    };
+    Ok(format!(
+        "http://{}",
+        std::net::SocketAddr::new(host, bound.port())
+    ))
+}
+
+/// Says when a secret was given on the command line, where every user of
+/// the machine can read it (`/proc/PID/cmdline`, `ps`).
+fn warn_about_secrets_in_arguments() {
+    for arg in std::env::args() {
+        for (flag, instead) in [
+            ("--admin-token", "--admin-token-file or OWL_ADMIN_TOKEN"),
+            (
+                "--cluster-secret",
+                "--cluster-secret-file or OWL_CLUSTER_SECRET",
+            ),
+        ] {
+            if arg == flag || arg.starts_with(&format!("{flag}=")) {
+                tracing::warn!(target: "owl::node",
+                    "{flag} on the command line is readable by every user of this machine; use {instead}");
+            }
+        }
+        if (arg.starts_with("postgres://") || arg.starts_with("postgresql://"))
+            && arg
+                .split('@')
+                .next()
+                .is_some_and(|creds| creds.matches(':').count() >= 2)
+        {
+            tracing::warn!(target: "owl::node",
+                "--database-url with a password on the command line is readable by every user of this machine; use OWL_DATABASE_URL");
+        }
+    }
+}
+
 fn parse_budget(text: &str) -> Result<(String, Duration), String> {
     let (module, duration) = text
         .split_once('=')
@@ -155,6 +265,12 @@ fn parse_budget(text: &str) -> Result<(String, Duration), String> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
+    // Everything the node writes (database, console history, tokens) is
+    // this user's alone, whatever umask the shell had.
+    // SAFETY: umask only swaps the process's file-mode mask; no memory involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     // A node may hold thousands of connections; the web side keeps a
     // reserve below this limit for the console and files.
     if let Err(e) = owl_runtime::sys::raise_fd_limit() {
@@ -165,16 +281,27 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let cluster = args.cluster_config()?;
+    let advertised = match &cluster {
+        Some(config) => Some(advertised_url(
+            args.advertise.as_deref(),
+            addr,
+            config.gossip_addr,
+        )?),
+        None => None,
+    };
+    warn_about_secrets_in_arguments();
     let config = Config {
         cluster: cluster.clone(),
         database_url: args.database_url.clone(),
         data_dir: args.data_dir.clone(),
         schedulers: args.schedulers,
         max_calculations: args.max_calculations as usize,
-        reap_orphans: args.reap_orphans,
+        max_calculations_per_address: args.max_calculations_per_address.map(|n| n as usize),
+        reap_orphans: args.reap_orphans.0,
         cpu_budgets: args.cpu_budget.clone(),
         load_target: args.load,
         post_limit: args.post_limit as usize,
+        post_limit_per_address: args.post_limit_per_address as usize,
         admin_token: match (&args.admin_token, &args.admin_token_file) {
             (Some(token), _) => TokenSource::Given(token.clone()),
             (None, Some(path)) => TokenSource::File(path.clone()),
@@ -184,18 +311,15 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     };
     // The console socket lives in the data directory, which the system
     // creates; bind it after checking the directory can be made.
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-        format!(
-            "cannot create data directory {}: {e}",
-            args.data_dir.display()
-        )
-    })?;
+    owl_system::system::create_private_dir(&args.data_dir)?;
     let (console_listener, console_path) = console::server::bind(&args.data_dir)?;
     let web = WebConfig {
         public_dashboards: args.public_dashboards,
         max_connections: args.max_connections,
         public_url: args.public_url.clone(),
         remote_console: Some(console::server::remote()),
+        trusted_proxies: args.trusted_proxy.clone(),
+        max_live_per_address: args.max_live_per_address as usize,
         ..WebConfig::default()
     };
     let system = System::builder(config)
@@ -220,7 +344,20 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         system.root().pid(),
         args.data_dir.display()
     );
-    say!("open http://{addr}/  (JSON API: POST http://{addr}/api/sum)");
+    // A wildcard address is no place to open: show one that works here.
+    let local = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    say!(
+        "open http://{local}/  (JSON API: POST http://{local}/api/sum){}",
+        if addr.ip().is_unspecified() {
+            " — listening on every address of this machine"
+        } else {
+            ""
+        }
+    );
     say!(
         "remote console: owl console --data-dir {}",
         args.data_dir.display()
@@ -242,9 +379,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             args.data_dir.join("admin-token").display()
         ),
     }
-    if let (Some(config), Some(cluster)) = (&cluster, &system.services().cluster) {
+    if let (Some(config), Some(cluster), Some(advertised)) =
+        (&cluster, &system.services().cluster, &advertised)
+    {
         // Other nodes' dashboards reach this one here.
-        cluster.publish(owl_cluster::HTTP_KEY, format!("http://{addr}"));
+        cluster.publish(owl_cluster::HTTP_KEY, advertised);
         say!(
             "cluster: node {} gossiping on {} (cluster {}){}",
             config.node,
@@ -264,6 +403,24 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
                 )
             }
         );
+        say!("cluster: other nodes reach this one's web side at {advertised}");
+        // Names are unique: a node whose name another node already holds
+        // must not run as it (both would run that name's share).
+        let settled = std::time::Instant::now();
+        while !cluster.is_settled() && settled.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(other) = cluster.name_taken_by() {
+            let why = format!(
+                "a node named {} is already up in this cluster (gossiping at {}); \
+                 give this one another --node name",
+                config.node, other.gossip_addr
+            );
+            tracing::error!(target: "owl::node", "{why}");
+            system.shutdown(Duration::from_secs(5));
+            let _ = std::fs::remove_file(&console_path);
+            return Err(why);
+        }
         if !system.services().board.is_shared() {
             say!(
                 "cluster: this node's bulletin board is its own ({}); posts are not shared \

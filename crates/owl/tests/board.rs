@@ -58,7 +58,10 @@ fn posts_survive_a_restart() {
 
 #[test]
 fn every_acknowledged_post_survives_kill_9() {
-    let mut node = Served::start_with("board-kill9", &["--post-limit", "1000"]);
+    let mut node = Served::start_with(
+        "board-kill9",
+        &["--post-limit", "1000", "--post-limit-per-address", "100000"],
+    );
     let addr = node.addr().to_string();
     let acked: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
     let posters: Vec<_> = (0..20)

@@ -287,3 +287,111 @@ fn a_cluster_node_needs_a_good_secret_and_a_valid_name() {
     assert!(wildcard.contains("not a wildcard"), "{wildcard}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A free UDP port on `ip`, as `IP:PORT`.
+fn free_gossip_addr_on(ip: &str) -> String {
+    let socket = std::net::UdpSocket::bind((ip, 0)).unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
+/// A node bound to every address (`--bind 0.0.0.0:…`, the talk's setting)
+/// tells its peers an address they reach it at — its gossip host with its
+/// web port, not `0.0.0.0` (which once made another node's `on x kill`
+/// act on the sender itself). Two loopback addresses stand for two hosts.
+#[test]
+fn a_node_bound_to_every_address_advertises_one_its_peers_reach() {
+    let gossip_x = free_gossip_addr_on("127.0.0.2");
+    let x = Served::start_command(
+        "cluster-advertise-x",
+        &["--bind", "0.0.0.0:0", "--cluster", &gossip_x, "--node", "x"],
+        |c| {
+            c.env("OWL_CLUSTER_SECRET", SECRET);
+        },
+    );
+    let port = x.addr().rsplit_once(':').unwrap().1.to_string();
+    let gossip_y = free_gossip_addr();
+    let y = Served::start_command(
+        "cluster-advertise-y",
+        &["--cluster", &gossip_y, "--node", "y", "--join", &gossip_x],
+        |c| {
+            c.env("OWL_CLUSTER_SECRET", SECRET);
+        },
+    );
+    let expected = format!("http://127.0.0.2:{port}");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let nodes = y.ok(&["nodes"]);
+        let x_http = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "x" && n["state"] == "up")
+            .and_then(|n| n["http"].as_str().map(String::from));
+        if x_http.as_deref() == Some(expected.as_str()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "x advertises {x_http:?}, not {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // y's console acts on x, through the advertised address: a runaway
+    // started on x is killed on x.
+    let answer = http(
+        x.addr(),
+        "POST /api/sum?wait_ms=0 HTTP/1.0\r\ncontent-type: application/json\r\n\
+         content-length: 15\r\n\r\n{\"input\": \"-1\"}",
+    );
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let pid = body["pid"].as_str().unwrap().to_string();
+    y.ok(&["on", "x", "kill", &pid]);
+    let gone = x.fails(&["info", &pid]);
+    assert!(gone.contains("no"), "{gone}");
+    // A wildcard is no address to advertise.
+    let bad = owl()
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(std::env::temp_dir().join(format!("owl-advertise-bad-{}", std::process::id())))
+        .args([
+            "--cluster",
+            &free_gossip_addr(),
+            "--advertise",
+            "http://0.0.0.0:4000",
+        ])
+        .env("OWL_CLUSTER_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--advertise"));
+}
+
+/// Names are unique in a cluster: a second node started under a name that
+/// is already up refuses to start (saying which node has it), and the
+/// first keeps its share — the target is not run twice.
+#[test]
+fn a_second_node_with_a_taken_name_refuses_to_start() {
+    const T: &str = "dupname";
+    let a = start(T, "a", "", SECRET);
+    let b = start(T, "b", &a.gossip, SECRET);
+    a.served.ok(&["load", "3000"]);
+    until("1,500 each", LIMIT, || workers_are(&[&a, &b], 1500));
+    let gossip = free_gossip_addr();
+    let dir = std::env::temp_dir().join(format!("owl-cluster-dupname-b2-{}", std::process::id()));
+    let out = owl()
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .args(["--cluster", &gossip, "--node", "b", "--join", &a.gossip])
+        .env("OWL_CLUSTER_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second b must not start: {stderr}");
+    assert!(
+        stderr.contains("a node named b is already up") && stderr.contains(&b.gossip),
+        "{stderr}"
+    );
+    until("still 1,500 each, 3,000 in all", LIMIT, || {
+        workers_are(&[&a, &b], 1500)
+    });
+}

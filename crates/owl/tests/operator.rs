@@ -150,8 +150,18 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["math_sup", "load_sup", "board_sup", "web", "console"]);
-    let web: Vec<&str> = tree["children"][3]["children"]
+    assert_eq!(
+        ids,
+        [
+            "math_sup",
+            "math_reaper",
+            "load_sup",
+            "board_sup",
+            "web",
+            "console"
+        ]
+    );
+    let web: Vec<&str> = tree["children"][4]["children"]
         .as_array()
         .unwrap()
         .iter()

@@ -1,6 +1,10 @@
-//! What a post must be: a text and an author, both non-empty after
-//! trimming, the text at most 2,000 characters (newlines kept), the author
-//! at most 80, neither with control characters beyond line breaks and tabs.
+//! What a post must be: a text and an author, both with something visible
+//! in them after trimming, the text at most 2,000 characters (newlines
+//! kept), the author at most 80, neither with control characters beyond
+//! line breaks and tabs. An author name may not hold text-direction
+//! controls (an override can make a name read as another); a text may —
+//! right-to-left writing uses them — and pages show each post in a
+//! paragraph of its own, which no direction control reaches beyond.
 
 use std::fmt;
 
@@ -37,11 +41,33 @@ impl fmt::Display for FieldErrors {
     }
 }
 
+/// Characters that show nothing: whitespace, zero-width and joiner
+/// characters, direction marks and controls, invisible fillers and tags.
+/// A field of nothing else is empty to a reader.
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Embeddings, overrides and isolates: they change how the text around
+/// them reads.
+fn direction_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 fn check(value: &str, max: usize, multiline: bool) -> Result<String, &'static str> {
     let normalized = value.replace("\r\n", "\n");
     let trimmed = normalized.trim();
-    if trimmed.is_empty() {
+    if trimmed.chars().all(invisible) {
         return Err("must not be empty");
+    }
+    if !multiline && trimmed.chars().any(direction_control) {
+        return Err("must not contain text-direction controls");
     }
     if trimmed.chars().count() > max {
         return Err(if multiline {
@@ -67,6 +93,11 @@ impl Draft {
     /// let errors = Draft::new("   ", &"x".repeat(81)).unwrap_err();
     /// assert_eq!(errors.text, Some("must not be empty"));
     /// assert_eq!(errors.author, Some("is longer than 80 characters"));
+    /// // Nothing visible is nothing.
+    /// assert_eq!(Draft::new("\u{200b}\u{200d}", "A").unwrap_err().text, Some("must not be empty"));
+    /// // A name that reads backwards from the middle is refused.
+    /// let spoof = Draft::new("hi", "Ada\u{202e}nimda").unwrap_err();
+    /// assert_eq!(spoof.author, Some("must not contain text-direction controls"));
     /// ```
     pub fn new(text: &str, author: &str) -> Result<Draft, FieldErrors> {
         let text = check(text, MAX_TEXT_CHARS, true);

@@ -18,14 +18,13 @@ mod postgres;
 mod store;
 mod topics;
 
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use owl_runtime::supervisor::{ChildSpec, Restart, Strategy, SupervisorRef, SupervisorSpec};
 use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
 pub use draft::{Draft, FieldErrors, MAX_AUTHOR_CHARS, MAX_TEXT_CHARS};
@@ -33,6 +32,7 @@ pub use store::StoreError;
 pub use topics::{DEFAULT_TOPIC, TOPICS, Topic};
 
 use crate::math::Client;
+use crate::rate::SlidingWindow;
 use postgres::PgStore;
 use store::{Store, Write};
 
@@ -108,6 +108,9 @@ pub enum PostError {
     Invalid(FieldErrors),
     /// This client posted too often; it may again after this long.
     TooOften(Duration),
+    /// The clients of this client's address together posted their
+    /// ceiling; they may again after this long.
+    AddressTooOften(Duration),
     /// The board cannot save right now (restarting, overloaded).
     Unavailable(String),
 }
@@ -120,6 +123,12 @@ impl std::fmt::Display for PostError {
             PostError::TooOften(wait) => write!(
                 f,
                 "too many posts; you may post again in {} s",
+                wait.as_secs() + 1
+            ),
+            PostError::AddressTooOften(wait) => write!(
+                f,
+                "too many posts from your network address (everyone on it together); \
+                 you may post again in {} s",
                 wait.as_secs() + 1
             ),
             PostError::Unavailable(why) => write!(f, "the board cannot save right now: {why}"),
@@ -138,6 +147,8 @@ pub struct BoardConfig {
     pub database_url: Option<String>,
     /// Posts one client may make per `rate_window`.
     pub rate_posts: usize,
+    /// Posts all the clients of one address may make per `rate_window`.
+    pub rate_posts_per_address: usize,
     /// See `rate_posts`.
     pub rate_window: Duration,
 }
@@ -153,12 +164,11 @@ struct Inner {
     config: BoardConfig,
     /// The database while its owner process runs.
     store: RwLock<Option<Backend>>,
-    /// Recent posts per client, for the rate limit.
-    recent: Mutex<HashMap<Client, VecDeque<Instant>>>,
+    /// Recent posts per client, for the per-visitor rate limit…
+    per_client: SlidingWindow<Client>,
+    /// …and per address, for all the visitors behind one.
+    per_address: SlidingWindow<std::net::IpAddr>,
 }
-
-/// Clients whose recent posts are remembered at once.
-const RATE_CLIENTS: usize = 100_000;
 
 /// Where the posts are: this node's SQLite file, or a PostgreSQL database
 /// shared with other nodes.
@@ -230,9 +240,10 @@ impl Board {
     pub fn new(config: BoardConfig) -> Board {
         Board {
             inner: Arc::new(Inner {
+                per_client: SlidingWindow::new(config.rate_posts, config.rate_window),
+                per_address: SlidingWindow::new(config.rate_posts_per_address, config.rate_window),
                 config,
                 store: RwLock::new(None),
-                recent: Mutex::default(),
             }),
         }
     }
@@ -314,30 +325,23 @@ impl Board {
             .ok_or_else(|| PostError::Unavailable("the database is (re)starting".into()))
     }
 
-    /// Counts a post of `client` against its rate limit; refuses past it.
+    /// Counts a post of `client` against its rate limits — its own, and
+    /// its address's — and refuses past either.
     pub fn check_rate(&self, client: &Client) -> Result<(), PostError> {
-        let (limit, window) = (self.inner.config.rate_posts, self.inner.config.rate_window);
         let now = Instant::now();
-        let mut recent = self.inner.recent.lock();
-        if recent.len() >= RATE_CLIENTS && !recent.contains_key(client) {
-            recent.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < window)
-            });
+        let inner = &self.inner;
+        inner
+            .per_client
+            .check(client, now)
+            .map_err(PostError::TooOften)?;
+        if let Some(ip) = client.ip() {
+            inner
+                .per_address
+                .check(&ip, now)
+                .map_err(PostError::AddressTooOften)?;
+            inner.per_address.count(&ip, now);
         }
-        let times = recent.entry(client.clone()).or_default();
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            times.pop_front();
-        }
-        if times.len() >= limit {
-            let wait = window - now.duration_since(*times.front().expect("at the limit"));
-            return Err(PostError::TooOften(wait));
-        }
-        times.push_back(now);
+        inner.per_client.count(client, now);
         Ok(())
     }
 
@@ -430,10 +434,17 @@ impl Board {
         }
     }
 
-    /// Deletes post `id`; every viewer of its topic sees it go. False if
-    /// there is no such post.
-    pub async fn delete(&self, node: &owl_runtime::Node, id: i64) -> Result<bool, StoreError> {
-        let topic = self.write(|done| Write::Delete { id, done }).await?;
+    /// Deletes post `id` — only if it is in `topic`, when one is given (a
+    /// moderator's page or URL names the topic it acts on); every viewer of
+    /// its topic sees it go. False if there is no such post (there).
+    pub async fn delete(
+        &self,
+        node: &owl_runtime::Node,
+        topic: Option<&str>,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        let topic = topic.map(str::to_string);
+        let topic = self.write(|done| Write::Delete { id, topic, done }).await?;
         let Some(topic) = topic else {
             return Ok(false);
         };

@@ -222,9 +222,12 @@ impl PgStore {
                     inserted_at: at,
                 })
             }
-            Write::Delete { id, .. } => {
+            Write::Delete { id, topic, .. } => {
                 let topic: Option<String> = tx
-                    .query_opt("DELETE FROM posts WHERE id = $1 RETURNING topic", &[id])
+                    .query_opt(
+                        "DELETE FROM posts WHERE id = $1 AND ($2::text IS NULL OR topic = $2) RETURNING topic",
+                        &[id, topic],
+                    )
                     .await
                     .map_err(failed("deleting the post"))?
                     .map(|row| row.get(0));

@@ -58,6 +58,8 @@ pub(crate) enum Write {
     },
     Delete {
         id: i64,
+        /// Only within this topic, when given.
+        topic: Option<String>,
         done: oneshot::Sender<Result<Option<String>, StoreError>>,
     },
     Reset {
@@ -94,6 +96,29 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The database holds every post and who wrote it: readable by this user
+/// only, like the data directory (a file made before that rule, or under a
+/// lax umask, is tightened; SQLite gives its `-wal` and `-shm` files the
+/// database's mode, and they are tightened too if they exist already).
+fn keep_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+            && let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(target: "owl::board", file = %file.display(), error = %e,
+                "cannot make the database private to this user");
+        }
+    }
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -126,6 +151,7 @@ impl Store {
     pub(crate) fn open(path: &Path) -> Result<Store, StoreError> {
         let mut writer = open(path, OpenFlags::default())?;
         migrate(&mut writer)?;
+        keep_private(path);
         let reader = open(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -265,11 +291,11 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, write: &Write) -> Result<Done, Stor
                 inserted_at: at,
             }))
         }
-        Write::Delete { id, .. } => {
+        Write::Delete { id, topic, .. } => {
             let topic: Option<String> = tx
                 .query_row(
-                    "DELETE FROM posts WHERE id = ?1 RETURNING topic",
-                    [id],
+                    "DELETE FROM posts WHERE id = ?1 AND (?2 IS NULL OR topic = ?2) RETURNING topic",
+                    params![id, topic],
                     |r| r.get(0),
                 )
                 .map(Some)

@@ -165,6 +165,51 @@ pub fn parse_target(text: &str) -> Result<u64, InvalidTarget> {
     Ok(n)
 }
 
+/// A change of load control's two knobs, as the load page and
+/// `PUT /api/load` ask for it: either or both. It is checked whole before
+/// anything changes ([`Operator::change_load`](crate::operator::Operator::change_load)),
+/// so a request with one bad knob changes nothing.
+///
+/// ```
+/// use owl_system::load::LoadChange;
+/// let both = LoadChange::parse("100_000", "1").unwrap();
+/// assert_eq!((both.target, both.schedulers), (Some(100_000), Some(1)));
+/// assert_eq!(LoadChange::parse("", " ").unwrap(), LoadChange::default());
+/// assert!(LoadChange::parse("5", "two").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadChange {
+    /// The new target, if it changes.
+    pub target: Option<u64>,
+    /// The new number of schedulers online, if it changes.
+    pub schedulers: Option<usize>,
+}
+
+impl LoadChange {
+    /// Reads the knobs as a form sends them; an empty field changes nothing.
+    pub fn parse(target: &str, schedulers: &str) -> Result<LoadChange, InvalidTarget> {
+        let target = match target.trim() {
+            "" => None,
+            text => Some(parse_target(text)?),
+        };
+        let schedulers = match schedulers.trim() {
+            "" => None,
+            text => Some(
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        InvalidTarget(format!(
+                            "schedulers must be a whole number from 1 up, not {:?}",
+                            text.chars().take(20).collect::<String>()
+                        ))
+                    })?,
+            ),
+        };
+        Ok(LoadChange { target, schedulers })
+    }
+}
+
 pub(crate) struct Shared {
     /// What this node runs: the whole target alone, its share in a cluster.
     target: AtomicU64,
@@ -347,8 +392,9 @@ impl LoadControl {
     /// Recomputes this node's share from the cluster's target and the
     /// nodes up; true if it changed.
     fn apply_share(&self, cluster: &Cluster) -> bool {
-        // Until the node knows who is up it takes no share.
-        let share = if cluster.is_settled() {
+        // Until the node knows who is up it takes no share; nor does a
+        // node whose name another node held first (that one runs it).
+        let share = if cluster.is_settled() && cluster.name_taken_by().is_none() {
             share_of(
                 cluster_target(cluster),
                 &cluster.live_names(),

@@ -8,9 +8,13 @@
 //! slots never just change hands between equals); a client that already
 //! holds as many as anyone else is refused: it has its fair share.
 //!
-//! A client is a visitor's browser (its session cookie: a whole room of
-//! phones behind one address is many clients) or, for cookie-less scripts,
-//! an address.
+//! A client is a visitor's browser (its signed visitor cookie: a whole
+//! room of phones behind one address is many clients) or, for clients
+//! without one, an address. On top of the node's cap, every address has
+//! a ceiling of its own (by default half the node's cap), shared by its
+//! visitors the same max-min way: a script that invents visitors — or
+//! fetches a fresh signed cookie per request — can take at most that
+//! address's ceiling, never the whole node.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -21,51 +25,7 @@ use std::time::{Duration, Instant};
 use owl_runtime::Pid;
 use parking_lot::Mutex;
 
-/// Who asks for calculations.
-///
-/// ```
-/// use owl_system::math::Client;
-/// let a = Client::browser("3f2a9c0d11e4");
-/// assert_eq!(a.to_string(), "visitor 3f2a9c0d");
-/// // The whole cookie tells visitors apart; logs show its first 8 characters.
-/// assert_ne!(a, Client::browser("3f2a9c0d11e5"));
-/// assert_eq!(Client::address("10.0.0.7".parse().unwrap()).to_string(), "address 10.0.0.7");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Client(Arc<str>);
-
-const VISITOR: &str = "visitor ";
-
-impl Client {
-    /// A browser, known by its session cookie.
-    pub fn browser(cookie: &str) -> Client {
-        Client(format!("{VISITOR}{cookie}").into())
-    }
-
-    /// A script without a cookie, known by its address.
-    pub fn address(ip: IpAddr) -> Client {
-        Client(format!("address {ip}").into())
-    }
-
-    /// A client named by the caller (the console, tests).
-    pub fn named(name: &str) -> Client {
-        Client(name.into())
-    }
-}
-
-impl fmt::Display for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A visitor's cookie is as good as its session: logs and pages get
-        // a prefix that tells visitors apart by eye, not the whole value.
-        match self.0.strip_prefix(VISITOR) {
-            Some(cookie) => {
-                let short: String = cookie.chars().take(8).collect();
-                write!(f, "{VISITOR}{short}")
-            }
-            None => f.write_str(&self.0),
-        }
-    }
-}
+pub use crate::visitors::Client;
 
 /// A running calculation as the admission table knows it.
 #[derive(Debug)]
@@ -75,6 +35,10 @@ struct Slot {
     asker: Pid,
     /// When the sweep first saw the asker gone.
     orphaned_since: Option<Instant>,
+    /// Whether it ends when its asker has been gone for a while: a page's
+    /// calculation does; one started through the API outlives its request
+    /// on purpose (the client polls or comes back).
+    reapable: bool,
 }
 
 #[derive(Default, Debug)]
@@ -101,6 +65,38 @@ impl Table {
         self.clients.values().map(Held::count).sum()
     }
 
+    /// Calculations held by the clients of address `ip`.
+    fn at_address(&self, ip: IpAddr) -> usize {
+        self.clients
+            .iter()
+            .filter(|(c, _)| c.ip() == Some(ip))
+            .map(|(_, h)| h.count())
+            .sum()
+    }
+
+    /// Ends the oldest calculation of the client holding the most among
+    /// those `within` admits, if it holds at least two more than `mine`
+    /// (so slots never just change hands between equals).
+    fn squeeze(
+        &mut self,
+        client: &Client,
+        mine: usize,
+        within: impl Fn(&Client) -> bool,
+    ) -> Option<(Pid, Client, usize)> {
+        let (heavy, count) = self
+            .clients
+            .iter()
+            .filter(|(c, h)| *c != client && within(c) && !h.running.is_empty())
+            .max_by(|(_, a), (_, b)| a.count().cmp(&b.count()))
+            .map(|(c, h)| (c.clone(), h.count()))?;
+        if count < mine + 2 {
+            return None;
+        }
+        let held = self.clients.get_mut(&heavy).expect("just found");
+        let slot = held.running.pop_front().expect("it runs some");
+        Some((slot.pid, heavy, count))
+    }
+
     /// Forgets calculations that have ended.
     fn prune(&mut self) {
         self.clients.retain(|_, held| {
@@ -115,8 +111,20 @@ impl Table {
 pub struct Refusal {
     /// Calculations this client runs.
     pub held: usize,
-    /// The node's limit.
+    /// The limit that was reached.
     pub cap: usize,
+    /// Which limit: the node's, or its address's.
+    pub scope: Scope,
+}
+
+/// Which of the limits refused a calculation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The node runs as many as it may, shared fairly.
+    Node,
+    /// The client's address holds its ceiling, shared fairly among the
+    /// visitors behind it.
+    Address,
 }
 
 /// An admitted calculation, not started yet. Fill it with the started
@@ -130,7 +138,7 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
-    pub(super) fn fill(mut self, pid: Pid, asker: Pid) {
+    pub(super) fn fill(mut self, pid: Pid, asker: Pid, reapable: bool) {
         let mut table = self.admission.table.lock();
         let held = table.clients.entry(self.client.clone()).or_default();
         held.pending = held.pending.saturating_sub(1);
@@ -138,6 +146,7 @@ impl Reservation {
             pid,
             asker,
             orphaned_since: None,
+            reapable,
         });
         self.filled = true;
     }
@@ -158,6 +167,8 @@ impl Drop for Reservation {
 #[derive(Debug)]
 pub(crate) struct Admission {
     cap: usize,
+    /// The most one address may hold.
+    address_cap: usize,
     table: Mutex<Table>,
     /// When the last "at the limit" line was logged.
     last_log: Mutex<Option<Instant>>,
@@ -167,9 +178,10 @@ pub(crate) struct Admission {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl Admission {
-    pub(super) fn new(cap: usize) -> Arc<Admission> {
+    pub(super) fn new(cap: usize, address_cap: usize) -> Arc<Admission> {
         Arc::new(Admission {
             cap: cap.max(1),
+            address_cap: address_cap.clamp(1, cap.max(1)),
             table: Mutex::default(),
             last_log: Mutex::default(),
         })
@@ -179,40 +191,59 @@ impl Admission {
         self.cap
     }
 
-    /// Admits `client`, making room by naming a victim if it must.
+    pub(super) fn address_cap(&self) -> usize {
+        self.address_cap
+    }
+
+    /// Admits `client`, making room by naming a victim if it must. At the
+    /// node's cap the heaviest client gives one up; when the client's
+    /// address is at its ceiling, the room must come from that address's
+    /// own clients (so an address never grows past its ceiling).
     pub(super) fn reserve(self: &Arc<Self>, client: &Client) -> Result<Reservation, Refusal> {
         let mut table = self.table.lock();
-        if table.total() >= self.cap {
+        let address_full = |t: &Table| {
+            client
+                .ip()
+                .is_some_and(|ip| t.at_address(ip) >= self.address_cap)
+        };
+        if table.total() >= self.cap || address_full(&table) {
             table.prune();
         }
-        let victim = if table.total() < self.cap {
+        let node_full = table.total() >= self.cap;
+        let full_address = client.ip().filter(|_| address_full(&table));
+        let victim = if !node_full && full_address.is_none() {
             None
         } else {
+            // The binding limit: the address's ceiling when it is below
+            // the node's cap and reached, the node's cap otherwise.
+            let scope = match full_address {
+                Some(_) if self.address_cap < self.cap || !node_full => Scope::Address,
+                _ => Scope::Node,
+            };
+            let (cap, what) = match scope {
+                Scope::Address => (self.address_cap, "its address at its ceiling"),
+                Scope::Node => (self.cap, "calculations at their limit"),
+            };
             let mine = table.clients.get(client).map_or(0, Held::count);
-            let heaviest = table
-                .clients
-                .iter()
-                .filter(|(c, h)| *c != client && !h.running.is_empty())
-                .max_by(|(_, a), (_, b)| a.count().cmp(&b.count()))
-                .map(|(c, h)| (c.clone(), h.count()));
-            match heaviest {
-                Some((heavy, count)) if count >= mine + 2 => {
-                    let held = table.clients.get_mut(&heavy).expect("just found");
-                    let slot = held.running.pop_front().expect("it runs some");
+            let squeezed = match full_address {
+                Some(ip) => table.squeeze(client, mine, |c| c.ip() == Some(ip)),
+                None => table.squeeze(client, mine, |_| true),
+            };
+            match squeezed {
+                Some((pid, heavy, count)) => {
                     self.log(format_args!(
-                        "calculations at their limit ({}): ending {} of {heavy} (holds {count}) to admit {client} (holds {mine})",
-                        self.cap, slot.pid
+                        "{client}: {what} ({cap}): ending {pid} of {heavy} (holds {count}) to admit it (holds {mine})"
                     ));
-                    Some((slot.pid, heavy))
+                    Some((pid, heavy))
                 }
-                _ => {
+                None => {
                     self.log(format_args!(
-                        "calculations at their limit ({}): refused {client}, which holds {mine}, its fair share",
-                        self.cap
+                        "{client}: {what} ({cap}): refused, it holds {mine}, its fair share"
                     ));
                     return Err(Refusal {
                         held: mine,
-                        cap: self.cap,
+                        cap,
+                        scope,
                     });
                 }
             }
@@ -233,7 +264,7 @@ impl Admission {
         table.prune();
         let mut due = Vec::new();
         for held in table.clients.values_mut() {
-            for slot in held.running.iter_mut() {
+            for slot in held.running.iter_mut().filter(|s| s.reapable) {
                 if slot.asker.is_alive() {
                     slot.orphaned_since = None;
                     continue;

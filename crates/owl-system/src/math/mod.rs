@@ -52,7 +52,7 @@ use owl_runtime::supervisor::{ChildError, ChildSpec, Restart, SupervisorRef, Sup
 use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
 use owl_sandbox::{CallCounts, Canary, GuestReply, LoadError, Sandbox, SpawnError};
 
-pub use admission::{Client, Refusal};
+pub use admission::{Client, Refusal, Scope};
 pub use input::{InvalidInput, MAX_INPUT_CHARS, parse_input};
 
 /// The guest module that computes the sum.
@@ -159,6 +159,12 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            StartError::FairShare(r) if r.scope == Scope::Address => write!(
+                f,
+                "your network address runs {} calculations, as many as one address may \
+                 (shared fairly among its visitors); one of them must end first",
+                r.cap
+            ),
             StartError::FairShare(r) if r.held == 0 => write!(
                 f,
                 "the server is at its limit of {} calculations, shared fairly among its clients; try again soon",
@@ -198,17 +204,26 @@ struct Inner {
 pub struct MathConfig {
     /// Calculations that may run at once, all clients together.
     pub max_running: usize,
-    /// End a calculation this long after the page that asked for it went
-    /// away (`None`: calculations outlive their pages, as in the talk, so
-    /// the operator can find them).
+    /// Calculations the clients of one network address may run at once
+    /// (`None`: half of `max_running`). A room of phones behind one NAT
+    /// shares it; a script from one address cannot take more.
+    pub max_per_address: Option<usize>,
+    /// End a page's calculation this long after the page went away
+    /// (`None`: they outlive their pages, so the operator can find them).
     pub reap_orphans: Option<Duration>,
 }
+
+/// How long a page's calculation outlives the page by default: long
+/// enough for a phone to reconnect, short enough that runaways of closed
+/// pages do not hold slots until an operator acts.
+pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
 impl Default for MathConfig {
     fn default() -> Self {
         MathConfig {
             max_running: 1000,
-            reap_orphans: None,
+            max_per_address: None,
+            reap_orphans: Some(DEFAULT_ORPHAN_GRACE),
         }
     }
 }
@@ -223,7 +238,12 @@ impl MathService {
         Ok(MathService {
             inner: Arc::new(Inner {
                 sandbox,
-                admission: admission::Admission::new(config.max_running),
+                admission: admission::Admission::new(
+                    config.max_running,
+                    config
+                        .max_per_address
+                        .unwrap_or((config.max_running / 2).max(1)),
+                ),
                 reap_orphans: config.reap_orphans,
                 refused: Default::default(),
                 squeezed: Default::default(),
@@ -234,6 +254,11 @@ impl MathService {
     /// The most calculations that run at once.
     pub fn max_running(&self) -> usize {
         self.inner.admission.cap()
+    }
+
+    /// The most calculations the clients of one address run at once.
+    pub fn max_per_address(&self) -> usize {
+        self.inner.admission.address_cap()
     }
 
     /// Calculations `client` runs now.
@@ -294,11 +319,37 @@ impl MathService {
     /// [`settle`](Self::settle)). At the limit, fairness decides: room is
     /// made by ending the oldest calculation of the client that holds the
     /// most, or the start is refused if `client` holds its fair share.
+    ///
+    /// `ctx` is the calculation's page: with orphan reaping on, the
+    /// calculation ends a while after `ctx` has gone.
     pub async fn start(
         &self,
         ctx: &mut Process,
         n: i64,
         client: &Client,
+    ) -> Result<Pid, StartError> {
+        self.start_as(ctx, n, client, true).await
+    }
+
+    /// Like [`start`](Self::start), for a calculation that outlives `ctx`
+    /// on purpose (an API request that returns while it still runs): it
+    /// is never reaped as an orphan. The per-address ceiling bounds what
+    /// such calculations can hold.
+    pub async fn start_detached(
+        &self,
+        ctx: &mut Process,
+        n: i64,
+        client: &Client,
+    ) -> Result<Pid, StartError> {
+        self.start_as(ctx, n, client, false).await
+    }
+
+    async fn start_as(
+        &self,
+        ctx: &mut Process,
+        n: i64,
+        client: &Client,
+        reapable: bool,
     ) -> Result<Pid, StartError> {
         let node = ctx.node().clone();
         let supervisor = node
@@ -352,7 +403,7 @@ impl MathService {
                     self.inner.refused.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
-        reservation.fill(pid.clone(), ctx.pid().clone());
+        reservation.fill(pid.clone(), ctx.pid().clone(), reapable);
         Ok(pid)
     }
 
@@ -408,7 +459,8 @@ impl MathService {
 }
 
 /// The orphan reaper: once a second, ends the calculations whose page has
-/// been gone for longer than `grace`.
+/// been gone for longer than `grace` (as `shutdown`: on purpose, no crash
+/// report).
 async fn reap(p: Process, admission: Arc<admission::Admission>, grace: Duration) {
     loop {
         p.sleep(Duration::from_secs(1)).await;

@@ -331,6 +331,37 @@ impl Operator {
         Ok(self.schedulers())
     }
 
+    /// Applies a change of load control's knobs, all or nothing: the
+    /// schedulers are checked against what the node allows before either
+    /// knob changes. Returns what changed, in words (empty: nothing did).
+    pub fn change_load(
+        &self,
+        load: &crate::load::LoadControl,
+        change: crate::load::LoadChange,
+    ) -> Result<Vec<String>, OperatorError> {
+        let max = self.node.max_schedulers_online();
+        if let Some(n) = change.schedulers
+            && !(1..=max).contains(&n)
+        {
+            return Err(OperatorError::Refused(format!(
+                "schedulers online must be from 1 to {max}, not {n}"
+            )));
+        }
+        let mut done = Vec::new();
+        if let Some(n) = change.schedulers
+            && n != self.node.schedulers_online()
+        {
+            self.set_schedulers(n)?;
+            done.push(format!("{n} scheduler(s) online"));
+        }
+        if let Some(n) = change.target {
+            load.set_target(n)
+                .map_err(|e| OperatorError::Refused(e.to_string()))?;
+            done.push(format!("target set to {n} jobs"));
+        }
+        Ok(done)
+    }
+
     /// (schedulers online, schedulers).
     pub fn schedulers(&self) -> (usize, usize) {
         (self.node.schedulers_online(), self.node.schedulers())

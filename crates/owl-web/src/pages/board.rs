@@ -5,8 +5,6 @@
 
 use std::collections::VecDeque;
 
-use axum::Extension;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,9 +17,8 @@ use owl_system::board::{
 use owl_system::math::Client;
 
 use crate::access::AdminForm;
-use crate::live::{self, ClientEvent, LiveView};
-use crate::server::ConnectionSlot;
-use crate::{Web, layout};
+use crate::live::{self, ClientEvent, LiveConnect, LiveView};
+use crate::{Web, layout, visitor};
 
 /// The flash a failed save shows (the talk's own words).
 pub(crate) const SAVE_FAILED: &str = "Posting of Message failed.";
@@ -48,7 +45,11 @@ fn topic_nav(current: &str) -> Markup {
 }
 
 /// `GET /board/{topic}`.
-pub(crate) async fn topic(headers: HeaderMap, Path(slug): Path<String>) -> Response {
+pub(crate) async fn topic(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Response {
     let topic = match topic_or_redirect(&slug) {
         Ok(t) => t,
         Err(r) => return r.into_response(),
@@ -67,7 +68,7 @@ pub(crate) async fn topic(headers: HeaderMap, Path(slug): Path<String>) -> Respo
         }
     };
     let mut response = layout::page("Board", "/board", main).into_response();
-    crate::pages::sum::give_client_cookie(&headers, &mut response);
+    visitor::give_cookie(&web, &headers, &mut response);
     response
 }
 
@@ -75,25 +76,15 @@ pub(crate) async fn topic(headers: HeaderMap, Path(slug): Path<String>) -> Respo
 pub(crate) async fn live(
     State(web): State<Web>,
     Path(slug): Path<String>,
-    slot: Option<Extension<ConnectionSlot>>,
-    request: axum::extract::Request,
+    connect: LiveConnect,
 ) -> Response {
-    use axum::extract::FromRequestParts;
-    let (mut parts, _) = request.into_parts();
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &web).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
-    };
     let Some(topic) = Board::topic(&slug) else {
         return (StatusCode::NOT_FOUND, "no such topic").into_response();
     };
-    let client = crate::pages::sum::client_of(&parts.headers, &parts.extensions);
-    let board = web.services.board.clone();
+    let (board, client) = (web.services.board.clone(), connect.client.clone());
     live::upgrade(
-        ws,
-        &parts.headers,
-        slot.map(|Extension(s)| s),
-        &web.services.node,
+        connect,
+        &web,
         &format!("/board/{}", topic.slug),
         move || BoardPage::new(board.clone(), topic, client.clone()),
     )
@@ -101,6 +92,24 @@ pub(crate) async fn live(
 
 /// Asks the session to load the posts (off the schedulers) once mounted.
 struct LoadPosts;
+
+/// Posts a live page shows; older ones are a link away. Bounded so that a
+/// page's first frame stays small whatever the posts hold (30 posts of
+/// 2,000 escaped quotes are ~370 KB; see the frame-size test).
+pub(crate) const LIVE_POSTS: usize = 30;
+
+/// What changed on a page since its last frame.
+#[derive(Default)]
+struct Changes {
+    /// Send the whole region (first load, reset, a post out of order).
+    whole: bool,
+    /// The form or its notice changed.
+    form: bool,
+    /// Posts added at the top, oldest first.
+    added: Vec<i64>,
+    /// Posts to take off the page.
+    removed: Vec<i64>,
+}
 
 /// A page's session state.
 struct BoardPage {
@@ -118,6 +127,8 @@ struct BoardPage {
     saving: Vec<(Pid, String, String)>,
     /// Bumped when the form is to be emptied (the page's script watches it).
     cleared: u64,
+    /// What the next frame must carry.
+    changes: Changes,
 }
 
 impl BoardPage {
@@ -134,9 +145,12 @@ impl BoardPage {
             flash: None,
             saving: Vec::new(),
             cleared: 0,
+            changes: Changes::default(),
         }
     }
 
+    /// Shows `post` where its id puts it, newest first; the oldest shown
+    /// post makes way beyond [`LIVE_POSTS`].
     fn add(&mut self, post: Post) {
         if self.posts.iter().any(|p| p.id == post.id) {
             return;
@@ -146,8 +160,71 @@ impl BoardPage {
             .iter()
             .position(|p| p.id < post.id)
             .unwrap_or(self.posts.len());
+        if at == 0 {
+            self.changes.added.push(post.id);
+        } else {
+            // Out of order (another node's post committed earlier):
+            // rare enough to send the whole list.
+            self.changes.whole = true;
+        }
         self.posts.insert(at, post);
-        self.posts.truncate(board::PAGE);
+        while self.posts.len() > LIVE_POSTS {
+            let Some(old) = self.posts.pop_back() else {
+                break;
+            };
+            match self.changes.added.iter().position(|id| *id == old.id) {
+                Some(i) => {
+                    self.changes.added.remove(i);
+                }
+                None => self.changes.removed.push(old.id),
+            }
+        }
+    }
+
+    fn remove(&mut self, id: i64) {
+        let before = self.posts.len();
+        self.posts.retain(|p| p.id != id);
+        if self.posts.len() == before {
+            return;
+        }
+        match self.changes.added.iter().position(|a| *a == id) {
+            Some(i) => {
+                self.changes.added.remove(i);
+            }
+            None => self.changes.removed.push(id),
+        }
+    }
+
+    fn form(&self) -> Markup {
+        let field_error = |e: Option<&'static str>| html! { @if let Some(e) = e { span.field-error role="alert" { (e) } } };
+        html! {
+            div #board-form-area hx-swap-oob="morph" {
+                form #board-form ws-send autocomplete="off" data-cleared=(self.cleared) {
+                    input type="hidden" name="event" value="post";
+                    label for="post-text" { "Your answer" }
+                    textarea #post-text name="text" rows="3" maxlength=(MAX_TEXT_CHARS) required { (self.text) }
+                    (field_error(self.errors.text))
+                    label for="post-author" { "Your name" }
+                    input #post-author name="author" type="text" maxlength=(MAX_AUTHOR_CHARS) value=(self.author) required;
+                    (field_error(self.errors.author))
+                    button type="submit" { @if self.saving.is_empty() { "Post" } @else { "Posting…" } }
+                }
+                p #live-notice .live-notice role="status" { @if let Some(f) = &self.flash { (f) } }
+            }
+        }
+    }
+
+    /// The link to the posts older than those shown.
+    fn older_link(&self) -> Markup {
+        html! {
+            p #board-older hx-swap-oob="morph" {
+                @if self.posts.len() == LIVE_POSTS {
+                    @if let Some(last) = self.posts.back() {
+                        a href=(format!("/board/{}/older?before={}", self.topic.slug, last.id)) { "Older posts" }
+                    }
+                }
+            }
+        }
     }
 
     async fn post(&mut self, ctx: &mut Process, text: &str, author: &str) {
@@ -170,6 +247,12 @@ impl BoardPage {
                     wait.as_secs() + 1
                 ));
             }
+            Err(PostError::AddressTooOften(wait)) => {
+                self.flash = Some(format!(
+                    "Too many posts from your network (everyone on it together); try again in {} s.",
+                    wait.as_secs() + 1
+                ));
+            }
             Err(other) => {
                 tracing::warn!(target: "owl::board", error = %other, "a post was not started");
                 self.flash = Some(SAVE_FAILED.into());
@@ -185,35 +268,37 @@ impl LiveView for BoardPage {
     }
 
     fn render(&self) -> Markup {
-        let field_error = |e: Option<&'static str>| html! { @if let Some(e) = e { span.field-error role="alert" { (e) } } };
         html! {
             div #board hx-swap-oob="morph" {
-                form #board-form ws-send autocomplete="off" data-cleared=(self.cleared) {
-                    input type="hidden" name="event" value="post";
-                    label for="post-text" { "Your answer" }
-                    textarea #post-text name="text" rows="3" maxlength=(MAX_TEXT_CHARS) required { (self.text) }
-                    (field_error(self.errors.text))
-                    label for="post-author" { "Your name" }
-                    input #post-author name="author" type="text" maxlength=(MAX_AUTHOR_CHARS) value=(self.author) required;
-                    (field_error(self.errors.author))
-                    button type="submit" { @if self.saving.is_empty() { "Post" } @else { "Posting…" } }
-                }
-                p #live-notice .live-notice role="status" { @if let Some(f) = &self.flash { (f) } }
+                (self.form())
                 @if !self.loaded { p.hint { "loading posts…" } }
                 ol #posts .posts {
-                    @for post in &self.posts {
-                        li id=(format!("post-{}", post.id)) {
-                            p.post-text { (multiline(&post.text)) }
-                            p.post-author { "— " (post.author) }
-                        }
-                    }
+                    @for post in &self.posts { (post_item(post)) }
                 }
-                @if self.posts.len() == board::PAGE {
-                    @if let Some(last) = self.posts.back() {
-                        p { a href=(format!("/board/{}/older?before={}", self.topic.slug, last.id)) { "Older posts" } }
+                (self.older_link())
+            }
+        }
+    }
+
+    fn render_update(&mut self) -> Markup {
+        let changes = std::mem::take(&mut self.changes);
+        if changes.whole {
+            return self.render();
+        }
+        let posts_changed = !changes.added.is_empty() || !changes.removed.is_empty();
+        html! {
+            @if changes.form { (self.form()) }
+            @if !changes.added.is_empty() {
+                div hx-swap-oob="afterbegin:#posts" {
+                    @for post in self.posts.iter().take_while(|p| changes.added.contains(&p.id)) {
+                        (post_item(post))
                     }
                 }
             }
+            @for id in &changes.removed {
+                li id=(format!("post-{id}")) hx-swap-oob="delete" {}
+            }
+            @if posts_changed { (self.older_link()) }
         }
     }
 
@@ -226,13 +311,14 @@ impl LiveView for BoardPage {
             event.field("author").to_string(),
         );
         self.post(ctx, &text, &author).await;
+        self.changes.form = true;
         true
     }
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         let msg = match msg.downcast::<LoadPosts>() {
             Ok(LoadPosts) => {
-                match self.board.list(self.topic.slug, None, board::PAGE).await {
+                match self.board.list(self.topic.slug, None, LIVE_POSTS).await {
                     Ok(posts) => {
                         for post in posts {
                             self.add(post);
@@ -241,6 +327,7 @@ impl LiveView for BoardPage {
                     Err(e) => self.flash = Some(format!("The posts could not be read: {e}")),
                 }
                 self.loaded = true;
+                self.changes.whole = true;
                 return true;
             }
             Err(other) => other,
@@ -251,11 +338,12 @@ impl LiveView for BoardPage {
                 return true;
             }
             Ok(BoardEvent::Deleted { id, .. }) => {
-                self.posts.retain(|p| p.id != id);
+                self.remove(id);
                 return true;
             }
             Ok(BoardEvent::Reset { topic }) if topic == self.topic.slug => {
                 self.posts.clear();
+                self.changes.whole = true;
                 return true;
             }
             Ok(_) => return false,
@@ -268,6 +356,7 @@ impl LiveView for BoardPage {
             return false;
         };
         let (_, text, author) = self.saving.remove(at);
+        self.changes.form = true;
         match outcome {
             SaveOutcome::Saved(post) => {
                 self.add(post);
@@ -283,6 +372,16 @@ impl LiveView for BoardPage {
             }
         }
         true
+    }
+}
+
+/// One post as a page lists it.
+fn post_item(post: &Post) -> Markup {
+    html! {
+        li id=(format!("post-{}", post.id)) {
+            p.post-text dir="auto" { (multiline(&post.text)) }
+            p.post-author { "— " bdi { (post.author) } }
+        }
     }
 }
 
@@ -384,7 +483,12 @@ pub(crate) async fn delete(
         Ok(t) => t,
         Err(r) => return r.into_response(),
     };
-    if let Err(e) = web.services.board.delete(&web.services.node, id).await {
+    if let Err(e) = web
+        .services
+        .board
+        .delete(&web.services.node, Some(topic.slug), id)
+        .await
+    {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not deleted: {e}")).into_response();
     }
     Redirect::to(&format!("/board/{}/admin", topic.slug)).into_response()
@@ -435,5 +539,81 @@ pub(crate) async fn qr(State(web): State<Web>, Path(slug): Path<String>) -> Resp
             format!("no QR code: {e}"),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use owl_system::board::BoardConfig;
+
+    fn page() -> BoardPage {
+        let board = Board::new(BoardConfig {
+            database: "unused.db".into(),
+            database_url: None,
+            rate_posts: 5,
+            rate_posts_per_address: 100,
+            rate_window: std::time::Duration::from_secs(10),
+        });
+        let topic = Board::topic(board::DEFAULT_TOPIC).unwrap();
+        BoardPage::new(board, topic, Client::named("test"))
+    }
+
+    fn worst_post(id: i64) -> Post {
+        Post {
+            id,
+            topic: board::DEFAULT_TOPIC.into(),
+            // Every character escapes to six.
+            text: "\"".repeat(MAX_TEXT_CHARS),
+            author: "\"".repeat(MAX_AUTHOR_CHARS),
+            inserted_at: 0,
+        }
+    }
+
+    /// The biggest page the board can send is far below what a live
+    /// socket takes, however the posts are made.
+    #[test]
+    fn the_fullest_board_fits_one_frame() {
+        let mut view = page();
+        view.loaded = true;
+        for id in 1..=100 {
+            view.add(worst_post(id));
+        }
+        assert_eq!(view.posts.len(), LIVE_POSTS);
+        let whole = view.render().into_string();
+        assert!(
+            whole.len() < live::MAX_OUT_FRAME / 2,
+            "{} bytes",
+            whole.len()
+        );
+    }
+
+    /// Once a page is up, a new post costs that post, and the post it
+    /// pushes off the page its removal — not the whole list again.
+    #[test]
+    fn a_new_post_is_sent_as_a_change() {
+        let mut view = page();
+        view.loaded = true;
+        for id in 1..=LIVE_POSTS as i64 {
+            view.add(worst_post(id));
+        }
+        let _ = view.render_update();
+        view.add(worst_post(1000));
+        let change = view.render_update().into_string();
+        assert!(change.contains("afterbegin:#posts") && change.contains("post-1000"));
+        assert!(
+            change.contains(r#"<li id="post-1" hx-swap-oob="delete">"#),
+            "{change}"
+        );
+        assert!(
+            !change.contains("post-2\""),
+            "untouched posts are not sent again"
+        );
+        assert!(change.len() < 16 * 1024, "{} bytes", change.len());
+        // A deletion is one element.
+        view.remove(1000);
+        let change = view.render_update().into_string();
+        assert!(change.contains(r#"<li id="post-1000" hx-swap-oob="delete">"#));
+        assert!(change.len() < 1024, "{change}");
     }
 }

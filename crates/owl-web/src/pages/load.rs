@@ -10,10 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 use owl_runtime::{Message, Process};
@@ -21,8 +18,7 @@ use owl_system::access::same_secret;
 use owl_system::load::{self, LoadControl, Point};
 use owl_system::operator::Operator;
 
-use crate::live::{self, ClientEvent, LiveView};
-use crate::server::ConnectionSlot;
+use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
 /// Points between refreshes of the figures above the charts (one second).
@@ -54,23 +50,13 @@ pub(crate) async fn index(State(web): State<Web>) -> Markup {
 }
 
 /// `GET /live/load`.
-pub(crate) async fn live(
-    State(web): State<Web>,
-    ws: WebSocketUpgrade,
-    headers: HeaderMap,
-    slot: Option<Extension<ConnectionSlot>>,
-) -> Response {
-    let admin = web.auth.is_admin(&headers);
+pub(crate) async fn live(State(web): State<Web>, connect: LiveConnect) -> Response {
+    let admin = connect.admin;
     let csrf = web.auth.csrf().to_string();
     let (load, operator) = (web.services.load.clone(), web.services.operator.clone());
-    live::upgrade(
-        ws,
-        &headers,
-        slot.map(|Extension(s)| s),
-        &web.services.node,
-        "/load",
-        move || LoadPage::new(load.clone(), operator.clone(), admin, csrf.clone()),
-    )
+    live::upgrade(connect, &web, "/load", move || {
+        LoadPage::new(load.clone(), operator.clone(), admin, csrf.clone())
+    })
 }
 
 /// The page's session state.
@@ -218,21 +204,12 @@ impl LoadPage {
         if !same_secret(event.field("csrf"), &self.csrf) {
             return Err("the form is stale (CSRF check failed); reload the page".into());
         }
-        let mut done = Vec::new();
-        let target = event.field("target").trim();
-        if !target.is_empty() {
-            let n = load::parse_target(target).map_err(|e| e.to_string())?;
-            self.load.set_target(n).map_err(|e| e.to_string())?;
-            done.push(format!("target set to {n} jobs"));
-        }
-        let schedulers = event.field("schedulers").trim();
-        if !schedulers.is_empty() && schedulers.parse() != Ok(self.operator.schedulers().0) {
-            let n: usize = schedulers
-                .parse()
-                .map_err(|_| format!("{schedulers:?} is not a number of schedulers"))?;
-            self.operator.set_schedulers(n).map_err(|e| e.to_string())?;
-            done.push(format!("{n} scheduler(s) online"));
-        }
+        let change = load::LoadChange::parse(event.field("target"), event.field("schedulers"))
+            .map_err(|e| e.to_string())?;
+        let done = self
+            .operator
+            .change_load(&self.load, change)
+            .map_err(|e| e.to_string())?;
         Ok(if done.is_empty() {
             "nothing to change".into()
         } else {
@@ -262,6 +239,13 @@ impl LiveView for LoadPage {
             Ok(done) => done,
             Err(why) => format!("not changed: {why}"),
         });
+        self.figures_due.set(true);
+        true
+    }
+
+    fn revoke(&mut self) -> bool {
+        // Anyone may watch: the page stays, without its controls.
+        self.admin = false;
         self.figures_due.set(true);
         true
     }

@@ -2,8 +2,6 @@
 //! a session cookie (`HttpOnly`, `SameSite=Strict`; a random value, not the
 //! token), which `/logout` revokes.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -11,12 +9,20 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use crate::auth::{LoginRefused, SESSION_COOKIE};
-use crate::{Web, layout, server};
+use crate::throttle::{Target, Throttled};
+use crate::{Web, layout, live, visitor};
 
 #[derive(serde::Deserialize)]
 pub(crate) struct Next {
     next: Option<String>,
+    /// A one-time link's secret (`owl console login-link`).
+    once: Option<String>,
 }
+
+/// Failed logins, logged at most once per few seconds (an attacker must
+/// not be able to fill the disk with our log).
+static FAILED: Throttled = Throttled::new(Target::Auth, "failed admin logins");
+static REFUSED: Throttled = Throttled::new(Target::Auth, "admin logins refused by the rate limit");
 
 #[derive(serde::Deserialize)]
 pub(crate) struct LoginForm {
@@ -68,9 +74,26 @@ pub(crate) fn required(next: &str) -> Response {
     (StatusCode::UNAUTHORIZED, form(safe_next(Some(next)), None)).into_response()
 }
 
-/// `GET /login`.
-pub(crate) async fn page(Query(q): Query<Next>) -> Markup {
-    form(safe_next(q.next.as_deref()), None)
+/// `GET /login`: the form, or — with a one-time link — logged in at once.
+pub(crate) async fn page(State(web): State<Web>, Query(q): Query<Next>) -> Response {
+    let next = safe_next(q.next.as_deref());
+    let Some(once) = q.once else {
+        return form(next, None).into_response();
+    };
+    match web.auth.login_with_link(&web.services.login_links, &once) {
+        Some(session) => {
+            tracing::info!(target: "owl::auth", "admin logged in with a one-time link");
+            logged_in(&web, session, next)
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            form(
+                next,
+                Some("That link is used up or too old; ask the console for a new one."),
+            ),
+        )
+            .into_response(),
+    }
 }
 
 /// `POST /login`.
@@ -79,12 +102,20 @@ pub(crate) async fn submit(
     extensions: axum::http::Extensions,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let from = server::peer(&extensions).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let from = visitor::ip_of(&extensions);
     let next = safe_next(f.next.as_deref()).to_string();
+    let refused = |wait: std::time::Duration, text: String| {
+        let mut response =
+            (StatusCode::TOO_MANY_REQUESTS, form(&next, Some(&text))).into_response();
+        if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    };
     let session = match web.auth.login(from, &f.token) {
         Ok(session) => session,
         Err(LoginRefused::Wrong) => {
-            tracing::warn!(target: "owl::auth", client = %from, "failed admin login");
+            FAILED.hit(&format_args!("latest from {from}"));
             return (
                 StatusCode::UNAUTHORIZED,
                 form(&next, Some("That is not the admin token.")),
@@ -92,33 +123,54 @@ pub(crate) async fn submit(
                 .into_response();
         }
         Err(LoginRefused::TooMany(wait)) => {
-            tracing::warn!(target: "owl::auth", client = %from, "admin login refused: too many failures");
+            REFUSED.hit(&format_args!(
+                "latest from {from} (too many failures from it)"
+            ));
             let text = format!(
                 "Too many wrong tokens from your address; try again in {} s.",
                 wait.as_secs() + 1
             );
-            let mut response =
-                (StatusCode::TOO_MANY_REQUESTS, form(&next, Some(&text))).into_response();
-            if let Ok(v) = HeaderValue::from_str(&(wait.as_secs() + 1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return response;
+            return refused(wait, text);
+        }
+        Err(LoginRefused::Busy(wait)) => {
+            REFUSED.hit(&format_args!(
+                "latest from {from} (too many failures from everyone)"
+            ));
+            let text = format!(
+                "Too many wrong tokens from many addresses: the login form is closed for {} s. \
+                 On the node's machine, `owl console login-link` gives a link that logs you in.",
+                wait.as_secs() + 1
+            );
+            return refused(wait, text);
         }
     };
     tracing::info!(target: "owl::auth", client = %from, "admin logged in");
-    let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict");
-    let mut response = Redirect::to(&next).into_response();
+    logged_in(&web, session, &next)
+}
+
+/// The answer that logs a browser in: the session cookie, then `next`.
+fn logged_in(web: &Web, session: String, next: &str) -> Response {
+    let secure = if web.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let mut response = Redirect::to(next).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
 }
 
-/// `POST /logout`: revokes the session and forgets the cookie.
+/// `POST /logout`: revokes the session, tells the live pages it opened
+/// (they lose its rights at once), and forgets the cookie.
 pub(crate) async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
-    web.auth.logout(&headers);
+    if let Some(tag) = web.auth.logout(&headers) {
+        // Past any bound on their mailboxes: a revocation must not be lost.
+        for page in web.services.node.members(&live::rights_group(tag)) {
+            let _ = page.send_reply(live::Revoked);
+        }
+    }
     let mut response = Redirect::to("/").into_response();
-    let gone = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let secure = if web.secure_cookies { "; Secure" } else { "" };
+    let gone = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
     if let Ok(value) = HeaderValue::from_str(&gone) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::Extension;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,9 +14,8 @@ use owl_system::operator::{Operator, RecentCpu, SortKey, Stack};
 use owl_cluster::Cluster;
 
 use crate::access::{AdminForm, Viewer};
-use crate::live::{self, ClientEvent, LiveView};
+use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::peer::{self, AtNode, RemoteList, RemoteProcess};
-use crate::server::ConnectionSlot;
 use crate::{Web, layout};
 
 /// Rows the live table shows at most.
@@ -57,23 +54,13 @@ pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
 }
 
 /// `GET /live/dashboard/processes`.
-pub(crate) async fn live(
-    _: Viewer,
-    State(web): State<Web>,
-    ws: WebSocketUpgrade,
-    headers: HeaderMap,
-    slot: Option<Extension<ConnectionSlot>>,
-) -> Response {
+pub(crate) async fn live(_: Viewer, State(web): State<Web>, connect: LiveConnect) -> Response {
     let operator = web.services.operator.clone();
     let cluster = web.services.cluster.clone();
-    live::upgrade(
-        ws,
-        &headers,
-        slot.map(|Extension(s)| s),
-        &web.services.node,
-        "/dashboard/processes",
-        move || ProcessesPage::new(operator.clone(), cluster.clone()),
-    )
+    let public = web.auth.public_dashboards();
+    live::upgrade(connect, &web, "/dashboard/processes", move || {
+        ProcessesPage::new(operator.clone(), cluster.clone(), public)
+    })
 }
 
 /// The live table's session state.
@@ -88,11 +75,14 @@ struct ProcessesPage {
     cluster: Option<Cluster>,
     /// Another node's list, when one is chosen: its name and what it sent.
     remote: Option<(String, Result<RemoteList, String>)>,
+    /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
+    public: bool,
 }
 
 impl ProcessesPage {
-    fn new(operator: Operator, cluster: Option<Cluster>) -> ProcessesPage {
+    fn new(operator: Operator, cluster: Option<Cluster>, public: bool) -> ProcessesPage {
         ProcessesPage {
+            public,
             cluster,
             remote: None,
             operator,
@@ -106,6 +96,10 @@ impl ProcessesPage {
 }
 
 impl LiveView for ProcessesPage {
+    fn revoke(&mut self) -> bool {
+        self.public
+    }
+
     fn mount(&mut self, ctx: &mut Process) {
         (self.last, self.window) = self.recent.update(self.operator.node());
         self.operator

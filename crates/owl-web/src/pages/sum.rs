@@ -3,22 +3,15 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use axum::Extension;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use owl_runtime::{Message, PidId, Process};
-use owl_system::math::{self, Client, MathService, Outcome, StartError};
+use owl_system::math::{self, Client, MathService, Outcome, Scope, StartError};
 
-use crate::live::{self, ClientEvent, LiveView};
-use crate::server::{self, ConnectionSlot};
-use crate::{Web, layout};
-
-/// The cookie that tells one visitor's browser from another's, for fair
-/// admission (a room of phones behind one address is many visitors).
-pub(crate) const CLIENT_COOKIE: &str = "owl_client";
+use crate::live::{self, ClientEvent, LiveConnect, LiveView};
+use crate::{Web, layout, visitor};
 
 /// Calculations one page may have running at once: one visitor cannot take
 /// the machine.
@@ -29,60 +22,18 @@ const MAX_LINES: usize = 100;
 const SHOWN_INPUT_CHARS: usize = 24;
 
 /// `GET /`: the page, and a visitor cookie for a browser that has none.
-pub(crate) async fn index(headers: HeaderMap) -> Response {
+pub(crate) async fn index(State(web): State<Web>, headers: HeaderMap) -> Response {
     let mut response = page().into_response();
-    give_client_cookie(&headers, &mut response);
+    visitor::give_cookie(&web, &headers, &mut response);
     response
 }
 
-/// Sets a visitor cookie on `response` if the request had none.
-pub(crate) fn give_client_cookie(headers: &HeaderMap, response: &mut Response) {
-    if valid_client_cookie(headers).is_none()
-        && let Ok(id) = owl_system::access::random_hex(16)
-        && let Ok(cookie) = HeaderValue::from_str(&format!(
-            "{CLIENT_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000"
-        ))
-    {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
-}
-
-fn valid_client_cookie(headers: &HeaderMap) -> Option<&str> {
-    crate::auth::cookie(headers, CLIENT_COOKIE)
-        .filter(|v| (16..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// Who a request comes from, for fair admission: the visitor cookie, or
-/// the address of a client without one.
-pub(crate) fn client_of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> Client {
-    match (valid_client_cookie(headers), server::peer(extensions)) {
-        (Some(cookie), _) => Client::browser(cookie),
-        (None, Some(addr)) => Client::address(addr.ip()),
-        (None, None) => Client::named("unknown"),
-    }
-}
-
 /// `GET /live/sum`: the page's live connection and its session.
-pub(crate) async fn live(
-    State(web): State<Web>,
-    slot: Option<Extension<ConnectionSlot>>,
-    request: axum::extract::Request,
-) -> Response {
-    let (mut parts, _) = request.into_parts();
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &web).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let client = client_of(&parts.headers, &parts.extensions);
-    let math = web.services.math.clone();
-    live::upgrade(
-        ws,
-        &parts.headers,
-        slot.map(|Extension(s)| s),
-        &web.services.node,
-        "/",
-        move || SumPage::new(math.clone(), client.clone()),
-    )
+pub(crate) async fn live(State(web): State<Web>, connect: LiveConnect) -> Response {
+    let (math, client) = (web.services.math.clone(), connect.client.clone());
+    live::upgrade(connect, &web, "/", move || {
+        SumPage::new(math.clone(), client.clone())
+    })
 }
 
 fn page() -> Markup {
@@ -182,18 +133,21 @@ impl SumPage {
                 self.running.insert(pid.id(), line);
             }
             Err(StartError::FairShare(refusal)) => {
-                let why = if refusal.held == 0 {
+                let why = match refusal.scope {
+                    Scope::Address => format!(
+                        "not started: your network address runs {} calculations, as many as one address may; wait for one to end",
+                        refusal.cap
+                    ),
                     // Everyone holds as few as a newcomer may squeeze: no
                     // one gives up a slot for this page.
-                    format!(
+                    Scope::Node if refusal.held == 0 => format!(
                         "not started: the server is at its limit of {} calculations, shared fairly among visitors; try again soon",
                         refusal.cap
-                    )
-                } else {
-                    format!(
+                    ),
+                    Scope::Node => format!(
                         "not started: the server is at its limit and you run {} calculations, your fair share; wait for one of yours to end",
                         refusal.held
-                    )
+                    ),
                 };
                 self.push(n.to_string(), LineState::Refused(why));
             }

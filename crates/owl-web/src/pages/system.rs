@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use maud::{Markup, html};
 use owl_runtime::{Message, Process};
@@ -16,9 +13,8 @@ use serde_json::Value;
 
 use super::processes::bytes;
 use crate::access::Viewer;
-use crate::live::{self, ClientEvent, LiveView};
+use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::peer;
-use crate::server::ConnectionSlot;
 use crate::{Web, layout};
 
 const REFRESH: Duration = Duration::from_secs(1);
@@ -48,23 +44,13 @@ pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
 }
 
 /// `GET /live/dashboard/system`.
-pub(crate) async fn live(
-    _: Viewer,
-    State(web): State<Web>,
-    ws: WebSocketUpgrade,
-    headers: HeaderMap,
-    slot: Option<Extension<ConnectionSlot>>,
-) -> Response {
+pub(crate) async fn live(_: Viewer, State(web): State<Web>, connect: LiveConnect) -> Response {
     let operator = web.services.operator.clone();
     let cluster = web.services.cluster.clone();
-    live::upgrade(
-        ws,
-        &headers,
-        slot.map(|Extension(s)| s),
-        &web.services.node,
-        "/dashboard/system",
-        move || SystemPage::new(operator.clone(), cluster.clone()),
-    )
+    let public = web.auth.public_dashboards();
+    live::upgrade(connect, &web, "/dashboard/system", move || {
+        SystemPage::new(operator.clone(), cluster.clone(), public)
+    })
 }
 
 /// The live page's session state.
@@ -75,11 +61,14 @@ struct SystemPage {
     cluster: Option<Cluster>,
     /// Another node's figures, when one is chosen: its name and what it sent.
     remote: Option<(String, Result<Value, String>)>,
+    /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
+    public: bool,
 }
 
 impl SystemPage {
-    fn new(operator: Operator, cluster: Option<Cluster>) -> SystemPage {
+    fn new(operator: Operator, cluster: Option<Cluster>, public: bool) -> SystemPage {
         SystemPage {
+            public,
             meter: operator.meter(),
             operator,
             stats: None,
@@ -127,6 +116,10 @@ impl SystemPage {
 }
 
 impl LiveView for SystemPage {
+    fn revoke(&mut self) -> bool {
+        self.public
+    }
+
     fn mount(&mut self, ctx: &mut Process) {
         self.refresh();
         self.operator

@@ -54,6 +54,14 @@ pub(crate) struct Options {
     pub cluster: Option<owl_cluster::ClusterConfig>,
     /// Keep the board in this PostgreSQL database.
     pub database_url: Option<String>,
+    /// Board posts one visitor may make per 10 s.
+    pub post_limit: Option<usize>,
+    /// Board posts one address may make per 10 s.
+    pub post_limit_per_address: Option<usize>,
+    /// Live pages one address may keep open.
+    pub max_live_per_address: Option<usize>,
+    /// Calculations one address may run.
+    pub max_calculations_per_address: Option<usize>,
 }
 
 impl TestNode {
@@ -89,10 +97,17 @@ impl TestNode {
             data_dir: data_dir.clone(),
             schedulers: options.schedulers.unwrap_or(2),
             max_calculations: options.max_calculations.unwrap_or(1000),
-            reap_orphans: options.reap_orphans,
+            reap_orphans: options.reap_orphans.or(Config::default().reap_orphans),
+            // Tests speak from one loopback address: unless a test is about
+            // the address ceiling, it is the node's cap.
+            max_calculations_per_address: options
+                .max_calculations_per_address
+                .or(options.max_calculations),
             admin_token: TokenSource::Given(ADMIN_TOKEN.into()),
             cluster: options.cluster.clone(),
             database_url: options.database_url.clone(),
+            post_limit: options.post_limit.unwrap_or(5),
+            post_limit_per_address: options.post_limit_per_address.unwrap_or(100),
             ..Config::default()
         };
         let web = WebConfig {
@@ -100,7 +115,10 @@ impl TestNode {
             max_connections: options.max_connections,
             header_timeout: options.header_timeout.unwrap_or(Duration::from_secs(10)),
             public_url: options.public_url.clone(),
-            remote_console: None,
+            max_live_per_address: options
+                .max_live_per_address
+                .unwrap_or(WebConfig::default().max_live_per_address),
+            ..WebConfig::default()
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -203,6 +221,16 @@ pub(crate) fn client_runtime() -> tokio::runtime::Runtime {
 /// An HTTP client whose every request gives up after [`LIMIT`] (a hang fails).
 pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(LIMIT).build().unwrap()
+}
+
+/// A visitor cookie the node signed (`owl_client=…`), as a browser gets it
+/// from the first page it loads: each call, another visitor.
+pub(crate) async fn visitor_cookie(server: &TestNode) -> String {
+    let page = http().get(server.url("/")).send().await.unwrap();
+    let set = page.headers()["set-cookie"].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("owl_client="), "{set}");
+    cookie
 }
 
 /// `GET path`, read as JSON.

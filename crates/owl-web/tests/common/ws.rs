@@ -12,7 +12,13 @@ pub(crate) type Socket =
 /// Opens the sum page's live connection, as the visitor with `cookie`
 /// (`owl_client=…`) when given.
 pub(crate) async fn connect_as(server: &TestNode, cookie: Option<&str>) -> Socket {
-    let mut request = format!("ws://{}/live/sum", server.addr)
+    connect_to(server, "/live/sum", cookie).await
+}
+
+/// Opens the live connection at `path` (`/live/board/TOPIC`, …), with
+/// `cookie` when given.
+pub(crate) async fn connect_to(server: &TestNode, path: &str, cookie: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}{path}", server.addr)
         .into_client_request()
         .unwrap();
     if let Some(cookie) = cookie {
@@ -24,6 +30,50 @@ pub(crate) async fn connect_as(server: &TestNode, cookie: Option<&str>) -> Socke
         .await
         .expect("connects");
     socket
+}
+
+/// Opens the live connection at `path` from the loopback address `from`
+/// (127.0.0.2, …: another client address than the tests' usual one), with
+/// `headers` added; the socket, or the close frame the node answered with
+/// at once.
+pub(crate) async fn connect_from(
+    server: &TestNode,
+    path: &str,
+    from: std::net::IpAddr,
+    headers: &[(&'static str, &str)],
+) -> Socket {
+    let mut request = format!("ws://{}{path}", server.addr)
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (socket, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("connects");
+    socket
+}
+
+/// The close frame's code and reason, once the node closes `socket` (text
+/// frames before it are skipped); panics after [`LIMIT`].
+pub(crate) async fn closed_with(socket: &mut Socket) -> (u16, String) {
+    loop {
+        let frame = tokio::time::timeout(LIMIT, socket.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => {
+                return (close.code.into(), close.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("the socket failed instead of closing: {e}"),
+        }
+    }
 }
 
 pub(crate) async fn connect(server: &TestNode) -> Socket {

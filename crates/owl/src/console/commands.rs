@@ -118,6 +118,9 @@ enum Command {
     },
     /// Uptime, processes, memory, scheduler utilization
     Stats,
+    /// A one-time link that logs a browser in as the admin (5 minutes, once),
+    /// even while the login form is closed by an attack
+    LoginLink,
 }
 
 #[derive(Subcommand)]
@@ -271,7 +274,20 @@ pub(crate) async fn run(
             supervisors,
         } => Ok(chaos(ctx, duration, rate, supervisors, caller).await),
         Command::Stats => Ok(stats(ctx).await),
+        Command::LoginLink => login_link(services),
     }
+}
+
+fn login_link(services: &Services) -> Result<Answer, String> {
+    let secret = services.login_links.issue()?;
+    let path = format!("/login?once={secret}");
+    let minutes = owl_system::access::LOGIN_LINK_LIFETIME.as_secs() / 60;
+    Ok(Answer {
+        text: format!(
+            "open this on the node's web address within {minutes} minutes (it works once):\n  {path}\n"
+        ),
+        json: json!({"path": path, "valid_s": owl_system::access::LOGIN_LINK_LIFETIME.as_secs()}),
+    })
 }
 
 fn resolve(ctx: &Operator, target: &str) -> Result<Pid, String> {
@@ -810,7 +826,7 @@ async fn board(services: &Services, action: BoardAction) -> Result<Answer, Strin
         }
         BoardAction::Delete { id } => {
             let deleted = board
-                .delete(&services.node, id)
+                .delete(&services.node, None, id)
                 .await
                 .map_err(|e| e.to_string())?;
             if !deleted {

@@ -2,6 +2,7 @@
 //! the way a browser and a script do.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +22,31 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 pub(super) struct Target {
     /// `host:port`.
     authority: String,
+    /// Whether the node is on this machine's loopback, where every virtual
+    /// user can have a source address of its own.
+    loopback: bool,
+    /// How the prober and the viewers reach it.
+    shared: Peer,
+}
+
+/// One client's way to the node: its own connections and, on loopback, its
+/// own source address — as each phone in a room has its own: the node's
+/// per-address limits then see many visitors, not one.
+pub(super) struct Peer {
     http: reqwest::Client,
+    local: Option<IpAddr>,
+}
+
+impl Peer {
+    fn new(local: Option<IpAddr>) -> Result<Peer, String> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(64)
+            .local_address(local)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Peer { http, local })
+    }
 }
 
 impl Target {
@@ -35,12 +60,34 @@ impl Target {
                 "{url:?}: give the node's address, e.g. http://127.0.0.1:4000"
             ));
         }
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Target { authority, http })
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority.as_str(), |(h, _)| h);
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() && ip.is_ipv4());
+        Ok(Target {
+            authority,
+            loopback,
+            shared: Peer::new(None)?,
+        })
+    }
+
+    /// The way virtual user `n` reaches the node: from `127.1.x.y`, an
+    /// address of its own, when the node is on loopback and `spread`;
+    /// otherwise from wherever the system picks.
+    pub(super) fn user(&self, n: u32, spread: bool) -> Result<Peer, String> {
+        let local = (spread && self.loopback).then(|| {
+            IpAddr::V4(std::net::Ipv4Addr::new(
+                127,
+                1,
+                (n / 250) as u8,
+                (n % 250) as u8 + 1,
+            ))
+        });
+        Peer::new(local)
     }
 
     fn url(&self, path: &str) -> String {
@@ -54,6 +101,7 @@ impl Target {
 
 pub(super) async fn get(target: &Target, path: &str) -> Result<(u16, String), String> {
     let r = target
+        .shared
         .http
         .get(target.url(path))
         .send()
@@ -78,8 +126,8 @@ type Socket =
 
 /// Opens a live page as a browser does: the page first (for its cookie),
 /// then the WebSocket with it.
-async fn open_live(target: &Target, page: &str, live: &str) -> Result<Socket, String> {
-    let response = target
+async fn open_live(target: &Target, peer: &Peer, page: &str, live: &str) -> Result<Socket, String> {
+    let response = peer
         .http
         .get(target.url(page))
         .send()
@@ -112,11 +160,36 @@ async fn open_live(target: &Target, page: &str, live: &str) -> Result<Socket, St
             .headers_mut()
             .insert("cookie", cookie.parse().map_err(|_| "bad cookie")?);
     }
-    let (socket, _) =
-        tokio::time::timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(request))
-            .await
-            .map_err(|_| "websocket: timeout".to_string())?
-            .map_err(|e| format!("websocket: {}", short(&e.to_string())))?;
+    let connect = async {
+        match peer.local {
+            None => tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|e| short(&e.to_string())),
+            Some(local) => {
+                let remote = tokio::net::lookup_host(&target.authority)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .find(|a| a.is_ipv4())
+                    .ok_or("no IPv4 address")?;
+                let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+                socket
+                    .bind(std::net::SocketAddr::new(local, 0))
+                    .map_err(|e| format!("binding {local}: {e}"))?;
+                let stream = socket.connect(remote).await.map_err(|e| e.to_string())?;
+                let _ = stream.set_nodelay(true);
+                tokio_tungstenite::client_async(
+                    request,
+                    tokio_tungstenite::MaybeTlsStream::Plain(stream),
+                )
+                .await
+                .map_err(|e| short(&e.to_string()))
+            }
+        }
+    };
+    let (socket, _) = tokio::time::timeout(REQUEST_TIMEOUT, connect)
+        .await
+        .map_err(|_| "websocket: timeout".to_string())?
+        .map_err(|e| format!("websocket: {e}"))?;
     Ok(socket)
 }
 
@@ -153,13 +226,13 @@ fn sum_event(n: &str) -> Message {
 /// appears, and keeps the page open to the end.
 pub(super) async fn live_user(
     target: Arc<Target>,
+    peer: Peer,
     shared: Arc<Shared>,
     input: String,
     end: Instant,
-    _n: u32,
 ) {
     let tally = &shared.tally;
-    let mut socket = match open_live(&target, "/", "/live/sum").await {
+    let mut socket = match open_live(&target, &peer, "/", "/live/sum").await {
         Ok(s) => s,
         Err(e) => return tally.failed(e),
     };
@@ -205,14 +278,14 @@ pub(super) async fn live_user(
 /// An API user: one `POST /api/sum` without waiting for the result.
 pub(super) async fn api_user(
     target: Arc<Target>,
+    peer: Peer,
     shared: Arc<Shared>,
     input: String,
     _end: Instant,
-    _n: u32,
 ) {
     let tally = &shared.tally;
     let started = Instant::now();
-    let answer = target
+    let answer = peer
         .http
         .post(target.url("/api/sum?wait_ms=0"))
         .json(&serde_json::json!({"input": input}))
@@ -244,16 +317,37 @@ fn now_us() -> u128 {
         .map_or(0, |d| d.as_micros())
 }
 
-/// A board user: posts again and again until the end, each acknowledged.
-pub(super) async fn board_user(target: Arc<Target>, shared: Arc<Shared>, end: Instant, n: u32) {
+/// A board user: loads the board (for its visitor cookie), then posts
+/// again and again until the end, each acknowledged.
+pub(super) async fn board_user(
+    target: Arc<Target>,
+    peer: Peer,
+    shared: Arc<Shared>,
+    end: Instant,
+    n: u32,
+) {
     let tally = &shared.tally;
+    let cookie = match peer
+        .http
+        .get(target.url("/board/building-blocks"))
+        .send()
+        .await
+    {
+        Ok(page) => page
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => return tally.failed(kind_of(&e)),
+    };
     tally.connected.fetch_add(1, Ordering::Relaxed);
-    let cookie = format!("owl_client={:032x}", u64::from(n) + 1);
     let mut i = 0u64;
     while Instant::now() < end {
         i += 1;
         let started = Instant::now();
-        let answer = target
+        let answer = peer
             .http
             .post(target.url("/api/board/building-blocks"))
             .header("cookie", &cookie)
@@ -288,6 +382,7 @@ pub(super) async fn board_user(target: Arc<Target>, shared: Arc<Shared>, end: In
 pub(super) async fn board_viewer(target: Arc<Target>, shared: Arc<Shared>, end: Instant, _n: u32) {
     let mut socket = match open_live(
         &target,
+        &target.shared,
         "/board/building-blocks",
         "/live/board/building-blocks",
     )
@@ -338,6 +433,7 @@ pub(super) async fn probe(target: Arc<Target>, shared: Arc<Shared>, end: Instant
         }
         let started = Instant::now();
         let answer = target
+            .shared
             .http
             .post(target.url("/api/sum"))
             .json(&serde_json::json!({"input": "7"}))
@@ -364,7 +460,7 @@ pub(super) async fn probe(target: Arc<Target>, shared: Arc<Shared>, end: Instant
 
 /// A fresh page's sum(7): from sending the input to seeing 28.
 async fn live_sum(target: &Target) -> Result<Duration, String> {
-    let mut socket = open_live(target, "/", "/live/sum").await?;
+    let mut socket = open_live(target, &target.shared, "/", "/live/sum").await?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     next_text(&mut socket, deadline).await?;
     let sent = Instant::now();

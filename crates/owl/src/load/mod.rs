@@ -45,6 +45,11 @@ pub(crate) struct LoadArgs {
     /// long a post takes to reach them (board mode).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     viewers: u32,
+    /// Send every user from one address (as behind one NAT). By default,
+    /// against a node on loopback, each user has a source address of its
+    /// own (127.1.x.y), as each phone on a conference network has.
+    #[arg(long)]
+    same_address: bool,
     /// Print one JSON object at the end instead of a table.
     #[arg(long)]
     json: bool,
@@ -133,11 +138,12 @@ async fn drive(args: LoadArgs, target: client::Target) -> Result<report::Report,
             tokio::time::sleep(Duration::from_millis(20).min(at - Instant::now())).await;
             tick(&progress, started, &shared);
         }
+        let peer = target.user(user, !args.same_address)?;
         let (target, shared, input) = (target.clone(), shared.clone(), args.input.clone());
         users.push(tokio::spawn(match args.mode {
-            Mode::Live => client::live_user(target, shared, input, end, user).boxed(),
-            Mode::Api => client::api_user(target, shared, input, end, user).boxed(),
-            Mode::Board => client::board_user(target, shared, end, user).boxed(),
+            Mode::Live => client::live_user(target, peer, shared, input, end).boxed(),
+            Mode::Api => client::api_user(target, peer, shared, input, end).boxed(),
+            Mode::Board => client::board_user(target, peer, shared, end, user).boxed(),
         }));
     }
     while Instant::now() < end {

@@ -89,8 +89,12 @@ impl Served {
     ) -> Served {
         let log = std::env::temp_dir().join(format!("owl-{name}-{}.log", std::process::id()));
         let mut command = owl();
+        command.arg("serve");
+        if !args.contains(&"--bind") {
+            command.args(["--bind", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg("--data-dir")
             .arg(&data_dir)
             .args(args)
             .stdout(Stdio::piped())
