@@ -128,7 +128,7 @@ fn math_sandbox(node: &owl_runtime::Node) -> Result<owl_sandbox::Sandbox, String
         guest_threads: node.schedulers(),
         ..Default::default()
     };
-    let sandbox = owl_sandbox::Sandbox::new(config)?;
+    let sandbox = owl_sandbox::Sandbox::new(config).map_err(|e| e.to_string())?;
     for thread in sandbox.guest_threads() {
         node.adopt_thread(thread);
     }

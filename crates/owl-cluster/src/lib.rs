@@ -76,7 +76,10 @@ use parking_lot::Mutex;
 
 pub use membership::MEMBERSHIP;
 pub use peer::{HTTP_KEY, PEER_TIMEOUT, PeerError};
-pub use secret::{ClusterSecret, Envelope, MIN_SECRET_LEN, REQUEST_WINDOW_SECS, ReplayGuard};
+pub use secret::{
+    ClusterSecret, Envelope, MIN_SECRET_LEN, REQUEST_WINDOW_SECS, ReplayGuard, RequestRefused,
+    SecretError,
+};
 pub use setting::Setting;
 
 /// The HTTP header that carries a node-to-node request's signature
@@ -130,15 +133,31 @@ impl ClusterConfig {
     }
 }
 
+/// A node name that breaks the rule (1 to 64 letters, digits, `.`, `_`,
+/// `-` or `@`); it holds the name as given (shortened).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidName(pub String);
+
+impl std::fmt::Display for InvalidName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a node name is 1 to 64 letters, digits, '.', '_', '-' or '@', not {:?}",
+            self.0
+        )
+    }
+}
+impl std::error::Error for InvalidName {}
+
 /// Checks a node name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
 ///
 /// ```
 /// use owl_cluster::check_node_name;
 /// assert!(check_node_name("node-a@host1").is_ok());
 /// assert!(check_node_name("").is_err());
-/// assert!(check_node_name("a/b").is_err());
+/// assert!(check_node_name("a/b").unwrap_err().to_string().contains("\"a/b\""));
 /// ```
-pub fn check_node_name(name: &str) -> Result<(), String> {
+pub fn check_node_name(name: &str) -> Result<(), InvalidName> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -146,10 +165,7 @@ pub fn check_node_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "a node name is 1 to 64 letters, digits, '.', '_', '-' or '@', not {:?}",
-            name.chars().take(70).collect::<String>()
-        ))
+        Err(InvalidName(name.chars().take(70).collect()))
     }
 }
 
@@ -242,7 +258,7 @@ pub struct Cluster {
 impl Cluster {
     /// A cluster handle for `config`; nothing runs until the
     /// [`child_spec`](Self::child_spec) is started.
-    pub fn new(config: ClusterConfig) -> Result<Cluster, String> {
+    pub fn new(config: ClusterConfig) -> Result<Cluster, InvalidName> {
         check_node_name(&config.node)?;
         let me = Member {
             name: config.node.clone(),

@@ -60,13 +60,15 @@ impl Cluster {
         path: &str,
         body: &[u8],
         header: &str,
-    ) -> Result<Envelope, &'static str> {
+    ) -> Result<Envelope, crate::RequestRefused> {
         let now = now_secs();
         let envelope = self
             .secret()
             .verify_request(method, path, body, header, now)?;
         if envelope.to != self.node_name() {
-            return Err("this node-to-node request is meant for another node");
+            return Err(crate::RequestRefused(
+                "this node-to-node request is meant for another node",
+            ));
         }
         self.inner.replays.admit(&envelope, now)?;
         Ok(envelope)
@@ -96,7 +98,7 @@ impl Cluster {
             None => ("GET", Vec::new()),
         };
         let envelope = Envelope::new(self.node_name(), &member.name, now_secs())
-            .map_err(PeerError::Unreachable)?;
+            .map_err(|e| PeerError::Unreachable(format!("no randomness for a nonce: {e}")))?;
         let signature = self.secret().sign_request(&envelope, method, path, &bytes);
         let client = self.inner.http.get_or_init(|| {
             reqwest::Client::builder()

@@ -51,12 +51,12 @@ impl std::fmt::Debug for ClusterSecret {
 impl ClusterSecret {
     /// A secret from its text (at least [`MIN_SECRET_LEN`] characters,
     /// surrounding whitespace ignored).
-    pub fn new(secret: &str) -> Result<ClusterSecret, String> {
+    pub fn new(secret: &str) -> Result<ClusterSecret, SecretError> {
         let secret = secret.trim();
         if secret.chars().count() < MIN_SECRET_LEN {
-            return Err(format!(
+            return Err(SecretError(format!(
                 "the cluster secret must be at least {MIN_SECRET_LEN} characters long"
-            ));
+            )));
         }
         let derive = |purpose: &str| derive(secret, purpose);
         let id = derive("owl cluster id v1");
@@ -77,18 +77,20 @@ impl ClusterSecret {
 
     /// The secret given on the command line, else the one in
     /// `DATA_DIR/cluster-secret`.
-    pub fn load(given: Option<&str>, data_dir: &Path) -> Result<ClusterSecret, String> {
+    pub fn load(given: Option<&str>, data_dir: &Path) -> Result<ClusterSecret, SecretError> {
         if let Some(secret) = given {
-            return ClusterSecret::new(secret).map_err(|e| format!("--cluster-secret: {e}"));
+            return ClusterSecret::new(secret)
+                .map_err(|e| SecretError(format!("--cluster-secret: {}", e.0)));
         }
         let path = data_dir.join("cluster-secret");
         match std::fs::read_to_string(&path) {
-            Ok(text) => ClusterSecret::new(&text).map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) => Err(format!(
-                "a cluster node needs the cluster's secret: pass --cluster-secret \
+            Ok(text) => ClusterSecret::new(&text)
+                .map_err(|e| SecretError(format!("{}: {}", path.display(), e.0))),
+            Err(e) => Err(SecretError(format!(
+                "a cluster node needs the cluster's secret: pass --cluster-secret-file \
                  (or OWL_CLUSTER_SECRET), or write it to {} ({e})",
                 path.display()
-            )),
+            ))),
         }
     }
 
@@ -173,8 +175,8 @@ impl ClusterSecret {
         body: &[u8],
         header: &str,
         now_secs: u64,
-    ) -> Result<Envelope, &'static str> {
-        const MALFORMED: &str = "malformed node signature";
+    ) -> Result<Envelope, RequestRefused> {
+        const MALFORMED: RequestRefused = RequestRefused("malformed node signature");
         let mut parts = header.split(';');
         let (Some(stamp), Some(from), Some(to), Some(nonce), Some(tag), None) = (
             parts.next(),
@@ -188,7 +190,9 @@ impl ClusterSecret {
         };
         let at: u64 = stamp.parse().map_err(|_| MALFORMED)?;
         if at.abs_diff(now_secs) > REQUEST_WINDOW_SECS {
-            return Err("node signature expired (are the nodes' clocks apart?)");
+            return Err(RequestRefused(
+                "node signature expired (are the nodes' clocks apart?)",
+            ));
         }
         if crate::check_node_name(from).is_err()
             || crate::check_node_name(to).is_err()
@@ -211,10 +215,33 @@ impl ClusterSecret {
         ) {
             Ok(envelope)
         } else {
-            Err("bad node signature")
+            Err(RequestRefused("bad node signature"))
         }
     }
 }
+
+/// Why a cluster secret is refused or missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretError(pub String);
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for SecretError {}
+
+/// Why a node-to-node request was refused: said to the sender (and
+/// counted in the log), never more specific than it needs to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRefused(pub &'static str);
+
+impl std::fmt::Display for RequestRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+impl std::error::Error for RequestRefused {}
 
 /// Random bytes in a request's nonce.
 const NONCE_BYTES: usize = 16;
@@ -236,9 +263,9 @@ pub struct Envelope {
 impl Envelope {
     /// A request from `from` to `to` signed at `at` (Unix seconds), with a
     /// fresh nonce.
-    pub fn new(from: &str, to: &str, at: u64) -> Result<Envelope, String> {
+    pub fn new(from: &str, to: &str, at: u64) -> std::io::Result<Envelope> {
         let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the system: {e}"))?;
+        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
         Ok(Envelope {
             from: from.to_string(),
             to: to.to_string(),
@@ -291,7 +318,7 @@ impl ReplayGuard {
 
     /// Accepts `envelope` once, at `now_secs`; refuses a nonce seen within
     /// the window, and anything while full.
-    pub fn admit(&self, envelope: &Envelope, now_secs: u64) -> Result<(), &'static str> {
+    pub fn admit(&self, envelope: &Envelope, now_secs: u64) -> Result<(), RequestRefused> {
         let mut seen = self.seen.lock();
         while seen
             .order
@@ -303,10 +330,14 @@ impl ReplayGuard {
             }
         }
         if seen.nonces.contains(&envelope.nonce) {
-            return Err("this node-to-node request was already handled (a replay)");
+            return Err(RequestRefused(
+                "this node-to-node request was already handled (a replay)",
+            ));
         }
         if seen.nonces.len() >= self.capacity {
-            return Err("too many node-to-node requests at once; try again shortly");
+            return Err(RequestRefused(
+                "too many node-to-node requests at once; try again shortly",
+            ));
         }
         // Remember it for as long as its signature could still pass.
         let until = envelope.at + REQUEST_WINDOW_SECS;

@@ -36,7 +36,15 @@
 /// bounds it; then `send` reports `Full` and `send_wait` waits for room
 /// (back pressure — see `examples/back_pressure.rs`). Answers to a
 /// process's own requests go with [`Pid::send_reply`](crate::Pid::send_reply),
-/// which a full mailbox never refuses.
+/// which a full mailbox never refuses. `Ok` from a send always means the
+/// message is in the mailbox; a refusal gives the message back.
+///
+/// **Signals are not messages.** Exit signals and `Down`s never count
+/// against a bounded mailbox and are never dropped. Signals from one
+/// process to another arrive in the order sent, as on the BEAM: after
+/// `p.exit(&server, reason)`, nothing `p` sends the server later is ever
+/// taken from its mailbox — even if the server was busy in a long poll
+/// when the exit arrived.
 pub mod processes {}
 
 /// # Links, monitors and exit signals
@@ -133,8 +141,85 @@ pub mod supervisors {}
 /// ```
 ///
 /// Under a supervisor, start servers with
-/// [`server::start_link`](crate::server::start_link).
+/// [`server::start_link`](crate::server::start_link). A name already taken
+/// refuses the start without a crash
+/// ([`StartError::AlreadyStarted`](crate::StartError::AlreadyStarted)); a
+/// failed start leaves no exit signal with the caller.
+///
+/// `terminate` runs when a server stops on purpose: a handler called
+/// [`Ctx::stop`](crate::server::Ctx::stop), someone called
+/// [`ServerRef::stop`](crate::server::ServerRef::stop), or its parent
+/// (supervisor) stopped it. A server that does not trap exits is killed by
+/// any other exit signal without it — as in OTP.
+///
+/// What a server may answer, and when, is the next page: [`replies`].
 pub mod servers {}
+
+/// # Replies: now, later, never
+///
+/// **Now.** A [`Handle`](crate::server::Handle) returns its reply; the
+/// caller of [`call`](crate::server::ServerRef::call) gets it.
+///
+/// **Later.** A [`HandleLater`](crate::server::HandleLater) gets the
+/// caller's [`ReplyTo`](crate::server::ReplyTo) and may keep it — in its
+/// state, or in a message to another process — and go on serving others;
+/// whoever holds it answers once with `send` (OTP's `{noreply, State}` and
+/// `gen_server:reply/2`). The caller does not see the difference. Its
+/// timeout holds all the same; a `ReplyTo` dropped unanswered ends the call
+/// at once with `NoReply`. `examples/pool.rs` is a pool that answers "job
+/// done" when the worker that ran the job reports it.
+///
+/// ```
+/// use std::time::Duration;
+/// use owl_runtime::prelude::*;
+///
+/// /// Answers a question once a helper process has worked it out.
+/// struct Oracle;
+/// impl Server for Oracle {}
+/// struct Ask(u64);
+/// impl HandleLater<Ask> for Oracle {
+///     type Reply = u64;
+///     async fn handle_later(&mut self, Ask(n): Ask, reply: ReplyTo<u64>, ctx: &mut Ctx<'_>) {
+///         // The helper answers the caller directly; the oracle moves on.
+///         ctx.spawn(move |_| async move { reply.send(n * n); });
+///     }
+/// }
+///
+/// let rt = Runtime::new(Config::default()).unwrap();
+/// let node = rt.node();
+/// let answer = rt.block_on(async move {
+///     let oracle = server::start(&node, Oracle, SpawnOptions::new()).await.unwrap();
+///     oracle.call(Ask(12), Duration::from_secs(1)).await
+/// });
+/// assert_eq!(answer, Ok(144));
+/// ```
+///
+/// **Never.** A cast's reply is dropped. A call ends within its timeout,
+/// whatever happens, and says what happened ([`CallError`](crate::server::CallError)):
+///
+/// | the call ends with | when | how soon |
+/// |---|---|---|
+/// | the reply | it came | when it came |
+/// | `Full` | the target's bounded mailbox is full (the request was not sent; [`call_wait`](crate::server::ServerRef::call_wait) waits for room instead) | at once |
+/// | `NoProcess` | the target is gone | at once |
+/// | `Exited(reason)` | the target ended before answering | when it ended |
+/// | `NoReply` | the target dropped the request (a dropped `ReplyTo`) | at once |
+/// | `WrongKind` | the target is another kind of process | at once |
+/// | `CallingSelf` | a process called itself | at once |
+/// | `Timeout` | none of the above within the timeout | at the timeout |
+///
+/// [`send_request`](crate::server::ServerRef::send_request) sends now and
+/// collects later (`gen_server:send_request/2`); a handle from
+/// [`ServerRef::named`](crate::server::ServerRef::named) finds the server
+/// by name at every call, so it never goes stale across restarts.
+///
+/// **Left out, on purpose.** `gen_server:multi_call` and `abcast` (calls to
+/// a name on many nodes: owl's cluster does not route process messages),
+/// `hibernate` (a waiting process here is already just its state, a few
+/// hundred bytes), `format_status` (the process table and `Debug` cover
+/// it), and `code_change` (native code is not hot-swapped; hot upgrades are
+/// the sandbox's, for WebAssembly guests).
+pub mod replies {}
 
 /// # Introspection
 ///
@@ -174,8 +259,10 @@ pub mod introspection {}
 /// tracing_subscriber::fmt().init();
 /// ```
 ///
-/// With no subscriber at all, crash reports still reach stderr, as OTP's
-/// logger prints to the terminal by default: a crash is never silent.
+/// With no subscriber at all, crash reports and supervisor reports (a
+/// child terminated, a restart failed, "reached maximum restart intensity;
+/// shutting down", a child that would not stop) still reach stderr, as
+/// OTP's logger prints to the terminal by default: neither is ever silent.
 /// Reports of the same crash are summarised past a burst (five per ten
 /// seconds per kind, then a count), so a loop of crashes cannot flood the
 /// log; the counters ([`Node::lifecycle_counts`](crate::Node::lifecycle_counts)) stay exact.

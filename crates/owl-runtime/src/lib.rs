@@ -77,6 +77,7 @@ pub use node::{Config, Node, Runtime};
 pub use pid::{MonitorRef, ParsePidError, Pid, PidId};
 pub use process::{Measured, Process, SendError, SpawnOptions, WorkMeter};
 pub use registry::RegisterError;
-pub use scheduler::{SchedulerSample, Utilization};
+pub use scheduler::{SchedulerSample, SchedulersOutOfRange, Utilization};
+pub use server::{CallError, StartError};
 pub use task::Task;
 pub use timer::TimerRef;

@@ -65,6 +65,17 @@ impl LogLimiter {
     }
 }
 
+/// Writes a report to stderr when no `tracing` subscriber is installed
+/// (OTP's logger writes to the terminal by default too), and says whether
+/// it did: crash and supervisor reports are never silent.
+pub(crate) fn unobserved(text: impl FnOnce() -> String) -> bool {
+    if tracing::dispatcher::has_been_set() {
+        return false;
+    }
+    eprintln!("{}", text());
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

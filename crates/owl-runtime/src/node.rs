@@ -141,9 +141,9 @@ impl Runtime {
         executor.spawn(wheel.run_ticker());
         let _ = schedulers.node.set(Arc::downgrade(&inner));
         if let Some(online) = config.schedulers_online {
-            schedulers
-                .set_online(online)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            schedulers.set_online(online).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?;
         }
         let stop_watchdog = Arc::new(AtomicBool::new(false));
         let stop = stop_watchdog.clone();
@@ -270,10 +270,8 @@ impl NodeInner {
                 String::new()
             }
         );
-        if !tracing::dispatcher::has_been_set() {
-            // Crashes are never silent, even in a program that set up no
-            // logging (OTP's logger writes to the terminal by default too).
-            eprintln!("{text}");
+        // Crashes are never silent, even in a program that set up no logging.
+        if crate::log_limit::unobserved(|| text.clone()) {
             return;
         }
         tracing::error!(
@@ -461,7 +459,10 @@ impl Node {
 
     /// Sets the schedulers online (1 up to [`schedulers`](Self::schedulers),
     /// at most the CPUs available); returns the previous value.
-    pub fn set_schedulers_online(&self, n: usize) -> Result<usize, String> {
+    pub fn set_schedulers_online(
+        &self,
+        n: usize,
+    ) -> Result<usize, crate::scheduler::SchedulersOutOfRange> {
         self.inner.schedulers.set_online(n)
     }
 

@@ -14,8 +14,11 @@ pub use crate::message::{Down, Exit, Message};
 pub use crate::node::{Config, Node, Runtime};
 pub use crate::pid::Pid;
 pub use crate::process::{Process, SendError, SpawnOptions};
-pub use crate::server::{self, CallError, Ctx, Handle, Server, ServerRef};
+pub use crate::server::{
+    self, CallError, Ctx, Handle, HandleLater, ReplyTo, Server, ServerRef, StartError,
+};
 pub use crate::supervisor::{
-    ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorRef, SupervisorSpec,
+    ChildError, ChildSpec, Restart, Shutdown, StartArgs, Strategy, Supervisor, SupervisorRef,
+    SupervisorSpec, TreeNode, tree,
 };
 pub use crate::task::Task;

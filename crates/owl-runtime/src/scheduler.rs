@@ -164,6 +164,33 @@ impl SchedulerSample {
     }
 }
 
+/// A number of schedulers online outside what the node has.
+///
+/// ```
+/// use owl_runtime::{Config, Runtime};
+/// let rt = Runtime::new(Config::default().schedulers(1)).unwrap();
+/// let refused = rt.node().set_schedulers_online(3).unwrap_err();
+/// assert_eq!(refused.to_string(), "schedulers online must be between 1 and 1, not 3");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulersOutOfRange {
+    /// What was asked for.
+    pub asked: usize,
+    /// The most the node allows.
+    pub max: usize,
+}
+
+impl std::fmt::Display for SchedulersOutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "schedulers online must be between 1 and {}, not {}",
+            self.max, self.asked
+        )
+    }
+}
+impl std::error::Error for SchedulersOutOfRange {}
+
 /// A thread that computes for the node: a worker (by slot) or an adopted helper.
 struct ComputeThread {
     clock: crate::sys::ThreadClock,
@@ -249,12 +276,10 @@ impl Schedulers {
 
     /// Sets how many CPUs the node computes on: 1 ..= [`max_online`](Self::max_online).
     /// Every compute thread (schedulers and adopted helpers) is pinned to them.
-    pub(crate) fn set_online(&self, n: usize) -> Result<usize, String> {
+    pub(crate) fn set_online(&self, n: usize) -> Result<usize, SchedulersOutOfRange> {
         let max = self.max_online();
         if n == 0 || n > max {
-            return Err(format!(
-                "schedulers online must be between 1 and {max}, got {n}"
-            ));
+            return Err(SchedulersOutOfRange { asked: n, max });
         }
         let previous = self.online.swap(n, Ordering::AcqRel);
         for t in self.threads.lock().iter() {
@@ -269,9 +294,10 @@ impl Schedulers {
         }
         let cpus = &self.cpus[..online.clamp(1, self.cpus.len())];
         if let Err(e) = crate::sys::pin_thread(tid, cpus) {
-            // A thread that has exited meanwhile cannot be pinned; anything
-            // else means "schedulers online" does not hold: say so.
-            if e.raw_os_error() != Some(3) {
+            // A thread that has exited meanwhile cannot be pinned (no such
+            // thread); anything else means "schedulers online" does not
+            // hold: say so.
+            if e.raw_os_error() != Some(libc::ESRCH) {
                 tracing::warn!(target: "owl::scheduler", tid, error = %e,
                     "could not pin a thread to the online CPUs");
             }

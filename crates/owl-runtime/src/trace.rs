@@ -26,6 +26,11 @@ pub(crate) fn set_current(pid: u64) {
     CURRENT.set(pid);
 }
 
+/// The pid number of the process this thread is polling now (0: none).
+pub(crate) fn current() -> u64 {
+    CURRENT.get()
+}
+
 /// Which way a traced message went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

@@ -64,3 +64,11 @@ fn introspection_shows_trace_and_tree() {
     assert!(out.contains("trace:"), "{out}");
     assert!(out.contains("└── jobs"), "{out}");
 }
+
+#[test]
+fn the_pool_answers_every_caller_when_its_worker_reports() {
+    let out = example("pool");
+    assert!(out.contains("job 20: sum 210"), "{out}");
+    assert!(out.contains("job 13 failed: panic: 13 is unlucky"), "{out}");
+    assert!(out.contains("jobs done: 19, failed: 1"), "{out}");
+}

@@ -411,7 +411,11 @@ fn a_failed_child_start_is_reported_as_a_shutdown_naming_the_child() {
         let spec = SupervisorSpec::new(Strategy::OneForOne)
             .child(sleeper("fine"))
             .child(counted("broken", Arc::new(AtomicUsize::new(0)), |_| true));
-        let err = Supervisor::start(&node, spec).await.unwrap_err();
+        let owl_runtime::StartError::Failed(err) =
+            Supervisor::start(&node, spec).await.unwrap_err()
+        else {
+            panic!("a failed start")
+        };
         assert!(err.is_shutdown(), "{err:?}");
         assert!(!err.is_abnormal());
         let text = err.to_string();

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{in_process, runtime, within};
-use owl_runtime::server::{self, CallError, Ctx, Handle, Server, ServerRef};
+use owl_runtime::server::{
+    self, CallError, Ctx, Handle, HandleLater, ReplyTo, Server, ServerRef, StartError,
+};
 use owl_runtime::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 use owl_runtime::{ExitReason, Message, SpawnOptions};
 
@@ -174,7 +176,7 @@ fn a_failing_init_is_returned_to_the_starter() {
     let err = rt
         .block_on(server::start(&node, FailsInit, SpawnOptions::new()))
         .unwrap_err();
-    assert_eq!(err, ExitReason::error("bad config"));
+    assert_eq!(err, StartError::Failed(ExitReason::error("bad config")));
     assert_eq!(node.process_count(), 0);
 }
 
@@ -240,9 +242,34 @@ impl Handle<u8> for Echo {
     }
 }
 
+/// Keeps every deferred reply and never answers: its callers time out.
+struct Hoarder(Vec<ReplyTo<u8>>);
+
+impl Server for Hoarder {}
+
+impl HandleLater<u8> for Hoarder {
+    type Reply = u8;
+    async fn handle_later(&mut self, _: u8, reply: ReplyTo<u8>, _: &mut Ctx<'_>) {
+        self.0.push(reply);
+    }
+}
+
+/// Drops every deferred reply unanswered.
+struct Refuser;
+
+impl Server for Refuser {}
+
+impl HandleLater<u8> for Refuser {
+    type Reply = u8;
+    async fn handle_later(&mut self, _: u8, reply: ReplyTo<u8>, _: &mut Ctx<'_>) {
+        drop(reply);
+    }
+}
+
 /// Every call ends within its timeout, whatever the target does with the
-/// request: another kind of server drops it (`NoReply`, at once), a plain
-/// process that never looks at it lets the timeout pass (`Timeout`).
+/// request, and says which case it was: another kind of process fails at
+/// once (`WrongKind`), a dropped reply at once (`NoReply`), a server that
+/// keeps the request lets the timeout pass (`Timeout`).
 #[test]
 fn a_call_always_ends_within_its_timeout() {
     let rt = runtime();
@@ -261,7 +288,7 @@ fn a_call_always_ends_within_its_timeout() {
             wrong.call(Get("k".into()), short),
         )
         .await;
-        assert_eq!(r.unwrap_err(), CallError::NoReply);
+        assert!(matches!(r, Err(CallError::WrongKind(_))), "{r:?}");
 
         // A supervisor request to a plain server.
         let not_a_sup = owl_runtime::supervisor::SupervisorRef::from_pid(echo.pid().clone());
@@ -270,29 +297,39 @@ fn a_call_always_ends_within_its_timeout() {
             not_a_sup.which_children(short),
         )
         .await;
-        assert_eq!(r.unwrap_err(), CallError::NoReply);
+        assert_eq!(r.unwrap_err(), CallError::WrongKind("supervisor"));
 
-        // A plain process that drops whatever it receives.
-        let dropper = node.spawn(|mut p| async move {
-            loop {
-                drop(p.recv_any().await);
-            }
-        });
-        let dropper = ServerRef::<Echo>::from_pid(dropper);
-        let r = within("a call to a dropper", dropper.call(1, short)).await;
-        assert_eq!(r, Err(CallError::NoReply));
+        // A plain process is no server.
+        let plain = common::idle(&node);
+        let plain_ref = ServerRef::<Echo>::from_pid(plain.clone());
+        let r = within("a call to a plain process", plain_ref.call(1, short)).await;
+        assert!(matches!(r, Err(CallError::WrongKind(_))), "{r:?}");
 
-        // A process that never receives it: the timeout answers.
-        let deaf = common::idle(&node);
+        // A reply dropped unanswered: told at once.
+        let refuser = server::start(&node, Refuser, SpawnOptions::new())
+            .await
+            .unwrap();
         let started = std::time::Instant::now();
-        let deaf_ref = ServerRef::<Echo>::from_pid(deaf.clone());
-        let r = within("a call to a deaf process", deaf_ref.call(1, short)).await;
+        let r = within("a dropped reply", refuser.call(1u8, T)).await;
+        assert_eq!(r, Err(CallError::NoReply));
+        assert!(
+            started.elapsed() < T / 5,
+            "at once: {:?}",
+            started.elapsed()
+        );
+
+        // A request kept and never answered: the timeout answers.
+        let hoarder = server::start(&node, Hoarder(Vec::new()), SpawnOptions::new())
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let r = within("a kept request", hoarder.call(1u8, short)).await;
         assert_eq!(r, Err(CallError::Timeout));
         assert!(started.elapsed() < Duration::from_secs(2));
 
         // The right server still answers.
         assert_eq!(echo.call(7, short).await, Ok(7));
-        node.kill(&deaf);
+        node.kill(&plain);
     });
 }
 
@@ -347,11 +384,9 @@ fn servers_start_under_a_name_and_are_found_by_type() {
             "not a server"
         );
         let taken = server::start_named(&node, "store", Echo, SpawnOptions::new()).await;
-        assert!(
-            taken
-                .unwrap_err()
-                .to_string()
-                .contains("already registered")
+        assert_eq!(
+            taken.unwrap_err(),
+            StartError::AlreadyStarted(store.pid().clone())
         );
         found.cast(Put("a".into(), 1)).unwrap();
         assert_eq!(found.call(Get("a".into()), T).await, Ok(Some(1)));

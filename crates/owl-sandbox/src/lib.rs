@@ -138,6 +138,22 @@ impl Drop for Inner {
     }
 }
 
+/// Why a sandbox could not be set up (the engine, or its threads).
+///
+/// ```
+/// let e = owl_sandbox::SetupError("no threads".into());
+/// assert_eq!(e.to_string(), "the sandbox could not start: no threads");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the sandbox could not start: {}", self.0)
+    }
+}
+impl std::error::Error for SetupError {}
+
 /// The engine, code server and guest executor. Cheap to clone.
 #[derive(Clone)]
 pub struct Sandbox {
@@ -155,7 +171,7 @@ impl std::fmt::Debug for Sandbox {
 
 impl Sandbox {
     /// Starts the guest executor and the epoch ticker.
-    pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SetupError> {
         let mut pool = PoolingAllocationConfig::default();
         // A killed guest leaves its process at once, but a guest thread in
         // the middle of its slice frees the instance at the slice's end: one
@@ -175,9 +191,9 @@ impl Sandbox {
             .max_wasm_stack(256 << 10)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm)
-            .map_err(|e| format!("cannot start the WebAssembly engine: {e:#}"))?;
-        let guests =
-            executor::GuestExecutor::start(config.guest_threads).map_err(|e| e.to_string())?;
+            .map_err(|e| SetupError(format!("cannot start the WebAssembly engine: {e:#}")))?;
+        let guests = executor::GuestExecutor::start(config.guest_threads)
+            .map_err(|e| SetupError(format!("cannot start the guest threads: {e}")))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let admission = Arc::new(Semaphore::new(config.max_processes));
         let (stop, ticking, tick) = (stop_ticker.clone(), engine.weak(), config.epoch_tick);
@@ -210,7 +226,7 @@ impl Sandbox {
                     }
                 }
             })
-            .map_err(|e| e.to_string())?
+            .map_err(|e| SetupError(format!("cannot start the epoch ticker: {e}")))?
             .thread()
             .clone();
         Ok(Sandbox {

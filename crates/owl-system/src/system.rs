@@ -160,7 +160,8 @@ impl Builder {
             max_processes: config.max_calculations,
             guest_threads: node.schedulers(),
             ..SandboxConfig::default()
-        })?;
+        })
+        .map_err(|e| e.to_string())?;
         for thread in sandbox.guest_threads() {
             node.adopt_thread(thread);
         }
@@ -179,7 +180,12 @@ impl Builder {
             }
         }
         let operator = Operator::new(node.clone(), sandbox, math.clone());
-        let cluster = config.cluster.clone().map(Cluster::new).transpose()?;
+        let cluster = config
+            .cluster
+            .clone()
+            .map(Cluster::new)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let load = match &cluster {
             Some(cluster) => LoadControl::clustered(config.load_target, cluster.clone()),
             None => LoadControl::new(config.load_target),

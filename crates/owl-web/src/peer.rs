@@ -101,7 +101,7 @@ impl AtNode {
         if node == cluster.node_name() {
             return Ok(None);
         }
-        owl_cluster::check_node_name(node)?;
+        owl_cluster::check_node_name(node).map_err(|e| e.to_string())?;
         Ok(Some((cluster.clone(), node.to_string())))
     }
 }
@@ -207,7 +207,7 @@ fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Refusal> {
         .map_err(|why| {
             let shown: String = uri.path().chars().take(64).collect();
             REFUSED.hit(&format_args!("latest: {shown}: {why}"));
-            Refusal(StatusCode::FORBIDDEN, why)
+            Refusal(StatusCode::FORBIDDEN, why.0)
         })?;
     tracing::debug!(target: "owl::cluster", from = envelope.from, path = uri.path(), "node-to-node request");
     Ok(())

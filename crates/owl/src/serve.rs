@@ -151,7 +151,8 @@ impl ServeArgs {
             })?),
             None => self.cluster_secret.clone(),
         };
-        let secret = ClusterSecret::load(given.as_deref(), &self.data_dir)?;
+        let secret =
+            ClusterSecret::load(given.as_deref(), &self.data_dir).map_err(|e| e.to_string())?;
         Ok(Some(
             ClusterConfig::new(&name, gossip, secret).join(self.join.iter().copied()),
         ))

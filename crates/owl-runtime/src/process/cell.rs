@@ -268,6 +268,19 @@ impl ProcessCell {
     /// Appends a message. `bounded` says whether the mailbox limit applies
     /// (runtime notifications such as `Exit` and `Down` are never refused).
     pub(crate) fn deliver(&self, msg: Message, bounded: bool) -> Result<(), SendError<Message>> {
+        self.deliver_with(msg, |m| m, bounded)
+    }
+
+    /// Appends `wrap(msg)` — checking for room and for an exit and pushing
+    /// in one step under the lock, so that `Ok` always means the message
+    /// is in the mailbox and a refusal always gives `msg` back unwrapped
+    /// (a cast's request is wrapped only once it is sure to be delivered).
+    pub(crate) fn deliver_with<M>(
+        &self,
+        msg: M,
+        wrap: impl FnOnce(M) -> Message,
+        bounded: bool,
+    ) -> Result<(), SendError<M>> {
         let mut st = self.state.lock();
         if st.exited {
             return Err(SendError::NoProcess(msg));
@@ -278,6 +291,7 @@ impl ProcessCell {
         {
             return Err(SendError::Full(msg));
         }
+        let msg = wrap(msg);
         crate::trace::on_deliver(&self.node, self.id, &msg);
         st.mailbox.push_back(msg);
         let other = self.wake_receiver(&mut st);

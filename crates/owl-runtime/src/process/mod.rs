@@ -2,7 +2,7 @@
 //! one ([`SpawnOptions`]), and sending to one ([`Pid::send`]).
 
 pub(crate) mod cell;
-mod receive;
+pub(crate) mod receive;
 pub(crate) mod small_map;
 pub(crate) mod task;
 
@@ -598,10 +598,7 @@ impl Pid {
         let Some(cell) = self.cell() else {
             return Err(SendError::NoProcess(msg));
         };
-        cell.deliver(Message::new(msg), true).map_err(|e| match e {
-            SendError::NoProcess(m) => SendError::NoProcess(unwrap_message(m)),
-            SendError::Full(m) => SendError::Full(unwrap_message(m)),
-        })
+        cell.deliver_with(msg, Message::new, true)
     }
 
     /// Sends the answer to a request the receiver itself made (the result
@@ -627,8 +624,7 @@ impl Pid {
         let Some(cell) = self.cell() else {
             return Err(SendError::NoProcess(msg));
         };
-        cell.deliver(Message::new(msg), false)
-            .map_err(|e| SendError::NoProcess(unwrap_message(e.into_inner())))
+        cell.deliver_with(msg, Message::new, false)
     }
 
     /// Sends `msg`, waiting while a bounded mailbox is full: back pressure.
@@ -678,8 +674,4 @@ impl Pid {
             rx.await.unwrap_or(ExitReason::NoProc)
         }
     }
-}
-
-fn unwrap_message<M: 'static>(m: Message) -> M {
-    m.downcast::<M>().expect("message type is known")
 }

@@ -9,11 +9,22 @@ use std::task::{Context, Poll};
 use crate::message::Message;
 use crate::process::cell::{ProcessCell, Receiving};
 
+/// Whether an exit signal has arrived that will end the process at its
+/// next poll. A receive then takes nothing more: signals from one sender
+/// arrive in order, so a message sent after a fatal `exit` must never be
+/// handled (the BEAM's guarantee), even by a process still inside a poll.
+fn exit_pending(cell: &ProcessCell) -> bool {
+    cell.exit_pending.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Removes and returns the first message of type `T` that `pred` accepts.
 pub(crate) fn take_first<T: Send + 'static>(
     cell: &ProcessCell,
     pred: &mut dyn FnMut(&T) -> bool,
 ) -> Option<T> {
+    if exit_pending(cell) {
+        return None;
+    }
     let mut st = cell.state.lock();
     let at = st
         .mailbox
@@ -27,6 +38,9 @@ pub(crate) fn take_first<T: Send + 'static>(
 
 /// Removes and returns the oldest message, whatever its type.
 pub(crate) fn take_oldest(cell: &ProcessCell) -> Option<Message> {
+    if exit_pending(cell) {
+        return None;
+    }
     let msg = cell.state.lock().mailbox.pop_front()?;
     cell.message_taken();
     Some(msg)
@@ -107,6 +121,12 @@ impl<M: Matcher + Unpin> Future for Recv<'_, M> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<M::Output> {
         let this = &mut *self;
+        if exit_pending(this.cell) {
+            // The exit is applied when the process task is polled next
+            // (the signal woke it); nothing is taken meanwhile.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let mut st = this.cell.state.lock();
         match st.mailbox.iter().position(|m| this.matcher.matches(m)) {
             Some(at) => {

@@ -20,23 +20,24 @@ use tokio::sync::oneshot;
 use super::children::{Child, Children, Serial};
 use super::intensity::Intensity;
 use super::{
-    AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildKind, ChildRef, ChildSpec,
+    AutoShutdown, Batch, ChildCounts, ChildError, ChildInfo, ChildKind, ChildRef, ChildSpec,
     DynamicLimits, Request, Restart, Shutdown, StartArgs, Started, Strategy, SupervisorSpec,
 };
 use crate::exit::ExitReason;
+use crate::log_limit::unobserved;
 use crate::message::{Down, Exit};
 use crate::node::Node;
 use crate::pid::{MonitorRef, Pid};
 use crate::process::{Process, SpawnOptions};
-use crate::server::is_from_parent;
+use crate::server::{StartError, is_from_parent};
 
 pub(super) async fn start(
     node: &Node,
     spec: SupervisorSpec,
     parent: Option<Pid>,
-) -> Result<Pid, ExitReason> {
+) -> Result<Pid, StartError> {
     spec.validate()
-        .map_err(|why| ExitReason::error(format!("invalid supervisor spec: {why}")))?;
+        .map_err(|why| StartError::Failed(ExitReason::error(why.to_string())))?;
     let mut opts = SpawnOptions::new()
         .label(spec.label.clone())
         .trap_exit(true);
@@ -44,12 +45,21 @@ pub(super) async fn start(
         opts = opts.link_to(parent.clone()).parent(parent.clone());
     }
     let (ack_tx, ack_rx) = oneshot::channel();
-    let (pid, exited) = node.spawn_watched(opts, move |p| run(p, spec, parent, ack_tx));
-    match ack_rx.await {
-        Ok(Ok(())) => Ok(pid),
-        // Return only once the failed supervisor is gone.
-        Ok(Err(_)) | Err(_) => Err(exited.await.unwrap_or(ExitReason::NoProc)),
+    let linked = parent.clone();
+    let (pid, exited) = node.spawn_watched(opts, move |p| run(p, spec, linked, ack_tx));
+    let refused = match ack_rx.await {
+        Ok(Ok(())) => return Ok(pid),
+        Ok(Err(refused)) => Some(refused),
+        Err(_) => None,
+    };
+    // Return only once the failed supervisor is gone, with no exit signal
+    // of it left in the parent's mailbox.
+    let reason = exited.await.unwrap_or(ExitReason::NoProc);
+    if let Some(cell) = parent.as_ref().and_then(Pid::cell) {
+        while crate::process::receive::take_first::<Exit>(&cell, &mut |e| e.from == pid).is_some() {
+        }
     }
+    Err(refused.unwrap_or(StartError::Failed(reason)))
 }
 
 /// A queued retry of a child whose restart failed.
@@ -72,18 +82,22 @@ struct Sup {
 }
 
 async fn run(
-    p: Process,
+    mut p: Process,
     spec: SupervisorSpec,
     parent: Option<Pid>,
-    ack: oneshot::Sender<Result<(), ExitReason>>,
+    ack: oneshot::Sender<Result<(), StartError>>,
 ) -> ExitReason {
     p.stops_with_parent();
+    p.cell.state.lock().extras().server_kind = super::supervisor_kind().0.map(|(id, _)| id);
     if let Some(name) = &spec.name
-        && let Err(e) = p.register(name)
+        && let Err(holder) = crate::server::register_or_holder(&p, name)
     {
-        let reason = ExitReason::error(format!("cannot register supervisor as {name:?}: {e}"));
-        let _ = ack.send(Err(reason.clone()));
-        return reason;
+        // Not a crash: nothing started (OTP's `already_started`).
+        if let Some(parent) = &parent {
+            p.unlink(parent);
+        }
+        let _ = ack.send(Err(StartError::AlreadyStarted(holder)));
+        return ExitReason::Normal;
     }
     let args = StartArgs {
         node: p.node().clone(),
@@ -113,7 +127,10 @@ async fn run(
             // orderly stop that names the child, not a crash of its own.
             let reason =
                 ExitReason::shutdown_with(format!("failed to start child {id:?}: {reason}"));
-            let _ = ack.send(Err(reason.clone()));
+            if let Some(parent) = &parent {
+                sup.p.unlink(parent);
+            }
+            let _ = ack.send(Err(StartError::Failed(reason.clone())));
             return reason;
         }
     }
@@ -198,6 +215,14 @@ impl Sup {
             let kind = format!("{}\u{0}{}\u{0}{reason}", self.p.pid(), child.spec.id);
             if let Some(node) = self.p.cell.node.upgrade()
                 && let crate::log_limit::Verdict::Write { left_out } = node.log_limiter.check(&kind)
+                && !unobserved(|| {
+                    format!(
+                        "supervisor report: {} ({}): child {:?} {from} terminated: {reason}; action: {action}",
+                        self.p.pid(),
+                        self.p.cell.label,
+                        child.spec.id
+                    )
+                })
             {
                 tracing::warn!(target: "owl::supervisor", supervisor = %self.p.pid(),
                     child = %child.spec.id, pid = %from, %reason, action, left_out, "child terminated");
@@ -274,8 +299,17 @@ impl Sup {
             }
             if let Err(reason) = self.start_at(s).await {
                 let id = self.children.get(s).map(|c| c.spec.id.clone());
-                tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(),
-                    child = id.as_deref().unwrap_or("?"), %reason, "child failed to restart; trying again");
+                let id = id.as_deref().unwrap_or("?");
+                if !unobserved(|| {
+                    format!(
+                        "supervisor report: {} ({}): child {id:?} failed to restart: {reason}; trying again",
+                        self.p.pid(),
+                        self.p.cell.label
+                    )
+                }) {
+                    tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(),
+                        child = id, %reason, "child failed to restart; trying again");
+                }
                 let tries = match self.children.get_mut(s) {
                     Some(child) => {
                         child.restarting = true;
@@ -294,8 +328,16 @@ impl Sup {
     }
 
     async fn give_up(&mut self) -> ExitReason {
-        tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(), label = %self.p.cell.label,
-            "reached maximum restart intensity; shutting down");
+        if !unobserved(|| {
+            format!(
+                "supervisor report: {} ({}): reached maximum restart intensity; shutting down",
+                self.p.pid(),
+                self.p.cell.label
+            )
+        }) {
+            tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(), label = %self.p.cell.label,
+                "reached maximum restart intensity; shutting down");
+        }
         self.terminate_all().await;
         ExitReason::Shutdown
     }
@@ -355,7 +397,7 @@ impl Sup {
                         status: c.status(),
                     })
                     .collect();
-                let _ = reply.send(list);
+                let _ = reply.send(Ok(list));
             }
             Request::CountChildren(reply) => {
                 let mut counts = ChildCounts {
@@ -370,16 +412,16 @@ impl Sup {
                         ChildKind::Worker => counts.workers += 1,
                     }
                 }
-                let _ = reply.send(counts);
+                let _ = reply.send(Ok(counts));
             }
             Request::StartChild(spec, reply) => {
-                let _ = reply.send(self.start_child(spec).await);
+                let _ = reply.send(Ok(self.start_child(spec).await));
             }
             Request::StartChildren(spec, count, reply) => {
-                let _ = reply.send(self.start_children(spec, count).await);
+                let _ = reply.send(Ok(self.start_children(spec, count).await));
             }
             Request::TerminateChild(child, reply) => {
-                let _ = reply.send(self.terminate_child(child).await);
+                let _ = reply.send(Ok(self.terminate_child(child).await));
             }
             Request::RestartChild(id, reply) => {
                 let result = match self
@@ -400,7 +442,7 @@ impl Sup {
                     },
                     _ => Err(ChildError::NotFound),
                 };
-                let _ = reply.send(result);
+                let _ = reply.send(Ok(result));
             }
             Request::DeleteChild(id, reply) => {
                 let result = match self
@@ -417,7 +459,7 @@ impl Sup {
                     },
                     _ => Err(ChildError::NotFound),
                 };
-                let _ = reply.send(result);
+                let _ = reply.send(Ok(result));
             }
             Request::GetChildSpec(child, reply) => {
                 let spec = self
@@ -425,7 +467,7 @@ impl Sup {
                     .and_then(|s| self.children.get(s))
                     .map(|c| ChildSpec::clone(&c.spec))
                     .ok_or(ChildError::NotFound);
-                let _ = reply.send(spec);
+                let _ = reply.send(Ok(spec));
             }
         }
     }
@@ -451,8 +493,8 @@ impl Sup {
     }
 
     /// A dynamic supervisor's batch: `count` children of one spec, sharing
-    /// it; stops early at `max_children` or a failed start.
-    async fn start_children(&mut self, spec: ChildSpec, count: usize) -> Result<usize, ChildError> {
+    /// it; stops early at `max_children` or a failed start, and says so.
+    async fn start_children(&mut self, spec: ChildSpec, count: usize) -> Result<Batch, ChildError> {
         if self.dynamic.is_none() {
             return Err(ChildError::InvalidSpec(
                 "only a dynamic supervisor starts children in batches".into(),
@@ -469,28 +511,31 @@ impl Sup {
             .and_then(|d| d.max_children)
             .unwrap_or(usize::MAX);
         let spec = std::sync::Arc::new(spec);
-        let mut started = 0;
-        while started < count {
+        let mut batch = Batch {
+            requested: count,
+            started: 0,
+            stopped_by: None,
+        };
+        while batch.started < count {
             if self.children.len() >= max {
-                return if started == 0 {
-                    Err(ChildError::MaxChildren)
-                } else {
-                    Ok(started)
-                };
+                batch.stopped_by = Some(ChildError::MaxChildren);
+                break;
             }
             match (spec.start)(self.args.clone()).await {
                 Ok(Started::Pid(pid)) => {
                     let mut child = Child::new(spec.clone());
                     child.pid = Some(pid);
                     self.children.push(child, false);
-                    started += 1;
+                    batch.started += 1;
                 }
-                Ok(Started::Ignore) => started += 1,
-                Err(reason) if started == 0 => return Err(ChildError::StartFailed(reason)),
-                Err(_) => return Ok(started),
+                Ok(Started::Ignore) => batch.started += 1,
+                Err(reason) => {
+                    batch.stopped_by = Some(ChildError::StartFailed(reason));
+                    break;
+                }
             }
         }
-        Ok(started)
+        Ok(batch)
     }
 
     async fn start_child(&mut self, spec: ChildSpec) -> Result<Pid, ChildError> {
@@ -563,8 +608,16 @@ async fn shutdown_one(p: &mut Process, pid: &Pid, shutdown: Shutdown) -> ExitRea
             match tokio::time::timeout(limit, wait_down(p, mref)).await {
                 Ok(reason) => reason,
                 Err(_) => {
-                    tracing::warn!(child = %pid, timeout_ms = limit.as_millis() as u64,
-                        "child did not stop in time; killing it");
+                    if !unobserved(|| {
+                        format!(
+                            "supervisor report: {}: child {pid} did not stop within {} ms; killing it",
+                            p.pid(),
+                            limit.as_millis()
+                        )
+                    }) {
+                        tracing::warn!(target: "owl::supervisor", child = %pid,
+                            timeout_ms = limit.as_millis() as u64, "child did not stop in time; killing it");
+                    }
                     p.exit(pid, ExitReason::Kill);
                     wait_down(p, mref).await
                 }

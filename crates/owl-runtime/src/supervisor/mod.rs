@@ -38,13 +38,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use crate::exit::{ExitReason, IntoExitReason};
 use crate::node::Node;
 use crate::pid::Pid;
 use crate::process::{Process, SpawnOptions};
-use crate::server::{CallError, request};
+use crate::server::{CallError, Kind, ReplySender, StartError, request};
 
 /// Which children restart when one of them ends and is to be restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,6 +342,8 @@ pub struct SupervisorSpec {
     pub(crate) label: String,
     pub(crate) dynamic: Option<DynamicLimits>,
     pub(crate) auto_shutdown: AutoShutdown,
+    /// Asked for with `max_children`; only a dynamic supervisor takes it.
+    pub(crate) max_children: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -363,6 +363,7 @@ impl SupervisorSpec {
             label: "supervisor".into(),
             dynamic: None,
             auto_shutdown: AutoShutdown::Never,
+            max_children: None,
         }
     }
 
@@ -413,32 +414,99 @@ impl SupervisorSpec {
 
     /// Checks the flags and child specs the way OTP's `supervisor:check_childspecs`
     /// does: a positive restart period, unique child ids, no significant
-    /// permanent child. A supervisor refuses to start with an invalid spec.
-    pub fn validate(&self) -> Result<(), String> {
+    /// permanent child, `max_children` only on a dynamic supervisor. A
+    /// supervisor refuses to start with an invalid spec.
+    ///
+    /// ```
+    /// use owl_runtime::supervisor::{Strategy, SupervisorSpec};
+    /// assert!(SupervisorSpec::dynamic().max_children(10).validate().is_ok());
+    /// let err = SupervisorSpec::new(Strategy::OneForOne).max_children(10).validate().unwrap_err();
+    /// assert!(err.to_string().contains("dynamic"));
+    /// ```
+    pub fn validate(&self) -> Result<(), InvalidSpec> {
         if self.max_seconds.is_zero() {
-            return Err("invalid restart period: it must be longer than zero".into());
+            return Err(InvalidSpec(
+                "invalid restart period: it must be longer than zero".into(),
+            ));
+        }
+        if self.dynamic.is_none() && self.max_children.is_some() {
+            return Err(InvalidSpec(
+                "max_children limits a dynamic supervisor's children; a static supervisor's \
+                 children are its child specs"
+                    .into(),
+            ));
         }
         let mut ids = std::collections::HashSet::new();
         for child in &self.children {
             if self.dynamic.is_none() && !ids.insert(child.id.as_str()) {
-                return Err(format!("duplicate child id {:?}", child.id));
+                return Err(InvalidSpec(format!("duplicate child id {:?}", child.id)));
             }
             if child.significant && child.restart == Restart::Permanent {
-                return Err(format!(
+                return Err(InvalidSpec(format!(
                     "child {:?}: a permanent child cannot be significant",
                     child.id
-                ));
+                )));
             }
         }
         Ok(())
     }
 
-    /// For a dynamic supervisor: refuse children beyond `max`.
+    /// For a dynamic supervisor: refuse children beyond `max`. A static
+    /// supervisor with it is an invalid spec (it would mean nothing).
     pub fn max_children(mut self, max: usize) -> Self {
+        self.max_children = Some(max);
         if let Some(d) = self.dynamic.as_mut() {
             d.max_children = Some(max);
         }
         self
+    }
+}
+
+/// Why a supervisor spec is refused (see [`SupervisorSpec::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidSpec(pub String);
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid supervisor spec: {}", self.0)
+    }
+}
+impl std::error::Error for InvalidSpec {}
+
+/// What [`SupervisorRef::start_children`] achieved: how many of the
+/// requested children started, and — when fewer than asked — what stopped
+/// the batch. A partial start is never hidden.
+///
+/// ```
+/// use owl_runtime::supervisor::{Batch, ChildError};
+/// let partial = Batch { requested: 10, started: 4, stopped_by: Some(ChildError::MaxChildren) };
+/// assert!(!partial.is_complete());
+/// assert_eq!(partial.to_string(), "started 4 of 10 (stopped: max_children reached)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Children asked for.
+    pub requested: usize,
+    /// Children started (those whose start answered `Ignore` count).
+    pub started: usize,
+    /// Why the batch stopped early: `MaxChildren` or `StartFailed`.
+    pub stopped_by: Option<ChildError>,
+}
+
+impl Batch {
+    /// Whether every requested child started.
+    pub fn is_complete(&self) -> bool {
+        self.started == self.requested
+    }
+}
+
+impl fmt::Display for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "started {} of {}", self.started, self.requested)?;
+        if let Some(why) = &self.stopped_by {
+            write!(f, " (stopped: {why})")?;
+        }
+        Ok(())
     }
 }
 
@@ -553,14 +621,25 @@ impl std::error::Error for ChildError {}
 
 /// Requests a supervisor answers; each carries its reply channel.
 pub(crate) enum Request {
-    WhichChildren(oneshot::Sender<Vec<ChildInfo>>),
-    CountChildren(oneshot::Sender<ChildCounts>),
-    StartChild(ChildSpec, oneshot::Sender<Result<Pid, ChildError>>),
-    StartChildren(ChildSpec, usize, oneshot::Sender<Result<usize, ChildError>>),
-    TerminateChild(ChildRef, oneshot::Sender<Result<(), ChildError>>),
-    RestartChild(String, oneshot::Sender<Result<Pid, ChildError>>),
-    DeleteChild(String, oneshot::Sender<Result<(), ChildError>>),
-    GetChildSpec(ChildRef, oneshot::Sender<Result<ChildSpec, ChildError>>),
+    WhichChildren(ReplySender<Vec<ChildInfo>>),
+    CountChildren(ReplySender<ChildCounts>),
+    StartChild(ChildSpec, ReplySender<Result<Pid, ChildError>>),
+    StartChildren(ChildSpec, usize, ReplySender<Result<Batch, ChildError>>),
+    TerminateChild(ChildRef, ReplySender<Result<(), ChildError>>),
+    RestartChild(String, ReplySender<Result<Pid, ChildError>>),
+    DeleteChild(String, ReplySender<Result<(), ChildError>>),
+    GetChildSpec(ChildRef, ReplySender<Result<ChildSpec, ChildError>>),
+}
+
+/// Marks a process as a supervisor, for typed lookups and requests.
+pub(crate) struct SupervisorMarker;
+
+/// What supervisor requests expect their target to be.
+pub(crate) fn supervisor_kind() -> Kind {
+    Kind(Some((
+        std::any::TypeId::of::<SupervisorMarker>(),
+        "supervisor",
+    )))
 }
 
 /// A handle on a running supervisor.
@@ -575,23 +654,59 @@ pub struct Supervisor;
 
 impl Supervisor {
     /// Starts a top-level supervisor (not linked to the caller) and waits
-    /// until all its children have started.
-    pub async fn start(node: &Node, spec: SupervisorSpec) -> Result<SupervisorRef, ExitReason> {
+    /// until all its children have started. A name already registered is
+    /// [`StartError::AlreadyStarted`]; an invalid spec or a child that
+    /// fails to start, [`StartError::Failed`].
+    pub async fn start(node: &Node, spec: SupervisorSpec) -> Result<SupervisorRef, StartError> {
         engine::start(node, spec, None)
             .await
             .map(|pid| SupervisorRef { pid })
     }
 
-    /// Starts a supervisor as the child of another one (see [`ChildSpec::supervisor`]).
+    /// Starts a supervisor as the child of another one (see
+    /// [`ChildSpec::supervisor`]), answering as a child start function
+    /// does: a refused start is its reason (a taken name reads
+    /// `already started as <pid>`), and leaves no exit signal behind.
     pub async fn start_link(args: &StartArgs, spec: SupervisorSpec) -> Result<Pid, ExitReason> {
-        engine::start(&args.node, spec, Some(args.supervisor.clone())).await
+        engine::start(&args.node, spec, Some(args.supervisor.clone()))
+            .await
+            .map_err(ExitReason::from)
     }
 }
 
 impl SupervisorRef {
-    /// Wraps the pid of a running supervisor.
+    /// Wraps the pid of a supervisor, unchecked: requests to a process
+    /// that is not one fail at once with [`CallError::WrongKind`]. Prefer
+    /// [`try_from_pid`](Self::try_from_pid) or [`whereis`](Self::whereis).
     pub fn from_pid(pid: Pid) -> Self {
         SupervisorRef { pid }
+    }
+
+    /// Wraps `pid` if it is a supervisor.
+    pub fn try_from_pid(pid: Pid) -> Option<Self> {
+        crate::server::check_target(&pid, supervisor_kind())
+            .ok()
+            .map(|()| SupervisorRef { pid })
+    }
+
+    /// The supervisor registered as `name`, if there is one now.
+    ///
+    /// ```
+    /// use owl_runtime::prelude::*;
+    ///
+    /// let rt = Runtime::new(Config::default()).unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async move {
+    ///     let spec = SupervisorSpec::new(Strategy::OneForOne).name("top");
+    ///     let top = Supervisor::start(&node, spec).await.unwrap();
+    ///     assert_eq!(SupervisorRef::whereis(&node, "top"), Some(top));
+    ///     let worker = node.spawn(|mut p| async move { p.recv::<()>().await });
+    ///     node.register("worker", &worker).unwrap();
+    ///     assert_eq!(SupervisorRef::whereis(&node, "worker"), None, "not a supervisor");
+    /// });
+    /// ```
+    pub fn whereis(node: &Node, name: &str) -> Option<Self> {
+        Self::try_from_pid(node.whereis(name)?)
     }
 
     /// The supervisor's pid.
@@ -601,24 +716,50 @@ impl SupervisorRef {
 
     /// Children in start order.
     pub async fn which_children(&self, timeout: Duration) -> Result<Vec<ChildInfo>, CallError> {
-        request(&self.pid, Request::WhichChildren, timeout).await
+        request(
+            &self.pid,
+            supervisor_kind(),
+            Request::WhichChildren,
+            timeout,
+            false,
+        )
+        .await
     }
 
     /// Child counts.
     pub async fn count_children(&self, timeout: Duration) -> Result<ChildCounts, CallError> {
-        request(&self.pid, Request::CountChildren, timeout).await
+        request(
+            &self.pid,
+            supervisor_kind(),
+            Request::CountChildren,
+            timeout,
+            false,
+        )
+        .await
     }
 
     /// Adds and starts a child (static: appended at the end; dynamic: any spec).
     pub async fn start_child(&self, spec: ChildSpec, timeout: Duration) -> Result<Pid, ChildError> {
-        let r = request(&self.pid, |tx| Request::StartChild(spec, tx), timeout).await;
+        let r = request(
+            &self.pid,
+            supervisor_kind(),
+            |tx| Request::StartChild(spec, tx),
+            timeout,
+            false,
+        )
+        .await;
         r.map_err(ChildError::Call)?
     }
 
     /// A dynamic supervisor starts `count` children of `spec` in one
     /// request (they share the spec): far cheaper than `count` calls of
-    /// [`start_child`](Self::start_child) when thousands are wanted. Returns
-    /// how many started; it stops early at `max_children` or a failed start.
+    /// [`start_child`](Self::start_child) when thousands are wanted.
+    ///
+    /// The rule: once the supervisor has taken the request, the answer is
+    /// a [`Batch`] saying how many started, and what stopped it early
+    /// (`max_children`, or a start that failed) — even when that is none.
+    /// An error means the request itself was refused (not a dynamic
+    /// supervisor, an invalid spec) or not answered.
     ///
     /// ```
     /// use owl_runtime::Runtime;
@@ -633,8 +774,9 @@ impl SupervisorRef {
     ///         Ok(args.spawn_link(|mut p| async move { p.recv::<()>().await; }))
     ///     })
     ///     .restart(Restart::Transient);
-    ///     let started = sup.start_children(worker, 5000, Duration::from_secs(5)).await.unwrap();
-    ///     assert_eq!(started, 1000, "stops at max_children");
+    ///     let batch = sup.start_children(worker, 5000, Duration::from_secs(5)).await.unwrap();
+    ///     assert_eq!(batch.started, 1000, "stops at max_children");
+    ///     assert_eq!(batch.stopped_by, Some(owl_runtime::supervisor::ChildError::MaxChildren));
     ///     sup.shutdown(Duration::from_secs(5)).await;
     /// });
     /// ```
@@ -643,11 +785,13 @@ impl SupervisorRef {
         spec: ChildSpec,
         count: usize,
         timeout: Duration,
-    ) -> Result<usize, ChildError> {
+    ) -> Result<Batch, ChildError> {
         let r = request(
             &self.pid,
+            supervisor_kind(),
             |tx| Request::StartChildren(spec, count, tx),
             timeout,
+            false,
         )
         .await;
         r.map_err(ChildError::Call)?
@@ -661,21 +805,42 @@ impl SupervisorRef {
         timeout: Duration,
     ) -> Result<(), ChildError> {
         let child = child.into();
-        let r = request(&self.pid, |tx| Request::TerminateChild(child, tx), timeout).await;
+        let r = request(
+            &self.pid,
+            supervisor_kind(),
+            |tx| Request::TerminateChild(child, tx),
+            timeout,
+            false,
+        )
+        .await;
         r.map_err(ChildError::Call)?
     }
 
     /// Starts a stopped static child again.
     pub async fn restart_child(&self, id: &str, timeout: Duration) -> Result<Pid, ChildError> {
         let id = id.to_string();
-        let r = request(&self.pid, |tx| Request::RestartChild(id, tx), timeout).await;
+        let r = request(
+            &self.pid,
+            supervisor_kind(),
+            |tx| Request::RestartChild(id, tx),
+            timeout,
+            false,
+        )
+        .await;
         r.map_err(ChildError::Call)?
     }
 
     /// Removes a stopped static child's spec.
     pub async fn delete_child(&self, id: &str, timeout: Duration) -> Result<(), ChildError> {
         let id = id.to_string();
-        let r = request(&self.pid, |tx| Request::DeleteChild(id, tx), timeout).await;
+        let r = request(
+            &self.pid,
+            supervisor_kind(),
+            |tx| Request::DeleteChild(id, tx),
+            timeout,
+            false,
+        )
+        .await;
         r.map_err(ChildError::Call)?
     }
 
@@ -687,7 +852,14 @@ impl SupervisorRef {
         timeout: Duration,
     ) -> Result<ChildSpec, ChildError> {
         let child = child.into();
-        let r = request(&self.pid, |tx| Request::GetChildSpec(child, tx), timeout).await;
+        let r = request(
+            &self.pid,
+            supervisor_kind(),
+            |tx| Request::GetChildSpec(child, tx),
+            timeout,
+            false,
+        )
+        .await;
         r.map_err(ChildError::Call)?
     }
 

@@ -483,8 +483,12 @@ async fn manage(p: Process, load: LoadControl, utilization: impl FnMut() -> f64 
             let started = SupervisorRef::from_pid(workers)
                 .start_children(spec.clone(), want, Duration::from_secs(10))
                 .await;
-            if let Err(e) = started {
-                tracing::warn!(target: "owl::load", error = %e, "could not start load workers");
+            let stopped = match started {
+                Ok(batch) => batch.stopped_by.map(|why| why.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = stopped {
+                tracing::warn!(target: "owl::load", error = %why, "could not start every load worker");
                 tokio::time::sleep(RECONCILE_EVERY).await;
             }
             // Let pages and other processes in between batches.

@@ -326,7 +326,7 @@ impl Operator {
     pub fn set_schedulers(&self, online: usize) -> Result<(usize, usize), OperatorError> {
         self.node
             .set_schedulers_online(online)
-            .map_err(OperatorError::Refused)?;
+            .map_err(|e| OperatorError::Refused(e.to_string()))?;
         tracing::warn!(target: "owl::operator", online, "schedulers online changed");
         Ok(self.schedulers())
     }
