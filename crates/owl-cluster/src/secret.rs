@@ -265,7 +265,7 @@ impl Envelope {
     /// fresh nonce.
     pub fn new(from: &str, to: &str, at: u64) -> std::io::Result<Envelope> {
         let mut nonce = [0u8; NONCE_BYTES];
-        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+        getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Envelope {
             from: from.to_string(),
             to: to.to_string(),

@@ -14,6 +14,9 @@
 //! - [`operator`]: what the person running the node does — list, top,
 //!   stack, trace, kill, upgrade, figures — for the console, the dashboards
 //!   and `/metrics` alike.
+//! - [`at`]: one handle for any node — this one, or another of the
+//!   cluster — for the dashboards, `/metrics` and the console.
+//! - [`console`]: the console's commands as data, and running them.
 //! - [`access`]: the admin token's rules.
 //! - [`visitors`]: who asks — signed visitor cookies, addresses.
 //! - [`listener`]: a listening socket served by a supervised process.
@@ -22,7 +25,10 @@
 //! start guests or reach the sandbox themselves.
 
 pub mod access;
+pub mod at;
 pub mod board;
+pub mod console;
+pub mod duration;
 pub mod listener;
 pub mod load;
 pub mod math;

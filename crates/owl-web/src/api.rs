@@ -266,18 +266,7 @@ pub(crate) struct LoadState {
     utilization: f64,
     schedulers_online: usize,
     schedulers: usize,
-    nodes: Vec<NodeState>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct NodeState {
-    name: String,
-    state: &'static str,
-    #[serde(rename = "self")]
-    is_self: bool,
-    share: u64,
-    workers: u64,
-    jobs_per_s: f64,
+    nodes: Vec<owl_system::load::NodeLoad>,
 }
 
 fn load_state(web: &Web) -> LoadState {
@@ -287,13 +276,9 @@ fn load_state(web: &Web) -> LoadState {
     let nodes = load
         .nodes()
         .into_iter()
-        .map(|n| NodeState {
-            name: n.name,
-            state: n.state,
-            is_self: n.is_self,
-            share: n.share,
-            workers: n.workers,
+        .map(|n| owl_system::load::NodeLoad {
             jobs_per_s: n.jobs_per_s.round(),
+            ..n
         })
         .collect();
     LoadState {

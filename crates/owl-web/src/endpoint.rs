@@ -14,7 +14,7 @@ use owl_runtime::ExitReason;
 use owl_runtime::supervisor::{ChildSpec, Strategy, SupervisorSpec};
 use owl_system::{Services, listener};
 
-use crate::{Web, WebConfig, api, assets, auth, live, pages, peer, server};
+use crate::{Web, WebConfig, api, assets, auth, cluster_api, live, pages, server};
 
 /// The registered name of the endpoint process.
 pub const ENDPOINT: &str = "web_endpoint";
@@ -46,11 +46,9 @@ pub fn endpoint(
         let web = Web {
             services: services.clone(),
             auth: Arc::new(auth),
-            metrics_meter: Arc::new(parking_lot::Mutex::new(services.operator.meter())),
             secure_cookies: public_url.starts_with("https://"),
             live: live::LiveAdmission::new(config.max_live_per_address),
             public_url: public_url.trim_end_matches('/').into(),
-            remote_console: config.remote_console.clone(),
         };
         let limits = server::Limits {
             max_connections: config
@@ -150,11 +148,7 @@ fn router(web: Web) -> Router {
             axum::routing::delete(api::board_delete),
         )
         .route("/api/{*rest}", any(api::not_found))
-        .route("/cluster/processes", get(peer::processes))
-        .route("/cluster/processes/{n}", get(peer::process))
-        .route("/cluster/processes/{n}/kill", post(peer::kill))
-        .route("/cluster/system", get(peer::system))
-        .route("/cluster/console", post(peer::console))
+        .route(owl_system::at::NODE_PATH, post(cluster_api::node))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))

@@ -27,12 +27,12 @@ mod access;
 mod api;
 mod assets;
 mod auth;
+mod cluster_api;
 mod endpoint;
 mod layout;
 mod live;
 mod metrics;
 mod pages;
-mod peer;
 mod server;
 mod throttle;
 mod visitor;
@@ -44,7 +44,6 @@ use owl_system::Services;
 
 pub use endpoint::{ENDPOINT, SUPERVISOR, endpoint};
 pub use live::{MAX_FRAME_BYTES, SESSIONS};
-pub use peer::{ConsoleAnswer, ConsoleFuture, RemoteConsole};
 
 /// How the web side runs.
 #[derive(Clone, Debug)]
@@ -61,9 +60,6 @@ pub struct WebConfig {
     /// The address phones reach the node at (`https://talk.example`), which
     /// the board's QR codes encode; default: the bound address.
     pub public_url: Option<String>,
-    /// Runs console commands that other nodes of the cluster send
-    /// (`owl console on NODE …`); `None`: refused.
-    pub remote_console: Option<RemoteConsole>,
     /// Reverse proxies in front of the node: for requests from them, the
     /// client's address is taken from `X-Forwarded-For`.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -78,7 +74,6 @@ impl Default for WebConfig {
             max_connections: None,
             header_timeout: Duration::from_secs(10),
             public_url: None,
-            remote_console: None,
             trusted_proxies: Vec::new(),
             max_live_per_address: live::DEFAULT_PER_ADDRESS,
         }
@@ -90,14 +85,10 @@ impl Default for WebConfig {
 struct Web {
     services: Services,
     auth: Arc<auth::Auth>,
-    /// The utilization meter of `/metrics` (measures between scrapes).
-    metrics_meter: Arc<parking_lot::Mutex<owl_system::operator::Meter>>,
     /// Where phones reach the node, without a trailing slash.
     public_url: Arc<str>,
     /// Cookies only over HTTPS (`--public-url https://…`).
     secure_cookies: bool,
     /// Live pages open per address.
     live: Arc<live::LiveAdmission>,
-    /// Console commands from other nodes.
-    remote_console: Option<RemoteConsole>,
 }

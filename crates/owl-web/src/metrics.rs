@@ -1,6 +1,7 @@
-//! `GET /metrics`: the node's figures in Prometheus' text format.
-//! Scheduler utilization is measured between two scrapes (the first scrape
-//! after start measures since the node started).
+//! `GET /metrics`: the node's figures in Prometheus' text format — the
+//! same [`SystemStats`](owl_system::operator::SystemStats) the dashboards
+//! and the console show. Utilization covers the last second (the look
+//! every viewer shares), not the time since the previous scrape.
 
 use std::fmt::Write;
 
@@ -38,10 +39,7 @@ fn escape(label: &str) -> String {
 
 async fn render(web: &Web) -> String {
     let operator = &web.services.operator;
-    let stats = {
-        let mut meter = web.metrics_meter.lock();
-        operator.stats(&mut meter)
-    };
+    let stats = operator.stats();
     let mut out = String::new();
     let one = |v: f64| vec![(String::new(), v)];
 
@@ -78,25 +76,24 @@ async fn render(web: &Web) -> String {
         "owl_uptime_seconds",
         "gauge",
         "Time since the node started.",
-        &one(stats.uptime.as_secs_f64()),
+        &one(stats.uptime_s),
     );
     family(
         &mut out,
         "owl_memory_resident_bytes",
         "gauge",
         "Resident memory of the OS process.",
-        &one(stats.memory_rss as f64),
+        &one(stats.memory_rss_bytes as f64),
     );
     family(
         &mut out,
         "owl_utilization",
         "gauge",
-        "Busy share of the cores online since the previous scrape, sandboxed work included.",
-        &one(stats.utilization.total),
+        "Busy share of the cores online over the last second, sandboxed work included.",
+        &one(stats.utilization),
     );
     let per: Vec<(String, f64)> = stats
-        .utilization
-        .per_scheduler
+        .utilization_per_scheduler
         .iter()
         .enumerate()
         .map(|(i, v)| (format!("{{scheduler=\"{}\"}}", i + 1), *v))
@@ -105,15 +102,15 @@ async fn render(web: &Web) -> String {
         &mut out,
         "owl_scheduler_utilization",
         "gauge",
-        "Busy fraction of each scheduler thread since the previous scrape.",
+        "Busy fraction of each scheduler thread over the last second.",
         &per,
     );
     family(
         &mut out,
         "owl_guest_thread_utilization",
         "gauge",
-        "Busy fraction of the guest threads (sandboxed work) since the previous scrape.",
-        &one(stats.utilization.guests),
+        "Busy fraction of the guest threads (sandboxed work) over the last second.",
+        &one(stats.guest_utilization),
     );
     family(
         &mut out,

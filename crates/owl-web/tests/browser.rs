@@ -211,7 +211,7 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         wait_js(
             &page,
             "the process to be gone",
-            "document.body.innerText.includes('No such process')",
+            "document.body.innerText.includes('no such process')",
         )
         .await;
         assert!(!runaway.is_alive());

@@ -129,61 +129,55 @@ fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
     client_runtime().block_on(async {
         let http = reqwest::Client::new();
         let status = |r: reqwest::Response| r.status().as_u16();
+        let path = owl_system::at::NODE_PATH;
+        let post = |to: &TestNode, header: Option<String>, body: &str| {
+            let mut request = http.post(to.url(path)).body(body.to_string());
+            if let Some(header) = header {
+                request = request.header(owl_cluster::REQUEST_HEADER, header);
+            }
+            request.send()
+        };
+        let kill_root =
+            serde_json::to_string(&owl_system::at::NodeRequest::Kill(b.root.pid().id().0)).unwrap();
+        let stats = serde_json::to_string(&owl_system::at::NodeRequest::Stats).unwrap();
         // No signature, a forged one, one made with another secret.
-        let unsigned = http.get(b.url("/cluster/processes")).send().await.unwrap();
-        assert_eq!(status(unsigned), 401);
-        let forged = http
-            .get(b.url("/cluster/processes"))
-            .header(owl_cluster::REQUEST_HEADER, "1.00")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(status(forged), 403);
+        assert_eq!(status(post(&b, None, &stats).await.unwrap()), 401);
+        assert_eq!(
+            status(post(&b, Some("1.00".into()), &stats).await.unwrap()),
+            403
+        );
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let other = ClusterSecret::new("some other cluster's secret!").unwrap();
-        let path = format!("/cluster/processes/{}/kill", b.root.pid().id().0);
         let to_b = || owl_cluster::Envelope::new("a", "b", now).unwrap();
-        let wrong = http
-            .post(b.url(&path))
-            .header(
-                owl_cluster::REQUEST_HEADER,
-                other.sign_request(&to_b(), "POST", &path, b"{}"),
-            )
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(status(wrong), 403);
+        let wrong = other.sign_request(&to_b(), "POST", path, kill_root.as_bytes());
+        assert_eq!(
+            status(post(&b, Some(wrong), &kill_root).await.unwrap()),
+            403
+        );
         // A signature is bound to its body: the same header with another body fails.
         let ours = ClusterSecret::new(SECRET).unwrap();
-        let swapped = http
-            .post(b.url("/cluster/console"))
-            .header(
-                owl_cluster::REQUEST_HEADER,
-                ours.sign_request(&to_b(), "POST", "/cluster/console", br#"{"words":["ps"]}"#),
-            )
-            .body(r#"{"words":["kill","owl_root"]}"#)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(status(swapped), 403);
+        let for_stats = ours.sign_request(&to_b(), "POST", path, stats.as_bytes());
+        assert_eq!(
+            status(post(&b, Some(for_stats), &kill_root).await.unwrap()),
+            403
+        );
         // A request signed for b is good once, at b only: replayed to b,
         // or sent to a (its signature names b), it is refused.
-        let list = "/cluster/processes?limit=1";
-        let header = ours.sign_request(&to_b(), "GET", list, b"");
-        let send = |to: &TestNode| {
-            http.get(to.url(list))
-                .header(owl_cluster::REQUEST_HEADER, header.clone())
-                .send()
-        };
-        assert_eq!(status(send(&b).await.unwrap()), 200, "the genuine request");
-        let replayed = send(&b).await.unwrap();
+        let header = ours.sign_request(&to_b(), "POST", path, stats.as_bytes());
+        let genuine = post(&b, Some(header.clone()), &stats).await.unwrap();
+        assert_eq!(genuine.status().as_u16(), 200);
+        let figures: serde_json::Value = genuine.json().await.unwrap();
+        assert!(
+            figures["stats"]["processes"].as_u64().unwrap() > 0,
+            "{figures}"
+        );
+        let replayed = post(&b, Some(header.clone()), &stats).await.unwrap();
         assert_eq!(replayed.status().as_u16(), 403);
         assert!(replayed.text().await.unwrap().contains("replay"));
-        let elsewhere = send(&a).await.unwrap();
+        let elsewhere = post(&a, Some(header.clone()), &stats).await.unwrap();
         assert_eq!(elsewhere.status().as_u16(), 403);
         assert!(
             elsewhere
@@ -194,31 +188,32 @@ fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
         );
         // Naming a instead breaks the signature.
         let turned = header.replacen(";b;", ";a;", 1);
-        let turned = http
-            .get(a.url(list))
-            .header(owl_cluster::REQUEST_HEADER, turned)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(status(turned), 403);
+        assert_eq!(status(post(&a, Some(turned), &stats).await.unwrap()), 403);
+        // A signed body that is no request is a clear refusal.
+        let junk = ours.sign_request(&to_b(), "POST", path, b"{\"format\": \"c:\"}");
+        assert_eq!(
+            status(post(&b, Some(junk), "{\"format\": \"c:\"}").await.unwrap()),
+            400
+        );
         // A node outside any cluster has no such API.
-        let not_clustered = http
-            .get(alone.url("/cluster/processes"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(status(not_clustered), 404);
+        assert_eq!(status(post(&alone, None, &stats).await.unwrap()), 404);
 
-        // Signed by a member, the same list comes back.
-        let cluster = a.cluster.clone().unwrap();
-        let list = cluster
-            .request("b", "/cluster/processes?limit=5", None)
+        // Through the operator's handle, the same list comes back.
+        let list = a
+            .services()
+            .at(owl_system::at::At::node("b"))
+            .processes(owl_system::operator::ListQuery {
+                limit: 5,
+                ..Default::default()
+            })
             .await
             .unwrap();
-        assert_eq!(list["rows"].as_array().unwrap().len(), 5);
+        assert_eq!(list.processes.len(), 5);
         // An unknown node is a clear error, not a hang.
-        let err = cluster
-            .request("zz", "/cluster/processes", None)
+        let err = a
+            .services()
+            .at(owl_system::at::At::node("zz"))
+            .stats()
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no node named"), "{err}");

@@ -159,31 +159,6 @@ impl ServeArgs {
     }
 }
 
-/// Reads `30s`, `5m`, `2h`, `1500ms` or plain seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 5m, 1500ms)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{text:?}: unit must be ms, s, m or h")),
-    };
-    if !(seconds > 0.0 && seconds <= 30.0 * 86_400.0) {
-        return Err(format!(
-            "{text:?}: must be longer than zero and at most 30 days"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 /// How long a page's calculation outlives the page, or never ended.
 #[derive(Clone, Copy, Debug)]
 struct Grace(Option<Duration>);
@@ -191,7 +166,7 @@ struct Grace(Option<Duration>);
 fn parse_grace(text: &str) -> Result<Grace, String> {
     match text.trim() {
         "off" | "never" => Ok(Grace(None)),
-        other => parse_duration(other).map(|d| Grace(Some(d))),
+        other => owl_system::duration::parse(other).map(|d| Grace(Some(d))),
     }
 }
 
@@ -262,7 +237,7 @@ fn parse_budget(text: &str) -> Result<(String, Duration), String> {
     let (module, duration) = text
         .split_once('=')
         .ok_or_else(|| format!("{text:?}: expected MODULE=DURATION, e.g. math=30s"))?;
-    Ok((module.to_string(), parse_duration(duration)?))
+    Ok((module.to_string(), owl_system::duration::parse(duration)?))
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
@@ -318,7 +293,6 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         public_dashboards: args.public_dashboards,
         max_connections: args.max_connections,
         public_url: args.public_url.clone(),
-        remote_console: Some(console::server::remote()),
         trusted_proxies: args.trusted_proxy.clone(),
         max_live_per_address: args.max_live_per_address as usize,
         ..WebConfig::default()
@@ -469,21 +443,4 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
             _ = int.recv() => {}
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_read_as_people_write_them() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        for bad in ["", "0s", "-1s", "5x", "abc", "1e9h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
 }

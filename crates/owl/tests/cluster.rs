@@ -184,15 +184,15 @@ fn three_nodes_split_the_load_take_over_a_lost_share_and_rebalance_on_rejoin() {
     // a's console reaches c's processes: info, then kill, by c's pids.
     let before = a.served.ok(&["on", "c", "info", "load_sup"]);
     assert_eq!(before["node"], "c", "{before}");
-    let pid = before["answer"]["pid"].as_str().unwrap().to_string();
+    let pid = before["answer"]["id"].as_u64().unwrap().to_string();
     let killed = a.served.ok(&["on", "c", "kill", &pid]);
     assert_eq!(killed["node"], "c", "{killed}");
     until("c's supervisor restarts its load subtree", LIMIT, || {
         let after = a.served.ok(&["on", "c", "info", "load_sup"]);
-        let now = after["answer"]["pid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let now = after["answer"]["id"]
+            .as_u64()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
         (!now.is_empty() && now != pid, now)
     });
     let unknown = a.served.fails(&["on", "zz", "ps"]);

@@ -266,7 +266,8 @@ fn refusals_are_logged_in_summary_not_one_line_each() {
         let forged = http(
             node.addr(),
             &format!(
-                "GET /cluster/processes?n={i} HTTP/1.0\r\nx-owl-node-signature: 1;a;a;00;00\r\n\r\n"
+                "POST /cluster/node?n={i} HTTP/1.0\r\nx-owl-node-signature: 1;a;a;00;00\r\n\
+                 content-length: 7\r\n\r\n\"stats\""
             ),
         );
         assert!(forged.starts_with("HTTP/1.0 403"), "{forged}");

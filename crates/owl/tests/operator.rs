@@ -57,8 +57,8 @@ fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {
             first_two
                 .iter()
                 .find(|e| e["current_activity"] == activity)
-                .unwrap()["pid"]
-                .as_str()
+                .unwrap()["id"]
+                .as_u64()
                 .unwrap()
                 .to_string()
         };
@@ -254,12 +254,12 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
     // Let it crash: killing the web endpoint or the math supervisor restarts
     // them (same socket), and the system answers again.
     for part in ["web_endpoint", "math_sup"] {
-        let before = node.ok(&["info", part])["pid"].clone();
+        let before = node.ok(&["info", part])["id"].clone();
         node.ok(&["kill", part]);
         let deadline = std::time::Instant::now() + LIMIT;
         loop {
             let (ok, now, _) = node.console(&["info", part]);
-            if ok && now["pid"] != before {
+            if ok && now["id"] != before {
                 break;
             }
             assert!(

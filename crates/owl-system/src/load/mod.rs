@@ -109,14 +109,35 @@ pub fn share_of(target: u64, up: &[String], me: &str) -> u64 {
     target / n + u64::from((index as u64) < target % n)
 }
 
-/// One node's load, as the load page and `GET /api/load` list it.
-#[derive(Clone, Debug, PartialEq)]
+/// Whether a node is up, as the load views say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Its peers hear from it.
+    Up,
+    /// Its peers declared it dead.
+    Down,
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeState::Up => "up",
+            NodeState::Down => "down",
+        })
+    }
+}
+
+/// One node's load, as the load page, `GET /api/load` and the console
+/// list it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeLoad {
     /// The node's name.
     pub name: String,
-    /// "up" or "down".
-    pub state: &'static str,
+    /// Up or down.
+    pub state: NodeState,
     /// True for the node answering.
+    #[serde(rename = "self")]
     pub is_self: bool,
     /// Its share of the target.
     pub share: u64,
@@ -347,7 +368,7 @@ impl LoadControl {
         let Some(cluster) = &self.cluster else {
             return vec![NodeLoad {
                 name: "owl".to_string(),
-                state: "up",
+                state: NodeState::Up,
                 is_self: true,
                 share: self.share(),
                 workers: self.workers(),
@@ -375,8 +396,8 @@ impl LoadControl {
                 NodeLoad {
                     share: share_of(target, &up, &m.name),
                     state: match m.state {
-                        MemberState::Up => "up",
-                        MemberState::Down => "down",
+                        MemberState::Up => NodeState::Up,
+                        MemberState::Down => NodeState::Down,
                     },
                     is_self: m.is_self,
                     name: m.name,
@@ -385,7 +406,9 @@ impl LoadControl {
                 }
             })
             .collect();
-        nodes.sort_by(|a, b| (a.state != "up", &a.name).cmp(&(b.state != "up", &b.name)));
+        nodes.sort_by(|a, b| {
+            (a.state != NodeState::Up, &a.name).cmp(&(b.state != NodeState::Up, &b.name))
+        });
         nodes
     }
 

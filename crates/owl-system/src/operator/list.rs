@@ -6,11 +6,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use owl_runtime::{Node, PidId, ProcessInfo};
+use serde::{Deserialize, Serialize};
+
+use super::views::{ListQuery, ProcessRow};
 
 /// How a process list is ordered (largest first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SortKey {
-    /// CPU time (total, or over the last interval where one is known).
+    /// CPU over the last sampling window.
     #[default]
     Cpu,
     /// Reductions (work units: polls, messages, guest slices).
@@ -52,15 +56,6 @@ impl FromStr for SortKey {
     }
 }
 
-/// A process as a list shows it.
-#[derive(Clone, Debug)]
-pub struct ProcessRow {
-    /// Everything the process table knows.
-    pub info: ProcessInfo,
-    /// CPU time over the last interval, where the caller keeps one.
-    pub recent_cpu: Option<Duration>,
-}
-
 /// Whether `info` matches a search text: a substring of its pid, name,
 /// label or current activity, ignoring case. Empty text matches all.
 pub fn matches(info: &ProcessInfo, text: &str) -> bool {
@@ -78,40 +73,41 @@ pub fn matches(info: &ProcessInfo, text: &str) -> bool {
     .any(|field| field.to_lowercase().contains(&text))
 }
 
-/// The processes matching `filter`, ordered by `sort`, at most `limit`.
-/// With `recent` (CPU over the last interval, per pid), `Cpu` sorts by it.
+/// A process's row, from its info and its CPU over the window.
+pub(crate) fn row_of(info: &ProcessInfo, recent: Duration, window: Duration) -> ProcessRow {
+    ProcessRow {
+        id: info.pid.id().0,
+        name: info.name.clone(),
+        label: info.label.clone(),
+        state: info.status.into(),
+        cpu_pct: recent.as_secs_f64() / window.as_secs_f64().max(1e-3) * 100.0,
+        cpu_total_us: info.cpu_time.as_micros() as u64,
+        reductions: info.reductions,
+        memory_bytes: info.memory_bytes as u64,
+        queue: info.message_queue_len,
+        activity: info.current_activity.clone(),
+    }
+}
+
+/// The processes matching `query`, ordered by its key, with CPU shares
+/// over `window` from `recent` (CPU per pid over that window).
 ///
 /// Sorting by CPU or reductions without a filter picks the top from the
 /// lock-free work counters and reads the full info of those rows only, so a
 /// dashboard refreshing every second stays cheap next to 100,000 jobs.
-///
-/// ```
-/// use owl_runtime::Runtime;
-/// use owl_system::operator::{list, SortKey};
-///
-/// let rt = Runtime::new(Default::default()).unwrap();
-/// let node = rt.node();
-/// let pid = node.spawn(|mut p| async move { p.recv::<()>().await });
-/// for _ in 0..3 {
-///     pid.send(7u64).unwrap(); // not the `()` it waits for: the queue grows
-/// }
-/// let rows = list(&node, SortKey::Mailbox, 1, "", None);
-/// assert_eq!(rows[0].info.pid, pid);
-/// assert_eq!(rows[0].info.message_queue_len, 3);
-/// ```
-pub fn list(
+pub(crate) fn list(
     node: &Node,
-    sort: SortKey,
-    limit: usize,
-    filter: &str,
-    recent: Option<&HashMap<PidId, Duration>>,
+    query: &ListQuery,
+    recent: &HashMap<PidId, Duration>,
+    window: Duration,
 ) -> Vec<ProcessRow> {
-    let recent_of = |pid: PidId| recent.map(|r| r.get(&pid).copied().unwrap_or_default());
+    let recent_of = |pid: PidId| recent.get(&pid).copied().unwrap_or_default();
+    let limit = query.limit;
     let infos: Vec<ProcessInfo> =
-        if filter.is_empty() && matches!(sort, SortKey::Cpu | SortKey::Reductions) {
+        if query.filter.is_empty() && matches!(query.sort, SortKey::Cpu | SortKey::Reductions) {
             let mut samples = node.process_samples();
-            let key = |s: &owl_runtime::ProcessSample| match sort {
-                SortKey::Cpu => recent_of(s.pid.id()).unwrap_or(s.cpu_time).as_nanos(),
+            let key = |s: &owl_runtime::ProcessSample| match query.sort {
+                SortKey::Cpu => recent_of(s.pid.id()).as_nanos(),
                 _ => u128::from(s.reductions),
             };
             // Only the top `limit` need to be found; the rows are sorted below.
@@ -128,37 +124,29 @@ pub fn list(
         } else {
             node.processes()
                 .into_iter()
-                .filter(|info| matches(info, filter))
+                .filter(|info| matches(info, &query.filter))
                 .collect()
         };
     let mut rows: Vec<ProcessRow> = infos
-        .into_iter()
-        .map(|info| ProcessRow {
-            recent_cpu: recent_of(info.pid.id()),
-            info,
-        })
+        .iter()
+        .map(|info| row_of(info, recent_of(info.pid.id()), window))
         .collect();
     let key = |row: &ProcessRow| -> u128 {
-        let info = &row.info;
-        match sort {
-            SortKey::Cpu => row.recent_cpu.unwrap_or(info.cpu_time).as_nanos(),
-            SortKey::Reductions => u128::from(info.reductions),
-            SortKey::Memory => info.memory_bytes as u128,
-            SortKey::Mailbox => info.message_queue_len as u128,
+        match query.sort {
+            SortKey::Cpu => (row.cpu_pct * 1e6) as u128,
+            SortKey::Reductions => u128::from(row.reductions),
+            SortKey::Memory => u128::from(row.memory_bytes),
+            SortKey::Mailbox => row.queue as u128,
         }
     };
-    rows.sort_by(|a, b| {
-        key(b)
-            .cmp(&key(a))
-            .then(a.info.pid.id().cmp(&b.info.pid.id()))
-    });
+    rows.sort_by(|a, b| key(b).cmp(&key(a)).then(a.id.cmp(&b.id)));
     rows.truncate(limit);
     rows
 }
 
 /// CPU time per process between two looks, for "CPU over the last interval".
 #[derive(Default, Debug)]
-pub struct RecentCpu {
+pub(crate) struct RecentCpu {
     last: HashMap<PidId, Duration>,
     at: Option<std::time::Instant>,
 }
@@ -167,9 +155,9 @@ impl RecentCpu {
     /// Takes a new look at every process; returns each one's CPU time since
     /// the previous look (all of it for processes new since then) and the
     /// time between the two looks.
-    pub fn update(&mut self, node: &Node) -> (HashMap<PidId, Duration>, Duration) {
+    pub(crate) fn update(&mut self, node: &Node) -> (HashMap<PidId, Duration>, Duration) {
         let now_at = std::time::Instant::now();
-        let elapsed = self.at.map_or(Duration::ZERO, |at| now_at - at);
+        let elapsed = self.at.map_or(node.uptime(), |at| now_at - at);
         self.at = Some(now_at);
         let now: HashMap<PidId, Duration> = node
             .process_samples()
@@ -200,6 +188,8 @@ mod tests {
         for _ in 0..500 {
             node.spawn(|mut p| async move { p.recv::<()>().await });
         }
+        let mut recent = RecentCpu::default();
+        recent.update(&node);
         // Busy in slices between messages: most CPU time and most reductions.
         let busy = node.spawn(|mut p| async move {
             for _ in 0..20 {
@@ -211,15 +201,39 @@ mod tests {
             p.recv::<()>().await
         });
         rt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+        let (cpu, window) = recent.update(&node);
         for sort in [SortKey::Cpu, SortKey::Reductions] {
-            let rows = list(&node, sort, 5, "", None);
+            let query = ListQuery {
+                sort,
+                filter: String::new(),
+                limit: 5,
+            };
+            let rows = list(&node, &query, &cpu, window);
             assert_eq!(rows.len(), 5);
-            assert_eq!(rows[0].info.pid, busy, "sorted by {}", sort.name());
+            assert_eq!(rows[0].id, busy.id().0, "sorted by {}", sort.name());
         }
+        assert!(
+            list(
+                &node,
+                &ListQuery {
+                    limit: 1,
+                    ..ListQuery::default()
+                },
+                &cpu,
+                window
+            )[0]
+            .cpu_pct
+                > 5.0
+        );
         // A filter takes the full scan and still finds it.
-        let rows = list(&node, SortKey::Cpu, 5, &busy.to_string(), None);
+        let query = ListQuery {
+            sort: SortKey::Cpu,
+            filter: busy.to_string(),
+            limit: 5,
+        };
+        let rows = list(&node, &query, &cpu, window);
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].info.pid, busy);
+        assert_eq!(rows[0].id, busy.id().0);
         let total: usize = node.label_counts().iter().map(|(_, n)| n).sum();
         assert_eq!(total, node.process_count());
     }

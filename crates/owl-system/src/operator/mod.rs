@@ -7,22 +7,31 @@
 mod chaos;
 mod list;
 mod meter;
+mod observer;
 mod trace;
 mod upgrade;
+mod views;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use owl_runtime::supervisor::{ChildKind, SupervisorRef, TreeNode};
 use owl_runtime::{ExitReason, Node, Pid, PidId, ProcessInfo, TopEntry};
 use owl_sandbox::{ModuleInfo, Sandbox};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::math::MathService;
 
 pub use chaos::{ChaosPlan, ChaosReport};
-pub use list::{ProcessRow, RecentCpu, SortKey, list, matches};
+pub use list::{SortKey, matches};
 pub use meter::{Meter, Sample};
 pub use trace::{GuestEntry, Trace};
 pub use upgrade::Upgraded;
+pub use views::{
+    CallCounts, LabelCount, ListQuery, ModuleView, Neighbour, ProcessDetail, ProcessList,
+    ProcessRow, RunState, SystemStats, VersionCount,
+};
 
 /// The registered name of the application's root supervisor.
 pub const ROOT: &str = "owl_root";
@@ -33,7 +42,7 @@ const STACK_TIMEOUT: Duration = Duration::from_secs(1);
 const TREE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an operator's request did nothing.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OperatorError {
     /// No such process (by pid or name), or it has ended.
     NoProcess(String),
@@ -43,6 +52,8 @@ pub enum OperatorError {
     Refused(String),
     /// A module file could not be read or loaded.
     Upgrade(String),
+    /// Another node could not be asked, or did not answer.
+    Node(String),
 }
 
 impl std::fmt::Display for OperatorError {
@@ -52,7 +63,9 @@ impl std::fmt::Display for OperatorError {
             OperatorError::NoModule(m) => {
                 write!(f, "no module named {m:?} is loaded (see `modules`)")
             }
-            OperatorError::Refused(why) | OperatorError::Upgrade(why) => f.write_str(why),
+            OperatorError::Refused(why)
+            | OperatorError::Upgrade(why)
+            | OperatorError::Node(why) => f.write_str(why),
         }
     }
 }
@@ -67,45 +80,24 @@ pub enum Stack {
     Native(String),
 }
 
-/// The node's figures at a glance.
-#[derive(Clone, Debug)]
-pub struct SystemStats {
-    /// Time since the node started.
-    pub uptime: Duration,
-    /// Processes alive now.
-    pub processes: usize,
-    /// Processes alive now by label (kind), most first.
-    pub by_label: Vec<(String, usize)>,
-    /// Processes spawned, exited and crashed since start.
-    pub spawned: u64,
-    /// See `spawned`.
-    pub exited: u64,
-    /// See `spawned`.
-    pub crashed: u64,
-    /// Resident memory of the OS process, in bytes.
-    pub memory_rss: u64,
-    /// Scheduler threads, and how many cores the node computes on.
-    pub schedulers: usize,
-    /// See `schedulers`.
-    pub schedulers_online: usize,
-    /// Busy shares over the last sampling window.
-    pub utilization: Sample,
-    /// Loaded guest modules and their versions.
-    pub modules: Vec<ModuleInfo>,
-}
-
 /// The operator's view of a running system. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Operator {
     node: Node,
     sandbox: Sandbox,
     math: MathService,
+    /// The look at the node every viewer shares.
+    observer: Arc<Mutex<observer::Observer>>,
 }
 
 impl Operator {
     /// The facade over a node, its sandbox and its calculations.
     pub fn new(node: Node, sandbox: Sandbox, math: MathService) -> Operator {
         Operator {
+            observer: Arc::new(Mutex::new(observer::Observer::new(
+                node.clone(),
+                sandbox.clone(),
+            ))),
             node,
             sandbox,
             math,
@@ -144,16 +136,69 @@ impl Operator {
         self.node.lookup(id).and_then(|pid| self.node.info(&pid))
     }
 
-    /// Processes matching `filter`, ordered by `sort`, at most `limit`
-    /// (see [`list`]).
-    pub fn processes(
-        &self,
-        sort: SortKey,
-        limit: usize,
-        filter: &str,
-        recent: Option<&std::collections::HashMap<PidId, Duration>>,
-    ) -> Vec<ProcessRow> {
-        list(&self.node, sort, limit, filter, recent)
+    /// The processes `query` asks for, with their CPU over the last
+    /// window (one look shared by every viewer, taken at most once a second).
+    ///
+    /// ```
+    /// use owl_runtime::Runtime;
+    /// use owl_sandbox::{Sandbox, SandboxConfig};
+    /// use owl_system::math::{MathConfig, MathService};
+    /// use owl_system::operator::{ListQuery, Operator, SortKey};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// let math = MathService::new(sandbox.clone(), MathConfig::default()).unwrap();
+    /// let operator = Operator::new(node.clone(), sandbox, math);
+    /// let pid = node.spawn(|mut p| async move { p.recv::<()>().await });
+    /// for _ in 0..3 {
+    ///     pid.send(7u64).unwrap(); // not the `()` it waits for: the queue grows
+    /// }
+    /// let list = operator.processes(&ListQuery { sort: SortKey::Mailbox, filter: String::new(), limit: 1 });
+    /// assert_eq!(list.processes[0].id, pid.id().0);
+    /// assert_eq!(list.processes[0].queue, 3);
+    /// ```
+    pub fn processes(&self, query: &ListQuery) -> ProcessList {
+        let look = self.observer.lock().look(&self.node);
+        ProcessList {
+            total: self.node.process_count(),
+            window_ms: look.window.as_millis() as u64,
+            processes: list::list(&self.node, query, &look.cpu, look.window),
+        }
+    }
+
+    /// Everything about process `<0.id.0>`, its stack included.
+    pub async fn process(&self, id: PidId) -> Result<ProcessDetail, OperatorError> {
+        let info = self.lookup(id).ok_or_else(|| {
+            OperatorError::NoProcess(format!("{id} has ended (or never existed)"))
+        })?;
+        let look = self.observer.lock().look(&self.node);
+        let recent = look.cpu.get(&id).copied().unwrap_or_default();
+        let stack = match self.stack(&info.pid).await {
+            Ok(Stack::Guest(frames)) => Some(frames),
+            _ => None,
+        };
+        let neighbour = |id: PidId| Neighbour {
+            id: id.0,
+            label: self.lookup(id).map(|i| i.name.unwrap_or(i.label)),
+        };
+        let neighbours = |pids: &[Pid]| pids.iter().map(|p| neighbour(p.id())).collect();
+        Ok(ProcessDetail {
+            row: list::row_of(&info, recent, look.window),
+            parent: info.parent.map(neighbour),
+            uptime_ms: info
+                .started_at
+                .elapsed()
+                .map_or(0, |d| d.as_millis() as u64),
+            memory_limit_bytes: info.memory_limit.map(|b| b as u64),
+            mailbox_capacity: info.mailbox_capacity,
+            trap_exit: info.trap_exit,
+            long_polls: info.long_polls,
+            links: neighbours(&info.links),
+            monitors: neighbours(&info.monitors),
+            monitored_by: neighbours(&info.monitored_by),
+            stack,
+        })
     }
 
     /// The `limit` busiest processes over `interval` (the talk's `top`).
@@ -373,30 +418,31 @@ impl Operator {
         Meter::new(self.node.clone(), self.sandbox.clone())
     }
 
-    /// The node's figures now, with utilization from `meter`.
-    pub fn stats(&self, meter: &mut Meter) -> SystemStats {
+    /// The node's figures, utilization over the last window (the look
+    /// every viewer shares).
+    pub fn stats(&self) -> SystemStats {
         let by_label = self.node.label_counts();
         let (spawned, exited, crashed) = self.node.lifecycle_counts();
+        let u = self.observer.lock().look(&self.node).utilization;
         SystemStats {
-            uptime: self.node.uptime(),
+            uptime_s: self.node.uptime().as_secs_f64(),
             processes: by_label.iter().map(|(_, n)| n).sum(),
-            by_label,
+            by_label: by_label
+                .into_iter()
+                .map(|(label, count)| LabelCount { label, count })
+                .collect(),
             spawned,
             exited,
             crashed,
-            memory_rss: owl_runtime::sys::resident_memory(),
+            memory_rss_bytes: owl_runtime::sys::resident_memory(),
             schedulers: self.node.schedulers(),
             schedulers_online: self.node.schedulers_online(),
-            utilization: meter.sample(),
-            modules: self.modules(),
+            utilization: u.total,
+            utilization_per_scheduler: u.per_scheduler,
+            guest_utilization: u.guests,
+            guest_threads: u.guest_threads,
+            modules: self.modules().into_iter().map(ModuleView::from).collect(),
         }
-    }
-
-    /// The node's figures, utilization measured over `window`.
-    pub async fn stats_over(&self, window: Duration) -> SystemStats {
-        let mut meter = self.meter();
-        tokio::time::sleep(window).await;
-        self.stats(&mut meter)
     }
 
     /// Kills random processes for `plan.duration` at `plan.rate` per second

@@ -15,7 +15,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use owl_runtime::{Message, Process};
 use owl_system::access::same_secret;
-use owl_system::load::{self, LoadControl, Point};
+use owl_system::load::{self, LoadControl, NodeState, Point};
 use owl_system::operator::Operator;
 
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
@@ -119,7 +119,7 @@ impl LoadPage {
                         thead { tr { th { "node" } th { "state" } th.num { "share" } th.num { "workers" } th.num { "jobs/s" } } }
                         tbody {
                             @for n in &nodes {
-                                tr data-node=(n.name) .down[n.state != "up"] {
+                                tr data-node=(n.name) .down[n.state != NodeState::Up] {
                                     td { (n.name) @if n.is_self { " (this node)" } }
                                     td.state { (n.state) }
                                     td.num { (n.share) }
@@ -130,10 +130,10 @@ impl LoadPage {
                         }
                         tfoot { tr {
                             th { "cluster" }
-                            td { (nodes.iter().filter(|n| n.state == "up").count()) " up" }
+                            td { (nodes.iter().filter(|n| n.state == NodeState::Up).count()) " up" }
                             td.num { (self.load.target()) }
-                            td.num #load-total-workers { (nodes.iter().filter(|n| n.state == "up").map(|n| n.workers).sum::<u64>()) }
-                            td.num { (format!("{:.0}", nodes.iter().filter(|n| n.state == "up").map(|n| n.jobs_per_s).sum::<f64>())) }
+                            td.num #load-total-workers { (nodes.iter().filter(|n| n.state == NodeState::Up).map(|n| n.workers).sum::<u64>()) }
+                            td.num { (format!("{:.0}", nodes.iter().filter(|n| n.state == NodeState::Up).map(|n| n.jobs_per_s).sum::<f64>())) }
                         } }
                     } }
                 }

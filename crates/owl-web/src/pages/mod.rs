@@ -3,6 +3,7 @@
 pub(crate) mod board;
 pub(crate) mod load;
 pub(crate) mod login;
+pub(crate) mod node_menu;
 pub(crate) mod processes;
 pub(crate) mod sum;
 pub(crate) mod system;

@@ -6,15 +6,14 @@ use axum::extract::State;
 use axum::response::Response;
 use maud::{Markup, html};
 use owl_runtime::{Message, Process};
-use owl_system::operator::{Meter, Operator, SystemStats};
+use owl_system::Services;
+use owl_system::at::At;
+use owl_system::operator::SystemStats;
 
-use owl_cluster::Cluster;
-use serde_json::Value;
-
+use super::node_menu;
 use super::processes::bytes;
 use crate::access::Viewer;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
-use crate::peer;
 use crate::{Web, layout};
 
 const REFRESH: Duration = Duration::from_secs(1);
@@ -23,16 +22,14 @@ struct Tick;
 
 /// `GET /dashboard/system`.
 pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
-    let nodes = peer::node_choices(&web);
+    let menu = node_menu::menu(&web);
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/dashboard/system" {
             h1 { "System" }
-            @if !nodes.is_empty() {
+            @if web.services.cluster.is_some() {
                 form #system-node .inline ws-send hx-trigger="change" autocomplete="off" {
                     input type="hidden" name="event" value="node";
-                    select #node name="node" aria-label="node" {
-                        @for (value, label) in &nodes { option value=(value) { (label) } }
-                    }
+                    (menu)
                 }
             }
             p #live-state .live-state aria-live="polite" { "connecting…" }
@@ -45,73 +42,43 @@ pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
 
 /// `GET /live/dashboard/system`.
 pub(crate) async fn live(_: Viewer, State(web): State<Web>, connect: LiveConnect) -> Response {
-    let operator = web.services.operator.clone();
-    let cluster = web.services.cluster.clone();
+    let services = web.services.clone();
     let public = web.auth.public_dashboards();
     live::upgrade(connect, &web, "/dashboard/system", move || {
-        SystemPage::new(operator.clone(), cluster.clone(), public)
+        SystemPage::new(services.clone(), public)
     })
 }
 
 /// The live page's session state.
 struct SystemPage {
-    operator: Operator,
-    meter: Meter,
-    stats: Option<SystemStats>,
-    cluster: Option<Cluster>,
-    /// Another node's figures, when one is chosen: its name and what it sent.
-    remote: Option<(String, Result<Value, String>)>,
+    services: Services,
+    /// The node shown.
+    at: At,
+    /// What it answered last.
+    stats: Result<SystemStats, String>,
     /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
     public: bool,
 }
 
 impl SystemPage {
-    fn new(operator: Operator, cluster: Option<Cluster>, public: bool) -> SystemPage {
+    fn new(services: Services, public: bool) -> SystemPage {
         SystemPage {
+            stats: Ok(services.operator.stats()),
+            services,
+            at: At::Local,
             public,
-            meter: operator.meter(),
-            operator,
-            stats: None,
-            cluster,
-            remote: None,
         }
     }
 
-    fn refresh(&mut self) {
-        self.stats = Some(self.operator.stats(&mut self.meter));
-    }
-
-    async fn refresh_remote(&mut self) {
-        if let (Some(cluster), Some((node, figures))) = (&self.cluster, &mut self.remote) {
-            *figures = peer::fetch(cluster, node, "/cluster/system", None).await;
-        }
-    }
-
-    fn render_remote(node: &str, figures: &Result<Value, String>) -> Markup {
-        html! {
-            div #system hx-swap-oob="morph" {
-                @match figures {
-                    Err(e) => p.hint.error { (e) },
-                    Ok(s) => {
-                        p.hint { "Node " strong { (node) } ", over the cluster." }
-                        div.table-wrap { table.info {
-                            tr { th { "uptime" } td { (s["uptime_s"]) " s" } }
-                            tr { th { "processes" } td { (s["processes"]) " alive; " (s["spawned"]) " spawned, " (s["exited"]) " exited, " (s["crashed"]) " crashed since start" } }
-                            tr { th { "memory (resident)" } td { (bytes(s["memory_rss"].as_u64().unwrap_or(0))) } }
-                            tr { th { "schedulers" } td { (s["schedulers_online"]) " online of " (s["schedulers"]) } }
-                            tr { th { "scheduler utilization" } td { (format!("{:.0}%", s["utilization"].as_f64().unwrap_or(0.0) * 100.0)) } }
-                        } }
-                        h2 { "Processes by kind" }
-                        div.table-wrap { table {
-                            thead { tr { th { "kind (label)" } th { "count" } } }
-                            tbody { @for pair in s["by_label"].as_array().into_iter().flatten() {
-                                tr { td { (pair[0].as_str().unwrap_or("")) } td { (pair[1]) } }
-                            } }
-                        } }
-                    }
-                }
-            }
-        }
+    /// Asks the node shown for its figures (here or over the cluster: the
+    /// same call, the same figures).
+    async fn refresh(&mut self) {
+        self.stats = self
+            .services
+            .at(self.at.clone())
+            .stats()
+            .await
+            .map_err(|e| e.to_string());
     }
 }
 
@@ -121,51 +88,49 @@ impl LiveView for SystemPage {
     }
 
     fn mount(&mut self, ctx: &mut Process) {
-        self.refresh();
-        self.operator
-            .node()
+        self.services
+            .node
             .send_interval(ctx.pid(), REFRESH, || Tick);
     }
 
     fn render(&self) -> Markup {
-        if let Some((node, figures)) = &self.remote {
-            return Self::render_remote(node, figures);
-        }
-        let Some(s) = &self.stats else {
-            return html! { div #system hx-swap-oob="morph" {} };
+        let s = match &self.stats {
+            Ok(s) => s,
+            Err(e) => return html! { div #system hx-swap-oob="morph" { p.hint.error { (e) } } },
         };
         html! {
             div #system hx-swap-oob="morph" {
+                @if let Some(node) = self.at.name() { p.hint { "Node " strong { (node) } ", over the cluster." } }
                 div.table-wrap { table.info {
-                    tr { th { "uptime" } td { (format!("{:.0} s", s.uptime.as_secs_f64())) } }
+                    tr { th { "uptime" } td { (format!("{:.0} s", s.uptime_s)) } }
                     tr { th { "processes" } td { (s.processes) " alive; " (s.spawned) " spawned, " (s.exited) " exited, " (s.crashed) " crashed since start" } }
-                    tr { th { "memory (resident)" } td { (bytes(s.memory_rss)) } }
+                    tr { th { "memory (resident)" } td { (bytes(s.memory_rss_bytes)) } }
                     tr { th { "schedulers" } td { (s.schedulers_online) " online of " (s.schedulers) " (the cores all of owl computes on)" } }
                     tr { th { "scheduler utilization" } td {
-                        (format!("{:.0}%", s.utilization.total * 100.0))
+                        (format!("{:.0}%", s.utilization * 100.0))
                         " of the cores online, sandboxed work included"
-                        @for (i, u) in s.utilization.per_scheduler.iter().enumerate() {
+                        @for (i, u) in s.utilization_per_scheduler.iter().enumerate() {
                             " · #" (i + 1) ": " (format!("{:.0}%", u * 100.0))
                         }
                     } }
                     tr { th { "guest threads (sandboxed work)" } td {
-                        (format!("{:.0}%", s.utilization.guests * 100.0))
-                        " of " (s.utilization.guest_threads) " thread(s)"
+                        (format!("{:.0}%", s.guest_utilization * 100.0))
+                        " of " (s.guest_threads) " thread(s)"
                     } }
                 } }
                 h2 { "Processes by kind" }
                 div.table-wrap { table {
                     thead { tr { th { "kind (label)" } th { "count" } } }
-                    tbody { @for (label, n) in &s.by_label { tr { td { (label) } td { (n) } } } }
+                    tbody { @for l in &s.by_label { tr { td { (l.label) } td { (l.count) } } } }
                 } }
                 h2 { "Guest modules" }
                 div.table-wrap { table {
                     thead { tr { th { "module" } th { "current" } th { "versions (running)" } th { "calls: started / returned / crashed / killed" } th { "CPU budget" } } }
                     tbody { @for m in &s.modules { tr {
                         td { (m.name) } td { "v" (m.current) }
-                        td { @for (v, n) in &m.versions { "v" (v) " (" (n) ") " } }
+                        td { @for v in &m.versions { "v" (v.version) " (" (v.running) ") " } }
                         td { (m.calls.started) " / " (m.calls.returned) " / " (m.calls.crashed) " / " (m.calls.killed) }
-                        td { @match m.cpu_budget { Some(b) => (format!("{} s per process", b.as_secs_f64())), None => "none" } }
+                        td { @match m.cpu_budget_s { Some(b) => (format!("{b} s per process")), None => "none" } }
                     } } }
                 } }
             }
@@ -176,16 +141,20 @@ impl LiveView for SystemPage {
         if event.name != "node" {
             return false;
         }
-        self.remote = peer::other_node(self.cluster.as_ref(), event.field("node"))
-            .map(|node| (node, Err("loading…".into())));
-        self.refresh_remote().await;
+        match At::choose(&self.services, event.field("node")) {
+            Ok(at) => self.at = at,
+            Err(e) => {
+                self.stats = Err(e.to_string());
+                return true;
+            }
+        }
+        self.refresh().await;
         true
     }
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
-            self.refresh();
-            self.refresh_remote().await;
+            self.refresh().await;
             return true;
         }
         false

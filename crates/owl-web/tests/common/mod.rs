@@ -143,6 +143,11 @@ impl TestNode {
         }
     }
 
+    /// The node's services (the operator's handle, the console…).
+    pub(crate) fn services(&self) -> &owl_system::Services {
+        self.system.as_ref().unwrap().services()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use owl_runtime::supervisor::ChildSpec;
 use owl_runtime::{ExitReason, Process, SpawnOptions};
+use owl_system::at::At;
+use owl_system::console::{self, Origin, Parsed};
 use owl_system::{Services, listener};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
-use super::commands;
 
 /// The socket's file name inside the data directory.
 pub(crate) const SOCKET: &str = "console.sock";
@@ -138,27 +138,6 @@ async fn session(
     }
 }
 
-/// Runs the commands other nodes of the cluster send (`on NODE …` on
-/// theirs), as this node's console would. Relative file names are the
-/// node's own (from its root); `on` itself is not passed along again.
-pub(crate) fn remote() -> owl_web::RemoteConsole {
-    owl_web::RemoteConsole(std::sync::Arc::new(|services, words: Vec<String>| {
-        Box::pin(async move {
-            if words.first().map(String::as_str) == Some("on") {
-                return Err("`on` cannot be sent on from another node".to_string());
-            }
-            commands::run(
-                &services,
-                words,
-                Path::new("/"),
-                &owl_runtime::Pid::system(),
-            )
-            .await
-            .map(|a| (a.text, a.json))
-        })
-    }))
-}
-
 async fn answer(services: &Services, line: &[u8], caller: &owl_runtime::Pid) -> Value {
     #[derive(serde::Deserialize)]
     struct Request {
@@ -170,11 +149,19 @@ async fn answer(services: &Services, line: &[u8], caller: &owl_runtime::Pid) -> 
         Ok(r) => r,
         Err(e) => return json!({"ok": false, "error": format!("bad request: {e}")}),
     };
-    let cwd = request.cwd.unwrap_or_else(|| PathBuf::from("/"));
     let shown: String = request.words.join(" ").chars().take(200).collect();
     tracing::info!(target: "owl::console", command = shown, "console command");
-    match commands::run(services, request.words, &cwd, caller).await {
-        Ok(a) => json!({"ok": true, "text": a.text, "json": a.json}),
-        Err(error) => json!({"ok": false, "error": error}),
+    let command = match console::parse(&request.words) {
+        Ok(Parsed::Command(command)) => command,
+        Ok(Parsed::Help(help)) => return json!({"ok": true, "text": help, "json": {"help": help}}),
+        Err(error) => return json!({"ok": false, "error": error}),
+    };
+    let origin = Origin {
+        cwd: request.cwd.unwrap_or_else(|| PathBuf::from("/")),
+        caller: caller.clone(),
+    };
+    match services.at(At::Local).console(command, &origin).await {
+        Ok(a) => json!({"ok": true, "text": a.to_string(), "json": a.to_json()}),
+        Err(error) => json!({"ok": false, "error": error.to_string()}),
     }
 }

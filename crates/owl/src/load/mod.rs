@@ -29,7 +29,7 @@ pub(crate) struct LoadArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     users: u32,
     /// How long it takes to reach them all (e.g. 2m, 30s).
-    #[arg(long, default_value = "2m", value_parser = crate::serve::parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = owl_system::duration::parse)]
     ramp: Duration,
     /// How long to hold the peak afterwards.
     #[arg(long, default_value = "0s", value_parser = parse_hold)]
@@ -59,7 +59,7 @@ fn parse_hold(text: &str) -> Result<Duration, String> {
     if text.trim() == "0" || text.trim() == "0s" {
         return Ok(Duration::ZERO);
     }
-    crate::serve::parse_duration(text)
+    owl_system::duration::parse(text)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,0 +1,281 @@
+//! One handle for any node: the operator's calls — the process list, one
+//! process, kill, the node's figures, a console command — made on this
+//! node or on another one of the cluster, with the same types either way.
+//!
+//! ```no_run
+//! # async fn example(services: owl_system::Services) {
+//! use owl_system::at::At;
+//! use owl_system::operator::ListQuery;
+//! let here = services.at(At::Local).processes(ListQuery::default()).await.unwrap();
+//! let there = services.at(At::node("b")).processes(ListQuery::default()).await.unwrap();
+//! // Both are `ProcessList`s: rendered by one piece of code.
+//! # let _ = (here, there);
+//! # }
+//! ```
+//!
+//! Another node is asked with a [`NodeRequest`] and answers a
+//! [`NodeReply`]; how the two travel is the transport's business (signed
+//! HTTP between the nodes' web sides today, see `owl-web`'s node-to-node
+//! route), not the callers'. The node that receives one answers it with
+//! [`serve`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::Services;
+use crate::console::{self, Answer, Command, ConsoleError, OnNode, Origin, Parsed};
+use crate::operator::{ListQuery, OperatorError, ProcessDetail, ProcessList, SystemStats};
+
+/// Which node a call is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum At {
+    /// The node making the call.
+    Local,
+    /// Another node of the cluster, by name.
+    Node(String),
+}
+
+impl At {
+    /// The node named `name`.
+    pub fn node(name: &str) -> At {
+        At::Node(name.to_string())
+    }
+
+    /// The node a page or a console names: empty, or this node's own name,
+    /// is this node; another name must be a valid node name.
+    pub fn choose(services: &Services, name: &str) -> Result<At, OperatorError> {
+        let name = name.trim();
+        let own = services.cluster.as_ref().map(|c| c.node_name());
+        if name.is_empty() || Some(name) == own {
+            return Ok(At::Local);
+        }
+        if services.cluster.is_none() {
+            return Err(OperatorError::Node("this node is not in a cluster".into()));
+        }
+        owl_cluster::check_node_name(name).map_err(|e| OperatorError::Node(e.to_string()))?;
+        Ok(At::Node(name.to_string()))
+    }
+
+    /// The other node's name, if this is one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            At::Local => None,
+            At::Node(name) => Some(name),
+        }
+    }
+}
+
+/// What one node asks of another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRequest {
+    /// The process list.
+    Processes(ListQuery),
+    /// One process, by pid number.
+    Process(u64),
+    /// Kill one process, by pid number.
+    Kill(u64),
+    /// The node's figures.
+    Stats,
+    /// A console command.
+    Console(Command),
+}
+
+/// What a node answers another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeReply {
+    /// The process list.
+    Processes(ProcessList),
+    /// One process.
+    Process(Box<ProcessDetail>),
+    /// The process was sent a kill.
+    Killed,
+    /// The node's figures.
+    Stats(Box<SystemStats>),
+    /// A console command's answer.
+    Console(Box<Answer>),
+    /// The request did nothing, and why.
+    Refused(String),
+}
+
+/// Answers a request another node sent (whatever carried it).
+pub async fn serve(services: &Services, request: NodeRequest) -> NodeReply {
+    let handle = services.at(At::Local);
+    let refused = |e: &dyn std::fmt::Display| NodeReply::Refused(e.to_string());
+    match request {
+        NodeRequest::Processes(query) => match handle.processes(query).await {
+            Ok(list) => NodeReply::Processes(list),
+            Err(e) => refused(&e),
+        },
+        NodeRequest::Process(id) => match handle.process(id).await {
+            Ok(detail) => NodeReply::Process(Box::new(detail)),
+            Err(e) => refused(&e),
+        },
+        NodeRequest::Kill(id) => match handle.kill(id).await {
+            Ok(()) => NodeReply::Killed,
+            Err(e) => refused(&e),
+        },
+        NodeRequest::Stats => match handle.stats().await {
+            Ok(stats) => NodeReply::Stats(Box::new(stats)),
+            Err(e) => refused(&e),
+        },
+        // A node never sends a command on again.
+        NodeRequest::Console(Command::On { .. }) => {
+            refused(&"`on` cannot be sent on from another node")
+        }
+        NodeRequest::Console(command) => {
+            let shown = format!("{command:?}").chars().take(200).collect::<String>();
+            tracing::info!(target: "owl::console", command = shown, "console command from another node");
+            match console::run(services, command, &Origin::default()).await {
+                Ok(answer) => NodeReply::Console(Box::new(answer)),
+                Err(e) => refused(&e),
+            }
+        }
+    }
+}
+
+/// The operator's calls on one node (see [`Services::at`]).
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    services: Services,
+    at: At,
+}
+
+impl Services {
+    /// The operator's handle on `at`: this node, or another node of the
+    /// cluster — the same calls, the same types.
+    pub fn at(&self, at: At) -> NodeHandle {
+        NodeHandle {
+            services: self.clone(),
+            at,
+        }
+    }
+}
+
+/// The path node-to-node requests are sent to (on the receiving node's
+/// web side, signed with the cluster secret).
+pub const NODE_PATH: &str = "/cluster/node";
+
+impl NodeHandle {
+    /// Which node it calls.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
+
+    async fn ask(&self, node: &str, request: NodeRequest) -> Result<NodeReply, OperatorError> {
+        let cluster = self
+            .services
+            .cluster
+            .as_ref()
+            .ok_or_else(|| OperatorError::Node("this node is not in a cluster".into()))?;
+        let body = serde_json::to_value(&request)
+            .map_err(|e| OperatorError::Node(format!("cannot say it: {e}")))?;
+        let answer = cluster
+            .request(node, NODE_PATH, Some(&body))
+            .await
+            .map_err(|e| OperatorError::Node(format!("node {node}: {e}")))?;
+        let reply: NodeReply = serde_json::from_value(answer)
+            .map_err(|e| OperatorError::Node(format!("node {node} answered unexpectedly: {e}")))?;
+        match reply {
+            NodeReply::Refused(why) => Err(OperatorError::Node(format!("node {node}: {why}"))),
+            reply => Ok(reply),
+        }
+    }
+
+    fn unexpected(node: &str) -> OperatorError {
+        OperatorError::Node(format!("node {node} answered another question"))
+    }
+
+    /// The processes `query` asks for.
+    pub async fn processes(&self, query: ListQuery) -> Result<ProcessList, OperatorError> {
+        match &self.at {
+            At::Local => Ok(self.services.operator.processes(&query)),
+            At::Node(node) => match self.ask(node, NodeRequest::Processes(query)).await? {
+                NodeReply::Processes(list) => Ok(list),
+                _ => Err(Self::unexpected(node)),
+            },
+        }
+    }
+
+    /// Everything about process `<0.id.0>` of that node.
+    pub async fn process(&self, id: u64) -> Result<ProcessDetail, OperatorError> {
+        match &self.at {
+            At::Local => self.services.operator.process(owl_runtime::PidId(id)).await,
+            At::Node(node) => match self.ask(node, NodeRequest::Process(id)).await? {
+                NodeReply::Process(detail) => Ok(*detail),
+                _ => Err(Self::unexpected(node)),
+            },
+        }
+    }
+
+    /// Kills process `<0.id.0>` of that node (untrappable). The node
+    /// itself (`<0.0.0>`) cannot be killed this way.
+    pub async fn kill(&self, id: u64) -> Result<(), OperatorError> {
+        match &self.at {
+            At::Local => {
+                let operator = &self.services.operator;
+                let pid = operator
+                    .node()
+                    .lookup(owl_runtime::PidId(id))
+                    .ok_or_else(|| {
+                        OperatorError::NoProcess(format!(
+                            "{} has ended (or never existed)",
+                            owl_runtime::PidId(id)
+                        ))
+                    })?;
+                operator.kill(&pid, owl_runtime::ExitReason::Kill)
+            }
+            At::Node(node) => match self.ask(node, NodeRequest::Kill(id)).await? {
+                NodeReply::Killed => Ok(()),
+                _ => Err(Self::unexpected(node)),
+            },
+        }
+    }
+
+    /// That node's figures.
+    pub async fn stats(&self) -> Result<SystemStats, OperatorError> {
+        match &self.at {
+            At::Local => Ok(self.services.operator.stats()),
+            At::Node(node) => match self.ask(node, NodeRequest::Stats).await? {
+                NodeReply::Stats(stats) => Ok(*stats),
+                _ => Err(Self::unexpected(node)),
+            },
+        }
+    }
+
+    /// Runs a console command on that node. `on NODE …` (typed here) reads
+    /// its inner words and sends that command on to the node it names.
+    pub async fn console(&self, command: Command, origin: &Origin) -> Result<Answer, ConsoleError> {
+        match (&self.at, command) {
+            (At::Local, Command::On { node, command }) => {
+                let inner = match console::parse(&command).map_err(ConsoleError)? {
+                    Parsed::Command(Command::On { .. }) => {
+                        return Err(ConsoleError("`on` inside `on` goes nowhere".into()));
+                    }
+                    Parsed::Command(inner) => inner,
+                    Parsed::Help(help) => {
+                        return Ok(Answer::Help(console::Help { help }));
+                    }
+                };
+                let at =
+                    At::choose(&self.services, &node).map_err(|e| ConsoleError(e.to_string()))?;
+                let answer = Box::pin(self.services.at(at).console(inner, origin)).await?;
+                Ok(Answer::On(OnNode {
+                    node,
+                    answer: Box::new(answer),
+                }))
+            }
+            (At::Local, command) => console::run(&self.services, command, origin).await,
+            (At::Node(node), command) => {
+                match self
+                    .ask(node, NodeRequest::Console(command))
+                    .await
+                    .map_err(|e| ConsoleError(e.to_string()))?
+                {
+                    NodeReply::Console(answer) => Ok(*answer),
+                    _ => Err(ConsoleError(Self::unexpected(node).to_string())),
+                }
+            }
+        }
+    }
+}
