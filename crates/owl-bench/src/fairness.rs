@@ -8,7 +8,7 @@ use owl_runtime::server::{self, Ctx, Handle, Server};
 use owl_runtime::{Node, SpawnOptions};
 use owl_sandbox::Sandbox;
 
-use super::{Report, load};
+use super::{Report, load_control};
 
 const PROBES: usize = 2000;
 
@@ -40,7 +40,7 @@ pub(crate) async fn run(
             .map_err(|e| e.to_string())?;
         spinning.push(task);
     }
-    let (_load, load_root, _) = load::start(node, workers).await?;
+    let (_load, load_root, _) = load_control::start(node, workers).await?;
     // Let the workers' random start delays play out and the runaways get demoted.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let pong = server::start(node, Pong, SpawnOptions::new().label("pong"))

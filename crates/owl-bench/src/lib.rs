@@ -7,7 +7,7 @@
 
 mod beam;
 mod fairness;
-mod load;
+mod load_control;
 mod report;
 mod ring;
 mod spawn;
@@ -104,7 +104,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             let sandbox = math_sandbox(&node)?;
             rt.block_on(fairness::run(&node, &sandbox, runaway, workers))
         }
-        Bench::Load { workers, seconds } => rt.block_on(load::run(&node, workers, seconds)),
+        Bench::Load { workers, seconds } => rt.block_on(load_control::run(&node, workers, seconds)),
         Bench::Supervisor { children } => rt.block_on(supervisor::run(&node, children)),
     }?;
     drop(rt);

@@ -60,7 +60,7 @@
 //! ```
 
 mod membership;
-mod peer;
+mod request;
 mod secret;
 mod setting;
 mod transport;
@@ -75,7 +75,7 @@ use owl_runtime::supervisor::ChildSpec;
 use parking_lot::Mutex;
 
 pub use membership::MEMBERSHIP;
-pub use peer::{HTTP_KEY, PEER_TIMEOUT, PeerError};
+pub use request::{HTTP_KEY, PEER_TIMEOUT, PeerError};
 pub use secret::{
     ClusterSecret, Envelope, MIN_SECRET_LEN, REQUEST_WINDOW_SECS, ReplayGuard, RequestRefused,
     SecretError,

@@ -133,15 +133,15 @@ impl ClusterSecret {
     ///
     /// let secret = ClusterSecret::new("correct horse battery staple").unwrap();
     /// let to_b = Envelope::new("a", "b", 1_000).unwrap();
-    /// let header = secret.sign_request(&to_b, "GET", "/cluster/processes", b"");
-    /// let seen = secret.verify_request("GET", "/cluster/processes", b"", &header, 1_010).unwrap();
+    /// let header = secret.sign_request(&to_b, "POST", "/cluster/node", b"");
+    /// let seen = secret.verify_request("POST", "/cluster/node", b"", &header, 1_010).unwrap();
     /// assert_eq!((seen.from.as_str(), seen.to.as_str()), ("a", "b"));
-    /// assert!(secret.verify_request("POST", "/cluster/processes", b"", &header, 1_010).is_err());
-    /// assert!(secret.verify_request("GET", "/cluster/processes", b"x", &header, 1_010).is_err());
-    /// assert!(secret.verify_request("GET", "/cluster/processes", b"", &header, 2_000).is_err());
+    /// assert!(secret.verify_request("GET", "/cluster/node", b"", &header, 1_010).is_err());
+    /// assert!(secret.verify_request("POST", "/cluster/node", b"x", &header, 1_010).is_err());
+    /// assert!(secret.verify_request("POST", "/cluster/node", b"", &header, 2_000).is_err());
     /// // Naming another target breaks the signature.
     /// let to_c = header.replacen(";b;", ";c;", 1);
-    /// assert!(secret.verify_request("GET", "/cluster/processes", b"", &to_c, 1_010).is_err());
+    /// assert!(secret.verify_request("POST", "/cluster/node", b"", &to_c, 1_010).is_err());
     /// ```
     pub fn sign_request(
         &self,

@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::node::Node;
 use crate::pid::{Pid, PidId};
-use crate::process::cell::{ProcessCell, Receiving, WAIT_SLEEP, Watcher, status};
+use crate::process::cell::{ProcessCell, Receiving, Watcher, status};
 use crate::scheduler::cycles_to_duration;
+use crate::sleep::WAIT_SLEEP;
 
 /// Where a process is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -46,14 +46,34 @@
 //!   `back_pressure` (bounded mailboxes), `introspection` (the process table
 //!   and `top`). Run one with `cargo run -p owl-runtime --example service`.
 //!
+//! ## How the modules depend on each other
+//!
+//! Everything above the process core is layered: [`server`], [`supervisor`],
+//! [`timer`], [`task`], [`info`] and the private `call` and `lifecycle`
+//! modules use the core and nothing uses them back. The core itself is one
+//! knot on purpose: a [`Node`] owns the table of process cells, the run
+//! queues, the registry, the groups and the trace state, while a process cell
+//! (and every [`Pid`], which carries its cell for a lock-free local send) must
+//! reach its node to schedule itself, to unregister its names, to leave its
+//! groups and to report its exit. Cutting that loop would put a trait object
+//! and a virtual call on every send and every wake-up, the paths the
+//! benchmarks measure. So `node`, `pid`, `message`, `process` (with its
+//! `cell` and `task`), `scheduler`, `registry`, `group` and `trace` import one
+//! another, and each keeps one concept: `registry.rs` holds names and their
+//! `impl Node` methods, `group.rs` groups, `trace.rs` tracing, and so on. The
+//! workspace test `module_graph` fails on any other import cycle, and on
+//! this one growing.
+//!
 //! Crash and supervisor reports go through [`tracing`](https://docs.rs/tracing);
 //! with no subscriber installed they are printed to stderr, rate-limited to
 //! five per ten seconds per kind, so a crash loop cannot flood a log.
 
+mod call;
 pub mod exit;
 mod group;
 pub mod guide;
 pub mod info;
+mod lifecycle;
 mod log_limit;
 pub mod message;
 pub mod node;
@@ -63,10 +83,10 @@ pub mod process;
 mod registry;
 pub mod scheduler;
 pub mod server;
+pub mod sleep;
 pub mod supervisor;
 pub mod sys;
 pub mod task;
-pub mod time;
 pub mod timer;
 pub mod trace;
 

@@ -112,7 +112,7 @@ impl Runtime {
             config.schedulers
         };
         let schedulers = Schedulers::new(workers, config.long_poll_threshold);
-        let wheel = crate::time::TimerWheel::new();
+        let wheel = crate::sleep::TimerWheel::new();
         let on_park = schedulers.clone();
         let executor = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -216,7 +216,7 @@ pub(crate) struct NodeInner {
     pub handle: tokio::runtime::Handle,
     pub schedulers: Arc<Schedulers>,
     pub counters: Counters,
-    pub wheel: Arc<crate::time::TimerWheel>,
+    pub wheel: Arc<crate::sleep::TimerWheel>,
     /// Message traces running on this node.
     pub tracers: parking_lot::Mutex<Vec<Arc<crate::trace::Tracer>>>,
     /// Summarises repeated crash and supervisor reports.

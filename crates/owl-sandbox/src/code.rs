@@ -10,7 +10,7 @@ use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
-use crate::guest::{GuestState, StackProbe};
+use crate::host_state::{GuestState, StackProbe};
 
 /// Why a module was not loaded. The current version, if any, stays in place.
 /// Messages quote at most a short excerpt of what the compiler or the

@@ -4,74 +4,13 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use owl_runtime::{ExitReason, WorkMeter};
-use wasmtime::{
-    Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace,
-};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace};
 
 use crate::code::Version;
-
-/// Lets another thread ask a running guest for its call stack, which the
-/// guest answers at its next epoch tick.
-#[derive(Default)]
-pub(crate) struct StackProbe {
-    requested: AtomicBool,
-    reply: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<Vec<String>>>>,
-}
-
-impl StackProbe {
-    pub(crate) fn request(&self) -> tokio::sync::oneshot::Receiver<Vec<String>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        *self.reply.lock() = Some(tx);
-        self.requested.store(true, Ordering::Release);
-        rx
-    }
-}
-
-/// Per-instance host state: the resource limits, and whom to tell how much
-/// linear memory the guest holds (the process table shows it).
-pub(crate) struct GuestState {
-    limits: StoreLimits,
-    meter: Option<WorkMeter>,
-}
-
-impl wasmtime::ResourceLimiter for GuestState {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if allowed && let Some(meter) = &self.meter {
-            meter.set_memory_hint(desired);
-        }
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.limits.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.limits.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.limits.memories()
-    }
-}
+use crate::host_state::{GuestState, StackProbe};
 
 /// One guest call: what to run, with which limits, reporting to whom.
 pub(crate) struct GuestCall {

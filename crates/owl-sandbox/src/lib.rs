@@ -4,7 +4,7 @@
 //! eat memory) runs as a WebAssembly guest on wasmtime, inside an ordinary owl
 //! process — same pid, links, monitors, exit reasons, supervision and process
 //! table as a native one — but *preempted* (it yields to its executor every
-//! epoch tick, 1 ms by default), *memory-limited* (16 MiB by default, a clean
+//! epoch tick, 100 µs by default), *memory-limited* (16 MiB by default, a clean
 //! crash beyond), *killable at any instruction*, and *hot-swappable* through a
 //! code server with numbered module versions.
 //!
@@ -32,6 +32,7 @@
 mod code;
 mod executor;
 mod guest;
+mod host_state;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,7 +62,18 @@ pub struct Canary {
     pub expected: Vec<i64>,
 }
 
-/// Limits and timing of a [`Sandbox`].
+/// Limits and timing of a [`Sandbox`]. The defaults are the ones the crate
+/// documentation promises:
+///
+/// ```
+/// use std::time::Duration;
+/// use owl_sandbox::SandboxConfig;
+///
+/// let config = SandboxConfig::default();
+/// assert_eq!(config.epoch_tick, Duration::from_micros(100));
+/// assert_eq!(config.memory_limit, 16 << 20);
+/// assert_eq!((config.max_processes, config.guest_threads), (1000, 1));
+/// ```
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
     /// Linear memory one guest may use (default 16 MiB).
@@ -109,6 +121,30 @@ impl std::fmt::Display for SpawnError {
     }
 }
 impl std::error::Error for SpawnError {}
+
+/// Why [`Sandbox::stack`] shows no stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StackError {
+    /// The process is not a running sandboxed process: a native one, or
+    /// one that has ended.
+    NotAGuest,
+    /// It is one, but it reached no epoch tick within the timeout: the
+    /// guest threads are too busy to run it just now.
+    NoAnswer,
+}
+
+impl std::fmt::Display for StackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StackError::NotAGuest => "not a running sandboxed process",
+            StackError::NoAnswer => {
+                "the guest did not show its stack in time (its threads are busy)"
+            }
+        })
+    }
+}
+impl std::error::Error for StackError {}
 
 /// What a sandboxed call returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -360,13 +396,45 @@ impl Sandbox {
 
     /// The current call stack of a running sandboxed process, innermost
     /// function first (function names from the module's name section),
-    /// captured at the guest's
-    /// next epoch tick; `None` if `pid` is not a running guest or it did not
-    /// answer within `timeout` (it finished meanwhile).
-    pub async fn stack(&self, pid: &Pid, timeout: Duration) -> Option<Vec<String>> {
-        let probe = self.inner.code.probe(pid.id().0)?;
+    /// captured at the guest's next epoch tick. A native or ended process is
+    /// [`StackError::NotAGuest`]; a guest that reaches no tick within
+    /// `timeout` (its threads are busy) is [`StackError::NoAnswer`] — it is
+    /// still a guest, ask again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    /// use owl_sandbox::{Sandbox, SandboxConfig, StackError};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// sandbox
+    ///     .load("spin", br#"(module (func $spin (export "run") (loop (br 0))))"#)
+    ///     .unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async {
+    ///     let runaway = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new()).unwrap();
+    ///     let stack = sandbox.stack(runaway.pid(), Duration::from_secs(10)).await;
+    ///     assert_eq!(stack, Ok(vec!["spin".to_string()]));
+    ///     let native = node.spawn(|_| std::future::pending::<()>());
+    ///     let none = sandbox.stack(&native, Duration::from_secs(1)).await;
+    ///     assert_eq!(none, Err(StackError::NotAGuest));
+    ///     node.kill(runaway.pid());
+    /// });
+    /// ```
+    pub async fn stack(&self, pid: &Pid, timeout: Duration) -> Result<Vec<String>, StackError> {
+        let probe = self
+            .inner
+            .code
+            .probe(pid.id().0)
+            .ok_or(StackError::NotAGuest)?;
         let answer = probe.request();
-        tokio::time::timeout(timeout, answer).await.ok()?.ok()
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(frames)) => Ok(frames),
+            // The guest ended and dropped the probe before its next tick.
+            Ok(Err(_)) => Err(StackError::NotAGuest),
+            Err(_) => Err(StackError::NoAnswer),
+        }
     }
 
     /// A CPU-time sample of the guest threads: compare two with
@@ -581,7 +649,7 @@ impl Start {
             args,
             permit,
         } = self;
-        let probe = Arc::new(guest::StackProbe::default());
+        let probe = Arc::new(host_state::StackProbe::default());
         let id = p.pid().id().0;
         version
             .running

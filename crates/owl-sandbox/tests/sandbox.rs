@@ -378,7 +378,7 @@ fn the_stack_of_a_running_guest_names_its_functions() {
         let native = node.spawn_task(|_| async { 1 });
         assert_eq!(
             sandbox.stack(native.pid(), Duration::from_millis(50)).await,
-            None
+            Err(owl_sandbox::StackError::NotAGuest)
         );
         node.kill(runaway.pid());
         assert_eq!(runaway.join().await, Err(ExitReason::Killed));

@@ -213,6 +213,7 @@ impl NodeHandle {
     pub async fn kill(&self, id: u64) -> Result<(), OperatorError> {
         match &self.at {
             At::Local => {
+                crate::operator::refuse_the_node(owl_runtime::PidId(id))?;
                 let operator = &self.services.operator;
                 let pid = operator
                     .node()

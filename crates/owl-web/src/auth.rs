@@ -153,7 +153,7 @@ impl Auth {
             Credential::None => Err("the admin token is needed for this"),
             Credential::Bearer => Ok(()),
             Credential::Session => {
-                if !crate::endpoint::same_origin(headers) {
+                if !same_origin(headers) {
                     return Err("cross-site request refused");
                 }
                 match csrf_field {
@@ -240,6 +240,22 @@ impl Auth {
         let id = cookie(headers, SESSION_COOKIE)?;
         self.sessions.lock().remove(id).map(|s| s.tag)
     }
+}
+
+/// Browsers send `Origin` with every WebSocket handshake and form post; one
+/// from another site must not drive a visitor's session or act as the
+/// admin. Clients without `Origin` (scripts, load tests) are not browsers.
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 /// A cookie's value from the `Cookie` headers.

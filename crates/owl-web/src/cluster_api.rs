@@ -16,17 +16,12 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use owl_cluster::REQUEST_HEADER;
 use owl_system::at::{self, NodeRequest};
-use serde_json::json;
 
 use crate::Web;
+use crate::error::WebError;
 use crate::throttle::{Target, Throttled};
-
-fn refuse(status: StatusCode, error: &str) -> Response {
-    (status, Json(json!({ "error": error }))).into_response()
-}
 
 /// A request signed by a member of this node's cluster, for this node,
 /// not seen before, with its body. Extracting it checks all of that;
@@ -36,13 +31,15 @@ pub(crate) struct Signed {
 }
 
 impl FromRequest<Web> for Signed {
-    type Rejection = Response;
+    type Rejection = WebError;
 
-    async fn from_request(req: Request, web: &Web) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, web: &Web) -> Result<Self, WebError> {
         let (parts, body) = req.into_parts();
-        let body = axum::body::to_bytes(body, crate::api::MAX_BODY_BYTES)
+        let body = axum::body::to_bytes(body, crate::MAX_BODY_BYTES)
             .await
-            .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large"))?;
+            .map_err(|_| {
+                WebError::node(StatusCode::PAYLOAD_TOO_LARGE, "the request is too large")
+            })?;
         verify(web, &parts, &body)?;
         Ok(Signed { body })
     }
@@ -52,9 +49,9 @@ impl FromRequest<Web> for Signed {
 /// counted and logged at most once per few seconds.
 static REFUSED: Throttled = Throttled::new(Target::Cluster, "node-to-node requests refused");
 
-fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Response> {
+fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), WebError> {
     let Some(cluster) = &web.services.cluster else {
-        return Err(refuse(
+        return Err(WebError::node(
             StatusCode::NOT_FOUND,
             "this node is not in a cluster",
         ));
@@ -65,7 +62,7 @@ fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Response> {
         .and_then(|v| v.to_str().ok())
     else {
         REFUSED.hit(&"latest: unsigned");
-        return Err(refuse(
+        return Err(WebError::node(
             StatusCode::UNAUTHORIZED,
             "node-to-node requests must be signed with the cluster secret",
         ));
@@ -77,19 +74,18 @@ fn verify(web: &Web, parts: &Parts, body: &[u8]) -> Result<(), Response> {
         .map_err(|why| {
             let shown: String = uri.path().chars().take(64).collect();
             REFUSED.hit(&format_args!("latest: {shown}: {why}"));
-            refuse(StatusCode::FORBIDDEN, why.0)
+            WebError::node(StatusCode::FORBIDDEN, why.0)
         })?;
     tracing::debug!(target: "owl::cluster", from = envelope.from, path = uri.path(), "node-to-node request");
     Ok(())
 }
 
 /// `POST /cluster/node`.
-pub(crate) async fn node(State(web): State<Web>, signed: Signed) -> Response {
-    let request: NodeRequest = match serde_json::from_slice(&signed.body) {
-        Ok(r) => r,
-        Err(e) => {
-            return refuse(StatusCode::BAD_REQUEST, &format!("not a node request: {e}"));
-        }
-    };
-    Json(at::serve(&web.services, request).await).into_response()
+pub(crate) async fn node(
+    State(web): State<Web>,
+    signed: Signed,
+) -> Result<Json<at::NodeReply>, WebError> {
+    let request: NodeRequest = serde_json::from_slice(&signed.body)
+        .map_err(|e| WebError::node(StatusCode::BAD_REQUEST, format!("not a node request: {e}")))?;
+    Ok(Json(at::serve(&web.services, request).await))
 }

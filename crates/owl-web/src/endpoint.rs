@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use owl_runtime::ExitReason;
 use owl_runtime::supervisor::{ChildSpec, Strategy, SupervisorSpec};
 use owl_system::{Services, listener};
 
-use crate::{Web, WebConfig, api, assets, auth, cluster_api, live, pages, server};
+use crate::{Web, WebConfig, accept, api, assets, auth, cluster_api, guards, live, pages};
 
 /// The registered name of the endpoint process.
 pub const ENDPOINT: &str = "web_endpoint";
@@ -50,7 +50,7 @@ pub fn endpoint(
             live: live::LiveAdmission::new(config.max_live_per_address),
             public_url: public_url.trim_end_matches('/').into(),
         };
-        let limits = server::Limits {
+        let limits = accept::Limits {
             max_connections: config
                 .max_connections
                 .unwrap_or_else(default_max_connections),
@@ -73,14 +73,14 @@ pub fn endpoint(
                             ));
                         }
                     };
-                    let drain = server::Drain::new();
-                    let limits = server::Limits {
+                    let drain = accept::Drain::new();
+                    let limits = accept::Limits {
                         max_connections: limits.max_connections,
                         header_timeout: limits.header_timeout,
                         trusted_proxies: limits.trusted_proxies.clone(),
                     };
                     let reason = tokio::select! {
-                        () = server::run(socket, router, limits, drain.clone()) => {
+                        () = accept::run(socket, router, limits, drain.clone()) => {
                             ExitReason::error("the server stopped by itself")
                         }
                         reason = listener::stopped(&mut p) => reason,
@@ -105,52 +105,76 @@ fn default_max_connections() -> usize {
     limit.saturating_sub(RESERVED_FDS).clamp(16, 65_536) as usize
 }
 
-/// Every route of the system.
+/// Every route of the system, grouped by who may call it; each group's
+/// guard (see `access`) checks once for all its routes.
 fn router(web: Web) -> Router {
-    Router::new()
+    use axum::middleware::from_fn_with_state as guard;
+    // Anyone: the pages visitors use, their live connections, the public API.
+    let public = Router::new()
         .route("/", get(pages::sum::index))
         .route("/live/sum", get(pages::sum::live))
         .route("/load", get(pages::load::index))
+        .route("/live/load", get(pages::load::live))
         .route("/board", get(pages::board::index))
         .route("/board/{topic}", get(pages::board::topic))
         .route("/board/{topic}/older", get(pages::board::older))
         .route("/board/{topic}/qr.svg", get(pages::board::qr))
+        .route("/live/board/{topic}", get(pages::board::live))
+        .route("/login", get(pages::login::page).post(pages::login::submit))
+        .route("/logout", post(pages::login::logout))
+        .route("/assets/{name}", get(assets::serve))
+        .route("/api/health", get(api::health))
+        .route("/api/sum", post(api::sum))
+        .route("/api/load", get(api::get_load))
+        .route(
+            "/api/board/{topic}",
+            get(api::board_posts).post(api::board_post),
+        )
+        .route("/api/{*rest}", any(api::not_found));
+    // The admin, or anyone with --public-dashboards: watching.
+    let viewers = Router::new()
+        .route("/dashboard/processes", get(pages::processes::index))
+        .route("/dashboard/processes/{n}", get(pages::processes::detail))
+        .route("/live/dashboard/processes", get(pages::processes::live))
+        .route("/dashboard/system", get(pages::system::index))
+        .route("/live/dashboard/system", get(pages::system::live))
+        .route("/metrics", get(crate::metrics::metrics))
+        .route_layer(guard(web.clone(), guards::viewers));
+    // The admin, in a browser or with the token: acting from pages.
+    let admins = Router::new()
+        .route(
+            "/dashboard/processes/{n}/kill",
+            post(pages::processes::kill),
+        )
         .route("/board/{topic}/admin", get(pages::board::admin))
         .route(
             "/board/{topic}/admin/delete/{id}",
             post(pages::board::delete),
         )
         .route("/board/{topic}/admin/reset", post(pages::board::reset))
-        .route("/live/board/{topic}", get(pages::board::live))
-        .route("/live/load", get(pages::load::live))
-        .route("/live/dashboard/processes", get(pages::processes::live))
-        .route("/live/dashboard/system", get(pages::system::live))
-        .route("/dashboard/processes", get(pages::processes::index))
-        .route("/dashboard/processes/{n}", get(pages::processes::detail))
         .route(
-            "/dashboard/processes/{n}/kill",
-            post(pages::processes::kill),
+            "/board/{topic}/admin/read-only",
+            post(pages::board::read_only),
         )
-        .route("/dashboard/system", get(pages::system::index))
-        .route("/login", get(pages::login::page).post(pages::login::submit))
-        .route("/logout", post(pages::login::logout))
-        .route("/metrics", get(crate::metrics::metrics))
-        .route("/assets/{name}", get(assets::serve))
-        .route("/api/sum", post(api::sum))
-        .route("/api/health", get(api::health))
-        .route("/api/load", get(api::get_load).put(api::put_load))
-        .route(
-            "/api/board/{topic}",
-            get(api::board_posts).post(api::board_post),
-        )
+        .route_layer(guard(web.clone(), guards::admins));
+    // The admin's scripts: acting through the JSON API.
+    let scripts = Router::new()
+        .route("/api/load", put(api::put_load))
         .route(
             "/api/board/{topic}/{id}",
             axum::routing::delete(api::board_delete),
         )
-        .route("/api/{*rest}", any(api::not_found))
-        .route(owl_system::at::NODE_PATH, post(cluster_api::node))
+        .route_layer(guard(web.clone(), guards::scripts));
+    // Other nodes of the cluster (signed; checked by `cluster_api::Signed`).
+    let nodes = Router::new().route(owl_system::at::NODE_PATH, post(cluster_api::node));
+    Router::new()
+        .merge(public)
+        .merge(viewers)
+        .merge(admins)
+        .merge(scripts)
+        .merge(nodes)
         .fallback(pages::not_found)
-        .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(web)
 }
@@ -173,20 +197,4 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     response
-}
-
-/// Browsers send `Origin` with every WebSocket handshake and form post; one
-/// from another site must not drive a visitor's session or act as the
-/// admin. Clients without `Origin` (scripts, load tests) are not browsers.
-pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest.trim_end_matches('/'));
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }

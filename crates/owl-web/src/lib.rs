@@ -23,18 +23,20 @@
 //! system.shutdown(std::time::Duration::from_secs(30));
 //! ```
 
-mod access;
+mod accept;
 mod api;
 mod assets;
 mod auth;
 mod cluster_api;
 mod endpoint;
+mod error;
+mod guards;
 mod layout;
 mod live;
 mod metrics;
 mod pages;
-mod server;
 mod throttle;
+mod topic;
 mod visitor;
 
 use std::sync::Arc;
@@ -44,6 +46,10 @@ use owl_system::Services;
 
 pub use endpoint::{ENDPOINT, SUPERVISOR, endpoint};
 pub use live::{MAX_FRAME_BYTES, SESSIONS};
+
+/// The largest request body any route reads (forms, the JSON API,
+/// node-to-node requests).
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How the web side runs.
 #[derive(Clone, Debug)]

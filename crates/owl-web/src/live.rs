@@ -33,7 +33,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::Web;
-use crate::server::ConnectionSlot;
+use crate::accept::ConnectionSlot;
 
 /// The registered name of the supervisor of all live sessions.
 pub const SESSIONS: &str = "live_sup";
@@ -211,7 +211,7 @@ impl FromRequestParts<Web> for LiveConnect {
             .map_err(IntoResponse::into_response)?;
         Ok(LiveConnect {
             ws,
-            same_origin: crate::endpoint::same_origin(&parts.headers),
+            same_origin: crate::auth::same_origin(&parts.headers),
             slot: parts.extensions.get::<ConnectionSlot>().cloned(),
             ip: crate::visitor::ip_of(&parts.extensions),
             client: crate::visitor::client_of(web, parts),

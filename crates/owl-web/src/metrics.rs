@@ -10,10 +10,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::Web;
-use crate::access::Viewer;
 
 /// `GET /metrics`.
-pub(crate) async fn metrics(_: Viewer, State(web): State<Web>) -> Response {
+pub(crate) async fn metrics(State(web): State<Web>) -> Response {
     let mut response = render(&web).await.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -191,14 +191,14 @@ fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 403);
+        assert_eq!(r.status().as_u16(), 401);
         let r = http()
             .post(server.url("/board/observability/admin/reset"))
             .form(&[("csrf", "x")])
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 403);
+        assert_eq!(r.status().as_u16(), 401);
         assert_eq!(
             http()
                 .get(server.url("/board/observability/admin"))
@@ -226,6 +226,91 @@ fn the_rate_limit_answers_429_and_moderation_needs_the_token() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 404);
+    });
+}
+
+#[test]
+fn the_moderator_freezes_the_board_from_its_admin_page_and_thaws_it_again() {
+    let server = TestNode::start(4);
+    client_runtime().block_on(async {
+        let switch = |on: &'static str, token: Option<&'static str>| {
+            let mut request = http()
+                .post(server.url("/board/building-blocks/admin/read-only"))
+                .form(&[("on", on)]);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        let admin_page = || async {
+            http()
+                .get(server.url("/board/building-blocks/admin"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        assert!(admin_page().await.contains("Refuse new posts"));
+        // A visitor cannot freeze it.
+        assert_eq!(switch("true", None).await, 401);
+        let (status, _) = post(
+            &server,
+            "building-blocks",
+            json!({"text": "open", "author": "A"}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 201);
+
+        // Redirected back (reqwest follows) to a page that says so.
+        assert_eq!(switch("true", Some(ADMIN_TOKEN)).await, 200);
+        let page = admin_page().await;
+        assert!(
+            page.contains("Read-only:") && page.contains("Accept posts again"),
+            "{page}"
+        );
+        let (status, body) = post(
+            &server,
+            "building-blocks",
+            json!({"text": "frozen", "author": "A"}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "Posting of Message failed.");
+        // Moderation still works while frozen.
+        let id = posts(&server, "building-blocks").await[0]["id"]
+            .as_i64()
+            .unwrap();
+        let r = http()
+            .delete(server.url(&format!("/api/board/building-blocks/{id}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        // A form that is not understood changes nothing.
+        assert_eq!(switch("maybe", Some(ADMIN_TOKEN)).await, 400);
+        assert!(admin_page().await.contains("Accept posts again"));
+
+        assert_eq!(switch("false", Some(ADMIN_TOKEN)).await, 200);
+        let (status, _) = post(
+            &server,
+            "building-blocks",
+            json!({"text": "thawed", "author": "A"}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 201);
+        let texts: Vec<Value> = posts(&server, "building-blocks")
+            .await
+            .iter()
+            .map(|p| p["text"].clone())
+            .collect();
+        assert_eq!(texts, [json!("thawed")]);
     });
 }
 

@@ -105,6 +105,35 @@ fn acknowledged_posts_survive_the_nodes_and_a_bad_url_is_a_clear_error() {
         assert_eq!(listed["posts"].as_array().unwrap().len(), 5);
     });
 
+    // Read-only is the database's: switched on one node, every node sharing
+    // it refuses new posts, and a node started later finds it still on.
+    let c = shared_node(&pg);
+    let board = b.board.clone();
+    b.block_on(async move { board.set_read_only(true).await.unwrap() });
+    let refused = |node: &TestNode| {
+        let url = node.url("/api/board/building-blocks");
+        client_runtime().block_on(async move {
+            http()
+                .post(url)
+                .json(&json!({"text": "frozen?", "author": "Cy"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(refused(&c), 503, "the other node refuses too");
+    assert_eq!(refused(&b), 503);
+    drop(c);
+    let d = shared_node(&pg);
+    let board = d.board.clone();
+    assert!(d.block_on(async move { board.read_only().await.unwrap() }));
+    let board = d.board.clone();
+    d.block_on(async move { board.set_read_only(false).await.unwrap() });
+    client_runtime().block_on(post(&b, "thawed", "Cy"));
+    drop(d);
+
     // A database that cannot be reached stops the node at start, saying where.
     let dir = pg.dir().join("unreachable-node");
     let config = owl_system::Config {

@@ -188,26 +188,18 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
             &format!("document.querySelector('#proc-table tbody tr')?.id === '{row}'"),
         )
         .await;
-        page.find(fantoccini::Locator::Css(&format!("#{row} a")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait_js(
+        browser::click(&page, &format!("#{row} a")).await;
+        // Its stack, once the guest threads (busy on a loaded machine) let
+        // it reach an epoch tick within the page's second.
+        browser::wait_js_reloading(
             &page,
-            "the detail page",
+            "the runaway's stack on its page",
             "document.body.innerText.includes('naive_sum')",
         )
         .await;
 
         // Kill: the process ends and the page says it is gone.
-        page.find(fantoccini::Locator::Css("button.danger"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser::click(&page, "button.danger").await;
         wait_js(
             &page,
             "the process to be gone",

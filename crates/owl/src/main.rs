@@ -3,7 +3,7 @@
 //! (optionally next to the BEAM).
 
 mod console;
-mod load;
+mod load_test;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -40,7 +40,7 @@ enum Command {
     Bench(owl_bench::BenchArgs),
     /// The talk's load test against a running node: virtual users on the
     /// sum page (or the API, or the board), with probes and a report.
-    Load(load::LoadArgs),
+    Load(load_test::LoadArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,7 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Console(args) => console::client::run(args),
         Command::Bench(args) => owl_bench::run(args),
-        Command::Load(args) => load::run(args),
+        Command::Load(args) => load_test::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -81,10 +81,13 @@ fn init_logging(format: LogFormat) {
 /// page faults of a fresh million-process spawn several times over here.
 /// `MIMALLOC_*` environment variables still override these defaults.
 fn tune_allocator() {
-    use libmimalloc_sys::{mi_option_set, mi_option_t};
+    use libmimalloc_sys::{mi_option_large_os_pages, mi_option_set, mi_option_t};
+    /// `mi_option_arena_eager_commit`, the fifth of mimalloc's `mi_option_e`
+    /// (libmimalloc-sys names no constant for it).
+    const MI_OPTION_ARENA_EAGER_COMMIT: mi_option_t = 4;
     let options: [(mi_option_t, &str); 2] = [
-        (4, "MIMALLOC_ARENA_EAGER_COMMIT"),
-        (6, "MIMALLOC_ALLOW_LARGE_OS_PAGES"),
+        (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        (mi_option_large_os_pages, "MIMALLOC_ALLOW_LARGE_OS_PAGES"),
     ];
     for (option, env) in options {
         if std::env::var_os(env).is_none() {

@@ -288,7 +288,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     // The console socket lives in the data directory, which the system
     // creates; bind it after checking the directory can be made.
     owl_system::system::create_private_dir(&args.data_dir)?;
-    let (console_listener, console_path) = console::server::bind(&args.data_dir)?;
+    let (console_listener, console_path) = console::socket::bind(&args.data_dir)?;
     let web = WebConfig {
         public_dashboards: args.public_dashboards,
         max_connections: args.max_connections,
@@ -300,7 +300,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
     let system = System::builder(config)
         .edge(owl_web::endpoint(web, listener))
         .edge(move |services| {
-            Ok(console::server::child_spec(
+            Ok(console::socket::child_spec(
                 services.clone(),
                 console_listener,
             ))

@@ -66,7 +66,7 @@ fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {
 
         // stack names the guest function; trace sees function entries.
         let stack = node.ok(&["stack", &looping]);
-        let frames: Vec<&str> = stack["stack"]
+        let frames: Vec<&str> = stack["stack"]["guest"]
             .as_array()
             .unwrap()
             .iter()

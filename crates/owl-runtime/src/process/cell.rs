@@ -28,9 +28,6 @@ pub(crate) mod status {
     pub(crate) const EXITING: u8 = 3;
 }
 
-/// `ProcessCell::waiting_on` value while the process sleeps.
-pub(crate) const WAIT_SLEEP: u8 = 1;
-
 /// Who is told when a process ends.
 pub(crate) enum Watcher {
     /// A process, by a [`Down`] message.

@@ -333,13 +333,13 @@ impl Process {
 
     /// Sleeps for `duration` (millisecond resolution), showing `sleep` as the
     /// current activity meanwhile. Cheap enough for a million sleeping processes.
-    pub fn sleep(&self, duration: Duration) -> crate::time::Sleep<'_> {
+    pub fn sleep(&self, duration: Duration) -> crate::sleep::Sleep<'_> {
         self.sleep_until(std::time::Instant::now() + duration)
     }
 
     /// Sleeps until `deadline` (see [`sleep`](Self::sleep)).
-    pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::time::Sleep<'_> {
-        crate::time::Sleep::new(&self.node.inner.wheel, deadline, &self.cell.waiting_on)
+    pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::sleep::Sleep<'_> {
+        crate::sleep::Sleep::new(&self.node.inner.wheel, deadline, &self.cell.waiting_on)
     }
 }
 

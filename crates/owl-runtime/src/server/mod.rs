@@ -49,7 +49,6 @@
 //! order of other messages in the caller's mailbox, and a caller outside
 //! any process (an HTTP handler) can call too.
 
-mod call;
 mod reply;
 
 use std::any::TypeId;
@@ -67,8 +66,10 @@ use crate::pid::Pid;
 use crate::process::{Process, SendError, SpawnOptions};
 use crate::supervisor::StartArgs;
 
-pub use call::{CallError, PendingReply};
-pub(crate) use call::{Kind, ReplySender, check_target, request};
+use crate::call::{self, Kind, request};
+pub use crate::call::{CallError, PendingReply};
+pub use crate::lifecycle::StartError;
+use crate::lifecycle::{is_from_parent, register_or_holder};
 use reply::Envelope;
 pub use reply::{Answers, Handle, HandleLater, Later, Now, ReplyTo};
 
@@ -198,47 +199,6 @@ pub trait Server: Send + Sized + 'static {
 /// Marks a process as a server of type `S`, for typed lookups.
 fn kind_of<S: 'static>() -> Kind {
     Kind(Some((TypeId::of::<fn(S)>(), "server of this type")))
-}
-
-/// Why a server or supervisor did not start.
-///
-/// ```
-/// use owl_runtime::server::StartError;
-/// use owl_runtime::ExitReason;
-/// let failed = StartError::Failed(ExitReason::error("no config"));
-/// assert_eq!(failed.to_string(), "failed to start: no config");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StartError {
-    /// Its name is registered already, by this process (OTP's
-    /// `{error, {already_started, Pid}}`). Nothing was started: the
-    /// refused process ended `normal`, without a crash report, and left no
-    /// exit signal behind.
-    AlreadyStarted(Pid),
-    /// It failed while starting (`init` returned an error, or crashed),
-    /// with this reason. A `start_link` caller gets no exit signal from it.
-    Failed(ExitReason),
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::AlreadyStarted(pid) => write!(f, "already started as {pid}"),
-            StartError::Failed(reason) => write!(f, "failed to start: {reason}"),
-        }
-    }
-}
-impl std::error::Error for StartError {}
-
-impl From<StartError> for ExitReason {
-    /// The reason a child start function reports for a refused start.
-    fn from(e: StartError) -> ExitReason {
-        match e {
-            StartError::Failed(reason) => reason,
-            already => ExitReason::error(already.to_string()),
-        }
-    }
 }
 
 /// A typed handle on a running [`Server`].
@@ -579,19 +539,6 @@ fn short_type_name<S>() -> String {
     full.rsplit("::").next().unwrap_or(full).to_string()
 }
 
-/// Registers `name` for `p`, or says which process holds it.
-pub(crate) fn register_or_holder(p: &Process, name: &str) -> Result<(), Pid> {
-    loop {
-        if p.register(name).is_ok() {
-            return Ok(());
-        }
-        // Released between the two steps: try again.
-        if let Some(holder) = p.node().whereis(name) {
-            return Err(holder);
-        }
-    }
-}
-
 async fn serve<S: Server>(
     mut p: Process,
     mut server: S,
@@ -659,10 +606,4 @@ async fn serve<S: Server>(
             Err(msg) => server.handle_info(msg, &mut ctx).await,
         }
     }
-}
-
-/// An exit signal from the parent (or from the node itself, `<0.0.0>`) means
-/// "stop now" to a trapping server or supervisor.
-pub(crate) fn is_from_parent(from: &Pid, parent: Option<&Pid>) -> bool {
-    from.id().0 == 0 || parent == Some(from)
 }

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::call::{Dropped, ReplySender};
 use super::{Ctx, Server};
+use crate::call::{Dropped, ReplySender};
 
 /// One kind of request a server answers at once: the handler's result is
 /// the reply. A server implements it once per kind of request, each with

@@ -24,12 +24,12 @@ use super::{
     DynamicLimits, Request, Restart, Shutdown, StartArgs, Started, Strategy, SupervisorSpec,
 };
 use crate::exit::ExitReason;
+use crate::lifecycle::{StartError, is_from_parent};
 use crate::log_limit::unobserved;
 use crate::message::{Down, Exit};
 use crate::node::Node;
 use crate::pid::{MonitorRef, Pid};
 use crate::process::{Process, SpawnOptions};
-use crate::server::{StartError, is_from_parent};
 
 pub(super) async fn start(
     node: &Node,
@@ -90,7 +90,7 @@ async fn run(
     p.stops_with_parent();
     p.cell.state.lock().extras().server_kind = super::supervisor_kind().0.map(|(id, _)| id);
     if let Some(name) = &spec.name
-        && let Err(holder) = crate::server::register_or_holder(&p, name)
+        && let Err(holder) = crate::lifecycle::register_or_holder(&p, name)
     {
         // Not a crash: nothing started (OTP's `already_started`).
         if let Some(parent) = &parent {

@@ -38,11 +38,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::call::{CallError, Kind, ReplySender, request};
 use crate::exit::{ExitReason, IntoExitReason};
+use crate::lifecycle::StartError;
 use crate::node::Node;
 use crate::pid::Pid;
 use crate::process::{Process, SpawnOptions};
-use crate::server::{CallError, Kind, ReplySender, StartError, request};
 
 /// Which children restart when one of them ends and is to be restarted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -684,7 +685,7 @@ impl SupervisorRef {
 
     /// Wraps `pid` if it is a supervisor.
     pub fn try_from_pid(pid: Pid) -> Option<Self> {
-        crate::server::check_target(&pid, supervisor_kind())
+        crate::call::check_target(&pid, supervisor_kind())
             .ok()
             .map(|()| SupervisorRef { pid })
     }

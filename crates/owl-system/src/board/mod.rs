@@ -15,6 +15,7 @@
 
 mod draft;
 mod postgres;
+mod sqlite;
 mod store;
 mod topics;
 
@@ -25,7 +26,6 @@ use std::time::{Duration, Instant};
 use owl_runtime::supervisor::{ChildSpec, Restart, Strategy, SupervisorRef, SupervisorSpec};
 use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
 use parking_lot::RwLock;
-use tokio::sync::oneshot;
 
 pub use draft::{Draft, FieldErrors, MAX_AUTHOR_CHARS, MAX_TEXT_CHARS};
 pub use store::StoreError;
@@ -34,7 +34,8 @@ pub use topics::{DEFAULT_TOPIC, TOPICS, Topic};
 use crate::math::Client;
 use crate::rate::SlidingWindow;
 use postgres::PgStore;
-use store::{Store, Write};
+use sqlite::SqliteStore;
+use store::{NewPost, PostStore};
 
 /// The registered name of the board's supervisor.
 pub const SUPERVISOR: &str = "board_sup";
@@ -42,6 +43,9 @@ pub const SUPERVISOR: &str = "board_sup";
 pub const STORE: &str = "board_store";
 /// The registered name of the saves' supervisor.
 pub const SAVES: &str = "board_saves";
+/// What a visitor is told when a post could not be saved (the talk's own
+/// words).
+pub const SAVE_FAILED: &str = "Posting of Message failed.";
 /// How long a save may take before it counts as failed.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Posts a topic shows at once; older ones are paged.
@@ -163,70 +167,31 @@ pub struct Board {
 struct Inner {
     config: BoardConfig,
     /// The database while its owner process runs.
-    store: RwLock<Option<Backend>>,
+    store: RwLock<Option<Arc<dyn PostStore>>>,
     /// Recent posts per client, for the per-visitor rate limit…
     per_client: SlidingWindow<Client>,
     /// …and per address, for all the visitors behind one.
     per_address: SlidingWindow<std::net::IpAddr>,
 }
 
-/// Where the posts are: this node's SQLite file, or a PostgreSQL database
-/// shared with other nodes.
-#[derive(Clone, Debug)]
-enum Backend {
-    Sqlite(Arc<Store>),
-    Postgres(Arc<PgStore>),
-}
-
-impl Backend {
-    async fn open(config: &BoardConfig) -> Result<Backend, StoreError> {
-        match &config.database_url {
-            Some(url) => Ok(Backend::Postgres(Arc::new(PgStore::open(url).await?))),
-            None => {
-                let path = config.database.clone();
-                let store = tokio::task::spawn_blocking(move || Store::open(&path))
-                    .await
-                    .map_err(|e| StoreError(format!("opening the database: {e}")))??;
-                Ok(Backend::Sqlite(Arc::new(store)))
-            }
+/// Opens where the posts are: this node's SQLite file, or a PostgreSQL
+/// database shared with other nodes.
+async fn open_store(config: &BoardConfig) -> Result<Arc<dyn PostStore>, StoreError> {
+    let store: Arc<dyn PostStore> = match &config.database_url {
+        Some(url) => Arc::new(PgStore::open(url).await?),
+        None => {
+            let path = config.database.clone();
+            let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| StoreError(format!("opening the database: {e}")))??;
+            Arc::new(opened)
         }
+    };
+    if store.read_only().await? {
+        tracing::warn!(target: "owl::board",
+            "the board is read-only: it refuses new posts until `owl console board readonly off`");
     }
-
-    fn write(&self, write: Write) -> Result<(), StoreError> {
-        match self {
-            Backend::Sqlite(store) => store.write(write),
-            Backend::Postgres(store) => store.write(write),
-        }
-    }
-
-    async fn list(
-        &self,
-        topic: &str,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<Post>, StoreError> {
-        match self {
-            Backend::Sqlite(store) => {
-                let (store, topic) = (store.clone(), topic.to_string());
-                tokio::task::spawn_blocking(move || store.list(&topic, before, limit))
-                    .await
-                    .map_err(|e| StoreError(e.to_string()))?
-            }
-            Backend::Postgres(store) => store.list(topic, before, limit).await,
-        }
-    }
-
-    async fn count(&self, topic: &'static str) -> Result<u64, StoreError> {
-        match self {
-            Backend::Sqlite(store) => {
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || store.count(Some(topic)))
-                    .await
-                    .map_err(|e| StoreError(e.to_string()))?
-            }
-            Backend::Postgres(store) => store.count(Some(topic)).await,
-        }
-    }
+    Ok(store)
 }
 
 /// The group of a topic's pages.
@@ -271,9 +236,7 @@ impl Board {
         let store = ChildSpec::worker(STORE, move |args| {
             let inner = inner.clone();
             async move {
-                let opened = Backend::open(&inner.config)
-                    .await
-                    .map_err(ExitReason::error)?;
+                let opened = open_store(&inner.config).await.map_err(ExitReason::error)?;
                 *inner.store.write() = Some(opened.clone());
                 let opts = SpawnOptions::new().label("board store");
                 Ok(args.spawn_link_opts(opts, move |mut p| async move {
@@ -283,14 +246,8 @@ impl Board {
                     // does listening to a shared database.
                     let _closed = StoreSlot(inner.clone());
                     let node = p.node().clone();
-                    let listen = async {
-                        match &opened {
-                            Backend::Postgres(store) => store.listen(node).await,
-                            Backend::Sqlite(_) => std::future::pending().await,
-                        }
-                    };
                     tokio::select! {
-                        () = listen => {}
+                        () = opened.follow(node) => {}
                         () = async { loop { p.recv_any().await; } } => {}
                     }
                 }))
@@ -317,7 +274,7 @@ impl Board {
         TOPICS.iter().find(|t| t.slug == slug)
     }
 
-    fn store(&self) -> Result<Backend, PostError> {
+    fn store(&self) -> Result<Arc<dyn PostStore>, PostError> {
         self.inner
             .store
             .read()
@@ -407,7 +364,7 @@ impl Board {
         limit: usize,
     ) -> Result<Vec<Post>, StoreError> {
         let store = self.store().map_err(|e| StoreError(e.to_string()))?;
-        store.list(topic, before, limit).await
+        store.list(topic.to_string(), before, limit).await
     }
 
     /// Posts per topic, every topic listed.
@@ -415,21 +372,19 @@ impl Board {
         let store = self.store().map_err(|e| StoreError(e.to_string()))?;
         let mut counts = Vec::with_capacity(TOPICS.len());
         for t in TOPICS {
-            counts.push((t.slug, store.count(t.slug).await?));
+            counts.push((t.slug, store.count(t.slug.to_string()).await?));
         }
         Ok(counts)
     }
 
-    async fn write<T>(
+    /// Asks the store, waiting at most [`SAVE_TIMEOUT`] for its answer.
+    async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
+        request: impl for<'s> FnOnce(&'s dyn PostStore) -> store::Reply<'s, T>,
     ) -> Result<T, StoreError> {
         let store = self.store().map_err(|e| StoreError(e.to_string()))?;
-        let (done, answer) = oneshot::channel();
-        store.write(make(done))?;
-        match tokio::time::timeout(SAVE_TIMEOUT, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(StoreError("the database writer stopped".into())),
+        match tokio::time::timeout(SAVE_TIMEOUT, request(&*store)).await {
+            Ok(result) => result,
             Err(_) => Err(StoreError("the database did not answer in time".into())),
         }
     }
@@ -444,7 +399,7 @@ impl Board {
         id: i64,
     ) -> Result<bool, StoreError> {
         let topic = topic.map(str::to_string);
-        let topic = self.write(|done| Write::Delete { id, topic, done }).await?;
+        let topic = self.ask(|store| store.delete(id, topic)).await?;
         let Some(topic) = topic else {
             return Ok(false);
         };
@@ -468,9 +423,7 @@ impl Board {
             return Err(StoreError(format!("no topic {topic:?}")));
         }
         let slug = topic.to_string();
-        let removed = self
-            .write(|done| Write::Reset { topic: slug, done })
-            .await?;
+        let removed = self.ask(|store| store.reset(slug)).await?;
         tracing::warn!(target: "owl::board", topic, removed, "topic reset");
         if self.is_shared() {
             return Ok(removed);
@@ -484,10 +437,20 @@ impl Board {
         Ok(removed)
     }
 
-    /// Stops (or resumes) accepting posts at the database: a maintenance
-    /// switch; saves fail with the database's own error meanwhile.
+    /// Stops (or resumes) accepting new posts: a setting of the database,
+    /// so every node that shares it refuses them, and it outlasts a restart.
+    /// Saves fail meanwhile (the pages show the talk's "Posting of Message
+    /// failed."); deleting and resetting still work.
     pub async fn set_read_only(&self, read_only: bool) -> Result<(), StoreError> {
-        self.write(|done| Write::ReadOnly { read_only, done }).await
+        self.ask(|store| store.set_read_only(read_only)).await?;
+        tracing::warn!(target: "owl::board", read_only, "board read-only switched");
+        Ok(())
+    }
+
+    /// Whether the board refuses new posts (see
+    /// [`set_read_only`](Self::set_read_only)).
+    pub async fn read_only(&self) -> Result<bool, StoreError> {
+        self.ask(|store| store.read_only()).await
     }
 }
 
@@ -511,11 +474,12 @@ async fn save(
 ) -> Result<(), ExitReason> {
     p.set_activity(format!("saving a post on {topic}"));
     let post = board
-        .write(|done| Write::Insert {
-            topic: topic.clone(),
-            text: draft.text.clone(),
-            author: draft.author.clone(),
-            done,
+        .ask(|store| {
+            store.insert(NewPost {
+                topic: topic.clone(),
+                text: draft.text,
+                author: draft.author,
+            })
         })
         .await
         .map_err(|e| ExitReason::error(format!("the post was not saved: {e}")))?;

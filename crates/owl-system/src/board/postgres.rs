@@ -12,15 +12,21 @@
 //! The notification carries ids only (a payload is limited to 8000 bytes);
 //! the listener reads the post itself.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Transaction,
+};
 use owl_runtime::Node;
 use serde_json::{Value, json};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::store::{Done, StoreError, Write, answer, now_ms};
+use super::store::{
+    MIGRATIONS, NewPost, PostStore, READ_ONLY, Reply, StoreError, check_version, now_ms,
+    refused_read_only,
+};
 use super::{BoardEvent, Post, group};
 
 /// The channel every change is announced on.
@@ -29,19 +35,6 @@ pub(crate) const CHANNEL: &str = "owl_board";
 const POOL_SIZE: usize = 8;
 /// How long to wait before listening again after the connection dropped.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
-
-/// Versioned schema changes; the `owl_schema` table says how many ran.
-const MIGRATIONS: &[&str] = &[
-    // 1: posts, newest first per topic.
-    "CREATE TABLE posts (
-         id BIGSERIAL PRIMARY KEY,
-         topic TEXT NOT NULL,
-         text TEXT NOT NULL,
-         author TEXT NOT NULL,
-         inserted_at BIGINT NOT NULL
-     );
-     CREATE INDEX posts_by_topic ON posts (topic, id DESC);",
-];
 
 fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
     // The server's own message ("relation … does not exist") says more than
@@ -58,8 +51,6 @@ pub(crate) struct PgStore {
     config: tokio_postgres::Config,
     /// Where it is, without the password, for messages.
     shown: String,
-    /// Set by the operator (`board read-only on`): changes are refused here.
-    read_only: AtomicBool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -112,7 +103,6 @@ impl PgStore {
             pool,
             config,
             shown,
-            read_only: AtomicBool::new(false),
         };
         store.migrate().await?;
         Ok(store)
@@ -143,14 +133,11 @@ impl PgStore {
             .map_err(failed("reading the schema version"))?
             .get(0);
         let version = version as usize;
-        if version > MIGRATIONS.len() {
-            return Err(StoreError(format!(
-                "the database has schema version {version}, newer than this owl knows ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            tx.batch_execute(sql).await.map_err(failed("migrating"))?;
+        check_version(version)?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.batch_execute(migration.postgres)
+                .await
+                .map_err(failed("migrating"))?;
             tx.execute("UPDATE owl_schema SET version = $1", &[&((i + 1) as i32)])
                 .await
                 .map_err(failed("migrating"))?;
@@ -158,130 +145,15 @@ impl PgStore {
         tx.commit().await.map_err(failed("migrating"))
     }
 
-    /// Applies a change in its own transaction with its notification, then
-    /// answers on the change's channel.
-    pub(crate) fn write(self: &std::sync::Arc<Self>, write: Write) -> Result<(), StoreError> {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let result = store.apply(&write).await;
-            if let Err(e) = &result {
-                tracing::warn!(target: "owl::board", error = %e, "a board change failed");
-            }
-            answer(write, result);
-        });
-        Ok(())
-    }
-
-    async fn apply(&self, write: &Write) -> Result<Done, StoreError> {
-        if let Write::ReadOnly { read_only, .. } = write {
-            self.read_only.store(*read_only, Ordering::Relaxed);
-            return Ok(Done::ReadOnly);
-        }
-        if self.read_only.load(Ordering::Relaxed) {
-            return Err(StoreError(
-                "the board is read-only (the operator's `board read-only`)".into(),
-            ));
-        }
-        let mut client = self.client().await?;
-        let tx = client
+    /// A transaction on a pooled connection.
+    async fn begin<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Object,
+    ) -> Result<Transaction<'c>, StoreError> {
+        client
             .transaction()
             .await
-            .map_err(failed("starting a transaction"))?;
-        let notify = |event: Value| {
-            let payload = event.to_string();
-            let tx = &tx;
-            async move {
-                tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-                    .await
-                    .map_err(failed("announcing the change"))
-            }
-        };
-        let done = match write {
-            Write::Insert {
-                topic,
-                text,
-                author,
-                ..
-            } => {
-                let at = now_ms();
-                let id: i64 = tx
-                    .query_one(
-                        "INSERT INTO posts (topic, text, author, inserted_at) \
-                         VALUES ($1, $2, $3, $4) RETURNING id",
-                        &[topic, text, author, &at],
-                    )
-                    .await
-                    .map_err(failed("saving the post"))?
-                    .get(0);
-                notify(json!({"kind": "posted", "id": id})).await?;
-                Done::Inserted(Post {
-                    id,
-                    topic: topic.clone(),
-                    text: text.clone(),
-                    author: author.clone(),
-                    inserted_at: at,
-                })
-            }
-            Write::Delete { id, topic, .. } => {
-                let topic: Option<String> = tx
-                    .query_opt(
-                        "DELETE FROM posts WHERE id = $1 AND ($2::text IS NULL OR topic = $2) RETURNING topic",
-                        &[id, topic],
-                    )
-                    .await
-                    .map_err(failed("deleting the post"))?
-                    .map(|row| row.get(0));
-                if let Some(topic) = &topic {
-                    notify(json!({"kind": "deleted", "id": id, "topic": topic})).await?;
-                }
-                Done::Deleted(topic)
-            }
-            Write::Reset { topic, .. } => {
-                let n = tx
-                    .execute("DELETE FROM posts WHERE topic = $1", &[topic])
-                    .await
-                    .map_err(failed("resetting the topic"))?;
-                notify(json!({"kind": "reset", "topic": topic})).await?;
-                Done::Reset(n as usize)
-            }
-            Write::ReadOnly { .. } => unreachable!("handled above"),
-        };
-        tx.commit().await.map_err(failed("committing"))?;
-        Ok(done)
-    }
-
-    /// Up to `limit` posts of `topic` older than `before` (newest first).
-    pub(crate) async fn list(
-        &self,
-        topic: &str,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<Post>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, topic, text, author, inserted_at FROM posts \
-                 WHERE topic = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-                &[&topic, &before.unwrap_or(i64::MAX), &(limit as i64)],
-            )
-            .await
-            .map_err(failed("reading posts"))?;
-        Ok(rows.iter().map(row_to_post).collect())
-    }
-
-    /// Posts of `topic` (every topic for `None`).
-    pub(crate) async fn count(&self, topic: Option<&str>) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let row = match topic {
-            Some(t) => {
-                client
-                    .query_one("SELECT COUNT(*) FROM posts WHERE topic = $1", &[&t])
-                    .await
-            }
-            None => client.query_one("SELECT COUNT(*) FROM posts", &[]).await,
-        }
-        .map_err(failed("counting posts"))?;
-        Ok(row.get::<_, i64>(0) as u64)
+            .map_err(failed("starting a transaction"))
     }
 
     async fn post(&self, id: i64) -> Result<Option<Post>, StoreError> {
@@ -298,7 +170,7 @@ impl PgStore {
 
     /// Listens on [`CHANNEL`] and tells this node's pages of every change,
     /// reconnecting after a lost connection. Runs until dropped.
-    pub(crate) async fn listen(&self, node: Node) {
+    async fn listen(&self, node: Node) {
         loop {
             match self.listen_once(&node).await {
                 Ok(()) => tracing::warn!(target: "owl::board", at = %self.shown,
@@ -390,6 +262,144 @@ impl PgStore {
             }
             _ => tracing::warn!(target: "owl::board", payload, "unknown board notification"),
         }
+    }
+}
+
+/// Announces `event` to every node's listener when `tx` commits.
+async fn notify(tx: &Transaction<'_>, event: Value) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &event.to_string()])
+        .await
+        .map(drop)
+        .map_err(failed("announcing the change"))
+}
+
+async fn commit(tx: Transaction<'_>) -> Result<(), StoreError> {
+    tx.commit().await.map_err(failed("committing"))
+}
+
+async fn read_only(client: &impl GenericClient) -> Result<bool, StoreError> {
+    let row = client
+        .query_one(READ_ONLY, &[])
+        .await
+        .map_err(failed("reading the board's settings"))?;
+    Ok(row.get::<_, i32>(0) != 0)
+}
+
+// Each change runs in its own transaction and commits with its
+// notification, so every node hears of it exactly when it is durable.
+impl PostStore for PgStore {
+    fn insert(&self, post: NewPost) -> Reply<'_, Post> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = self.begin(&mut client).await?;
+            if read_only(&tx).await? {
+                return Err(refused_read_only());
+            }
+            let at = now_ms();
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO posts (topic, text, author, inserted_at) \
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[&post.topic, &post.text, &post.author, &at],
+                )
+                .await
+                .map_err(failed("saving the post"))?
+                .get(0);
+            notify(&tx, json!({"kind": "posted", "id": id})).await?;
+            commit(tx).await?;
+            Ok(Post {
+                id,
+                topic: post.topic,
+                text: post.text,
+                author: post.author,
+                inserted_at: at,
+            })
+        })
+    }
+
+    fn delete(&self, id: i64, topic: Option<String>) -> Reply<'_, Option<String>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = self.begin(&mut client).await?;
+            let topic: Option<String> = tx
+                .query_opt(
+                    "DELETE FROM posts WHERE id = $1 AND ($2::text IS NULL OR topic = $2) \
+                     RETURNING topic",
+                    &[&id, &topic],
+                )
+                .await
+                .map_err(failed("deleting the post"))?
+                .map(|row| row.get(0));
+            if let Some(topic) = &topic {
+                notify(&tx, json!({"kind": "deleted", "id": id, "topic": topic})).await?;
+            }
+            commit(tx).await?;
+            Ok(topic)
+        })
+    }
+
+    fn reset(&self, topic: String) -> Reply<'_, usize> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = self.begin(&mut client).await?;
+            let removed = tx
+                .execute("DELETE FROM posts WHERE topic = $1", &[&topic])
+                .await
+                .map_err(failed("resetting the topic"))?;
+            notify(&tx, json!({"kind": "reset", "topic": topic})).await?;
+            commit(tx).await?;
+            Ok(removed as usize)
+        })
+    }
+
+    fn set_read_only(&self, on: bool) -> Reply<'_, ()> {
+        Box::pin(async move {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE board_settings SET read_only = $1",
+                    &[&i32::from(on)],
+                )
+                .await
+                .map(drop)
+                .map_err(failed("switching read-only"))
+        })
+    }
+
+    fn read_only(&self) -> Reply<'_, bool> {
+        Box::pin(async move { read_only(&self.client().await?).await })
+    }
+
+    fn list(&self, topic: String, before: Option<i64>, limit: usize) -> Reply<'_, Vec<Post>> {
+        Box::pin(async move {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT id, topic, text, author, inserted_at FROM posts \
+                     WHERE topic = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                    &[&topic, &before.unwrap_or(i64::MAX), &(limit as i64)],
+                )
+                .await
+                .map_err(failed("reading posts"))?;
+            Ok(rows.iter().map(row_to_post).collect())
+        })
+    }
+
+    fn count(&self, topic: String) -> Reply<'_, u64> {
+        Box::pin(async move {
+            let row = self
+                .client()
+                .await?
+                .query_one("SELECT COUNT(*) FROM posts WHERE topic = $1", &[&topic])
+                .await
+                .map_err(failed("counting posts"))?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn follow(&self, node: Node) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.listen(node))
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::load::NodeLoad;
-use crate::operator::{ModuleView, ProcessDetail, ProcessList, SortKey, SystemStats};
+use crate::operator::{ModuleView, ProcessDetail, ProcessList, SortKey, Stack, SystemStats};
 
 /// One command's answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,12 +145,8 @@ pub enum Kind {
 pub struct StackView {
     /// Its pid number.
     pub id: u64,
-    /// Sandboxed or native.
-    pub kind: Kind,
-    /// A guest's frames, innermost first.
-    pub stack: Option<Vec<String>>,
-    /// A native process's activity.
-    pub current_activity: Option<String>,
+    /// What could be seen.
+    pub stack: Stack,
 }
 
 /// One traced event.
@@ -528,18 +524,23 @@ impl fmt::Display for Answer {
                 }
                 Ok(())
             }
-            Answer::Stack(s) => match (&s.stack, &s.current_activity) {
-                (Some(frames), _) => {
+            Answer::Stack(s) => match &s.stack {
+                Stack::Guest(frames) => {
                     for (i, frame) in frames.iter().enumerate() {
                         writeln!(f, "{i:>3}  {frame}")?;
                     }
                     Ok(())
                 }
-                (None, activity) => writeln!(
+                Stack::GuestBusy => writeln!(
                     f,
-                    "{} is a native process (no stack to capture); current activity: {}",
-                    pid(s.id),
-                    activity.as_deref().unwrap_or("")
+                    "{} is sandboxed, but its threads were too busy to show its stack \
+                     within a second; ask again",
+                    pid(s.id)
+                ),
+                Stack::Native(activity) => writeln!(
+                    f,
+                    "{} is a native process (no stack to capture); current activity: {activity}",
+                    pid(s.id)
                 ),
             },
             Answer::Trace(t) => {
@@ -781,11 +782,12 @@ impl fmt::Display for Answer {
                 BoardView::Reset { topic, removed } => {
                     writeln!(f, "{topic}: {removed} post(s) removed")
                 }
-                BoardView::ReadOnly(on) => writeln!(
+                BoardView::ReadOnly(true) => writeln!(
                     f,
-                    "the board {} new posts",
-                    if *on { "refuses" } else { "accepts" }
+                    "the board refuses new posts (a setting of its database: every node \
+                     that shares it, until `board readonly off`)"
                 ),
+                BoardView::ReadOnly(false) => writeln!(f, "the board accepts new posts"),
             },
             Answer::Stats(s) => {
                 let per: Vec<String> = s

@@ -33,7 +33,7 @@ pub use answer::{
 pub use command::{BoardAction, Budget, Command, Parsed, help, parse};
 
 use crate::Services;
-use crate::operator::{ListQuery, Operator, Stack, Trace};
+use crate::operator::{ListQuery, Operator, Trace};
 
 /// Why a command did nothing: said to whoever typed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,19 +126,9 @@ pub async fn run(
         }
         Command::Stack { target } => {
             let pid = resolve(ctx, &target)?;
-            Answer::Stack(match ctx.stack(&pid).await? {
-                Stack::Guest(frames) => StackView {
-                    id: pid.id().0,
-                    kind: Kind::Sandboxed,
-                    stack: Some(frames),
-                    current_activity: None,
-                },
-                Stack::Native(activity) => StackView {
-                    id: pid.id().0,
-                    kind: Kind::Native,
-                    stack: None,
-                    current_activity: Some(activity),
-                },
+            Answer::Stack(StackView {
+                id: pid.id().0,
+                stack: ctx.stack(&pid).await?,
             })
         }
         Command::Trace { target, seconds } => trace(ctx, &target, seconds).await?,
@@ -330,10 +320,8 @@ async fn trace(ctx: &Operator, target: &str, seconds: f64) -> Result<Answer, Con
 }
 
 fn kill(ctx: &Operator, target: &str, reason: Option<&str>) -> Result<Answer, ConsoleError> {
-    if target.parse::<owl_runtime::PidId>() == Ok(owl_runtime::PidId(0)) {
-        return Err(no(
-            "<0.0.0> is the node itself; stop it with Ctrl-C or SIGTERM",
-        ));
+    if let Ok(id) = target.parse::<owl_runtime::PidId>() {
+        crate::operator::refuse_the_node(id)?;
     }
     let pid = resolve(ctx, target)?;
     let reason = match reason.unwrap_or("kill") {

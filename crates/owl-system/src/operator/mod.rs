@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use owl_runtime::supervisor::{ChildKind, SupervisorRef, TreeNode};
 use owl_runtime::{ExitReason, Node, Pid, PidId, ProcessInfo, TopEntry};
-use owl_sandbox::{ModuleInfo, Sandbox};
+use owl_sandbox::{ModuleInfo, Sandbox, StackError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ pub use trace::{GuestEntry, Trace};
 pub use upgrade::Upgraded;
 pub use views::{
     CallCounts, LabelCount, ListQuery, ModuleView, Neighbour, ProcessDetail, ProcessList,
-    ProcessRow, RunState, SystemStats, VersionCount,
+    ProcessRow, RunState, Stack, SystemStats, VersionCount,
 };
 
 /// The registered name of the application's root supervisor.
@@ -71,13 +71,15 @@ impl std::fmt::Display for OperatorError {
 }
 impl std::error::Error for OperatorError {}
 
-/// What a process is doing, as far as it can be seen from outside.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stack {
-    /// A sandboxed process's call stack, innermost function first.
-    Guest(Vec<String>),
-    /// A native process has no stack to capture; its current activity.
-    Native(String),
+/// The one rule for pid `<0.0.0>`: it names the node itself, which no
+/// operator's kill may end (stop the node with Ctrl-C or SIGTERM).
+pub fn refuse_the_node(id: PidId) -> Result<(), OperatorError> {
+    if id.0 == 0 {
+        return Err(OperatorError::Refused(
+            "<0.0.0> is the node itself; stop it with Ctrl-C or SIGTERM".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The operator's view of a running system. Cheap to clone.
@@ -174,10 +176,7 @@ impl Operator {
         })?;
         let look = self.observer.lock().look(&self.node);
         let recent = look.cpu.get(&id).copied().unwrap_or_default();
-        let stack = match self.stack(&info.pid).await {
-            Ok(Stack::Guest(frames)) => Some(frames),
-            _ => None,
-        };
+        let stack = self.stack(&info.pid).await?;
         let neighbour = |id: PidId| Neighbour {
             id: id.0,
             label: self.lookup(id).map(|i| i.name.unwrap_or(i.label)),
@@ -208,16 +207,20 @@ impl Operator {
 
     /// A sandboxed process's call stack, or a native one's activity.
     pub async fn stack(&self, pid: &Pid) -> Result<Stack, OperatorError> {
-        if let Some(frames) = self.sandbox.stack(pid, STACK_TIMEOUT).await {
-            return Ok(Stack::Guest(frames));
+        match self.sandbox.stack(pid, STACK_TIMEOUT).await {
+            Ok(frames) => Ok(Stack::Guest(frames)),
+            Err(StackError::NoAnswer) => Ok(Stack::GuestBusy),
+            Err(_) => Ok(Stack::Native(self.info(pid)?.current_activity)),
         }
-        Ok(Stack::Native(self.info(pid)?.current_activity))
     }
 
     /// What `pid` does for `duration`: the guest functions it enters, or
     /// the messages a native process receives and sends (at most 50 events).
     pub async fn trace(&self, pid: &Pid, duration: Duration) -> Result<Trace, OperatorError> {
-        if self.sandbox.stack(pid, STACK_TIMEOUT).await.is_some() {
+        if !matches!(
+            self.sandbox.stack(pid, STACK_TIMEOUT).await,
+            Err(StackError::NotAGuest)
+        ) {
             return Ok(trace::guest(&self.sandbox, pid, duration).await);
         }
         self.info(pid)?;
@@ -228,11 +231,7 @@ impl Operator {
     /// Sends `reason` as an exit signal to `pid` (`Kill` is untrappable).
     /// The node itself (`<0.0.0>`) cannot be killed this way.
     pub fn kill(&self, pid: &Pid, reason: ExitReason) -> Result<(), OperatorError> {
-        if pid.id().0 == 0 {
-            return Err(OperatorError::Refused(
-                "<0.0.0> is the node itself; stop it with Ctrl-C or SIGTERM".into(),
-            ));
-        }
+        refuse_the_node(pid.id())?;
         if !pid.is_alive() {
             return Err(OperatorError::NoProcess(format!("{pid} has ended")));
         }

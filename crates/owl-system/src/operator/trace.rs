@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use owl_runtime::Pid;
 use owl_runtime::trace::TraceEvent;
-use owl_sandbox::Sandbox;
+use owl_sandbox::{Sandbox, StackError};
 
 /// Events a trace reports at most (like the reference's `trace(pid)`).
 pub(super) const MAX_EVENTS: usize = 50;
@@ -47,8 +47,11 @@ pub(super) async fn guest(sandbox: &Sandbox, pid: &Pid, duration: Duration) -> T
     let mut entries = Vec::new();
     let mut samples = 0u32;
     while start.elapsed() < duration && entries.len() < MAX_EVENTS {
-        let Some(stack) = sandbox.stack(pid, STACK_TIMEOUT).await else {
-            break;
+        let stack = match sandbox.stack(pid, STACK_TIMEOUT).await {
+            Ok(stack) => stack,
+            // Busy guest threads: this sample is skipped, not the trace.
+            Err(StackError::NoAnswer) => continue,
+            Err(_) => break,
         };
         samples += 1;
         // Frames are innermost first; compare from the outermost.

@@ -153,8 +153,21 @@ pub struct ProcessDetail {
     pub monitors: Vec<Neighbour>,
     /// Processes monitoring it.
     pub monitored_by: Vec<Neighbour>,
-    /// A sandboxed process's call stack, innermost first (`None`: native).
-    pub stack: Option<Vec<String>>,
+    /// Its call stack, or what a native process is doing.
+    pub stack: Stack,
+}
+
+/// What a process is doing, as deep as can be seen from outside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stack {
+    /// A sandboxed process's call stack, innermost function first.
+    Guest(Vec<String>),
+    /// A sandboxed process whose threads were too busy to show its stack
+    /// within a second: ask again.
+    GuestBusy,
+    /// A native process has no stack to capture; its current activity.
+    Native(String),
 }
 
 /// How many processes carry one label.

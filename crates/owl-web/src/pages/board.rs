@@ -1,6 +1,6 @@
 //! The bulletin board: `/board/{topic}` (live: posts appear and vanish for
 //! every viewer at once), `/board/{topic}/admin` (delete posts, reset the
-//! topic), `/board/{topic}/qr.svg` (the topic's address as a QR code, for
+//! topic, refuse new posts for a while), `/board/{topic}/qr.svg` (the topic's address as a QR code, for
 //! the slide). `/board` and unknown topics lead to the default topic.
 
 use std::collections::VecDeque;
@@ -16,21 +16,15 @@ use owl_system::board::{
 };
 use owl_system::math::Client;
 
-use crate::access::AdminForm;
+use crate::error::WebError;
+use crate::guards::AdminForm;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
+use crate::topic::{LiveTopic, PageTopic};
 use crate::{Web, layout, visitor};
-
-/// The flash a failed save shows (the talk's own words).
-pub(crate) const SAVE_FAILED: &str = "Posting of Message failed.";
 
 /// `GET /board`.
 pub(crate) async fn index() -> Redirect {
     Redirect::to(&format!("/board/{DEFAULT_TOPIC}"))
-}
-
-/// The topic named `slug`, or the way to the default topic.
-fn topic_or_redirect(slug: &str) -> Result<&'static Topic, Redirect> {
-    Board::topic(slug).ok_or_else(|| Redirect::to(&format!("/board/{DEFAULT_TOPIC}")))
 }
 
 fn topic_nav(current: &str) -> Markup {
@@ -48,12 +42,8 @@ fn topic_nav(current: &str) -> Markup {
 pub(crate) async fn topic(
     State(web): State<Web>,
     headers: HeaderMap,
-    Path(slug): Path<String>,
+    PageTopic(topic): PageTopic,
 ) -> Response {
-    let topic = match topic_or_redirect(&slug) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     let main = html! {
         div hx-ext="ws,morph" ws-connect=(format!("/live/board/{}", topic.slug)) {
             (topic_nav(topic.slug))
@@ -75,12 +65,9 @@ pub(crate) async fn topic(
 /// `GET /live/board/{topic}`.
 pub(crate) async fn live(
     State(web): State<Web>,
-    Path(slug): Path<String>,
+    LiveTopic(topic): LiveTopic,
     connect: LiveConnect,
 ) -> Response {
-    let Some(topic) = Board::topic(&slug) else {
-        return (StatusCode::NOT_FOUND, "no such topic").into_response();
-    };
     let (board, client) = (web.services.board.clone(), connect.client.clone());
     live::upgrade(
         connect,
@@ -255,7 +242,7 @@ impl BoardPage {
             }
             Err(other) => {
                 tracing::warn!(target: "owl::board", error = %other, "a post was not started");
-                self.flash = Some(SAVE_FAILED.into());
+                self.flash = Some(board::SAVE_FAILED.into());
             }
         }
     }
@@ -368,7 +355,7 @@ impl LiveView for BoardPage {
                 tracing::warn!(target: "owl::board", %reason, "a post was not saved");
                 self.text = text;
                 self.author = author;
-                self.flash = Some(SAVE_FAILED.into());
+                self.flash = Some(board::SAVE_FAILED.into());
             }
         }
         true
@@ -403,13 +390,9 @@ pub(crate) struct Before {
 /// `GET /board/{topic}/older?before=ID`: a page of older posts.
 pub(crate) async fn older(
     State(web): State<Web>,
-    Path(slug): Path<String>,
+    PageTopic(topic): PageTopic,
     Query(q): Query<Before>,
 ) -> Response {
-    let topic = match topic_or_redirect(&slug) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     let posts = web
         .services
         .board
@@ -434,34 +417,42 @@ pub(crate) async fn older(
     layout::page("Board", "/board", main).into_response()
 }
 
-/// `GET /board/{topic}/admin`: every post with a Delete button, and Reset.
-pub(crate) async fn admin(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Path(slug): Path<String>,
-) -> Response {
-    let topic = match topic_or_redirect(&slug) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    if !web.auth.is_admin(&headers) {
-        return crate::pages::login::required(&format!("/board/{}/admin", topic.slug));
-    }
-    let posts = web.services.board.list(topic.slug, None, 1_000).await;
+/// `GET /board/{topic}/admin`: every post with a Delete button, Reset, and
+/// the board's read-only switch.
+pub(crate) async fn admin(State(web): State<Web>, PageTopic(topic): PageTopic) -> Response {
+    let board = &web.services.board;
+    let posts = board.list(topic.slug, None, 1_000).await;
+    let read_only = board.read_only().await;
     let csrf = web.auth.csrf();
+    let action = |what: &str| format!("/board/{}/admin/{what}", topic.slug);
     let main = html! {
         (topic_nav(topic.slug))
         h1 { "Moderate: " (topic.question) }
-        form method="post" action=(format!("/board/{}/admin/reset", topic.slug)) {
+        form method="post" action=(action("reset")) {
             input type="hidden" name="csrf" value=(csrf);
             button.danger type="submit" { "Reset board" }
+        }
+        @match read_only {
+            Ok(on) => form #read-only method="post" action=(action("read-only")) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="on" value=(if on { "false" } else { "true" });
+                p { @if on {
+                    strong { "Read-only: " } "the board refuses new posts on every node \
+                        that shares its database. Deleting still works. "
+                    button type="submit" { "Accept posts again" }
+                } @else {
+                    "The board accepts posts. "
+                    button type="submit" { "Refuse new posts" }
+                } }
+            },
+            Err(e) => p.live-notice { "The board's settings could not be read: " (e.to_string()) },
         }
         @match &posts {
             Ok(posts) => ol.posts { @for post in posts {
                 li id=(format!("post-{}", post.id)) {
                     p.post-text { (multiline(&post.text)) }
                     p.post-author { "— " (post.author) " · #" (post.id) }
-                    form method="post" action=(format!("/board/{}/admin/delete/{}", topic.slug, post.id)) {
+                    form method="post" action=(action(&format!("delete/{}", post.id))) {
                         input type="hidden" name="csrf" value=(csrf);
                         button.danger type="submit" { "Delete post" }
                     }
@@ -473,53 +464,66 @@ pub(crate) async fn admin(
     layout::page("Moderate", "/board", main).into_response()
 }
 
+/// A moderation step the database did not take.
+fn not_done(what: &'static str, e: impl std::fmt::Display) -> WebError {
+    WebError::page(StatusCode::SERVICE_UNAVAILABLE, what, e.to_string())
+}
+
+fn back_to_admin(topic: &Topic) -> Redirect {
+    Redirect::to(&format!("/board/{}/admin", topic.slug))
+}
+
 /// `POST /board/{topic}/admin/delete/{id}`.
 pub(crate) async fn delete(
     State(web): State<Web>,
-    Path((slug, id)): Path<(String, i64)>,
+    PageTopic(topic): PageTopic,
+    Path((_, id)): Path<(String, i64)>,
     AdminForm(_): AdminForm<serde::de::IgnoredAny>,
-) -> Response {
-    let topic = match topic_or_redirect(&slug) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(e) = web
-        .services
+) -> Result<Redirect, WebError> {
+    web.services
         .board
         .delete(&web.services.node, Some(topic.slug), id)
         .await
-    {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("not deleted: {e}")).into_response();
-    }
-    Redirect::to(&format!("/board/{}/admin", topic.slug)).into_response()
+        .map_err(|e| not_done("Not deleted", e))?;
+    Ok(back_to_admin(topic))
 }
 
 /// `POST /board/{topic}/admin/reset`.
 pub(crate) async fn reset(
     State(web): State<Web>,
-    Path(slug): Path<String>,
+    PageTopic(topic): PageTopic,
     AdminForm(_): AdminForm<serde::de::IgnoredAny>,
-) -> Response {
-    let topic = match topic_or_redirect(&slug) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(e) = web
-        .services
+) -> Result<Redirect, WebError> {
+    web.services
         .board
         .reset(&web.services.node, topic.slug)
         .await
-    {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("not reset: {e}")).into_response();
-    }
-    Redirect::to(&format!("/board/{}/admin", topic.slug)).into_response()
+        .map_err(|e| not_done("Not reset", e))?;
+    Ok(back_to_admin(topic))
+}
+
+/// The read-only form: `on=true` refuses new posts, `on=false` accepts them.
+#[derive(serde::Deserialize)]
+pub(crate) struct ReadOnlyForm {
+    on: bool,
+}
+
+/// `POST /board/{topic}/admin/read-only`.
+pub(crate) async fn read_only(
+    State(web): State<Web>,
+    PageTopic(topic): PageTopic,
+    AdminForm(form): AdminForm<ReadOnlyForm>,
+) -> Result<Redirect, WebError> {
+    web.services
+        .board
+        .set_read_only(form.on)
+        .await
+        .map_err(|e| not_done("Not switched", e))?;
+    Ok(back_to_admin(topic))
 }
 
 /// `GET /board/{topic}/qr.svg`: the topic's public address as a QR code.
-pub(crate) async fn qr(State(web): State<Web>, Path(slug): Path<String>) -> Response {
-    let Some(topic) = Board::topic(&slug) else {
-        return (StatusCode::NOT_FOUND, "no such topic").into_response();
-    };
+pub(crate) async fn qr(State(web): State<Web>, LiveTopic(topic): LiveTopic) -> Response {
     let url = format!("{}/board/{}", web.public_url, topic.slug);
     match qrcode::QrCode::new(url.as_bytes()) {
         Ok(code) => {

@@ -1,6 +1,7 @@
 //! The pages a visitor opens, one module each.
 
 pub(crate) mod board;
+pub(crate) mod format;
 pub(crate) mod load;
 pub(crate) mod login;
 pub(crate) mod node_menu;

@@ -10,10 +10,11 @@ use maud::{Markup, html};
 use owl_runtime::{Message, Process};
 use owl_system::Services;
 use owl_system::at::At;
-use owl_system::operator::{ListQuery, Neighbour, ProcessDetail, ProcessList, SortKey};
+use owl_system::operator::{ListQuery, Neighbour, ProcessDetail, ProcessList, SortKey, Stack};
 
+use super::format::bytes;
 use super::node_menu::{self, NodeQuery, node_suffix, pid_text};
-use crate::access::{AdminForm, Viewer};
+use crate::guards::AdminForm;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
@@ -24,7 +25,7 @@ const REFRESH: Duration = Duration::from_secs(1);
 struct Tick;
 
 /// `GET /dashboard/processes`.
-pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
+pub(crate) async fn index(State(web): State<Web>) -> Markup {
     let sort_options = html! {
         @for key in SortKey::ALL {
             option value=(key.name()) selected[key == SortKey::Cpu] { (key.name()) }
@@ -48,7 +49,7 @@ pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
 }
 
 /// `GET /live/dashboard/processes`.
-pub(crate) async fn live(_: Viewer, State(web): State<Web>, connect: LiveConnect) -> Response {
+pub(crate) async fn live(State(web): State<Web>, connect: LiveConnect) -> Response {
     let services = web.services.clone();
     let public = web.auth.public_dashboards();
     live::upgrade(connect, &web, "/dashboard/processes", move || {
@@ -173,16 +174,6 @@ impl LiveView for ProcessesPage {
     }
 }
 
-/// Bytes in the largest fitting unit.
-pub(crate) fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
 /// A link to a neighbouring process of the same node, with its label.
 fn neighbour_link(at: &At, n: &Neighbour) -> Markup {
     html! {
@@ -194,7 +185,6 @@ fn neighbour_link(at: &At, n: &Neighbour) -> Markup {
 /// `GET /dashboard/processes/{n}`: everything about process `<0.n.0>`
 /// (of another node with `?node=NAME`).
 pub(crate) async fn detail(
-    _: Viewer,
     State(web): State<Web>,
     headers: HeaderMap,
     Path(n): Path<u64>,
@@ -242,8 +232,9 @@ fn stack_section(detail: &ProcessDetail) -> Markup {
     html! {
         h2 { "Stack" }
         @match &detail.stack {
-            Some(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
-            None => p.hint { "A native process: no stack to capture. Current activity: " (detail.row.activity) },
+            Stack::Guest(frames) => ol.stack { @for f in frames { li { code { (f) } } } },
+            Stack::GuestBusy => p.hint { "A sandboxed process whose threads were too busy to show its stack within a second. Reload to ask again." },
+            Stack::Native(activity) => p.hint { "A native process: no stack to capture. Current activity: " (activity) },
         }
     }
 }
@@ -296,9 +287,6 @@ pub(crate) async fn kill(
     Query(node): Query<NodeQuery>,
     AdminForm(_): AdminForm<serde::de::IgnoredAny>,
 ) -> Response {
-    if n == 0 {
-        return (StatusCode::BAD_REQUEST, "<0.0.0> is the node itself").into_response();
-    }
     let at = match node.at(&web) {
         Ok(at) => at,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),

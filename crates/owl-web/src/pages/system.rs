@@ -10,9 +10,8 @@ use owl_system::Services;
 use owl_system::at::At;
 use owl_system::operator::SystemStats;
 
+use super::format::bytes;
 use super::node_menu;
-use super::processes::bytes;
-use crate::access::Viewer;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
@@ -21,7 +20,7 @@ const REFRESH: Duration = Duration::from_secs(1);
 struct Tick;
 
 /// `GET /dashboard/system`.
-pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
+pub(crate) async fn index(State(web): State<Web>) -> Markup {
     let menu = node_menu::menu(&web);
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/dashboard/system" {
@@ -41,7 +40,7 @@ pub(crate) async fn index(_: Viewer, State(web): State<Web>) -> Markup {
 }
 
 /// `GET /live/dashboard/system`.
-pub(crate) async fn live(_: Viewer, State(web): State<Web>, connect: LiveConnect) -> Response {
+pub(crate) async fn live(State(web): State<Web>, connect: LiveConnect) -> Response {
     let services = web.services.clone();
     let public = web.auth.public_dashboards();
     live::upgrade(connect, &web, "/dashboard/system", move || {

@@ -200,15 +200,40 @@ pub(crate) async fn wait_line(client: &Client, text: &str) {
     wait_js(client, &format!("the line {text:?}"), &js).await;
 }
 
-/// Clicks the first element matching `css`.
+/// Clicks the first element matching `css`. A live page may replace the
+/// element between finding and clicking it (a table refreshed every
+/// second): then it is found again, until [`LIMIT`].
 pub(crate) async fn click(client: &Client, css: &str) {
-    client
-        .find(fantoccini::Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
-        .click()
-        .await
-        .unwrap();
+    let start = Instant::now();
+    loop {
+        let clicked = match client.find(fantoccini::Locator::Css(css)).await {
+            Ok(element) => element.click().await,
+            Err(e) => Err(e),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) if start.elapsed() > LIMIT => panic!("no {css} to click: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
+/// Waits until `js` holds on a page that is not live, reloading it while
+/// it does not (a process page asks the node afresh on each load).
+pub(crate) async fn wait_js_reloading(client: &Client, what: &str, js: &str) {
+    let start = Instant::now();
+    let script = format!("return Boolean({js});");
+    loop {
+        let holds = client.execute(&script, vec![]).await;
+        if holds.is_ok_and(|v| v.as_bool() == Some(true)) {
+            return;
+        }
+        if start.elapsed() > LIMIT {
+            let text = page_text(client).await;
+            panic!("timed out waiting for {what}; page text:\n{text}");
+        }
+        client.refresh().await.unwrap();
+    }
 }
 
 /// Logs in with `token` on the login form the page shows.

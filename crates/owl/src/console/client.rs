@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::server::SOCKET;
+use super::socket::SOCKET;
 
 #[derive(Args, Debug)]
 pub(crate) struct ConsoleArgs {

@@ -4,4 +4,4 @@
 //! mean, what they answer — are the domain's (`owl_system::console`).
 
 pub(crate) mod client;
-pub(crate) mod server;
+pub(crate) mod socket;

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+/// What a sleeping process's `waiting_on` says (the process table shows
+/// "sleeping" rather than "waiting for a message").
+pub(crate) const WAIT_SLEEP: u8 = 1;
+
 /// Slots in the wheel: one per millisecond, so one turn covers ~4 s. Longer
 /// sleeps stay in their slot for later turns.
 const SLOTS: u64 = 4096;
@@ -183,8 +187,7 @@ impl Future for Sleep<'_> {
             }
             self.registered = true;
         }
-        self.on_wait
-            .store(crate::process::cell::WAIT_SLEEP, Ordering::Relaxed);
+        self.on_wait.store(WAIT_SLEEP, Ordering::Relaxed);
         Poll::Pending
     }
 }
