@@ -62,6 +62,8 @@ pub struct ProcessInfo {
     pub parent: Option<PidId>,
     /// Running, runnable, waiting or exiting.
     pub status: Status,
+    /// Which schedulers run it.
+    pub priority: crate::Priority,
     /// When it started.
     pub started_at: SystemTime,
     /// Time spent running on a scheduler.
@@ -115,6 +117,8 @@ pub struct TopEntry {
     pub name: Option<String>,
     /// Its label (kind).
     pub label: String,
+    /// Which schedulers run it.
+    pub priority: crate::Priority,
     /// CPU time it used during the interval (guest slices included).
     pub cpu_time: Duration,
     /// That CPU time as a percentage of one scheduler's time (100 = a whole core).
@@ -169,6 +173,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         label: cell.label.to_string(),
         parent: cell.parent,
         status,
+        priority: cell.priority,
         started_at: cell.node.upgrade().map_or(SystemTime::UNIX_EPOCH, |n| {
             n.started_at + Duration::from_millis(cell.started_ms.saturating_sub(n.started_ms))
         }),
@@ -331,6 +336,7 @@ impl Node {
                     reductions: after.reductions.saturating_sub(red0),
                     name: None,
                     label: String::new(),
+                    priority: crate::Priority::Normal,
                     pid: after.pid,
                 }
             })
@@ -344,6 +350,7 @@ impl Node {
         for e in &mut entries {
             if let Some(cell) = e.pid.cell() {
                 e.label = cell.label.to_string();
+                e.priority = cell.priority;
                 e.name = cell
                     .state
                     .lock()

@@ -12,6 +12,7 @@ use dashmap::DashMap;
 use crate::exit::{ExitReason, IntoExitReason};
 use crate::group::Groups;
 use crate::pid::{MonitorRef, Pid, PidId};
+use crate::priority::{BACKGROUND_NICE, BACKGROUND_TICK, Priority};
 use crate::process::cell::{ProcessCell, Watcher};
 use crate::process::task::{ProcessTask, install_panic_hook};
 use crate::process::{Process, SpawnOptions};
@@ -97,6 +98,8 @@ impl Config {
 /// ```
 pub struct Runtime {
     executor: Option<tokio::runtime::Runtime>,
+    /// The background schedulers, for low-priority processes.
+    background: Option<tokio::runtime::Runtime>,
     node: Node,
     stop_watchdog: Arc<AtomicBool>,
 }
@@ -112,13 +115,33 @@ impl Runtime {
             config.schedulers
         };
         let schedulers = Schedulers::new(workers, config.long_poll_threshold);
-        let wheel = crate::sleep::TimerWheel::new();
+        let wheel = crate::sleep::TimerWheel::new(Duration::from_millis(1));
+        // Background sleeps end on 4 ms ticks: a quarter of the wake-ups of
+        // the scheduler thread (each a context switch) for work that waits
+        // behind everything else anyway.
+        let background_wheel = crate::sleep::TimerWheel::new(BACKGROUND_TICK);
         let on_park = schedulers.clone();
         let executor = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .thread_name(config.thread_name.clone())
             .on_thread_park(move || {
-                on_park.register_current_thread();
+                on_park.register_current_thread(Priority::Normal);
+            })
+            .enable_all()
+            .build()?;
+        let on_park = schedulers.clone();
+        let background = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(format!("{}-low", config.thread_name))
+            .on_thread_start(|| {
+                // The kernel then runs normal schedulers first (see `priority`).
+                if let Err(e) = crate::sys::lower_thread_priority(BACKGROUND_NICE) {
+                    tracing::warn!(target: "owl::scheduler", error = %e,
+                        "a background scheduler runs at normal priority");
+                }
+            })
+            .on_thread_park(move || {
+                on_park.register_current_thread(Priority::Low);
             })
             .enable_all()
             .build()?;
@@ -132,13 +155,16 @@ impl Runtime {
             started_at: SystemTime::now(),
             started_ms: crate::scheduler::coarse_now_ms(),
             handle: executor.handle().clone(),
+            background: background.handle().clone(),
             schedulers: schedulers.clone(),
             counters: Counters::default(),
             wheel: wheel.clone(),
+            background_wheel: background_wheel.clone(),
             tracers: Default::default(),
             log_limiter: Default::default(),
         });
         executor.spawn(wheel.run_ticker());
+        background.spawn(background_wheel.run_ticker());
         let _ = schedulers.node.set(Arc::downgrade(&inner));
         if let Some(online) = config.schedulers_online {
             schedulers.set_online(online).map_err(|e| {
@@ -152,6 +178,7 @@ impl Runtime {
             .spawn(move || schedulers.watchdog(stop))?;
         Ok(Runtime {
             executor: Some(executor),
+            background: Some(background),
             node: Node { inner },
             stop_watchdog,
         })
@@ -187,6 +214,11 @@ impl std::fmt::Debug for Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_watchdog.store(true, Ordering::Release);
+        // Background processes first: the normal ones (their supervisors,
+        // usually) still run to hear how they ended.
+        if let Some(background) = self.background.take() {
+            background.shutdown_timeout(Duration::from_secs(5));
+        }
         if let Some(executor) = self.executor.take() {
             // Dropping the executor drops every process future; each ends as
             // killed and leaves the table.
@@ -214,9 +246,14 @@ pub(crate) struct NodeInner {
     pub started_at: SystemTime,
     pub started_ms: u64,
     pub handle: tokio::runtime::Handle,
+    /// The background schedulers' executor (low-priority processes).
+    pub background: tokio::runtime::Handle,
     pub schedulers: Arc<Schedulers>,
     pub counters: Counters,
     pub wheel: Arc<crate::sleep::TimerWheel>,
+    /// The timer wheel of background processes, ticked on their schedulers
+    /// so that their wake-ups stay there.
+    pub background_wheel: Arc<crate::sleep::TimerWheel>,
     /// Message traces running on this node.
     pub tracers: parking_lot::Mutex<Vec<Arc<crate::trace::Tracer>>>,
     /// Summarises repeated crash and supervisor reports.
@@ -224,6 +261,14 @@ pub(crate) struct NodeInner {
 }
 
 impl NodeInner {
+    /// The timer wheel of processes of `priority`.
+    pub(crate) fn wheel_for(&self, priority: Priority) -> &Arc<crate::sleep::TimerWheel> {
+        match priority {
+            Priority::Normal => &self.wheel,
+            Priority::Low => &self.background_wheel,
+        }
+    }
+
     pub(crate) fn next_pid(&self) -> u64 {
         self.next_pid.fetch_add(1, Ordering::Relaxed)
     }
@@ -377,9 +422,13 @@ impl Node {
             }
             let _ = cell.add_monitor(mref, watcher);
         }
+        let priority = cell.priority;
         let task = ProcessTask::new(cell, body(process));
         self.inner.counters.spawned.fetch_add(1, Ordering::Relaxed);
-        drop(self.inner.handle.spawn(task));
+        match priority {
+            Priority::Normal => drop(self.inner.handle.spawn(task)),
+            Priority::Low => drop(self.inner.background.spawn(task)),
+        }
         (pid, first_ref)
     }
 

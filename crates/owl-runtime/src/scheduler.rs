@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::node::NodeInner;
+use crate::priority::Priority;
 use crate::process::cell::ProcessCell;
 
 /// The cycle counter used for per-poll accounting (TSC where available).
@@ -197,9 +198,18 @@ struct ComputeThread {
     worker_slot: Option<usize>,
 }
 
+/// How much longer than a normal one a background poll must last to be
+/// reported as blocking its scheduler.
+const BACKGROUND_LONG_POLL_FACTOR: u32 = 10;
+
 pub(crate) struct Schedulers {
+    /// The normal schedulers' slots, then the background schedulers' (as
+    /// many of each): `slots[i]` and `slots[workers + i]` share CPU `i`'s
+    /// place in "schedulers online".
     slots: &'static [WorkerSlot],
-    assigned: AtomicUsize,
+    workers: usize,
+    /// Slots handed out so far, per priority (background, normal).
+    assigned: [AtomicUsize; 2],
     /// Every thread pinned by "schedulers online" and counted in utilization.
     threads: parking_lot::Mutex<Vec<ComputeThread>>,
     online: AtomicUsize,
@@ -213,14 +223,23 @@ pub(crate) struct Schedulers {
 impl Schedulers {
     pub(crate) fn new(workers: usize, long_poll_threshold: Duration) -> Arc<Schedulers> {
         let per_ns = cycles_per_nanosecond();
-        let slots: Vec<WorkerSlot> = (0..workers)
-            .map(|_| WorkerSlot {
-                current: AtomicU64::new(0),
-                poll_started: AtomicU64::new(0),
-                reported: AtomicBool::new(false),
-                threshold_cycles: AtomicU64::new(
-                    (long_poll_threshold.as_nanos() as f64 * per_ns) as u64,
-                ),
+        let slots: Vec<WorkerSlot> = (0..2 * workers)
+            .map(|i| {
+                // Polls are timed on the wall clock, and the kernel preempts
+                // a background poll whenever normal work wants its core: such
+                // a poll looks longer than it ran, so it must look much longer
+                // before it is reported.
+                let threshold = if i < workers {
+                    long_poll_threshold
+                } else {
+                    long_poll_threshold * BACKGROUND_LONG_POLL_FACTOR
+                };
+                WorkerSlot {
+                    current: AtomicU64::new(0),
+                    poll_started: AtomicU64::new(0),
+                    reported: AtomicBool::new(false),
+                    threshold_cycles: AtomicU64::new((threshold.as_nanos() as f64 * per_ns) as u64),
+                }
             })
             .collect();
         let cpus = crate::sys::allowed_cpus();
@@ -228,7 +247,8 @@ impl Schedulers {
             // A few hundred bytes per runtime, kept for the life of the OS process
             // so worker threads can hold a plain `&'static` to their slot.
             slots: Box::leak(slots.into_boxed_slice()),
-            assigned: AtomicUsize::new(0),
+            workers,
+            assigned: Default::default(),
             threads: Default::default(),
             online: AtomicUsize::new(workers.min(cpus.len().max(1))),
             cpus,
@@ -237,8 +257,9 @@ impl Schedulers {
         })
     }
 
+    /// Normal schedulers (there are as many background ones).
     pub(crate) fn workers(&self) -> usize {
-        self.slots.len()
+        self.workers
     }
 
     pub(crate) fn online(&self) -> usize {
@@ -248,16 +269,27 @@ impl Schedulers {
     /// The most schedulers that may be online: the worker count, at most the
     /// CPUs this OS process may use.
     pub(crate) fn max_online(&self) -> usize {
-        self.slots.len().min(self.cpus.len().max(1))
+        self.workers.min(self.cpus.len().max(1))
     }
 
-    /// Called on a worker thread: gives it a slot (once) and applies the
-    /// current CPU mask to it.
-    pub(crate) fn register_current_thread(&self) -> Option<&'static WorkerSlot> {
+    /// Called on a worker thread of the schedulers of `priority`: gives it a
+    /// slot (once) and applies the current CPU mask to it.
+    pub(crate) fn register_current_thread(
+        &self,
+        priority: Priority,
+    ) -> Option<&'static WorkerSlot> {
         if let Some(slot) = WORKER.get() {
             return Some(slot);
         }
-        let i = self.assigned.fetch_add(1, Ordering::AcqRel);
+        let lane = priority as usize;
+        let n = self.assigned[lane].fetch_add(1, Ordering::AcqRel);
+        if n >= self.workers {
+            return None;
+        }
+        let i = match priority {
+            Priority::Normal => n,
+            Priority::Low => self.workers + n,
+        };
         let slot = self.slots.get(i)?;
         if let Some(clock) = crate::sys::ThreadClock::current() {
             self.adopt(clock, Some(i));
@@ -306,11 +338,13 @@ impl Schedulers {
 
     pub(crate) fn sample(&self) -> SchedulerSample {
         let threads = self.threads.lock();
-        let mut busy = vec![Duration::ZERO; self.slots.len()];
+        let mut busy = vec![Duration::ZERO; self.workers];
         let mut helpers = Vec::new();
         for t in threads.iter() {
             match t.worker_slot {
-                Some(i) => busy[i] = t.clock.cpu_time(),
+                // A scheduler's figure is its normal and background threads
+                // together: both compute on its CPU.
+                Some(i) => busy[i % self.workers] += t.clock.cpu_time(),
                 None => helpers.push(t.clock.cpu_time()),
             }
         }
@@ -326,7 +360,9 @@ impl Schedulers {
     /// threshold, naming the process (a finished long poll is reported by the
     /// worker itself).
     pub(crate) fn watchdog(self: Arc<Self>, stop: Arc<AtomicBool>) {
-        let period = (self.long_poll_threshold / 2).max(Duration::from_millis(1));
+        // A stuck scheduler is reported within two thresholds (or 40 ms);
+        // waking more often would cost an idle node more than it tells.
+        let period = self.long_poll_threshold.max(Duration::from_millis(20));
         while !stop.load(Ordering::Acquire) {
             std::thread::sleep(period);
             let now = clock().raw();

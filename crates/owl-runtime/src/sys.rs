@@ -1,8 +1,9 @@
 //! The few operating-system calls the runtime makes, in one place: thread
 //! ids and CPU affinity, timer slack, the page size, a coarse clock, and
-//! per-thread CPU clocks. Everything but the thread CPU clocks goes through
-//! rustix; those need `pthread_getcpuclockid`, which rustix does not wrap,
-//! so the only `unsafe` of this module is there.
+//! per-thread CPU clocks, the idle scheduling class. Everything but the
+//! thread CPU clocks and `SCHED_IDLE` goes through rustix; those need
+//! `pthread_getcpuclockid` and `sched_setscheduler`, which rustix does not
+//! wrap, so the only `unsafe` of this module is there.
 
 use std::time::Duration;
 
@@ -52,6 +53,29 @@ pub fn set_timer_slack(slack: Duration) -> std::io::Result<()> {
 pub fn lower_thread_priority(nice: i32) -> std::io::Result<()> {
     // On Linux, PRIO_PROCESS with "the caller" names the calling thread.
     rustix::process::setpriority_process(None, nice.clamp(0, 19)).map_err(std::io::Error::from)
+}
+
+/// Puts the calling thread in the kernel's idle class (`SCHED_IDLE`): it
+/// gets a core only when no thread of normal priority — not even a
+/// background scheduler at nice 19 — wants it (a weight of 3 against their
+/// 15 and 1,024), and it is preempted as soon as one does. Sandboxed
+/// runaways run there: they share what the node's own work leaves.
+///
+/// ```
+/// std::thread::spawn(|| owl_runtime::sys::idle_thread_priority().unwrap())
+///     .join()
+///     .unwrap();
+/// ```
+pub fn idle_thread_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, initialised `sched_param` that outlives the
+    // call, and pid 0 names the calling thread; the call reads nothing else.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Raises this OS process's soft limit on open files to its hard limit (a

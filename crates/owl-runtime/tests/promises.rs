@@ -216,6 +216,7 @@ fn a_refused_start_is_no_crash_and_leaves_nothing_behind() {
         let args = StartArgs {
             node: p.node().clone(),
             supervisor: p.pid().clone(),
+            priority: owl_runtime::Priority::Normal,
         };
         let refused =
             server::start_link_named(&args, Some("tally"), Tally::default(), SpawnOptions::new())

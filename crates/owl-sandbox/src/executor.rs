@@ -20,8 +20,6 @@ use tokio::sync::oneshot;
 
 /// Slices (epoch ticks) a call may use before it counts as long-running.
 pub(crate) const DEMOTE_AFTER: u32 = 4;
-/// How much lower the guest threads' CPU priority is than the schedulers'.
-const GUEST_NICE: i32 = 10;
 /// One pick in this many goes to the background lane when both have work.
 const BACKGROUND_SHARE: u32 = 4;
 
@@ -144,9 +142,10 @@ impl GuestExecutor {
             std::thread::Builder::new()
                 .name(format!("owl-guest-{i}"))
                 .spawn(move || {
-                    // Native work (pages, supervisors, load workers) comes
-                    // first when both want the same core; guests get the rest.
-                    if let Err(e) = owl_runtime::sys::lower_thread_priority(GUEST_NICE) {
+                    // Native work (pages, supervisors, even background jobs)
+                    // comes first when both want the same core; guests share
+                    // what it leaves.
+                    if let Err(e) = owl_runtime::sys::idle_thread_priority() {
                         tracing::warn!(error = %e, "guest thread runs at normal priority");
                     }
                     if let Some(clock) = owl_runtime::sys::ThreadClock::current() {

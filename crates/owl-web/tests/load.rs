@@ -247,6 +247,70 @@ fn one_scheduler_runs_runaways_jobs_and_pages_together() {
     });
 }
 
+/// Background jobs yield to everything else: when normal work takes the
+/// one core, the jobs fall behind their target first — and the API and the
+/// load page say so, never a silent drop — then catch up when it leaves.
+#[test]
+fn saturated_by_normal_work_the_jobs_fall_behind_first_and_say_so() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = TestNode::with(Options {
+        schedulers: Some(2),
+        ..Options::default()
+    });
+    client_runtime().block_on(async {
+        put_load(
+            &server,
+            Some(ADMIN_TOKEN),
+            json!({"target": 20_000, "schedulers": 1}),
+        )
+        .await;
+        wait_until("20,000 jobs/s", || async {
+            let rate = get_load(&server).await["jobs_per_s"].as_f64().unwrap();
+            (19_600.0..=20_400.0).contains(&rate)
+        })
+        .await;
+        assert_eq!(get_load(&server).await["behind"], Value::Null);
+
+        // Normal work that wants the whole core.
+        let stop = Arc::new(AtomicBool::new(false));
+        for _ in 0..2 {
+            let stop = stop.clone();
+            server.node.spawn(move |_| async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(500) {
+                        std::hint::spin_loop();
+                    }
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        wait_until("the API to say the jobs are behind", || async {
+            get_load(&server).await["behind"].is_string()
+        })
+        .await;
+        let state = get_load(&server).await;
+        let behind = state["behind"].as_str().unwrap();
+        assert!(
+            behind.starts_with("behind: ") && behind.contains(" of 20k jobs/s, "),
+            "{behind}"
+        );
+        assert!(state["jobs_per_s"].as_f64().unwrap() < 19_000.0, "{state}");
+        // The page says it too.
+        let mut page = live_load(&server, None).await;
+        let shown = until(&mut page, |h| h.contains("id=\"load-behind\"")).await;
+        assert!(shown.contains("behind: "), "{shown}");
+
+        // The normal work ends: the jobs catch up, and the notice goes.
+        stop.store(true, Ordering::Relaxed);
+        wait_until("the jobs to catch up", || async {
+            get_load(&server).await["behind"].is_null()
+        })
+        .await;
+    });
+}
+
 type Socket = common::ws::Socket;
 
 async fn live_load(server: &TestNode, cookie: Option<&str>) -> Socket {

@@ -18,6 +18,7 @@ use crate::exit::ExitReason;
 use crate::message::{Down, Exit, Message};
 use crate::node::NodeInner;
 use crate::pid::{MonitorRef, Pid, PidId};
+use crate::priority::Priority;
 use crate::process::small_map::SmallMap;
 
 /// Process status values kept in [`ProcessCell::status`].
@@ -162,6 +163,8 @@ pub(crate) struct ProcessCell {
     pub node: Weak<NodeInner>,
     pub label: Cow<'static, str>,
     pub parent: Option<PidId>,
+    /// Fixed at spawn: which schedulers run it.
+    pub priority: Priority,
     /// Bytes of the process's future (its stack, in BEAM terms), known at spawn.
     pub future_bytes: u32,
     pub bounded: Option<Box<Bounded>>,

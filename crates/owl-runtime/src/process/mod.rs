@@ -18,6 +18,7 @@ use crate::exit::{ExitReason, IntoExitReason};
 use crate::message::{Exit, Message};
 use crate::node::Node;
 use crate::pid::{MonitorRef, Pid};
+use crate::priority::Priority;
 pub use cell::SendError;
 use cell::{ProcessCell, SignalKind, Watcher};
 pub use receive::{AnyMessage, ByType, Matcher, Recv};
@@ -339,7 +340,42 @@ impl Process {
 
     /// Sleeps until `deadline` (see [`sleep`](Self::sleep)).
     pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::sleep::Sleep<'_> {
-        crate::sleep::Sleep::new(&self.node.inner.wheel, deadline, &self.cell.waiting_on)
+        let wheel = self.node.inner.wheel_for(self.cell.priority);
+        let cell = crate::sleep::Prefetch::of::<ProcessCell>(&self.cell);
+        crate::sleep::Sleep::new(wheel, deadline, &self.cell.waiting_on, cell)
+    }
+
+    /// Ticks every `period` from `start` on, on the same wheel as
+    /// [`sleep`](Self::sleep): `interval.tick().await` sleeps until the next
+    /// tick. A process that falls more than a period behind skips the ticks
+    /// it missed instead of catching up in a burst. The wheel's own tick
+    /// count keeps the schedule, so a tick reads no clock: a million
+    /// periodic processes cost their work and their wake-ups, nothing more.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use owl_runtime::Runtime;
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let beats = rt.node().spawn_task(|p| async move {
+    ///     let start = Instant::now();
+    ///     let mut every = p.interval_at(start, Duration::from_millis(10));
+    ///     for _ in 0..3 {
+    ///         every.tick().await;
+    ///     }
+    ///     start.elapsed()
+    /// });
+    /// let took = rt.block_on(beats.join()).unwrap();
+    /// assert!(took >= Duration::from_millis(19), "{took:?}");
+    /// ```
+    pub fn interval_at(
+        &self,
+        start: std::time::Instant,
+        period: Duration,
+    ) -> crate::sleep::Interval<'_> {
+        let wheel = self.node.inner.wheel_for(self.cell.priority);
+        let cell = crate::sleep::Prefetch::of::<ProcessCell>(&self.cell);
+        crate::sleep::Interval::new(wheel, start, period, &self.cell.waiting_on, cell)
     }
 }
 
@@ -469,6 +505,7 @@ pub struct SpawnOptions {
     pub(crate) parent: Option<Pid>,
     pub(crate) monitored_by: Option<Pid>,
     pub(crate) trap_exit: bool,
+    pub(crate) priority: Option<Priority>,
 }
 
 impl SpawnOptions {
@@ -480,6 +517,23 @@ impl SpawnOptions {
     /// A label (kind) shown in the process table, e.g. `"web session /"`.
     pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    /// Runs the process at `priority` for its whole life (see
+    /// [`Priority`]); without it, a process is
+    /// [`Normal`](Priority::Normal) — or, started by a supervisor, what its
+    /// child spec says.
+    ///
+    /// ```
+    /// use owl_runtime::{Priority, Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let job = rt.node().spawn_task_opts(SpawnOptions::new().priority(Priority::Low), |_| async { 2 + 2 });
+    /// assert_eq!(rt.block_on(job.join()), Ok(4));
+    /// ```
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
         self
     }
 
@@ -550,6 +604,7 @@ impl Node {
             node: Arc::downgrade(inner),
             label: opts.label.unwrap_or(Cow::Borrowed("process")),
             parent: opts.parent.as_ref().map(|p| p.id()),
+            priority: opts.priority.unwrap_or_default(),
             started_ms: crate::scheduler::coarse_now_ms(),
             future_bytes: future_bytes.min(u32::MAX as usize) as u32,
             bounded,

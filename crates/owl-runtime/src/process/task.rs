@@ -82,7 +82,7 @@ where
         cell.status.store(status::RUNNING, Ordering::Release);
         let slot = scheduler::current_worker().or_else(|| {
             let node = cell.node.upgrade()?;
-            node.schedulers.register_current_thread()
+            node.schedulers.register_current_thread(cell.priority)
         });
         let start = clock().raw();
         if let Some(slot) = slot {

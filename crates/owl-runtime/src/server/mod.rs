@@ -490,9 +490,7 @@ pub async fn start_link_named<S: Server>(
     server: S,
     opts: SpawnOptions,
 ) -> Result<Pid, ExitReason> {
-    let opts = opts
-        .link_to(args.supervisor.clone())
-        .parent(args.supervisor.clone());
+    let opts = args.child_options(opts);
     let parent = Some(args.supervisor.clone());
     start_opts(&args.node, server, opts, parent, name.map(str::to_string))
         .await

@@ -29,18 +29,21 @@ use crate::log_limit::unobserved;
 use crate::message::{Down, Exit};
 use crate::node::Node;
 use crate::pid::{MonitorRef, Pid};
+use crate::priority::Priority;
 use crate::process::{Process, SpawnOptions};
 
 pub(super) async fn start(
     node: &Node,
     spec: SupervisorSpec,
     parent: Option<Pid>,
+    priority: Priority,
 ) -> Result<Pid, StartError> {
     spec.validate()
         .map_err(|why| StartError::Failed(ExitReason::error(why.to_string())))?;
     let mut opts = SpawnOptions::new()
         .label(spec.label.clone())
-        .trap_exit(true);
+        .trap_exit(true)
+        .priority(priority);
     if let Some(parent) = &parent {
         opts = opts.link_to(parent.clone()).parent(parent.clone());
     }
@@ -102,6 +105,7 @@ async fn run(
     let args = StartArgs {
         node: p.node().clone(),
         supervisor: p.pid().clone(),
+        priority: Priority::Normal,
     };
     let mut sup = Sup {
         p,
@@ -170,6 +174,15 @@ async fn run(
 }
 
 impl Sup {
+    /// What `spec`'s start function gets: this supervisor, at the spec's
+    /// priority.
+    fn args_for(&self, spec: &ChildSpec) -> StartArgs {
+        StartArgs {
+            priority: spec.priority,
+            ..self.args.clone()
+        }
+    }
+
     fn child_id(&self, child: &Child) -> String {
         match (&self.dynamic, &child.pid) {
             (Some(_), Some(pid)) => pid.to_string(),
@@ -186,7 +199,8 @@ impl Sup {
             return Ok(());
         }
         let start = child.spec.start.clone();
-        match start(self.args.clone()).await? {
+        let args = self.args_for(&child.spec);
+        match start(args).await? {
             Started::Pid(pid) => self.children.set_pid(serial, Some(pid)),
             Started::Ignore => self.children.set_pid(serial, None),
         }
@@ -521,7 +535,7 @@ impl Sup {
                 batch.stopped_by = Some(ChildError::MaxChildren);
                 break;
             }
-            match (spec.start)(self.args.clone()).await {
+            match (spec.start)(self.args_for(&spec)).await {
                 Ok(Started::Pid(pid)) => {
                     let mut child = Child::new(spec.clone());
                     child.pid = Some(pid);
@@ -566,7 +580,7 @@ impl Sup {
                 }
             }
         }
-        let started = (spec.start)(self.args.clone())
+        let started = (spec.start)(self.args_for(&spec))
             .await
             .map_err(ChildError::StartFailed)?;
         let keyed = self.dynamic.is_none();

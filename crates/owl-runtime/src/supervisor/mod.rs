@@ -43,6 +43,7 @@ use crate::exit::{ExitReason, IntoExitReason};
 use crate::lifecycle::StartError;
 use crate::node::Node;
 use crate::pid::Pid;
+use crate::priority::Priority;
 use crate::process::{Process, SpawnOptions};
 
 /// Which children restart when one of them ends and is to be restarted.
@@ -87,13 +88,18 @@ pub enum ChildKind {
     Supervisor,
 }
 
-/// What a start function gets: the node and the supervisor to link to.
+/// What a start function gets: the node, the supervisor to link to, and
+/// the priority its child spec gives the child.
 #[derive(Clone, Debug)]
 pub struct StartArgs {
     /// The node to spawn on.
     pub node: Node,
     /// The supervisor starting the child; the child must link to it.
     pub supervisor: Pid,
+    /// The child's priority ([`ChildSpec::priority`]): `spawn_link*`,
+    /// `server::start_link*` and nested supervisors apply it unless their
+    /// own options name one.
+    pub priority: Priority,
 }
 
 impl StartArgs {
@@ -114,10 +120,18 @@ impl StartArgs {
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
-        let opts = opts
+        let opts = self.child_options(opts);
+        self.node.spawn_opts(opts, body)
+    }
+
+    /// `opts` linked to the supervisor, which is recorded as the parent, at
+    /// the spec's priority unless `opts` names one.
+    pub(crate) fn child_options(&self, opts: SpawnOptions) -> SpawnOptions {
+        let mut opts = opts
             .link_to(self.supervisor.clone())
             .parent(self.supervisor.clone());
-        self.node.spawn_opts(opts, body)
+        opts.priority.get_or_insert(self.priority);
+        opts
     }
 }
 
@@ -164,6 +178,7 @@ pub struct ChildSpec {
     pub(crate) shutdown: Shutdown,
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
+    pub(crate) priority: Priority,
 }
 
 impl fmt::Debug for ChildSpec {
@@ -174,6 +189,7 @@ impl fmt::Debug for ChildSpec {
             .field("shutdown", &self.shutdown)
             .field("kind", &self.kind)
             .field("significant", &self.significant)
+            .field("priority", &self.priority)
             .finish()
     }
 }
@@ -200,6 +216,7 @@ impl ChildSpec {
             shutdown: Shutdown::Timeout(Duration::from_secs(5)),
             kind: ChildKind::Worker,
             significant: false,
+            priority: Priority::Normal,
         }
     }
 
@@ -244,6 +261,7 @@ impl ChildSpec {
             shutdown: Shutdown::Infinity,
             kind: ChildKind::Supervisor,
             significant: false,
+            priority: Priority::Normal,
         }
     }
 
@@ -278,6 +296,33 @@ impl ChildSpec {
     /// ```
     pub fn significant(mut self, significant: bool) -> Self {
         self.significant = significant;
+        self
+    }
+
+    /// Runs the child at `priority` at every start and restart (its start
+    /// function's own [`SpawnOptions::priority`] wins, if it names one).
+    /// Background work — a pool of jobs — goes [`Low`](Priority::Low), so
+    /// it never delays what users wait for.
+    ///
+    /// ```
+    /// use owl_runtime::prelude::*;
+    /// use owl_runtime::Priority;
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::new(Config::default()).unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async move {
+    ///     let jobs = Supervisor::start(&node, SupervisorSpec::dynamic()).await.unwrap();
+    ///     let job = ChildSpec::dynamic_worker(|args| async move {
+    ///         Ok(args.spawn_link(|mut p| async move { p.recv::<()>().await; }))
+    ///     })
+    ///     .priority(Priority::Low);
+    ///     let pid = jobs.start_child(job, Duration::from_secs(1)).await.unwrap();
+    ///     assert_eq!(node.info(&pid).unwrap().priority, Priority::Low);
+    /// });
+    /// ```
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
         self
     }
 
@@ -659,7 +704,7 @@ impl Supervisor {
     /// [`StartError::AlreadyStarted`]; an invalid spec or a child that
     /// fails to start, [`StartError::Failed`].
     pub async fn start(node: &Node, spec: SupervisorSpec) -> Result<SupervisorRef, StartError> {
-        engine::start(node, spec, None)
+        engine::start(node, spec, None, Priority::Normal)
             .await
             .map(|pid| SupervisorRef { pid })
     }
@@ -669,9 +714,14 @@ impl Supervisor {
     /// does: a refused start is its reason (a taken name reads
     /// `already started as <pid>`), and leaves no exit signal behind.
     pub async fn start_link(args: &StartArgs, spec: SupervisorSpec) -> Result<Pid, ExitReason> {
-        engine::start(&args.node, spec, Some(args.supervisor.clone()))
-            .await
-            .map_err(ExitReason::from)
+        engine::start(
+            &args.node,
+            spec,
+            Some(args.supervisor.clone()),
+            args.priority,
+        )
+        .await
+        .map_err(ExitReason::from)
     }
 }
 

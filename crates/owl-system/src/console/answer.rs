@@ -115,6 +115,9 @@ pub struct TopRow {
     pub cpu_ms: f64,
     /// Reductions over the interval.
     pub reductions: u64,
+    /// Which schedulers run it.
+    #[serde(default)]
+    pub priority: crate::operator::Priority,
     /// Its name or label (`(ended)` if it ended meanwhile).
     pub label: String,
     /// What it is doing now.
@@ -467,16 +470,17 @@ impl fmt::Display for Answer {
                 )?;
                 writeln!(
                     f,
-                    "{:<14} {:>7} {:>12}  {:<24} ACTIVITY",
-                    "PID", "CPU %", "REDUCTIONS", "NAME/LABEL"
+                    "{:<14} {:>7} {:>12} {:<8} {:<24} ACTIVITY",
+                    "PID", "CPU %", "REDUCTIONS", "PRIORITY", "NAME/LABEL"
                 )?;
                 for e in &t.top {
                     writeln!(
                         f,
-                        "{:<14} {:>7.1} {:>12}  {:<24} {}",
+                        "{:<14} {:>7.1} {:>12} {:<8} {:<24} {}",
                         pid(e.id).to_string(),
                         e.cpu_share,
                         e.reductions,
+                        e.priority.as_str(),
                         clip(&e.label, 24),
                         e.current_activity
                     )?;
@@ -491,11 +495,12 @@ impl fmt::Display for Answer {
                         .collect::<Vec<_>>()
                         .join(" ")
                 };
-                let rows: [(&str, String); 17] = [
+                let rows: [(&str, String); 18] = [
                     ("pid", pid(r.id).to_string()),
                     ("name", r.name.clone().unwrap_or_else(|| "—".into())),
                     ("label", r.label.clone()),
                     ("state", r.state.to_string()),
+                    ("priority", r.priority.to_string()),
                     ("current activity", r.activity.clone()),
                     (
                         "parent",

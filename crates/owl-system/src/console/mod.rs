@@ -255,6 +255,7 @@ async fn top(ctx: &Operator, seconds: f64) -> Answer {
                 cpu_share: (e.cpu_share * 10.0).round() / 10.0,
                 cpu_ms: ms(e.cpu_time),
                 reductions: e.reductions,
+                priority: e.priority.into(),
                 label: if label.is_empty() {
                     "(ended)".into()
                 } else {

@@ -55,7 +55,7 @@ use owl_cluster::{Cluster, MemberState};
 use owl_runtime::supervisor::{
     ChildSpec, Restart, Shutdown, Strategy, SupervisorRef, SupervisorSpec,
 };
-use owl_runtime::{Process, SpawnOptions};
+use owl_runtime::{Priority, Process, SpawnOptions};
 use parking_lot::Mutex;
 
 pub use sampler::{Lateness, Point};
@@ -78,8 +78,9 @@ pub const HISTORY: usize = 600;
 pub const TICK: Duration = Duration::from_millis(100);
 
 /// Workers started per request to the workers' supervisor: small enough
-/// that one request never holds a scheduler for long.
-const BATCH: usize = 2_000;
+/// that one request never holds a (background) scheduler for long — about
+/// a millisecond.
+const BATCH: usize = 500;
 /// How often the manager checks the count even without a change of target.
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 /// The cluster setting that holds the cluster-wide target.
@@ -314,7 +315,9 @@ impl LoadControl {
             SupervisorSpec::new(Strategy::RestForOne)
                 .name(SUPERVISOR)
                 .label("load supervisor")
-                .child(ChildSpec::supervisor(WORKERS, workers))
+                // The jobs and their supervisor run on the background
+                // schedulers: pages, sessions and the console come first.
+                .child(ChildSpec::supervisor(WORKERS, workers).priority(Priority::Low))
                 .child(manager),
         )
     }

@@ -34,6 +34,89 @@ pub struct Point {
     /// measured here and the others' as they last published them (twice a
     /// second). `None` for a node alone.
     pub cluster_jobs_per_s: Option<f64>,
+    /// The jobs per second the workers would do on time: one each, for the
+    /// workers that ran through the whole last second.
+    pub expected_jobs_per_s: f64,
+    /// True while the jobs have fallen behind for two seconds or more
+    /// (below 95 % of `expected_jobs_per_s`): the background work does not
+    /// get the CPU it needs, because normal work or other programs take it.
+    pub behind: bool,
+}
+
+impl Point {
+    /// "behind: 730k of 1,000k jobs/s, the core is full" while the jobs
+    /// fall behind; `None` while they keep up.
+    pub fn behind_text(&self, cores_online: usize) -> Option<String> {
+        if !self.behind {
+            return None;
+        }
+        let why = if self.utilization < 0.9 {
+            "other work holds the CPU".to_string()
+        } else if cores_online == 1 {
+            "the core is full".to_string()
+        } else {
+            format!("the {cores_online} cores are full")
+        };
+        Some(format!(
+            "behind: {} of {} jobs/s, {why}",
+            thousands(self.jobs_per_s),
+            thousands(self.expected_jobs_per_s)
+        ))
+    }
+}
+
+/// 730k, 1,000k, 950: jobs per second as a person reads them.
+fn thousands(rate: f64) -> String {
+    let rate = rate.round() as u64;
+    if rate < 10_000 {
+        return rate.to_string();
+    }
+    let k = rate / 1000;
+    if k >= 1000 {
+        format!("{},{:03}k", k / 1000, k % 1000)
+    } else {
+        format!("{k}k")
+    }
+}
+
+/// Falls behind after this many short samples in a row (2 s), and catches
+/// up again after as many on time (so one slow second does not flap).
+const BEHIND_AFTER: u32 = 20;
+/// Fewer expected jobs per second than this is too few to judge.
+const BEHIND_FLOOR: f64 = 100.0;
+
+/// Tells whether the jobs keep up with their workers.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Workers at each of the last samples, oldest first.
+    workers: VecDeque<u64>,
+    streak: u32,
+    behind: bool,
+}
+
+impl Pace {
+    /// The expected rate now, and whether the jobs are behind it.
+    fn update(&mut self, workers: u64, jobs_per_s: f64) -> (f64, bool) {
+        if self.workers.len() > SMOOTHING {
+            self.workers.pop_front();
+        }
+        self.workers.push_back(workers);
+        // A new worker waits up to a second for its first job, and one
+        // leaving stops at once: only those there a second ago, and still
+        // there, owe a job.
+        let expected = self.workers.front().copied().unwrap_or(0).min(workers) as f64;
+        let short = expected >= BEHIND_FLOOR && jobs_per_s < 0.95 * expected;
+        if short == self.behind {
+            self.streak = 0;
+        } else {
+            self.streak += 1;
+            if self.streak >= BEHIND_AFTER {
+                self.behind = short;
+                self.streak = 0;
+            }
+        }
+        (expected, self.behind)
+    }
 }
 
 /// How late the sampler's ticks fired, over all ticks since start.
@@ -134,6 +217,7 @@ pub(super) fn start(
             let _ = owl_runtime::sys::set_timer_slack(Duration::from_micros(50));
             let mut rates: VecDeque<f64> = VecDeque::with_capacity(SMOOTHING);
             let mut busy: VecDeque<f64> = VecDeque::with_capacity(SMOOTHING);
+            let mut pace = Pace::default();
             let mut last_jobs = shared.jobs.load(Ordering::Relaxed);
             let mut last_at = Instant::now();
             let mut deadline = last_at + TICK;
@@ -150,14 +234,18 @@ pub(super) fn start(
                 push(&mut busy, utilization());
                 (last_jobs, last_at) = (jobs, at);
                 let jobs_per_s = average(&rates);
+                let workers = shared.running.load(Ordering::Relaxed);
+                let (expected_jobs_per_s, behind) = pace.update(workers, jobs_per_s);
                 let point = Point {
+                    expected_jobs_per_s,
+                    behind,
                     at_ms: SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64),
                     jobs_per_s,
                     cluster_jobs_per_s: others().map(|o| o + jobs_per_s),
                     utilization: average(&busy),
-                    workers: shared.running.load(Ordering::Relaxed),
+                    workers,
                 };
                 shared.samples.lock().record(point, late);
                 node.broadcast(TICKS, point);
@@ -186,4 +274,55 @@ fn average(window: &VecDeque<f64>) -> f64 {
         return 0.0;
     }
     window.iter().sum::<f64>() / window.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_fall_behind_only_after_two_slow_seconds_and_catch_up_after_two_good_ones() {
+        let mut pace = Pace::default();
+        // A second of a steady million.
+        for _ in 0..SMOOTHING + 1 {
+            assert_eq!(pace.update(1_000_000, 1_000_000.0), (1_000_000.0, false));
+        }
+        // Slow for less than two seconds: not yet.
+        for _ in 0..BEHIND_AFTER - 1 {
+            assert!(!pace.update(1_000_000, 730_000.0).1);
+        }
+        assert!(pace.update(1_000_000, 730_000.0).1, "two seconds short");
+        let point = Point {
+            jobs_per_s: 730_000.0,
+            expected_jobs_per_s: 1_000_000.0,
+            utilization: 1.0,
+            behind: true,
+            ..Point::default()
+        };
+        assert_eq!(
+            point.behind_text(1).as_deref(),
+            Some("behind: 730k of 1,000k jobs/s, the core is full")
+        );
+        // One good sample does not end it; two seconds of them do.
+        assert!(pace.update(1_000_000, 1_000_000.0).1);
+        for _ in 0..BEHIND_AFTER - 1 {
+            pace.update(1_000_000, 1_000_000.0);
+        }
+        assert!(!pace.update(1_000_000, 1_000_000.0).1);
+    }
+
+    #[test]
+    fn ramping_up_or_down_is_not_falling_behind() {
+        let mut pace = Pace::default();
+        // Workers arrive in batches; their first jobs come within a second.
+        for i in 0..100u64 {
+            let workers = (i * 10_000).min(500_000);
+            let jobs = ((i.saturating_sub(10)) * 10_000).min(500_000) as f64;
+            assert!(!pace.update(workers, jobs).1, "sample {i}");
+        }
+        // The target drops: the rest leave at once.
+        for _ in 0..50 {
+            assert!(!pace.update(1_000, 1_000.0).1);
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use owl_runtime::supervisor::ChildSpec;
-use owl_runtime::{Process, SpawnOptions};
+use owl_runtime::{Priority, Process, SpawnOptions};
 
 use super::{Shared, WORKER_LABEL};
 
@@ -42,25 +42,21 @@ pub(super) fn child_spec(shared: Arc<Shared>) -> ChildSpec {
         let pid = args.spawn_link_opts(opts, move |p| work(p, counted));
         async move { Ok(pid) }
     })
+    .priority(Priority::Low)
 }
 
 async fn work(p: Process, mut counted: Counted) {
     let first = Duration::from_micros(spread(p.pid().id().0) % 1_000_000);
-    let mut next = Instant::now() + first;
+    // Once a second; after a stall, on from then, not in a burst.
+    let mut every = p.interval_at(Instant::now() + first, PERIOD);
     loop {
-        p.sleep_until(next).await;
+        every.tick().await;
         if leave(&mut counted) {
             return;
         }
         let sum: u64 = (1..=black_box(100u64)).sum();
         black_box(sum);
         counted.shared.jobs.fetch_add(1, Ordering::Relaxed);
-        next += PERIOD;
-        // Once a second, not in a burst to catch up after a stall.
-        let now = Instant::now();
-        if next < now {
-            next = now + PERIOD;
-        }
     }
 }
 

@@ -80,6 +80,7 @@ pub(crate) fn row_of(info: &ProcessInfo, recent: Duration, window: Duration) -> 
         name: info.name.clone(),
         label: info.label.clone(),
         state: info.status.into(),
+        priority: info.priority.into(),
         cpu_pct: recent.as_secs_f64() / window.as_secs_f64().max(1e-3) * 100.0,
         cpu_total_us: info.cpu_time.as_micros() as u64,
         reductions: info.reductions,

@@ -29,7 +29,7 @@ pub use meter::{Meter, Sample};
 pub use trace::{GuestEntry, Trace};
 pub use upgrade::Upgraded;
 pub use views::{
-    CallCounts, LabelCount, ListQuery, ModuleView, Neighbour, ProcessDetail, ProcessList,
+    CallCounts, LabelCount, ListQuery, ModuleView, Neighbour, Priority, ProcessDetail, ProcessList,
     ProcessRow, RunState, Stack, SystemStats, VersionCount,
 };
 

@@ -42,6 +42,42 @@ impl fmt::Display for RunState {
     }
 }
 
+/// Which schedulers run a process (see [`owl_runtime::Priority`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Background work: the background schedulers.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+}
+
+impl Priority {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<owl_runtime::Priority> for Priority {
+    fn from(p: owl_runtime::Priority) -> Self {
+        match p {
+            owl_runtime::Priority::Low => Priority::Low,
+            owl_runtime::Priority::Normal => Priority::Normal,
+        }
+    }
+}
+
 impl From<owl_runtime::Status> for RunState {
     fn from(s: owl_runtime::Status) -> RunState {
         match s {
@@ -87,6 +123,9 @@ pub struct ProcessRow {
     pub label: String,
     /// Running, runnable, waiting or exiting.
     pub state: RunState,
+    /// Which schedulers run it (older nodes do not say: normal).
+    #[serde(default)]
+    pub priority: Priority,
     /// CPU over the last sampling window, in % of one scheduler (0–100).
     pub cpu_pct: f64,
     /// CPU time since it started, in microseconds.

@@ -21,6 +21,11 @@ pub(crate) struct LoadState {
     share: u64,
     workers: u64,
     jobs_per_s: f64,
+    /// What the workers would do on time (one job each per second).
+    expected_jobs_per_s: f64,
+    /// "behind: 730k of 1,000k jobs/s, the core is full" while the jobs
+    /// fall behind (background work yields to everything else), else null.
+    behind: Option<String>,
     utilization: f64,
     schedulers_online: usize,
     schedulers: usize,
@@ -45,6 +50,8 @@ fn load_state(web: &Web) -> LoadState {
         nodes,
         workers: load.workers(),
         jobs_per_s: latest.jobs_per_s.round(),
+        expected_jobs_per_s: latest.expected_jobs_per_s.round(),
+        behind: latest.behind_text(online),
         utilization: (latest.utilization * 1000.0).round() / 1000.0,
         schedulers_online: online,
         schedulers,

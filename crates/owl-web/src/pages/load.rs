@@ -110,7 +110,12 @@ impl LoadPage {
                         tr { th { "this node's share" } td #load-share { (self.load.share()) " jobs" } }
                     }
                     tr { th { "workers running" } td #load-workers { (self.load.workers()) } }
-                    tr { th { "jobs per second" } td #load-rate { (format!("{:.0}", latest.jobs_per_s)) } }
+                    tr { th { "jobs per second" } td #load-rate { (format!("{:.0}", latest.jobs_per_s))
+                        // Never a silent drop: background jobs yield to
+                        // everything else, and the page says when they do.
+                        @if let Some(behind) = latest.behind_text(online) {
+                            " " strong #load-behind .warn { "— " (behind) }
+                        } } }
                     tr { th { "utilization" } td #load-util { (format!("{:.0}%", latest.utilization * 100.0)) } }
                     tr { th { "schedulers online" } td #load-schedulers { (online) " of " (schedulers) } }
                 } }

@@ -127,7 +127,7 @@ impl LiveView for ProcessesPage {
                 }
                 div.table-wrap { table {
                     thead { tr {
-                        th { "pid" } th { "name / label" } th { "CPU" } th { "reductions" }
+                        th { "pid" } th { "name / label" } th { "priority" } th { "CPU" } th { "reductions" }
                         th { "memory" } th { "queue" } th { "activity" }
                     } }
                     tbody {
@@ -135,6 +135,7 @@ impl LiveView for ProcessesPage {
                             tr id=(format!("{}p{}", at.name().map(|n| format!("{n}-")).unwrap_or_default(), row.id)) {
                                 td { a href=(format!("/dashboard/processes/{}{}", row.id, node_suffix(at))) { (pid_text(at, row.id)) } }
                                 td { (row.name_or_label()) }
+                                td { (row.priority) }
                                 td { (format!("{:.1}%", row.cpu_pct)) }
                                 td { (row.reductions) }
                                 td { (bytes(row.memory_bytes)) }
@@ -261,6 +262,7 @@ fn info_table(at: &At, d: &ProcessDetail) -> Markup {
             @if let Some(node) = at.name() { tr { th { "node" } td { (node) } } }
             tr { th { "label" } td { (r.label) } }
             tr { th { "state" } td { (r.state) } }
+            tr { th { "priority" } td { (r.priority) } }
             tr { th { "current activity" } td { (r.activity) } }
             tr { th { "parent" } td { @if let Some(p) = &d.parent { (neighbour_link(at, p)) } @else { "—" } } }
             tr { th { "running for" } td { (format!("{:.1} s", d.uptime_ms as f64 / 1e3)) } }
