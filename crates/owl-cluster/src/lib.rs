@@ -21,7 +21,9 @@
 //! A membership process ([`Cluster::child_spec`], child id
 //! [`MEMBERSHIP`]), a child of the application's tree, owns the
 //! chitchat instance; if it dies its supervisor restarts it, and it rejoins
-//! as a new generation of the same node.
+//! as a new generation of the same node. Chitchat itself — the gossip and
+//! the failure detector — runs on a thread of its own, so that a node whose
+//! schedulers are saturated is never taken for dead.
 //!
 //! Gossip is for a private network: it is signed, not encrypted.
 //!
@@ -59,6 +61,7 @@
 //! });
 //! ```
 
+mod gossip_thread;
 mod membership;
 mod request;
 mod secret;
@@ -95,8 +98,8 @@ const REPLAY_CAPACITY: usize = 100_000;
 pub const NODE_EVENTS: &str = "cluster node events";
 
 /// Gossip rounds per second: five. A dead node is declared so after about
-/// eight missed heartbeat intervals (phi-accrual threshold 8), two to three
-/// seconds here.
+/// twelve missed heartbeat intervals (phi-accrual threshold 12), about two
+/// and a half seconds here.
 pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to join a cluster.
@@ -247,6 +250,9 @@ pub(crate) struct Inner {
     pub(crate) http: std::sync::OnceLock<reqwest::Client>,
     /// Nonces of the node-to-node requests accepted lately.
     pub(crate) replays: ReplayGuard,
+    /// Where chitchat runs, started with the first membership process and
+    /// kept for the life of the cluster handle.
+    pub(crate) gossip: std::sync::OnceLock<gossip_thread::GossipThread>,
 }
 
 /// A node's handle on its cluster. Cheap to clone.
@@ -282,6 +288,7 @@ impl Cluster {
                 joined_at: std::sync::OnceLock::new(),
                 http: std::sync::OnceLock::new(),
                 replays: ReplayGuard::new(REPLAY_CAPACITY),
+                gossip: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -15,6 +15,7 @@ use owl_runtime::supervisor::{ChildSpec, Shutdown};
 use owl_runtime::{ExitReason, Process, SpawnOptions};
 use tokio::sync::Mutex;
 
+use crate::gossip_thread::GossipThread;
 use crate::setting::{self, Setting};
 use crate::transport::{Counters, SignedUdp};
 use crate::{Cluster, Member, MemberState, NODE_EVENTS, NodeEvent, View};
@@ -101,7 +102,21 @@ async fn open(cluster: &Cluster, counters: Arc<Counters>) -> Result<ChitchatHand
             catchup_callback: None,
             extra_liveness_predicate: None,
         };
-        match spawn_chitchat(chitchat_config, initial, &transport).await {
+        let gossip = match cluster.inner.gossip.get() {
+            Some(thread) => thread,
+            None => {
+                let started = GossipThread::start()
+                    .map_err(|e| format!("cannot start the gossip thread: {e}"))?;
+                cluster.inner.gossip.get_or_init(|| started)
+            }
+        };
+        let transport = transport.clone();
+        let spawned = gossip
+            .handle()
+            .spawn(async move { spawn_chitchat(chitchat_config, initial, &transport).await })
+            .await
+            .map_err(|e| format!("the gossip thread failed: {e}"))?;
+        match spawned {
             Ok(handle) => return Ok(handle),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing::debug!(target: "owl::cluster", error = %format!("{e:#}"), "gossip port not free yet");

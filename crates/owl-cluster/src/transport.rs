@@ -30,6 +30,7 @@ pub(crate) struct Counters {
     pub(crate) oversized: AtomicU64,
 }
 
+#[derive(Clone)]
 pub(crate) struct SignedUdp {
     pub(crate) secret: ClusterSecret,
     pub(crate) counters: Arc<Counters>,

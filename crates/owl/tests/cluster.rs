@@ -34,14 +34,17 @@ fn cluster_args<'a>(name: &'a str, gossip: &'a str, join: &'a str) -> Vec<&'a st
 /// Starts node `name` of the test `test`'s cluster (the data directory is
 /// named after both: tests run side by side).
 fn start(test: &str, name: &'static str, join: &str, secret: &str) -> Member {
+    start_with(test, name, join, secret, &[])
+}
+
+/// [`start`] with more arguments for `owl serve`.
+fn start_with(test: &str, name: &'static str, join: &str, secret: &str, more: &[&str]) -> Member {
     let gossip = free_gossip_addr();
-    let served = Served::start_command(
-        &format!("cluster-{test}-{name}"),
-        &cluster_args(name, &gossip, join),
-        |c| {
-            c.env("OWL_CLUSTER_SECRET", secret);
-        },
-    );
+    let mut args = cluster_args(name, &gossip, join);
+    args.extend(more);
+    let served = Served::start_command(&format!("cluster-{test}-{name}"), &args, |c| {
+        c.env("OWL_CLUSTER_SECRET", secret);
+    });
     Member {
         name,
         gossip,
@@ -198,6 +201,66 @@ fn three_nodes_split_the_load_take_over_a_lost_share_and_rebalance_on_rejoin() {
     let unknown = a.served.fails(&["on", "zz", "ps"]);
     assert!(unknown.contains("no node named"), "{unknown}");
     c.served.child.kill().unwrap();
+}
+
+/// Two nodes whose schedulers share one CPU, with far more background jobs
+/// than it can run: both are saturated and behind, and still neither is
+/// ever taken for dead — gossip runs on a thread of its own — so neither
+/// takes over the other's share.
+#[test]
+fn saturated_nodes_sharing_a_core_never_take_each_other_for_dead() {
+    const T: &str = "saturated";
+    // One scheduler each, online on the first CPU: the two nodes' schedulers
+    // share that core.
+    let one_core = ["--schedulers", "1"];
+    let a = start_with(T, "a", "", SECRET, &one_core);
+    let b = start_with(T, "b", &a.gossip, SECRET, &one_core);
+    for m in [&a, &b] {
+        until("both nodes see two up", LIMIT, || {
+            let up = up_names(m);
+            (up == ["a", "b"], up)
+        });
+    }
+    // 300,000 jobs a second each: more than one core runs (a debug build
+    // spends microseconds on each).
+    a.served.ok(&["load", "600000"]);
+    let behind = |m: &Member| load(m)["behind"].is_string();
+    until(
+        "the jobs to fall behind: the core is full",
+        LIMIT * 3,
+        || (behind(&a) || behind(&b), (load(&a), load(&b))),
+    );
+    // Ten seconds of saturation: every look sees both up, each with its
+    // half of the target.
+    let watch = Instant::now();
+    let mut looks = 0;
+    while watch.elapsed() < Duration::from_secs(10) {
+        for m in [&a, &b] {
+            let l = load(m);
+            let states: Vec<(String, String)> = nodes(m)
+                .into_iter()
+                .map(|(name, state, _)| (name, state))
+                .collect();
+            assert_eq!(
+                states,
+                [("a".into(), "up".into()), ("b".into(), "up".into())],
+                "{} took its peer for dead while saturated: {l}",
+                m.name
+            );
+            assert_eq!(l["share"], 300_000, "{} kept its half: {l}", m.name);
+            looks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(looks >= 20, "{looks}");
+    for m in [&a, &b] {
+        assert!(
+            !m.served.log().contains("node down"),
+            "{} logged a node down",
+            m.name
+        );
+    }
+    a.served.ok(&["load", "0"]);
 }
 
 #[test]

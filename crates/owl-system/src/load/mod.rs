@@ -11,7 +11,10 @@
 //! In a cluster the target is one figure for all nodes, a replicated
 //! setting (last writer wins); each node runs its [`share_of`] it — the
 //! target divided by the nodes that are up, the remainder to the first by
-//! name — and recomputes it whenever a node comes up or goes down.
+//! name — and recomputes it whenever a node comes up or goes down. A share
+//! shrinks at once; it grows for a node that went down only once that node
+//! has stayed down for [`TAKEOVER_GRACE`], so a peer that answers late for
+//! a moment never doubles this node's load.
 //!
 //! ```text
 //! load_sup (rest_for_one)
@@ -45,6 +48,7 @@
 //! ```
 
 mod sampler;
+mod takeover;
 mod worker;
 
 use std::sync::Arc;
@@ -59,6 +63,8 @@ use owl_runtime::{Priority, Process, SpawnOptions};
 use parking_lot::Mutex;
 
 pub use sampler::{Lateness, Point};
+pub use takeover::TAKEOVER_GRACE;
+use takeover::{Takeover, Verdict};
 
 /// The registered name of the load subtree's supervisor.
 pub const SUPERVISOR: &str = "load_sup";
@@ -242,6 +248,8 @@ pub(crate) struct Shared {
     /// Wakes the manager when the target changes.
     changed: tokio::sync::Notify,
     samples: Mutex<sampler::Samples>,
+    /// Damps taking over the share of nodes that went down.
+    takeover: Mutex<Takeover>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -271,6 +279,7 @@ impl LoadControl {
                 jobs: AtomicU64::new(0),
                 changed: tokio::sync::Notify::new(),
                 samples: Mutex::new(sampler::Samples::default()),
+                takeover: Mutex::new(Takeover::default()),
             }),
             cluster: None,
         }
@@ -416,24 +425,39 @@ impl LoadControl {
     }
 
     /// Recomputes this node's share from the cluster's target and the
-    /// nodes up; true if it changed.
-    fn apply_share(&self, cluster: &Cluster) -> bool {
+    /// nodes up, taking over a lost node's share only after
+    /// [`TAKEOVER_GRACE`]. Returns when to look again if a takeover waits.
+    fn apply_share(&self, cluster: &Cluster) -> Option<std::time::Instant> {
         // Until the node knows who is up it takes no share; nor does a
         // node whose name another node held first (that one runs it).
-        let share = if cluster.is_settled() && cluster.name_taken_by().is_none() {
-            share_of(
-                cluster_target(cluster),
-                &cluster.live_names(),
-                cluster.node_name(),
-            )
+        let up = cluster.live_names();
+        let wanted = if cluster.is_settled() && cluster.name_taken_by().is_none() {
+            share_of(cluster_target(cluster), &up, cluster.node_name())
         } else {
             0
+        };
+        let current = self.shared.target.load(Ordering::Relaxed);
+        let verdict =
+            self.shared
+                .takeover
+                .lock()
+                .decide(current, wanted, &up, std::time::Instant::now());
+        let share = match verdict {
+            Verdict::Apply(share) => share,
+            Verdict::Wait { until, started } => {
+                if started {
+                    tracing::info!(target: "owl::load", nodes_up = up.len(),
+                        grace_ms = TAKEOVER_GRACE.as_millis() as u64,
+                        "a node is down; its share moves here if it stays down");
+                }
+                return Some(until);
+            }
         };
         let before = self.shared.target.swap(share, Ordering::Relaxed);
         if before != share {
             tracing::info!(target: "owl::load", from = before, to = share, "this node's share of the load changed");
         }
-        before != share
+        None
     }
 
     /// Workers running now.
@@ -490,8 +514,9 @@ async fn manage(p: Process, load: LoadControl, utilization: impl FnMut() -> f64 
     let spec = worker::child_spec(shared.clone()).restart(Restart::Transient);
     let mut cluster_changes = load.cluster.as_ref().map(Cluster::changes);
     loop {
+        let mut takeover_at = None;
         if let Some(cluster) = &load.cluster {
-            load.apply_share(cluster);
+            takeover_at = load.apply_share(cluster);
             let latest = load.latest();
             cluster.publish(PUBLISHED_WORKERS, shared.running.load(Ordering::Relaxed));
             cluster.publish(PUBLISHED_JOBS, latest.jobs_per_s.round());
@@ -530,10 +555,15 @@ async fn manage(p: Process, load: LoadControl, utilization: impl FnMut() -> f64 
                 None => std::future::pending().await,
             }
         };
+        // A waiting takeover is looked at again the moment its grace ends.
+        let look_again = takeover_at.map_or(RECONCILE_EVERY, |at| {
+            at.saturating_duration_since(std::time::Instant::now())
+                .min(RECONCILE_EVERY)
+        });
         tokio::select! {
             () = shared.changed.notified() => {}
             () = membership_changed => {}
-            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+            () = tokio::time::sleep(look_again) => {}
         }
     }
 }
