@@ -32,7 +32,9 @@ pub(crate) fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
         Bench::Load { workers, seconds } => {
             ("load", vec![workers.to_string(), seconds.to_string()])
         }
-        Bench::Supervisor { .. } => return Err("no BEAM script for this benchmark".into()),
+        Bench::Supervisor { .. } | Bench::Observe { .. } => {
+            return Err("no BEAM script for this benchmark".into());
+        }
     };
     let source = SCRIPTS
         .iter()

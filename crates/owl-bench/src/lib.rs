@@ -8,6 +8,7 @@
 mod beam;
 mod fairness;
 mod load_control;
+mod observe;
 mod report;
 mod ring;
 mod spawn;
@@ -69,6 +70,16 @@ enum Bench {
         #[arg(long, default_value_t = 100_000)]
         children: usize,
     },
+    /// What watching costs: N load workers, then V process dashboards
+    /// refreshing every second, then one search of every process.
+    Observe {
+        #[arg(long, default_value_t = 1_000_000)]
+        workers: usize,
+        #[arg(long, default_value_t = 3)]
+        viewers: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The load-control workload: N workers, each summing 1..100 once a second.
     Load {
         #[arg(long, default_value_t = 100_000)]
@@ -106,6 +117,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
         Bench::Load { workers, seconds } => rt.block_on(load_control::run(&node, workers, seconds)),
         Bench::Supervisor { children } => rt.block_on(supervisor::run(&node, children)),
+        Bench::Observe {
+            workers,
+            viewers,
+            seconds,
+        } => {
+            let sandbox = math_sandbox(&node)?;
+            rt.block_on(observe::run(&node, &sandbox, workers, viewers, seconds))
+        }
     }?;
     drop(rt);
     let mut reports = vec![report.with("schedulers", args.schedulers as f64)];

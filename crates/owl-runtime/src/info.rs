@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::node::Node;
 use crate::pid::{Pid, PidId};
-use crate::process::cell::{ProcessCell, Receiving, Watcher, status};
+use crate::process::cell::{BIG_MEMORY, LONG_QUEUE, ProcessCell, Receiving, Watcher, status};
 use crate::scheduler::cycles_to_duration;
 use crate::sleep::WAIT_SLEEP;
 
@@ -127,6 +127,37 @@ pub struct TopEntry {
     pub reductions: u64,
 }
 
+/// What a process is doing: `receive` while it waits in one, `sleep`
+/// while it sleeps, else the activity it set, else its status.
+fn activity_of<'s>(
+    cell: &ProcessCell,
+    st: &'s crate::process::cell::State,
+    status: Status,
+) -> &'s str {
+    if !matches!(st.receiving, Receiving::No) && status == Status::Waiting {
+        "receive"
+    } else if status == Status::Waiting && cell.waiting_on.load(Ordering::Relaxed) == WAIT_SLEEP {
+        "sleep"
+    } else if let Some(a) = st.extras.as_ref().and_then(|e| e.activity.as_ref()) {
+        a
+    } else {
+        status.as_str()
+    }
+}
+
+/// Whether `haystack` contains `needle` (already lower case), ignoring the
+/// case of ASCII letters; no allocation.
+fn contains_folded(haystack: &str, needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    haystack.as_bytes().windows(needle.len()).any(|w| {
+        w.iter()
+            .zip(needle)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
+}
+
 const TASK_OVERHEAD: usize = 128;
 const TABLE_ENTRY: usize = 48;
 
@@ -158,15 +189,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         None => (None, Vec::new(), Vec::new(), 0),
     };
     let status = Status::from_raw(cell.status.load(Ordering::Acquire));
-    let current_activity = if !matches!(st.receiving, Receiving::No) && status == Status::Waiting {
-        "receive".to_string()
-    } else if status == Status::Waiting && cell.waiting_on.load(Ordering::Relaxed) == WAIT_SLEEP {
-        "sleep".to_string()
-    } else if let Some(a) = st.extras.as_ref().and_then(|e| e.activity.as_ref()) {
-        a.to_string()
-    } else {
-        status.as_str().to_string()
-    };
+    let current_activity = activity_of(cell, &st, status).to_string();
     ProcessInfo {
         pid: cell.pid(),
         name,
@@ -217,6 +240,127 @@ impl Node {
         Some(info_of(&cell))
     }
 
+    /// Live processes whose pid, registered name, label or current
+    /// activity contains `text`, ignoring the case of ASCII letters; at
+    /// most `limit` of them. It reads every process without allocating —
+    /// about a tenth of a second for a million — so call it off the
+    /// schedulers (`spawn_blocking`) on a big node.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let cache = node.spawn_opts(SpawnOptions::new().label("Cache"), |mut p| async move { p.recv::<()>().await });
+    /// assert_eq!(node.search("cach", 10), vec![cache.clone()]);
+    /// assert_eq!(node.search(&cache.to_string(), 10), vec![cache]);
+    /// ```
+    pub fn search(&self, text: &str, limit: usize) -> Vec<Pid> {
+        let needle = text.trim().to_ascii_lowercase();
+        let needle = needle.as_bytes();
+        // Only a needle made of pid characters can match a pid's text, and
+        // only one that is part of a word the table derives can match
+        // those: most searches skip both.
+        let pid_like = needle.iter().all(|b| b"<>.0123456789".contains(b));
+        let derived = [
+            "receive", "sleep", "running", "runnable", "waiting", "exiting",
+        ]
+        .iter()
+        .any(|w| contains_folded(w, needle));
+        let mut found = Vec::new();
+        let mut pid_text = String::with_capacity(32);
+        let mut check = |cell: &ProcessCell| {
+            if pid_like {
+                pid_text.clear();
+                let _ =
+                    std::fmt::Write::write_fmt(&mut pid_text, format_args!("{}", PidId(cell.id)));
+                if contains_folded(&pid_text, needle) {
+                    return true;
+                }
+            }
+            if contains_folded(&cell.label, needle) {
+                return true;
+            }
+            let st = cell.state.lock();
+            if derived {
+                let status = Status::from_raw(cell.status.load(Ordering::Acquire));
+                return st
+                    .extras
+                    .as_ref()
+                    .and_then(|e| e.name.as_deref())
+                    .is_some_and(|n| contains_folded(n, needle))
+                    || contains_folded(activity_of(cell, &st, status), needle);
+            }
+            st.extras.as_ref().is_some_and(|e| {
+                e.name
+                    .as_deref()
+                    .is_some_and(|n| contains_folded(n, needle))
+                    || e.activity
+                        .as_deref()
+                        .is_some_and(|a| contains_folded(a, needle))
+            })
+        };
+        // A million cells are far more than the caches hold: ask for each a
+        // few entries ahead, so the misses overlap.
+        const AHEAD: usize = 16;
+        let mut ahead = std::collections::VecDeque::with_capacity(AHEAD + 1);
+        for entry in self.inner.table.iter() {
+            crate::sleep::Prefetch::of::<ProcessCell>(entry.value()).issue();
+            ahead.push_back(entry);
+            if ahead.len() > AHEAD
+                && let Some(entry) = ahead.pop_front()
+                && check(entry.value())
+            {
+                found.push(entry.value().pid());
+                if found.len() >= limit {
+                    return found;
+                }
+            }
+        }
+        for entry in ahead {
+            if found.len() >= limit {
+                break;
+            }
+            if check(entry.value()) {
+                found.push(entry.value().pid());
+            }
+        }
+        found
+    }
+
+    /// Processes worth a look whatever their CPU: those whose mailbox grew
+    /// past 64 messages, or whose reported memory (a guest's) grew past
+    /// 1 MiB, and still hold that much. Noted as it happens, so this costs
+    /// what it returns.
+    pub fn notable_processes(&self) -> Vec<Pid> {
+        let mut notable = self.inner.notable.lock();
+        let mut still = Vec::with_capacity(notable.len());
+        notable.retain(|&id| {
+            let Some(cell) = self.inner.table.get(&id).map(|c| c.clone()) else {
+                return false;
+            };
+            let st = cell.state.lock();
+            let hint = st.extras.as_ref().map_or(0, |e| e.memory_hint);
+            let keep = st.mailbox.len() >= LONG_QUEUE || hint >= BIG_MEMORY;
+            if keep {
+                still.push(cell.pid());
+            }
+            keep
+        });
+        still
+    }
+
+    /// Up to `n` live processes, whichever the table yields first: a cheap
+    /// sample of the node.
+    pub fn some_processes(&self, n: usize) -> Vec<Pid> {
+        self.inner
+            .table
+            .iter()
+            .take(n)
+            .map(|e| e.value().pid())
+            .collect()
+    }
+
     /// Info of every live process, ordered by pid.
     pub fn processes(&self) -> Vec<ProcessInfo> {
         let cells: Vec<_> = self.inner.table.iter().map(|e| e.value().clone()).collect();
@@ -225,8 +369,9 @@ impl Node {
         all
     }
 
-    /// How many live processes carry each label (kind), most first, without
-    /// locking any process: cheap on a node with a million of them.
+    /// How many live processes carry each label (kind), most first. The
+    /// counts are kept as processes spawn and exit, so reading them costs
+    /// the number of labels, not of processes.
     ///
     /// ```
     /// use owl_runtime::{Runtime, SpawnOptions};
@@ -239,17 +384,7 @@ impl Node {
     /// assert_eq!(node.label_counts()[0], ("worker".to_string(), 3));
     /// ```
     pub fn label_counts(&self) -> Vec<(String, usize)> {
-        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        let cells: Vec<_> = self.inner.table.iter().map(|e| e.value().clone()).collect();
-        for cell in &cells {
-            *counts.entry(&cell.label).or_default() += 1;
-        }
-        let mut counts: Vec<(String, usize)> = counts
-            .into_iter()
-            .map(|(l, n)| (l.to_string(), n))
-            .collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        counts
+        self.inner.labels.snapshot()
     }
 
     /// The live processes labelled `label`, without locking any of them.
@@ -286,6 +421,23 @@ impl Node {
                 }
             })
             .collect()
+    }
+}
+
+impl Node {
+    /// The processes that kept the node busy over the last second, with
+    /// their share of a scheduler's time, busiest first — found by sampling
+    /// (see [`busy`](crate::busy)). The first call starts the profiler and
+    /// answers an empty window; a second later the shares are in. It stops
+    /// by itself ten seconds after the last call.
+    pub fn busiest(&self) -> crate::Busiest {
+        let schedulers = self.inner.schedulers.clone();
+        let node_id = std::sync::Arc::as_ptr(&self.inner) as usize;
+        self.inner.profiler.ask(node_id, move |seen| {
+            for pid in schedulers.running_now() {
+                seen(pid);
+            }
+        })
     }
 }
 

@@ -68,11 +68,13 @@
 //! with no subscriber installed they are printed to stderr, rate-limited to
 //! five per ten seconds per kind, so a crash loop cannot flood a log.
 
+pub mod busy;
 mod call;
 pub mod exit;
 mod group;
 pub mod guide;
 pub mod info;
+mod label_count;
 mod lifecycle;
 mod log_limit;
 pub mod message;
@@ -91,6 +93,7 @@ pub mod task;
 pub mod timer;
 pub mod trace;
 
+pub use busy::Busiest;
 pub use exit::{ExitReason, IntoExitReason};
 pub use info::{ProcessInfo, ProcessSample, Status, TopEntry};
 pub use message::{Down, Exit, Message};

@@ -162,6 +162,9 @@ impl Runtime {
             background_wheel: background_wheel.clone(),
             tracers: Default::default(),
             log_limiter: Default::default(),
+            labels: Default::default(),
+            profiler: Default::default(),
+            notable: Default::default(),
         });
         executor.spawn(wheel.run_ticker());
         background.spawn(background_wheel.run_ticker());
@@ -258,9 +261,25 @@ pub(crate) struct NodeInner {
     pub tracers: parking_lot::Mutex<Vec<Arc<crate::trace::Tracer>>>,
     /// Summarises repeated crash and supervisor reports.
     pub log_limiter: crate::log_limit::LogLimiter,
+    /// Live processes per label.
+    pub labels: crate::label_count::LabelCounts,
+    /// Samples which processes keep the schedulers busy, while asked.
+    pub profiler: Arc<crate::busy::Profiler>,
+    /// Processes whose mailbox or memory grew large (pid numbers; see
+    /// `Node::notable_processes`).
+    pub notable: parking_lot::Mutex<rustc_hash::FxHashSet<u64>>,
 }
 
 impl NodeInner {
+    /// Notes process `id` as notable (bounded: a node with more than 4,096
+    /// of them shows the first).
+    pub(crate) fn note(&self, id: u64) {
+        let mut notable = self.notable.lock();
+        if notable.len() < 4096 {
+            notable.insert(id);
+        }
+    }
+
     /// The timer wheel of processes of `priority`.
     pub(crate) fn wheel_for(&self, priority: Priority) -> &Arc<crate::sleep::TimerWheel> {
         match priority {

@@ -128,10 +128,12 @@ impl SchedulerSample {
     ///
     /// let me = ThreadClock::current().unwrap();
     /// let before = SchedulerSample::of_threads(&[me]);
-    /// let t = std::time::Instant::now();
-    /// while t.elapsed() < std::time::Duration::from_millis(50) {} // busy
+    /// // Busy until this thread has had 20 ms of CPU (however long the
+    /// // machine takes to give them).
+    /// let start = me.cpu_time();
+    /// while me.cpu_time() - start < std::time::Duration::from_millis(20) {}
     /// let busy = SchedulerSample::of_threads(&[me]).utilization_since(&before);
-    /// assert!(busy.total > 0.5, "{busy:?}");
+    /// assert!(busy.total > 0.0 && busy.per_scheduler.len() == 1, "{busy:?}");
     /// ```
     pub fn of_threads(threads: &[crate::sys::ThreadClock]) -> SchedulerSample {
         SchedulerSample {
@@ -334,6 +336,15 @@ impl Schedulers {
                     "could not pin a thread to the online CPUs");
             }
         }
+    }
+
+    /// The pid number each scheduler (normal and background) is polling
+    /// right now, for those that are polling one.
+    pub(crate) fn running_now(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots
+            .iter()
+            .map(|slot| slot.current.load(Ordering::Acquire))
+            .filter(|&pid| pid != 0)
     }
 
     pub(crate) fn sample(&self) -> SchedulerSample {

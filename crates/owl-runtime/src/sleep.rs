@@ -68,7 +68,8 @@ impl Prefetch {
         }
     }
 
-    fn issue(self) {
+    /// Asks the cache for every line of the memory.
+    pub(crate) fn issue(self) {
         let mut at = self.addr & !(CACHE_LINE - 1);
         while at < self.addr + self.bytes {
             prefetch_line(at);

@@ -89,11 +89,18 @@ fn a_runaway_guest_keeps_running_without_blocking_native_processes_until_killed(
             let ping = node.spawn_task(|_| async { 1 });
             assert_eq!(within("a native ping", ping.join()).await, Ok(1));
         }
-        // It keeps a guest thread busy (measured from the thread's CPU clock).
+        // It keeps a guest thread busy (measured from the thread's CPU
+        // clock) whenever the machine leaves it a core: guests run in the
+        // kernel's idle class, so wait until it had 50 ms of one.
         let before = sandbox.guest_sample();
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        within("the runaway's first 50 ms of CPU", async {
+            while node.info(&pid).unwrap().cpu_time < Duration::from_millis(50) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
         let busy = sandbox.guest_sample().utilization_since(&before);
-        assert!(busy.total > 0.3, "guest threads {busy:?}");
+        assert!(busy.total > 0.0, "guest threads {busy:?}");
         // And it keeps running: it is still alive, doing work.
         let info = node.info(&pid).expect("the runaway is alive");
         assert_eq!(info.current_activity, "math:sum(-1)");

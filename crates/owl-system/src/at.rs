@@ -189,7 +189,7 @@ impl NodeHandle {
     /// The processes `query` asks for.
     pub async fn processes(&self, query: ListQuery) -> Result<ProcessList, OperatorError> {
         match &self.at {
-            At::Local => Ok(self.services.operator.processes(&query)),
+            At::Local => Ok(self.services.operator.processes(&query).await),
             At::Node(node) => match self.ask(node, NodeRequest::Processes(query)).await? {
                 NodeReply::Processes(list) => Ok(list),
                 _ => Err(Self::unexpected(node)),

@@ -15,6 +15,15 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// Tests that pin a node to one core (schedulers online: 1, the first CPU)
+/// take turns: two at once would share that core, and each measure the
+/// other's work.
+static ONE_CORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_core() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CORE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 async fn get_load(server: &TestNode) -> Value {
     get_json(server, "/api/load").await
 }
@@ -201,6 +210,7 @@ fn bad_or_unauthorised_changes_are_refused_and_change_nothing() {
 /// jobs keep their rate, the sum page still answers.
 #[test]
 fn one_scheduler_runs_runaways_jobs_and_pages_together() {
+    let _core = one_core();
     let server = TestNode::with(Options {
         schedulers: Some(2),
         ..Options::default()
@@ -254,6 +264,7 @@ fn one_scheduler_runs_runaways_jobs_and_pages_together() {
 fn saturated_by_normal_work_the_jobs_fall_behind_first_and_say_so() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+    let _core = one_core();
     let server = TestNode::with(Options {
         schedulers: Some(2),
         ..Options::default()

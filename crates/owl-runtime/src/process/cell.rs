@@ -29,6 +29,13 @@ pub(crate) mod status {
     pub(crate) const EXITING: u8 = 3;
 }
 
+/// Mailboxes at least this long are noted as they grow past it (see
+/// `Node::notable_processes`).
+pub(crate) const LONG_QUEUE: usize = 64;
+/// Memory beyond its state at least this large (a guest's linear memory) is
+/// noted likewise.
+pub(crate) const BIG_MEMORY: usize = 1 << 20;
+
 /// Who is told when a process ends.
 pub(crate) enum Watcher {
     /// A process, by a [`Down`] message.
@@ -294,12 +301,28 @@ impl ProcessCell {
         let msg = wrap(msg);
         crate::trace::on_deliver(&self.node, self.id, &msg);
         st.mailbox.push_back(msg);
+        let grew_long = st.mailbox.len() == LONG_QUEUE;
         let other = self.wake_receiver(&mut st);
         drop(st);
+        if grew_long && let Some(node) = self.node.upgrade() {
+            node.note(self.id);
+        }
         if let Some(w) = other {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Records memory the process holds beyond its state; a process that
+    /// grows past [`BIG_MEMORY`] is noted for the process lists.
+    pub(crate) fn set_memory_hint(&self, bytes: usize) {
+        let was = std::mem::replace(&mut self.state.lock().extras().memory_hint, bytes);
+        if was < BIG_MEMORY
+            && bytes >= BIG_MEMORY
+            && let Some(node) = self.node.upgrade()
+        {
+            node.note(self.id);
+        }
     }
 
     /// Called after a message left the mailbox: a sender waiting for room may go on.
@@ -453,6 +476,7 @@ impl ProcessCell {
         let node = self.node.upgrade();
         if let Some(node) = &node {
             node.table.remove(&self.id);
+            node.labels.add(&self.label, -1);
         }
         let mut name = None;
         let mut watchers = Vec::new();

@@ -309,7 +309,7 @@ impl Process {
     /// Reports memory this process holds beyond its own Rust state (for
     /// example a WebAssembly guest's linear memory), for the memory estimate.
     pub fn set_memory_hint(&self, bytes: usize) {
-        self.cell.state.lock().extras().memory_hint = bytes;
+        self.cell.set_memory_hint(bytes);
     }
 
     /// Reports the most memory this process may hold beyond its Rust state
@@ -424,7 +424,7 @@ impl WorkMeter {
     /// Reports memory the process holds beyond its Rust state, from wherever
     /// the work runs (see [`Process::set_memory_hint`]).
     pub fn set_memory_hint(&self, bytes: usize) {
-        self.cell.state.lock().extras().memory_hint = bytes;
+        self.cell.set_memory_hint(bytes);
     }
 
     /// The process's CPU time so far (its own polls plus measured work).
@@ -451,6 +451,12 @@ impl<F: Future> Future for Measured<F> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
+        // Off the schedulers, the profiler learns whom this thread works for
+        // (on a scheduler, the process being polled says it already).
+        let _computing = crate::scheduler::current_worker().is_none().then(|| {
+            let node = this.meter.cell.node.as_ptr() as usize;
+            crate::busy::computing_for(node, this.meter.cell.id)
+        });
         let start = crate::scheduler::clock().raw();
         let out = this.fut.poll(cx);
         let end = crate::scheduler::clock().raw();
@@ -623,6 +629,7 @@ impl Node {
             stats: Default::default(),
         });
         inner.table.insert(id, cell.clone());
+        inner.labels.add(&cell.label, 1);
         if let Some(to) = &opts.link_to {
             link_cells(&cell, to);
         }

@@ -113,11 +113,13 @@ pub async fn run(
             filter,
         } => Answer::Processes(Processes {
             sort,
-            list: ctx.processes(&ListQuery {
-                sort,
-                filter,
-                limit,
-            }),
+            list: ctx
+                .processes(&ListQuery {
+                    sort,
+                    filter,
+                    limit,
+                })
+                .await,
         }),
         Command::Top { seconds } => top(ctx, seconds).await,
         Command::Info { target } => {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::math::MathService;
 
 pub use chaos::{ChaosPlan, ChaosReport};
-pub use list::{SortKey, matches};
+pub use list::SortKey;
 pub use meter::{Meter, Sample};
 pub use trace::{GuestEntry, Trace};
 pub use upgrade::Upgraded;
@@ -35,6 +35,10 @@ pub use views::{
 
 /// The registered name of the application's root supervisor.
 pub const ROOT: &str = "owl_root";
+
+/// Candidates ranked right in the caller's process; more go to a blocking
+/// thread (a broad search), so a scheduler is never held for long.
+const RANK_ON_SCHEDULER: usize = 2_000;
 
 /// How long the operator waits for a guest's stack (its next epoch tick).
 const STACK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -90,6 +94,8 @@ pub struct Operator {
     math: MathService,
     /// The look at the node every viewer shares.
     observer: Arc<Mutex<observer::Observer>>,
+    /// What the process lists remember between refreshes.
+    lists: Arc<Mutex<list::ListMemory>>,
 }
 
 impl Operator {
@@ -100,6 +106,7 @@ impl Operator {
                 node.clone(),
                 sandbox.clone(),
             ))),
+            lists: Arc::default(),
             node,
             sandbox,
             math,
@@ -138,8 +145,12 @@ impl Operator {
         self.node.lookup(id).and_then(|pid| self.node.info(&pid))
     }
 
-    /// The processes `query` asks for, with their CPU over the last
-    /// window (one look shared by every viewer, taken at most once a second).
+    /// The processes `query` asks for, with their share of a scheduler
+    /// over the last second. Its cost does not grow with the node: the rows
+    /// are ranked among the processes the profiler saw busy, those whose
+    /// mailbox or memory grew large, and the ones shown last time (see the
+    /// `list` module); only a search reads every process, off the
+    /// schedulers, once every five seconds at most.
     ///
     /// ```
     /// use owl_runtime::Runtime;
@@ -152,21 +163,65 @@ impl Operator {
     /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     /// let math = MathService::new(sandbox.clone(), MathConfig::default()).unwrap();
     /// let operator = Operator::new(node.clone(), sandbox, math);
-    /// let pid = node.spawn(|mut p| async move { p.recv::<()>().await });
-    /// for _ in 0..3 {
-    ///     pid.send(7u64).unwrap(); // not the `()` it waits for: the queue grows
+    /// for _ in 0..50 {
+    ///     node.spawn(|mut p| async move { p.recv::<()>().await });
     /// }
-    /// let list = operator.processes(&ListQuery { sort: SortKey::Mailbox, filter: String::new(), limit: 1 });
-    /// assert_eq!(list.processes[0].id, pid.id().0);
-    /// assert_eq!(list.processes[0].queue, 3);
+    /// let stuck = node.spawn(|mut p| async move { p.recv::<()>().await });
+    /// for _ in 0..100 {
+    ///     stuck.send(7u64).unwrap(); // not the `()` it waits for: the queue grows
+    /// }
+    /// let query = ListQuery { sort: SortKey::Mailbox, filter: String::new(), limit: 5 };
+    /// let list = rt.block_on(operator.processes(&query));
+    /// assert_eq!(list.processes[0].id, stuck.id().0);
+    /// assert_eq!(list.processes[0].queue, 100);
+    /// assert_eq!(list.total, 51);
     /// ```
-    pub fn processes(&self, query: &ListQuery) -> ProcessList {
-        let look = self.observer.lock().look(&self.node);
+    pub async fn processes(&self, query: &ListQuery) -> ProcessList {
+        let busy = observer::Busy::of(&self.node);
+        let filter = query.filter.trim();
+        let candidates: Vec<Pid> = if filter.is_empty() {
+            let mut candidates: Vec<Pid> =
+                busy.pids().filter_map(|id| self.node.lookup(id)).collect();
+            candidates.extend(self.node.notable_processes());
+            candidates.extend(self.lists.lock().shown(query.sort));
+            candidates.extend(self.node.some_processes(query.limit));
+            candidates
+        } else {
+            self.search(filter).await.to_vec()
+        };
+        let rows = if candidates.len() <= RANK_ON_SCHEDULER {
+            list::rank(&self.node, candidates, query.sort, query.limit, &busy)
+        } else {
+            // Many matches: rank them off the schedulers too.
+            let (node, sort, limit, seen) =
+                (self.node.clone(), query.sort, query.limit, busy.clone());
+            tokio::task::spawn_blocking(move || list::rank(&node, candidates, sort, limit, &seen))
+                .await
+                .unwrap_or_default()
+        };
+        self.lists
+            .lock()
+            .remember_shown(query.sort, &rows, &self.node);
         ProcessList {
             total: self.node.process_count(),
-            window_ms: look.window.as_millis() as u64,
-            processes: list::list(&self.node, query, &look.cpu, look.window),
+            window_ms: busy.window.as_millis() as u64,
+            processes: rows,
         }
+    }
+
+    /// The processes matching `text` (see [`Node::search`]): a scan of the
+    /// whole table on a blocking thread, kept for a few seconds.
+    async fn search(&self, text: &str) -> Arc<Vec<Pid>> {
+        if let Some(found) = self.lists.lock().search(text) {
+            return found;
+        }
+        let (node, wanted) = (self.node.clone(), text.to_string());
+        let found = tokio::task::spawn_blocking(move || node.search(&wanted, list::SEARCH_CAP))
+            .await
+            .map(Arc::new)
+            .unwrap_or_default();
+        self.lists.lock().remember_search(text, found.clone());
+        found
     }
 
     /// Everything about process `<0.id.0>`, its stack included.
@@ -174,8 +229,7 @@ impl Operator {
         let info = self.lookup(id).ok_or_else(|| {
             OperatorError::NoProcess(format!("{id} has ended (or never existed)"))
         })?;
-        let look = self.observer.lock().look(&self.node);
-        let recent = look.cpu.get(&id).copied().unwrap_or_default();
+        let busy = observer::Busy::of(&self.node);
         let stack = self.stack(&info.pid).await?;
         let neighbour = |id: PidId| Neighbour {
             id: id.0,
@@ -183,7 +237,7 @@ impl Operator {
         };
         let neighbours = |pids: &[Pid]| pids.iter().map(|p| neighbour(p.id())).collect();
         Ok(ProcessDetail {
-            row: list::row_of(&info, recent, look.window),
+            row: list::row_of(&info, busy.cpu_pct(id)),
             parent: info.parent.map(neighbour),
             uptime_ms: info
                 .started_at
@@ -201,8 +255,52 @@ impl Operator {
     }
 
     /// The `limit` busiest processes over `interval` (the talk's `top`).
+    ///
+    /// It asks the runtime's sampling profiler, not every process: its cost
+    /// does not grow with the node. A process's reductions count from the
+    /// first time it was seen busy during the interval.
     pub async fn top(&self, interval: Duration, limit: usize) -> Vec<TopEntry> {
-        self.node.top(interval, limit).await
+        let started = std::time::Instant::now();
+        let mut first_seen: std::collections::HashMap<PidId, u64> = Default::default();
+        let mut note = |busiest: &owl_runtime::Busiest| {
+            for (id, _) in &busiest.processes {
+                first_seen.entry(*id).or_insert_with(|| {
+                    self.node
+                        .lookup(*id)
+                        .and_then(|pid| self.node.info(&pid))
+                        .map_or(0, |i| i.reductions)
+                });
+            }
+        };
+        // At least one full window of samples, however short the interval.
+        let wait = interval.max(observer::WINDOW + Duration::from_millis(100));
+        loop {
+            note(&self.node.busiest());
+            if started.elapsed() >= wait {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let busiest = self.node.busiest();
+        note(&busiest);
+        let window = busiest.window.max(Duration::from_millis(1));
+        busiest
+            .processes
+            .iter()
+            .filter_map(|(id, share)| {
+                let info = self.node.info(&self.node.lookup(*id)?)?;
+                Some(TopEntry {
+                    cpu_time: window.mul_f64(share / 100.0),
+                    cpu_share: *share,
+                    reductions: info.reductions.saturating_sub(first_seen[id]),
+                    name: info.name,
+                    label: info.label,
+                    priority: info.priority,
+                    pid: info.pid,
+                })
+            })
+            .take(limit)
+            .collect()
     }
 
     /// A sandboxed process's call stack, or a native one's activity.
@@ -422,7 +520,7 @@ impl Operator {
     pub fn stats(&self) -> SystemStats {
         let by_label = self.node.label_counts();
         let (spawned, exited, crashed) = self.node.lifecycle_counts();
-        let u = self.observer.lock().look(&self.node).utilization;
+        let u = self.observer.lock().utilization();
         SystemStats {
             uptime_s: self.node.uptime().as_secs_f64(),
             processes: by_label.iter().map(|(_, n)| n).sum(),

@@ -75,8 +75,13 @@ impl ProcessesPage {
             limit: ROWS,
             ..ListQuery::default()
         };
-        // This node's list is at hand: the first frame shows it.
-        let list = Ok(services.operator.processes(&query));
+        // The first frame shows the frame of the table; the rows follow at
+        // once (mount asks for them).
+        let list = Ok(ProcessList {
+            total: services.node.process_count(),
+            window_ms: 0,
+            processes: Vec::new(),
+        });
         ProcessesPage {
             services,
             query,
@@ -104,6 +109,7 @@ impl LiveView for ProcessesPage {
     }
 
     fn mount(&mut self, ctx: &mut Process) {
+        let _ = ctx.pid().send(Tick);
         self.services
             .node
             .send_interval(ctx.pid(), REFRESH, || Tick);
@@ -123,7 +129,7 @@ impl LiveView for ProcessesPage {
                     @if let Some(node) = at.name() { "Node " strong { (node) } ": " }
                     (list.total) " processes; the top " (list.processes.len()) " by " (self.query.sort.name())
                     @if !self.query.filter.is_empty() { " matching “" (self.query.filter) "”" }
-                    ". CPU is in % of one core over the last " (format!("{:.1}", list.window_ms as f64 / 1e3)) " s."
+                    ". CPU is each process's share of one core over the last " (format!("{:.1}", list.window_ms as f64 / 1e3)) " s, sampled a thousand times a second."
                 }
                 div.table-wrap { table {
                     thead { tr {

@@ -325,6 +325,7 @@ pub(super) async fn board_user(
     shared: Arc<Shared>,
     end: Instant,
     n: u32,
+    every: Option<Duration>,
 ) {
     let tally = &shared.tally;
     let cookie = match peer
@@ -344,7 +345,13 @@ pub(super) async fn board_user(
     };
     tally.connected.fetch_add(1, Ordering::Relaxed);
     let mut i = 0u64;
+    let mut next = Instant::now();
     while Instant::now() < end {
+        if let Some(every) = every {
+            // Paced: one post per interval, whatever the answers take.
+            tokio::time::sleep_until(next.into()).await;
+            next += every;
+        }
         i += 1;
         let started = Instant::now();
         let answer = peer

@@ -45,6 +45,10 @@ pub(crate) struct LoadArgs {
     /// long a post takes to reach them (board mode).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     viewers: u32,
+    /// In board mode, each user posts once per this interval (e.g. 500ms)
+    /// instead of again as soon as a post is acknowledged.
+    #[arg(long, value_parser = owl_system::duration::parse)]
+    every: Option<Duration>,
     /// Send every user from one address (as behind one NAT). By default,
     /// against a node on loopback, each user has a source address of its
     /// own (127.1.x.y), as each phone on a conference network has.
@@ -143,7 +147,7 @@ async fn drive(args: LoadArgs, target: client::Target) -> Result<report::Report,
         users.push(tokio::spawn(match args.mode {
             Mode::Live => client::live_user(target, peer, shared, input, end).boxed(),
             Mode::Api => client::api_user(target, peer, shared, input, end).boxed(),
-            Mode::Board => client::board_user(target, peer, shared, end, user).boxed(),
+            Mode::Board => client::board_user(target, peer, shared, end, user, args.every).boxed(),
         }));
     }
     while Instant::now() < end {

@@ -2,10 +2,13 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 use std::sync::{Arc, Weak};
 
 use crate::process::cell::ProcessCell;
+
+pub(crate) mod id;
+
+pub use id::{ParsePidError, PidId};
 
 /// The identity of a process, unique within its node for the node's lifetime.
 ///
@@ -28,24 +31,6 @@ use crate::process::cell::ProcessCell;
 pub struct Pid {
     id: PidId,
     cell: Weak<ProcessCell>,
-}
-
-/// The number inside a pid (`N` in `<0.N.0>`), without a handle to the process.
-///
-/// Parse one from user input (a console, a URL) and resolve it with
-/// [`Node::lookup`](crate::Node::lookup). It prints as a pid, in `{}` and `{:?}` alike.
-///
-/// ```
-/// use owl_runtime::PidId;
-/// assert_eq!(format!("{:?}", PidId(5)), "<0.5.0>");
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PidId(pub u64);
-
-impl fmt::Debug for PidId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
 }
 
 impl Pid {
@@ -101,11 +86,6 @@ impl Ord for Pid {
     }
 }
 
-impl fmt::Display for PidId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<0.{}.0>", self.0)
-    }
-}
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.id, f)
@@ -117,40 +97,6 @@ impl fmt::Debug for Pid {
     }
 }
 
-/// Why a string is not a pid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsePidError(String);
-
-impl fmt::Display for ParsePidError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not a pid: {:?} (expected <0.N.0> or N)", self.0)
-    }
-}
-impl std::error::Error for ParsePidError {}
-
-impl FromStr for PidId {
-    type Err = ParsePidError;
-
-    /// Accepts `<0.N.0>`, `0.N.0` and a bare `N`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParsePidError(s.chars().take(64).collect());
-        let trimmed = s.trim();
-        let inner = trimmed
-            .strip_prefix('<')
-            .and_then(|t| t.strip_suffix('>'))
-            .unwrap_or(trimmed);
-        let number = match inner.split('.').collect::<Vec<_>>().as_slice() {
-            ["0", n, "0"] => *n,
-            [n] => *n,
-            _ => return Err(err()),
-        };
-        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err());
-        }
-        number.parse().map(PidId).map_err(|_| err())
-    }
-}
-
 /// Identifies one monitor, as returned by [`Process::monitor`](crate::Process::monitor)
 /// and carried by the [`Down`](crate::Down) message it produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,34 +105,5 @@ pub struct MonitorRef(pub(crate) u64);
 impl fmt::Display for MonitorRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#Ref<0.{}>", self.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_printed_forms() {
-        assert_eq!("<0.42.0>".parse::<PidId>(), Ok(PidId(42)));
-        assert_eq!("0.42.0".parse::<PidId>(), Ok(PidId(42)));
-        assert_eq!(" 42 ".parse::<PidId>(), Ok(PidId(42)));
-        assert_eq!(PidId(42).to_string(), "<0.42.0>");
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        for bad in [
-            "",
-            "<>",
-            "<0..0>",
-            "<1.2.0>",
-            "abc",
-            "<0.-1.0>",
-            "<0.1.2.0>",
-            "99999999999999999999999",
-        ] {
-            assert!(bad.parse::<PidId>().is_err(), "{bad:?} parsed");
-        }
     }
 }
