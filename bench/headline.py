@@ -166,7 +166,7 @@ def main():
     p.add_argument("--hold", type=int, default=60, help="seconds visitors stay after the ramp")
     p.add_argument("--runaways", type=int, default=100)
     p.add_argument("--posters", type=int, default=20)
-    p.add_argument("--kill-at", type=float, default=70.0, help="seconds after the first visitor")
+    p.add_argument("--kill-at", type=float, default=70.0, help="seconds after the first visitor (past the end: no kill)")
     p.add_argument("--owl", default="./target/release/owl")
     args = p.parse_args()
     node_core, gen_cores = other_cores()
