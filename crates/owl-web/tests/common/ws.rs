@@ -80,6 +80,21 @@ pub(crate) async fn connect(server: &TestNode) -> Socket {
     connect_as(server, None).await
 }
 
+/// The next text frame, or `None` if the socket closes first (a refused
+/// page); panics after [`LIMIT`].
+pub(crate) async fn try_next_text(socket: &mut Socket) -> Option<String> {
+    loop {
+        let frame = tokio::time::timeout(LIMIT, socket.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
 /// The next text frame; panics after [`LIMIT`].
 pub(crate) async fn next_text(socket: &mut Socket) -> String {
     loop {
