@@ -8,6 +8,10 @@
 ;;        n, so for n < 1 it never ends.
 ;; Bug 3 (performance): a naive O(n) loop, so huge inputs take ages.
 (module
+  ;; Calls are independent (no memory, table or mutable global): one
+  ;; instance may serve call after call.
+  (func (export "owl_reusable"))
+
   (func $sum (export "sum") (param $n i64) (result i32 i64 i64)
     (if (i64.eq (local.get $n) (i64.const 13))
       (then unreachable))

@@ -4,6 +4,10 @@
 ;; (unsigned, exact); status 1 means invalid input (a negative n).
 ;; 13 is an ordinary number, and the sum uses the closed form n(n+1)/2.
 (module
+  ;; Calls are independent (no memory, table or mutable global): one
+  ;; instance may serve call after call.
+  (func (export "owl_reusable"))
+
   (func $sum (export "sum") (param $n i64) (result i32 i64 i64)
     (if (i64.lt_s (local.get $n) (i64.const 0))
       (then (return (i32.const 1) (i64.const 0) (i64.const 0))))

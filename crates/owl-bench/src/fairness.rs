@@ -28,6 +28,7 @@ pub(crate) async fn run(
     workers: usize,
 ) -> Result<Report, String> {
     let mut spinning = Vec::new();
+    let rss_before = super::rss_bytes();
     for _ in 0..runaways {
         let task = sandbox
             .spawn(
@@ -40,6 +41,14 @@ pub(crate) async fn run(
             .map_err(|e| e.to_string())?;
         spinning.push(task);
     }
+    // What a runaway holds while it waits for its next slice: its store,
+    // instance and the touched part of its stack (measured before the load
+    // workers start, so they do not count).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_runaway_kib = match runaways {
+        0 => 0.0,
+        k => super::rss_bytes().saturating_sub(rss_before) as f64 / k as f64 / 1024.0,
+    };
     let (_load, load_root, _) = load_control::start(node, workers).await?;
     // Let the workers' random start delays play out and the runaways get demoted.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -92,5 +101,6 @@ pub(crate) async fn run(
         .with("max_us", us(&sandboxed, 1.0))
         .with("native_p50_us", us(&native, 0.50))
         .with("native_p99_us", us(&native, 0.99))
-        .with("native_max_us", us(&native, 1.0)))
+        .with("native_max_us", us(&native, 1.0))
+        .with("rss_per_runaway_kib", per_runaway_kib))
 }

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
 use crate::host_state::{GuestState, StackProbe};
+use crate::reuse;
 
 /// Why a module was not loaded. The current version, if any, stays in place.
 /// Messages quote at most a short excerpt of what the compiler or the
@@ -112,6 +113,10 @@ pub(crate) struct Version {
     pub exports: Vec<(String, FuncType)>,
     /// Processes running this version, by pid number, with their stack probes.
     pub running: Mutex<HashMap<u64, (Pid, Arc<StackProbe>)>>,
+    /// Idle instances for the next calls, for a reusable module.
+    pub pool: Option<reuse::Pool>,
+    /// Its processes' label in the process table: `sandbox NAME vN`.
+    pub label: Box<str>,
 }
 
 impl Version {
@@ -135,6 +140,11 @@ pub struct ModuleInfo {
     pub calls: CallCounts,
     /// The CPU-time budget of each of its processes, if one is set.
     pub cpu_budget: Option<std::time::Duration>,
+    /// Whether calls of the current version reuse instances (the module
+    /// declares it and holds no state: see [`reuse`](crate::reuse)).
+    pub reuses_instances: bool,
+    /// Instances of the current version kept for the next calls.
+    pub idle_instances: usize,
 }
 
 /// Module sources larger than this are refused (bytes actually given).
@@ -146,11 +156,15 @@ pub const MAX_COMPILED_BYTES: usize = 64 << 20;
 pub(crate) struct Candidate {
     pub pre: InstancePre<GuestState>,
     pub exports: Vec<(String, FuncType)>,
+    /// Its instances may serve call after call (see [`reuse`](crate::reuse)).
+    pub reusable: bool,
 }
 
 #[derive(Default)]
 pub(crate) struct CodeServer {
     modules: RwLock<HashMap<String, Vec<Arc<Version>>>>,
+    /// Idle instances kept, every module together.
+    idle: Arc<AtomicUsize>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -220,8 +234,11 @@ impl CodeServer {
                 import.name()
             ))));
         }
+        // The reuse marker is a declaration, not a function to call: a new
+        // version may drop it (and lose reuse) without breaking callers.
         let exports: Vec<(String, FuncType)> = module
             .exports()
+            .filter(|e| e.name() != reuse::REUSABLE_EXPORT)
             .filter_map(|e| match e.ty() {
                 ExternType::Func(f) => Some((e.name().to_string(), f)),
                 _ => None,
@@ -250,11 +267,34 @@ impl CodeServer {
                 }
             }
         }
+        let reusable = module.exports().any(|e| e.name() == reuse::REUSABLE_EXPORT)
+            && match wat::parse_bytes(source)
+                .map_err(|e| e.to_string())
+                .and_then(|wasm| reuse::carries_state(&wasm))
+            {
+                Ok(None) => true,
+                Ok(Some(state)) => {
+                    tracing::warn!(
+                        module = name,
+                        state,
+                        "the module declares its calls independent but holds state: every call gets a fresh instance"
+                    );
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(module = name, error = %e, "cannot read the module's sections: no reuse");
+                    false
+                }
+            };
         let linker = Linker::new(engine);
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Compile(excerpt(&format!("{e:#}"))))?;
-        Ok(Candidate { pre, exports })
+        Ok(Candidate {
+            pre,
+            exports,
+            reusable,
+        })
     }
 
     /// Makes a compiled candidate the newest version of `name`; it keeps the
@@ -266,12 +306,21 @@ impl CodeServer {
         let settings = versions
             .last()
             .map_or_else(Default::default, |v| v.settings.clone());
+        // No call of the new version may run on an old instance, and no
+        // old instance should wait for calls that will not come.
+        if let Some(pool) = versions.last().and_then(|v| v.pool.as_ref()) {
+            pool.retire();
+        }
         versions.push(Arc::new(Version {
             number,
             settings,
             pre: candidate.pre,
             exports: candidate.exports,
             running: Mutex::new(HashMap::new()),
+            label: format!("sandbox {name} v{number}").into(),
+            pool: candidate
+                .reusable
+                .then(|| reuse::Pool::new(self.idle.clone())),
         }));
         number
     }
@@ -337,6 +386,8 @@ impl CodeServer {
                         0 => None,
                         ns => Some(std::time::Duration::from_nanos(ns)),
                     },
+                    reuses_instances: current.pool.is_some(),
+                    idle_instances: current.pool.as_ref().map_or(0, reuse::Pool::idle),
                 })
             })
             .collect();

@@ -1,16 +1,20 @@
-//! Running one guest call: a fresh instance in its own store, with a memory
-//! limit, yielding to its executor at every epoch tick so that it can be
-//! time-sliced and cancelled at any instruction.
+//! Running one guest call: an instance in its own store — fresh, or kept
+//! from an earlier call of a stateless module (see [`reuse`](crate::reuse))
+//! — with a memory limit, yielding to its executor at every epoch tick so
+//! that it can be time-sliced and cancelled at any instruction.
 
 use std::sync::Arc;
 
 use std::sync::atomic::Ordering;
 
 use owl_runtime::{ExitReason, WorkMeter};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace};
+use wasmtime::{
+    Engine, Func, Instance, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace,
+};
 
 use crate::code::Version;
 use crate::host_state::{GuestState, StackProbe};
+use crate::reuse;
 
 /// One guest call: what to run, with which limits, reporting to whom.
 pub(crate) struct GuestCall {
@@ -37,19 +41,13 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
         meter,
         probe,
     } = call;
-    let limits = StoreLimitsBuilder::new()
-        .memory_size(memory_limit)
-        .trap_on_grow_failure(true)
-        .instances(1)
-        .build();
-    let mut store = Store::new(
-        &engine,
-        GuestState {
-            limits,
-            meter: Some(meter.clone()),
-        },
-    );
-    store.limiter(|s| s);
+    // A reusable module's instance from an earlier call, or a new one.
+    let (mut store, kept) = match version.pool.as_ref().and_then(reuse::Pool::take) {
+        Some(idle) => (idle.store, Some((idle.instance, idle.last))),
+        None => (new_store(&engine, memory_limit), None),
+    };
+    // This call's own meter, deadline and budget, whatever instance it uses.
+    store.data_mut().meter = Some(meter.clone());
     // Epoch deadlines start out expired. The first slice gets two ticks, so it
     // lasts at least one full tick wherever in a tick it starts (a short call
     // then finishes on its caller's scheduler); at every tick after that the
@@ -71,15 +69,23 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
     });
 
     let crash = |e: wasmtime::Error| crash_reason(&module, &function, &e);
-    let instance = version
-        .pre
-        .instantiate_async(&mut store)
-        .await
-        .map_err(crash)?;
-    let func = instance
-        .get_func(&mut store, &function)
+    let (instance, func) = match kept {
+        // The function the instance ran last is looked up once, not per call.
+        Some((instance, Some((name, func)))) if name == function => (instance, func),
+        Some((instance, _)) => (instance, export(&mut store, instance, &module, &function)?),
+        None => {
+            let instance = version
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(crash)?;
+            (instance, export(&mut store, instance, &module, &function)?)
+        }
+    };
+    // The type as the module declared it: asking the store for it costs more.
+    let ty = version
+        .function(&function)
         .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))?;
-    let ty = func.ty(&store);
     let params: Vec<Val> = ty
         .params()
         .zip(&args)
@@ -89,9 +95,22 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
         })
         .collect();
     let mut results: Vec<Val> = ty.results().map(|_| Val::I64(0)).collect();
+    // A trap or a budget overrun drops the instance here, with the store;
+    // so does a kill (the whole future is dropped mid-call).
     func.call_async(&mut store, &params, &mut results)
         .await
         .map_err(crash)?;
+    if let Some(pool) = &version.pool {
+        // Nothing of this call stays with the instance but what is in the
+        // code: the pool only holds modules without state (see `reuse`).
+        store.data_mut().meter = None;
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        pool.give_back(reuse::Idle {
+            store,
+            instance,
+            last: Some((function, func)),
+        });
+    }
     Ok(results
         .iter()
         .map(|v| match v {
@@ -100,6 +119,36 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
             _ => 0,
         })
         .collect())
+}
+
+/// The exported function `function` of `instance`.
+fn export(
+    store: &mut Store<GuestState>,
+    instance: Instance,
+    module: &str,
+    function: &str,
+) -> Result<Func, ExitReason> {
+    instance
+        .get_func(store, function)
+        .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))
+}
+
+/// A store for one instance, with the memory limit.
+fn new_store(engine: &Engine, memory_limit: usize) -> Store<GuestState> {
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(memory_limit)
+        .trap_on_grow_failure(true)
+        .instances(1)
+        .build();
+    let mut store = Store::new(
+        engine,
+        GuestState {
+            limits,
+            meter: None,
+        },
+    );
+    store.limiter(|s| s);
+    store
 }
 
 /// A trial run of a candidate version: a fresh instance with the real

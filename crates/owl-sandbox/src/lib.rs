@@ -11,6 +11,10 @@
 //! Guests run on their own executor, so a runaway guest never holds the
 //! schedulers that run native processes (web sessions, supervisors).
 //!
+//! A module that holds no state and says so (see [`reuse`]) has its
+//! instances kept from call to call: a short call then costs about as much
+//! as two native processes, not a fresh WebAssembly instance.
+//!
 //! ```
 //! use owl_runtime::{Runtime, SpawnOptions};
 //! use owl_sandbox::{Sandbox, SandboxConfig};
@@ -33,6 +37,7 @@ mod code;
 mod executor;
 mod guest;
 mod host_state;
+pub mod reuse;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -213,7 +218,10 @@ impl Sandbox {
         // the middle of its slice frees the instance at the slice's end: one
         // spare slot per guest thread (and one for a trial run) keeps a
         // newcomer admitted right after a kill from finding the pool full.
-        let slots = (config.max_processes.max(1) + config.guest_threads.max(1) + 1) as u32;
+        // Idle reusable instances hold slots too.
+        let slots =
+            (config.max_processes.max(1) + config.guest_threads.max(1) + 1 + reuse::IDLE_TOTAL)
+                as u32;
         pool.total_core_instances(slots)
             .total_memories(slots)
             .total_tables(slots)
@@ -634,7 +642,7 @@ impl Start {
     /// The caller's options, labelled with the module and version for the
     /// process table.
     fn options(&self, opts: SpawnOptions) -> SpawnOptions {
-        opts.label(format!("sandbox {} v{}", self.module, self.version.number))
+        opts.label(self.version.label.to_string())
     }
 
     /// Runs at spawn time: the process is registered (for purge, `running`
@@ -674,7 +682,9 @@ impl Start {
             meter: p.work_meter(),
             probe,
         };
-        self::run(p, inner, call, (permit, running))
+        // Boxed: the process's future is moved a few times while it is
+        // spawned, and the call's state is large.
+        Box::pin(self::run(p, inner, call, (permit, running)))
     }
 }
 
@@ -698,13 +708,7 @@ async fn run_call(
 ) -> Result<GuestOutput, ExitReason> {
     // The activity names the call with its arguments, so the process table
     // and a crash report show which input misbehaved.
-    let args: Vec<String> = call.args.iter().map(i64::to_string).collect();
-    p.set_activity(format!(
-        "{}:{}({})",
-        call.module,
-        call.function,
-        args.join(", ")
-    ));
+    p.set_activity(activity(&call.module, &call.function, &call.args));
     p.set_memory_limit(call.memory_limit);
     let (meter, version) = (call.meter.clone(), call.version.number);
     let mut job = Box::pin(guest::call(call));
@@ -724,6 +728,24 @@ async fn run_call(
             .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,
     };
     Ok(GuestOutput { values, version })
+}
+
+/// `module:function(arg, …)`, built by hand: it is written for every call.
+fn activity(module: &str, function: &str, args: &[i64]) -> String {
+    let mut out = String::with_capacity(module.len() + function.len() + 3 + 21 * args.len());
+    out.push_str(module);
+    out.push(':');
+    out.push_str(function);
+    out.push('(');
+    let mut digits = itoa::Buffer::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(digits.format(*arg));
+    }
+    out.push(')');
+    out
 }
 
 /// Removes a process (and its stack probe) from its version's running set

@@ -138,6 +138,11 @@ fn a_cpu_budget_ends_runaways_and_survives_upgrades() {
         after["modules"][0]["cpu_budget_s"], 0.2,
         "kept across the upgrade"
     );
+    // The fixed guest declares itself reusable and holds no state: its
+    // calls share instances, and the one that answered waits for the next.
+    assert_eq!(after["modules"][0]["reuses_instances"], true);
+    assert_eq!(sum(&node, "5", 5000)["result"], "15");
+    assert!(node.ok(&["modules"])["modules"][0]["idle_instances"].as_u64() >= Some(1));
     let error = node.fails(&["budget", "math", "0s"]);
     assert!(error.contains("zero"), "{error}");
     let error = node.fails(&["budget", "nope", "1s"]);

@@ -647,9 +647,13 @@ impl fmt::Display for Answer {
                     let budget = m
                         .cpu_budget_s
                         .map_or("none".to_string(), |b| format!("{b} s per process"));
+                    let instances = match m.reuses_instances {
+                        true => format!("reused ({} idle)", m.idle_instances),
+                        false => "fresh for each call".to_string(),
+                    };
                     writeln!(
                         f,
-                        "{}  current v{}  [{}]  calls: {} started, {} returned, {} crashed, {} killed\n    exports: {}\n    CPU budget: {budget}",
+                        "{}  current v{}  [{}]  calls: {} started, {} returned, {} crashed, {} killed\n    exports: {}\n    CPU budget: {budget}\n    instances: {instances}",
                         m.name,
                         m.current,
                         versions.join(", "),

@@ -255,6 +255,12 @@ pub struct ModuleView {
     pub calls: CallCounts,
     /// CPU budget per process, in seconds.
     pub cpu_budget_s: Option<f64>,
+    /// Whether its calls reuse instances (it declares it and holds no state).
+    #[serde(default)]
+    pub reuses_instances: bool,
+    /// Instances kept for its next calls.
+    #[serde(default)]
+    pub idle_instances: usize,
 }
 
 impl From<owl_sandbox::ModuleInfo> for ModuleView {
@@ -275,6 +281,8 @@ impl From<owl_sandbox::ModuleInfo> for ModuleView {
                 killed: m.calls.killed,
             },
             cpu_budget_s: m.cpu_budget.map(|b| b.as_secs_f64()),
+            reuses_instances: m.reuses_instances,
+            idle_instances: m.idle_instances,
         }
     }
 }

@@ -1,0 +1,140 @@
+//! Instances kept for the next call — only of modules where keeping one
+//! cannot carry anything from one call to the next.
+//!
+//! Creating and tearing down a wasmtime instance costs a few microseconds
+//! (allocating it from the pool, registering the module, `Instance::new`,
+//! freeing the slot): more than a short calculation itself. So a module may
+//! declare that its calls are independent — it exports something named
+//! [`REUSABLE_EXPORT`] — and then an instance whose call returned is kept
+//! for the next call of the same version.
+//!
+//! A declaration is not trusted: a module is reused only if it also has no
+//! state an instance could carry: no linear memory, no table and no mutable
+//! global (checked when it loads). What is left between two calls of such an
+//! instance is its code and its constants, identical in a fresh instance;
+//! each call gets its own wasm stack, its own epoch deadline and CPU
+//! budget, and shows as its own process. Resetting memories, tables and
+//! globals in place was measured against: copying back a single 64 KiB page
+//! costs what a fresh copy-on-write instance does, and non-exported globals
+//! cannot be reset through wasmtime at all.
+//!
+//! An instance goes back to its pool only when its call returned; one that
+//! trapped, ran out of budget or was killed is dropped. A version's pool is
+//! drained when a newer version is installed, and a call only ever takes an
+//! instance of its own version.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use wasmtime::wasmparser::{Parser, Payload};
+use wasmtime::{Func, Instance, Store};
+
+use crate::host_state::GuestState;
+
+/// The export by which a module declares its calls independent of each
+/// other (any kind of export: a function is the easiest to write).
+///
+/// ```
+/// use owl_runtime::{Runtime, SpawnOptions};
+/// use owl_sandbox::{Sandbox, SandboxConfig};
+///
+/// let rt = Runtime::new(Default::default()).unwrap();
+/// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+/// // Locals only, no memory: its instances may serve call after call.
+/// sandbox.load("inc", br#"(module
+///     (func (export "owl_reusable"))
+///     (func (export "run") (param i64) (result i64)
+///       (i64.add (local.get 0) (i64.const 1))))"#).unwrap();
+/// let node = rt.node();
+/// for n in 0..3 {
+///     let task = sandbox.spawn(&node, "inc", "run", vec![n], SpawnOptions::new()).unwrap();
+///     assert_eq!(rt.block_on(task.join()).unwrap().values, vec![n + 1]);
+/// }
+/// let module = sandbox.modules().into_iter().find(|m| m.name == "inc").unwrap();
+/// assert!(module.reuses_instances);
+/// assert_eq!(module.idle_instances, 1);
+/// ```
+pub const REUSABLE_EXPORT: &str = "owl_reusable";
+
+/// Idle instances kept at most, all modules together (each holds a slot of
+/// the engine's instance pool).
+pub(crate) const IDLE_TOTAL: usize = 64;
+
+/// Why a module that declared itself reusable is not.
+pub(crate) fn carries_state(wasm: &[u8]) -> Result<Option<&'static str>, String> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::MemorySection(s) if s.count() > 0 => return Ok(Some("a linear memory")),
+            Payload::TableSection(s) if s.count() > 0 => return Ok(Some("a table")),
+            Payload::GlobalSection(globals) => {
+                for global in globals {
+                    if global.map_err(|e| e.to_string())?.ty.mutable {
+                        return Ok(Some("a mutable global"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// An instance between two calls, with its store.
+pub(crate) struct Idle {
+    pub store: Store<GuestState>,
+    pub instance: Instance,
+    /// The function its last call ran, looked up already.
+    pub last: Option<(Arc<str>, Func)>,
+}
+
+/// The idle instances of one version.
+pub(crate) struct Pool {
+    idle: Mutex<Vec<Idle>>,
+    /// Set once a newer version is installed: nothing goes back.
+    retired: AtomicBool,
+    /// Idle instances of every module of the sandbox.
+    total: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    pub(crate) fn new(total: Arc<AtomicUsize>) -> Pool {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
+            total,
+        }
+    }
+
+    /// An idle instance, if one is kept.
+    pub(crate) fn take(&self) -> Option<Idle> {
+        let idle = self.idle.lock().pop()?;
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        Some(idle)
+    }
+
+    /// Keeps an instance whose call returned, unless the version is retired
+    /// or enough are kept already.
+    pub(crate) fn give_back(&self, idle: Idle) {
+        if self.retired.load(Ordering::Acquire) {
+            return;
+        }
+        if self.total.fetch_add(1, Ordering::Relaxed) >= IDLE_TOTAL {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        self.idle.lock().push(idle);
+    }
+
+    /// A newer version is in place: drop every idle instance, keep none.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        let drained = std::mem::take(&mut *self.idle.lock());
+        self.total.fetch_sub(drained.len(), Ordering::Relaxed);
+    }
+
+    /// Instances kept now.
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().len()
+    }
+}
