@@ -47,6 +47,7 @@ static ASSETS: &[Asset] = &[
     asset!("uPlot-1.6.32.min.css", CSS, "vendor/uPlot-1.6.32.min.css"),
     asset!("app.js", JS, "app.js"),
     asset!("app.css", CSS, "app.css"),
+    asset!("favicon.svg", "image/svg+xml", "favicon.svg"),
 ];
 
 /// The URL of an embedded asset, with a content hash for our own files so a
@@ -56,7 +57,8 @@ pub(crate) fn url(name: &str) -> String {
         .iter()
         .find(|a| a.name == name)
         .unwrap_or_else(|| panic!("no embedded asset named {name}"));
-    if asset.name.starts_with("app.") {
+    // Vendored files carry their version in the name; ours get a hash.
+    if asset.name.starts_with("app.") || asset.name.starts_with("favicon.") {
         format!("/assets/{}?v={:08x}", asset.name, fingerprint(asset.body))
     } else {
         format!("/assets/{}", asset.name)

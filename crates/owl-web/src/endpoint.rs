@@ -123,6 +123,11 @@ fn router(web: Web) -> Router {
         .route("/login", get(pages::login::page).post(pages::login::submit))
         .route("/logout", post(pages::login::logout))
         .route("/assets/{name}", get(assets::serve))
+        // Browsers that ask before reading the page's icon link.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::response::Redirect::to(&assets::url("favicon.svg")) }),
+        )
         .route("/api/health", get(api::health))
         .route("/api/sum", post(api::sum))
         .route("/api/load", get(api::get_load))
@@ -176,6 +181,13 @@ fn router(web: Web) -> Router {
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            crate::layout::with_admin_state,
+        ))
+        // What the browser accepts, for bodies worth it (not images, not
+        // the live sockets, which carry their own frames).
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .with_state(web)
 }
 

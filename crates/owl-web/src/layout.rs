@@ -1,9 +1,29 @@
 //! The page shell every page shares: head, navigation bar, scripts.
 //! Pages are `maud::Markup`, which axum serves as HTML directly.
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use maud::{DOCTYPE, Markup, html};
 
-use crate::assets;
+use crate::{Web, assets};
+
+tokio::task_local! {
+    /// Whether the request being answered comes from a logged-in admin
+    /// browser: the nav bar shows it on every page without every handler
+    /// passing it along.
+    static ADMIN: bool;
+}
+
+/// Middleware: answers the request with [`ADMIN`] set for the nav bar.
+pub(crate) async fn with_admin_state(
+    State(web): State<Web>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let admin = web.auth.admin_session(request.headers()).is_some();
+    ADMIN.scope(admin, next.run(request)).await
+}
 
 /// One entry of the navigation bar.
 pub(crate) struct NavItem {
@@ -59,6 +79,7 @@ fn shell(title: &str, current: &str, main: Markup, wide: bool, charts: bool) -> 
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · owl" }
+                link rel="icon" type="image/svg+xml" href=(assets::url("favicon.svg"));
                 link rel="stylesheet" href=(assets::url("app.css"));
                 @if charts {
                     link rel="stylesheet" href=(assets::url("uPlot-1.6.32.min.css"));
@@ -77,6 +98,16 @@ fn shell(title: &str, current: &str, main: Markup, wide: bool, charts: bool) -> 
                             a href=(item.path) aria-current="page" { (item.title) }
                         } @else {
                             a href=(item.path) { (item.title) }
+                        }
+                    }
+                    span.nav-session {
+                        @if ADMIN.try_with(|admin| *admin).unwrap_or(false) {
+                            span.admin-mark title="logged in as the admin" { "admin" }
+                            form.logout method="post" action="/logout" {
+                                button type="submit" { "Log out" }
+                            }
+                        } @else {
+                            a href="/login" { "Log in" }
                         }
                     }
                 }

@@ -23,7 +23,23 @@ fn the_talks_three_bugs_on_the_sum_page_while_it_stays_live() {
         submit(&page, "6").await;
         wait_line(&page, "∑(1..6) = 21").await;
 
-        // Bug 2: -1 never finishes, and 7 completes meanwhile.
+        // Why it failed is written under the line, not only in a tooltip
+        // (a phone has no hover).
+        wait_js(
+            &page,
+            "the crash reason under the line",
+            "Array.from(document.querySelectorAll('#sum-lines li .reason'))
+                .some(r => r.innerText.startsWith('crashed:') && r.offsetHeight > 0)",
+        )
+        .await;
+
+        // Bug 2: -1 never finishes, and 7 completes meanwhile. The field
+        // offers a keyboard with a minus sign (an iPhone's numeric pad has none).
+        let mode = page
+            .execute("return document.getElementById('n').inputMode;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(mode.as_str(), Some("text"), "a keyboard with a minus key");
         submit(&page, "-1").await;
         wait_line(&page, "∑(1..-1) = calculating…").await;
         submit(&page, "7").await;
@@ -207,6 +223,24 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         )
         .await;
         assert!(!runaway.is_alive());
+
+        // The nav bar says the admin is logged in, and Log out ends it.
+        wait_js(
+            &page,
+            "Log out in the nav",
+            "Array.from(document.querySelectorAll('nav button'))
+                .some(b => b.innerText === 'Log out' && b.offsetHeight > 0)
+             && document.querySelector('nav .admin-mark') !== null",
+        )
+        .await;
+        browser::click(&page, "nav form.logout button").await;
+        wait_js(
+            &page,
+            "Log in in the nav again",
+            "document.querySelector('nav a[href=\"/login\"]') !== null
+             && document.querySelector('nav .admin-mark') === null",
+        )
+        .await;
         page.close().await.unwrap();
     });
 }

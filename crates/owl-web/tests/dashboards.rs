@@ -2,27 +2,11 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, TestNode, client_runtime, http, post_json, wait_until};
+use common::{ADMIN_TOKEN, TestNode, admin_cookie, client_runtime, http, post_json, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// Logs in with the admin token; returns the session cookie (`owl_admin=…`).
-async fn admin_cookie(server: &TestNode) -> String {
-    let login = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(server.url("/login"))
-        .form(&[("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status().as_u16(), 303);
-    let set = login.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
-}
 
 /// Starts a runaway calculation through the API; returns its pid number.
 async fn runaway(server: &TestNode) -> u64 {

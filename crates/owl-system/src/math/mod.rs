@@ -119,6 +119,34 @@ impl Outcome {
             _ => "error",
         }
     }
+
+    /// Why a calculation ended, in a few words a visitor reads at a glance
+    /// on a phone (the page shows it under the line; the full reason stays
+    /// in the log and the line's tooltip).
+    pub fn explain(reason: &ExitReason) -> String {
+        const SHOWN_CHARS: usize = 80;
+        let crash = |what: &str| {
+            let what = what.trim();
+            match what.char_indices().nth(SHOWN_CHARS) {
+                Some((cut, _)) => format!("crashed: {}…", &what[..cut]),
+                None => format!("crashed: {what}"),
+            }
+        };
+        match reason {
+            ExitReason::CpuLimit => "stopped: it used up its CPU budget".to_string(),
+            ExitReason::Killed | ExitReason::Kill => "killed by the operator".to_string(),
+            ExitReason::ShutdownWith(why) => format!("stopped: {why}"),
+            r if r.is_shutdown() => "stopped by the node".to_string(),
+            ExitReason::Error(msg) if msg.contains("memory") => {
+                "crashed: it ran out of memory".to_string()
+            }
+            // `trap in math:sum: wasm trap: wasm `unreachable` instruction
+            // executed`: the part after the last "trap: " says what happened.
+            ExitReason::Error(msg) => crash(msg.rsplit("trap: ").next().unwrap_or(msg)),
+            ExitReason::Panic(msg) => crash(msg),
+            other => crash(&other.to_string()),
+        }
+    }
 }
 
 impl Outcome {
@@ -482,6 +510,33 @@ async fn reap(p: Process, admission: Arc<admission::Admission>, grace: Duration)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_visitor_reads_why_a_calculation_ended_in_a_few_words() {
+        let trap = ExitReason::error(
+            "trap in math:sum: wasm trap: wasm `unreachable` instruction executed",
+        );
+        assert_eq!(
+            Outcome::explain(&trap),
+            "crashed: wasm `unreachable` instruction executed"
+        );
+        assert_eq!(
+            Outcome::explain(&ExitReason::CpuLimit),
+            "stopped: it used up its CPU budget"
+        );
+        assert_eq!(
+            Outcome::explain(&ExitReason::Killed),
+            "killed by the operator"
+        );
+        let oom = ExitReason::error("trap in math:sum: memory allocation failed (limit 16 MiB)");
+        assert_eq!(Outcome::explain(&oom), "crashed: it ran out of memory");
+        let long = ExitReason::error("x".repeat(500));
+        assert!(Outcome::explain(&long).chars().count() < 100);
+        assert_eq!(
+            Outcome::explain(&ExitReason::ShutdownWith("its page was closed".into())),
+            "stopped: its page was closed"
+        );
+    }
 
     #[test]
     fn results_are_read_as_exact_128_bit_sums() {

@@ -54,12 +54,28 @@ pub(crate) async fn topic(
                 }
                 img.qr src=(format!("/board/{}/qr.svg", topic.slug)) alt="QR code of this page" width="160" height="160";
             }
-            div #board hx-swap-oob="morph" { p.hint { "loading…" } }
+            (first_paint(&web, topic).await)
         }
     };
     let mut response = layout::page("Board", "/board", main).into_response();
     visitor::give_cookie(&web, &headers, &mut response);
     response
+}
+
+/// The posts region as the live page will show it, rendered into the first
+/// HTML (LiveView's dead render): a client without JavaScript, a link
+/// preview and a slow phone's first paint all see the newest posts. If
+/// they cannot be read now, the live connection loads them.
+async fn first_paint(web: &Web, topic: &'static Topic) -> Markup {
+    let board = web.services.board.clone();
+    let mut page = BoardPage::new(board.clone(), topic, Client::named("first paint"));
+    if let Ok(posts) = board.list(topic.slug, None, LIVE_POSTS).await {
+        for post in posts {
+            page.add(post);
+        }
+        page.loaded = true;
+    }
+    page.render()
 }
 
 /// `GET /live/board/{topic}`.
@@ -259,6 +275,9 @@ impl LiveView for BoardPage {
             div #board hx-swap-oob="morph" {
                 (self.form())
                 @if !self.loaded { p.hint { "loading posts…" } }
+                @if self.loaded && self.posts.is_empty() {
+                    p #board-empty .hint { "No posts yet: be the first to answer." }
+                }
                 ol #posts .posts {
                     @for post in &self.posts { (post_item(post)) }
                 }
@@ -276,6 +295,7 @@ impl LiveView for BoardPage {
         html! {
             @if changes.form { (self.form()) }
             @if !changes.added.is_empty() {
+                p #board-empty hx-swap-oob="delete" {}
                 div hx-swap-oob="afterbegin:#posts" {
                     @for post in self.posts.iter().take_while(|p| changes.added.contains(&p.id)) {
                         (post_item(post))

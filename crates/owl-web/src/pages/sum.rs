@@ -42,7 +42,11 @@ fn page() -> Markup {
             h1 { "∑(1..n)" }
             form #sum-form .inline ws-send data-reset autocomplete="off" {
                 input type="hidden" name="event" value="sum";
-                input #n name="n" type="text" inputmode="numeric" maxlength=(math::MAX_INPUT_CHARS)
+                // Not `inputmode="numeric"`: an iPhone's number pad has no
+                // minus key, and `-1` is one of the talk's three bugs.
+                input #n name="n" type="text" inputmode="text" enterkeyhint="go"
+                    autocapitalize="off" autocorrect="off" spellcheck="false"
+                    maxlength=(math::MAX_INPUT_CHARS)
                     placeholder="an integer, e.g. 100" aria-label="n" required autofocus;
                 button type="submit" { "Calculate" }
             }
@@ -63,8 +67,9 @@ enum LineState {
     Calculating,
     Sum(u128),
     /// Ended without an answer: a summary (`error`, `error: CPU limit`,
-    /// `stopped`), the reason in a tooltip.
-    Ended(&'static str, String),
+    /// `stopped`), why in a few words (shown under the line), and the full
+    /// reason (its tooltip).
+    Ended(&'static str, String, String),
     Invalid(&'static str),
     /// Not started: the page's or the server's limit.
     Refused(String),
@@ -156,7 +161,11 @@ impl SumPage {
                 self.push(n.to_string(), LineState::Refused(why.into()));
             }
             Err(other) => {
-                self.push(n.to_string(), LineState::Ended("error", other.to_string()));
+                let why = format!("not started: {other}");
+                self.push(
+                    n.to_string(),
+                    LineState::Ended("error", why, other.to_string()),
+                );
             }
         }
     }
@@ -186,9 +195,11 @@ impl SumPage {
         line.state = match settled.outcome {
             Outcome::Sum(sum) => LineState::Sum(sum),
             Outcome::Invalid => LineState::Invalid("the calculation does not take it"),
-            Outcome::Crashed(reason) => {
-                LineState::Ended(Outcome::summary(&reason), reason.to_string())
-            }
+            Outcome::Crashed(reason) => LineState::Ended(
+                Outcome::summary(&reason),
+                Outcome::explain(&reason),
+                reason.to_string(),
+            ),
         };
         true
     }
@@ -227,15 +238,21 @@ fn render_lines(lines: &VecDeque<Line>) -> Markup {
     html! {
         ol #sum-lines .lines hx-swap-oob="morph" aria-live="polite" {
             @for line in lines {
-                @let (state, value, title): (&str, String, Option<&str>) = match &line.state {
-                    LineState::Calculating => ("calculating", "calculating…".into(), None),
-                    LineState::Sum(sum) => ("ok", sum.to_string(), None),
-                    LineState::Ended(summary, reason) => ("error", (*summary).to_string(), Some(reason.as_str())),
-                    LineState::Invalid(detail) => ("invalid", "invalid input".into(), Some(*detail)),
-                    LineState::Refused(why) => ("refused", why.clone(), None),
+                @let (state, value, why, title): (&str, String, Option<&str>, Option<&str>) = match &line.state {
+                    LineState::Calculating => ("calculating", "calculating…".into(), None, None),
+                    LineState::Sum(sum) => ("ok", sum.to_string(), None, None),
+                    LineState::Ended(summary, why, reason) => {
+                        ("error", (*summary).to_string(), Some(why.as_str()), Some(reason.as_str()))
+                    }
+                    LineState::Invalid(detail) => ("invalid", "invalid input".into(), Some(*detail), None),
+                    LineState::Refused(why) => ("refused", why.clone(), None, None),
                 };
                 li id=(format!("line-{}", line.id)) data-state=(state) title=[title] {
-                    "∑(1.." (line.input) ") = " span.value { (value) }
+                    span.line { "∑(1.." (line.input) ") = " span.value { (value) } }
+                    // On a phone there is no hover: the reason is written out.
+                    @if let Some(why) = why {
+                        small.reason { (why) }
+                    }
                 }
             }
         }

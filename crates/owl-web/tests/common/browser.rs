@@ -183,7 +183,7 @@ pub(crate) async fn submit(client: &Client, value: &str) {
 pub(crate) async fn lines(client: &Client) -> Vec<String> {
     let v = client
         .execute(
-            "return Array.from(document.querySelectorAll('#sum-lines li')).map(li => li.innerText);",
+            "return Array.from(document.querySelectorAll('#sum-lines li .line')).map(li => li.innerText);",
             vec![],
         )
         .await
@@ -194,7 +194,7 @@ pub(crate) async fn lines(client: &Client) -> Vec<String> {
 /// Waits until some line reads exactly `text`.
 pub(crate) async fn wait_line(client: &Client, text: &str) {
     let js = format!(
-        "Array.from(document.querySelectorAll('#sum-lines li')).some(li => li.innerText.trim() === {})",
+        "Array.from(document.querySelectorAll('#sum-lines li .line')).some(li => li.innerText.trim() === {})",
         serde_json::to_string(text).unwrap()
     );
     wait_js(client, &format!("the line {text:?}"), &js).await;

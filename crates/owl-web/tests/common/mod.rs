@@ -272,3 +272,19 @@ pub(crate) async fn post_json(
         .await
         .unwrap()
 }
+
+/// Logs in with the admin token; returns the session cookie (`owl_admin=…`).
+pub(crate) async fn admin_cookie(server: &TestNode) -> String {
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(server.url("/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let set = login.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
