@@ -259,3 +259,36 @@ fn an_upgrade_drains_the_old_versions_instances() {
     assert!(!module.reuses_instances);
     assert_eq!(module.idle_instances, 0);
 }
+
+#[test]
+fn a_runaway_reads_running_in_the_process_table_not_waiting() {
+    let (rt, sandbox, node) = setup();
+    sandbox.load("pure", STATELESS.as_bytes()).unwrap();
+    let spin = sandbox
+        .spawn(&node, "pure", "spin", vec![], SpawnOptions::new())
+        .unwrap();
+    let pid = spin.pid().clone();
+    // Answered from inside its loop: it has left its first slice by now.
+    assert!(
+        rt.block_on(sandbox.stack(&pid, Duration::from_secs(30)))
+            .is_ok()
+    );
+    // It computes on a guest thread, or waits there for its next slice;
+    // the owl process awaiting it is not "waiting" for anything else
+    // (once its first slice on a guest thread is over).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while node.info(&pid).unwrap().status != owl_runtime::Status::Runnable {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never between two slices"
+        );
+        std::thread::yield_now();
+    }
+    for _ in 0..50 {
+        let status = node.info(&pid).unwrap().status;
+        assert_ne!(status, owl_runtime::Status::Waiting);
+        std::thread::yield_now();
+    }
+    node.kill(&pid);
+    assert_eq!(rt.block_on(spin.join()), Err(ExitReason::Killed));
+}

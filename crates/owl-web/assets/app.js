@@ -127,4 +127,20 @@
       if (first) first.focus();
     }
   });
+
+  // Sortable column headers: a tap picks the order in the filter form's
+  // menu, which sends it like any other change of the form.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-sort]");
+    var select = document.getElementById("sort");
+    if (!button || !select) return;
+    select.value = button.dataset.sort;
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
+  // Forms that cannot be taken back (Kill) ask first.
+  document.addEventListener("submit", function (event) {
+    var ask = event.target.dataset && event.target.dataset.confirm;
+    if (ask && !window.confirm(ask)) event.preventDefault();
+  });
 })();

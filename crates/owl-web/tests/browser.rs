@@ -204,6 +204,30 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
             &format!("document.querySelector('#proc-table tbody tr')?.id === '{row}'"),
         )
         .await;
+        // On a phone (this window is 412 px wide) the row is a card whose
+        // activity, which names the runaway, is on screen without scrolling.
+        wait_js(
+            &page,
+            "the runaway's activity on its card",
+            &format!(
+                "(() => {{ const a = document.querySelector('#{row} td.activity');
+                    const r = a && a.getBoundingClientRect();
+                    return a && a.innerText.includes('math:sum(-1)') && r.width > 0
+                        && r.right <= window.innerWidth; }})()"
+            ),
+        )
+        .await;
+        // On a desktop the column headers sort.
+        page.set_window_size(1440, 900).await.unwrap();
+        browser::click(&page, "button[data-sort=reductions]").await;
+        wait_js(
+            &page,
+            "the table sorted by reductions",
+            "document.querySelector('th[aria-sort] button')?.dataset.sort === 'reductions'
+             && document.querySelector('#proc-table .hint')?.innerText.includes('by reductions')",
+        )
+        .await;
+        page.set_window_size(412, 915).await.unwrap();
         browser::click(&page, &format!("#{row} a")).await;
         // Its stack, once the guest threads (busy on a loaded machine) let
         // it reach an epoch tick within the page's second.
@@ -215,7 +239,7 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         .await;
 
         // Kill: the process ends and the page says it is gone.
-        browser::click(&page, "button.danger").await;
+        browser::kill_and_confirm(&page).await;
         wait_js(
             &page,
             "the process to be gone",

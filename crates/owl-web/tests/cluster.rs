@@ -99,7 +99,7 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
         let text = page.find(fantoccini::Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(text.contains("label remote victim"), "{text}");
 
-        browser::click(&page, "button.danger").await;
+        browser::kill_and_confirm(&page).await;
         wait_js(
             &page,
             "the process gone",

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use self::cell::status;
 use crate::exit::{ExitReason, IntoExitReason};
 use crate::message::{Exit, Message};
 use crate::node::Node;
@@ -452,14 +453,39 @@ impl<F: Future> Future for Measured<F> {
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
         // Off the schedulers, the profiler learns whom this thread works for
-        // (on a scheduler, the process being polled says it already).
-        let _computing = crate::scheduler::current_worker().is_none().then(|| {
+        // (on a scheduler, the process being polled says it already), and
+        // the process table shows the process running while the work runs,
+        // runnable while it waits for its next turn, waiting once it is done.
+        let elsewhere = crate::scheduler::current_worker().is_none();
+        let _computing = elsewhere.then(|| {
             let node = this.meter.cell.node.as_ptr() as usize;
             crate::busy::computing_for(node, this.meter.cell.id)
         });
+        let state = &this.meter.cell.status;
+        if elsewhere {
+            for from in [status::WAITING, status::RUNNABLE] {
+                let _ = state.compare_exchange(
+                    from,
+                    status::RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        }
         let start = crate::scheduler::clock().raw();
         let out = this.fut.poll(cx);
         let end = crate::scheduler::clock().raw();
+        if elsewhere {
+            // Pending: queued for its next slice. (From waiting too: the
+            // process's own poll may have ended after this slice began.)
+            let (after, from): (u8, &[u8]) = match out {
+                std::task::Poll::Pending => (status::RUNNABLE, &[status::RUNNING, status::WAITING]),
+                std::task::Poll::Ready(_) => (status::WAITING, &[status::RUNNING]),
+            };
+            for &from in from {
+                let _ = state.compare_exchange(from, after, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
         let stats = &this.meter.cell.stats;
         stats
             .cpu_cycles

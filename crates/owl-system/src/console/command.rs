@@ -37,7 +37,8 @@ pub enum Command {
         /// A pid (`<0.42.0>` or `42`) or a registered name
         target: String,
     },
-    /// A sandboxed process's call stack; a native one's current activity
+    /// A sandboxed process's call stack; a native one's current activity (also `stacktrace`)
+    #[command(alias = "stacktrace")]
     Stack {
         /// A pid or a registered name
         target: String,
@@ -58,7 +59,7 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Kill every running process of a guest module
+    /// Kill every running process of a guest module (`kill_math`: of math)
     KillAll {
         /// The guest module, e.g. math
         module: String,
@@ -202,6 +203,9 @@ pub enum Parsed {
 /// assert!(matches!(parse(&words("help")), Ok(Parsed::Help(_))));
 /// assert!(parse(&words("frobnicate")).unwrap_err().contains("unknown command"));
 /// assert!(parse(&words("top --seconds 99")).unwrap_err().contains("from 0.05 to 60"));
+/// // The talk's words work too.
+/// assert_eq!(parse(&words("kill_math")), parse(&words("kill-all math")));
+/// assert_eq!(parse(&words("stacktrace 42")), parse(&words("stack 42")));
 /// ```
 pub fn parse(words: &[String]) -> Result<Parsed, String> {
     if words.is_empty() {
@@ -210,6 +214,19 @@ pub fn parse(words: &[String]) -> Result<Parsed, String> {
     if words.len() == 1 && words[0] == "help" {
         return Ok(Parsed::Help(help()));
     }
+    // The talk's own word for it: `kill_math` is `kill-all math`.
+    let talk;
+    let words = match words[0].as_str() {
+        "kill_math" => {
+            talk = ["kill-all", "math"]
+                .into_iter()
+                .map(String::from)
+                .chain(words[1..].iter().cloned())
+                .collect::<Vec<_>>();
+            &talk[..]
+        }
+        _ => words,
+    };
     match Line::try_parse_from(words) {
         Ok(line) => Ok(Parsed::Command(line.command)),
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {

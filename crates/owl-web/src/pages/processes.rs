@@ -12,15 +12,23 @@ use owl_system::Services;
 use owl_system::at::At;
 use owl_system::operator::{ListQuery, Neighbour, ProcessDetail, ProcessList, SortKey, Stack};
 
-use super::format::bytes;
+use super::format::{bytes, duration, thousands};
 use super::node_menu::{self, NodeQuery, node_suffix, pid_text};
 use crate::guards::AdminForm;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
-/// Rows the live table shows at most.
+/// Rows the live table shows at first, and the choices beyond.
 const ROWS: usize = 50;
+const ROW_CHOICES: [usize; 4] = [50, 100, 500, 1_000];
+/// The table refreshes every this many ticks (seconds); 0 is paused.
 const REFRESH: Duration = Duration::from_secs(1);
+const EVERY_CHOICES: [(u64, &str); 4] = [
+    (1, "every 1 s"),
+    (2, "every 2 s"),
+    (5, "every 5 s"),
+    (0, "paused"),
+];
 
 struct Tick;
 
@@ -38,6 +46,12 @@ pub(crate) async fn index(State(web): State<Web>) -> Markup {
                 input type="hidden" name="event" value="filter";
                 input #q name="q" type="search" placeholder="search pid, name, label, activity" aria-label="search";
                 select #sort name="sort" aria-label="sort by" { (sort_options) }
+                select #limit name="limit" aria-label="rows" {
+                    @for n in ROW_CHOICES { option value=(n) selected[n == ROWS] { (n) " rows" } }
+                }
+                select #every name="every" aria-label="refresh" {
+                    @for (n, title) in EVERY_CHOICES { option value=(n) selected[n == 1] { (title) } }
+                }
                 (node_menu::menu(&web))
             }
             p #live-state .live-state aria-live="polite" { "connecting…" }
@@ -67,6 +81,9 @@ struct ProcessesPage {
     list: Result<ProcessList, String>,
     /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
     public: bool,
+    /// Refresh every this many ticks; 0: paused.
+    every: u64,
+    ticks: u64,
 }
 
 impl ProcessesPage {
@@ -88,6 +105,21 @@ impl ProcessesPage {
             at: At::Local,
             list,
             public,
+            every: 1,
+            ticks: 0,
+        }
+    }
+
+    /// A column header that sorts the table by `key` when tapped (the
+    /// page's script sets the sort menu, which sends it).
+    fn sort_header(&self, key: SortKey, title: &str) -> Markup {
+        let current = self.query.sort == key;
+        html! {
+            th aria-sort=[current.then_some("descending")] {
+                button.sort type="button" data-sort=(key.name()) {
+                    (title) @if current { " ▼" }
+                }
+            }
         }
     }
 
@@ -127,26 +159,33 @@ impl LiveView for ProcessesPage {
             div #proc-table hx-swap-oob="morph" {
                 p.hint {
                     @if let Some(node) = at.name() { "Node " strong { (node) } ": " }
-                    (list.total) " processes; the top " (list.processes.len()) " by " (self.query.sort.name())
+                    (thousands(list.total as u64)) " processes; the top " (list.processes.len()) " by " (self.query.sort.name())
                     @if !self.query.filter.is_empty() { " matching “" (self.query.filter) "”" }
                     ". CPU is each process's share of one core over the last " (format!("{:.1}", list.window_ms as f64 / 1e3)) " s, sampled a thousand times a second."
+                    @if self.every == 0 { " " strong { "Paused." } }
                 }
                 div.table-wrap { table {
                     thead { tr {
-                        th { "pid" } th { "name / label" } th { "priority" } th { "CPU" } th { "reductions" }
-                        th { "memory" } th { "queue" } th { "activity" }
+                        th { "pid" } th { "name / label" } th { "priority" }
+                        (self.sort_header(SortKey::Cpu, "CPU"))
+                        (self.sort_header(SortKey::Reductions, "reductions"))
+                        (self.sort_header(SortKey::Memory, "memory"))
+                        (self.sort_header(SortKey::Mailbox, "queue"))
+                        th { "activity" }
                     } }
                     tbody {
+                        // On a phone each row is a card: pid, label and CPU
+                        // on top, the activity under them, the rest small.
                         @for row in &list.processes {
                             tr id=(format!("{}p{}", at.name().map(|n| format!("{n}-")).unwrap_or_default(), row.id)) {
-                                td { a href=(format!("/dashboard/processes/{}{}", row.id, node_suffix(at))) { (pid_text(at, row.id)) } }
-                                td { (row.name_or_label()) }
-                                td { (row.priority) }
-                                td { (format!("{:.1}%", row.cpu_pct)) }
-                                td { (row.reductions) }
-                                td { (bytes(row.memory_bytes)) }
-                                td { (row.queue) }
-                                td { (row.activity) }
+                                td.pid { a href=(format!("/dashboard/processes/{}{}", row.id, node_suffix(at))) { (pid_text(at, row.id)) } }
+                                td.name { (row.name_or_label()) }
+                                td.minor data-label="priority" { (row.priority) }
+                                td.cpu data-label="CPU" { (format!("{:.1}%", row.cpu_pct)) }
+                                td.minor data-label="reductions" { (thousands(row.reductions)) }
+                                td.minor data-label="memory" { (bytes(row.memory_bytes)) }
+                                td.minor data-label="queue" { (thousands(row.queue as u64)) }
+                                td.activity { (row.activity) }
                             }
                         }
                     }
@@ -161,6 +200,18 @@ impl LiveView for ProcessesPage {
         }
         self.query.filter = event.field("q").chars().take(100).collect();
         self.query.sort = event.field("sort").parse().unwrap_or_default();
+        self.query.limit = event
+            .field("limit")
+            .parse()
+            .ok()
+            .filter(|n| ROW_CHOICES.contains(n))
+            .unwrap_or(ROWS);
+        self.every = event
+            .field("every")
+            .parse()
+            .ok()
+            .filter(|n| EVERY_CHOICES.iter().any(|(every, _)| every == n))
+            .unwrap_or(1);
         match At::choose(&self.services, event.field("node")) {
             Ok(at) => self.at = at,
             Err(e) => {
@@ -174,6 +225,10 @@ impl LiveView for ProcessesPage {
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
+            self.ticks += 1;
+            if self.every == 0 || !self.ticks.is_multiple_of(self.every) {
+                return false;
+            }
             self.refresh().await;
             return true;
         }
@@ -225,11 +280,12 @@ pub(crate) async fn detail(
         At::Node(_) => "/dashboard/processes".to_string(),
     };
     let main = html! {
+        p { a href="/dashboard/processes" { "← All processes" } }
         h1 { (title) @if let Some(name) = &detail.row.name { " " small.hint { (name) } } }
         @if let Some(node) = at.name() { p.hint { "A process of node " strong { (node) } ", shown here over the cluster." } }
         (info_table(&at, &detail))
         (stack_section(&detail))
-        (kill_or_login(&web, &headers, &format!("/dashboard/processes/{n}/kill{}", node_suffix(&at)), &back))
+        (kill_or_login(&web, &headers, &format!("/dashboard/processes/{n}/kill{}", node_suffix(&at)), &back, &pid_text(&at, n)))
     };
     layout::page(&title, "", main).into_response()
 }
@@ -248,10 +304,11 @@ fn stack_section(detail: &ProcessDetail) -> Markup {
 
 /// The admin's Kill button (posting to `action`, with the CSRF field), or
 /// a login link that comes back to `back`.
-fn kill_or_login(web: &Web, headers: &HeaderMap, action: &str, back: &str) -> Markup {
+fn kill_or_login(web: &Web, headers: &HeaderMap, action: &str, back: &str, pid: &str) -> Markup {
     html! {
         @if web.auth.is_admin(headers) {
-            form method="post" action=(action) {
+            // Asked first: a kill cannot be taken back.
+            form method="post" action=(action) data-confirm=(format!("Kill {pid}? It ends at once; its supervisor decides what happens next.")) {
                 input type="hidden" name="csrf" value=(web.auth.csrf());
                 button.danger type="submit" { "Kill" }
             }
@@ -271,9 +328,9 @@ fn info_table(at: &At, d: &ProcessDetail) -> Markup {
             tr { th { "priority" } td { (r.priority) } }
             tr { th { "current activity" } td { (r.activity) } }
             tr { th { "parent" } td { @if let Some(p) = &d.parent { (neighbour_link(at, p)) } @else { "—" } } }
-            tr { th { "running for" } td { (format!("{:.1} s", d.uptime_ms as f64 / 1e3)) } }
-            tr { th { "CPU time" } td { (format!("{:.3} ms", r.cpu_total_us as f64 / 1e3)) " (" (format!("{:.1}%", r.cpu_pct)) " of one core lately)" } }
-            tr { th { "reductions" } td { (r.reductions) } }
+            tr { th { "running for" } td { (duration(Duration::from_millis(d.uptime_ms))) } }
+            tr { th { "CPU time" } td { (duration(Duration::from_micros(r.cpu_total_us))) " (" (format!("{:.1}%", r.cpu_pct)) " of one core lately)" } }
+            tr { th { "reductions" } td { (thousands(r.reductions)) } }
             tr { th { "memory" } td { (bytes(r.memory_bytes))
                 @if let Some(limit) = d.memory_limit_bytes { " (linear memory limit " (bytes(limit)) ")" } } }
             tr { th { "message queue" } td { (r.queue) @if let Some(c) = d.mailbox_capacity { " of " (c) } } }

@@ -247,3 +247,20 @@ pub(crate) async fn log_in(client: &Client, token: &str) {
         .unwrap();
     click(client, "form button").await;
 }
+
+/// Clicks the admin's Kill button and confirms the question it asks.
+pub(crate) async fn kill_and_confirm(client: &Client) {
+    click(client, "button.danger").await;
+    let start = Instant::now();
+    loop {
+        match client.get_alert_text().await {
+            Ok(text) => {
+                assert!(text.starts_with("Kill "), "{text}");
+                client.accept_alert().await.unwrap();
+                return;
+            }
+            Err(e) if start.elapsed() > LIMIT => panic!("Kill asked nothing: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
