@@ -2,7 +2,9 @@
 //! (a crash of the same kind of process for the same reason) is written at
 //! most `BURST` times per `WINDOW`; beyond that it is counted, and the next
 //! report of that kind says how many were left out. Counters (metrics) stay
-//! exact: only the log lines are summarised.
+//! exact: only the log lines are summarised. Long-poll warnings get one line
+//! per kind of process per window: they are a hint for the developer, and
+//! must not bury the crash reports an operator looks for.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -32,7 +34,13 @@ pub(crate) enum Verdict {
 }
 
 impl LogLimiter {
+    /// At most [`BURST`] reports of `kind` per window.
     pub(crate) fn check(&self, kind: &str) -> Verdict {
+        self.check_burst(kind, BURST)
+    }
+
+    /// At most `burst` reports of `kind` per window.
+    pub(crate) fn check_burst(&self, kind: &str, burst: u32) -> Verdict {
         let now = Instant::now();
         let mut kinds = self.kinds.lock();
         if kinds.len() >= KINDS && !kinds.contains_key(kind) {
@@ -55,7 +63,7 @@ impl LogLimiter {
             };
             return Verdict::Write { left_out };
         }
-        if window.written < BURST {
+        if window.written < burst {
             window.written += 1;
             Verdict::Write { left_out: 0 }
         } else {
@@ -89,6 +97,25 @@ mod tests {
         assert_eq!(written, BURST as usize);
         assert!(matches!(
             limiter.check("another kind"),
+            Verdict::Write { left_out: 0 }
+        ));
+    }
+
+    #[test]
+    fn long_polls_get_one_line_per_kind_per_window() {
+        let limiter = LogLimiter::default();
+        let written = (0..50)
+            .filter(|_| {
+                matches!(
+                    limiter.check_burst("long poll dashboard", 1),
+                    Verdict::Write { .. }
+                )
+            })
+            .count();
+        assert_eq!(written, 1);
+        // Another kind of process is not held back by the first.
+        assert!(matches!(
+            limiter.check_burst("long poll console", 1),
             Verdict::Write { left_out: 0 }
         ));
     }

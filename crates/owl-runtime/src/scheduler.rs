@@ -67,8 +67,21 @@ fn report_long_poll(cell: &ProcessCell, blocked: Duration, finished: bool) {
         .as_ref()
         .and_then(|e| e.name.clone());
     let pid = crate::PidId(cell.id);
+    // One line per kind of process per window; the next says how many
+    // were left out (each process still counts all of its own).
+    let left_out = match cell.node.upgrade() {
+        Some(node) => match node
+            .log_limiter
+            .check_burst(&format!("long poll {}", cell.label), 1)
+        {
+            crate::log_limit::Verdict::Write { left_out } => left_out,
+            crate::log_limit::Verdict::LeaveOut => return,
+        },
+        None => 0,
+    };
     tracing::warn!(%pid, name = name.as_deref(), label = %cell.label,
         blocked_ms = blocked.as_secs_f64() * 1e3, still_running = !finished,
+        left_out,
         "long poll: a native process blocked its scheduler");
 }
 
