@@ -49,10 +49,12 @@
       if (n >= 1e3) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
       return String(n);
     }
+    // Tall enough to read from the back of a room on a wide screen.
+    function height(el) { return el.clientWidth > 600 ? 320 : 200; }
     function chart(el, lines, range) {
       var opts = {
         width: Math.max(240, el.clientWidth),
-        height: 200,
+        height: height(el),
         legend: { show: false },
         scales: { x: { time: true }, y: range ? { range: range } : {} },
         axes: [{}, { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
@@ -66,12 +68,13 @@
     if (clustered) jobLines.push({ label: "cluster jobs/s", stroke: "#2d5bd7", width: 1.5, dash: [6, 4] });
     var made = {
       clustered: clustered,
-      jobs: chart(jobs, jobLines, null),
+      // From zero: a normal jitter of a few percent must not look like a crash.
+      jobs: chart(jobs, jobLines, function (u, min, max) { return [0, Math.max(10, max * 1.1)]; }),
       util: chart(util, [{ label: "utilization %", stroke: "#b3261e", width: 2 }], [0, 100]),
     };
     window.addEventListener("resize", function () {
-      made.jobs.setSize({ width: Math.max(240, jobs.clientWidth), height: 200 });
-      made.util.setSize({ width: Math.max(240, util.clientWidth), height: 200 });
+      made.jobs.setSize({ width: Math.max(240, jobs.clientWidth), height: height(jobs) });
+      made.util.setSize({ width: Math.max(240, util.clientWidth), height: height(util) });
     });
     return made;
   }
@@ -102,6 +105,17 @@
       : [series.t, series.jobs]);
     charts.util.setData([series.t, series.util]);
     document.body.dataset.points = String(series.t.length);
+    // The latest values beside each chart's title, as a legend.
+    var last = series.t.length - 1;
+    function show(id, value, unit) {
+      var span = document.getElementById(id);
+      if (span && last >= 0 && value !== null && value !== undefined) {
+        span.textContent = Math.round(value).toLocaleString("en-US") + unit;
+      }
+    }
+    show("now-jobs", series.jobs[last], " jobs/s");
+    show("now-cluster", series.cluster[last], " in the cluster");
+    show("now-util", series.util[last], " %");
   }
   document.addEventListener("htmx:wsAfterMessage", takeLoadData);
 

@@ -328,6 +328,14 @@ fn the_load_page_charts_live_for_the_admin_and_the_audience() {
             "Number(document.getElementById('load-rate').innerText) > 9000",
         )
         .await;
+        // The latest figure stands beside the chart's title, as a legend.
+        wait_js(
+            &admin,
+            "the latest rate beside the chart",
+            "(() => { const t = document.getElementById('now-jobs').innerText;
+                return /^[0-9,]+ jobs\\/s$/.test(t) && Number(t.replace(/[^0-9]/g, '')) > 9000; })()",
+        )
+        .await;
 
         // The audience: same charts, no controls.
         let visitor = browser::open_live(&driver, 2, &server.url("/load")).await;

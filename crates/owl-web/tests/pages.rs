@@ -113,6 +113,9 @@ fn the_board_sends_its_newest_posts_in_the_first_html() {
         );
         assert!(three < one, "newest first");
         assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"), "escaped");
+        // When, in a form no locale can misread.
+        assert!(html.contains("<time datetime="), "{html}");
+        assert!(html.contains(" UTC</time>"), "{html}");
         assert!(!html.contains("No posts yet"));
         // Still a live page: it connects for what comes next.
         assert!(html.contains("ws-connect=\"/live/board/observability\""));

@@ -29,10 +29,13 @@ pub(crate) async fn index() -> Redirect {
 
 fn topic_nav(current: &str) -> Markup {
     html! {
-        p.topics {
+        nav.topics aria-label="topics" {
             @for t in TOPICS {
-                @if t.slug == current { strong { (t.slug) } } @else { a href=(format!("/board/{}", t.slug)) { (t.slug) } }
-                " "
+                @if t.slug == current {
+                    a href=(format!("/board/{}", t.slug)) aria-current="page" { (t.slug) }
+                } @else {
+                    a href=(format!("/board/{}", t.slug)) { (t.slug) }
+                }
             }
         }
     }
@@ -387,7 +390,10 @@ fn post_item(post: &Post) -> Markup {
     html! {
         li id=(format!("post-{}", post.id)) {
             p.post-text dir="auto" { (multiline(&post.text)) }
-            p.post-author { "— " bdi { (post.author) } }
+            p.post-author {
+                "— " bdi { (post.author) } " · "
+                time datetime=(post.inserted_at) { (super::format::utc_minute(post.inserted_at)) }
+            }
         }
     }
 }

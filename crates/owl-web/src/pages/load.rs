@@ -34,10 +34,13 @@ pub(crate) async fn index(State(web): State<Web>) -> Markup {
             div #load-live hx-swap-oob="morph" { p.hint { "loading…" } }
             div #load-charts .charts {
                 figure {
-                    figcaption { "Successful jobs per second" @if clustered { ": this node, and (dashed) the whole cluster" } }
+                    figcaption {
+                        "Successful jobs per second" @if clustered { ": this node, and (dashed) the whole cluster" }
+                        " " span.now #now-jobs {} @if clustered { " " span.now #now-cluster {} }
+                    }
                     div #chart-jobs .chart data-cluster=[clustered.then_some("1")] {}
                 }
-                figure { figcaption { "Scheduler utilization (%)" } div #chart-util .chart {} }
+                figure { figcaption { "Scheduler utilization (%)" " " span.now #now-util {} } div #chart-util .chart {} }
             }
             template #load-data data-seq="0" {}
             p.hint {
