@@ -49,6 +49,11 @@
       if (n >= 1e3) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
       return String(n);
     }
+    function clock(t) {
+      var d = new Date(t * 1000);
+      return [d.getHours(), d.getMinutes(), d.getSeconds()]
+        .map(function (n) { return (n < 10 ? "0" : "") + n; }).join(":");
+    }
     // Tall enough to read from the back of a room on a wide screen.
     function height(el) { return el.clientWidth > 600 ? 320 : 200; }
     function chart(el, lines, range) {
@@ -57,7 +62,9 @@
         height: height(el),
         legend: { show: false },
         scales: { x: { time: true }, y: range ? { range: range } : {} },
-        axes: [{}, { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
+        // Times as 16:31:05, never a locale's 12/2/26 4:31pm.
+        axes: [{ values: function (u, ticks) { return ticks.map(clock); } },
+          { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
         series: [{}].concat(lines),
       };
       return new uPlot(opts, [[]].concat(lines.map(function () { return []; })), el);

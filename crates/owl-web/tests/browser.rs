@@ -303,7 +303,7 @@ fn the_load_page_charts_live_for_the_admin_and_the_audience() {
         wait_js(
             &admin,
             "10,000 workers",
-            "document.getElementById('load-workers').innerText.trim() === '10000'",
+            "document.getElementById('load-workers').innerText.trim() === '10,000'",
         )
         .await;
         // Both charts are drawn and keep moving.
@@ -325,7 +325,7 @@ fn the_load_page_charts_live_for_the_admin_and_the_audience() {
         wait_js(
             &admin,
             "the rate near 10,000",
-            "Number(document.getElementById('load-rate').innerText) > 9000",
+            "Number(document.getElementById('load-rate').innerText.replace(/,/g, '')) > 9000",
         )
         .await;
         // The latest figure stands beside the chart's title, as a legend.

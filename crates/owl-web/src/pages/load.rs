@@ -18,6 +18,7 @@ use owl_system::access::same_secret;
 use owl_system::load::{self, LoadControl, NodeState, Point};
 use owl_system::operator::Operator;
 
+use super::format::thousands;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
@@ -108,12 +109,12 @@ impl LoadPage {
             div #load-live hx-swap-oob="morph" {
                 div.table-wrap { table.info {
                     tr { th { @if clustered { "target (whole cluster)" } @else { "target" } }
-                        td #load-target { (self.load.target()) " jobs" } }
+                        td #load-target { (thousands(self.load.target())) " jobs" } }
                     @if clustered {
-                        tr { th { "this node's share" } td #load-share { (self.load.share()) " jobs" } }
+                        tr { th { "this node's share" } td #load-share { (thousands(self.load.share())) " jobs" } }
                     }
-                    tr { th { "workers running" } td #load-workers { (self.load.workers()) } }
-                    tr { th { "jobs per second" } td #load-rate { (format!("{:.0}", latest.jobs_per_s))
+                    tr { th { "workers running" } td #load-workers { (thousands(self.load.workers())) } }
+                    tr { th { "jobs per second" } td #load-rate { (thousands(latest.jobs_per_s.round() as u64))
                         // Never a silent drop: background jobs yield to
                         // everything else, and the page says when they do.
                         @if let Some(behind) = latest.behind_text(online) {
@@ -130,18 +131,18 @@ impl LoadPage {
                                 tr data-node=(n.name) .down[n.state != NodeState::Up] {
                                     td { (n.name) @if n.is_self { " (this node)" } }
                                     td.state { (n.state) }
-                                    td.num { (n.share) }
-                                    td.num.workers { (n.workers) }
-                                    td.num { (format!("{:.0}", n.jobs_per_s)) }
+                                    td.num { (thousands(n.share)) }
+                                    td.num.workers { (thousands(n.workers)) }
+                                    td.num { (thousands(n.jobs_per_s.round() as u64)) }
                                 }
                             }
                         }
                         tfoot { tr {
                             th { "cluster" }
                             td { (nodes.iter().filter(|n| n.state == NodeState::Up).count()) " up" }
-                            td.num { (self.load.target()) }
-                            td.num #load-total-workers { (nodes.iter().filter(|n| n.state == NodeState::Up).map(|n| n.workers).sum::<u64>()) }
-                            td.num { (format!("{:.0}", nodes.iter().filter(|n| n.state == NodeState::Up).map(|n| n.jobs_per_s).sum::<f64>())) }
+                            td.num { (thousands(self.load.target())) }
+                            td.num #load-total-workers { (thousands(nodes.iter().filter(|n| n.state == NodeState::Up).map(|n| n.workers).sum::<u64>())) }
+                            td.num { (thousands(nodes.iter().filter(|n| n.state == NodeState::Up).map(|n| n.jobs_per_s).sum::<f64>().round() as u64)) }
                         } }
                     } }
                 }

@@ -10,7 +10,7 @@ use owl_system::Services;
 use owl_system::at::At;
 use owl_system::operator::SystemStats;
 
-use super::format::bytes;
+use super::format::{bytes, duration, thousands};
 use super::node_menu;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
@@ -101,15 +101,18 @@ impl LiveView for SystemPage {
             div #system hx-swap-oob="morph" {
                 @if let Some(node) = self.at.name() { p.hint { "Node " strong { (node) } ", over the cluster." } }
                 div.table-wrap { table.info {
-                    tr { th { "uptime" } td { (format!("{:.0} s", s.uptime_s)) } }
-                    tr { th { "processes" } td { (s.processes) " alive; " (s.spawned) " spawned, " (s.exited) " exited, " (s.crashed) " crashed since start" } }
+                    tr { th { "uptime" } td { (duration(std::time::Duration::from_secs_f64(s.uptime_s.max(0.0)))) } }
+                    tr { th { "processes" } td { (thousands(s.processes as u64)) " alive; " (thousands(s.spawned)) " spawned, " (thousands(s.exited)) " exited, " (thousands(s.crashed)) " crashed since start" } }
                     tr { th { "memory (resident)" } td { (bytes(s.memory_rss_bytes)) } }
                     tr { th { "schedulers" } td { (s.schedulers_online) " online of " (s.schedulers) " (the cores all of owl computes on)" } }
                     tr { th { "scheduler utilization" } td {
+                        // The total counts the guest threads too; each
+                        // scheduler's own figure does not, so say which is which.
                         (format!("{:.0}%", s.utilization * 100.0))
-                        " of the cores online, sandboxed work included"
+                        " of the cores online, guest threads included; the schedulers' own work:"
                         @for (i, u) in s.utilization_per_scheduler.iter().enumerate() {
-                            " · #" (i + 1) ": " (format!("{:.0}%", u * 100.0))
+                            @if i > 0 { "," }
+                            " #" (i + 1) " " (format!("{:.0}%", u * 100.0))
                         }
                     } }
                     tr { th { "guest threads (sandboxed work)" } td {
@@ -120,16 +123,17 @@ impl LiveView for SystemPage {
                 h2 { "Processes by kind" }
                 div.table-wrap { table {
                     thead { tr { th { "kind (label)" } th { "count" } } }
-                    tbody { @for l in &s.by_label { tr { td { (l.label) } td { (l.count) } } } }
+                    tbody { @for l in &s.by_label { tr { td { (l.label) } td { (thousands(l.count as u64)) } } } }
                 } }
                 h2 { "Guest modules" }
                 div.table-wrap { table {
-                    thead { tr { th { "module" } th { "current" } th { "versions (running)" } th { "calls: started / returned / crashed / killed" } th { "CPU budget" } } }
+                    thead { tr { th { "module" } th { "current" } th { "versions (running)" } th { "calls: started / returned / crashed / killed" } th { "CPU budget" } th { "instances" } } }
                     tbody { @for m in &s.modules { tr {
                         td { (m.name) } td { "v" (m.current) }
                         td { @for v in &m.versions { "v" (v.version) " (" (v.running) ") " } }
-                        td { (m.calls.started) " / " (m.calls.returned) " / " (m.calls.crashed) " / " (m.calls.killed) }
+                        td { (thousands(m.calls.started)) " / " (thousands(m.calls.returned)) " / " (thousands(m.calls.crashed)) " / " (thousands(m.calls.killed)) }
                         td { @match m.cpu_budget_s { Some(b) => (format!("{b} s per process")), None => "none" } }
+                        td { @if m.reuses_instances { "reused (" (m.idle_instances) " idle)" } @else { "fresh for each call" } }
                     } } }
                 } }
             }
