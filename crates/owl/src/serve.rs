@@ -31,7 +31,9 @@ pub(crate) struct ServeArgs {
     /// Directory for data (created if missing).
     #[arg(long, default_value = "./owl-data")]
     data_dir: std::path::PathBuf,
-    /// Schedulers (worker threads); default: one per CPU.
+    /// Schedulers online at start (the cores all of owl computes on,
+    /// guest threads included); default: one per CPU. There is always one
+    /// scheduler per CPU to bring online later, from /load or the console.
     #[arg(long, default_value_t = 0)]
     schedulers: usize,
     /// Calculations that may run at once, all visitors together; at the
@@ -270,7 +272,13 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         cluster: cluster.clone(),
         database_url: args.database_url.clone(),
         data_dir: args.data_dir.clone(),
-        schedulers: args.schedulers,
+        // The talk's `--schedulers 1` starts on one core and can still be
+        // raised live: the maximum is one per CPU (or N, if more).
+        schedulers: match args.schedulers {
+            0 => 0,
+            n => n.max(std::thread::available_parallelism().map_or(1, |c| c.get())),
+        },
+        schedulers_online: (args.schedulers > 0).then_some(args.schedulers),
         max_calculations: args.max_calculations as usize,
         max_calculations_per_address: args.max_calculations_per_address.map(|n| n as usize),
         reap_orphans: args.reap_orphans.0,
@@ -314,7 +322,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
         stop_signal()?
     };
     say!(
-        "owl node up: {} scheduler(s), root supervisor {}, data in {}",
+        "owl node up: {} of {} scheduler(s) online, root supervisor {}, data in {}",
+        node.schedulers_online(),
         node.schedulers(),
         system.root().pid(),
         args.data_dir.display()

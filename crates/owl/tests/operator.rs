@@ -294,3 +294,21 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// The talk's `--schedulers 1` starts the node on one core, and the
+/// operator can still bring more online live (one per CPU at most).
+#[test]
+fn schedulers_1_is_one_online_and_more_can_come_online() {
+    let node = Served::start_with("schedulers-online", &["--schedulers", "1"]);
+    let now = node.ok(&["schedulers"]);
+    assert_eq!(now["online"], 1, "{now}");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(now["schedulers"], cpus.max(1), "{now}");
+    if cpus >= 2 {
+        let raised = node.ok(&["schedulers", "2"]);
+        assert_eq!(raised["online"], 2, "{raised}");
+        assert_eq!(node.ok(&["stats"])["schedulers_online"], 2);
+    } else {
+        eprintln!("one CPU here: nothing more to bring online");
+    }
+}
