@@ -312,3 +312,37 @@ fn schedulers_1_is_one_online_and_more_can_come_online() {
         eprintln!("one CPU here: nothing more to bring online");
     }
 }
+
+/// `owl console top --watch` keeps showing the busiest processes, a new
+/// view every second, until stopped (into a pipe: one view after another).
+#[test]
+fn top_watch_keeps_showing_the_busiest_processes() {
+    use std::io::BufRead;
+    let node = Served::start("top-watch");
+    let mut watch = owl()
+        .args(["console", "--data-dir"])
+        .arg(&node.data_dir)
+        .args(["top", "--watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let mut views = 0;
+    // Each view opens with the same header line.
+    let mut header = None;
+    while views < 3 {
+        let line = lines.next().expect("more views").unwrap();
+        if header.is_none() && !line.trim().is_empty() {
+            header = Some(line.clone());
+        }
+        if Some(&line) == header.as_ref() {
+            views += 1;
+        }
+    }
+    assert!(
+        watch.try_wait().unwrap().is_none(),
+        "still watching after three views"
+    );
+    watch.kill().unwrap();
+    let _ = watch.wait();
+}

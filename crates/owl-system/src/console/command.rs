@@ -31,6 +31,10 @@ pub enum Command {
         /// How long to watch
         #[arg(long, default_value_t = 1.0, value_parser = seconds(0.05, 60.0))]
         seconds: f64,
+        /// Keep watching: a full-screen view, new every `--seconds`, until
+        /// Ctrl-C (`owl console` repeats the command; the node answers once)
+        #[arg(long)]
+        watch: bool,
     },
     /// Everything the process table knows about a process
     Info {

@@ -121,7 +121,7 @@ pub async fn run(
                 })
                 .await,
         }),
-        Command::Top { seconds } => top(ctx, seconds).await,
+        Command::Top { seconds, .. } => top(ctx, seconds).await,
         Command::Info { target } => {
             let pid = resolve(ctx, &target)?;
             Answer::Info(ctx.process(pid.id()).await?)

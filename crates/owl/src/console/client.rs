@@ -71,6 +71,9 @@ impl Connection {
 
 pub(crate) fn run(args: ConsoleArgs) -> Result<(), String> {
     let mut conn = Connection::open(&args.data_dir)?;
+    if is_watch(&args.command) {
+        return watch(&mut conn, &args.command, args.json);
+    }
     if !args.command.is_empty() {
         let answer = conn.ask(&args.command)?;
         return print(&answer, args.json);
@@ -96,6 +99,34 @@ fn print(answer: &Value, as_json: bool) -> Result<(), String> {
         print!("{}", answer["text"].as_str().unwrap_or_default());
     }
     if ok { Ok(()) } else { Err(error) }
+}
+
+/// `top --watch`: asks again and again (the node answers one view at a
+/// time, each after watching for `--seconds`).
+fn is_watch(words: &[String]) -> bool {
+    words.first().is_some_and(|w| w == "top") && words.iter().any(|w| w == "--watch")
+}
+
+/// Shows `top` until Ctrl-C, like observer_cli: redrawn in place on a
+/// terminal, one view after another into a pipe or a file.
+fn watch(conn: &mut Connection, words: &[String], as_json: bool) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal() && !as_json;
+    loop {
+        let answer = conn.ask(words)?;
+        if terminal {
+            // Home and clear: the new view replaces the old one.
+            print!("\x1b[H\x1b[2J");
+            println!("owl top — Ctrl-C leaves\n");
+        }
+        print(&answer, as_json)?;
+        if !terminal {
+            println!();
+        }
+        std::io::stdout()
+            .flush()
+            .map_err(|e| format!("writing the view: {e}"))?;
+    }
 }
 
 fn shell(conn: &mut Connection, args: &ConsoleArgs) -> Result<(), String> {
@@ -124,6 +155,11 @@ fn shell(conn: &mut Connection, args: &ConsoleArgs) -> Result<(), String> {
         let _ = editor.add_history_entry(line.as_str());
         if matches!(words[0].as_str(), "exit" | "quit") {
             break;
+        }
+        if is_watch(&words) {
+            // Ctrl-C would end the shell too.
+            eprintln!("error: `top --watch` runs on its own: `owl console top --watch`");
+            continue;
         }
         match conn.ask(&words) {
             Ok(answer) => {
