@@ -74,7 +74,17 @@ fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {
             .collect();
         assert!(frames.contains(&"sum"), "{stack}");
         let trace = node.ok(&["trace", &slow, "--seconds", "0.3"]);
-        assert!(trace["samples"].as_u64().unwrap() > 0, "{trace}");
+        let samples = trace["samples"].as_u64().unwrap();
+        assert!(samples > 0, "{trace}");
+        // What the runaway did over the window, not just what it entered:
+        // the outer function is on every sample, something runs in each.
+        let profile = trace["profile"].as_array().unwrap();
+        assert!(
+            profile.iter().any(|p| p["function"] == "sum" && p["on_stack"] == samples),
+            "{trace}"
+        );
+        let running: u64 = profile.iter().map(|p| p["running"].as_u64().unwrap()).sum();
+        assert_eq!(running, samples, "{trace}");
 
         // kill one: its line turns to error.
         node.ok(&["kill", &looping]);

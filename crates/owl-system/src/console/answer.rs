@@ -188,6 +188,20 @@ pub struct TraceView {
     pub samples: Option<u32>,
     /// What happened, in order.
     pub events: Vec<TraceEventView>,
+    /// A guest's functions, the most samples running first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<FunctionShareView>,
+}
+
+/// One function of a guest's trace profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionShareView {
+    /// `module!function`.
+    pub function: String,
+    /// Samples with it running (innermost).
+    pub running: u32,
+    /// Samples with it on the stack.
+    pub on_stack: u32,
 }
 
 /// An exit signal sent.
@@ -564,6 +578,20 @@ impl fmt::Display for Answer {
                         t.seconds,
                         t.samples.unwrap_or(0)
                     )?,
+                }
+                if !t.profile.is_empty() {
+                    let samples = t.samples.unwrap_or(0).max(1) as f64;
+                    writeln!(f, "where its time went (% of samples):")?;
+                    for p in &t.profile {
+                        writeln!(
+                            f,
+                            "  {:>5.1}% running  {:>5.1}% on the stack  {}",
+                            100.0 * f64::from(p.running) / samples,
+                            100.0 * f64::from(p.on_stack) / samples,
+                            p.function
+                        )?;
+                    }
+                    writeln!(f, "function entries seen:")?;
                 }
                 for e in &t.events {
                     match (&e.function, &e.direction) {

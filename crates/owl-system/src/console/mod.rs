@@ -26,9 +26,9 @@ use owl_runtime::{ExitReason, Pid};
 use serde::{Deserialize, Serialize};
 
 pub use answer::{
-    Answer, BoardView, BudgetView, ChaosView, Help, Killed, KilledAll, Kind, LoadView, LoginLink,
-    Modules, NodeRow, Nodes, OnNode, PostView, Processes, Schedulers, StackView, Top, TopRow,
-    TopicCount, TraceEventView, TraceView, TreeView, Upgraded,
+    Answer, BoardView, BudgetView, ChaosView, FunctionShareView, Help, Killed, KilledAll, Kind,
+    LoadView, LoginLink, Modules, NodeRow, Nodes, OnNode, PostView, Processes, Schedulers,
+    StackView, Top, TopRow, TopicCount, TraceEventView, TraceView, TreeView, Upgraded,
 };
 pub use command::{BoardAction, Budget, Command, Parsed, help, parse};
 
@@ -300,8 +300,13 @@ async fn trace(ctx: &Operator, target: &str, seconds: f64) -> Result<Answer, Con
                         function: None,
                     })
                     .collect(),
+                profile: Vec::new(),
             },
-            Trace::Guest { samples, entries } => TraceView {
+            Trace::Guest {
+                samples,
+                entries,
+                profile,
+            } => TraceView {
                 id,
                 kind: Kind::Sandboxed,
                 seconds,
@@ -315,6 +320,14 @@ async fn trace(ctx: &Operator, target: &str, seconds: f64) -> Result<Answer, Con
                         message_type: None,
                         depth: Some(e.depth),
                         function: Some(e.function.clone()),
+                    })
+                    .collect(),
+                profile: profile
+                    .into_iter()
+                    .map(|p| FunctionShareView {
+                        function: p.function,
+                        running: p.running,
+                        on_stack: p.on_stack,
                     })
                     .collect(),
             },

@@ -26,7 +26,7 @@ use crate::math::MathService;
 pub use chaos::{ChaosPlan, ChaosReport};
 pub use list::SortKey;
 pub use meter::{Meter, Sample};
-pub use trace::{GuestEntry, Trace};
+pub use trace::{FunctionShare, GuestEntry, Trace};
 pub use upgrade::Upgraded;
 pub use views::{
     CallCounts, LabelCount, ListQuery, ModuleView, Neighbour, Priority, ProcessDetail, ProcessList,

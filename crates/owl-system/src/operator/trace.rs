@@ -24,6 +24,18 @@ pub struct GuestEntry {
     pub function: String,
 }
 
+/// Where a guest's time went during a trace: how many stack samples
+/// found a function running (innermost) and how many found it on the stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionShare {
+    /// `module!function`.
+    pub function: String,
+    /// Samples with it innermost: running its own code.
+    pub running: u32,
+    /// Samples with it anywhere on the stack.
+    pub on_stack: u32,
+}
+
 /// What a trace saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trace {
@@ -34,6 +46,9 @@ pub enum Trace {
         samples: u32,
         /// Functions entered, at most 50.
         entries: Vec<GuestEntry>,
+        /// Every function seen, the most samples running first: what a
+        /// runaway does over the window, even when it enters nothing new.
+        profile: Vec<FunctionShare>,
     },
     /// A native process: messages in and out, at most 50.
     Messages(Vec<TraceEvent>),
@@ -46,7 +61,9 @@ pub(super) async fn guest(sandbox: &Sandbox, pid: &Pid, duration: Duration) -> T
     let mut previous: Vec<String> = Vec::new();
     let mut entries = Vec::new();
     let mut samples = 0u32;
-    while start.elapsed() < duration && entries.len() < MAX_EVENTS {
+    let mut profile: Vec<FunctionShare> = Vec::new();
+    // The window is watched whole: entries stop at 50, the profile does not.
+    while start.elapsed() < duration {
         let stack = match sandbox.stack(pid, STACK_TIMEOUT).await {
             Ok(stack) => stack,
             // Busy guest threads: this sample is skipped, not the trace.
@@ -54,6 +71,27 @@ pub(super) async fn guest(sandbox: &Sandbox, pid: &Pid, duration: Duration) -> T
             Err(_) => break,
         };
         samples += 1;
+        for (i, function) in stack.iter().enumerate() {
+            // A recursive function counts once per sample.
+            if stack[..i].contains(function) {
+                continue;
+            }
+            let share = match profile.iter_mut().find(|s| s.function == *function) {
+                Some(share) => share,
+                None => {
+                    profile.push(FunctionShare {
+                        function: function.clone(),
+                        running: 0,
+                        on_stack: 0,
+                    });
+                    profile.last_mut().expect("just pushed")
+                }
+            };
+            share.on_stack += 1;
+            if i == 0 {
+                share.running += 1;
+            }
+        }
         // Frames are innermost first; compare from the outermost.
         let outer_first: Vec<&String> = stack.iter().rev().collect();
         let common = outer_first
@@ -73,5 +111,14 @@ pub(super) async fn guest(sandbox: &Sandbox, pid: &Pid, duration: Duration) -> T
         previous = stack;
         tokio::time::sleep(SAMPLE_EVERY).await;
     }
-    Trace::Guest { samples, entries }
+    profile.sort_by(|a, b| {
+        (b.running, b.on_stack)
+            .cmp(&(a.running, a.on_stack))
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    Trace::Guest {
+        samples,
+        entries,
+        profile,
+    }
 }
