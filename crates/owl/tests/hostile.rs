@@ -495,6 +495,12 @@ fn chaos_under_load_heals_and_every_probe_is_answered() {
     prober.join().unwrap();
     assert!(report["kills"].as_u64().unwrap() >= 30, "{report}");
     assert_eq!(report["healed"], true, "{report}");
+    // Healed means whole: every worker back too, not only the names.
+    assert_eq!(report["workers_before"], 2000, "{report}");
+    assert!(
+        report["workers_after"].as_u64().unwrap() >= 2000,
+        "{report}"
+    );
     assert!(report["healed_ms"].as_f64().unwrap() < 1000.0, "{report}");
     let [ok, killed, bad] = [0, 1, 2].map(|i| counters[i].load(Ordering::Relaxed));
     assert!(ok > 50, "{ok} answered");

@@ -80,7 +80,9 @@ fn find_inspect_kill_and_fix_live_while_a_page_stays_connected() {
         // the outer function is on every sample, something runs in each.
         let profile = trace["profile"].as_array().unwrap();
         assert!(
-            profile.iter().any(|p| p["function"] == "sum" && p["on_stack"] == samples),
+            profile
+                .iter()
+                .any(|p| p["function"] == "sum" && p["on_stack"] == samples),
             "{trace}"
         );
         let running: u64 = profile.iter().map(|p| p["running"].as_u64().unwrap()).sum();

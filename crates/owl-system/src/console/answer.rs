@@ -361,6 +361,12 @@ pub struct ChaosView {
     pub healed_ms: Option<f64>,
     /// Registered processes still missing.
     pub names_missing: Vec<String>,
+    /// Background job workers before the run, and at its end.
+    #[serde(default)]
+    pub workers_before: usize,
+    /// See `workers_before`.
+    #[serde(default)]
+    pub workers_after: usize,
     /// Processes before the run.
     pub processes_before: usize,
     /// Processes after it healed (or gave up waiting).
@@ -786,9 +792,21 @@ impl fmt::Display for Answer {
                 match c.healed_ms {
                     Some(ms) if c.healed => writeln!(
                         f,
-                        "healed: every registered process back {ms:.0} ms after the last kill"
+                        "healed: every registered process and all {} load workers back {ms:.0} ms after the last kill",
+                        c.workers_before
                     )?,
-                    _ => writeln!(f, "NOT healed: still missing {:?}", c.names_missing)?,
+                    _ => {
+                        let mut missing: Vec<String> = c.names_missing.clone();
+                        if c.workers_after < c.workers_before {
+                            missing.push(format!(
+                                "{} load worker(s) ({} of {})",
+                                c.workers_before - c.workers_after,
+                                c.workers_after,
+                                c.workers_before
+                            ));
+                        }
+                        writeln!(f, "NOT healed: still missing {}", missing.join(", "))?
+                    }
                 }
                 writeln!(
                     f,

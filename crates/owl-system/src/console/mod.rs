@@ -230,6 +230,8 @@ pub async fn run(
                 healed: report.healed_after.is_some(),
                 healed_ms: report.healed_after.map(|d| d.as_secs_f64() * 1e3),
                 names_missing: report.names_missing,
+                workers_before: report.workers_before,
+                workers_after: report.workers_after,
                 processes_before: report.processes_before,
                 processes_after: report.processes_after,
             })

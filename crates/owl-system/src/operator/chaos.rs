@@ -19,7 +19,14 @@ pub struct ChaosReport {
     pub names_back: Vec<String>,
     /// Registered names alive before the run and still missing at the end.
     pub names_missing: Vec<String>,
-    /// From the last kill until every name was back (None: not within the wait).
+    /// Background job workers alive before the run, and at its end: a
+    /// killed worker is restarted by its supervisor, and the tree is not
+    /// whole until they all are.
+    pub workers_before: usize,
+    /// See `workers_before`.
+    pub workers_after: usize,
+    /// From the last kill until every name and every worker was back
+    /// (None: not within the wait).
     pub healed_after: Option<Duration>,
     /// Processes alive before the run, and after it healed.
     pub processes_before: usize,
@@ -81,6 +88,8 @@ pub(super) async fn run(node: &Node, plan: ChaosPlan) -> ChaosReport {
     let spare = protected(node, &plan.spare);
     let names_before: Vec<String> = node.registered().into_iter().map(|(n, _)| n).collect();
     let processes_before = node.process_count();
+    let workers = |node: &Node| node.labelled(crate::load::WORKER_LABEL).len();
+    let workers_before = workers(node);
     let mut dice = Dice(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -131,7 +140,7 @@ pub(super) async fn run(node: &Node, plan: ChaosPlan) -> ChaosReport {
     };
     let mut healed_after = None;
     while last_kill.elapsed() < HEAL_WAIT {
-        if missing(node).is_empty() {
+        if missing(node).is_empty() && workers(node) >= workers_before {
             healed_after = Some(last_kill.elapsed());
             break;
         }
@@ -147,6 +156,8 @@ pub(super) async fn run(node: &Node, plan: ChaosPlan) -> ChaosReport {
             .cloned()
             .collect(),
         names_missing,
+        workers_before,
+        workers_after: workers(node),
         healed_after,
         processes_before,
         processes_after: node.process_count(),
