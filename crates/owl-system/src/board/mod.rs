@@ -46,6 +46,30 @@ pub const SAVES: &str = "board_saves";
 /// What a visitor is told when a post could not be saved (the talk's own
 /// words).
 pub const SAVE_FAILED: &str = "Posting of Message failed.";
+/// What a visitor reads when a post could not be saved: the talk's words,
+/// why in a few words, and what to do (their text stays in the form).
+///
+/// ```
+/// use owl_runtime::ExitReason;
+/// use owl_system::board::save_failed;
+/// let why = save_failed(&ExitReason::error("the board is read-only (the operator's …)"));
+/// assert_eq!(why, "Posting of Message failed: the board is read-only for now. Your text is kept; try again later.");
+/// ```
+pub fn save_failed(reason: &ExitReason) -> String {
+    let text = reason.to_string();
+    let why = match reason {
+        _ if text.contains("read-only") => "the board is read-only for now",
+        ExitReason::Killed | ExitReason::Kill => "the save was stopped",
+        r if r.is_shutdown() => "the board is restarting",
+        _ if text.contains("timed out") || text.contains("took") => "the database was too slow",
+        _ => "the database did not take it",
+    };
+    format!(
+        "{}: {why}. Your text is kept; try again later.",
+        SAVE_FAILED.trim_end_matches('.')
+    )
+}
+
 /// How long a save may take before it counts as failed.
 const SAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Posts a topic shows at once; older ones are paged.

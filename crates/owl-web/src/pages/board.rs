@@ -378,7 +378,7 @@ impl LiveView for BoardPage {
                 tracing::warn!(target: "owl::board", %reason, "a post was not saved");
                 self.text = text;
                 self.author = author;
-                self.flash = Some(board::SAVE_FAILED.into());
+                self.flash = Some(board::save_failed(&reason));
             }
         }
         true
