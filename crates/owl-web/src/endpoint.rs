@@ -141,6 +141,10 @@ fn router(web: Web) -> Router {
         .route("/dashboard/processes", get(pages::processes::index))
         .route("/dashboard/processes/{n}", get(pages::processes::detail))
         .route("/live/dashboard/processes", get(pages::processes::live))
+        .route(
+            "/live/dashboard/processes/{n}",
+            get(pages::processes::live_detail),
+        )
         .route("/dashboard/system", get(pages::system::index))
         .route("/live/dashboard/system", get(pages::system::live))
         .route("/metrics", get(crate::metrics::metrics))

@@ -231,10 +231,27 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         browser::click(&page, &format!("#{row} a")).await;
         // Its stack, once the guest threads (busy on a loaded machine) let
         // it reach an epoch tick within the page's second.
-        browser::wait_js_reloading(
+        // The page is live: no reload, the stack and figures come to it.
+        wait_js(
             &page,
-            "the runaway's stack on its page",
-            "document.body.innerText.includes('naive_sum')",
+            "the runaway's stack on its live page",
+            "document.body.dataset.live === 'connected'
+             && document.getElementById('proc-detail').innerText.includes('naive_sum')",
+        )
+        .await;
+        let cpu =
+            "document.querySelector('#proc-detail table').innerText.match(/CPU time\\s+(.*)/)[1]";
+        let first: String = page
+            .execute(&format!("return {cpu};"), vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_js(
+            &page,
+            "the runaway's CPU time to move on the live page",
+            &format!("{cpu} !== {}", serde_json::to_string(&first).unwrap()),
         )
         .await;
 

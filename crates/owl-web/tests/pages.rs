@@ -128,6 +128,9 @@ fn the_nav_bar_says_whether_the_admin_is_logged_in() {
     client_runtime().block_on(async {
         let visitor = get_text(&server, "/board").await;
         assert!(visitor.contains("href=\"/login\""), "{visitor}");
+        // The login page says why a restart asks again.
+        let login = get_text(&server, "/login").await;
+        assert!(login.contains("ends when the node restarts"), "{login}");
         assert!(!visitor.contains("Log out"));
 
         let cookie = admin_cookie(&server).await;

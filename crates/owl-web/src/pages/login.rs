@@ -65,6 +65,9 @@ fn form(next: &str, error: Option<&str>) -> Markup {
             input name="token" type="password" placeholder="admin token" aria-label="admin token" autocomplete="current-password" required;
             button type="submit" { "Log in" }
         }
+        // Sessions are kept in the node's memory only, so that a stolen
+        // cookie dies with the process; say so, or a restart looks like a bug.
+        p.hint { "A login lasts until you log out, for at most 12 hours — and ends when the node restarts: sessions live in its memory only, never on disk." }
     };
     layout::page("Admin login", "", main)
 }

@@ -283,11 +283,95 @@ pub(crate) async fn detail(
         p { a href="/dashboard/processes" { "← All processes" } }
         h1 { (title) @if let Some(name) = &detail.row.name { " " small.hint { (name) } } }
         @if let Some(node) = at.name() { p.hint { "A process of node " strong { (node) } ", shown here over the cluster." } }
-        (info_table(&at, &detail))
-        (stack_section(&detail))
+        // Live: the figures and the stack refresh every second.
+        div hx-ext="ws,morph" ws-connect=(format!("/live/dashboard/processes/{n}{}", node_suffix(&at))) {
+            p #live-state .live-state aria-live="polite" { "connecting…" }
+            (detail_region(&at, Ok(&detail)))
+        }
         (kill_or_login(&web, &headers, &format!("/dashboard/processes/{n}/kill{}", node_suffix(&at)), &back, &pid_text(&at, n)))
     };
     layout::page(&title, "", main).into_response()
+}
+
+/// The live part of a process's page: its figures and its stack, or why
+/// they are gone.
+fn detail_region(at: &At, detail: Result<&ProcessDetail, &str>) -> Markup {
+    html! {
+        div #proc-detail hx-swap-oob="morph" {
+            @match detail {
+                Ok(detail) => { (info_table(at, detail)) (stack_section(detail)) }
+                Err(e) => p { "There is no such process now (" (e) "). " a href="/dashboard/processes" { "All processes" } },
+            }
+        }
+    }
+}
+
+/// `GET /live/dashboard/processes/{n}`: the live figures of one process.
+pub(crate) async fn live_detail(
+    State(web): State<Web>,
+    Path(n): Path<u64>,
+    Query(node): Query<NodeQuery>,
+    connect: LiveConnect,
+) -> Response {
+    let at = match node.at(&web) {
+        Ok(at) => at,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let (services, public) = (web.services.clone(), web.auth.public_dashboards());
+    // One label for every process page: labels count kinds, not pids.
+    live::upgrade(connect, &web, "/dashboard/processes/detail", move || {
+        DetailPage {
+            services: services.clone(),
+            at: at.clone(),
+            n,
+            detail: Err("loading…".into()),
+            public,
+        }
+    })
+}
+
+/// A process page's session state.
+struct DetailPage {
+    services: Services,
+    at: At,
+    n: u64,
+    detail: Result<ProcessDetail, String>,
+    /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
+    public: bool,
+}
+
+impl LiveView for DetailPage {
+    fn revoke(&mut self) -> bool {
+        self.public
+    }
+
+    fn mount(&mut self, ctx: &mut Process) {
+        let _ = ctx.pid().send(Tick);
+        self.services
+            .node
+            .send_interval(ctx.pid(), REFRESH, || Tick);
+    }
+
+    fn render(&self) -> Markup {
+        detail_region(&self.at, self.detail.as_ref().map_err(String::as_str))
+    }
+
+    async fn handle_event(&mut self, _ctx: &mut Process, _event: ClientEvent) -> bool {
+        false
+    }
+
+    async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
+        if !msg.is::<Tick>() {
+            return false;
+        }
+        self.detail = self
+            .services
+            .at(self.at.clone())
+            .process(self.n)
+            .await
+            .map_err(|e| e.to_string());
+        true
+    }
 }
 
 /// A guest's call stack, or a native process's activity.
