@@ -400,6 +400,17 @@ fn board_posts_and_deletions_appear_live_on_every_page_of_the_topic() {
         let a = browser::open_live(&driver, 1, &server.url("/board/building-blocks")).await;
         let b = browser::open_live(&driver, 2, &server.url("/board/building-blocks")).await;
         let other = browser::open_live(&driver, 3, &server.url("/board/observability")).await;
+        // On a phone (412 px) the QR code is under the form, the head's hidden.
+        wait_js(
+            &a,
+            "the QR code under the form",
+            "(() => { const qr = document.querySelector('figure.qr-phone img');
+                const form = document.getElementById('board-form');
+                const head = document.querySelector('img.qr-head');
+                return qr && form && qr.offsetHeight > 0 && head.offsetHeight === 0
+                    && qr.getBoundingClientRect().top >= form.getBoundingClientRect().bottom; })()",
+        )
+        .await;
         async fn post(page: &fantoccini::Client, text: &str, author: &str) {
             let t = page.find(fantoccini::Locator::Css("#post-text")).await.unwrap();
             t.send_keys(text).await.unwrap();

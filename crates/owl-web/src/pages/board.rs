@@ -55,7 +55,7 @@ pub(crate) async fn topic(
                     h1 { (topic.question) }
                     p #live-state .live-state aria-live="polite" { "connecting…" }
                 }
-                img.qr src=(format!("/board/{}/qr.svg", topic.slug)) alt="QR code of this page" width="160" height="160";
+                img.qr.qr-head src=(format!("/board/{}/qr.svg", topic.slug)) alt="QR code of this page" width="240" height="240";
             }
             (first_paint(&web, topic).await)
         }
@@ -277,6 +277,12 @@ impl LiveView for BoardPage {
         html! {
             div #board hx-swap-oob="morph" {
                 (self.form())
+                // On a phone the QR code goes under the form (the head's
+                // copy is for a laptop on a projector).
+                figure.qr-phone {
+                    img.qr src=(format!("/board/{}/qr.svg", self.topic.slug)) alt="QR code of this page" width="200" height="200" loading="lazy";
+                    figcaption.hint { "Pass it on: this page's QR code." }
+                }
                 @if !self.loaded { p.hint { "loading posts…" } }
                 @if self.loaded && self.posts.is_empty() {
                     p #board-empty .hint { "No posts yet: be the first to answer." }
