@@ -37,6 +37,7 @@ for size in "390 844" "1440 900"; do
   shoot board /board/building-blocks "$1" "$2"
   shoot processes /dashboard/processes "$1" "$2"
   shoot system /dashboard/system "$1" "$2"
+  shoot tree /dashboard/tree "$1" "$2"
   shoot login /login "$1" "$2"
 done
 ls -1 ./*.png

@@ -146,6 +146,7 @@ fn router(web: Web) -> Router {
             get(pages::processes::live_detail),
         )
         .route("/dashboard/system", get(pages::system::index))
+        .route("/dashboard/tree", get(pages::tree::index))
         .route("/live/dashboard/system", get(pages::system::live))
         .route("/metrics", get(crate::metrics::metrics))
         .route_layer(guard(web.clone(), guards::viewers));

@@ -53,6 +53,10 @@ pub(crate) const NAV: &[NavItem] = &[
         path: "/dashboard/system",
         title: "System",
     },
+    NavItem {
+        path: "/dashboard/tree",
+        title: "Tree",
+    },
 ];
 
 /// A whole HTML page: `title`, the nav bar with `current` marked, and `main`.

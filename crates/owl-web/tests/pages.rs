@@ -152,3 +152,27 @@ fn the_nav_bar_says_whether_the_admin_is_logged_in() {
         }
     });
 }
+
+#[test]
+fn the_supervision_tree_has_a_page_of_its_own() {
+    let server = common::TestNode::start_with(10, true);
+    client_runtime().block_on(async {
+        let html = get_text(&server, "/dashboard/tree").await;
+        // The root and the services under it, each a link to its process.
+        for part in ["math_sup", "board_sup", "load"] {
+            assert!(html.contains(part), "{part}: {html}");
+        }
+        assert!(html.contains("href=\"/dashboard/processes/"), "{html}");
+        assert!(html.contains(" children"), "{html}");
+    });
+    // Without public dashboards it is the admin's, like the others.
+    let private = TestNode::start(10);
+    client_runtime().block_on(async {
+        let r = http()
+            .get(private.url("/dashboard/tree"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    });
+}

@@ -8,6 +8,7 @@ pub(crate) mod node_menu;
 pub(crate) mod processes;
 pub(crate) mod sum;
 pub(crate) mod system;
+pub(crate) mod tree;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
