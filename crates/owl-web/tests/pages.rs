@@ -98,7 +98,7 @@ fn the_board_sends_its_newest_posts_in_the_first_html() {
     client_runtime().block_on(async {
         let empty = get_text(&server, "/board/observability").await;
         assert!(empty.contains("No posts yet"), "{empty}");
-        assert!(!empty.contains("loading"), "{empty}");
+        assert!(!empty.contains("loading posts"), "{empty}");
 
         for n in 1..=3 {
             let body = json!({"text": format!("first paint {n} <b>bold</b>"), "author": "Ann"});
