@@ -40,35 +40,36 @@
   var lastSeq = null;
   var series = { t: [], jobs: [], util: [], cluster: [] };
 
+  function short(n) {
+    if (n >= 1e6) return (n / 1e6).toFixed(n % 1e6 ? 1 : 0) + "M";
+    if (n >= 1e3) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
+    return String(n);
+  }
+  function clock(t) {
+    var d = new Date(t * 1000);
+    return [d.getHours(), d.getMinutes(), d.getSeconds()]
+      .map(function (n) { return (n < 10 ? "0" : "") + n; }).join(":");
+  }
+  // Tall enough to read from the back of a room on a wide screen.
+  function height(el) { return el.clientWidth > 600 ? 320 : 200; }
+  function chart(el, lines, range) {
+    var opts = {
+      width: Math.max(240, el.clientWidth),
+      height: height(el),
+      legend: { show: false },
+      scales: { x: { time: true }, y: range ? { range: range } : {} },
+      // Times as 16:31:05, never a locale's 12/2/26 4:31pm.
+      axes: [{ values: function (u, ticks) { return ticks.map(clock); } },
+        { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
+      series: [{}].concat(lines),
+    };
+    return new uPlot(opts, [[]].concat(lines.map(function () { return []; })), el);
+  }
+
   function makeCharts() {
     var jobs = document.getElementById("chart-jobs");
     var util = document.getElementById("chart-util");
     if (!jobs || !util || typeof uPlot === "undefined") return null;
-    function short(n) {
-      if (n >= 1e6) return (n / 1e6).toFixed(n % 1e6 ? 1 : 0) + "M";
-      if (n >= 1e3) return (n / 1e3).toFixed(n % 1e3 ? 1 : 0) + "k";
-      return String(n);
-    }
-    function clock(t) {
-      var d = new Date(t * 1000);
-      return [d.getHours(), d.getMinutes(), d.getSeconds()]
-        .map(function (n) { return (n < 10 ? "0" : "") + n; }).join(":");
-    }
-    // Tall enough to read from the back of a room on a wide screen.
-    function height(el) { return el.clientWidth > 600 ? 320 : 200; }
-    function chart(el, lines, range) {
-      var opts = {
-        width: Math.max(240, el.clientWidth),
-        height: height(el),
-        legend: { show: false },
-        scales: { x: { time: true }, y: range ? { range: range } : {} },
-        // Times as 16:31:05, never a locale's 12/2/26 4:31pm.
-        axes: [{ values: function (u, ticks) { return ticks.map(clock); } },
-          { size: 56, values: function (u, ticks) { return ticks.map(short); } }],
-        series: [{}].concat(lines),
-      };
-      return new uPlot(opts, [[]].concat(lines.map(function () { return []; })), el);
-    }
     // In a cluster the jobs chart adds the whole cluster's rate, dashed.
     var clustered = jobs.dataset.cluster === "1";
     var jobLines = [{ label: "jobs/s", stroke: "#2d5bd7", width: 2 }];
@@ -164,4 +165,61 @@
     var ask = event.target.dataset && event.target.dataset.confirm;
     if (ask && !window.confirm(ask)) event.preventDefault();
   });
+
+  // The system page's charts: the points its session sends, drawn the
+  // same way, five minutes kept.
+  var SYSTEM_HISTORY = 300;
+  var systemCharts = null;
+  var systemSeq = null;
+  var systemRows = [];
+  function fromZero(u, min, max) { return [0, Math.max(1, max * 1.1)]; }
+  function makeSystemCharts() {
+    var ids = ["chart-mem", "chart-util-sys", "chart-procs", "chart-rates"];
+    var els = ids.map(function (id) { return document.getElementById(id); });
+    if (els.some(function (el) { return !el; }) || typeof uPlot === "undefined") return null;
+    var made = [
+      chart(els[0], [{ label: "MB", stroke: "#2d5bd7", width: 2 }], fromZero),
+      chart(els[1], [{ label: "schedulers %", stroke: "#b3261e", width: 2 },
+        { label: "guest threads %", stroke: "#8a5a00", width: 1.5, dash: [6, 4] }], [0, 100]),
+      chart(els[2], [{ label: "processes", stroke: "#1d7a46", width: 2 }], fromZero),
+      chart(els[3], [{ label: "spawned/s", stroke: "#2d5bd7", width: 2 },
+        { label: "crashed/s", stroke: "#b3261e", width: 2 }], fromZero),
+    ];
+    window.addEventListener("resize", function () {
+      made.forEach(function (c, i) {
+        c.setSize({ width: Math.max(240, els[i].clientWidth), height: height(els[i]) });
+      });
+    });
+    return made;
+  }
+  function takeSystemData() {
+    var el = document.getElementById("system-data");
+    if (!el || !el.dataset.json || el.dataset.seq === systemSeq) return;
+    systemSeq = el.dataset.seq;
+    systemCharts = systemCharts || makeSystemCharts();
+    if (!systemCharts) return;
+    var rows = JSON.parse(el.dataset.json);
+    if (el.dataset.kind === "history") systemRows = [];
+    systemRows = systemRows.concat(rows).slice(-SYSTEM_HISTORY);
+    function column(i) { return systemRows.map(function (r) { return r[i]; }); }
+    var t = column(0);
+    systemCharts[0].setData([t, column(1)]);
+    systemCharts[1].setData([t, column(2), column(3)]);
+    systemCharts[2].setData([t, column(4)]);
+    systemCharts[3].setData([t, column(5), column(6)]);
+    document.body.dataset.systemPoints = String(systemRows.length);
+    var last = systemRows[systemRows.length - 1];
+    function show(id, text) {
+      var span = document.getElementById(id);
+      if (span && last) span.textContent = text;
+    }
+    if (last) {
+      var n = function (v) { return Math.round(v).toLocaleString("en-US"); };
+      show("now-mem", n(last[1]) + " MB");
+      show("now-util-sys", n(last[2]) + " % + " + n(last[3]) + " % guests");
+      show("now-procs", n(last[4]));
+      show("now-rates", n(last[5]) + " spawned/s, " + n(last[6]) + " crashed/s");
+    }
+  }
+  document.addEventListener("htmx:wsAfterMessage", takeSystemData);
 })();

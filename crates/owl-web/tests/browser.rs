@@ -467,3 +467,32 @@ fn board_posts_and_deletions_appear_live_on_every_page_of_the_topic() {
         }
     });
 }
+
+/// The system page charts the node while it is watched: memory,
+/// utilization, processes, spawns and crashes, each with its latest figure.
+#[test]
+fn the_system_page_charts_the_node_live() {
+    let Some(driver) = browser::driver("the_system_page_charts_the_node_live") else {
+        return;
+    };
+    let server = TestNode::start_with(100, true);
+    client_runtime().block_on(async {
+        let page = browser::open_live(&driver, 1, &server.url("/dashboard/system")).await;
+        wait_js(
+            &page,
+            "four charts",
+            "document.querySelectorAll('#system-charts canvas').length === 4",
+        )
+        .await;
+        let points = "Number(document.body.dataset.systemPoints || 0)";
+        wait_js(&page, "points a second apart", &format!("{points} >= 3")).await;
+        wait_js(
+            &page,
+            "the latest process count beside its chart",
+            "/^[0-9,]+$/.test(document.getElementById('now-procs').innerText)
+             && Number(document.getElementById('now-procs').innerText.replace(/,/g, '')) > 10",
+        )
+        .await;
+        page.close().await.unwrap();
+    });
+}

@@ -1,5 +1,9 @@
-//! The system dashboard, `/dashboard/system`: the node at a glance, live.
+//! The system dashboard, `/dashboard/system`: the node at a glance, live,
+//! with charts of the last five minutes it was watched (memory, utilization,
+//! processes, spawns and crashes per second).
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,6 +20,8 @@ use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
 const REFRESH: Duration = Duration::from_secs(1);
+/// Points the charts keep: five minutes at one a second.
+const HISTORY: usize = 300;
 
 struct Tick;
 
@@ -33,10 +39,17 @@ pub(crate) async fn index(State(web): State<Web>) -> Markup {
             }
             p #live-state .live-state aria-live="polite" { "connecting…" }
             p #live-notice .live-notice role="status" {}
+            div #system-charts .charts {
+                figure { figcaption { "Memory, resident (MB) " span.now #now-mem {} } div #chart-mem .chart {} }
+                figure { figcaption { "Utilization (%): schedulers and guest threads " span.now #now-util-sys {} } div #chart-util-sys .chart {} }
+                figure { figcaption { "Processes alive " span.now #now-procs {} } div #chart-procs .chart {} }
+                figure { figcaption { "Spawned and crashed per second " span.now #now-rates {} } div #chart-rates .chart {} }
+            }
+            template #system-data data-seq="0" {}
             div #system hx-swap-oob="morph" { p.hint { "loading…" } }
         }
     };
-    layout::wide("System", "/dashboard/system", main)
+    layout::with_charts("System", "/dashboard/system", main)
 }
 
 /// `GET /live/dashboard/system`.
@@ -57,6 +70,16 @@ struct SystemPage {
     stats: Result<SystemStats, String>,
     /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
     public: bool,
+    /// The charts' points since the page opened (or switched node):
+    /// `[unix s, memory MB, utilization %, guest %, processes, spawned/s,
+    /// crashed/s]`.
+    history: VecDeque<[f64; 7]>,
+    /// Points not sent yet; the first frame sends the whole history.
+    unsent: RefCell<Vec<[f64; 7]>>,
+    history_sent: Cell<bool>,
+    seq: Cell<u64>,
+    /// The counters at the last point, for rates.
+    last: Option<(u64, u64, std::time::Instant)>,
 }
 
 impl SystemPage {
@@ -66,6 +89,81 @@ impl SystemPage {
             services,
             at: At::Local,
             public,
+            history: VecDeque::with_capacity(HISTORY),
+            unsent: RefCell::new(Vec::new()),
+            history_sent: Cell::new(false),
+            seq: Cell::new(0),
+            last: None,
+        }
+    }
+
+    /// Adds the latest figures to the charts' history.
+    fn record(&mut self) {
+        let Ok(s) = &self.stats else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let rates = match self.last {
+            Some((spawned, crashed, at)) => {
+                let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+                (
+                    s.spawned.saturating_sub(spawned) as f64 / secs,
+                    s.crashed.saturating_sub(crashed) as f64 / secs,
+                )
+            }
+            None => (0.0, 0.0),
+        };
+        self.last = Some((s.spawned, s.crashed, now));
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let point = [
+            unix,
+            s.memory_rss_bytes as f64 / 1e6,
+            s.utilization * 100.0,
+            s.guest_utilization * 100.0,
+            s.processes as f64,
+            rates.0,
+            rates.1,
+        ];
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(point);
+        self.unsent.borrow_mut().push(point);
+    }
+
+    /// Another node shown: its charts start afresh.
+    fn forget(&mut self) {
+        self.history.clear();
+        self.unsent.borrow_mut().clear();
+        self.history_sent.set(false);
+        self.last = None;
+    }
+
+    /// The points to send (all at first, then the new ones), for the
+    /// page's script to draw.
+    fn data(&self) -> Markup {
+        let (kind, points): (&str, Vec<[f64; 7]>) = if self.history_sent.replace(true) {
+            ("points", std::mem::take(&mut *self.unsent.borrow_mut()))
+        } else {
+            self.unsent.borrow_mut().clear();
+            ("history", self.history.iter().copied().collect())
+        };
+        let rows: Vec<String> = points
+            .iter()
+            .map(|p| {
+                format!(
+                    "[{:.1},{:.1},{:.1},{:.1},{:.0},{:.1},{:.1}]",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+                )
+            })
+            .collect();
+        let seq = self.seq.get() + 1;
+        self.seq.set(seq);
+        html! {
+            template #system-data hx-swap-oob="true" data-seq=(seq) data-kind=(kind)
+                data-json=(format!("[{}]", rows.join(","))) {}
         }
     }
 
@@ -98,6 +196,7 @@ impl LiveView for SystemPage {
             Err(e) => return html! { div #system hx-swap-oob="morph" { p.hint.error { (e) } } },
         };
         html! {
+            (self.data())
             div #system hx-swap-oob="morph" {
                 @if let Some(node) = self.at.name() { p.hint { "Node " strong { (node) } ", over the cluster." } }
                 div.table-wrap { table.info {
@@ -145,7 +244,10 @@ impl LiveView for SystemPage {
             return false;
         }
         match At::choose(&self.services, event.field("node")) {
-            Ok(at) => self.at = at,
+            Ok(at) => {
+                self.at = at;
+                self.forget();
+            }
             Err(e) => {
                 self.stats = Err(e.to_string());
                 return true;
@@ -158,6 +260,7 @@ impl LiveView for SystemPage {
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
             self.refresh().await;
+            self.record();
             return true;
         }
         false
