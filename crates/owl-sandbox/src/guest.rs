@@ -162,19 +162,7 @@ pub(crate) async fn trial(
     canary: Option<crate::Canary>,
     tick: std::time::Duration,
 ) -> Result<(), String> {
-    let limits = StoreLimitsBuilder::new()
-        .memory_size(memory_limit)
-        .trap_on_grow_failure(true)
-        .instances(1)
-        .build();
-    let mut store = Store::new(
-        &engine,
-        GuestState {
-            limits,
-            meter: None,
-        },
-    );
-    store.limiter(|s| s);
+    let mut store = new_store(&engine, memory_limit);
     let max_ticks = (crate::TRIAL_DEADLINE.as_nanos() / tick.as_nanos().max(1)).max(1) as u64;
     let mut ticks = 0u64;
     store.set_epoch_deadline(1);

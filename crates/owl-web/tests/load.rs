@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::ws::{next_text, until};
 use common::{
-    ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, get_json, http, post_json, wait_until,
+    ADMIN_TOKEN, LIMIT, Options, TestNode, admin_cookie, client_runtime, get_json, http, post_json,
+    wait_until,
 };
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -148,7 +149,7 @@ fn bad_or_unauthorised_changes_are_refused_and_change_nothing() {
         assert_eq!(get_load(&server).await["target"], 5);
 
         // The admin's page: bad targets are clear errors, good ones apply.
-        let cookie = login(&server).await;
+        let cookie = admin_cookie(&server).await;
         let mut admin = live_load(&server, Some(&cookie)).await;
         let first = next_text(&mut admin).await;
         assert!(first.contains("id=\"load-form\""), "{first}");
@@ -346,18 +347,4 @@ async fn send_knobs(socket: &mut Socket, target: &str, schedulers: &str, csrf: &
         .send(Message::Text(event.to_string().into()))
         .await
         .unwrap();
-}
-
-async fn login(server: &TestNode) -> String {
-    let login = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(server.url("/login"))
-        .form(&[("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    let set = login.headers()["set-cookie"].to_str().unwrap();
-    set.split(';').next().unwrap().to_string()
 }

@@ -37,13 +37,13 @@ pub(crate) fn duration(d: std::time::Duration) -> String {
     }
 }
 
-/// A Unix time in milliseconds as `2026-12-02 16:31 UTC`: the same for
-/// every visitor, whatever their locale (no 12/02 against 02/12).
-pub(crate) fn utc_minute(unix_ms: i64) -> String {
-    let secs = unix_ms.div_euclid(1000);
+/// A Unix time in milliseconds as a civil UTC date and time:
+/// `(year, month, day, second of the day, millisecond)`.
+pub(crate) fn civil(unix_ms: i64) -> (i64, i64, i64, i64, i64) {
+    let (secs, millis) = (unix_ms.div_euclid(1000), unix_ms.rem_euclid(1000));
     let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days since 1970-01-01 to a civil date (proleptic Gregorian), by eras
-    // of 400 years.
+    // of 400 years (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -53,6 +53,13 @@ pub(crate) fn utc_minute(unix_ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, of_day, millis)
+}
+
+/// A Unix time in milliseconds as `2026-12-02 16:31 UTC`: the same for
+/// every visitor, whatever their locale (no 12/02 against 02/12).
+pub(crate) fn utc_minute(unix_ms: i64) -> String {
+    let (year, month, day, of_day, _) = civil(unix_ms);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         of_day / 3_600,
