@@ -24,7 +24,7 @@
 //! instance of its own version.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use wasmtime::wasmparser::{Parser, Payload};
@@ -90,9 +90,10 @@ pub(crate) struct Idle {
 
 /// The idle instances of one version.
 pub(crate) struct Pool {
-    idle: Mutex<Vec<Idle>>,
-    /// Set once a newer version is installed: nothing goes back.
-    retired: AtomicBool,
+    /// `None` once a newer version is installed: nothing goes back. One
+    /// lock for both, so an instance given back while the version is
+    /// retired cannot slip in after the drain.
+    idle: Mutex<Option<Vec<Idle>>>,
     /// Idle instances of every module of the sandbox.
     total: Arc<AtomicUsize>,
 }
@@ -100,41 +101,40 @@ pub(crate) struct Pool {
 impl Pool {
     pub(crate) fn new(total: Arc<AtomicUsize>) -> Pool {
         Pool {
-            idle: Mutex::new(Vec::new()),
-            retired: AtomicBool::new(false),
+            idle: Mutex::new(Some(Vec::new())),
             total,
         }
     }
 
     /// An idle instance, if one is kept.
     pub(crate) fn take(&self) -> Option<Idle> {
-        let idle = self.idle.lock().pop()?;
+        let idle = self.idle.lock().as_mut()?.pop()?;
         self.total.fetch_sub(1, Ordering::Relaxed);
         Some(idle)
     }
 
     /// Keeps an instance whose call returned, unless the version is retired
-    /// or enough are kept already.
+    /// or enough are kept already (the instance is dropped then).
     pub(crate) fn give_back(&self, idle: Idle) {
-        if self.retired.load(Ordering::Acquire) {
+        let mut kept = self.idle.lock();
+        let Some(kept) = kept.as_mut() else {
             return;
-        }
+        };
         if self.total.fetch_add(1, Ordering::Relaxed) >= IDLE_TOTAL {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        self.idle.lock().push(idle);
+        kept.push(idle);
     }
 
     /// A newer version is in place: drop every idle instance, keep none.
     pub(crate) fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-        let drained = std::mem::take(&mut *self.idle.lock());
+        let drained = self.idle.lock().take().unwrap_or_default();
         self.total.fetch_sub(drained.len(), Ordering::Relaxed);
     }
 
     /// Instances kept now.
     pub(crate) fn idle(&self) -> usize {
-        self.idle.lock().len()
+        self.idle.lock().as_ref().map_or(0, Vec::len)
     }
 }

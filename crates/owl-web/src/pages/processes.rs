@@ -141,10 +141,7 @@ impl LiveView for ProcessesPage {
     }
 
     fn mount(&mut self, ctx: &mut Process) {
-        let _ = ctx.pid().send(Tick);
-        self.services
-            .node
-            .send_interval(ctx.pid(), REFRESH, || Tick);
+        tick_now_and_every_second(&self.services, ctx);
     }
 
     fn render(&self) -> Markup {
@@ -234,6 +231,12 @@ impl LiveView for ProcessesPage {
         }
         false
     }
+}
+
+/// A page's first figures at once, then a refresh every [`REFRESH`].
+fn tick_now_and_every_second(services: &Services, ctx: &mut Process) {
+    let _ = ctx.pid().send(Tick);
+    services.node.send_interval(ctx.pid(), REFRESH, || Tick);
 }
 
 /// A link to a neighbouring process of the same node, with its label.
@@ -346,10 +349,7 @@ impl LiveView for DetailPage {
     }
 
     fn mount(&mut self, ctx: &mut Process) {
-        let _ = ctx.pid().send(Tick);
-        self.services
-            .node
-            .send_interval(ctx.pid(), REFRESH, || Tick);
+        tick_now_and_every_second(&self.services, ctx);
     }
 
     fn render(&self) -> Markup {
