@@ -156,8 +156,9 @@ pub const MAX_COMPILED_BYTES: usize = 64 << 20;
 pub(crate) struct Candidate {
     pub pre: InstancePre<GuestState>,
     pub exports: Vec<(String, FuncType)>,
-    /// Its instances may serve call after call (see [`reuse`](crate::reuse)).
-    pub reusable: bool,
+    /// Its instances may serve call after call, keeping what this says
+    /// (see [`reuse`](crate::reuse)).
+    pub reusable: Option<reuse::Stateless>,
 }
 
 #[derive(Default)]
@@ -267,25 +268,28 @@ impl CodeServer {
                 }
             }
         }
-        let reusable = module.exports().any(|e| e.name() == reuse::REUSABLE_EXPORT)
-            && match wat::parse_bytes(source)
+        let reusable = if module.exports().any(|e| e.name() == reuse::REUSABLE_EXPORT) {
+            match wat::parse_bytes(source)
                 .map_err(|e| e.to_string())
-                .and_then(|wasm| reuse::carries_state(&wasm))
+                .and_then(|wasm| reuse::stateless(&wasm))
             {
-                Ok(None) => true,
-                Ok(Some(state)) => {
+                Ok(Ok(stateless)) => Some(stateless),
+                Ok(Err(state)) => {
                     tracing::warn!(
                         module = name,
                         state,
                         "the module declares its calls independent but holds state: every call gets a fresh instance"
                     );
-                    false
+                    None
                 }
                 Err(e) => {
                     tracing::warn!(module = name, error = %e, "cannot read the module's sections: no reuse");
-                    false
+                    None
                 }
-            };
+            }
+        } else {
+            None
+        };
         let linker = Linker::new(engine);
         let pre = linker
             .instantiate_pre(&module)
@@ -320,7 +324,7 @@ impl CodeServer {
             label: format!("sandbox {name} v{number}").into(),
             pool: candidate
                 .reusable
-                .then(|| reuse::Pool::new(self.idle.clone())),
+                .map(|stateless| reuse::Pool::new(self.idle.clone(), stateless)),
         }));
         number
     }

@@ -22,15 +22,32 @@ pub(crate) struct GuestCall {
     pub version: Arc<Version>,
     pub module: Arc<str>,
     pub function: Arc<str>,
-    pub args: Vec<i64>,
+    pub args: CallArgs,
     pub memory_limit: usize,
     pub meter: WorkMeter,
     pub probe: Arc<StackProbe>,
 }
 
-/// Calls `function(args)` on a new instance of `version`; the `i64`/`i32`
-/// results, or the exit reason of the crash.
-pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
+/// What a guest function is called with.
+pub(crate) enum CallArgs {
+    /// Its `i64`/`i32` parameters.
+    Values(Vec<i64>),
+    /// Bytes written into its memory (a byte call: see
+    /// [`Sandbox::spawn_bytes`](crate::Sandbox::spawn_bytes)).
+    Bytes(Vec<u8>),
+}
+
+/// The memory export a byte call writes its input into and reads its
+/// output from.
+pub(crate) const BYTE_CALL_MEMORY: &str = "memory";
+
+/// What a call returned: its `i64`/`i32` results, and for a byte call the
+/// bytes it pointed at.
+pub(crate) type Returned = (Vec<i64>, Option<Vec<u8>>);
+
+/// Calls `function(args)` on a new instance of `version` (or a kept one);
+/// what it returned, or the exit reason of the crash.
+pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
     let GuestCall {
         engine,
         version,
@@ -86,23 +103,48 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
     let ty = version
         .function(&function)
         .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))?;
-    let params: Vec<Val> = ty
-        .params()
-        .zip(&args)
-        .map(|(t, &a)| match t {
-            wasmtime::ValType::I32 => Val::I32(a as i32),
-            _ => Val::I64(a),
-        })
-        .collect();
+    let params: Vec<Val> = match &args {
+        CallArgs::Values(values) => ty
+            .params()
+            .zip(values)
+            .map(|(t, &a)| match t {
+                wasmtime::ValType::I32 => Val::I32(a as i32),
+                _ => Val::I64(a),
+            })
+            .collect(),
+        CallArgs::Bytes(bytes) => {
+            let at = write_input(&mut store, instance, bytes, &module)
+                .await
+                .map_err(|e| e.unwrap_or_else(crash))?;
+            vec![Val::I32(at as i32), Val::I32(bytes.len() as i32)]
+        }
+    };
     let mut results: Vec<Val> = ty.results().map(|_| Val::I64(0)).collect();
     // A trap or a budget overrun drops the instance here, with the store;
     // so does a kill (the whole future is dropped mid-call).
     func.call_async(&mut store, &params, &mut results)
         .await
         .map_err(crash)?;
-    if let Some(pool) = &version.pool {
+    let values: Vec<i64> = results
+        .iter()
+        .map(|v| match v {
+            Val::I32(x) => *x as i64,
+            Val::I64(x) => *x,
+            _ => 0,
+        })
+        .collect();
+    let bytes = match args {
+        CallArgs::Values(_) => None,
+        CallArgs::Bytes(_) => Some(read_output(
+            &mut store, instance, &values, &module, &function,
+        )?),
+    };
+    if let Some(pool) = &version.pool
+        && pool.still_empty(&mut store, instance)
+    {
         // Nothing of this call stays with the instance but what is in the
-        // code: the pool only holds modules without state (see `reuse`).
+        // code: the pool only holds modules without state, and this
+        // instance's memory, if any, is still empty (see `reuse`).
         store.data_mut().meter = None;
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         pool.give_back(reuse::Idle {
@@ -111,15 +153,65 @@ pub(crate) async fn call(call: GuestCall) -> Result<Vec<i64>, ExitReason> {
             last: Some((function, func)),
         });
     }
-    Ok(results
-        .iter()
-        .map(|v| match v {
-            Val::I32(x) => *x as i64,
-            Val::I64(x) => *x,
-            _ => 0,
-        })
-        .collect())
+    Ok((values, bytes))
 }
+
+/// Grows the instance's memory by enough pages for `bytes` and writes them
+/// there (the growth counts against the memory limit, so the limit bounds
+/// what an input may cost); where they start. `Err(Ok(_))` is a refusal,
+/// `Err(Err(_))` the engine's error (a failed growth).
+async fn write_input(
+    store: &mut Store<GuestState>,
+    instance: Instance,
+    bytes: &[u8],
+    module: &str,
+) -> Result<usize, Result<ExitReason, wasmtime::Error>> {
+    let memory = instance
+        .get_memory(&mut *store, BYTE_CALL_MEMORY)
+        .ok_or_else(|| {
+            Ok(ExitReason::error(format!(
+                "{module} takes bytes but exports no memory named `{BYTE_CALL_MEMORY}`"
+            )))
+        })?;
+    let at = memory.data_size(&*store);
+    let pages = bytes.len().div_ceil(WASM_PAGE) as u64;
+    memory.grow_async(&mut *store, pages).await.map_err(Err)?;
+    memory
+        .write(&mut *store, at, bytes)
+        .map_err(|e| Err(e.into()))?;
+    Ok(at)
+}
+
+/// The bytes a byte call's `(status, ptr, len)` results point at.
+fn read_output(
+    store: &mut Store<GuestState>,
+    instance: Instance,
+    values: &[i64],
+    module: &str,
+    function: &str,
+) -> Result<Vec<u8>, ExitReason> {
+    let &[_, ptr, len] = values else {
+        return Err(ExitReason::error(format!(
+            "{module}:{function} returned {values:?}, not (status, ptr, len)"
+        )));
+    };
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    let memory = instance
+        .get_memory(&mut *store, BYTE_CALL_MEMORY)
+        .ok_or_else(|| ExitReason::error(format!("{module} has no memory to answer from")))?;
+    memory
+        .data(&*store)
+        .get(ptr..ptr.saturating_add(len))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| {
+            ExitReason::error(format!(
+                "{module}:{function} answered with bytes outside its memory ({len} at {ptr})"
+            ))
+        })
+}
+
+/// The size of a WebAssembly memory page.
+const WASM_PAGE: usize = 64 << 10;
 
 /// The exported function `function` of `instance`.
 fn export(

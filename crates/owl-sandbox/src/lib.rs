@@ -156,6 +156,9 @@ impl std::error::Error for StackError {}
 pub struct GuestOutput {
     /// The function's results (`i32` results sign-extended).
     pub values: Vec<i64>,
+    /// For a byte call ([`Sandbox::spawn_bytes`]), the bytes its
+    /// `(status, ptr, len)` results pointed at; `None` for other calls.
+    pub bytes: Option<Vec<u8>>,
     /// The module version that ran.
     pub version: u32,
 }
@@ -526,7 +529,48 @@ impl Sandbox {
         args: Vec<i64>,
         opts: SpawnOptions,
     ) -> Result<Task<GuestOutput>, SpawnError> {
-        let start = self.admit(module, function, args)?;
+        let start = self.admit(module, function, guest::CallArgs::Values(args))?;
+        Ok(node.spawn_try_task(start.options(opts), move |p| start.body(p)))
+    }
+
+    /// Like [`spawn`](Self::spawn), for a *byte call*: `input` is written
+    /// into the guest's memory and the function reads it from there.
+    ///
+    /// The convention: the module exports a memory named `memory`; the
+    /// host grows it by enough pages for `input` (counted against the memory
+    /// limit, so the limit bounds what an input may cost), writes `input`
+    /// there and calls `function(ptr: i32, len: i32) -> (status: i32, ptr:
+    /// i32, len: i32)`; the bytes the results point at come back in
+    /// [`GuestOutput::bytes`], the status in `values[0]`. A module that
+    /// starts with an empty memory may still have its instances reused by
+    /// its other calls (see [`reuse`]); a byte call's instance never is.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    /// use owl_sandbox::{Sandbox, SandboxConfig};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// // Answers with its input, unchanged: status 0, the same bytes.
+    /// sandbox.load("echo", br#"(module (memory (export "memory") 0)
+    ///     (func (export "echo") (param i32 i32) (result i32 i32 i32)
+    ///       (i32.const 0) (local.get 0) (local.get 1)))"#).unwrap();
+    /// let node = rt.node();
+    /// let task = sandbox
+    ///     .spawn_bytes(&node, "echo", "echo", b"hello".to_vec(), SpawnOptions::new())
+    ///     .unwrap();
+    /// let out = rt.block_on(task.join()).unwrap();
+    /// assert_eq!((out.values[0], out.bytes), (0, Some(b"hello".to_vec())));
+    /// ```
+    pub fn spawn_bytes(
+        &self,
+        node: &Node,
+        module: &str,
+        function: &str,
+        input: Vec<u8>,
+        opts: SpawnOptions,
+    ) -> Result<Task<GuestOutput>, SpawnError> {
+        let start = self.admit(module, function, guest::CallArgs::Bytes(input))?;
         Ok(node.spawn_try_task(start.options(opts), move |p| start.body(p)))
     }
 
@@ -566,35 +610,55 @@ impl Sandbox {
         opts: SpawnOptions,
         reply_to: Pid,
     ) -> Result<Pid, SpawnError> {
-        let start = self.admit(module, function, args)?;
-        Ok(node.spawn_opts(start.options(opts), move |p| {
-            let from = p.pid().clone();
-            let job = start.body(p);
-            async move {
-                let output = job.await?;
-                // An answer to the caller's own request: never refused for room.
-                let _ = reply_to.send_reply(GuestReply { from, output });
-                Ok::<(), ExitReason>(())
-            }
-        }))
+        let start = self.admit(module, function, guest::CallArgs::Values(args))?;
+        Ok(start.spawn_replying(node, opts, reply_to))
+    }
+
+    /// [`spawn_reply`](Self::spawn_reply) for a byte call (see
+    /// [`spawn_bytes`](Self::spawn_bytes) for the convention).
+    pub fn spawn_reply_bytes(
+        &self,
+        node: &Node,
+        module: &str,
+        function: &str,
+        input: Vec<u8>,
+        opts: SpawnOptions,
+        reply_to: Pid,
+    ) -> Result<Pid, SpawnError> {
+        let start = self.admit(module, function, guest::CallArgs::Bytes(input))?;
+        Ok(start.spawn_replying(node, opts, reply_to))
     }
 
     /// Checks the call against the newest version and takes an admission slot.
-    fn admit(&self, module: &str, function: &str, args: Vec<i64>) -> Result<Start, SpawnError> {
+    fn admit(
+        &self,
+        module: &str,
+        function: &str,
+        args: guest::CallArgs,
+    ) -> Result<Start, SpawnError> {
         let version = self
             .inner
             .code
             .current(module)
             .ok_or_else(|| SpawnError::NoSuchModule(module.to_string()))?;
-        let arity = version
+        let ty = version
             .function(function)
-            .map(|t| t.params().len())
             .ok_or_else(|| SpawnError::NoSuchFunction(format!("{module}:{function}")))?;
-        if arity != args.len() {
-            return Err(SpawnError::NoSuchFunction(format!(
-                "{module}:{function} takes {arity} arguments, not {}",
-                args.len()
-            )));
+        match &args {
+            guest::CallArgs::Values(values) if ty.params().len() != values.len() => {
+                return Err(SpawnError::NoSuchFunction(format!(
+                    "{module}:{function} takes {} arguments, not {}",
+                    ty.params().len(),
+                    values.len()
+                )));
+            }
+            guest::CallArgs::Bytes(_) if !takes_bytes(ty) => {
+                return Err(SpawnError::NoSuchFunction(format!(
+                    "{module}:{function} does not take bytes: a byte call's function is \
+                     (ptr: i32, len: i32) -> (status: i32, ptr: i32, len: i32)"
+                )));
+            }
+            _ => {}
         }
         let permit = self
             .inner
@@ -618,6 +682,15 @@ impl Sandbox {
     }
 }
 
+/// Whether `ty` is a byte call's `(i32, i32) -> (i32, i32, i32)`.
+fn takes_bytes(ty: &wasmtime::FuncType) -> bool {
+    use wasmtime::ValType;
+    ty.params().len() == 2
+        && ty.params().all(|t| matches!(t, ValType::I32))
+        && ty.results().len() == 3
+        && ty.results().all(|t| matches!(t, ValType::I32))
+}
+
 /// What a sandboxed process started with [`Sandbox::spawn_reply`] sends to
 /// its caller when the guest function returns.
 #[derive(Clone, Debug)]
@@ -634,7 +707,7 @@ struct Start {
     version: Arc<code::Version>,
     module: Arc<str>,
     function: Arc<str>,
-    args: Vec<i64>,
+    args: guest::CallArgs,
     permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -643,6 +716,21 @@ impl Start {
     /// process table.
     fn options(&self, opts: SpawnOptions) -> SpawnOptions {
         opts.label(self.version.label.to_string())
+    }
+
+    /// Spawns the call as a process that sends a [`GuestReply`] to
+    /// `reply_to` just before it ends normally.
+    fn spawn_replying(self, node: &Node, opts: SpawnOptions, reply_to: Pid) -> Pid {
+        node.spawn_opts(self.options(opts), move |p| {
+            let from = p.pid().clone();
+            let job = self.body(p);
+            async move {
+                let output = job.await?;
+                // An answer to the caller's own request: never refused for room.
+                let _ = reply_to.send_reply(GuestReply { from, output });
+                Ok::<(), ExitReason>(())
+            }
+        })
     }
 
     /// Runs at spawn time: the process is registered (for purge, `running`
@@ -717,7 +805,7 @@ async fn run_call(
     // without a thread hop. A call still running after one epoch tick
     // moves to the guest executor, so it cannot hold native schedulers.
     let first = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await;
-    let values = match first {
+    let (values, bytes) = match first {
         Poll::Ready(result) => result?,
         // Dropping the handle (this process killed) cancels the guest.
         Poll::Pending => inner
@@ -727,22 +815,39 @@ async fn run_call(
             .await
             .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,
     };
-    Ok(GuestOutput { values, version })
+    Ok(GuestOutput {
+        values,
+        bytes,
+        version,
+    })
 }
 
 /// `module:function(arg, …)`, built by hand: it is written for every call.
-fn activity(module: &str, function: &str, args: &[i64]) -> String {
-    let mut out = String::with_capacity(module.len() + function.len() + 3 + 21 * args.len());
+/// A byte call shows its input as text, cut to a few dozen characters.
+fn activity(module: &str, function: &str, args: &guest::CallArgs) -> String {
+    const SHOWN_BYTES: usize = 40;
+    let mut out = String::with_capacity(module.len() + function.len() + 3 + 21);
     out.push_str(module);
     out.push(':');
     out.push_str(function);
     out.push('(');
-    let mut digits = itoa::Buffer::new();
-    for (i, arg) in args.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
+    match args {
+        guest::CallArgs::Values(values) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, arg) in values.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(digits.format(*arg));
+            }
         }
-        out.push_str(digits.format(*arg));
+        guest::CallArgs::Bytes(bytes) => {
+            let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN_BYTES)]);
+            out.push_str(&shown);
+            if bytes.len() > SHOWN_BYTES {
+                out.push_str(&format!("… {} bytes", bytes.len()));
+            }
+        }
     }
     out.push(')');
     out

@@ -9,8 +9,13 @@
 //! for the next call of the same version.
 //!
 //! A declaration is not trusted: a module is reused only if it also has no
-//! state an instance could carry: no linear memory, no table and no mutable
-//! global (checked when it loads). What is left between two calls of such an
+//! state an instance could carry: no table, no mutable global, no imports,
+//! and no linear memory unless it starts empty (checked when it loads). An
+//! empty memory is what lets a module take bytes (a [byte
+//! call](crate::Sandbox::spawn_bytes)) and still be reused by its other
+//! calls: an instance goes back to the pool only if its memory is still
+//! empty when its call returns, so a call that grew it — every byte call —
+//! ends with its instance dropped. What is left between two calls of a kept
 //! instance is its code and its constants, identical in a fresh instance;
 //! each call gets its own wasm stack, its own epoch deadline and CPU
 //! budget, and shows as its own process. Resetting memories, tables and
@@ -61,23 +66,72 @@ pub const REUSABLE_EXPORT: &str = "owl_reusable";
 /// the engine's instance pool).
 pub(crate) const IDLE_TOTAL: usize = 64;
 
-/// Why a module that declared itself reusable is not.
-pub(crate) fn carries_state(wasm: &[u8]) -> Result<Option<&'static str>, String> {
+/// What a module that may be reused keeps between calls: nothing, or one
+/// exported memory that starts empty and must still be empty when a call
+/// returns (checked after every call; see [`Stateless::empty_memory`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stateless {
+    /// The export name of its memory, if it has one.
+    pub empty_memory: Option<Box<str>>,
+}
+
+/// Whether a module that declared itself reusable holds no state an
+/// instance could carry from one call to the next: `Err` names what it
+/// holds.
+///
+/// A memory is allowed when it starts at zero pages, has no data segments
+/// and is exported: a memory of zero pages holds no bytes, and a memory
+/// never shrinks, so one still at zero pages after a call was never
+/// written. The caller checks that after each call and drops an instance
+/// whose memory grew. (Exported, so the host can check it; without data
+/// segments, so `data.drop` cannot change what a later call sees.)
+pub(crate) fn stateless(wasm: &[u8]) -> Result<Result<Stateless, &'static str>, String> {
+    let mut memories = 0u32;
+    let mut exported_memory = None;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(|e| e.to_string())? {
-            Payload::MemorySection(s) if s.count() > 0 => return Ok(Some("a linear memory")),
-            Payload::TableSection(s) if s.count() > 0 => return Ok(Some("a table")),
+            Payload::MemorySection(section) => {
+                for memory in section {
+                    memories += 1;
+                    if memory.map_err(|e| e.to_string())?.initial > 0 {
+                        return Ok(Err("a linear memory that starts with pages"));
+                    }
+                }
+            }
+            Payload::DataSection(s) if s.count() > 0 => return Ok(Err("data segments")),
+            Payload::DataCountSection { count, .. } if count > 0 => {
+                return Ok(Err("data segments"));
+            }
+            Payload::TableSection(s) if s.count() > 0 => return Ok(Err("a table")),
             Payload::GlobalSection(globals) => {
                 for global in globals {
                     if global.map_err(|e| e.to_string())?.ty.mutable {
-                        return Ok(Some("a mutable global"));
+                        return Ok(Err("a mutable global"));
+                    }
+                }
+            }
+            Payload::ImportSection(imports) if imports.count() > 0 => {
+                return Ok(Err("imports"));
+            }
+            Payload::ExportSection(exports) => {
+                for export in exports {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.kind == wasmtime::wasmparser::ExternalKind::Memory {
+                        exported_memory = Some(Box::<str>::from(export.name));
                     }
                 }
             }
             _ => {}
         }
     }
-    Ok(None)
+    match (memories, exported_memory) {
+        (0, _) => Ok(Ok(Stateless::default())),
+        (1, Some(name)) => Ok(Ok(Stateless {
+            empty_memory: Some(name),
+        })),
+        (1, None) => Ok(Err("a linear memory it does not export")),
+        _ => Ok(Err("more than one linear memory")),
+    }
 }
 
 /// An instance between two calls, with its store.
@@ -96,13 +150,27 @@ pub(crate) struct Pool {
     idle: Mutex<Option<Vec<Idle>>>,
     /// Idle instances of every module of the sandbox.
     total: Arc<AtomicUsize>,
+    /// What an instance may keep between calls.
+    pub(crate) stateless: Stateless,
 }
 
 impl Pool {
-    pub(crate) fn new(total: Arc<AtomicUsize>) -> Pool {
+    pub(crate) fn new(total: Arc<AtomicUsize>, stateless: Stateless) -> Pool {
         Pool {
             idle: Mutex::new(Some(Vec::new())),
             total,
+            stateless,
+        }
+    }
+
+    /// Whether `instance`, whose call returned, may serve another call: its
+    /// memory, if it has one, is still empty.
+    pub(crate) fn still_empty(&self, store: &mut Store<GuestState>, instance: Instance) -> bool {
+        match &self.stateless.empty_memory {
+            None => true,
+            Some(name) => instance
+                .get_memory(&mut *store, name)
+                .is_some_and(|memory| memory.data_size(&*store) == 0),
         }
     }
 

@@ -292,3 +292,110 @@ fn a_runaway_reads_running_in_the_process_table_not_waiting() {
     node.kill(&pid);
     assert_eq!(rt.block_on(spin.join()), Err(ExitReason::Killed));
 }
+
+/// Reusable, with a memory that starts empty: `add` never touches it,
+/// `keep` grows it and writes a secret, `size` reports its pages and
+/// `peek` reads the secret back (trapping if there is no page). `sum` is a
+/// byte call: the sum of its input's bytes.
+const EMPTY_MEMORY: &str = r#"(module
+    (func (export "owl_reusable"))
+    (memory (export "memory") 0)
+    (func (export "add") (param i64) (result i64) (i64.add (local.get 0) (i64.const 1)))
+    (func (export "keep") (param i64) (result i64)
+      (drop (memory.grow (i32.const 1)))
+      (i64.store (i32.const 8) (local.get 0))
+      (i64.const 0))
+    (func (export "size") (result i64) (i64.extend_i32_u (memory.size)))
+    (func (export "peek") (result i64) (i64.load (i32.const 8)))
+    (func (export "sum") (param $at i32) (param $len i32) (result i32 i32 i32)
+      (local $total i32) (local $end i32)
+      (local.set $end (i32.add (local.get $at) (local.get $len)))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $at) (local.get $end)))
+        (local.set $total (i32.add (local.get $total) (i32.load8_u (local.get $at))))
+        (local.set $at (i32.add (local.get $at) (i32.const 1)))
+        (br $next)))
+      (i32.store (i32.const 0) (local.get $total))
+      (i32.const 0) (i32.const 0) (i32.const 4)))"#;
+
+#[test]
+fn an_empty_memory_keeps_reuse_and_a_call_that_wrote_to_it_loses_its_instance() {
+    let (rt, sandbox, node) = setup();
+    sandbox.load("mem", EMPTY_MEMORY.as_bytes()).unwrap();
+    assert!(info(&sandbox, "mem").reuses_instances);
+    // Calls that leave the memory empty share one instance.
+    for n in 0..5 {
+        assert_eq!(
+            call(&rt, &sandbox, &node, "mem", "add", vec![n]),
+            Ok(vec![n + 1])
+        );
+    }
+    assert_eq!(info(&sandbox, "mem").idle_instances, 1);
+    // A call that grows it and writes a secret takes that instance and
+    // does not give it back...
+    assert_eq!(
+        call(&rt, &sandbox, &node, "mem", "keep", vec![4242]),
+        Ok(vec![0])
+    );
+    assert_eq!(info(&sandbox, "mem").idle_instances, 0);
+    // ...so the next call starts with an empty memory, as a fresh instance
+    // does: no pages, and reading the secret's address traps.
+    assert_eq!(
+        call(&rt, &sandbox, &node, "mem", "size", vec![]),
+        Ok(vec![0])
+    );
+    let peek = call(&rt, &sandbox, &node, "mem", "peek", vec![]);
+    assert!(
+        matches!(&peek, Err(reason) if reason.to_string().contains("out of bounds")),
+        "{peek:?}"
+    );
+}
+
+#[test]
+fn a_byte_call_reads_its_input_from_memory_and_answers_with_bytes() {
+    let (rt, sandbox, node) = setup();
+    sandbox.load("mem", EMPTY_MEMORY.as_bytes()).unwrap();
+    let input = vec![200u8; 3000];
+    let task = sandbox
+        .spawn_bytes(&node, "mem", "sum", input, SpawnOptions::new())
+        .unwrap();
+    let out = rt.block_on(task.join()).unwrap();
+    assert_eq!(out.values[0], 0);
+    assert_eq!(out.bytes, Some(600_000u32.to_le_bytes().to_vec()));
+    // Its instance grew a page for the input, so it was not kept.
+    assert_eq!(info(&sandbox, "mem").idle_instances, 0);
+
+    // An input larger than the memory limit (1 MiB here) is a crash of
+    // that call, for lack of memory: the limit bounds what an input costs.
+    let task = sandbox
+        .spawn_bytes(&node, "mem", "sum", vec![1; 2 << 20], SpawnOptions::new())
+        .unwrap();
+    let too_big = rt.block_on(task.join());
+    assert!(
+        matches!(&too_big, Err(reason) if reason.to_string().contains("memory")),
+        "{too_big:?}"
+    );
+    // A function of the wrong shape is refused before anything runs.
+    assert!(
+        sandbox
+            .spawn_bytes(&node, "mem", "add", vec![1], SpawnOptions::new())
+            .is_err()
+    );
+}
+
+#[test]
+fn a_memory_that_starts_with_pages_or_has_data_is_never_reused() {
+    let (_rt, sandbox, _node) = setup();
+    for (name, decl) in [
+        ("paged", r#"(memory (export "memory") 1)"#),
+        ("data", r#"(memory (export "memory") 0) (data "")"#),
+        ("hidden", "(memory 0)"),
+    ] {
+        let source = format!(
+            r#"(module (func (export "owl_reusable")) {decl}
+                 (func (export "f") (result i64) (i64.const 1)))"#
+        );
+        sandbox.load(name, source.as_bytes()).unwrap();
+        assert!(!info(&sandbox, name).reuses_instances, "{name}");
+    }
+}

@@ -22,20 +22,36 @@ proptest! {
     /// it, and then read exactly.
     #[test]
     fn sum_inputs_are_integers_or_refused(text in "\\PC{0,50}") {
+        let t = text.trim();
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
         match parse_input(&text) {
-            Ok(n) => prop_assert_eq!(text.trim().trim_start_matches('+').parse::<i64>().ok(), Some(n)),
-            Err(_) => {
-                let t = text.trim();
-                let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-                let plain = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-                prop_assert!(!plain || t.parse::<i64>().is_err() || text.chars().count() > 40, "{text:?} refused");
+            Ok(input) => {
+                prop_assert!(plain, "{text:?} accepted");
+                let expected = t.trim_start_matches('+').parse::<i64>().ok();
+                prop_assert_eq!(input.to_i64(), expected);
             }
+            Err(_) => prop_assert!(!plain, "{text:?} refused"),
         }
     }
 
     #[test]
     fn integers_in_range_are_accepted(n in any::<i64>(), pad in " {0,3}") {
-        prop_assert_eq!(parse_input(&format!("{pad}{n}{pad}")), Ok(n));
+        let input = parse_input(&format!("{pad}{n}{pad}")).unwrap();
+        prop_assert_eq!(input.to_i64(), Some(n));
+        prop_assert_eq!(input.as_str(), n.to_string());
+    }
+
+    /// Integers of any size up to the limit are taken digit for digit.
+    #[test]
+    fn integers_of_any_size_are_kept_exactly(
+        negative in any::<bool>(),
+        digits in "[1-9][0-9]{0,999}",
+    ) {
+        let text = if negative { format!("-{digits}") } else { digits.clone() };
+        let input = parse_input(&text).unwrap();
+        prop_assert_eq!(input.as_str(), text.as_str());
+        prop_assert_eq!(input.to_i64(), text.parse::<i64>().ok());
     }
 
     #[test]

@@ -79,6 +79,17 @@ fn the_talks_three_bugs_on_the_sum_page_while_it_stays_live() {
             .await
             .unwrap();
         assert_eq!(value.as_str(), Some(""));
+
+        // After the fix, any integer is answered exactly: 30 digits, far
+        // beyond 64 bits, summed in the guest's own memory.
+        server.upgrade_math();
+        submit(&page, "123456789012345678901234567890").await;
+        wait_line(
+            &page,
+            "∑(1..123456789012345678901234567890) = \
+             7620789376619418375247675781329827788257125439388126809995",
+        )
+        .await;
         page.close().await.unwrap();
     });
 }

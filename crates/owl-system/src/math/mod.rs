@@ -28,7 +28,7 @@
 //!     }
 //!     let _root = Supervisor::start(&node, spec).await.unwrap();
 //!     let asker = node.spawn_task(move |mut p| async move {
-//!         let pid = math.start(&mut p, 100, &Client::named("doc")).await.unwrap();
+//!         let pid = math.start(&mut p, &100.into(), &Client::named("doc")).await.unwrap();
 //!         loop {
 //!             match MathService::settle(p.recv_any().await) {
 //!                 Ok(Settled { pid: from, outcome }) if from == pid => return outcome,
@@ -38,7 +38,7 @@
 //!     });
 //!     asker.join().await.unwrap()
 //! });
-//! assert_eq!(outcome, Outcome::Sum(5050));
+//! assert_eq!(outcome, Outcome::Sum("5050".into()));
 //! ```
 
 mod admission;
@@ -50,15 +50,19 @@ use std::time::Duration;
 
 use owl_runtime::supervisor::{ChildError, ChildSpec, Restart, SupervisorRef, SupervisorSpec};
 use owl_runtime::{Down, ExitReason, Message, Pid, Process, SpawnOptions};
-use owl_sandbox::{CallCounts, Canary, GuestReply, LoadError, Sandbox, SpawnError};
+use owl_sandbox::{CallCounts, Canary, GuestOutput, GuestReply, LoadError, Sandbox, SpawnError};
 
 pub use admission::{Client, Refusal, Scope};
-pub use input::{InvalidInput, MAX_INPUT_CHARS, parse_input};
+pub use input::{Input, InvalidInput, MAX_INPUT_CHARS, MAX_INPUT_DIGITS, parse_input};
 
 /// The guest module that computes the sum.
 pub const MODULE: &str = "math";
 /// Its function: `sum(n: i64) -> (status: i32, lo: i64, hi: i64)`.
 pub const FUNCTION: &str = "sum";
+/// Its function for inputs beyond 64 bits, a byte call (see
+/// [`Sandbox::spawn_bytes`]): the decimal digits of n in, those of the sum
+/// out, `(status: i32, at: i32, len: i32)`.
+pub const FUNCTION_DIGITS: &str = "sum_digits";
 /// The registered name of the math supervisor.
 pub const SUPERVISOR: &str = "math_sup";
 /// The registered name of the process that ends calculations whose page
@@ -97,8 +101,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How a calculation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// ∑(1..n), exact.
-    Sum(u128),
+    /// ∑(1..n), exact, in decimal digits.
+    Sum(String),
     /// The guest itself refused the input (the fixed version does for n < 0).
     Invalid,
     /// The calculation's process ended without an answer: a crash, a kill,
@@ -150,13 +154,37 @@ impl Outcome {
 }
 
 impl Outcome {
-    /// Reads the guest's `(status, lo, hi)` results.
+    /// Reads what the guest answered: `sum`'s `(status, lo, hi)`, or
+    /// `sum_digits`'s status and digits.
+    pub fn from_output(output: &GuestOutput) -> Outcome {
+        match &output.bytes {
+            None => Outcome::from_values(&output.values),
+            Some(digits) => Outcome::from_digits(&output.values, digits),
+        }
+    }
+
+    /// Reads `sum`'s `(status, lo, hi)` results.
     pub fn from_values(values: &[i64]) -> Outcome {
         match values {
-            [0, lo, hi] => Outcome::Sum((u128::from(*hi as u64) << 64) | u128::from(*lo as u64)),
+            [0, lo, hi] => {
+                Outcome::Sum(((u128::from(*hi as u64) << 64) | u128::from(*lo as u64)).to_string())
+            }
             [1, _, _] => Outcome::Invalid,
             other => Outcome::Crashed(ExitReason::error(format!(
                 "math:sum returned {other:?}, not (status 0|1, lo, hi)"
+            ))),
+        }
+    }
+
+    /// Reads `sum_digits`'s status and the digits it answered with.
+    fn from_digits(values: &[i64], digits: &[u8]) -> Outcome {
+        let decimal = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
+        match values.first() {
+            Some(0) if decimal => Outcome::Sum(String::from_utf8_lossy(digits).into_owned()),
+            Some(1) => Outcome::Invalid,
+            _ => Outcome::Crashed(ExitReason::error(format!(
+                "math:{FUNCTION_DIGITS} returned {values:?} and {} bytes, not (status 0|1, digits)",
+                digits.len()
             ))),
         }
     }
@@ -353,7 +381,7 @@ impl MathService {
     pub async fn start(
         &self,
         ctx: &mut Process,
-        n: i64,
+        n: &Input,
         client: &Client,
     ) -> Result<Pid, StartError> {
         self.start_as(ctx, n, client, true).await
@@ -366,7 +394,7 @@ impl MathService {
     pub async fn start_detached(
         &self,
         ctx: &mut Process,
-        n: i64,
+        n: &Input,
         client: &Client,
     ) -> Result<Pid, StartError> {
         self.start_as(ctx, n, client, false).await
@@ -375,7 +403,7 @@ impl MathService {
     async fn start_as(
         &self,
         ctx: &mut Process,
-        n: i64,
+        n: &Input,
         client: &Client,
         reapable: bool,
     ) -> Result<Pid, StartError> {
@@ -398,20 +426,26 @@ impl MathService {
         // Set in the start function if the sandbox's admission refused.
         let admission_refused = Arc::new(AtomicBool::new(false));
         let refused_in_start = admission_refused.clone();
+        let (small, digits) = (n.to_i64(), n.as_str().as_bytes().to_vec());
         let spec = ChildSpec::worker("sum", move |args| {
-            let started = sandbox.spawn_reply(
-                &args.node,
-                MODULE,
-                FUNCTION,
-                vec![n],
-                // The monitor is set before the guest runs, so even a crash
-                // in its first microsecond reaches the asker with its reason.
-                SpawnOptions::new()
-                    .link_to(args.supervisor.clone())
-                    .parent(args.supervisor.clone())
-                    .monitored_by(reply_to.clone()),
-                reply_to.clone(),
-            );
+            // The monitor is set before the guest runs, so even a crash
+            // in its first microsecond reaches the asker with its reason.
+            let opts = SpawnOptions::new()
+                .link_to(args.supervisor.clone())
+                .parent(args.supervisor.clone())
+                .monitored_by(reply_to.clone());
+            let (node, reply_to) = (&args.node, reply_to.clone());
+            let started = match small {
+                Some(n) => sandbox.spawn_reply(node, MODULE, FUNCTION, vec![n], opts, reply_to),
+                None => sandbox.spawn_reply_bytes(
+                    node,
+                    MODULE,
+                    FUNCTION_DIGITS,
+                    digits.clone(),
+                    opts,
+                    reply_to,
+                ),
+            };
             if matches!(started, Err(SpawnError::Overloaded)) {
                 refused_in_start.store(true, Ordering::Relaxed);
             }
@@ -468,7 +502,7 @@ impl MathService {
             Ok(reply) => {
                 return Ok(Settled {
                     pid: reply.from,
-                    outcome: Outcome::from_values(&reply.output.values),
+                    outcome: Outcome::from_output(&reply.output),
                 });
             }
             Err(other) => other,
@@ -540,16 +574,17 @@ mod tests {
 
     #[test]
     fn results_are_read_as_exact_128_bit_sums() {
-        assert_eq!(Outcome::from_values(&[0, 15, 0]), Outcome::Sum(15));
+        let sum = |digits: &str| Outcome::Sum(digits.into());
+        assert_eq!(Outcome::from_values(&[0, 15, 0]), sum("15"));
         // ∑(1..9999999999) = 49999999995000000000 = 2 · 2^64 + 13106511847580896768.
         let lo = 13106511847580896768u64 as i64;
         assert_eq!(
             Outcome::from_values(&[0, lo, 2]),
-            Outcome::Sum(49_999_999_995_000_000_000)
+            sum("49999999995000000000")
         );
         assert_eq!(
             Outcome::from_values(&[0, -1, -1]),
-            Outcome::Sum(u128::MAX),
+            sum(&u128::MAX.to_string()),
             "both halves unsigned"
         );
         assert_eq!(Outcome::from_values(&[1, 0, 0]), Outcome::Invalid);

@@ -86,7 +86,7 @@ pub(crate) async fn sum(
 
 /// Runs the calculation from a short-lived request process, which monitors
 /// it exactly as a page's session does.
-async fn calculate(web: &Web, n: i64, client: Client, wait: Duration) -> Answer {
+async fn calculate(web: &Web, n: math::Input, client: Client, wait: Duration) -> Answer {
     let math = web.services.math.clone();
     let request = web.services.node.spawn_task_opts(
         SpawnOptions::new().label("api request /api/sum"),
@@ -94,7 +94,7 @@ async fn calculate(web: &Web, n: i64, client: Client, wait: Duration) -> Answer 
             let deadline = Instant::now() + wait;
             // The request returns while a long calculation runs on (202):
             // it is the client's, not an orphan to reap.
-            let pid = match math.start_detached(&mut p, n, &client).await {
+            let pid = match math.start_detached(&mut p, &n, &client).await {
                 Ok(pid) => pid,
                 Err(e) => return Answer::NotStarted(e),
             };
@@ -128,7 +128,7 @@ fn respond(input: String, answer: Answer) -> Response {
             StatusCode::OK,
             ApiAnswer {
                 status: "ok",
-                result: Some(sum.to_string()),
+                result: Some(sum),
                 pid: Some(pid.to_string()),
                 ..base
             },

@@ -65,7 +65,8 @@ fn page() -> Markup {
 #[derive(Debug)]
 enum LineState {
     Calculating,
-    Sum(u128),
+    /// The exact sum, in decimal digits.
+    Sum(String),
     /// Ended without an answer: a summary (`error`, `error: CPU limit`,
     /// `stopped`), why in a few words (shown under the line), and the full
     /// reason (its tooltip).
@@ -132,7 +133,7 @@ impl SumPage {
             self.push(n.to_string(), LineState::Refused(why));
             return;
         }
-        match self.math.start(ctx, n, &self.client).await {
+        match self.math.start(ctx, &n, &self.client).await {
             Ok(pid) => {
                 let line = self.push(n.to_string(), LineState::Calculating);
                 self.running.insert(pid.id(), line);
@@ -240,7 +241,7 @@ fn render_lines(lines: &VecDeque<Line>) -> Markup {
             @for line in lines {
                 @let (state, value, why, title): (&str, String, Option<&str>, Option<&str>) = match &line.state {
                     LineState::Calculating => ("calculating", "calculating…".into(), None, None),
-                    LineState::Sum(sum) => ("ok", sum.to_string(), None, None),
+                    LineState::Sum(sum) => ("ok", sum.clone(), None, None),
                     LineState::Ended(summary, why, reason) => {
                         ("error", (*summary).to_string(), Some(why.as_str()), Some(reason.as_str()))
                     }
