@@ -60,7 +60,7 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
     } = call;
     // A reusable module's instance from an earlier call, or a new one.
     let (mut store, kept) = match version.pool.as_ref().and_then(reuse::Pool::take) {
-        Some(idle) => (idle.store, Some((idle.instance, idle.last))),
+        Some(idle) => (idle.store, Some((idle.instance, idle.last, idle.memory))),
         None => (new_store(&engine, memory_limit), None),
     };
     // This call's own meter, deadline and budget, whatever instance it uses.
@@ -86,17 +86,27 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
     });
 
     let crash = |e: wasmtime::Error| crash_reason(&module, &function, &e);
-    let (instance, func) = match kept {
+    let (instance, func, memory) = match kept {
         // The function the instance ran last is looked up once, not per call.
-        Some((instance, Some((name, func)))) if name == function => (instance, func),
-        Some((instance, _)) => (instance, export(&mut store, instance, &module, &function)?),
+        Some((instance, Some((name, func)), memory)) if name == function => {
+            (instance, func, memory)
+        }
+        Some((instance, _, memory)) => {
+            let func = export(&mut store, instance, &module, &function)?;
+            (instance, func, memory)
+        }
         None => {
             let instance = version
                 .pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(crash)?;
-            (instance, export(&mut store, instance, &module, &function)?)
+            let func = export(&mut store, instance, &module, &function)?;
+            let memory = version
+                .pool
+                .as_ref()
+                .and_then(|pool| pool.memory_of(&mut store, instance));
+            (instance, func, memory)
         }
     };
     // The type as the module declared it: asking the store for it costs more.
@@ -140,7 +150,7 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
         )?),
     };
     if let Some(pool) = &version.pool
-        && pool.still_empty(&mut store, instance)
+        && pool.still_empty(&store, memory)
     {
         // Nothing of this call stays with the instance but what is in the
         // code: the pool only holds modules without state, and this
@@ -151,6 +161,7 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
             store,
             instance,
             last: Some((function, func)),
+            memory,
         });
     }
     Ok((values, bytes))

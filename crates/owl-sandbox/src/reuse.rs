@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use wasmtime::wasmparser::{Parser, Payload};
-use wasmtime::{Func, Instance, Store};
+use wasmtime::{Func, Instance, Memory, Store};
 
 use crate::host_state::GuestState;
 
@@ -140,6 +140,8 @@ pub(crate) struct Idle {
     pub instance: Instance,
     /// The function its last call ran, looked up already.
     pub last: Option<(Arc<str>, Func)>,
+    /// Its memory, looked up already, if the module has one.
+    pub memory: Option<Memory>,
 }
 
 /// The idle instances of one version.
@@ -163,14 +165,25 @@ impl Pool {
         }
     }
 
-    /// Whether `instance`, whose call returned, may serve another call: its
-    /// memory, if it has one, is still empty.
-    pub(crate) fn still_empty(&self, store: &mut Store<GuestState>, instance: Instance) -> bool {
-        match &self.stateless.empty_memory {
-            None => true,
-            Some(name) => instance
-                .get_memory(&mut *store, name)
-                .is_some_and(|memory| memory.data_size(&*store) == 0),
+    /// The memory an instance of this module must keep empty, if any
+    /// (looked up by name once per instance).
+    pub(crate) fn memory_of(
+        &self,
+        store: &mut Store<GuestState>,
+        instance: Instance,
+    ) -> Option<Memory> {
+        let name = self.stateless.empty_memory.as_deref()?;
+        instance.get_memory(store, name)
+    }
+
+    /// Whether an instance whose call returned may serve another call: its
+    /// memory (from [`memory_of`](Self::memory_of)), if the module has one,
+    /// is still empty.
+    pub(crate) fn still_empty(&self, store: &Store<GuestState>, memory: Option<Memory>) -> bool {
+        match (&self.stateless.empty_memory, memory) {
+            (None, _) => true,
+            (Some(_), Some(memory)) => memory.data_size(store) == 0,
+            (Some(_), None) => false,
         }
     }
 
