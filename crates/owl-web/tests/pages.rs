@@ -119,6 +119,22 @@ fn the_board_sends_its_newest_posts_in_the_first_html() {
         assert!(!html.contains("No posts yet"));
         // Still a live page: it connects for what comes next.
         assert!(html.contains("ws-connect=\"/live/board/observability\""));
+
+        // Each topic's tab counts its posts; a post on this node counts at
+        // once (the counts of a page load are at most seconds old).
+        let tab = |html: &str, topic: &str| -> Option<String> {
+            let at = html.find(&format!("href=\"/board/{topic}\""))?;
+            let rest = &html[at..];
+            let end = rest.find("</a>")?;
+            let count = rest[..end].split("class=\"count\"").nth(1)?;
+            Some(count.split('>').nth(1)?.split('<').next()?.to_string())
+        };
+        assert_eq!(tab(&html, "observability").as_deref(), Some("3"), "{html}");
+        assert_eq!(tab(&html, "building-blocks").as_deref(), Some("0"));
+        let body = json!({"text": "one more", "author": "Bo"});
+        let _: serde_json::Value = post_json(&server, "/api/board/building-blocks", &body).await;
+        let html = get_text(&server, "/board/observability").await;
+        assert_eq!(tab(&html, "building-blocks").as_deref(), Some("1"), "{html}");
     });
 }
 

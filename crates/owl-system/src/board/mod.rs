@@ -196,7 +196,14 @@ struct Inner {
     per_client: SlidingWindow<Client>,
     /// …and per address, for all the visitors behind one.
     per_address: SlidingWindow<std::net::IpAddr>,
+    /// The latest posts per topic, and when they were counted.
+    counted: parking_lot::Mutex<Option<(std::time::Instant, Vec<(&'static str, u64)>)>>,
 }
+
+/// How old a count of posts per topic may be when a page shows it: every
+/// page shows the counts, and a thousand phones loading pages must not
+/// become a thousand counting queries.
+pub const COUNTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens where the posts are: this node's SQLite file, or a PostgreSQL
 /// database shared with other nodes.
@@ -233,6 +240,7 @@ impl Board {
                 per_address: SlidingWindow::new(config.rate_posts_per_address, config.rate_window),
                 config,
                 store: RwLock::new(None),
+                counted: Default::default(),
             }),
         }
     }
@@ -401,6 +409,33 @@ impl Board {
         Ok(counts)
     }
 
+    /// Posts per topic as of at most [`COUNTS_MAX_AGE`] ago (counted again
+    /// when older; `None` if they cannot be counted now).
+    pub async fn recent_counts(&self) -> Option<Vec<(&'static str, u64)>> {
+        if let Some((at, counts)) = &*self.inner.counted.lock()
+            && at.elapsed() < COUNTS_MAX_AGE
+        {
+            return Some(counts.clone());
+        }
+        let counts = tokio::time::timeout(SAVE_TIMEOUT, self.counts())
+            .await
+            .ok()?
+            .ok()?;
+        *self.inner.counted.lock() = Some((std::time::Instant::now(), counts.clone()));
+        Some(counts)
+    }
+
+    /// Keeps the counted posts of `topic` true to this node's own change
+    /// (another node's changes to a shared database show when the counts
+    /// are next taken).
+    fn adjust_count(&self, topic: &str, change: impl FnOnce(&mut u64)) {
+        if let Some((_, counts)) = &mut *self.inner.counted.lock()
+            && let Some((_, n)) = counts.iter_mut().find(|(slug, _)| *slug == topic)
+        {
+            change(n);
+        }
+    }
+
     /// Asks the store, waiting at most [`SAVE_TIMEOUT`] for its answer.
     async fn ask<T>(
         &self,
@@ -427,6 +462,7 @@ impl Board {
         let Some(topic) = topic else {
             return Ok(false);
         };
+        self.adjust_count(&topic, |n| *n = n.saturating_sub(1));
         tracing::warn!(target: "owl::board", id, topic, "post deleted");
         if self.is_shared() {
             return Ok(true);
@@ -448,6 +484,7 @@ impl Board {
         }
         let slug = topic.to_string();
         let removed = self.ask(|store| store.reset(slug)).await?;
+        self.adjust_count(topic, |n| *n = 0);
         tracing::warn!(target: "owl::board", topic, removed, "topic reset");
         if self.is_shared() {
             return Ok(removed);
@@ -507,6 +544,7 @@ async fn save(
         })
         .await
         .map_err(|e| ExitReason::error(format!("the post was not saved: {e}")))?;
+    board.adjust_count(&topic, |n| *n += 1);
     let from = p.pid().clone();
     let _ = watcher.send_reply(Saved {
         from,

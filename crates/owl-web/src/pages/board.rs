@@ -27,14 +27,20 @@ pub(crate) async fn index() -> Redirect {
     Redirect::to(&format!("/board/{DEFAULT_TOPIC}"))
 }
 
-fn topic_nav(current: &str) -> Markup {
+/// The topics as tabs, each with its number of posts (as of a few seconds
+/// ago: see [`board::COUNTS_MAX_AGE`]) when they could be counted.
+async fn topic_nav(web: &Web, current: &str) -> Markup {
+    let counts = web.services.board.recent_counts().await.unwrap_or_default();
+    let count_of = |slug: &str| counts.iter().find(|(s, _)| *s == slug).map(|(_, n)| *n);
     html! {
         nav.topics aria-label="topics" {
             @for t in TOPICS {
-                @if t.slug == current {
-                    a href=(format!("/board/{}", t.slug)) aria-current="page" { (t.slug) }
-                } @else {
-                    a href=(format!("/board/{}", t.slug)) { (t.slug) }
+                a href=(format!("/board/{}", t.slug))
+                    aria-current=[(t.slug == current).then_some("page")] {
+                    (t.slug)
+                    @if let Some(n) = count_of(t.slug) {
+                        span.count title="posts" { (super::format::thousands(n)) }
+                    }
                 }
             }
         }
@@ -49,7 +55,7 @@ pub(crate) async fn topic(
 ) -> Response {
     let main = html! {
         div hx-ext="ws,morph" ws-connect=(format!("/live/board/{}", topic.slug)) {
-            (topic_nav(topic.slug))
+            (topic_nav(&web, topic.slug).await)
             div.board-head {
                 div {
                     h1 { (topic.question) }
@@ -431,7 +437,7 @@ pub(crate) async fn older(
         .list(topic.slug, q.before, board::PAGE)
         .await;
     let main = html! {
-        (topic_nav(topic.slug))
+        (topic_nav(&web, topic.slug).await)
         h1 { (topic.question) }
         @match &posts {
             Ok(posts) => {
@@ -458,7 +464,7 @@ pub(crate) async fn admin(State(web): State<Web>, PageTopic(topic): PageTopic) -
     let csrf = web.auth.csrf();
     let action = |what: &str| format!("/board/{}/admin/{what}", topic.slug);
     let main = html! {
-        (topic_nav(topic.slug))
+        (topic_nav(&web, topic.slug).await)
         h1 { "Moderate: " (topic.question) }
         form method="post" action=(action("reset")) {
             input type="hidden" name="csrf" value=(csrf);
