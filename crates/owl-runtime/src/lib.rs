@@ -97,7 +97,7 @@ pub use busy::Busiest;
 pub use exit::{ExitReason, IntoExitReason};
 pub use info::{ProcessInfo, ProcessSample, Status, TopEntry};
 pub use message::{Down, Exit, Message};
-pub use node::{Config, Node, Runtime};
+pub use node::{Config, Node, RunQueues, Runtime};
 pub use pid::{MonitorRef, ParsePidError, Pid, PidId};
 pub use priority::Priority;
 pub use process::{Measured, Process, SendError, SpawnOptions, WorkMeter};

@@ -82,6 +82,21 @@ impl Config {
     }
 }
 
+/// What [`Node::run_queues`] reports: processes waiting for a scheduler.
+///
+/// ```
+/// let rt = owl_runtime::Runtime::new(Default::default()).unwrap();
+/// let owl_runtime::RunQueues { normal, background } = rt.node().run_queues();
+/// println!("{normal} waiting, {background} in the background");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunQueues {
+    /// In the normal schedulers' shared queue.
+    pub normal: usize,
+    /// In the background (low-priority) schedulers' shared queue.
+    pub background: usize,
+}
+
 /// Owns a node and its executor. Dropping it stops every process (they end
 /// as `killed`) and joins the worker threads; drop it outside async code.
 ///
@@ -482,6 +497,23 @@ impl Node {
     /// Number of live processes.
     pub fn process_count(&self) -> usize {
         self.inner.table.len()
+    }
+
+    /// Processes woken and waiting in the schedulers' shared run queues
+    /// now, normal and background: a queue that stays long means the cores
+    /// are behind. (Each scheduler also keeps a short queue of its own,
+    /// at most a few hundred processes, which this does not count.)
+    ///
+    /// ```
+    /// let rt = owl_runtime::Runtime::new(Default::default()).unwrap();
+    /// let queues = rt.node().run_queues();
+    /// assert_eq!((queues.normal, queues.background), (0, 0));
+    /// ```
+    pub fn run_queues(&self) -> RunQueues {
+        RunQueues {
+            normal: self.inner.handle.metrics().global_queue_depth(),
+            background: self.inner.background.metrics().global_queue_depth(),
+        }
     }
 
     /// Time since the node started.

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::{ExitReason, WorkMeter};
 use wasmtime::{
@@ -24,6 +24,8 @@ pub(crate) struct GuestCall {
     pub function: Arc<str>,
     pub args: CallArgs,
     pub memory_limit: usize,
+    /// Linear memory all the sandbox's instances hold.
+    pub memory_held: Arc<AtomicUsize>,
     pub meter: WorkMeter,
     pub probe: Arc<StackProbe>,
 }
@@ -55,13 +57,14 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
         function,
         args,
         memory_limit,
+        memory_held,
         meter,
         probe,
     } = call;
     // A reusable module's instance from an earlier call, or a new one.
     let (mut store, kept) = match version.pool.as_ref().and_then(reuse::Pool::take) {
         Some(idle) => (idle.store, Some((idle.instance, idle.last, idle.memory))),
-        None => (new_store(&engine, memory_limit), None),
+        None => (new_store(&engine, memory_limit, memory_held), None),
     };
     // This call's own meter, deadline and budget, whatever instance it uses.
     store.data_mut().meter = Some(meter.clone());
@@ -236,20 +239,19 @@ fn export(
         .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))
 }
 
-/// A store for one instance, with the memory limit.
-fn new_store(engine: &Engine, memory_limit: usize) -> Store<GuestState> {
+/// A store for one instance, with the memory limit; the memory it holds
+/// counts in `all_held`.
+fn new_store(
+    engine: &Engine,
+    memory_limit: usize,
+    all_held: Arc<AtomicUsize>,
+) -> Store<GuestState> {
     let limits = StoreLimitsBuilder::new()
         .memory_size(memory_limit)
         .trap_on_grow_failure(true)
         .instances(1)
         .build();
-    let mut store = Store::new(
-        engine,
-        GuestState {
-            limits,
-            meter: None,
-        },
-    );
+    let mut store = Store::new(engine, GuestState::new(limits, all_held));
     store.limiter(|s| s);
     store
 }
@@ -262,10 +264,11 @@ pub(crate) async fn trial(
     engine: Engine,
     pre: wasmtime::InstancePre<GuestState>,
     memory_limit: usize,
+    memory_held: Arc<AtomicUsize>,
     canary: Option<crate::Canary>,
     tick: std::time::Duration,
 ) -> Result<(), String> {
-    let mut store = new_store(&engine, memory_limit);
+    let mut store = new_store(&engine, memory_limit, memory_held);
     let max_ticks = (crate::TRIAL_DEADLINE.as_nanos() / tick.as_nanos().max(1)).max(1) as u64;
     let mut ticks = 0u64;
     store.set_epoch_deadline(1);

@@ -3,7 +3,8 @@
 //! which another thread asks for its call stack. Both the loaded code (which
 //! pre-links instances for this state) and the running guest use it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use owl_runtime::WorkMeter;
 use wasmtime::StoreLimits;
@@ -26,10 +27,32 @@ impl StackProbe {
 }
 
 /// Per-instance host state: the resource limits, and whom to tell how much
-/// linear memory the guest holds (the process table shows it).
+/// linear memory the guest holds (the process table shows it, and the
+/// sandbox counts every instance's together).
 pub(crate) struct GuestState {
     pub(crate) limits: StoreLimits,
     pub(crate) meter: Option<WorkMeter>,
+    /// Linear memory this instance holds, in bytes.
+    pub(crate) held: usize,
+    /// Linear memory all instances of the sandbox hold.
+    pub(crate) all_held: Arc<AtomicUsize>,
+}
+
+impl GuestState {
+    pub(crate) fn new(limits: StoreLimits, all_held: Arc<AtomicUsize>) -> GuestState {
+        GuestState {
+            limits,
+            meter: None,
+            held: 0,
+            all_held,
+        }
+    }
+}
+
+impl Drop for GuestState {
+    fn drop(&mut self) {
+        self.all_held.fetch_sub(self.held, Ordering::Relaxed);
+    }
 }
 
 impl wasmtime::ResourceLimiter for GuestState {
@@ -40,8 +63,15 @@ impl wasmtime::ResourceLimiter for GuestState {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if allowed && let Some(meter) = &self.meter {
-            meter.set_memory_hint(desired);
+        if allowed {
+            // A store holds one memory (a module has at most one), so what
+            // it holds is the size it grows to.
+            self.all_held
+                .fetch_add(desired.saturating_sub(self.held), Ordering::Relaxed);
+            self.held = desired.max(self.held);
+            if let Some(meter) = &self.meter {
+                meter.set_memory_hint(desired);
+            }
         }
         Ok(allowed)
     }

@@ -170,6 +170,8 @@ struct Inner {
     admission: Arc<Semaphore>,
     /// Spawns refused by admission control since start.
     refused: std::sync::atomic::AtomicU64,
+    /// Linear memory every guest instance holds together, in bytes.
+    memory_held: Arc<std::sync::atomic::AtomicUsize>,
     config: SandboxConfig,
     stop_ticker: Arc<AtomicBool>,
     /// The epoch ticker thread, parked while no sandboxed process exists.
@@ -283,6 +285,7 @@ impl Sandbox {
                 guests,
                 admission,
                 refused: Default::default(),
+                memory_held: Default::default(),
                 ticker,
                 config,
                 stop_ticker,
@@ -363,6 +366,7 @@ impl Sandbox {
             self.inner.engine.clone(),
             candidate.pre.clone(),
             self.inner.config.memory_limit,
+            self.inner.memory_held.clone(),
             canary,
             self.inner.config.epoch_tick,
         );
@@ -505,6 +509,27 @@ impl Sandbox {
     /// ```
     pub fn refused(&self) -> u64 {
         self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// Linear memory the guest instances hold now, all together, in bytes
+    /// (running guests, idle kept instances and trial runs: what their
+    /// memories have grown to).
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    /// use owl_sandbox::{Sandbox, SandboxConfig};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// sandbox.load("page", br#"(module (memory 1)
+    ///     (func (export "run") (result i64) (i64.const 0)))"#).unwrap();
+    /// let task = sandbox.spawn(&rt.node(), "page", "run", vec![], SpawnOptions::new()).unwrap();
+    /// rt.block_on(task.join()).unwrap();
+    /// // Its instance (one 64 KiB page) was dropped when the call ended.
+    /// assert_eq!(sandbox.guest_memory(), 0);
+    /// ```
+    pub fn guest_memory(&self) -> usize {
+        self.inner.memory_held.load(Ordering::Relaxed)
     }
 
     /// Guest calls waiting for a guest thread: (fast lane, background lane).
@@ -767,6 +792,7 @@ impl Start {
             function,
             args,
             memory_limit: inner.config.memory_limit,
+            memory_held: inner.memory_held.clone(),
             meter: p.work_meter(),
             probe,
         };

@@ -173,8 +173,20 @@ fn a_guest_killed_mid_write_leaves_nothing_for_the_next_call() {
     // written by then.
     let stack = rt.block_on(sandbox.stack(&pid, Duration::from_secs(30)));
     assert!(stack.is_ok(), "{stack:?}");
+    // Its one page counts in the sandbox's memory while it runs...
+    assert_eq!(sandbox.guest_memory(), 64 << 10);
     node.kill(&pid);
     assert_eq!(rt.block_on(task.join()), Err(ExitReason::Killed));
+    // ...and not once its instance is gone (dropped by the guest thread at
+    // the end of its slice).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sandbox.guest_memory() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "guest memory never freed"
+        );
+        std::thread::yield_now();
+    }
     assert_eq!(
         call(&rt, &sandbox, &node, "memory", "read", vec![]),
         Ok(vec![0])

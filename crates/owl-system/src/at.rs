@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Services;
 use crate::console::{self, Answer, Command, ConsoleError, OnNode, Origin, Parsed};
-use crate::operator::{ListQuery, OperatorError, ProcessDetail, ProcessList, SystemStats};
+use crate::operator::{
+    ListQuery, OperatorError, ProcessDetail, ProcessList, SystemPoint, SystemStats,
+};
 
 /// Which node a call is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,8 @@ pub enum NodeRequest {
     Kill(u64),
     /// The node's figures.
     Stats,
+    /// The node's figures of the last five minutes.
+    History,
     /// A console command.
     Console(Command),
 }
@@ -92,6 +96,8 @@ pub enum NodeReply {
     Killed,
     /// The node's figures.
     Stats(Box<SystemStats>),
+    /// The node's figures of the last five minutes, oldest first.
+    History(Vec<SystemPoint>),
     /// A console command's answer.
     Console(Box<Answer>),
     /// The request did nothing, and why.
@@ -119,6 +125,10 @@ pub async fn serve(services: &Services, request: NodeRequest) -> NodeReply {
             Ok(stats) => NodeReply::Stats(Box::new(stats)),
             Err(e) => refused(&e),
         },
+        NodeRequest::History => match handle.history().await {
+            Ok(points) => NodeReply::History(points),
+            Err(e) => refused(&e),
+        },
         // A node never sends a command on again.
         NodeRequest::Console(Command::On { .. }) => {
             refused(&"`on` cannot be sent on from another node")
@@ -142,6 +152,16 @@ pub struct NodeHandle {
 }
 
 impl Services {
+    /// This node's figures, with its newest point of history, its board's
+    /// store and the disk its data is on (what [`NodeHandle::stats`]
+    /// answers for this node, without waiting for anything).
+    pub fn stats(&self) -> SystemStats {
+        let mut stats = self.operator.stats();
+        stats.board = Some(self.board.figures());
+        stats.data_disk = crate::host::Disk::of(&self.data_dir);
+        stats
+    }
+
     /// The operator's handle on `at`: this node, or another node of the
     /// cluster — the same calls, the same types.
     pub fn at(&self, at: At) -> NodeHandle {
@@ -233,12 +253,25 @@ impl NodeHandle {
         }
     }
 
-    /// That node's figures.
+    /// That node's figures, with its newest point of history, its board's
+    /// store and the disk its data is on.
     pub async fn stats(&self) -> Result<SystemStats, OperatorError> {
         match &self.at {
-            At::Local => Ok(self.services.operator.stats()),
+            At::Local => Ok(self.services.stats()),
             At::Node(node) => match self.ask(node, NodeRequest::Stats).await? {
                 NodeReply::Stats(stats) => Ok(*stats),
+                _ => Err(Self::unexpected(node)),
+            },
+        }
+    }
+
+    /// That node's figures of the last five minutes, a point a second,
+    /// oldest first.
+    pub async fn history(&self) -> Result<Vec<SystemPoint>, OperatorError> {
+        match &self.at {
+            At::Local => Ok(self.services.operator.history().points()),
+            At::Node(node) => match self.ask(node, NodeRequest::History).await? {
+                NodeReply::History(points) => Ok(points),
                 _ => Err(Self::unexpected(node)),
             },
         }

@@ -20,6 +20,7 @@
 //! - [`access`]: the admin token's rules.
 //! - [`visitors`]: who asks — signed visitor cookies, addresses.
 //! - [`listener`]: a listening socket served by a supervised process.
+//! - [`host`]: the machine's own figures (CPU, memory, disk) from the OS.
 //!
 //! Web pages, the JSON API and the console call into this crate; they never
 //! start guests or reach the sandbox themselves.
@@ -29,6 +30,7 @@ pub mod at;
 pub mod board;
 pub mod console;
 pub mod duration;
+pub mod host;
 pub mod listener;
 pub mod load;
 pub mod math;

@@ -229,6 +229,12 @@ impl Builder {
             move || meter.sample().total
         }));
         spec = spec.child(board.child_spec());
+        let board_figures = board.clone();
+        spec = spec.child(
+            services
+                .operator
+                .history_spec(move || board_figures.memory_bytes()),
+        );
         for edge in self.edges {
             spec = spec.child(edge(&services)?);
         }

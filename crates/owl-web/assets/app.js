@@ -174,16 +174,22 @@
   var systemRows = [];
   function fromZero(u, min, max) { return [0, Math.max(1, max * 1.1)]; }
   function makeSystemCharts() {
-    var ids = ["chart-mem", "chart-util-sys", "chart-procs", "chart-rates"];
+    var ids = ["chart-mem", "chart-util-sys", "chart-procs", "chart-rates", "chart-queues", "chart-host"];
     var els = ids.map(function (id) { return document.getElementById(id); });
     if (els.some(function (el) { return !el; }) || typeof uPlot === "undefined") return null;
     var made = [
-      chart(els[0], [{ label: "MB", stroke: "#2d5bd7", width: 2 }], fromZero),
+      chart(els[0], [{ label: "resident MB", stroke: "#2d5bd7", width: 2 },
+        { label: "guests MB", stroke: "#8a5a00", width: 1.5 },
+        { label: "board MB", stroke: "#1d7a46", width: 1.5, dash: [6, 4] }], fromZero),
       chart(els[1], [{ label: "schedulers %", stroke: "#b3261e", width: 2 },
         { label: "guest threads %", stroke: "#8a5a00", width: 1.5, dash: [6, 4] }], [0, 100]),
       chart(els[2], [{ label: "processes", stroke: "#1d7a46", width: 2 }], fromZero),
       chart(els[3], [{ label: "spawned/s", stroke: "#2d5bd7", width: 2 },
         { label: "crashed/s", stroke: "#b3261e", width: 2 }], fromZero),
+      chart(els[4], [{ label: "waiting", stroke: "#2d5bd7", width: 2 },
+        { label: "background", stroke: "#8a5a00", width: 1.5, dash: [6, 4] }], fromZero),
+      chart(els[5], [{ label: "CPU busy %", stroke: "#b3261e", width: 2 },
+        { label: "memory used %", stroke: "#2d5bd7", width: 1.5 }], [0, 100]),
     ];
     window.addEventListener("resize", function () {
       made.forEach(function (c, i) {
@@ -192,6 +198,10 @@
     });
     return made;
   }
+  // A point's columns (see pages/system.rs): 0 time, 1–3 memory MB
+  // (resident, guests, board), 4–5 utilization %, 6 processes, 7–8
+  // spawned and crashed per second, 9–10 run queues, 11–12 the machine's
+  // CPU and memory %.
   function takeSystemData() {
     var el = document.getElementById("system-data");
     if (!el || !el.dataset.json || el.dataset.seq === systemSeq) return;
@@ -203,10 +213,12 @@
     systemRows = systemRows.concat(rows).slice(-SYSTEM_HISTORY);
     function column(i) { return systemRows.map(function (r) { return r[i]; }); }
     var t = column(0);
-    systemCharts[0].setData([t, column(1)]);
-    systemCharts[1].setData([t, column(2), column(3)]);
-    systemCharts[2].setData([t, column(4)]);
-    systemCharts[3].setData([t, column(5), column(6)]);
+    systemCharts[0].setData([t, column(1), column(2), column(3)]);
+    systemCharts[1].setData([t, column(4), column(5)]);
+    systemCharts[2].setData([t, column(6)]);
+    systemCharts[3].setData([t, column(7), column(8)]);
+    systemCharts[4].setData([t, column(9), column(10)]);
+    systemCharts[5].setData([t, column(11), column(12)]);
     document.body.dataset.systemPoints = String(systemRows.length);
     var last = systemRows[systemRows.length - 1];
     function show(id, text) {
@@ -214,11 +226,13 @@
       if (span && last) span.textContent = text;
     }
     if (last) {
-      var n = function (v) { return Math.round(v).toLocaleString("en-US"); };
-      show("now-mem", n(last[1]) + " MB");
-      show("now-util-sys", n(last[2]) + " % + " + n(last[3]) + " % guests");
-      show("now-procs", n(last[4]));
-      show("now-rates", n(last[5]) + " spawned/s, " + n(last[6]) + " crashed/s");
+      var n = function (v) { return v === null ? "–" : Math.round(v).toLocaleString("en-US"); };
+      show("now-mem", n(last[1]) + " MB, guests " + n(last[2]) + " MB, board " + n(last[3]) + " MB");
+      show("now-util-sys", n(last[4]) + " % + " + n(last[5]) + " % guests");
+      show("now-procs", n(last[6]));
+      show("now-rates", n(last[7]) + " spawned/s, " + n(last[8]) + " crashed/s");
+      show("now-queues", n(last[9]) + " waiting, " + n(last[10]) + " background");
+      show("now-host", "CPU " + n(last[11]) + " %, memory " + n(last[12]) + " %");
     }
   }
   document.addEventListener("htmx:wsAfterMessage", takeSystemData);

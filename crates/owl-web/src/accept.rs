@@ -68,9 +68,16 @@ pub(crate) struct Drain {
 /// (Not a semaphore: one waiting for all its permits would turn away the
 /// connections accepted meanwhile.)
 #[derive(Default)]
-struct Open {
+pub(crate) struct Open {
     count: AtomicUsize,
     none_left: tokio::sync::Notify,
+}
+
+impl Open {
+    /// Connections open now (the system page shows it).
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
 }
 
 /// One connection counted in [`Open`] while it lives.
@@ -97,10 +104,11 @@ impl Drop for InFlight {
 const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 impl Drain {
-    pub(crate) fn new() -> Drain {
+    /// A drain of the connections counted in `open`.
+    pub(crate) fn new(open: Arc<Open>) -> Drain {
         Drain {
             stop: tokio::sync::watch::channel(false).0,
-            open: Arc::default(),
+            open,
         }
     }
 

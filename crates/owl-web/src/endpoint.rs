@@ -43,7 +43,9 @@ pub fn endpoint(
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
+        let open = Arc::new(accept::Open::default());
         let web = Web {
+            connections: open.clone(),
             services: services.clone(),
             auth: Arc::new(auth),
             secure_cookies: public_url.starts_with("https://"),
@@ -61,6 +63,7 @@ pub fn endpoint(
         let serve =
             listener::child_spec(ENDPOINT, "web endpoint", listener, move |mut p, socket| {
                 let (router, limits) = (router(web.clone()), limits.clone());
+                let open = open.clone();
                 async move {
                     let socket = match socket
                         .set_nonblocking(true)
@@ -73,7 +76,7 @@ pub fn endpoint(
                             ));
                         }
                     };
-                    let drain = accept::Drain::new();
+                    let drain = accept::Drain::new(open.clone());
                     let limits = accept::Limits {
                         max_connections: limits.max_connections,
                         header_timeout: limits.header_timeout,

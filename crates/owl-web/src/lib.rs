@@ -97,4 +97,6 @@ struct Web {
     secure_cookies: bool,
     /// Live pages open per address.
     live: Arc<live::LiveAdmission>,
+    /// HTTP connections open now.
+    connections: Arc<accept::Open>,
 }

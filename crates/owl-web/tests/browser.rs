@@ -479,24 +479,37 @@ fn board_posts_and_deletions_appear_live_on_every_page_of_the_topic() {
     });
 }
 
-/// The system page charts the node while it is watched: memory,
-/// utilization, processes, spawns and crashes, each with its latest figure.
+/// The system page charts the node's last five minutes — kept by the node,
+/// so they are there the moment the page opens — with each chart's latest
+/// figure, and lists connections, live pages and the board's store.
 #[test]
 fn the_system_page_charts_the_node_live() {
     let Some(driver) = browser::driver("the_system_page_charts_the_node_live") else {
         return;
     };
     let server = TestNode::start_with(100, true);
+    // The node keeps its points whether anyone watches or not.
+    let history = server.operator.history().clone();
+    client_runtime().block_on(common::wait_until("three points of history", || {
+        let enough = history.points().len() >= 3;
+        async move { enough }
+    }));
     client_runtime().block_on(async {
         let page = browser::open_live(&driver, 1, &server.url("/dashboard/system")).await;
         wait_js(
             &page,
-            "four charts",
-            "document.querySelectorAll('#system-charts canvas').length === 4",
+            "six charts",
+            "document.querySelectorAll('#system-charts canvas').length === 6",
         )
         .await;
         let points = "Number(document.body.dataset.systemPoints || 0)";
-        wait_js(&page, "points a second apart", &format!("{points} >= 3")).await;
+        wait_js(&page, "the first points", &format!("{points} >= 1")).await;
+        // The first frame carried the node's history, not one point.
+        let shown = page
+            .execute(&format!("return {points};"), vec![])
+            .await
+            .unwrap();
+        assert!(shown.as_u64().unwrap_or(0) >= 3, "{shown}");
         wait_js(
             &page,
             "the latest process count beside its chart",
@@ -504,6 +517,29 @@ fn the_system_page_charts_the_node_live() {
              && Number(document.getElementById('now-procs').innerText.replace(/,/g, '')) > 10",
         )
         .await;
+        wait_js(
+            &page,
+            "the machine's CPU and memory beside their chart",
+            "/^CPU [0-9]+ %, memory [0-9]+ %$/.test(document.getElementById('now-host').innerText)",
+        )
+        .await;
+        wait_js(
+            &page,
+            "this page's own live session in the list",
+            "document.body.innerText.includes('/dashboard/system')",
+        )
+        .await;
+        let text = browser::page_text(&page).await;
+        for part in [
+            "HTTP connections open",
+            "/dashboard/system",
+            "The board's store",
+            "SQLite in",
+            "waiting for a scheduler",
+            "disk of the data directory",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from:\n{text}");
+        }
         page.close().await.unwrap();
     });
 }

@@ -134,7 +134,11 @@ fn the_board_sends_its_newest_posts_in_the_first_html() {
         let body = json!({"text": "one more", "author": "Bo"});
         let _: serde_json::Value = post_json(&server, "/api/board/building-blocks", &body).await;
         let html = get_text(&server, "/board/observability").await;
-        assert_eq!(tab(&html, "building-blocks").as_deref(), Some("1"), "{html}");
+        assert_eq!(
+            tab(&html, "building-blocks").as_deref(),
+            Some("1"),
+            "{html}"
+        );
     });
 }
 

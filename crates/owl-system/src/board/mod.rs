@@ -197,7 +197,26 @@ struct Inner {
     /// …and per address, for all the visitors behind one.
     per_address: SlidingWindow<std::net::IpAddr>,
     /// The latest posts per topic, and when they were counted.
-    counted: parking_lot::Mutex<Option<(std::time::Instant, Vec<(&'static str, u64)>)>>,
+    counted: parking_lot::Mutex<Option<(std::time::Instant, TopicCounts)>>,
+}
+
+/// Posts per topic, every topic listed.
+type TopicCounts = Vec<(&'static str, u64)>;
+
+/// The board's store as the system page shows it (LiveDashboard's Ecto
+/// stats): where the posts are, how much they take, how many there are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BoardFigures {
+    /// Where the posts are (see [`Board::location`]).
+    pub location: String,
+    /// Bytes the SQLite database takes on disk (its file and write-ahead
+    /// log); `None` for a shared PostgreSQL database.
+    pub bytes_on_disk: Option<u64>,
+    /// Memory SQLite holds in this node, in bytes.
+    pub memory_bytes: u64,
+    /// Posts per topic, as of at most [`COUNTS_MAX_AGE`] ago (empty until
+    /// a page has asked for them).
+    pub posts: Vec<(String, u64)>,
 }
 
 /// How old a count of posts per topic may be when a page shows it: every
@@ -423,6 +442,45 @@ impl Board {
             .ok()?;
         *self.inner.counted.lock() = Some((std::time::Instant::now(), counts.clone()));
         Some(counts)
+    }
+
+    /// Memory the board's SQLite holds in this node, in bytes (0 on a
+    /// shared PostgreSQL database).
+    pub fn memory_bytes(&self) -> u64 {
+        if self.is_shared() {
+            0
+        } else {
+            sqlite::memory_in_use()
+        }
+    }
+
+    /// The store's figures now, without asking the store (the counts are
+    /// the latest a page asked for).
+    pub fn figures(&self) -> BoardFigures {
+        let bytes_on_disk = (!self.is_shared()).then(|| {
+            let file = &self.inner.config.database;
+            ["", "-wal", "-shm"]
+                .iter()
+                .filter_map(|suffix| {
+                    let mut name = file.clone().into_os_string();
+                    name.push(suffix);
+                    std::fs::metadata(name).ok().map(|m| m.len())
+                })
+                .sum()
+        });
+        let posts = match &*self.inner.counted.lock() {
+            Some((_, counts)) => counts
+                .iter()
+                .map(|(topic, n)| (topic.to_string(), *n))
+                .collect(),
+            None => Vec::new(),
+        };
+        BoardFigures {
+            location: self.location(),
+            bytes_on_disk,
+            memory_bytes: self.memory_bytes(),
+            posts,
+        }
     }
 
     /// Keeps the counted posts of `topic` true to this node's own change

@@ -334,6 +334,16 @@ fn apply(conn: &mut Connection, mut batch: Vec<Box<dyn Change>>) {
     }
 }
 
+/// Memory SQLite holds now, every connection of this OS process together,
+/// in bytes.
+pub(crate) fn memory_in_use() -> u64 {
+    // SAFETY: `sqlite3_memory_used` takes no arguments and only reads
+    // SQLite's own counter (under its memory mutex); SQLite documents it as
+    // callable from any thread at any time, even before initialization.
+    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    used.max(0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

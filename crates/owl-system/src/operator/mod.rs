@@ -5,6 +5,7 @@
 //! contexts, never the repository).
 
 mod chaos;
+mod history;
 mod list;
 mod meter;
 mod observer;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::math::MathService;
 
 pub use chaos::{ChaosPlan, ChaosReport};
+pub use history::{HISTORY_POINTS, POINT_EVERY, SystemHistory, SystemPoint};
 pub use list::SortKey;
 pub use meter::{Meter, Sample};
 pub use trace::{FunctionShare, GuestEntry, Trace};
@@ -96,6 +98,8 @@ pub struct Operator {
     observer: Arc<Mutex<observer::Observer>>,
     /// What the process lists remember between refreshes.
     lists: Arc<Mutex<list::ListMemory>>,
+    /// The node's figures of the last five minutes.
+    history: SystemHistory,
 }
 
 impl Operator {
@@ -107,10 +111,36 @@ impl Operator {
                 sandbox.clone(),
             ))),
             lists: Arc::default(),
+            history: SystemHistory::default(),
             node,
             sandbox,
             math,
         }
+    }
+
+    /// The node's figures of the last five minutes, a point a second (kept
+    /// while the tree runs the sampler: see [`history_spec`](Self::history_spec)).
+    pub fn history(&self) -> &SystemHistory {
+        &self.history
+    }
+
+    /// The worker that keeps [`history`](Self::history); `board_memory`
+    /// reads the memory the board's store holds.
+    pub fn history_spec(
+        &self,
+        board_memory: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> owl_runtime::supervisor::ChildSpec {
+        history::sampler_spec(self.clone(), board_memory)
+    }
+
+    /// Utilization over the latest window (the look every viewer shares).
+    pub(crate) fn utilization(&self) -> Sample {
+        self.observer.lock().utilization()
+    }
+
+    /// The sandbox.
+    pub(crate) fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// The node.
@@ -539,6 +569,9 @@ impl Operator {
             guest_utilization: u.guests,
             guest_threads: u.guest_threads,
             modules: self.modules().into_iter().map(ModuleView::from).collect(),
+            latest: self.history.latest(),
+            board: None,
+            data_disk: None,
         }
     }
 

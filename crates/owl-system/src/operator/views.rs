@@ -319,4 +319,14 @@ pub struct SystemStats {
     pub guest_threads: usize,
     /// Loaded guest modules.
     pub modules: Vec<ModuleView>,
+    /// The newest point of the node's history (memory by kind, run queues,
+    /// the machine's CPU and memory), once one was taken.
+    #[serde(default)]
+    pub latest: Option<super::SystemPoint>,
+    /// The board's store.
+    #[serde(default)]
+    pub board: Option<crate::board::BoardFigures>,
+    /// The disk the node's data directory is on.
+    #[serde(default)]
+    pub data_disk: Option<crate::host::Disk>,
 }

@@ -1,9 +1,12 @@
 //! The system dashboard, `/dashboard/system`: the node at a glance, live,
-//! with charts of the last five minutes it was watched (memory, utilization,
-//! processes, spawns and crashes per second).
+//! with charts of its last five minutes — kept by the node (see
+//! `owl_system::operator::SystemHistory`), so they are full the moment the
+//! page opens: memory by kind, utilization, processes, spawns and crashes,
+//! run queues, the machine's CPU and memory. Below: the figures now, the
+//! open connections and live pages, the board's store, the guest modules.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,22 +15,27 @@ use maud::{Markup, html};
 use owl_runtime::{Message, Process};
 use owl_system::Services;
 use owl_system::at::At;
-use owl_system::operator::SystemStats;
+use owl_system::operator::{SystemPoint, SystemStats};
 
 use super::format::{bytes, duration, thousands};
 use super::node_menu;
+use crate::accept::Open;
 use crate::live::{self, ClientEvent, LiveConnect, LiveView};
 use crate::{Web, layout};
 
 const REFRESH: Duration = Duration::from_secs(1);
-/// Points the charts keep: five minutes at one a second.
-const HISTORY: usize = 300;
+
+/// The label prefix of live pages' sessions (see `live::upgrade`).
+const LIVE_SESSION: &str = "live session ";
 
 struct Tick;
 
 /// `GET /dashboard/system`.
 pub(crate) async fn index(State(web): State<Web>) -> Markup {
     let menu = node_menu::menu(&web);
+    let chart = |title: &str, now: &str, id: &str| {
+        html! { figure { figcaption { (title) " " span.now id=(now) {} } div.chart id=(id) {} } }
+    };
     let main = html! {
         div hx-ext="ws,morph" ws-connect="/live/dashboard/system" {
             h1 { "System" }
@@ -40,10 +48,12 @@ pub(crate) async fn index(State(web): State<Web>) -> Markup {
             p #live-state .live-state aria-live="polite" { "connecting…" }
             p #live-notice .live-notice role="status" {}
             div #system-charts .charts {
-                figure { figcaption { "Memory, resident (MB) " span.now #now-mem {} } div #chart-mem .chart {} }
-                figure { figcaption { "Utilization (%): schedulers and guest threads " span.now #now-util-sys {} } div #chart-util-sys .chart {} }
-                figure { figcaption { "Processes alive " span.now #now-procs {} } div #chart-procs .chart {} }
-                figure { figcaption { "Spawned and crashed per second " span.now #now-rates {} } div #chart-rates .chart {} }
+                (chart("Memory (MB): resident, guests, board", "now-mem", "chart-mem"))
+                (chart("Utilization (%): schedulers and guest threads", "now-util-sys", "chart-util-sys"))
+                (chart("Processes alive", "now-procs", "chart-procs"))
+                (chart("Spawned and crashed per second", "now-rates", "chart-rates"))
+                (chart("Run queues: processes waiting for a scheduler", "now-queues", "chart-queues"))
+                (chart("The machine (%): CPU busy, memory used", "now-host", "chart-host"))
             }
             template #system-data data-seq="0" {}
             div #system hx-swap-oob="morph" { p.hint { "loading…" } }
@@ -54,111 +64,95 @@ pub(crate) async fn index(State(web): State<Web>) -> Markup {
 
 /// `GET /live/dashboard/system`.
 pub(crate) async fn live(State(web): State<Web>, connect: LiveConnect) -> Response {
-    let services = web.services.clone();
+    let (services, connections) = (web.services.clone(), web.connections.clone());
     let public = web.auth.public_dashboards();
     live::upgrade(connect, &web, "/dashboard/system", move || {
-        SystemPage::new(services.clone(), public)
+        SystemPage::new(services.clone(), connections.clone(), public)
     })
 }
 
 /// The live page's session state.
 struct SystemPage {
     services: Services,
+    /// This node's open HTTP connections.
+    connections: Arc<Open>,
     /// The node shown.
     at: At,
     /// What it answered last.
     stats: Result<SystemStats, String>,
     /// Anyone may watch (`--public-dashboards`): a logout ends nothing.
     public: bool,
-    /// The charts' points since the page opened (or switched node):
-    /// `[unix s, memory MB, utilization %, guest %, processes, spawned/s,
-    /// crashed/s]`.
-    history: VecDeque<[f64; 7]>,
-    /// Points not sent yet; the first frame sends the whole history.
-    unsent: RefCell<Vec<[f64; 7]>>,
-    history_sent: Cell<bool>,
+    /// The node's history, to send whole in the next frame (on opening,
+    /// or after switching node).
+    history: RefCell<Option<Vec<SystemPoint>>>,
+    /// The time of the newest point sent.
+    sent_up_to: Cell<f64>,
     seq: Cell<u64>,
-    /// The counters at the last point, for rates.
-    last: Option<(u64, u64, std::time::Instant)>,
+}
+
+/// A point as the page's script draws it: `[unix s, resident MB, guests
+/// MB, board MB, schedulers %, guest threads %, processes, spawned/s,
+/// crashed/s, run queue, background run queue, machine CPU %, machine
+/// memory %]` (`null` where the node could not tell).
+fn row(p: &SystemPoint) -> String {
+    let mb = |b: u64| format!("{:.1}", b as f64 / 1e6);
+    let share = |s: Option<f64>| s.map_or("null".to_string(), |s| format!("{:.1}", s * 100.0));
+    format!(
+        "[{:.1},{},{},{},{:.1},{:.1},{},{:.1},{:.1},{},{},{},{}]",
+        p.unix_s,
+        mb(p.memory_rss_bytes),
+        mb(p.guest_memory_bytes),
+        mb(p.board_memory_bytes),
+        p.utilization * 100.0,
+        p.guest_utilization * 100.0,
+        p.processes,
+        p.spawned_per_s,
+        p.crashed_per_s,
+        p.run_queue,
+        p.run_queue_background,
+        share(p.host_cpu),
+        share(p.host_memory.map(|m| m.used_share())),
+    )
 }
 
 impl SystemPage {
-    fn new(services: Services, public: bool) -> SystemPage {
+    fn new(services: Services, connections: Arc<Open>, public: bool) -> SystemPage {
         SystemPage {
-            stats: Ok(services.operator.stats()),
+            stats: Ok(services.stats()),
+            history: RefCell::new(Some(services.operator.history().points())),
             services,
+            connections,
             at: At::Local,
             public,
-            history: VecDeque::with_capacity(HISTORY),
-            unsent: RefCell::new(Vec::new()),
-            history_sent: Cell::new(false),
+            sent_up_to: Cell::new(f64::MIN),
             seq: Cell::new(0),
-            last: None,
         }
     }
 
-    /// Adds the latest figures to the charts' history.
-    fn record(&mut self) {
-        let Ok(s) = &self.stats else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        let rates = match self.last {
-            Some((spawned, crashed, at)) => {
-                let secs = now.duration_since(at).as_secs_f64().max(1e-3);
-                (
-                    s.spawned.saturating_sub(spawned) as f64 / secs,
-                    s.crashed.saturating_sub(crashed) as f64 / secs,
-                )
-            }
-            None => (0.0, 0.0),
-        };
-        self.last = Some((s.spawned, s.crashed, now));
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let point = [
-            unix,
-            s.memory_rss_bytes as f64 / 1e6,
-            s.utilization * 100.0,
-            s.guest_utilization * 100.0,
-            s.processes as f64,
-            rates.0,
-            rates.1,
-        ];
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
-        }
-        self.history.push_back(point);
-        self.unsent.borrow_mut().push(point);
-    }
-
-    /// Another node shown: its charts start afresh.
-    fn forget(&mut self) {
-        self.history.clear();
-        self.unsent.borrow_mut().clear();
-        self.history_sent.set(false);
-        self.last = None;
-    }
-
-    /// The points to send (all at first, then the new ones), for the
-    /// page's script to draw.
+    /// The points to send: the whole history after opening or switching,
+    /// then each new point as it comes.
     fn data(&self) -> Markup {
-        let (kind, points): (&str, Vec<[f64; 7]>) = if self.history_sent.replace(true) {
-            ("points", std::mem::take(&mut *self.unsent.borrow_mut()))
-        } else {
-            self.unsent.borrow_mut().clear();
-            ("history", self.history.iter().copied().collect())
+        let history = self.history.borrow_mut().take();
+        let (kind, points): (&str, Vec<&SystemPoint>) = match &history {
+            Some(history) => ("history", history.iter().collect()),
+            None => (
+                "points",
+                self.stats
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.latest.as_ref())
+                    .filter(|p| p.unix_s > self.sent_up_to.get())
+                    .into_iter()
+                    .collect(),
+            ),
         };
-        let rows: Vec<String> = points
-            .iter()
-            .map(|p| {
-                format!(
-                    "[{:.1},{:.1},{:.1},{:.1},{:.0},{:.1},{:.1}]",
-                    p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-                )
-            })
-            .collect();
+        if kind == "points" && points.is_empty() {
+            return html! {};
+        }
+        if let Some(last) = points.last() {
+            self.sent_up_to.set(last.unix_s);
+        }
+        let rows: Vec<String> = points.into_iter().map(row).collect();
         let seq = self.seq.get() + 1;
         self.seq.set(seq);
         html! {
@@ -176,6 +170,91 @@ impl SystemPage {
             .stats()
             .await
             .map_err(|e| e.to_string());
+    }
+
+    /// Another node shown: its own history replaces this one's.
+    async fn switch(&mut self, at: At) {
+        self.at = at;
+        self.sent_up_to.set(f64::MIN);
+        let history = self.services.at(self.at.clone()).history().await;
+        *self.history.get_mut() = Some(history.unwrap_or_default());
+        self.refresh().await;
+    }
+
+    fn memory(&self, s: &SystemStats) -> Markup {
+        let Some(p) = &s.latest else {
+            return html! { (bytes(s.memory_rss_bytes)) };
+        };
+        let other = p
+            .memory_rss_bytes
+            .saturating_sub(p.guest_memory_bytes + p.board_memory_bytes);
+        html! {
+            (bytes(p.memory_rss_bytes)) " resident: guests' linear memory " (bytes(p.guest_memory_bytes))
+            ", the board's SQLite " (bytes(p.board_memory_bytes))
+            ", everything else " (bytes(other)) " (processes, pages, the runtime, code)"
+        }
+    }
+
+    fn machine(&self, s: &SystemStats) -> Markup {
+        let p = s.latest.as_ref();
+        html! {
+            @if let Some(cpu) = p.and_then(|p| p.host_cpu) {
+                "CPU " (format!("{:.0}%", cpu * 100.0)) " busy (all its cores, every program); "
+            }
+            @if let Some(m) = p.and_then(|p| p.host_memory) {
+                "memory " (bytes(m.total - m.available.min(m.total))) " of " (bytes(m.total)) " in use; "
+            }
+            @if let Some(d) = s.data_disk {
+                "disk of the data directory " (bytes(d.available)) " free of " (bytes(d.total))
+            }
+        }
+    }
+
+    /// Open connections and live pages (LiveDashboard's Sockets and Ports).
+    fn sockets(&self, s: &SystemStats) -> Markup {
+        let mut pages: Vec<(&str, usize)> = s
+            .by_label
+            .iter()
+            .filter_map(|l| Some((l.label.strip_prefix(LIVE_SESSION)?, l.count)))
+            .filter(|(page, _)| page.starts_with('/'))
+            .collect();
+        pages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let total: usize = pages.iter().map(|(_, n)| n).sum();
+        html! {
+            h2 { "Connections and live pages" }
+            @if matches!(self.at, At::Local) {
+                p { (thousands(self.connections.count() as u64)) " HTTP connections open; "
+                    (thousands(total as u64)) " live pages (one WebSocket and one session process each)." }
+            } @else {
+                p { (thousands(total as u64)) " live pages (one WebSocket and one session process each)." }
+            }
+            div.table-wrap { table {
+                thead { tr { th { "page" } th { "live sessions" } } }
+                tbody { @for (page, n) in &pages { tr { td { code { (page) } } td { (thousands(*n as u64)) } } } }
+            } }
+        }
+    }
+
+    fn board(&self, s: &SystemStats) -> Markup {
+        let Some(b) = &s.board else {
+            return html! {};
+        };
+        html! {
+            h2 { "The board's store" }
+            div.table-wrap { table.info {
+                tr { th { "where" } td { (b.location) } }
+                @if let Some(size) = b.bytes_on_disk { tr { th { "on disk" } td { (bytes(size)) " (database and write-ahead log)" } } }
+                tr { th { "memory" } td { (bytes(b.memory_bytes)) " held by SQLite in this node" } }
+                @if !b.posts.is_empty() {
+                    tr { th { "posts" } td {
+                        @for (i, (topic, n)) in b.posts.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (topic) " " (thousands(*n))
+                        }
+                    } }
+                }
+            } }
+        }
     }
 }
 
@@ -195,6 +274,10 @@ impl LiveView for SystemPage {
             Ok(s) => s,
             Err(e) => return html! { div #system hx-swap-oob="morph" { p.hint.error { (e) } } },
         };
+        let queues = s
+            .latest
+            .as_ref()
+            .map(|p| (p.run_queue, p.run_queue_background));
         html! {
             (self.data())
             div #system hx-swap-oob="morph" {
@@ -202,7 +285,7 @@ impl LiveView for SystemPage {
                 div.table-wrap { table.info {
                     tr { th { "uptime" } td { (duration(std::time::Duration::from_secs_f64(s.uptime_s.max(0.0)))) } }
                     tr { th { "processes" } td { (thousands(s.processes as u64)) " alive; " (thousands(s.spawned)) " spawned, " (thousands(s.exited)) " exited, " (thousands(s.crashed)) " crashed since start" } }
-                    tr { th { "memory (resident)" } td { (bytes(s.memory_rss_bytes)) } }
+                    tr { th { "memory" } td { (self.memory(s)) } }
                     tr { th { "schedulers" } td { (s.schedulers_online) " online of " (s.schedulers) " (the cores all of owl computes on)" } }
                     tr { th { "scheduler utilization" } td {
                         // The total counts the guest threads too; each
@@ -218,7 +301,13 @@ impl LiveView for SystemPage {
                         (format!("{:.0}%", s.guest_utilization * 100.0))
                         " of " (s.guest_threads) " thread(s)"
                     } }
+                    @if let Some((normal, background)) = queues {
+                        tr { th { "run queues" } td { (thousands(normal)) " waiting for a scheduler, " (thousands(background)) " for a background one" } }
+                    }
+                    tr { th { "the machine" } td { (self.machine(s)) } }
                 } }
+                (self.sockets(s))
+                (self.board(s))
                 h2 { "Processes by kind" }
                 div.table-wrap { table {
                     thead { tr { th { "kind (label)" } th { "count" } } }
@@ -244,23 +333,15 @@ impl LiveView for SystemPage {
             return false;
         }
         match At::choose(&self.services, event.field("node")) {
-            Ok(at) => {
-                self.at = at;
-                self.forget();
-            }
-            Err(e) => {
-                self.stats = Err(e.to_string());
-                return true;
-            }
+            Ok(at) => self.switch(at).await,
+            Err(e) => self.stats = Err(e.to_string()),
         }
-        self.refresh().await;
         true
     }
 
     async fn handle_info(&mut self, _ctx: &mut Process, msg: Message) -> bool {
         if msg.is::<Tick>() {
             self.refresh().await;
-            self.record();
             return true;
         }
         false
