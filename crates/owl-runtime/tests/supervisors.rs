@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{runtime, within};
 use owl_runtime::supervisor::{
     ChildError, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorRef,
-    SupervisorSpec, tree,
+    SupervisorSpec, TreeNode, tree,
 };
 use owl_runtime::{Down, Exit, ExitReason, Node, Pid, SpawnOptions};
 use tokio::sync::mpsc;
@@ -520,6 +520,36 @@ fn the_supervision_tree_can_be_walked() {
                 .parent,
             Some(sup.pid().id())
         );
+    });
+}
+
+/// A dynamic supervisor of thousands of workers: the tree reads the first
+/// of them and counts the rest, so a look costs the same at any size.
+#[test]
+fn the_tree_reads_a_bounded_number_of_a_big_supervisors_children() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let workers = Supervisor::start(&node, SupervisorSpec::dynamic().label("pool"))
+            .await
+            .unwrap();
+        let worker = ChildSpec::worker("w", |args| {
+            let pid = args.spawn_link(|mut p| async move { p.recv::<()>().await });
+            async move { Ok(pid) }
+        });
+        let read = TreeNode::READ_CHILDREN;
+        workers
+            .start_children(worker, read + 1_500, T)
+            .await
+            .unwrap();
+        let page = workers.first_children(7, T).await.unwrap();
+        assert_eq!((page.children.len(), page.total), (7, read + 1_500));
+        let t = tree(&workers, T).await.unwrap();
+        assert_eq!((t.children.len(), t.unlisted), (read, 1_500));
+        assert_eq!(t.child_count(), read + 1_500);
+        let shown = t.to_string();
+        let more = read + 1_500 - TreeNode::SHOWN_CHILDREN;
+        assert!(shown.contains(&format!("… {more} more")), "{shown}");
     });
 }
 

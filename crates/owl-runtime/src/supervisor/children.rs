@@ -1,6 +1,12 @@
 //! A supervisor's children: in start order, and found by id or by pid in
 //! constant time, so that a supervisor of 100,000 children handles each
 //! exit, start and stop without scanning the others.
+//!
+//! A dynamic supervisor may hold millions of children, and a hash map that
+//! grows rehashes all its entries at once: 115 ms at a million (measured),
+//! one long poll of the supervisor. So its maps are split into
+//! [`SHARDS`] maps that grow one at a time, each a sixty-fourth of the
+//! whole, and its batches yield between starts (see `start_children`).
 
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -8,7 +14,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::sync::Arc;
 
 use super::{ChildSpec, ChildStatus};
-use crate::pid::{Pid, PidId};
+use crate::pid::Pid;
 
 /// One child: its spec and where it stands. Children started from one spec
 /// (a dynamic supervisor's batch) share it.
@@ -44,30 +50,146 @@ impl Child {
 /// child is known, even across restarts (a pid does).
 pub(super) type Serial = u64;
 
-#[derive(Default)]
+/// Maps a dynamic supervisor's children are split into.
+pub(super) const SHARDS: usize = 64;
+
+/// Part `i` takes `SHARDS + i` shares of the keys. Parts of equal size
+/// would all reach their next size within a few consecutive inserts, so
+/// their rehashes would add up to the whole map's again; parts whose sizes
+/// differ (up to twice) reach it at spread-out moments instead — for a
+/// million children, one part every ten thousand inserts or so.
+const fn part_bounds() -> [u64; SHARDS] {
+    let mut bounds = [0u64; SHARDS];
+    let (mut i, mut total) = (0, 0u64);
+    while i < SHARDS {
+        total += (SHARDS + i) as u64;
+        bounds[i] = total;
+        i += 1;
+    }
+    bounds
+}
+const PART_BOUNDS: [u64; SHARDS] = part_bounds();
+
+/// The part of `key`: its place among all the shares, spread by a
+/// multiplicative hash (keys are sequential numbers).
+fn part_of(key: u64) -> usize {
+    let shares = PART_BOUNDS[SHARDS - 1];
+    let at = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shares;
+    PART_BOUNDS.partition_point(|&bound| bound <= at)
+}
+
+/// A map from sequential numbers (serials, pid numbers) in [`SHARDS`]
+/// parts: growing rehashes one part, never the whole.
+struct Shards<V> {
+    parts: Vec<FxHashMap<u64, V>>,
+    len: usize,
+}
+
+impl<V> Default for Shards<V> {
+    fn default() -> Self {
+        Shards {
+            parts: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> Shards<V> {
+    fn part(&self, key: u64) -> &FxHashMap<u64, V> {
+        &self.parts[part_of(key)]
+    }
+
+    fn part_mut(&mut self, key: u64) -> &mut FxHashMap<u64, V> {
+        &mut self.parts[part_of(key)]
+    }
+
+    fn insert(&mut self, key: u64, value: V) {
+        if self.part_mut(key).insert(key, value).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, key: u64) -> Option<V> {
+        let removed = self.part_mut(key).remove(&key);
+        self.len -= removed.is_some() as usize;
+        removed
+    }
+
+    fn get(&self, key: u64) -> Option<&V> {
+        self.part(key).get(&key)
+    }
+
+    fn get_mut(&mut self, key: u64) -> Option<&mut V> {
+        self.part_mut(key).get_mut(&key)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u64, &V)> {
+        self.parts.iter().flat_map(|part| part.iter())
+    }
+
+    fn clear(&mut self) {
+        for part in &mut self.parts {
+            *part = FxHashMap::default();
+        }
+        self.len = 0;
+    }
+}
+
+/// The children themselves: a static supervisor's in start order, a
+/// dynamic supervisor's in no order (OTP stops those all at once).
+enum Kept {
+    InOrder(IndexMap<Serial, Child, FxBuildHasher>),
+    Unordered(Shards<Child>),
+}
+
 pub(super) struct Children {
-    in_order: IndexMap<Serial, Child, FxBuildHasher>,
+    kept: Kept,
     /// Static children by id (dynamic children are known by pid only).
     by_id: FxHashMap<String, Serial>,
-    by_pid: FxHashMap<PidId, Serial>,
+    by_pid: Shards<Serial>,
     next: Serial,
 }
 
 impl Children {
+    /// No children yet: a dynamic supervisor's are kept in no order.
+    pub(super) fn new(dynamic: bool) -> Children {
+        Children {
+            kept: if dynamic {
+                Kept::Unordered(Shards::default())
+            } else {
+                Kept::InOrder(IndexMap::default())
+            },
+            by_id: FxHashMap::default(),
+            by_pid: Shards::default(),
+            next: 0,
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
-        self.in_order.len()
+        match &self.kept {
+            Kept::InOrder(m) => m.len(),
+            Kept::Unordered(m) => m.len,
+        }
     }
 
-    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = (Serial, &Child)> {
-        self.in_order.iter().map(|(s, c)| (*s, c))
+    /// Every child: in start order for a static supervisor.
+    pub(super) fn iter(&self) -> Box<dyn Iterator<Item = (Serial, &Child)> + '_> {
+        match &self.kept {
+            Kept::InOrder(m) => Box::new(m.iter().map(|(s, c)| (*s, c))),
+            Kept::Unordered(m) => Box::new(m.iter().map(|(s, c)| (*s, c))),
+        }
     }
 
-    /// Serials in start order, from `serial`'s position on (all of them for `None`).
+    /// Serials in start order, from `serial`'s position on (all of them for
+    /// `None`; a dynamic supervisor's in no order).
     pub(super) fn serials_from(&self, serial: Option<Serial>) -> Vec<Serial> {
-        let start = serial
-            .and_then(|s| self.in_order.get_index_of(&s))
-            .unwrap_or(0);
-        self.in_order.keys().skip(start).copied().collect()
+        match &self.kept {
+            Kept::InOrder(m) => {
+                let start = serial.and_then(|s| m.get_index_of(&s)).unwrap_or(0);
+                m.keys().skip(start).copied().collect()
+            }
+            Kept::Unordered(m) => m.iter().map(|(s, _)| *s).collect(),
+        }
     }
 
     /// Appends a child; `keyed` records its id for lookups (static children).
@@ -78,18 +200,29 @@ impl Children {
             self.by_id.insert(child.spec.id.clone(), serial);
         }
         if let Some(pid) = &child.pid {
-            self.by_pid.insert(pid.id(), serial);
+            self.by_pid.insert(pid.id().0, serial);
         }
-        self.in_order.insert(serial, child);
+        match &mut self.kept {
+            Kept::InOrder(m) => {
+                m.insert(serial, child);
+            }
+            Kept::Unordered(m) => m.insert(serial, child),
+        }
         serial
     }
 
     pub(super) fn get(&self, serial: Serial) -> Option<&Child> {
-        self.in_order.get(&serial)
+        match &self.kept {
+            Kept::InOrder(m) => m.get(&serial),
+            Kept::Unordered(m) => m.get(serial),
+        }
     }
 
     pub(super) fn get_mut(&mut self, serial: Serial) -> Option<&mut Child> {
-        self.in_order.get_mut(&serial)
+        match &mut self.kept {
+            Kept::InOrder(m) => m.get_mut(&serial),
+            Kept::Unordered(m) => m.get_mut(serial),
+        }
     }
 
     pub(super) fn by_id(&self, id: &str) -> Option<Serial> {
@@ -97,20 +230,24 @@ impl Children {
     }
 
     pub(super) fn by_pid(&self, pid: &Pid) -> Option<Serial> {
-        self.by_pid.get(&pid.id()).copied()
+        self.by_pid.get(pid.id().0).copied()
     }
 
     /// Records that the child now runs as `pid` (or does not run).
     pub(super) fn set_pid(&mut self, serial: Serial, pid: Option<Pid>) {
-        let Some(child) = self.in_order.get_mut(&serial) else {
-            return;
+        let old = match self.get_mut(serial) {
+            Some(child) => child.pid.take(),
+            None => return,
         };
-        if let Some(old) = child.pid.take() {
-            self.by_pid.remove(&old.id());
+        if let Some(old) = old {
+            self.by_pid.remove(old.id().0);
         }
         if let Some(new) = &pid {
-            self.by_pid.insert(new.id(), serial);
+            self.by_pid.insert(new.id().0, serial);
         }
+        let Some(child) = self.get_mut(serial) else {
+            return;
+        };
         child.restarting = false;
         if pid.is_some() {
             child.failed_tries = 0;
@@ -118,17 +255,14 @@ impl Children {
         child.pid = pid;
     }
 
-    /// Forgets a child. `keep_order` preserves the start order of the others
-    /// (static children); dynamic children have no order to keep, and are
-    /// removed in constant time.
-    pub(super) fn remove(&mut self, serial: Serial, keep_order: bool) -> Option<Child> {
-        let child = if keep_order {
-            self.in_order.shift_remove(&serial)
-        } else {
-            self.in_order.swap_remove(&serial)
+    /// Forgets a child, keeping the start order of the others.
+    pub(super) fn remove(&mut self, serial: Serial) -> Option<Child> {
+        let child = match &mut self.kept {
+            Kept::InOrder(m) => m.shift_remove(&serial),
+            Kept::Unordered(m) => m.remove(serial),
         }?;
         if let Some(pid) = &child.pid {
-            self.by_pid.remove(&pid.id());
+            self.by_pid.remove(pid.id().0);
         }
         if self.by_id.get(&child.spec.id) == Some(&serial) {
             self.by_id.remove(&child.spec.id);
@@ -137,8 +271,44 @@ impl Children {
     }
 
     pub(super) fn clear(&mut self) {
-        self.in_order.clear();
+        match &mut self.kept {
+            Kept::InOrder(m) => m.clear(),
+            Kept::Unordered(m) => m.clear(),
+        }
         self.by_id.clear();
         self.by_pid.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_differ_in_size_so_they_grow_at_different_moments() {
+        let mut sizes = [0usize; SHARDS];
+        for key in 0..640_000u64 {
+            sizes[part_of(key)] += 1;
+        }
+        // Part i takes SHARDS + i shares: the last about twice the first.
+        let (first, last) = (sizes[0] as f64, sizes[SHARDS - 1] as f64);
+        assert!((1.8..2.2).contains(&(last / first)), "{sizes:?}");
+        assert!(sizes.windows(2).filter(|w| w[1] > w[0]).count() > SHARDS * 3 / 4);
+    }
+
+    #[test]
+    fn a_sharded_map_finds_and_forgets_what_it_holds() {
+        let mut map = Shards::default();
+        for key in 0..10_000u64 {
+            map.insert(key, key * 2);
+        }
+        map.insert(5, 0);
+        assert_eq!(map.len, 10_000);
+        assert_eq!(map.get(5), Some(&0));
+        assert_eq!(map.remove(7), Some(14));
+        assert_eq!((map.remove(7), map.get(7), map.len), (None, None, 9_999));
+        assert_eq!(map.iter().count(), 9_999);
+        map.clear();
+        assert_eq!((map.len, map.iter().count()), (0, 0));
     }
 }

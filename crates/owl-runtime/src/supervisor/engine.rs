@@ -110,7 +110,7 @@ async fn run(
     let mut sup = Sup {
         p,
         args,
-        children: Children::default(),
+        children: Children::new(spec.dynamic.is_some()),
         strategy: spec.strategy,
         intensity: Intensity::new(spec.max_restarts, spec.max_seconds),
         dynamic: spec.dynamic,
@@ -244,7 +244,7 @@ impl Sup {
         }
         if !restart {
             if restart_type == Restart::Temporary || self.dynamic.is_some() {
-                self.children.remove(serial, self.dynamic.is_none());
+                self.children.remove(serial);
             }
             if significant && self.auto_shutdown_due() {
                 tracing::info!(target: "owl::supervisor", supervisor = %self.p.pid(),
@@ -308,7 +308,7 @@ impl Sup {
                 .get(s)
                 .is_some_and(|c| c.spec.restart == Restart::Temporary);
             if s != serial && temporary {
-                self.children.remove(s, true);
+                self.children.remove(s);
                 continue;
             }
             if let Err(reason) = self.start_at(s).await {
@@ -413,6 +413,21 @@ impl Sup {
                     .collect();
                 let _ = reply.send(Ok(list));
             }
+            Request::FirstChildren(limit, reply) => {
+                let children = self
+                    .children
+                    .iter()
+                    .take(limit)
+                    .map(|(_, c)| ChildInfo {
+                        id: self.child_id(c),
+                        pid: c.pid.clone(),
+                        kind: c.spec.kind,
+                        status: c.status(),
+                    })
+                    .collect();
+                let total = self.children.len();
+                let _ = reply.send(Ok(super::ChildrenPage { children, total }));
+            }
             Request::CountChildren(reply) => {
                 let mut counts = ChildCounts {
                     specs: self.children.len(),
@@ -467,7 +482,7 @@ impl Sup {
                         super::ChildStatus::Running => Err(ChildError::Running),
                         super::ChildStatus::Restarting => Err(ChildError::Restarting),
                         super::ChildStatus::Stopped => {
-                            self.children.remove(serial, true);
+                            self.children.remove(serial);
                             Ok(())
                         }
                     },
@@ -501,7 +516,7 @@ impl Sup {
             .get(serial)
             .is_some_and(|c| c.spec.restart == Restart::Temporary);
         if self.dynamic.is_some() || temporary {
-            self.children.remove(serial, self.dynamic.is_none());
+            self.children.remove(serial);
         }
         Ok(())
     }
@@ -531,6 +546,12 @@ impl Sup {
             stopped_by: None,
         };
         while batch.started < count {
+            // A batch is a long run of quick starts, and the children's
+            // maps grow one shard at a time in between: yield now and then,
+            // so a batch never holds the scheduler for long.
+            if batch.started % 256 == 255 {
+                tokio::task::yield_now().await;
+            }
             if self.children.len() >= max {
                 batch.stopped_by = Some(ChildError::MaxChildren);
                 break;

@@ -582,6 +582,16 @@ pub struct ChildInfo {
     pub status: ChildStatus,
 }
 
+/// The first children of a supervisor and how many it has: what
+/// [`SupervisorRef::first_children`] answers.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ChildrenPage {
+    /// The first children, in start order.
+    pub children: Vec<ChildInfo>,
+    /// All its children, listed or not.
+    pub total: usize,
+}
+
 /// Child counts, as `supervisor:count_children/1` reports them.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ChildCounts {
@@ -668,6 +678,7 @@ impl std::error::Error for ChildError {}
 /// Requests a supervisor answers; each carries its reply channel.
 pub(crate) enum Request {
     WhichChildren(ReplySender<Vec<ChildInfo>>),
+    FirstChildren(usize, ReplySender<ChildrenPage>),
     CountChildren(ReplySender<ChildCounts>),
     StartChild(ChildSpec, ReplySender<Result<Pid, ChildError>>),
     StartChildren(ChildSpec, usize, ReplySender<Result<Batch, ChildError>>),
@@ -771,6 +782,45 @@ impl SupervisorRef {
             &self.pid,
             supervisor_kind(),
             Request::WhichChildren,
+            timeout,
+            false,
+        )
+        .await
+    }
+
+    /// The first `limit` children in start order, and how many there are
+    /// in all. Unlike [`which_children`](Self::which_children), its cost
+    /// does not grow with the supervisor: a dynamic supervisor of a million
+    /// workers answers as fast as one of ten, so a look at the tree never
+    /// holds it (or its scheduler) up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use owl_runtime::supervisor::{ChildSpec, Supervisor, SupervisorSpec};
+    /// use owl_runtime::Runtime;
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// rt.block_on(async move {
+    ///     let sup = Supervisor::start(&node, SupervisorSpec::dynamic()).await.unwrap();
+    ///     let worker = ChildSpec::worker("w", |args| {
+    ///         let pid = args.spawn_link(|mut p| async move { p.recv::<()>().await });
+    ///         async move { Ok(pid) }
+    ///     });
+    ///     sup.start_children(worker, 50, Duration::from_secs(5)).await.unwrap();
+    ///     let page = sup.first_children(10, Duration::from_secs(5)).await.unwrap();
+    ///     assert_eq!((page.children.len(), page.total), (10, 50));
+    /// });
+    /// ```
+    pub async fn first_children(
+        &self,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<ChildrenPage, CallError> {
+        request(
+            &self.pid,
+            supervisor_kind(),
+            |tx| Request::FirstChildren(limit, tx),
             timeout,
             false,
         )
@@ -953,13 +1003,24 @@ pub struct TreeNode {
     pub label: String,
     /// Worker or supervisor.
     pub kind: ChildKind,
-    /// Children, for supervisors.
+    /// Children, for supervisors: the first [`TreeNode::READ_CHILDREN`].
     pub children: Vec<TreeNode>,
+    /// A supervisor's children beyond those in `children`, not read.
+    pub unlisted: usize,
 }
 
 impl TreeNode {
     /// Children a supervisor shows one by one before summarising the rest.
     pub const SHOWN_CHILDREN: usize = 20;
+    /// Children [`tree`] reads of each supervisor (the rest are counted in
+    /// `unlisted`), so that reading the tree costs the same beside a
+    /// supervisor of a million workers as beside one of ten.
+    pub const READ_CHILDREN: usize = 1_000;
+
+    /// All its children, read or not.
+    pub fn child_count(&self) -> usize {
+        self.children.len() + self.unlisted
+    }
 
     fn write(&self, f: &mut fmt::Formatter<'_>, indent: &str, branch: &str) -> fmt::Result {
         let pid = match &self.pid {
@@ -979,8 +1040,8 @@ impl TreeNode {
             "└── " => format!("{indent}    "),
             _ => format!("{indent}│   "),
         };
-        let n = self.children.len();
-        let shown = n.min(Self::SHOWN_CHILDREN);
+        let n = self.child_count();
+        let shown = self.children.len().min(Self::SHOWN_CHILDREN);
         for (i, child) in self.children.iter().take(shown).enumerate() {
             let last = i + 1 == n;
             child.write(f, &inner, if last { "└── " } else { "├── " })?;
@@ -1003,7 +1064,8 @@ fn label_of(pid: &Pid) -> String {
 }
 
 /// The supervision tree below `root`, asking every supervisor for its
-/// children (like `which_children` applied recursively).
+/// first [`TreeNode::READ_CHILDREN`] children (like `which_children`
+/// applied recursively, at a bounded cost per supervisor).
 pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, CallError> {
     let label = label_of(&root.pid);
     let mut top = TreeNode {
@@ -1016,12 +1078,13 @@ pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, C
         label,
         kind: ChildKind::Supervisor,
         children: Vec::new(),
+        unlisted: 0,
     };
     // Iterative walk: a stack of (path to node, supervisor to ask).
     let mut stack = vec![(Vec::<usize>::new(), root.clone())];
     while let Some((path, sup)) = stack.pop() {
-        let children = match sup.which_children(timeout).await {
-            Ok(c) => c,
+        let page = match sup.first_children(TreeNode::READ_CHILDREN, timeout).await {
+            Ok(page) => page,
             Err(_) if !path.is_empty() => continue, // a child supervisor that just went away
             Err(e) => return Err(e),
         };
@@ -1029,7 +1092,8 @@ pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, C
         for &i in &path {
             here = &mut here.children[i];
         }
-        for (i, c) in children.into_iter().enumerate() {
+        here.unlisted = page.total.saturating_sub(page.children.len());
+        for (i, c) in page.children.into_iter().enumerate() {
             if c.kind == ChildKind::Supervisor
                 && let Some(pid) = &c.pid
             {
@@ -1043,6 +1107,7 @@ pub async fn tree(root: &SupervisorRef, timeout: Duration) -> Result<TreeNode, C
                 pid: c.pid,
                 kind: c.kind,
                 children: Vec::new(),
+                unlisted: 0,
             });
         }
     }

@@ -233,8 +233,19 @@ pub struct TreeView {
     pub label: String,
     /// `supervisor` or `worker`.
     pub kind: String,
-    /// A supervisor's children.
+    /// A supervisor's children (the first
+    /// [`TreeNode::READ_CHILDREN`](owl_runtime::supervisor::TreeNode::READ_CHILDREN)).
     pub children: Vec<TreeView>,
+    /// A supervisor's children beyond those listed, not read.
+    #[serde(default)]
+    pub unlisted: u64,
+}
+
+impl TreeView {
+    /// All its children, listed or not.
+    pub fn child_count(&self) -> u64 {
+        self.children.len() as u64 + self.unlisted
+    }
 }
 
 impl From<&owl_runtime::supervisor::TreeNode> for TreeView {
@@ -249,6 +260,7 @@ impl From<&owl_runtime::supervisor::TreeNode> for TreeView {
             }
             .into(),
             children: node.children.iter().map(TreeView::from).collect(),
+            unlisted: node.unlisted as u64,
         }
     }
 }
@@ -651,7 +663,7 @@ impl fmt::Display for Answer {
                         _ => format!("{indent}│   "),
                     };
                     const SHOWN: usize = owl_runtime::supervisor::TreeNode::SHOWN_CHILDREN;
-                    let n = node.children.len();
+                    let n = node.child_count() as usize;
                     for (i, child) in node.children.iter().take(SHOWN).enumerate() {
                         walk(
                             f,

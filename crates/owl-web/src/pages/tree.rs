@@ -62,7 +62,7 @@ fn branch(at: &At, node: &TreeView) -> Markup {
             }
             @if node.label != node.id { " " span.hint { (node.label) } }
             @if supervisor {
-                " " span.hint { "· " (thousands(node.children.len() as u64)) " children" }
+                " " span.hint { "· " (thousands(node.child_count())) " children" }
                 @if !node.children.is_empty() {
                     ul {
                         @for child in node.children.iter().take(LISTED) { (branch(at, child)) }
@@ -70,6 +70,11 @@ fn branch(at: &At, node: &TreeView) -> Markup {
                             @for (label, n) in beyond(&node.children[LISTED..]) {
                                 li.hint { "… and " (thousands(n)) " more " (label) }
                             }
+                        }
+                        // Not read at all: a look at the tree costs the same
+                        // beside a million workers as beside ten.
+                        @if node.unlisted > 0 {
+                            li.hint { "… and " (thousands(node.unlisted)) " more" }
                         }
                     }
                 }
