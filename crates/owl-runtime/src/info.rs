@@ -197,8 +197,12 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         parent: cell.parent,
         status,
         priority: cell.priority,
+        // Both starts are read on a coarse clock, the node's also exactly: the
+        // sum can land a tick past now, which no start time may.
         started_at: cell.node.upgrade().map_or(SystemTime::UNIX_EPOCH, |n| {
-            n.started_at + Duration::from_millis(cell.started_ms.saturating_sub(n.started_ms))
+            let at =
+                n.started_at + Duration::from_millis(cell.started_ms.saturating_sub(n.started_ms));
+            at.min(SystemTime::now())
         }),
         cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),
         reductions: cell.stats.reductions.load(Ordering::Relaxed),
@@ -236,7 +240,7 @@ impl Node {
     /// assert_eq!(info.message_queue_len, 1);
     /// ```
     pub fn info(&self, pid: &Pid) -> Option<ProcessInfo> {
-        let cell = self.inner.table.get(&pid.id().0)?.clone();
+        let cell = self.inner.table.get(pid.id().0)?;
         Some(info_of(&cell))
     }
 
@@ -303,26 +307,29 @@ impl Node {
         // A million cells are far more than the caches hold: ask for each a
         // few entries ahead, so the misses overlap.
         const AHEAD: usize = 16;
-        let mut ahead = std::collections::VecDeque::with_capacity(AHEAD + 1);
-        for entry in self.inner.table.iter() {
-            crate::sleep::Prefetch::of::<ProcessCell>(entry.value()).issue();
-            ahead.push_back(entry);
-            if ahead.len() > AHEAD
-                && let Some(entry) = ahead.pop_front()
-                && check(entry.value())
-            {
-                found.push(entry.value().pid());
+        for part in self.inner.table.parts() {
+            let mut ahead = std::collections::VecDeque::with_capacity(AHEAD + 1);
+            for cell in part.values() {
+                crate::sleep::Prefetch::of::<ProcessCell>(cell).issue();
+                ahead.push_back(cell);
+                if ahead.len() > AHEAD
+                    && let Some(cell) = ahead.pop_front()
+                    && check(cell)
+                {
+                    found.push(cell.pid());
+                    if found.len() >= limit {
+                        return found;
+                    }
+                }
+            }
+            // The part's lock goes with it: look at what is left first.
+            for cell in ahead.drain(..) {
                 if found.len() >= limit {
                     return found;
                 }
-            }
-        }
-        for entry in ahead {
-            if found.len() >= limit {
-                break;
-            }
-            if check(entry.value()) {
-                found.push(entry.value().pid());
+                if check(cell) {
+                    found.push(cell.pid());
+                }
             }
         }
         found
@@ -336,7 +343,7 @@ impl Node {
         let mut notable = self.inner.notable.lock();
         let mut still = Vec::with_capacity(notable.len());
         notable.retain(|&id| {
-            let Some(cell) = self.inner.table.get(&id).map(|c| c.clone()) else {
+            let Some(cell) = self.inner.table.get(id) else {
                 return false;
             };
             let st = cell.state.lock();
@@ -353,17 +360,24 @@ impl Node {
     /// Up to `n` live processes, whichever the table yields first: a cheap
     /// sample of the node.
     pub fn some_processes(&self, n: usize) -> Vec<Pid> {
-        self.inner
-            .table
-            .iter()
-            .take(n)
-            .map(|e| e.value().pid())
-            .collect()
+        let mut some = Vec::with_capacity(n.min(self.inner.table.len()));
+        for part in self.inner.table.parts() {
+            some.extend(part.values().take(n - some.len()).map(|c| c.pid()));
+            if some.len() >= n {
+                break;
+            }
+        }
+        some
     }
 
     /// Info of every live process, ordered by pid.
     pub fn processes(&self) -> Vec<ProcessInfo> {
-        let cells: Vec<_> = self.inner.table.iter().map(|e| e.value().clone()).collect();
+        let cells: Vec<_> = self
+            .inner
+            .table
+            .parts()
+            .flat_map(|part| part.values().cloned().collect::<Vec<_>>())
+            .collect();
         let mut all: Vec<ProcessInfo> = cells.iter().map(info_of).collect();
         all.sort_by_key(|i| i.pid.id());
         all
@@ -398,29 +412,25 @@ impl Node {
     /// assert_eq!(node.labelled("cache"), vec![pid]);
     /// ```
     pub fn labelled(&self, label: &str) -> Vec<Pid> {
-        self.inner
-            .table
-            .iter()
-            .filter(|e| e.value().label == label)
-            .map(|e| e.value().pid())
-            .collect()
+        let mut found = Vec::new();
+        for part in self.inner.table.parts() {
+            found.extend(part.values().filter(|c| c.label == label).map(|c| c.pid()));
+        }
+        found
     }
 
     /// Work counters of every live process, without locking any of them:
     /// cheap enough to take every second on a node with a million processes.
     pub fn process_samples(&self) -> Vec<ProcessSample> {
-        self.inner
-            .table
-            .iter()
-            .map(|e| {
-                let cell = e.value();
-                ProcessSample {
-                    pid: cell.pid(),
-                    cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),
-                    reductions: cell.stats.reductions.load(Ordering::Relaxed),
-                }
-            })
-            .collect()
+        let mut samples = Vec::with_capacity(self.inner.table.len());
+        for part in self.inner.table.parts() {
+            samples.extend(part.values().map(|cell| ProcessSample {
+                pid: cell.pid(),
+                cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),
+                reductions: cell.stats.reductions.load(Ordering::Relaxed),
+            }));
+        }
+        samples
     }
 }
 

@@ -86,6 +86,7 @@ pub mod process;
 mod registry;
 pub mod scheduler;
 pub mod server;
+mod shards;
 pub mod sleep;
 pub mod supervisor;
 pub mod sys;

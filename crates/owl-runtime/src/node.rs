@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use dashmap::DashMap;
-
 use crate::exit::{ExitReason, IntoExitReason};
 use crate::group::Groups;
 use crate::pid::{MonitorRef, Pid, PidId};
@@ -161,7 +159,7 @@ impl Runtime {
             .enable_all()
             .build()?;
         let inner = Arc::new(NodeInner {
-            table: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+            table: Default::default(),
             registry: Registry::default(),
             groups: Groups::default(),
             next_pid: AtomicU64::new(1),
@@ -255,7 +253,7 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct NodeInner {
-    pub table: DashMap<u64, Arc<ProcessCell>, rustc_hash::FxBuildHasher>,
+    pub table: crate::process::table::ProcessTable,
     pub registry: Registry,
     pub groups: Groups,
     next_pid: AtomicU64,
@@ -468,7 +466,7 @@ impl Node {
 
     /// The live process with this pid number, if any.
     pub fn lookup(&self, id: PidId) -> Option<Pid> {
-        self.inner.table.get(&id.0).map(|c| c.pid())
+        self.inner.table.with(id.0, |c| c.pid())
     }
 
     /// Finds a process by pid text (`<0.N.0>`, `N`) or registered name.

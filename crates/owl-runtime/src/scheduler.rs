@@ -407,7 +407,7 @@ impl Schedulers {
                     .node
                     .get()
                     .and_then(Weak::upgrade)
-                    .and_then(|n| n.table.get(&pid).map(|c| c.clone()));
+                    .and_then(|n| n.table.get(pid));
                 if let Some(cell) = cell {
                     report_long_poll(&cell, cycles_to_duration(elapsed), false);
                 }

@@ -467,6 +467,34 @@ fn board_posts_and_deletions_appear_live_on_every_page_of_the_topic() {
         wait_js(&a, "the deletion on A", &gone).await;
         wait_js(&b, "the deletion on B", &gone).await;
 
+        // A page opened now has B's post in the HTML the server sent, before
+        // any live update (a phone's first paint, a link preview), and the
+        // browser got that HTML compressed.
+        let first_html = "fetch(location.href).then(r => r.text())
+            .then(html => { window.firstHtml = html; })";
+        b.execute(first_html, vec![]).await.unwrap();
+        wait_js(
+            &b,
+            "the post in the first HTML",
+            "typeof window.firstHtml === 'string'
+             && window.firstHtml.includes('links and monitors')
+             && !window.firstHtml.includes('loading posts')",
+        )
+        .await;
+        let sizes = b
+            .execute(
+                "const n = performance.getEntriesByType('navigation')[0];
+                 return [n.encodedBodySize, n.decodedBodySize];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (encoded, decoded) = (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap());
+        assert!(
+            encoded > 0 && encoded * 2 < decoded,
+            "the page came compressed: {encoded} of {decoded} bytes"
+        );
+
         // The other topic heard nothing.
         let count = other
             .execute("return document.querySelectorAll('#posts li').length;", vec![])

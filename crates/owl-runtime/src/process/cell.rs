@@ -475,7 +475,7 @@ impl ProcessCell {
         let me = self.pid();
         let node = self.node.upgrade();
         if let Some(node) = &node {
-            node.table.remove(&self.id);
+            node.table.remove(self.id);
             node.labels.add(&self.label, -1);
         }
         let mut name = None;

@@ -4,6 +4,7 @@
 pub(crate) mod cell;
 pub(crate) mod receive;
 pub(crate) mod small_map;
+pub(crate) mod table;
 pub(crate) mod task;
 
 use std::borrow::Cow;

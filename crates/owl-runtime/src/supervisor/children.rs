@@ -4,9 +4,9 @@
 //!
 //! A dynamic supervisor may hold millions of children, and a hash map that
 //! grows rehashes all its entries at once: 115 ms at a million (measured),
-//! one long poll of the supervisor. So its maps are split into
-//! [`SHARDS`] maps that grow one at a time, each a sixty-fourth of the
-//! whole, and its batches yield between starts (see `start_children`).
+//! one long poll of the supervisor. So its maps are split into parts of
+//! unequal size that grow one at a time (see [`shards`](crate::shards)),
+//! and its batches yield between starts (see `start_children`).
 
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHashMap};
@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::{ChildSpec, ChildStatus};
 use crate::pid::Pid;
+use crate::shards::{PARTS, part_of};
 
 /// One child: its spec and where it stands. Children started from one spec
 /// (a dynamic supervisor's batch) share it.
@@ -50,36 +51,9 @@ impl Child {
 /// child is known, even across restarts (a pid does).
 pub(super) type Serial = u64;
 
-/// Maps a dynamic supervisor's children are split into.
-pub(super) const SHARDS: usize = 64;
-
-/// Part `i` takes `SHARDS + i` shares of the keys. Parts of equal size
-/// would all reach their next size within a few consecutive inserts, so
-/// their rehashes would add up to the whole map's again; parts whose sizes
-/// differ (up to twice) reach it at spread-out moments instead — for a
-/// million children, one part every ten thousand inserts or so.
-const fn part_bounds() -> [u64; SHARDS] {
-    let mut bounds = [0u64; SHARDS];
-    let (mut i, mut total) = (0, 0u64);
-    while i < SHARDS {
-        total += (SHARDS + i) as u64;
-        bounds[i] = total;
-        i += 1;
-    }
-    bounds
-}
-const PART_BOUNDS: [u64; SHARDS] = part_bounds();
-
-/// The part of `key`: its place among all the shares, spread by a
-/// multiplicative hash (keys are sequential numbers).
-fn part_of(key: u64) -> usize {
-    let shares = PART_BOUNDS[SHARDS - 1];
-    let at = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shares;
-    PART_BOUNDS.partition_point(|&bound| bound <= at)
-}
-
-/// A map from sequential numbers (serials, pid numbers) in [`SHARDS`]
-/// parts: growing rehashes one part, never the whole.
+/// A map from sequential numbers (serials, pid numbers) in
+/// [`PARTS`](crate::shards::PARTS) parts of unequal size: growing rehashes
+/// one part, never the whole (see [`shards`](crate::shards)).
 struct Shards<V> {
     parts: Vec<FxHashMap<u64, V>>,
     len: usize,
@@ -88,7 +62,7 @@ struct Shards<V> {
 impl<V> Default for Shards<V> {
     fn default() -> Self {
         Shards {
-            parts: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
+            parts: (0..PARTS).map(|_| FxHashMap::default()).collect(),
             len: 0,
         }
     }
@@ -283,18 +257,6 @@ impl Children {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parts_differ_in_size_so_they_grow_at_different_moments() {
-        let mut sizes = [0usize; SHARDS];
-        for key in 0..640_000u64 {
-            sizes[part_of(key)] += 1;
-        }
-        // Part i takes SHARDS + i shares: the last about twice the first.
-        let (first, last) = (sizes[0] as f64, sizes[SHARDS - 1] as f64);
-        assert!((1.8..2.2).contains(&(last / first)), "{sizes:?}");
-        assert!(sizes.windows(2).filter(|w| w[1] > w[0]).count() > SHARDS * 3 / 4);
-    }
 
     #[test]
     fn a_sharded_map_finds_and_forgets_what_it_holds() {
