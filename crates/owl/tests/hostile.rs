@@ -47,6 +47,16 @@ fn a_node_whose_root_supervisor_dies_exits_non_zero() {
 /// Upgrades read their file off the schedulers, only regular files, only
 /// up to the size limit, and try the module out before it replaces the
 /// current version.
+/// The rest of the math guest's exports (memory and `sum_digits`), for
+/// candidate versions that must get past the export check.
+const DIGITS: &str = r#"(memory (export "memory") 0)
+    (func (export "sum_digits") (param i32 i32) (result i32 i32 i32)
+      (i32.const 1) (i32.const 0) (i32.const 0))"#;
+
+/// The root supervisor's children: math supervisor, orphan reaper, load,
+/// board, system history, web, console.
+const ROOT_CHILDREN: usize = 7;
+
 #[test]
 fn unsafe_upgrades_are_refused_and_change_nothing() {
     let node = Served::start_with("upgrades", &["--schedulers", "1"]);
@@ -89,9 +99,11 @@ fn unsafe_upgrades_are_refused_and_change_nothing() {
     let hangs = path("hangs.wat");
     std::fs::write(
         &hangs,
-        r#"(module (func $spin (loop (br 0))) (start $spin)
-             (func (export "sum") (param i64) (result i32 i64 i64)
-               (i32.const 0) (local.get 0) (i64.const 0)))"#,
+        format!(
+            r#"(module (func $spin (loop (br 0))) (start $spin)
+                 (func (export "sum") (param i64) (result i32 i64 i64)
+                   (i32.const 0) (local.get 0) (i64.const 0)) {DIGITS})"#
+        ),
     )
     .unwrap();
     let error = node.fails(&["upgrade", "math", &hangs]);
@@ -104,8 +116,10 @@ fn unsafe_upgrades_are_refused_and_change_nothing() {
     let wrong = path("wrong.wat");
     std::fs::write(
         &wrong,
-        r#"(module (func (export "sum") (param i64) (result i32 i64 i64)
-             (i32.const 0) (local.get 0) (i64.const 0)))"#,
+        format!(
+            r#"(module (func (export "sum") (param i64) (result i32 i64 i64)
+                 (i32.const 0) (local.get 0) (i64.const 0)) {DIGITS})"#
+        ),
     )
     .unwrap();
     let error = node.fails(&["upgrade", "math", &wrong]);
@@ -428,7 +442,10 @@ fn random_console_lines_get_answers_and_change_nothing() {
         assert!(json["ok"].is_boolean(), "{json}");
     }
     assert!(health(&node));
-    assert_eq!(node.ok(&["tree"])["children"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        node.ok(&["tree"])["children"].as_array().unwrap().len(),
+        ROOT_CHILDREN
+    );
 }
 
 /// Chaos under load: random kills, supervisors included, while probes run;
@@ -529,5 +546,8 @@ fn chaos_under_load_heals_and_every_probe_is_answered() {
         assert!(Instant::now() < deadline, "processes {before} → {now}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(node.ok(&["tree"])["children"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        node.ok(&["tree"])["children"].as_array().unwrap().len(),
+        ROOT_CHILDREN
+    );
 }

@@ -22,6 +22,8 @@ const ALLOWED: &[(&str, &[&str])] = &[(
         "pid",
         "process",
         "process::cell",
+        "process::small_map",
+        "process::table",
         "process::task",
         "registry",
         "scheduler",

@@ -178,11 +178,12 @@ fn console_commands_report_errors_and_leave_the_node_alone() {
             "math_reaper",
             "load_sup",
             "board_sup",
+            "system_history",
             "web",
             "console"
         ]
     );
-    let web: Vec<&str> = tree["children"][4]["children"]
+    let web: Vec<&str> = tree["children"][5]["children"]
         .as_array()
         .unwrap()
         .iter()
