@@ -401,9 +401,14 @@ impl Sup {
     async fn handle(&mut self, request: Request) {
         match request {
             Request::WhichChildren(reply) => {
-                let list = self
-                    .children
-                    .iter()
+                // In start order, a dynamic supervisor's too (kept in no
+                // order, so sorted by serial here).
+                let mut children: Vec<_> = self.children.iter().collect();
+                if self.dynamic.is_some() {
+                    children.sort_unstable_by_key(|(serial, _)| *serial);
+                }
+                let list = children
+                    .into_iter()
                     .map(|(_, c)| ChildInfo {
                         id: self.child_id(c),
                         pid: c.pid.clone(),

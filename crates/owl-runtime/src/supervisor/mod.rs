@@ -582,11 +582,11 @@ pub struct ChildInfo {
     pub status: ChildStatus,
 }
 
-/// The first children of a supervisor and how many it has: what
-/// [`SupervisorRef::first_children`] answers.
+/// Some children of a supervisor (its first, for a static one) and how
+/// many it has: what [`SupervisorRef::first_children`] answers.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ChildrenPage {
-    /// The first children, in start order.
+    /// The children read: a static supervisor's first, in start order.
     pub children: Vec<ChildInfo>,
     /// All its children, listed or not.
     pub total: usize,
@@ -788,9 +788,10 @@ impl SupervisorRef {
         .await
     }
 
-    /// The first `limit` children in start order, and how many there are
-    /// in all. Unlike [`which_children`](Self::which_children), its cost
-    /// does not grow with the supervisor: a dynamic supervisor of a million
+    /// `limit` children and how many there are in all: the first in start
+    /// order for a static supervisor, any `limit` of them for a dynamic
+    /// one. Unlike [`which_children`](Self::which_children), its cost does
+    /// not grow with the supervisor: a dynamic supervisor of a million
     /// workers answers as fast as one of ten, so a look at the tree never
     /// holds it (or its scheduler) up.
     ///
