@@ -138,14 +138,7 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
     func.call_async(&mut store, &params, &mut results)
         .await
         .map_err(crash)?;
-    let values: Vec<i64> = results
-        .iter()
-        .map(|v| match v {
-            Val::I32(x) => *x as i64,
-            Val::I64(x) => *x,
-            _ => 0,
-        })
-        .collect();
+    let values = as_i64s(&results);
     let bytes = match args {
         CallArgs::Values(_) => None,
         CallArgs::Bytes(_) => Some(read_output(
@@ -227,6 +220,18 @@ fn read_output(
 /// The size of a WebAssembly memory page.
 const WASM_PAGE: usize = 64 << 10;
 
+/// A call's `i64`/`i32` results (`i32` sign-extended).
+fn as_i64s(results: &[Val]) -> Vec<i64> {
+    results
+        .iter()
+        .map(|v| match v {
+            Val::I32(x) => i64::from(*x),
+            Val::I64(x) => *x,
+            _ => 0,
+        })
+        .collect()
+}
+
 /// The exported function `function` of `instance`.
 fn export(
     store: &mut Store<GuestState>,
@@ -306,14 +311,7 @@ pub(crate) async fn trial(
     func.call_async(&mut store, &params, &mut results)
         .await
         .map_err(|e| format!("its canary call failed: {}", describe(e)))?;
-    let got: Vec<i64> = results
-        .iter()
-        .map(|v| match v {
-            Val::I32(x) => *x as i64,
-            Val::I64(x) => *x,
-            _ => 0,
-        })
-        .collect();
+    let got = as_i64s(&results);
     if got != canary.expected {
         let args: Vec<String> = canary.args.iter().map(i64::to_string).collect();
         return Err(format!(

@@ -183,6 +183,16 @@ impl Sup {
         }
     }
 
+    /// What `which_children` says of `child`.
+    fn info_of(&self, child: &Child) -> ChildInfo {
+        ChildInfo {
+            id: self.child_id(child),
+            pid: child.pid.clone(),
+            kind: child.spec.kind,
+            status: child.status(),
+        }
+    }
+
     fn child_id(&self, child: &Child) -> String {
         match (&self.dynamic, &child.pid) {
             (Some(_), Some(pid)) => pid.to_string(),
@@ -407,15 +417,7 @@ impl Sup {
                 if self.dynamic.is_some() {
                     children.sort_unstable_by_key(|(serial, _)| *serial);
                 }
-                let list = children
-                    .into_iter()
-                    .map(|(_, c)| ChildInfo {
-                        id: self.child_id(c),
-                        pid: c.pid.clone(),
-                        kind: c.spec.kind,
-                        status: c.status(),
-                    })
-                    .collect();
+                let list = children.into_iter().map(|(_, c)| self.info_of(c)).collect();
                 let _ = reply.send(Ok(list));
             }
             Request::FirstChildren(limit, reply) => {
@@ -423,12 +425,7 @@ impl Sup {
                     .children
                     .iter()
                     .take(limit)
-                    .map(|(_, c)| ChildInfo {
-                        id: self.child_id(c),
-                        pid: c.pid.clone(),
-                        kind: c.spec.kind,
-                        status: c.status(),
-                    })
+                    .map(|(_, c)| self.info_of(c))
                     .collect();
                 let total = self.children.len();
                 let _ = reply.send(Ok(super::ChildrenPage { children, total }));
