@@ -46,9 +46,145 @@ pub(crate) fn part_of(key: u64) -> usize {
     SLOT_PARTS[slot as usize] as usize
 }
 
+/// A key of a [`PartedMap`]: a sequential number that picks its part.
+pub(crate) trait PartKey: Copy + Eq + std::hash::Hash {
+    fn part_key(&self) -> u64;
+}
+
+impl PartKey for u64 {
+    fn part_key(&self) -> u64 {
+        *self
+    }
+}
+
+impl PartKey for crate::pid::PidId {
+    fn part_key(&self) -> u64 {
+        self.0
+    }
+}
+
+impl PartKey for crate::pid::MonitorRef {
+    fn part_key(&self) -> u64 {
+        self.0
+    }
+}
+
+type Part<K, V> = rustc_hash::FxHashMap<K, V>;
+
+/// A hash map in [`PARTS`] parts of unequal size, for one owner (a
+/// supervisor's children, a process's links): growing rehashes one part,
+/// never the whole map.
+#[derive(Debug)]
+pub(crate) struct PartedMap<K, V> {
+    parts: Vec<Part<K, V>>,
+    len: usize,
+}
+
+impl<K: PartKey, V> Default for PartedMap<K, V> {
+    fn default() -> Self {
+        PartedMap {
+            parts: (0..PARTS).map(|_| Part::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: PartKey, V> PartedMap<K, V> {
+    fn part(&self, key: &K) -> &Part<K, V> {
+        &self.parts[part_of(key.part_key())]
+    }
+
+    fn part_mut(&mut self, key: &K) -> &mut Part<K, V> {
+        &mut self.parts[part_of(key.part_key())]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Inserts or replaces; the value it replaced.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let old = self.part_mut(&key).insert(key, value);
+        self.len += old.is_none() as usize;
+        old
+    }
+
+    pub(crate) fn remove(&mut self, key: &K) -> Option<V> {
+        let removed = self.part_mut(key).remove(key);
+        self.len -= removed.is_some() as usize;
+        removed
+    }
+
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.part(key).get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.part_mut(key).get_mut(key)
+    }
+
+    pub(crate) fn contains_key(&self, key: &K) -> bool {
+        self.part(key).contains_key(key)
+    }
+
+    /// Every entry, part by part (in no particular order).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.parts.iter().flat_map(|part| part.iter())
+    }
+
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for part in &mut self.parts {
+            part.retain(|k, v| keep(k, v));
+        }
+        self.len = self.parts.iter().map(|p| p.len()).sum();
+    }
+
+    pub(crate) fn clear(&mut self) {
+        for part in &mut self.parts {
+            *part = Part::default();
+        }
+        self.len = 0;
+    }
+
+    /// Slots allocated, all parts together (for memory estimates).
+    pub(crate) fn capacity(&self) -> usize {
+        self.parts.iter().map(|p| p.capacity()).sum()
+    }
+}
+
+impl<K, V> IntoIterator for PartedMap<K, V> {
+    type Item = (K, V);
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Part<K, V>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.parts.into_iter().flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parted_map_finds_and_forgets_what_it_holds() {
+        let mut map = PartedMap::default();
+        for key in 0..10_000u64 {
+            assert_eq!(map.insert(key, key * 2), None);
+        }
+        assert_eq!(map.insert(5, 0), Some(10));
+        assert_eq!(map.len(), 10_000);
+        assert_eq!(map.get(&5), Some(&0));
+        assert_eq!(map.remove(&7), Some(14));
+        assert_eq!(
+            (map.remove(&7), map.get(&7), map.len()),
+            (None, None, 9_999)
+        );
+        assert_eq!(map.iter().count(), 9_999);
+        map.retain(|k, _| k % 2 == 0);
+        assert_eq!((map.len(), map.iter().count()), (5_000, 5_000));
+        map.clear();
+        assert_eq!((map.len(), map.iter().count()), (0, 0));
+    }
 
     #[test]
     fn parts_differ_in_size_so_they_grow_at_different_moments() {

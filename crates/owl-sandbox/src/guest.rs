@@ -126,9 +126,7 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
             })
             .collect(),
         CallArgs::Bytes(bytes) => {
-            let at = write_input(&mut store, instance, bytes, &module)
-                .await
-                .map_err(|e| e.unwrap_or_else(crash))?;
+            let at = write_input(&mut store, instance, bytes, &module, &function).await?;
             vec![Val::I32(at as i32), Val::I32(bytes.len() as i32)]
         }
     };
@@ -165,27 +163,27 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
 
 /// Grows the instance's memory by enough pages for `bytes` and writes them
 /// there (the growth counts against the memory limit, so the limit bounds
-/// what an input may cost); where they start. `Err(Ok(_))` is a refusal,
-/// `Err(Err(_))` the engine's error (a failed growth).
+/// what an input may cost); where they start.
 async fn write_input(
     store: &mut Store<GuestState>,
     instance: Instance,
     bytes: &[u8],
     module: &str,
-) -> Result<usize, Result<ExitReason, wasmtime::Error>> {
+    function: &str,
+) -> Result<usize, ExitReason> {
     let memory = instance
         .get_memory(&mut *store, BYTE_CALL_MEMORY)
         .ok_or_else(|| {
-            Ok(ExitReason::error(format!(
+            ExitReason::error(format!(
                 "{module} takes bytes but exports no memory named `{BYTE_CALL_MEMORY}`"
-            )))
+            ))
         })?;
     let at = memory.data_size(&*store);
     let pages = bytes.len().div_ceil(WASM_PAGE) as u64;
-    memory.grow_async(&mut *store, pages).await.map_err(Err)?;
-    memory
-        .write(&mut *store, at, bytes)
-        .map_err(|e| Err(e.into()))?;
+    let grown = memory.grow_async(&mut *store, pages).await;
+    grown
+        .and_then(|_| Ok(memory.write(&mut *store, at, bytes)?))
+        .map_err(|e| crash_reason(module, function, &e))?;
     Ok(at)
 }
 

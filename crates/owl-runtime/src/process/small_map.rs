@@ -9,38 +9,7 @@
 //! [`shards`](crate::shards)): a supervisor linked to a million children
 //! never rehashes all its links in one insert.
 
-use std::collections::HashMap;
-use std::hash::Hash;
-
-use rustc_hash::FxBuildHasher;
-
-use crate::pid::{MonitorRef, PidId};
-use crate::shards::{PARTS, part_of};
-
-/// A key of a [`SmallMap`]: a sequential number that picks its part.
-pub(crate) trait PartKey {
-    fn part_key(&self) -> u64;
-}
-
-impl PartKey for PidId {
-    fn part_key(&self) -> u64 {
-        self.0
-    }
-}
-
-impl PartKey for MonitorRef {
-    fn part_key(&self) -> u64 {
-        self.0
-    }
-}
-
-impl PartKey for u64 {
-    fn part_key(&self) -> u64 {
-        *self
-    }
-}
-
-type Part<K, V> = HashMap<K, V, FxBuildHasher>;
+use crate::shards::{PartKey, PartedMap};
 
 /// Entries beyond this move the map from a vector to a hash map.
 const SMALL: usize = 16;
@@ -48,7 +17,7 @@ const SMALL: usize = 16;
 #[derive(Debug)]
 pub(crate) enum SmallMap<K, V> {
     Small(Vec<(K, V)>),
-    Large(Vec<Part<K, V>>),
+    Large(PartedMap<K, V>),
 }
 
 impl<K, V> Default for SmallMap<K, V> {
@@ -57,22 +26,18 @@ impl<K, V> Default for SmallMap<K, V> {
     }
 }
 
-fn part<'m, K: PartKey, V>(parts: &'m mut [Part<K, V>], key: &K) -> &'m mut Part<K, V> {
-    &mut parts[part_of(key.part_key())]
-}
-
-impl<K: Eq + Hash + Copy + PartKey, V> SmallMap<K, V> {
+impl<K: PartKey, V> SmallMap<K, V> {
     pub(crate) fn len(&self) -> usize {
         match self {
             SmallMap::Small(v) => v.len(),
-            SmallMap::Large(m) => m.iter().map(HashMap::len).sum(),
+            SmallMap::Large(m) => m.len(),
         }
     }
 
     pub(crate) fn contains_key(&self, key: &K) -> bool {
         match self {
             SmallMap::Small(v) => v.iter().any(|(k, _)| k == key),
-            SmallMap::Large(m) => m[part_of(key.part_key())].contains_key(key),
+            SmallMap::Large(m) => m.contains_key(key),
         }
     }
 
@@ -84,14 +49,14 @@ impl<K: Eq + Hash + Copy + PartKey, V> SmallMap<K, V> {
         match self {
             SmallMap::Small(v) if v.len() < SMALL => v.push((key, value)),
             SmallMap::Small(v) => {
-                let mut parts: Vec<Part<K, V>> = (0..PARTS).map(|_| Part::default()).collect();
+                let mut map = PartedMap::default();
                 for (k, val) in v.drain(..).chain([(key, value)]) {
-                    part(&mut parts, &k).insert(k, val);
+                    map.insert(k, val);
                 }
-                *self = SmallMap::Large(parts);
+                *self = SmallMap::Large(map);
             }
             SmallMap::Large(m) => {
-                part(m, &key).insert(key, value);
+                m.insert(key, value);
             }
         }
         true
@@ -103,39 +68,35 @@ impl<K: Eq + Hash + Copy + PartKey, V> SmallMap<K, V> {
                 let at = v.iter().position(|(k, _)| k == key)?;
                 Some(v.swap_remove(at).1)
             }
-            SmallMap::Large(m) => part(m, key).remove(key),
+            SmallMap::Large(m) => m.remove(key),
         }
     }
 
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
         match self {
             SmallMap::Small(v) => v.retain(|(k, val)| keep(k, val)),
-            SmallMap::Large(m) => {
-                for p in m {
-                    p.retain(|k, val| keep(k, val));
-                }
-            }
+            SmallMap::Large(m) => m.retain(keep),
         }
     }
 
     pub(crate) fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
         match self {
             SmallMap::Small(v) => Box::new(v.iter().map(|(_, val)| val)),
-            SmallMap::Large(m) => Box::new(m.iter().flat_map(HashMap::values)),
+            SmallMap::Large(m) => Box::new(m.iter().map(|(_, val)| val)),
         }
     }
 
     pub(crate) fn into_values(self) -> Vec<V> {
         match self {
             SmallMap::Small(v) => v.into_iter().map(|(_, val)| val).collect(),
-            SmallMap::Large(m) => m.into_iter().flat_map(HashMap::into_values).collect(),
+            SmallMap::Large(m) => m.into_iter().map(|(_, val)| val).collect(),
         }
     }
 
     pub(crate) fn into_entries(self) -> Vec<(K, V)> {
         match self {
             SmallMap::Small(v) => v,
-            SmallMap::Large(m) => m.into_iter().flatten().collect(),
+            SmallMap::Large(m) => m.into_iter().collect(),
         }
     }
 
@@ -145,7 +106,7 @@ impl<K: Eq + Hash + Copy + PartKey, V> SmallMap<K, V> {
         match self {
             SmallMap::Small(v) => v.capacity() * entry,
             // Buckets plus one control byte each.
-            SmallMap::Large(m) => m.iter().map(|p| p.capacity() * (entry + 1)).sum(),
+            SmallMap::Large(m) => m.capacity() * (entry + 1),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{ChildSpec, ChildStatus};
 use crate::pid::Pid;
-use crate::shards::{PARTS, part_of};
+use crate::shards::PartedMap;
 
 /// One child: its spec and where it stands. Children started from one spec
 /// (a dynamic supervisor's batch) share it.
@@ -51,76 +51,18 @@ impl Child {
 /// child is known, even across restarts (a pid does).
 pub(super) type Serial = u64;
 
-/// A map from sequential numbers (serials, pid numbers) in
-/// [`PARTS`](crate::shards::PARTS) parts of unequal size: growing rehashes
-/// one part, never the whole (see [`shards`](crate::shards)).
-struct Shards<V> {
-    parts: Vec<FxHashMap<u64, V>>,
-    len: usize,
-}
-
-impl<V> Default for Shards<V> {
-    fn default() -> Self {
-        Shards {
-            parts: (0..PARTS).map(|_| FxHashMap::default()).collect(),
-            len: 0,
-        }
-    }
-}
-
-impl<V> Shards<V> {
-    fn part(&self, key: u64) -> &FxHashMap<u64, V> {
-        &self.parts[part_of(key)]
-    }
-
-    fn part_mut(&mut self, key: u64) -> &mut FxHashMap<u64, V> {
-        &mut self.parts[part_of(key)]
-    }
-
-    fn insert(&mut self, key: u64, value: V) {
-        if self.part_mut(key).insert(key, value).is_none() {
-            self.len += 1;
-        }
-    }
-
-    fn remove(&mut self, key: u64) -> Option<V> {
-        let removed = self.part_mut(key).remove(&key);
-        self.len -= removed.is_some() as usize;
-        removed
-    }
-
-    fn get(&self, key: u64) -> Option<&V> {
-        self.part(key).get(&key)
-    }
-
-    fn get_mut(&mut self, key: u64) -> Option<&mut V> {
-        self.part_mut(key).get_mut(&key)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&u64, &V)> {
-        self.parts.iter().flat_map(|part| part.iter())
-    }
-
-    fn clear(&mut self) {
-        for part in &mut self.parts {
-            *part = FxHashMap::default();
-        }
-        self.len = 0;
-    }
-}
-
 /// The children themselves: a static supervisor's in start order, a
 /// dynamic supervisor's in no order (OTP stops those all at once).
 enum Kept {
     InOrder(IndexMap<Serial, Child, FxBuildHasher>),
-    Unordered(Shards<Child>),
+    Unordered(PartedMap<Serial, Child>),
 }
 
 pub(super) struct Children {
     kept: Kept,
     /// Static children by id (dynamic children are known by pid only).
     by_id: FxHashMap<String, Serial>,
-    by_pid: Shards<Serial>,
+    by_pid: PartedMap<u64, Serial>,
     next: Serial,
 }
 
@@ -129,12 +71,12 @@ impl Children {
     pub(super) fn new(dynamic: bool) -> Children {
         Children {
             kept: if dynamic {
-                Kept::Unordered(Shards::default())
+                Kept::Unordered(PartedMap::default())
             } else {
                 Kept::InOrder(IndexMap::default())
             },
             by_id: FxHashMap::default(),
-            by_pid: Shards::default(),
+            by_pid: PartedMap::default(),
             next: 0,
         }
     }
@@ -142,7 +84,7 @@ impl Children {
     pub(super) fn len(&self) -> usize {
         match &self.kept {
             Kept::InOrder(m) => m.len(),
-            Kept::Unordered(m) => m.len,
+            Kept::Unordered(m) => m.len(),
         }
     }
 
@@ -180,7 +122,9 @@ impl Children {
             Kept::InOrder(m) => {
                 m.insert(serial, child);
             }
-            Kept::Unordered(m) => m.insert(serial, child),
+            Kept::Unordered(m) => {
+                m.insert(serial, child);
+            }
         }
         serial
     }
@@ -188,14 +132,14 @@ impl Children {
     pub(super) fn get(&self, serial: Serial) -> Option<&Child> {
         match &self.kept {
             Kept::InOrder(m) => m.get(&serial),
-            Kept::Unordered(m) => m.get(serial),
+            Kept::Unordered(m) => m.get(&serial),
         }
     }
 
     pub(super) fn get_mut(&mut self, serial: Serial) -> Option<&mut Child> {
         match &mut self.kept {
             Kept::InOrder(m) => m.get_mut(&serial),
-            Kept::Unordered(m) => m.get_mut(serial),
+            Kept::Unordered(m) => m.get_mut(&serial),
         }
     }
 
@@ -204,7 +148,7 @@ impl Children {
     }
 
     pub(super) fn by_pid(&self, pid: &Pid) -> Option<Serial> {
-        self.by_pid.get(pid.id().0).copied()
+        self.by_pid.get(&pid.id().0).copied()
     }
 
     /// Records that the child now runs as `pid` (or does not run).
@@ -214,7 +158,7 @@ impl Children {
             None => return,
         };
         if let Some(old) = old {
-            self.by_pid.remove(old.id().0);
+            self.by_pid.remove(&old.id().0);
         }
         if let Some(new) = &pid {
             self.by_pid.insert(new.id().0, serial);
@@ -233,10 +177,10 @@ impl Children {
     pub(super) fn remove(&mut self, serial: Serial) -> Option<Child> {
         let child = match &mut self.kept {
             Kept::InOrder(m) => m.shift_remove(&serial),
-            Kept::Unordered(m) => m.remove(serial),
+            Kept::Unordered(m) => m.remove(&serial),
         }?;
         if let Some(pid) = &child.pid {
-            self.by_pid.remove(pid.id().0);
+            self.by_pid.remove(&pid.id().0);
         }
         if self.by_id.get(&child.spec.id) == Some(&serial) {
             self.by_id.remove(&child.spec.id);
@@ -251,26 +195,5 @@ impl Children {
         }
         self.by_id.clear();
         self.by_pid.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sharded_map_finds_and_forgets_what_it_holds() {
-        let mut map = Shards::default();
-        for key in 0..10_000u64 {
-            map.insert(key, key * 2);
-        }
-        map.insert(5, 0);
-        assert_eq!(map.len, 10_000);
-        assert_eq!(map.get(5), Some(&0));
-        assert_eq!(map.remove(7), Some(14));
-        assert_eq!((map.remove(7), map.get(7), map.len), (None, None, 9_999));
-        assert_eq!(map.iter().count(), 9_999);
-        map.clear();
-        assert_eq!((map.len, map.iter().count()), (0, 0));
     }
 }
