@@ -39,6 +39,14 @@ use crate::accept::ConnectionSlot;
 pub const SESSIONS: &str = "live_sup";
 /// Sessions allowed at once; beyond, new pages are told to come back later.
 pub(crate) const MAX_SESSIONS: usize = 10_000;
+
+/// How a live page's session process is labelled: this, then the page's
+/// path (the system page counts sessions by page from the labels).
+pub(crate) const SESSION_LABEL: &str = "live session ";
+
+fn session_label(page: &str) -> String {
+    format!("{SESSION_LABEL}{page}")
+}
 /// Of those, kept for the admin's pages: a crowd (or a script) that fills
 /// the node with pages never locks the operator out of the dashboards.
 const ADMIN_RESERVE: usize = 64;
@@ -296,7 +304,7 @@ where
     } else {
         web.live.enter(connect.ip).map(Some)
     };
-    let (node, label) = (web.services.node.clone(), format!("live session {page}"));
+    let (node, label) = (web.services.node.clone(), session_label(page));
     let (slot, rights) = (connect.slot, connect.admin_session.map(rights_group));
     connect
         .ws

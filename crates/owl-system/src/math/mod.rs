@@ -426,7 +426,12 @@ impl MathService {
         // Set in the start function if the sandbox's admission refused.
         let admission_refused = Arc::new(AtomicBool::new(false));
         let refused_in_start = admission_refused.clone();
-        let (small, digits) = (n.to_i64(), n.as_str().as_bytes().to_vec());
+        // Within 64 bits the number itself; beyond, its digits (copied
+        // only then: most calculations are small).
+        let call = match n.to_i64() {
+            Some(n) => GuestCall::Sum(n),
+            None => GuestCall::Digits(n.as_str().as_bytes().to_vec()),
+        };
         let spec = ChildSpec::worker("sum", move |args| {
             // The monitor is set before the guest runs, so even a crash
             // in its first microsecond reaches the asker with its reason.
@@ -435,9 +440,11 @@ impl MathService {
                 .parent(args.supervisor.clone())
                 .monitored_by(reply_to.clone());
             let (node, reply_to) = (&args.node, reply_to.clone());
-            let started = match small {
-                Some(n) => sandbox.spawn_reply(node, MODULE, FUNCTION, vec![n], opts, reply_to),
-                None => sandbox.spawn_reply_bytes(
+            let started = match &call {
+                GuestCall::Sum(n) => {
+                    sandbox.spawn_reply(node, MODULE, FUNCTION, vec![*n], opts, reply_to)
+                }
+                GuestCall::Digits(digits) => sandbox.spawn_reply_bytes(
                     node,
                     MODULE,
                     FUNCTION_DIGITS,
@@ -518,6 +525,14 @@ impl MathService {
             outcome: Outcome::Crashed(reason),
         })
     }
+}
+
+/// Which guest function a calculation calls.
+enum GuestCall {
+    /// `sum(n)`, for n within 64 bits.
+    Sum(i64),
+    /// `sum_digits`, on n's decimal digits.
+    Digits(Vec<u8>),
 }
 
 /// The orphan reaper: once a second, ends the calculations whose page has

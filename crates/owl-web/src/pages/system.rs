@@ -25,9 +25,6 @@ use crate::{Web, layout};
 
 const REFRESH: Duration = Duration::from_secs(1);
 
-/// The label prefix of live pages' sessions (see `live::upgrade`).
-const LIVE_SESSION: &str = "live session ";
-
 struct Tick;
 
 /// `GET /dashboard/system`.
@@ -215,7 +212,7 @@ impl SystemPage {
         let mut pages: Vec<(&str, usize)> = s
             .by_label
             .iter()
-            .filter_map(|l| Some((l.label.strip_prefix(LIVE_SESSION)?, l.count)))
+            .filter_map(|l| Some((l.label.strip_prefix(live::SESSION_LABEL)?, l.count)))
             .filter(|(page, _)| page.starts_with('/'))
             .collect();
         pages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
