@@ -57,18 +57,6 @@ impl PartKey for u64 {
     }
 }
 
-impl PartKey for crate::pid::PidId {
-    fn part_key(&self) -> u64 {
-        self.0
-    }
-}
-
-impl PartKey for crate::pid::MonitorRef {
-    fn part_key(&self) -> u64 {
-        self.0
-    }
-}
-
 type Part<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// A hash map in [`PARTS`] parts of unequal size, for one owner (a

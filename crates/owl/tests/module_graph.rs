@@ -22,7 +22,6 @@ const ALLOWED: &[(&str, &[&str])] = &[(
         "pid",
         "process",
         "process::cell",
-        "process::small_map",
         "process::table",
         "process::task",
         "registry",

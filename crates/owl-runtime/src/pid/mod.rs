@@ -107,3 +107,17 @@ impl fmt::Display for MonitorRef {
         write!(f, "#Ref<0.{}>", self.0)
     }
 }
+
+// The id types pick their own part of a parted map (kept here so that
+// `shards` stays a leaf module that knows nothing of pids).
+impl crate::shards::PartKey for PidId {
+    fn part_key(&self) -> u64 {
+        self.0
+    }
+}
+
+impl crate::shards::PartKey for MonitorRef {
+    fn part_key(&self) -> u64 {
+        self.0
+    }
+}
