@@ -61,6 +61,7 @@
 //! });
 //! ```
 
+pub mod dist;
 mod gossip_thread;
 mod membership;
 mod request;

@@ -48,6 +48,10 @@ pub enum ExitReason {
     NoProc,
     /// The process used up its CPU-time budget.
     CpuLimit,
+    /// The node the process lived on can no longer be reached (it died, hung
+    /// or was cut off): what a remote link or monitor reports for it, like
+    /// Erlang's `noconnection`.
+    NoConnection,
 }
 
 impl ExitReason {
@@ -86,6 +90,7 @@ impl ExitReason {
             ExitReason::Error(_) => "error",
             ExitReason::NoProc => "noproc",
             ExitReason::CpuLimit => "cpu_limit",
+            ExitReason::NoConnection => "noconnection",
         }
     }
 }
@@ -108,7 +113,7 @@ impl std::str::FromStr for ExitReason {
 
     /// Reads what [`Display`](fmt::Display) writes: `normal`, `shutdown`,
     /// `shutdown: why`, `killed`, `kill`, `panic: message`, `noproc`,
-    /// `cpu_limit`; any other text is an [`ExitReason::Error`] carrying it.
+    /// `cpu_limit`, `noconnection`; any other text is an [`ExitReason::Error`] carrying it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         Ok(match s {
@@ -118,6 +123,7 @@ impl std::str::FromStr for ExitReason {
             "kill" => ExitReason::Kill,
             "noproc" => ExitReason::NoProc,
             "cpu_limit" => ExitReason::CpuLimit,
+            "noconnection" => ExitReason::NoConnection,
             _ => match (s.strip_prefix("shutdown: "), s.strip_prefix("panic: ")) {
                 (Some(why), _) => ExitReason::shutdown_with(why),
                 (_, Some(msg)) => ExitReason::Panic(msg.into()),

@@ -1,0 +1,577 @@
+//! Connections: dialling, accepting, the handshake, and the reader and
+//! writer of a live connection. All of it runs on the distribution's own
+//! I/O thread, so that a node whose schedulers are saturated still answers
+//! its peers and is never taken for dead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use owl_runtime::{CallError, ExitReason};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsStream;
+
+use super::agent::Command;
+use super::outbound::Outbound;
+use super::types::Delivery;
+use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Target};
+use super::{Peer, PeerState, Shared};
+use crate::NodeEvent;
+
+/// What the acceptor answers a dial it loses to its own (the node with the
+/// smaller name dials).
+const SIMULTANEOUS: &str = "simultaneous connect: my dial to you wins";
+
+/// How long connecting and the handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a dial that failed keeps the peer from being dialled again.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// The most bytes written to the socket at once.
+const BATCH: usize = 256 * 1024;
+
+/// Starts dialling `name` (its state goes to `Dialing`); frames pushed
+/// meanwhile wait in the returned queue.
+pub(super) fn start_dial(shared: &Arc<Shared>, name: Arc<str>, peer: &mut Peer) -> Arc<Outbound> {
+    let out = Arc::new(Outbound::new(
+        shared.new_generation(),
+        shared.config.max_queued,
+    ));
+    peer.state = PeerState::Dialing(out.clone());
+    let addr = peer.addr.expect("dialled only with an address");
+    let shared2 = shared.clone();
+    let dialing = out.clone();
+    shared.io.spawn(async move {
+        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared2, addr)).await;
+        match result {
+            Ok(Ok((stream, Head::Welcome { creation }))) => {
+                if promote(&shared2, &name, &dialing, creation) {
+                    run(shared2, name, dialing, stream).await;
+                }
+            }
+            Ok(Ok((_, Head::Refused { why }))) if why == SIMULTANEOUS => {
+                // Its dial to us carries the connection; give it time to land.
+                tokio::time::sleep(HANDSHAKE_TIMEOUT).await;
+                dial_failed(&shared2, &name, &dialing, "its own dial never came");
+            }
+            Ok(Ok((_, head))) => dial_failed(&shared2, &name, &dialing, &format!("{head:?}")),
+            Ok(Err(e)) => dial_failed(&shared2, &name, &dialing, &e),
+            Err(_) => dial_failed(&shared2, &name, &dialing, "handshake timed out"),
+        }
+    });
+    out
+}
+
+/// Connects, shakes hands, and reads the acceptor's answer.
+async fn handshake(
+    shared: &Shared,
+    addr: std::net::SocketAddr,
+) -> Result<(TlsStream<TcpStream>, Head<'static>), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
+    let mut stream = TlsStream::Client(
+        connector
+            .connect(super::tls::server_name(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?,
+    );
+    let hello = wire::encode::<()>(
+        &Head::Hello {
+            node: &shared.name,
+            creation: shared.creation,
+            version: wire::VERSION,
+        },
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    stream
+        .write_all(&wire::single_chunk(&hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let answer = read_single(&mut stream).await?;
+    let head = match wire::decode(&answer).map_err(|e| e.to_string())?.0 {
+        Head::Welcome { creation } => Head::Welcome { creation },
+        Head::Refused { why } => Head::Refused {
+            why: if why == SIMULTANEOUS {
+                SIMULTANEOUS
+            } else {
+                "refused"
+            },
+        },
+        other => return Err(format!("unexpected answer {other:?}")),
+    };
+    Ok((stream, head))
+}
+
+/// Reads one frame that fits one chunk (the handshake's).
+async fn read_single<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, String> {
+    let mut header = [0u8; CHUNK_HEADER];
+    stream
+        .read_exact(&mut header)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (len, _, last) = wire::read_chunk_header(&header).map_err(|e| e.to_string())?;
+    if !last {
+        return Err("a handshake frame in pieces".into());
+    }
+    let mut frame = vec![0u8; len];
+    stream
+        .read_exact(&mut frame)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(frame)
+}
+
+/// The dial got through: the peer is up (unless an accepted connection
+/// took its place meanwhile).
+fn promote(shared: &Shared, name: &Arc<str>, out: &Arc<Outbound>, creation: u32) -> bool {
+    let mut peers = shared.peers.write();
+    let Some(peer) = peers.get_mut(name) else {
+        return false;
+    };
+    match &peer.state {
+        PeerState::Dialing(o) if Arc::ptr_eq(o, out) => {
+            peer.state = PeerState::Up {
+                out: out.clone(),
+                creation,
+            };
+            drop(peers);
+            shared.node_event(NodeEvent::Up(name.to_string()));
+            true
+        }
+        _ => false,
+    }
+}
+
+fn dial_failed(shared: &Shared, name: &Arc<str>, out: &Arc<Outbound>, why: &str) {
+    tracing::debug!(target: "owl::dist", node = %shared.name, peer = %name, why, "dial failed");
+    {
+        let mut peers = shared.peers.write();
+        if let Some(peer) = peers.get_mut(name)
+            && matches!(&peer.state, PeerState::Dialing(o) if Arc::ptr_eq(o, out))
+        {
+            peer.state = PeerState::Down;
+            peer.retry_at = Some(Instant::now() + RETRY_AFTER);
+        } else {
+            return;
+        }
+    }
+    out.close();
+    lost(shared, name, out.generation);
+}
+
+/// Everything that went to a connection that is gone: the agent fires its
+/// links and monitors, and its calls fail.
+fn lost(shared: &Shared, name: &Arc<str>, generation: u64) {
+    shared.to_agent(Command::PeerDown {
+        peer: name.clone(),
+        generation,
+    });
+    let mut calls = shared.calls.lock();
+    let failed: Vec<u64> = calls
+        .iter()
+        .filter(|(_, c)| &c.peer == name && c.generation == generation)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in failed {
+        if let Some(call) = calls.remove(&id) {
+            let _ = call
+                .reply
+                .send(Err(CallError::Exited(ExitReason::NoConnection)));
+        }
+    }
+}
+
+/// Accepts connections for as long as the agent runs.
+pub(super) async fn accept_loop(shared: Arc<Shared>) {
+    let listener = match shared
+        .listener
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+    {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(target: "owl::dist", node = %shared.name, error = %e, "cannot listen");
+            return;
+        }
+    };
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(accept_one(shared.clone(), tcp));
+    }
+}
+
+async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
+    let admitted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.server.clone());
+        let mut stream = TlsStream::Server(acceptor.accept(tcp).await.map_err(|e| e.to_string())?);
+        let hello = read_single(&mut stream).await?;
+        let (name, creation) = match wire::decode(&hello).map_err(|e| e.to_string())?.0 {
+            Head::Hello {
+                node,
+                creation,
+                version,
+            } if version == wire::VERSION => (Arc::<str>::from(node), creation),
+            Head::Hello { version, .. } => {
+                return Err(format!("protocol version {version}, not {}", wire::VERSION));
+            }
+            other => return Err(format!("expected a hello, got {other:?}")),
+        };
+        if crate::check_node_name(&name).is_err() || name == shared.name {
+            return Err(format!("a peer calling itself {name:?}"));
+        }
+        let decision = admit(&shared, &name, creation);
+        let answer = match &decision {
+            Ok(_) => Head::Welcome {
+                creation: shared.creation,
+            },
+            Err(why) => Head::Refused { why },
+        };
+        let answer = wire::encode::<()>(&answer, None).map_err(|e| e.to_string())?;
+        stream
+            .write_all(&wire::single_chunk(&answer))
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.flush().await.map_err(|e| e.to_string())?;
+        Ok(decision.ok().map(|out| (name, out, stream)))
+    })
+    .await;
+    match admitted {
+        Ok(Ok(Some((name, out, stream)))) => {
+            shared.node_event(NodeEvent::Up(name.to_string()));
+            run(shared, name, out, stream).await;
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(why)) => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "owl::dist", node = %shared.name, why, "connection refused");
+        }
+        Err(_) => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "owl::dist", node = %shared.name, "handshake timed out");
+        }
+    }
+}
+
+/// Whether a dial from `name` becomes the connection to it: the node with
+/// the smaller name wins a simultaneous connect; a peer that dials while
+/// we think it connected has lost that connection (or restarted), so the
+/// new one replaces it.
+fn admit(shared: &Shared, name: &Arc<str>, creation: u32) -> Result<Arc<Outbound>, &'static str> {
+    let mut peers = shared.peers.write();
+    let peer = peers.entry(name.clone()).or_insert(Peer {
+        addr: None,
+        state: PeerState::Down,
+        retry_at: None,
+    });
+    let fresh = || {
+        Arc::new(Outbound::new(
+            shared.new_generation(),
+            shared.config.max_queued,
+        ))
+    };
+    let out = match &peer.state {
+        PeerState::Dialing(_) if *shared.name < **name => return Err(SIMULTANEOUS),
+        // Our dial loses: the frames queued for it go on this connection.
+        PeerState::Dialing(out) => out.clone(),
+        PeerState::Up { out, .. } => {
+            out.close();
+            fresh()
+        }
+        PeerState::Down => fresh(),
+    };
+    peer.state = PeerState::Up {
+        out: out.clone(),
+        creation,
+    };
+    Ok(out)
+}
+
+/// Runs a connection until it breaks, then reports it lost.
+async fn run(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    out: Arc<Outbound>,
+    stream: TlsStream<TcpStream>,
+) {
+    let (reader, writer) = tokio::io::split(stream);
+    let why = tokio::select! {
+        why = read_loop(&shared, &name, &out, reader) => why,
+        why = write_loop(&out, writer, shared.config.tick) => why,
+    };
+    let was_up = {
+        let mut peers = shared.peers.write();
+        match peers.get_mut(&name) {
+            Some(peer) if matches!(&peer.state, PeerState::Up { out: o, .. } if Arc::ptr_eq(o, &out)) =>
+            {
+                peer.state = PeerState::Down;
+                true
+            }
+            _ => false,
+        }
+    };
+    out.close();
+    tracing::info!(target: "owl::dist", node = %shared.name, peer = %name, why, "connection ended");
+    lost(&shared, &name, out.generation);
+    if was_up {
+        shared.node_event(NodeEvent::Down(name.to_string()));
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    out: &Outbound,
+    mut writer: W,
+    tick: Duration,
+) -> String {
+    let tick_frame =
+        wire::single_chunk(&wire::encode::<()>(&Head::Tick, None).expect("a tick encodes"));
+    let mut batch = Vec::with_capacity(BATCH + CHUNK);
+    loop {
+        batch.clear();
+        out.fill(&mut batch, BATCH);
+        if batch.is_empty() {
+            if out.is_closed() {
+                return "closed here".into();
+            }
+            if tokio::time::timeout(tick, out.wait()).await.is_ok() {
+                continue;
+            }
+            batch.extend_from_slice(&tick_frame);
+        }
+        if let Err(e) = writer.write_all(&batch).await {
+            return format!("write: {e}");
+        }
+        if let Err(e) = writer.flush().await {
+            return format!("write: {e}");
+        }
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Arc<Shared>,
+    name: &Arc<str>,
+    out: &Arc<Outbound>,
+    reader: R,
+) -> String {
+    let mut reader = BufReader::with_capacity(CHUNK + CHUNK_HEADER, reader);
+    let dead_after = shared.config.dead_after;
+    let max = shared.config.max_message;
+    // Frames that came in part, by lane; all of them together are bounded.
+    let mut partial: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut partial_bytes = 0usize;
+    let mut header = [0u8; CHUNK_HEADER];
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        match tokio::time::timeout(dead_after, reader.read_exact(&mut header)).await {
+            Err(_) => return format!("no word from it in {dead_after:?}"),
+            Ok(Err(e)) => return format!("read: {e}"),
+            Ok(Ok(_)) => {}
+        }
+        let (len, lane, last) = match wire::read_chunk_header(&header) {
+            Ok(h) => h,
+            Err(e) => return refuse(shared, e),
+        };
+        chunk.resize(len, 0);
+        match tokio::time::timeout(dead_after, reader.read_exact(&mut chunk)).await {
+            Err(_) => return format!("no word from it in {dead_after:?}"),
+            Ok(Err(e)) => return format!("read: {e}"),
+            Ok(Ok(_)) => {}
+        }
+        let done = if !last || partial.contains_key(&lane) {
+            let so_far = partial.entry(lane).or_default();
+            if so_far.len() + len > max || partial_bytes + len > 2 * max {
+                return refuse(shared, Malformed(format!("a frame over {max} bytes")));
+            }
+            so_far.extend_from_slice(&chunk);
+            partial_bytes += len;
+            if !last {
+                continue;
+            }
+            let frame = partial.remove(&lane).unwrap_or_default();
+            partial_bytes -= frame.len();
+            frame
+        } else {
+            std::mem::take(&mut chunk)
+        };
+        if let Err(e) = handle(shared, name, out, &done) {
+            return refuse(shared, e);
+        }
+        if chunk.capacity() == 0 {
+            chunk = done;
+        }
+    }
+}
+
+fn refuse(shared: &Shared, e: Malformed) -> String {
+    shared.refused.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(target: "owl::dist", node = %shared.name, error = %e, "closing a connection");
+    e.to_string()
+}
+
+/// Acts on one frame from `name`.
+fn handle(
+    shared: &Arc<Shared>,
+    name: &Arc<str>,
+    out: &Arc<Outbound>,
+    frame: &[u8],
+) -> Result<(), Malformed> {
+    let (head, body) = wire::decode(frame)?;
+    shared.frames_received.fetch_add(1, Ordering::Relaxed);
+    match head {
+        Head::Tick => {}
+        Head::Send { to, tag } => {
+            let delivered = shared
+                .resolve_target(&to)
+                .and_then(|pid| shared.config.types.deliver(tag, &pid, body));
+            if delivered != Some(Delivery::Delivered) {
+                shared.undeliverable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Head::Call {
+            id,
+            to,
+            tag,
+            timeout_ms,
+        } => serve_call(shared, out, id, &to, tag, timeout_ms, body),
+        Head::Reply { id, failure } => {
+            if let Some(call) = shared.calls.lock().remove(&id) {
+                let _ = call.reply.send(match failure {
+                    None => Ok(body.to_vec()),
+                    Some(f) => Err(call_error(f)),
+                });
+            }
+        }
+        Head::Watch {
+            reference,
+            watcher,
+            target,
+            link,
+        } => shared.to_agent(Command::RemoteWatch {
+            peer: name.clone(),
+            generation: out.generation,
+            reference,
+            watcher,
+            target: match target {
+                Target::Pid { id, creation } => OwnedTarget::Pid { id, creation },
+                Target::Name(n) => OwnedTarget::Name(n.to_string()),
+            },
+            link,
+        }),
+        Head::Unwatch { reference } => shared.to_agent(Command::RemoteUnwatch {
+            peer: name.clone(),
+            reference,
+            exit: None,
+        }),
+        Head::LinkExit { reference, reason } => shared.to_agent(Command::RemoteUnwatch {
+            peer: name.clone(),
+            reference,
+            exit: Some(reason.parse().unwrap_or(ExitReason::NoProc)),
+        }),
+        Head::Down {
+            reference,
+            pid,
+            reason,
+        } => shared.to_agent(Command::RemoteDown {
+            peer: name.clone(),
+            reference,
+            pid,
+            reason: reason.parse().unwrap_or(ExitReason::NoProc),
+        }),
+        Head::Hello { .. } | Head::Welcome { .. } | Head::Refused { .. } => {
+            return Err(Malformed("a handshake frame on a live connection".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A wire target kept past its frame.
+#[derive(Clone, Debug)]
+pub(super) enum OwnedTarget {
+    Pid { id: u64, creation: u32 },
+    Name(String),
+}
+
+impl OwnedTarget {
+    pub(super) fn as_target(&self) -> Target<'_> {
+        match self {
+            OwnedTarget::Pid { id, creation } => Target::Pid {
+                id: *id,
+                creation: *creation,
+            },
+            OwnedTarget::Name(n) => Target::Name(n),
+        }
+    }
+}
+
+fn serve_call(
+    shared: &Arc<Shared>,
+    out: &Arc<Outbound>,
+    id: u64,
+    to: &Target<'_>,
+    tag: &str,
+    timeout_ms: u64,
+    body: &[u8],
+) {
+    let reply_lane = id.wrapping_mul(2) | 1;
+    let answer = move |out: &Outbound, result: Result<Vec<u8>, CallFailure<'_>>| {
+        let (failure, reply) = match result {
+            Ok(reply) => (None, reply),
+            Err(failure) => (Some(failure), Vec::new()),
+        };
+        if let Ok(mut frame) = wire::encode::<()>(&Head::Reply { id, failure }, None) {
+            frame.extend_from_slice(&reply);
+            let _ = out.push(reply_lane, frame);
+        }
+    };
+    let Some(target) = shared.resolve_target(to) else {
+        return answer(out, Err(CallFailure::NoProcess));
+    };
+    let timeout = Duration::from_millis(timeout_ms);
+    let Some(served) = shared
+        .config
+        .types
+        .serve(tag, target, body.to_vec(), timeout)
+    else {
+        return answer(out, Err(CallFailure::NotServed));
+    };
+    let out = out.clone();
+    tokio::spawn(async move {
+        let reason;
+        let result = match served.await {
+            Ok(reply) => Ok(reply),
+            Err(CallError::Timeout) => Err(CallFailure::Timeout),
+            Err(CallError::Exited(r)) => {
+                reason = r.to_string();
+                Err(CallFailure::Exited(&reason))
+            }
+            Err(CallError::NoProcess) => Err(CallFailure::NoProcess),
+            Err(CallError::Full) => Err(CallFailure::Full),
+            Err(CallError::WrongKind(_)) => Err(CallFailure::WrongKind),
+            Err(_) => Err(CallFailure::NoReply),
+        };
+        answer(&out, result);
+    });
+}
+
+/// A remote call's failure as the caller sees it.
+fn call_error(failure: CallFailure<'_>) -> CallError {
+    match failure {
+        CallFailure::Timeout => CallError::Timeout,
+        CallFailure::Exited(reason) => {
+            CallError::Exited(reason.parse().unwrap_or(ExitReason::NoProc))
+        }
+        CallFailure::NoProcess => CallError::NoProcess,
+        CallFailure::Full => CallError::Full,
+        CallFailure::WrongKind => CallError::WrongKind("server of the registered type"),
+        CallFailure::NoReply | CallFailure::NotServed => CallError::NoReply,
+    }
+}

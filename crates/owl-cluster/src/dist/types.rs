@@ -1,0 +1,143 @@
+//! Which values may cross between nodes: the types a node registered,
+//! each under a name that is the same on every node.
+//!
+//! The rule: a message type crosses if it is `Serialize +
+//! DeserializeOwned + Send + 'static` and both nodes registered it under
+//! the same name ([`DistConfig::message`](super::DistConfig::message)); a
+//! call crosses if both registered the server type and request type
+//! ([`DistConfig::serve`](super::DistConfig::serve)). The receiver decodes
+//! into the registered Rust type and delivers a plain value, so a process
+//! receives a remote message exactly as a local one: `p.recv::<Ping>()`.
+//! Names, not Rust type paths, go on the wire, so that two builds of the
+//! same program (a rolling upgrade) still understand each other.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use owl_runtime::server::{Answers, ServerRef};
+use owl_runtime::{CallError, Pid, SendError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What a remote call's handler returns: the encoded reply.
+pub(crate) type Served = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
+
+type DeliverFn = fn(&Pid, &[u8]) -> Delivery;
+type ServeFn = fn(Pid, Vec<u8>, Duration) -> Served;
+
+/// What became of a message that arrived.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Delivered,
+    /// The process is gone, or its bounded mailbox was full (as with a
+    /// local send, the message is dropped).
+    Dropped,
+    /// The body is not a value of the registered type.
+    Undecodable,
+}
+
+/// The registered types of one node.
+#[derive(Clone, Default)]
+pub(crate) struct Types {
+    message_tags: HashMap<TypeId, Arc<str>>,
+    call_tags: HashMap<TypeId, Arc<str>>,
+    messages: HashMap<Arc<str>, DeliverFn>,
+    calls: HashMap<Arc<str>, ServeFn>,
+}
+
+impl std::fmt::Debug for Types {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut messages: Vec<_> = self.messages.keys().collect();
+        messages.sort();
+        let mut calls: Vec<_> = self.calls.keys().collect();
+        calls.sort();
+        f.debug_struct("Types")
+            .field("messages", &messages)
+            .field("calls", &calls)
+            .finish()
+    }
+}
+
+/// The key of a call type: the server and the request together.
+fn call_key<S: 'static, M: 'static>() -> TypeId {
+    TypeId::of::<(fn(S), M)>()
+}
+
+impl Types {
+    pub(crate) fn add_message<M>(&mut self, name: &str)
+    where
+        M: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let name: Arc<str> = name.into();
+        self.message_tags.insert(TypeId::of::<M>(), name.clone());
+        self.messages.insert(name, deliver::<M>);
+    }
+
+    pub(crate) fn add_call<S, M, How>(&mut self, name: &str)
+    where
+        S: Answers<M, How>,
+        M: Serialize + DeserializeOwned + Send + 'static,
+        How: 'static,
+        <S as Answers<M, How>>::Reply: Serialize + DeserializeOwned,
+    {
+        let name: Arc<str> = name.into();
+        self.call_tags.insert(call_key::<S, M>(), name.clone());
+        self.calls.insert(name, serve::<S, M, How>);
+    }
+
+    /// The name `M` was registered under, if it was.
+    pub(crate) fn message_tag<M: 'static>(&self) -> Option<&str> {
+        self.message_tags.get(&TypeId::of::<M>()).map(|t| &**t)
+    }
+
+    /// The name calls of `M` to an `S` were registered under, if they were.
+    pub(crate) fn call_tag<S: 'static, M: 'static>(&self) -> Option<&str> {
+        self.call_tags.get(&call_key::<S, M>()).map(|t| &**t)
+    }
+
+    /// Decodes a message registered as `tag` and delivers it to `to`;
+    /// `None` if no type has that name here.
+    pub(crate) fn deliver(&self, tag: &str, to: &Pid, body: &[u8]) -> Option<Delivery> {
+        self.messages.get(tag).map(|deliver| deliver(to, body))
+    }
+
+    /// Runs a call registered as `tag` against `to`; `None` if this node
+    /// serves no call of that name.
+    pub(crate) fn serve(
+        &self,
+        tag: &str,
+        to: Pid,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Option<Served> {
+        self.calls.get(tag).map(|serve| serve(to, body, timeout))
+    }
+}
+
+fn deliver<M: DeserializeOwned + Send + 'static>(to: &Pid, body: &[u8]) -> Delivery {
+    let Ok(value) = postcard::from_bytes::<M>(body) else {
+        return Delivery::Undecodable;
+    };
+    match to.send(value) {
+        Ok(()) => Delivery::Delivered,
+        Err(SendError::NoProcess(_) | SendError::Full(_)) => Delivery::Dropped,
+    }
+}
+
+fn serve<S, M, How>(to: Pid, body: Vec<u8>, timeout: Duration) -> Served
+where
+    S: Answers<M, How>,
+    M: DeserializeOwned + Send + 'static,
+    How: 'static,
+    <S as Answers<M, How>>::Reply: Serialize,
+{
+    Box::pin(async move {
+        let request: M = postcard::from_bytes(&body).map_err(|_| CallError::NoReply)?;
+        let reply = ServerRef::<S>::from_pid(to).call(request, timeout).await?;
+        postcard::to_allocvec(&reply).map_err(|_| CallError::NoReply)
+    })
+}

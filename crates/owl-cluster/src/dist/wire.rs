@@ -1,0 +1,230 @@
+//! What travels between two nodes, and how it is cut up.
+//!
+//! A *frame* is one message, call, reply or signal: a small header
+//! (postcard), then its body (the user's value, postcard too). On the
+//! connection a frame travels as one or more *chunks* of at most
+//! [`CHUNK`] bytes, each tagged with its *lane* — the process (or name) it
+//! is for. The writer takes chunks from the lanes in turn, so a 10 MB
+//! message to one process is interleaved with, not ahead of, a small one to
+//! another; and one lane is one queue, so what one process sends another
+//! arrives in the order sent.
+
+use serde::{Deserialize, Serialize};
+
+/// The most bytes of a frame in one chunk.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// A chunk's header: its length (u32), its lane (u64), whether it ends
+/// its frame (u8).
+pub(crate) const CHUNK_HEADER: usize = 13;
+
+/// The lane of frames that belong to no process (handshake, ticks).
+pub(crate) const CONTROL_LANE: u64 = 0;
+
+/// The protocol version in the handshake: nodes that disagree refuse each
+/// other with a reason rather than misread each other.
+pub(crate) const VERSION: u32 = 1;
+
+/// Where a frame is going on the receiving node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Target<'a> {
+    /// A process, by number and node incarnation.
+    Pid { id: u64, creation: u32 },
+    /// Whatever process is registered under the name when it arrives.
+    Name(&'a str),
+}
+
+impl Target<'_> {
+    /// The lane the frame travels on: one per receiving process or name.
+    pub(crate) fn lane(&self) -> u64 {
+        match self {
+            Target::Pid { id, .. } => id.wrapping_mul(2) | 1,
+            // Even lanes for names; 0 stays the control lane.
+            Target::Name(name) => {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in name.bytes() {
+                    h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+                }
+                (h << 1).max(2)
+            }
+        }
+    }
+}
+
+/// Why a remote call failed, as it crosses the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CallFailure<'a> {
+    Timeout,
+    Exited(&'a str),
+    NoProcess,
+    Full,
+    NoReply,
+    WrongKind,
+    /// The receiving node does not serve calls of this kind.
+    NotServed,
+}
+
+/// A frame's header; the body, if any, follows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Head<'a> {
+    /// The dialer's first frame.
+    Hello {
+        node: &'a str,
+        creation: u32,
+        version: u32,
+    },
+    /// The acceptor takes the connection.
+    Welcome { creation: u32 },
+    /// The acceptor refuses it, saying why.
+    Refused { why: &'a str },
+    /// Nothing to send for a while: "I am alive".
+    Tick,
+    /// A message; the body is the value, of the type registered as `tag`.
+    Send { to: Target<'a>, tag: &'a str },
+    /// A call; the body is the request.
+    Call {
+        id: u64,
+        to: Target<'a>,
+        tag: &'a str,
+        timeout_ms: u64,
+    },
+    /// A call's answer: the body is the reply when `failure` is `None`.
+    Reply {
+        id: u64,
+        failure: Option<CallFailure<'a>>,
+    },
+    /// Start watching `target` for the process `watcher` of the sending
+    /// node: a monitor, or the remote half of a link.
+    Watch {
+        reference: u64,
+        watcher: u64,
+        target: Target<'a>,
+        link: bool,
+    },
+    /// Stop the watch `reference` (a demonitor, or its watcher ended
+    /// normally without a link).
+    Unwatch { reference: u64 },
+    /// The watched process ended (or was never there): `reason` as text.
+    Down {
+        reference: u64,
+        pid: u64,
+        reason: &'a str,
+    },
+    /// The linked process on the sending node ended: the link's other end
+    /// gets an exit signal with `reason`.
+    LinkExit { reference: u64, reason: &'a str },
+}
+
+/// A malformed frame or chunk: the connection it came on is closed.
+#[derive(Debug)]
+pub(crate) struct Malformed(pub(crate) String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed frame: {}", self.0)
+    }
+}
+
+/// A frame: `head`, then `body` encoded after it (`None`: no body).
+pub(crate) fn encode<B: Serialize + ?Sized>(
+    head: &Head<'_>,
+    body: Option<&B>,
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut frame = vec![0u8; 2];
+    frame = postcard::to_extend(head, frame)?;
+    let head_len = frame.len() - 2;
+    let head_len = u16::try_from(head_len).map_err(|_| postcard::Error::SerializeBufferFull)?;
+    frame[..2].copy_from_slice(&head_len.to_le_bytes());
+    if let Some(body) = body {
+        frame = postcard::to_extend(body, frame)?;
+    }
+    Ok(frame)
+}
+
+/// A frame's head and the bytes of its body.
+pub(crate) fn decode(frame: &[u8]) -> Result<(Head<'_>, &[u8]), Malformed> {
+    let Some((len, rest)) = frame.split_first_chunk::<2>() else {
+        return Err(Malformed("shorter than its header length".into()));
+    };
+    let len = u16::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(Malformed("header longer than the frame".into()));
+    }
+    let (head, body) = rest.split_at(len);
+    let head = postcard::from_bytes(head).map_err(|e| Malformed(e.to_string()))?;
+    Ok((head, body))
+}
+
+/// Appends a chunk header.
+pub(crate) fn put_chunk_header(out: &mut Vec<u8>, len: usize, lane: u64, last: bool) {
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&lane.to_le_bytes());
+    out.push(last as u8);
+}
+
+/// Reads a chunk header: length, lane, last.
+pub(crate) fn read_chunk_header(
+    header: &[u8; CHUNK_HEADER],
+) -> Result<(usize, u64, bool), Malformed> {
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let lane = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    let last = match header[12] {
+        0 => false,
+        1 => true,
+        other => return Err(Malformed(format!("chunk flag {other}"))),
+    };
+    if len > CHUNK {
+        return Err(Malformed(format!("chunk of {len} bytes (at most {CHUNK})")));
+    }
+    Ok((len, lane, last))
+}
+
+/// One whole frame as a single chunk (handshake frames).
+pub(crate) fn single_chunk(frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CHUNK_HEADER + frame.len());
+    put_chunk_header(&mut out, frame.len(), CONTROL_LANE, true);
+    out.extend_from_slice(frame);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_decodes_to_what_was_encoded() {
+        let head = Head::Send {
+            to: Target::Name("pong"),
+            tag: "ping",
+        };
+        let frame = encode(&head, Some(&(7u32, "seven".to_string()))).unwrap();
+        let (got, body) = decode(&frame).unwrap();
+        assert_eq!(got, head);
+        let value: (u32, String) = postcard::from_bytes(body).unwrap();
+        assert_eq!(value, (7, "seven".to_string()));
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for bad in [&[][..], &[5, 0, 1], &[2, 0, 200, 200], &[255, 255]] {
+            assert!(decode(bad).is_err(), "{bad:?}");
+        }
+        let mut header = [0u8; CHUNK_HEADER];
+        header[..4].copy_from_slice(&(CHUNK as u32 + 1).to_le_bytes());
+        header[12] = 1;
+        assert!(read_chunk_header(&header).is_err());
+        header[..4].copy_from_slice(&1u32.to_le_bytes());
+        header[12] = 7;
+        assert!(read_chunk_header(&header).is_err());
+    }
+
+    #[test]
+    fn lanes_of_processes_and_names_never_meet_the_control_lane() {
+        assert_ne!(Target::Pid { id: 0, creation: 1 }.lane(), CONTROL_LANE);
+        assert_ne!(Target::Name("").lane(), CONTROL_LANE);
+        assert_ne!(
+            Target::Pid { id: 3, creation: 1 }.lane(),
+            Target::Pid { id: 4, creation: 1 }.lane()
+        );
+    }
+}
