@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use owl_runtime::supervisor::ChildSpec;
 use owl_runtime::{Down, ExitReason, MonitorRef, Pid, PidId, Process, SpawnOptions};
@@ -125,6 +126,12 @@ async fn run(shared: Arc<Shared>, mut p: Process) {
                 }
             }
         }
+        shared
+            .watching
+            .store(state.watches.len() as u64, Ordering::Relaxed);
+        shared
+            .watched_here
+            .store(state.held.len() as u64, Ordering::Relaxed);
     }
 }
 

@@ -283,6 +283,10 @@ pub struct DistStats {
     pub undeliverable: u64,
     /// Connections refused: a bad handshake, another secret, a bad frame.
     pub refused: u64,
+    /// Links and monitors local processes hold on remote ones now.
+    pub watching: u64,
+    /// Links and monitors remote processes hold on local ones now.
+    pub watched_here: u64,
 }
 
 #[derive(Debug)]
@@ -329,6 +333,9 @@ struct Shared {
     frames_received: AtomicU64,
     undeliverable: AtomicU64,
     refused: AtomicU64,
+    /// Gauges the agent keeps: see [`DistStats`].
+    watching: AtomicU64,
+    watched_here: AtomicU64,
 }
 
 /// One node's end of distribution. Cheap to clone.
@@ -383,6 +390,8 @@ impl Dist {
                 frames_received: AtomicU64::new(0),
                 undeliverable: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
+                watching: AtomicU64::new(0),
+                watched_here: AtomicU64::new(0),
             }),
         })
     }
@@ -459,6 +468,8 @@ impl Dist {
             frames_received: s.frames_received.load(Ordering::Relaxed),
             undeliverable: s.undeliverable.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
+            watching: s.watching.load(Ordering::Relaxed),
+            watched_here: s.watched_here.load(Ordering::Relaxed),
         }
     }
 

@@ -1,0 +1,584 @@
+//! Distribution between real nodes on loopback: each node a runtime of its
+//! own with a real TLS listener; some tests put a TCP relay between two
+//! nodes to read the bytes or to cut the wire, and some run the other node
+//! as an OS process (the ping_pong example) to kill or freeze it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use owl_cluster::ClusterSecret;
+use owl_cluster::dist::{Dest, Dist, DistConfig, NodePid, RemoteDown};
+use owl_runtime::prelude::*;
+use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorRef, SupervisorSpec};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "a secret shared by every test node";
+const LONG: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Numbered(u64);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Text(String);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ping {
+    n: u32,
+    reply_to: NodePid,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Pong(u32);
+
+#[derive(Default)]
+struct Counter(u64);
+impl Server for Counter {}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Add(u64);
+impl Handle<Add> for Counter {
+    type Reply = u64;
+    async fn handle(&mut self, Add(n): Add, _: &mut Ctx<'_>) -> u64 {
+        self.0 += n;
+        self.0
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Nap(u64);
+impl Handle<Nap> for Counter {
+    type Reply = ();
+    async fn handle(&mut self, Nap(ms): Nap, _: &mut Ctx<'_>) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+fn config(name: &str, secret: &str) -> DistConfig {
+    DistConfig::new(
+        name,
+        "127.0.0.1:0".parse().unwrap(),
+        ClusterSecret::new(secret).unwrap(),
+    )
+    .message::<Numbered>("numbered")
+    .message::<Text>("text")
+    .message::<Ping>("ping")
+    .message::<Pong>("pong")
+    .serve::<Counter, Add, _>("counter.add")
+    .serve::<Counter, Nap, _>("counter.nap")
+}
+
+/// One node: its runtime, its distribution, and the tree that runs it.
+struct TestNode {
+    rt: Runtime,
+    dist: Dist,
+    _root: SupervisorRef,
+}
+
+impl TestNode {
+    fn start(name: &str) -> TestNode {
+        TestNode::with_secret(name, SECRET)
+    }
+
+    fn with_secret(name: &str, secret: &str) -> TestNode {
+        let rt = Runtime::new(Config::default()).unwrap();
+        let dist = Dist::new(&rt.node(), config(name, secret)).unwrap();
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(dist.child_spec());
+        let root = rt.block_on(Supervisor::start(&rt.node(), spec)).unwrap();
+        TestNode {
+            rt,
+            dist,
+            _root: root,
+        }
+    }
+
+    fn node(&self) -> Node {
+        self.rt.node()
+    }
+
+    /// Spawns a process that registers `name` and forwards what it
+    /// receives of type `M` to the returned channel.
+    fn collector<M: Send + 'static>(&self, name: &str) -> std::sync::mpsc::Receiver<M> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let name = name.to_string();
+        self.node().spawn(move |mut p| async move {
+            p.register(&name).unwrap();
+            ready.send(()).unwrap();
+            loop {
+                let m: M = p.recv().await;
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        });
+        is_ready.recv_timeout(LONG).unwrap();
+        rx
+    }
+}
+
+/// Waits until `check` holds, polling; fails after 20 s.
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn connected_pair() -> (TestNode, TestNode) {
+    let a = TestNode::start("a");
+    let b = TestNode::start("b");
+    a.dist.connect("b", b.dist.local_addr());
+    wait_for("a and b to connect", || {
+        a.dist.is_connected("b") && b.dist.is_connected("a")
+    });
+    (a, b)
+}
+
+#[test]
+fn messages_cross_by_name_and_by_pid_in_the_order_sent() {
+    let (a, b) = connected_pair();
+    let inbox = b.collector::<Numbered>("sink");
+    let sink = Dest::named("sink", "b");
+    for i in 0..10_000 {
+        a.dist.send(&sink, Numbered(i)).unwrap();
+    }
+    let got: Vec<u64> = (0..10_000)
+        .map(|_| inbox.recv_timeout(LONG).unwrap().0)
+        .collect();
+    assert_eq!(got, (0..10_000).collect::<Vec<_>>(), "in the order sent");
+
+    // A pid carried in a message is answered across, by pid.
+    let pongs = a.collector::<Pong>("pinger");
+    let pinger = a.dist.pid_of(&a.node().whereis("pinger").unwrap());
+    assert_eq!(pinger.node(), "a");
+    let b_dist = b.dist.clone();
+    b.node().spawn(move |mut p| async move {
+        p.register("ponger").unwrap();
+        loop {
+            let ping: Ping = p.recv().await;
+            b_dist.send(&ping.reply_to, Pong(ping.n)).unwrap();
+        }
+    });
+    wait_for("ponger", || b.node().whereis("ponger").is_some());
+    for n in 0..100 {
+        a.dist
+            .send(
+                Dest::named("ponger", "b"),
+                Ping {
+                    n,
+                    reply_to: pinger.clone(),
+                },
+            )
+            .unwrap();
+        assert_eq!(pongs.recv_timeout(LONG).unwrap().0, n);
+    }
+    assert_eq!(b.dist.stats().undeliverable, 0);
+}
+
+#[test]
+fn an_unregistered_type_or_an_unknown_node_is_refused_at_the_send() {
+    let (a, _b) = connected_pair();
+    #[derive(Serialize)]
+    struct Unregistered;
+    let err = a
+        .dist
+        .send(Dest::named("sink", "b"), Unregistered)
+        .unwrap_err();
+    assert!(err.to_string().contains("Unregistered"), "{err}");
+    let err = a
+        .dist
+        .send(Dest::named("sink", "nowhere"), Numbered(1))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no connection to node nowhere");
+}
+
+#[test]
+fn a_call_reaches_a_server_on_another_node_and_fails_the_way_a_local_one_does() {
+    let (a, b) = connected_pair();
+    let node_b = b.node();
+    b.rt.block_on(async {
+        owl_runtime::server::start_named(
+            &node_b,
+            "counter",
+            Counter::default(),
+            SpawnOptions::new(),
+        )
+        .await
+        .unwrap();
+    });
+    let counter = Dest::named("counter", "b");
+    a.rt.block_on(async {
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            a.dist.call::<Counter, _, _>(&counter, Add(5), t).await,
+            Ok(5)
+        );
+        assert_eq!(
+            a.dist.call::<Counter, _, _>(&counter, Add(2), t).await,
+            Ok(7)
+        );
+        let missing = Dest::named("no such server", "b");
+        assert_eq!(
+            a.dist.call::<Counter, _, _>(&missing, Add(1), t).await,
+            Err(CallError::NoProcess)
+        );
+        let slow = a
+            .dist
+            .call::<Counter, _, _>(&counter, Nap(5_000), Duration::from_millis(100))
+            .await;
+        assert_eq!(slow, Err(CallError::Timeout));
+    });
+}
+
+#[test]
+fn a_remote_monitor_carries_the_real_reason_and_noproc() {
+    let (a, b) = connected_pair();
+    let node_b = b.node();
+    let victim = node_b.spawn(|mut p| async move {
+        p.register("victim").unwrap();
+        let Numbered(n) = p.recv().await;
+        if n == 13 {
+            panic!("13 is unlucky");
+        }
+    });
+    wait_for("victim", || node_b.whereis("victim").is_some());
+    let dist = a.dist.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    a.node().spawn(move |mut p| async move {
+        let victim = Dest::named("victim", "b");
+        let monitor = dist.monitor(&p, &victim);
+        let missing = dist.monitor(&p, Dest::named("nobody", "b"));
+        dist.send(&victim, Numbered(13)).unwrap();
+        for _ in 0..2 {
+            let down: RemoteDown = p.recv().await;
+            assert!(down.monitor == monitor || down.monitor == missing);
+            tx.send(down).unwrap();
+        }
+    });
+    let mut downs: Vec<RemoteDown> = (0..2).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+    downs.sort_by_key(|d| d.monitor);
+    assert!(
+        matches!(&downs[0].reason, ExitReason::Panic(m) if m.contains("13 is unlucky")),
+        "{:?}",
+        downs[0]
+    );
+    assert_eq!(downs[0].pid.as_ref().map(|p| p.id()), Some(victim.id()));
+    assert_eq!(downs[1].reason, ExitReason::NoProc);
+}
+
+#[test]
+fn a_link_across_nodes_carries_an_exit_both_ways() {
+    let (a, b) = connected_pair();
+    // b's process crashes: the linked process on a dies with its reason.
+    let node_b = b.node();
+    node_b.spawn(|mut p| async move {
+        p.register("crasher").unwrap();
+        let _: Numbered = p.recv().await;
+        Err::<(), _>("boom")
+    });
+    wait_for("crasher", || node_b.whereis("crasher").is_some());
+    let dist = a.dist.clone();
+    let linked = a.node().spawn(move |mut p| async move {
+        let crasher = Dest::named("crasher", "b");
+        dist.link(&p, &crasher);
+        let _go: Numbered = p.recv().await;
+        dist.send(&crasher, Numbered(1)).unwrap();
+        let _never: Text = p.recv().await;
+    });
+    let exit = linked.wait_exit();
+    wait_for("the link on b", || b.dist.stats().watched_here == 1);
+    linked.send(Numbered(0)).unwrap();
+    let reason = a.rt.block_on(exit);
+    assert_eq!(reason, ExitReason::error("boom"));
+
+    // a's process crashes: the linked process on b dies with its reason.
+    let survivor = node_b.spawn(|mut p| async move {
+        p.register("linked").unwrap();
+        let _never: Text = p.recv().await;
+    });
+    wait_for("linked", || node_b.whereis("linked").is_some());
+    let dist = a.dist.clone();
+    let linker = a.node().spawn(move |mut p| async move {
+        dist.link(&p, Dest::named("linked", "b"));
+        let _go: Numbered = p.recv().await;
+        Err::<(), _>("the other end")
+    });
+    // The crash comes only once b's agent holds the link.
+    let exit = survivor.wait_exit();
+    wait_for("the link on b", || b.dist.stats().watched_here == 1);
+    linker.send(Numbered(0)).unwrap();
+    let reason = b.rt.block_on(exit);
+    assert_eq!(reason, ExitReason::error("the other end"));
+    wait_for("both ends forgotten", || {
+        b.dist.stats().watched_here == 0 && a.dist.stats().watching == 0
+    });
+}
+
+/// A TCP relay between two nodes: it records what passes, and can be
+/// frozen — the bytes stop, the sockets stay open, as with a pulled cable
+/// or a firewall that drops packets.
+struct Relay {
+    addr: SocketAddr,
+    frozen: Arc<AtomicBool>,
+    captured: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Relay {
+    fn to(target: SocketAddr) -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let (f, c) = (frozen.clone(), captured.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let (f, c) = (f.clone(), c.clone());
+                    std::thread::spawn(move || pump(from, to, &f, &c));
+                }
+            }
+        });
+        Relay {
+            addr,
+            frozen,
+            captured,
+        }
+    }
+}
+
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    frozen: &AtomicBool,
+    captured: &Mutex<Vec<u8>>,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(n) = from.read(&mut buf) else { return };
+        if n == 0 {
+            return;
+        }
+        while frozen.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        captured.lock().extend_from_slice(&buf[..n]);
+        if to.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+fn relayed_pair() -> (TestNode, TestNode, Relay) {
+    let a = TestNode::start("a");
+    let b = TestNode::start("b");
+    let relay = Relay::to(b.dist.local_addr());
+    a.dist.connect("b", relay.addr);
+    wait_for("a and b to connect", || {
+        a.dist.is_connected("b") && b.dist.is_connected("a")
+    });
+    (a, b, relay)
+}
+
+#[test]
+fn what_crosses_the_wire_is_encrypted() {
+    let (a, b, relay) = relayed_pair();
+    let inbox = b.collector::<Text>("inbox");
+    let secret_text = "the launch codes are 0xC0FFEE-0xBADF00D";
+    a.dist
+        .send(Dest::named("inbox", "b"), Text(secret_text.into()))
+        .unwrap();
+    assert_eq!(inbox.recv_timeout(LONG).unwrap().0, secret_text);
+    let captured = relay.captured.lock().clone();
+    assert!(captured.len() > 100, "the relay saw the traffic");
+    let find = |needle: &[u8]| captured.windows(needle.len()).any(|w| w == needle);
+    assert!(!find(secret_text.as_bytes()), "the message is not in clear");
+    assert!(!find(b"launch codes"));
+    assert!(!find(b"inbox"), "nor the name it was sent to");
+}
+
+#[test]
+fn an_unreachable_node_fires_noconnection_within_two_seconds() {
+    let (a, b, relay) = relayed_pair();
+    let _inbox = b.collector::<Numbered>("far");
+    let dist = a.dist.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = a.node().spawn(move |mut p| async move {
+        dist.monitor(&p, Dest::named("far", "b"));
+        let down: RemoteDown = p.recv().await;
+        tx.send((down, Instant::now())).unwrap();
+    });
+    let dist = a.dist.clone();
+    let linked = a.node().spawn(move |mut p| async move {
+        dist.link(&p, Dest::named("far", "b"));
+        let _never: Text = p.recv().await;
+    });
+    let linked_exit = linked.wait_exit();
+    wait_for("both watches held on b", || {
+        b.dist.stats().watched_here == 2
+    });
+    let cut = Instant::now();
+    relay.frozen.store(true, Ordering::Relaxed);
+    let (down, at) = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(down.reason, ExitReason::NoConnection);
+    let took = at - cut;
+    assert!(
+        took <= Duration::from_secs(2),
+        "noconnection after {took:?}"
+    );
+    assert_eq!(
+        a.rt.block_on(linked_exit),
+        ExitReason::NoConnection,
+        "a linked process dies with noconnection"
+    );
+    let _ = watcher;
+    // b saw a go silent too and dropped what a's processes held there.
+    wait_for("b to drop a's watches", || b.dist.stats().watched_here == 0);
+    assert!(!a.dist.is_connected("b"));
+}
+
+#[test]
+fn a_node_with_another_secret_cannot_connect() {
+    let b = TestNode::start("b");
+    let stranger = TestNode::with_secret("mallory", "not the secret of this cluster");
+    let inbox = b.collector::<Numbered>("sink");
+    stranger.dist.connect("b", b.dist.local_addr());
+    wait_for("b to refuse the stranger", || b.dist.stats().refused >= 1);
+    assert!(!b.dist.is_connected("mallory"));
+    assert!(!stranger.dist.is_connected("b"));
+    // Whatever it queued while dialling never arrives.
+    let _ = stranger.dist.send(Dest::named("sink", "b"), Numbered(1));
+    wait_for("the stranger's dial to fail", || {
+        stranger
+            .dist
+            .send(Dest::named("sink", "b"), Numbered(2))
+            .is_err()
+    });
+    assert!(inbox.try_recv().is_err());
+}
+
+#[test]
+fn garbage_on_the_port_is_refused_and_the_node_carries_on() {
+    use std::io::Write;
+    let (a, b) = connected_pair();
+    let inbox = b.collector::<Numbered>("sink");
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost: owl\r\n\r\n"[..],
+        &[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0, 0],
+        &[0u8; 4096],
+    ] {
+        let before = b.dist.stats().refused;
+        let mut raw = std::net::TcpStream::connect(b.dist.local_addr()).unwrap();
+        let _ = raw.write_all(garbage);
+        drop(raw);
+        wait_for("the garbage refused", || b.dist.stats().refused > before);
+    }
+    a.dist.send(Dest::named("sink", "b"), Numbered(42)).unwrap();
+    assert_eq!(inbox.recv_timeout(LONG).unwrap(), Numbered(42));
+    assert!(a.dist.is_connected("b"), "the real peer is untouched");
+}
+
+/// The pong node of the ping_pong example, as an OS process.
+struct PongProcess(std::process::Child);
+
+impl PongProcess {
+    fn start() -> (PongProcess, SocketAddr) {
+        let exe = std::env::current_exe().unwrap();
+        let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+        let bin = examples.join("ping_pong");
+        assert!(
+            bin.exists(),
+            "{bin:?} is missing: `cargo test` builds the examples first"
+        );
+        let mut child = std::process::Command::new(bin)
+            .args(["pong", "127.0.0.1:0"])
+            .env("OWL_SECRET", SECRET)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        (PongProcess(child), addr)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for PongProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects node "ping" to a pong process, monitors its pong server, and
+/// returns how long after `stop` the monitor fired, and with what.
+fn monitor_then(stop: &str) -> (ExitReason, Duration) {
+    let (pong, addr) = PongProcess::start();
+    let ping = TestNode::start("ping");
+    ping.dist.connect("pong", addr);
+    wait_for("the pong node", || ping.dist.is_connected("pong"));
+    let dist = ping.dist.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (answered, is_answered) = std::sync::mpsc::channel();
+    ping.node().spawn(move |mut p| async move {
+        let me = dist.pid_of(p.pid());
+        let server = Dest::named("pong", "pong");
+        dist.monitor(&p, &server);
+        dist.send(&server, Ping { n: 1, reply_to: me }).unwrap();
+        let Pong(1) = p.recv().await else {
+            panic!("a wrong pong")
+        };
+        answered.send(()).unwrap();
+        let down: RemoteDown = p.recv().await;
+        tx.send((down.reason, Instant::now())).unwrap();
+    });
+    is_answered.recv_timeout(LONG).unwrap();
+    let stopped = Instant::now();
+    pong.signal(stop);
+    let (reason, at) = rx.recv_timeout(LONG).unwrap();
+    if stop == "-STOP" {
+        pong.signal("-CONT");
+    }
+    (reason, at - stopped)
+}
+
+#[test]
+fn kill_9_of_a_node_fires_noconnection() {
+    let (reason, took) = monitor_then("-KILL");
+    assert_eq!(reason, ExitReason::NoConnection);
+    assert!(took <= Duration::from_secs(2), "after {took:?}");
+}
+
+#[test]
+fn a_stopped_node_fires_noconnection_within_two_seconds() {
+    let (reason, took) = monitor_then("-STOP");
+    assert_eq!(reason, ExitReason::NoConnection);
+    assert!(took <= Duration::from_secs(2), "after {took:?}");
+}
