@@ -32,7 +32,10 @@ pub(crate) fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
         Bench::Load { workers, seconds } => {
             ("load", vec![workers.to_string(), seconds.to_string()])
         }
-        Bench::Supervisor { .. } | Bench::Observe { .. } => {
+        Bench::Supervisor { .. }
+        | Bench::Observe { .. }
+        | Bench::Dist { .. }
+        | Bench::DistPeer { .. } => {
             return Err("no BEAM script for this benchmark".into());
         }
     };

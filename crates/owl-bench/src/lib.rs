@@ -6,6 +6,7 @@
 //! command line into [`BenchArgs`] and calls [`run`].
 
 mod beam;
+mod dist;
 mod fairness;
 mod load_control;
 mod observe;
@@ -80,6 +81,25 @@ enum Bench {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Two nodes on loopback (the second a child process): ping-pong,
+    /// streaming, latency next to a stream and next to 10 MB messages,
+    /// and `noconnection` after kill -9 and SIGSTOP at M remote monitors.
+    Dist {
+        #[arg(long, default_value_t = 100_000)]
+        pings: u32,
+        #[arg(long, default_value_t = 100)]
+        senders: u32,
+        #[arg(long, default_value_t = 20_000)]
+        each: u32,
+        #[arg(long, default_value_t = 10_000)]
+        monitors: u32,
+    },
+    /// The peer node of `owl bench dist` (started by it).
+    #[command(hide = true)]
+    DistPeer {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
     /// The load-control workload: N workers, each summing 1..100 once a second.
     Load {
         #[arg(long, default_value_t = 100_000)]
@@ -117,6 +137,16 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
         Bench::Load { workers, seconds } => rt.block_on(load_control::run(&node, workers, seconds)),
         Bench::Supervisor { children } => rt.block_on(supervisor::run(&node, children)),
+        Bench::Dist {
+            pings,
+            senders,
+            each,
+            monitors,
+        } => rt.block_on(dist::run(&node, pings, senders, each, monitors)),
+        Bench::DistPeer { listen } => {
+            rt.block_on(dist::peer(&node, listen))?;
+            return Ok(());
+        }
         Bench::Observe {
             workers,
             viewers,

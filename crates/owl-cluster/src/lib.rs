@@ -27,6 +27,10 @@
 //!
 //! Gossip is for a private network: it is signed, not encrypted.
 //!
+//! [`dist`] goes further than membership: processes on different nodes
+//! send to, call, link to and monitor each other, over TLS 1.3 keyed by the
+//! same secret (see its docs and `docs/distribution.md`).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use owl_cluster::{Cluster, ClusterConfig, ClusterSecret, NodeEvent};

@@ -109,7 +109,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use names::{Dest, NodePid};
+pub use names::{Bytes, Dest, NodePid};
 
 use crate::{ClusterSecret, NodeEvent};
 use outbound::{Outbound, Refused};
