@@ -13,10 +13,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
-use super::agent::Command;
+use super::command::Command;
 use super::outbound::Outbound;
 use super::types::Delivery;
-use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Target};
+use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, OwnedTarget, Target};
 use super::{Peer, PeerState, Shared};
 use crate::NodeEvent;
 
@@ -491,25 +491,6 @@ fn handle(
         }
     }
     Ok(())
-}
-
-/// A wire target kept past its frame.
-#[derive(Clone, Debug)]
-pub(super) enum OwnedTarget {
-    Pid { id: u64, creation: u32 },
-    Name(String),
-}
-
-impl OwnedTarget {
-    pub(super) fn as_target(&self) -> Target<'_> {
-        match self {
-            OwnedTarget::Pid { id, creation } => Target::Pid {
-                id: *id,
-                creation: *creation,
-            },
-            OwnedTarget::Name(n) => Target::Name(n),
-        }
-    }
 }
 
 fn serve_call(

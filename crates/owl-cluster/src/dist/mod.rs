@@ -79,6 +79,10 @@
 //!     node_a.spawn(move |mut p| async move {
 //!         let pong = Dest::named("pong", "b");
 //!         a.monitor(&p, &pong);
+//!         // The monitor is in place once b holds it.
+//!         while b.stats().watched_here == 0 {
+//!             p.sleep(Duration::from_millis(1)).await;
+//!         }
 //!         a.send(&pong, Ping(7)).unwrap();
 //!         let down: RemoteDown = p.recv().await;
 //!         tx.send(down.reason).unwrap();
@@ -89,6 +93,7 @@
 //! ```
 
 mod agent;
+mod command;
 mod conn;
 mod names;
 mod outbound;
@@ -610,7 +615,7 @@ impl Dist {
     /// Removes a monitor; no [`RemoteDown`] comes for it after this
     /// returns unless one was already in the mailbox.
     pub fn demonitor(&self, monitor: RemoteRef) {
-        self.shared.to_agent(agent::Command::Unwatch {
+        self.shared.to_agent(command::Command::Unwatch {
             reference: monitor.0,
         });
     }
@@ -625,7 +630,7 @@ impl Dist {
 
     fn watch(&self, watcher: &Pid, target: Dest, link: bool) -> RemoteRef {
         let reference = self.shared.next_ref.fetch_add(1, Ordering::Relaxed);
-        self.shared.to_agent(agent::Command::Watch {
+        self.shared.to_agent(command::Command::Watch {
             reference,
             watcher: watcher.clone(),
             target,
@@ -713,7 +718,7 @@ impl Shared {
 
     /// Hands a command to the agent (dropped if it is not running: then
     /// there are no connections either).
-    fn to_agent(&self, command: agent::Command) {
+    fn to_agent(&self, command: command::Command) {
         if let Some(agent) = &*self.agent.read() {
             let _ = agent.send(command);
         }

@@ -158,7 +158,7 @@ mod tests {
         out.push(3, vec![1; 3 * CHUNK]).unwrap();
         out.push(5, vec![2; 10]).unwrap();
         let mut batch = Vec::new();
-        out.fill(&mut batch, 2 * CHUNK);
+        out.fill(&mut batch, CHUNK + CHUNK_HEADER + 1);
         // The big frame's first chunk, then the small frame whole: it does
         // not wait for the other two chunks.
         assert_eq!(chunks(&batch), vec![(3, CHUNK, false), (5, 10, true)]);

@@ -1,5 +1,5 @@
 //! TLS 1.3 between the nodes of one cluster, with a key derived from the
-//! cluster secret (rustls, ring provider).
+//! cluster secret (rustls, aws-lc-rs provider).
 //!
 //! Every node derives the same Ed25519 key pair from the secret and presents
 //! its public key as an RFC 7250 *raw public key*; each side accepts only a
@@ -9,9 +9,9 @@
 //! the cluster secret. There are no certificates to issue, expire or
 //! distribute: the secret every node already has is the whole setup.
 //!
-//! The provider is always given explicitly, so that a build linking two
-//! (the tests link aws-lc-rs through a web driver client) never has to
-//! pick a process-wide default.
+//! The provider is always given explicitly (aws-lc-rs, the one the web
+//! driver client of the browser tests links too: two providers in one
+//! build would leave rustls without a process-wide default).
 
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub(crate) struct TlsConfigs {
 
 /// Builds both configurations from `secret`.
 pub(crate) fn configs(secret: &ClusterSecret) -> Result<TlsConfigs, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
     pkcs8.extend_from_slice(&secret.derive_key("owl distribution tls key v1"));
     let key = provider

@@ -1,0 +1,48 @@
+//! What the distribution agent is asked to do, by the API and by the
+//! connections.
+
+use std::sync::Arc;
+
+use owl_runtime::{ExitReason, Pid};
+
+use super::Dest;
+use super::wire::OwnedTarget;
+
+/// What the agent is asked to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A local process watches a remote one.
+    Watch {
+        reference: u64,
+        watcher: Pid,
+        target: Dest,
+        link: bool,
+    },
+    /// A local process drops a monitor.
+    Unwatch { reference: u64 },
+    /// A remote process watches a local one.
+    RemoteWatch {
+        peer: Arc<str>,
+        generation: u64,
+        reference: u64,
+        watcher: u64,
+        target: OwnedTarget,
+        link: bool,
+    },
+    /// A remote watcher is done: it dropped its monitor, or (`exit`) its
+    /// linked process ended with that reason.
+    RemoteUnwatch {
+        peer: Arc<str>,
+        reference: u64,
+        exit: Option<ExitReason>,
+    },
+    /// A remote process this node watches ended.
+    RemoteDown {
+        peer: Arc<str>,
+        reference: u64,
+        pid: u64,
+        reason: ExitReason,
+    },
+    /// A connection is gone.
+    PeerDown { peer: Arc<str>, generation: u64 },
+}
