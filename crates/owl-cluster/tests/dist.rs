@@ -248,18 +248,13 @@ fn a_remote_monitor_carries_the_real_reason_and_noproc() {
     });
     wait_for("victim", || node_b.whereis("victim").is_some());
     let dist = a.dist.clone();
-    let watched_on_b = b.dist.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     a.node().spawn(move |mut p| async move {
         let victim = Dest::named("victim", "b");
         let monitor = dist.monitor(&p, &victim);
         let missing = dist.monitor(&p, Dest::named("nobody", "b"));
-        // A monitor is in place once the other node holds it (see
-        // docs/distribution.md: it is not yet ordered with a message sent
-        // right after it).
-        while watched_on_b.stats().watched_here < 1 {
-            p.sleep(Duration::from_millis(2)).await;
-        }
+        // At once: the monitor goes ahead of the message that ends the
+        // victim, as signals from one process do on the BEAM.
         dist.send(&victim, Numbered(13)).unwrap();
         for _ in 0..2 {
             let down: RemoteDown = p.recv().await;

@@ -485,6 +485,41 @@ impl Node {
         target.exit_from_node(reason);
     }
 
+    /// Sets a monitor of `target` on behalf of `watcher`, from outside it
+    /// (a connection's reader thread, say): `watcher` gets the
+    /// [`Down`](crate::Down) and may remove it with
+    /// [`Process::demonitor`](crate::Process::demonitor), exactly as if it
+    /// had called [`Process::monitor`](crate::Process::monitor) itself.
+    /// This lets a proxy put a monitor in place *before* acting on what
+    /// comes next (the next message on a connection). `None` if `watcher`
+    /// is gone.
+    ///
+    /// ```
+    /// use owl_runtime::{Down, ExitReason, Runtime};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let reason = rt.block_on(async {
+    ///     let (tx, rx) = tokio::sync::oneshot::channel();
+    ///     let proxy = node.spawn(|mut p| async move {
+    ///         let down: Down = p.recv().await;
+    ///         tx.send(down.reason).unwrap();
+    ///     });
+    ///     let target = node.spawn(|mut p| async move {
+    ///         let () = p.recv().await;
+    ///         Err::<(), _>("done")
+    ///     });
+    ///     node.monitor_for(&proxy, &target).unwrap();
+    ///     target.send(()).unwrap();
+    ///     rx.await.unwrap()
+    /// });
+    /// assert_eq!(reason, ExitReason::error("done"));
+    /// ```
+    pub fn monitor_for(&self, watcher: &Pid, target: &Pid) -> Option<MonitorRef> {
+        let cell = watcher.cell()?;
+        Some(crate::process::monitor_as(&cell, watcher, self, target))
+    }
+
     /// Kills `target` (untrappable). Returns false if it was not alive.
     pub fn kill(&self, target: &Pid) -> bool {
         let alive = target.is_alive();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use owl_runtime::supervisor::ChildSpec;
-use owl_runtime::{Down, ExitReason, MonitorRef, Pid, PidId, Process, SpawnOptions};
+use owl_runtime::{Down, ExitReason, MonitorRef, Node, Pid, PidId, Process, SpawnOptions};
 
 use super::command::Command;
 use super::conn;
@@ -24,12 +24,12 @@ use super::wire::{self, Head};
 use super::{Dest, NodePid, RemoteDown, RemoteRef, Shared, target_of};
 
 #[derive(Debug)]
-struct Watch {
-    peer: Arc<str>,
-    generation: u64,
-    watcher: Pid,
-    target: Dest,
-    link: bool,
+pub(super) struct Watch {
+    pub(super) peer: Arc<str>,
+    pub(super) generation: u64,
+    pub(super) watcher: Pid,
+    pub(super) target: Dest,
+    pub(super) link: bool,
 }
 
 #[derive(Debug)]
@@ -50,6 +50,9 @@ struct State {
     watchers: HashMap<PidId, (MonitorRef, Vec<u64>)>,
     held: HashMap<MonitorRef, Held>,
     held_by_reference: HashMap<(Arc<str>, u64), MonitorRef>,
+    /// `Down`s of monitors a reader set for a remote watch whose command
+    /// has not come yet (at most one per command in flight).
+    early_downs: HashMap<MonitorRef, Down>,
 }
 
 pub(super) fn child_spec(shared: Arc<Shared>) -> ChildSpec {
@@ -115,7 +118,22 @@ impl State {
                 watcher,
                 target,
                 link,
-            } => self.watch(shared, p, reference, watcher, target, link),
+                generation,
+            } => {
+                let watch = Watch {
+                    peer: target.node().into(),
+                    generation,
+                    watcher,
+                    target,
+                    link,
+                };
+                if !shared.is_live(&watch.peer, generation) {
+                    // The connection it went on broke before we heard of
+                    // it: its PeerDown has passed already.
+                    return fire(p.node(), reference, watch, None, ExitReason::NoConnection);
+                }
+                self.add_watch(p, reference, watch);
+            }
             Command::Unwatch { reference } => {
                 if let Some(watch) = self.forget_watch(p, reference) {
                     let frame = wire::encode::<()>(&Head::Unwatch { reference }, None);
@@ -128,20 +146,9 @@ impl State {
                 reference,
                 watcher,
                 target,
+                monitor,
                 link,
             } => {
-                let Some(pid) = shared.resolve_target(&target.as_target()) else {
-                    let reason = ExitReason::NoProc.to_string();
-                    let down = Head::Down {
-                        reference,
-                        pid: 0,
-                        reason: &reason,
-                    };
-                    let frame = wire::encode::<()>(&down, None);
-                    send_on(shared, &peer, generation, watcher, frame);
-                    return;
-                };
-                let monitor = p.monitor(&pid);
                 self.held_by_reference
                     .insert((peer.clone(), reference), monitor);
                 self.held.insert(
@@ -151,10 +158,14 @@ impl State {
                         generation,
                         reference,
                         watcher,
-                        target: pid,
+                        target,
                         link,
                     },
                 );
+                // Its target may have ended before this command came.
+                if let Some(down) = self.early_downs.remove(&monitor) {
+                    self.local_down(shared, down);
+                }
             }
             Command::RemoteUnwatch {
                 peer,
@@ -187,7 +198,7 @@ impl State {
                         .then_some(creation)
                         .flatten()
                         .map(|c| NodePid::new(&peer, PidId(pid), c));
-                    fire(p, reference, watch, pid, reason);
+                    fire(p.node(), reference, watch, pid, reason);
                 }
             }
             Command::PeerDown { peer, generation } => {
@@ -199,7 +210,7 @@ impl State {
                     .collect();
                 for reference in lost {
                     let watch = self.forget_watch(p, reference).expect("listed above");
-                    fire(p, reference, watch, None, ExitReason::NoConnection);
+                    fire(p.node(), reference, watch, None, ExitReason::NoConnection);
                 }
                 let held: Vec<MonitorRef> = self
                     .held
@@ -219,35 +230,7 @@ impl State {
         }
     }
 
-    fn watch(
-        &mut self,
-        shared: &Arc<Shared>,
-        p: &mut Process,
-        reference: u64,
-        watcher: Pid,
-        target: Dest,
-        link: bool,
-    ) {
-        let peer: Arc<str> = target.node().into();
-        let head = Head::Watch {
-            reference,
-            watcher: watcher.id().0,
-            target: target_of(&target),
-            link,
-        };
-        let pushed = wire::encode::<()>(&head, None)
-            .map_err(|e| super::DistError::Encode(e.to_string()))
-            .and_then(|frame| shared.push(&peer, target_of(&target).lane(), frame));
-        let watch = Watch {
-            peer,
-            generation: pushed.as_ref().copied().unwrap_or(0),
-            watcher,
-            target,
-            link,
-        };
-        if pushed.is_err() {
-            return fire(p, reference, watch, None, ExitReason::NoConnection);
-        }
+    fn add_watch(&mut self, p: &mut Process, reference: u64, watch: Watch) {
         let id = watch.watcher.id();
         match self.watchers.get_mut(&id) {
             Some((_, references)) => references.push(reference),
@@ -294,10 +277,12 @@ impl State {
         }
         let id = down.pid.id();
         let Some((monitor, references)) = self.watchers.remove(&id) else {
+            self.early_downs.insert(down.monitor, down);
             return;
         };
         if monitor != down.monitor {
             self.watchers.insert(id, (monitor, references));
+            self.early_downs.insert(down.monitor, down);
             return;
         }
         let reason = down.reason.to_string();
@@ -321,9 +306,15 @@ impl State {
 
 /// Tells a watcher its target ended: an exit signal for a link, a
 /// [`RemoteDown`] for a monitor.
-fn fire(p: &Process, reference: u64, watch: Watch, pid: Option<NodePid>, reason: ExitReason) {
+pub(super) fn fire(
+    node: &Node,
+    reference: u64,
+    watch: Watch,
+    pid: Option<NodePid>,
+    reason: ExitReason,
+) {
     if watch.link {
-        p.node().exit(&watch.watcher, reason);
+        node.exit(&watch.watcher, reason);
     } else {
         let _ = watch.watcher.send(RemoteDown {
             monitor: RemoteRef(reference),

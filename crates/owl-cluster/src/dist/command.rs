@@ -3,20 +3,21 @@
 
 use std::sync::Arc;
 
-use owl_runtime::{ExitReason, Pid};
+use owl_runtime::{ExitReason, MonitorRef, Pid};
 
 use super::Dest;
-use super::wire::OwnedTarget;
 
 /// What the agent is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
     /// A local process watches a remote one.
+    /// (Its frame is already queued, on connection `generation`.)
     Watch {
         reference: u64,
         watcher: Pid,
         target: Dest,
         link: bool,
+        generation: u64,
     },
     /// A local process drops a monitor.
     Unwatch { reference: u64 },
@@ -26,7 +27,11 @@ pub(crate) enum Command {
         generation: u64,
         reference: u64,
         watcher: u64,
-        target: OwnedTarget,
+        /// The local process, already monitored for the agent by the
+        /// connection's reader (so that the monitor is in place before the
+        /// next frame is delivered).
+        target: Pid,
+        monitor: MonitorRef,
         link: bool,
     },
     /// A remote watcher is done: it dropped its monitor, or (`exit`) its

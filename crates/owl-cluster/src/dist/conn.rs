@@ -16,7 +16,7 @@ use tokio_rustls::TlsStream;
 use super::command::Command;
 use super::outbound::Outbound;
 use super::types::Delivery;
-use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, OwnedTarget, Target};
+use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Target};
 use super::{Peer, PeerState, Shared};
 use crate::NodeEvent;
 
@@ -455,17 +455,7 @@ fn handle(
             watcher,
             target,
             link,
-        } => shared.to_agent(Command::RemoteWatch {
-            peer: name.clone(),
-            generation: out.generation,
-            reference,
-            watcher,
-            target: match target {
-                Target::Pid { id, creation } => OwnedTarget::Pid { id, creation },
-                Target::Name(n) => OwnedTarget::Name(n.to_string()),
-            },
-            link,
-        }),
+        } => watch_here(shared, name, out, reference, watcher, &target, link),
         Head::Unwatch { reference } => shared.to_agent(Command::RemoteUnwatch {
             peer: name.clone(),
             reference,
@@ -540,6 +530,51 @@ fn serve_call(
             Err(_) => Err(CallFailure::NoReply),
         };
         answer(&out, result);
+    });
+}
+
+/// A remote process watches a local one: the monitor is set here, before
+/// the next frame on this connection is delivered, so that a message sent
+/// right after a monitor cannot overtake it.
+fn watch_here(
+    shared: &Arc<Shared>,
+    name: &Arc<str>,
+    out: &Arc<Outbound>,
+    reference: u64,
+    watcher: u64,
+    target: &Target<'_>,
+    link: bool,
+) {
+    let agent = shared.agent.read().clone();
+    let monitored = shared.resolve_target(target).and_then(|pid| {
+        let monitor = shared.node.monitor_for(agent.as_ref()?, &pid)?;
+        Some((pid, monitor))
+    });
+    let Some((pid, monitor)) = monitored else {
+        let reason = ExitReason::NoProc.to_string();
+        let down = Head::Down {
+            reference,
+            pid: 0,
+            reason: &reason,
+        };
+        if let Ok(frame) = wire::encode::<()>(&down, None) {
+            let lane = Target::Pid {
+                id: watcher,
+                creation: 0,
+            }
+            .lane();
+            let _ = out.push(lane, frame);
+        }
+        return;
+    };
+    shared.to_agent(Command::RemoteWatch {
+        peer: name.clone(),
+        generation: out.generation,
+        reference,
+        watcher,
+        target: pid,
+        monitor,
+        link,
     });
 }
 

@@ -79,10 +79,6 @@
 //!     node_a.spawn(move |mut p| async move {
 //!         let pong = Dest::named("pong", "b");
 //!         a.monitor(&p, &pong);
-//!         // The monitor is in place once b holds it.
-//!         while b.stats().watched_here == 0 {
-//!             p.sleep(Duration::from_millis(1)).await;
-//!         }
 //!         a.send(&pong, Ping(7)).unwrap();
 //!         let down: RemoteDown = p.recv().await;
 //!         tx.send(down.reason).unwrap();
@@ -628,14 +624,45 @@ impl Dist {
         self.watch(process.pid(), target.into(), true);
     }
 
+    /// Queues the watch's frame from the caller itself, so that it goes
+    /// ahead of anything the caller sends next (same lane); the agent
+    /// then keeps the books.
     fn watch(&self, watcher: &Pid, target: Dest, link: bool) -> RemoteRef {
-        let reference = self.shared.next_ref.fetch_add(1, Ordering::Relaxed);
-        self.shared.to_agent(command::Command::Watch {
+        let shared = &self.shared;
+        let reference = shared.next_ref.fetch_add(1, Ordering::Relaxed);
+        let head = Head::Watch {
             reference,
+            watcher: watcher.id().0,
+            target: target_of(&target),
+            link,
+        };
+        let lane = target_of(&target).lane();
+        let pushed = wire::encode::<()>(&head, None)
+            .map_err(|e| DistError::Encode(e.to_string()))
+            .and_then(|frame| shared.push(target.node(), lane, frame));
+        let watch = agent::Watch {
+            peer: target.node().into(),
+            generation: pushed.as_ref().copied().unwrap_or(0),
             watcher: watcher.clone(),
             target,
             link,
-        });
+        };
+        match pushed {
+            Ok(generation) => shared.to_agent(command::Command::Watch {
+                reference,
+                watcher: watch.watcher,
+                target: watch.target,
+                link,
+                generation,
+            }),
+            Err(_) => agent::fire(
+                &shared.node,
+                reference,
+                watch,
+                None,
+                ExitReason::NoConnection,
+            ),
+        }
         RemoteRef(reference)
     }
 }
@@ -729,6 +756,17 @@ impl Shared {
         tracing::info!(target: "owl::dist", node = %self.name, ?event, "distribution connection");
         for pid in self.node.members(DIST_NODE_EVENTS) {
             let _ = pid.send(event.clone());
+        }
+    }
+
+    /// Whether the connection of `generation` to `peer` is still the
+    /// current one.
+    fn is_live(&self, peer: &str, generation: u64) -> bool {
+        match self.peers.read().get(peer).map(|p| &p.state) {
+            Some(PeerState::Up { out, .. } | PeerState::Dialing(out)) => {
+                out.generation == generation && !out.is_closed()
+            }
+            _ => false,
         }
     }
 

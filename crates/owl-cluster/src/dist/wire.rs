@@ -51,25 +51,6 @@ impl Target<'_> {
     }
 }
 
-/// A wire target kept past its frame.
-#[derive(Clone, Debug)]
-pub(crate) enum OwnedTarget {
-    Pid { id: u64, creation: u32 },
-    Name(String),
-}
-
-impl OwnedTarget {
-    pub(crate) fn as_target(&self) -> Target<'_> {
-        match self {
-            OwnedTarget::Pid { id, creation } => Target::Pid {
-                id: *id,
-                creation: *creation,
-            },
-            OwnedTarget::Name(n) => Target::Name(n),
-        }
-    }
-}
-
 /// Why a remote call failed, as it crosses the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum CallFailure<'a> {

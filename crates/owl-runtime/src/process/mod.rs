@@ -175,30 +175,7 @@ impl Process {
     /// Monitors `other`: a [`Down`](crate::Down) message arrives exactly once
     /// when it ends, with `NoProc` at once if it is already gone.
     pub fn monitor(&mut self, other: &Pid) -> MonitorRef {
-        let mref = self.node.next_monitor_ref();
-        self.cell
-            .state
-            .lock()
-            .extras()
-            .monitoring
-            .insert_new(mref, other.clone());
-        let watcher = Watcher::Process(self.pid.clone());
-        let refused = match other.cell() {
-            Some(target) => target.add_monitor(mref, watcher).is_err(),
-            None => true,
-        };
-        if refused {
-            if let Some(ex) = self.cell.state.lock().extras.as_mut() {
-                ex.monitoring.remove(&mref);
-            }
-            let down = crate::Down {
-                monitor: mref,
-                pid: other.clone(),
-                reason: ExitReason::NoProc,
-            };
-            let _ = self.cell.deliver(Message::new(down), false);
-        }
-        mref
+        monitor_as(&self.cell, &self.pid, &self.node, other)
     }
 
     /// Removes a monitor, and its `Down` message if one already arrived.
@@ -763,4 +740,37 @@ impl Pid {
             rx.await.unwrap_or(ExitReason::NoProc)
         }
     }
+}
+
+/// Sets a monitor of `other` owned by the process of `cell` (`pid`): the
+/// `Down` goes to it, and its `demonitor` removes it.
+pub(crate) fn monitor_as(
+    cell: &Arc<ProcessCell>,
+    pid: &Pid,
+    node: &Node,
+    other: &Pid,
+) -> MonitorRef {
+    let mref = node.next_monitor_ref();
+    cell.state
+        .lock()
+        .extras()
+        .monitoring
+        .insert_new(mref, other.clone());
+    let watcher = Watcher::Process(pid.clone());
+    let refused = match other.cell() {
+        Some(target) => target.add_monitor(mref, watcher).is_err(),
+        None => true,
+    };
+    if refused {
+        if let Some(ex) = cell.state.lock().extras.as_mut() {
+            ex.monitoring.remove(&mref);
+        }
+        let down = crate::Down {
+            monitor: mref,
+            pid: other.clone(),
+            reason: ExitReason::NoProc,
+        };
+        let _ = cell.deliver(Message::new(down), false);
+    }
+    mref
 }
