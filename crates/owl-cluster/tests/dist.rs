@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use owl_cluster::ClusterSecret;
-use owl_cluster::dist::{Dest, Dist, DistConfig, NodePid, RemoteDown};
+use owl_cluster::dist::{
+    Dest, Dist, DistConfig, GlobalError, NameConflict, NodePid, RemoteDown, SpawnError,
+};
 use owl_runtime::prelude::*;
 use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorRef, SupervisorSpec};
 use parking_lot::Mutex;
@@ -69,6 +71,20 @@ fn config(name: &str, secret: &str) -> DistConfig {
     .message::<Pong>("pong")
     .serve::<Counter, Add, _>("counter.add")
     .serve::<Counter, Nap, _>("counter.nap")
+    .message::<NameConflict>("name conflict")
+    .spawner::<String>("greeter", start_greeter)
+}
+
+/// A start function other nodes may call by name: a process that answers
+/// each ping with the ping's number plus the length of its greeting.
+fn start_greeter(node: &Node, greeting: String) -> Pid {
+    node.spawn(move |mut p| async move {
+        let ping: Ping = p.recv().await;
+        let _ = ping.reply_to;
+        p.register(&format!("greeted {}", ping.n + greeting.len() as u32))
+            .unwrap();
+        let _never: Text = p.recv().await;
+    })
 }
 
 /// One node: its runtime, its distribution, and the tree that runs it.
@@ -583,4 +599,144 @@ fn a_stopped_node_fires_noconnection_within_two_seconds() {
     let (reason, took) = monitor_then("-STOP");
     assert_eq!(reason, ExitReason::NoConnection);
     assert!(took <= Duration::from_secs(2), "after {took:?}");
+}
+
+fn connect_all(nodes: &[&TestNode]) {
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            a.dist.connect(b.dist.node_name(), b.dist.local_addr());
+        }
+    }
+    wait_for("every pair connected", || {
+        nodes
+            .iter()
+            .all(|n| n.dist.nodes().len() == nodes.len() - 1)
+    });
+}
+
+/// A process that waits forever (until killed or told to stop).
+fn idle(node: &TestNode) -> Pid {
+    node.node().spawn(|mut p| async move {
+        let _stop: Numbered = p.recv().await;
+    })
+}
+
+#[test]
+fn a_global_name_is_seen_on_every_node_and_goes_with_its_process() {
+    let (a, b, c) = (
+        TestNode::start("a"),
+        TestNode::start("b"),
+        TestNode::start("c"),
+    );
+    connect_all(&[&a, &b, &c]);
+    let leader = idle(&b);
+    b.dist.register_global("leader", &leader).unwrap();
+    let expected = b.dist.pid_of(&leader);
+    wait_for("a and c to see the name", || {
+        a.dist.whereis_global("leader") == Some(expected.clone())
+            && c.dist.whereis_global("leader") == Some(expected.clone())
+    });
+    assert_eq!(
+        c.dist.register_global("leader", &idle(&c)),
+        Err(GlobalError::Taken(expected.clone()))
+    );
+    // A message to the name's holder, found from another node.
+    a.dist
+        .send(a.dist.whereis_global("leader").unwrap(), Numbered(1))
+        .unwrap();
+    wait_for("the holder to end", || !leader.is_alive());
+    wait_for("the name gone everywhere", || {
+        [&a, &b, &c]
+            .iter()
+            .all(|n| n.dist.whereis_global("leader").is_none())
+    });
+    c.dist.register_global("leader", &idle(&c)).unwrap();
+    wait_for("a to see c's", || {
+        a.dist
+            .whereis_global("leader")
+            .map(|p| p.node().to_string())
+            == Some("c".into())
+    });
+}
+
+#[test]
+fn a_name_taken_on_both_sides_of_a_partition_goes_to_the_node_that_sorts_first() {
+    let a = TestNode::start("a");
+    let b = TestNode::start("b");
+    // Apart, each hands out the name.
+    let on_a = idle(&a);
+    let (told, conflicts) = std::sync::mpsc::channel();
+    let on_b = b.node().spawn(move |mut p| async move {
+        let conflict: NameConflict = p.recv().await;
+        told.send(conflict).unwrap();
+        let _stop: Numbered = p.recv().await;
+    });
+    a.dist.register_global("leader", &on_a).unwrap();
+    b.dist.register_global("leader", &on_b).unwrap();
+    // The partition heals.
+    connect_all(&[&a, &b]);
+    let winner = a.dist.pid_of(&on_a);
+    wait_for("both to agree on a's", || {
+        a.dist.whereis_global("leader") == Some(winner.clone())
+            && b.dist.whereis_global("leader") == Some(winner.clone())
+    });
+    let conflict = conflicts.recv_timeout(LONG).unwrap();
+    assert_eq!(conflict.name, "leader");
+    assert_eq!(conflict.winner, winner);
+    assert!(on_b.is_alive(), "the loser is told, not killed");
+}
+
+#[test]
+fn a_group_spans_nodes_and_loses_the_members_of_a_lost_node() {
+    let (a, b, relay) = relayed_pair();
+    let here = idle(&a);
+    a.dist.pg_join("workers", &here);
+    let there: Vec<Pid> = (0..2).map(|_| idle(&b)).collect();
+    for pid in &there {
+        b.dist.pg_join("workers", pid);
+    }
+    wait_for("a to see all three", || {
+        a.dist.pg_members("workers").len() == 3
+    });
+    wait_for("b to see all three", || {
+        b.dist.pg_members("workers").len() == 3
+    });
+    // A member that ends leaves everywhere.
+    there[0].send(Numbered(0)).unwrap();
+    wait_for("a to see two", || a.dist.pg_members("workers").len() == 2);
+    // A lost node takes its members with it.
+    relay.frozen.store(true, Ordering::Relaxed);
+    wait_for("a to see only its own", || {
+        a.dist.pg_members("workers") == vec![a.dist.pid_of(&here)]
+    });
+}
+
+#[test]
+fn a_process_is_started_on_another_node_by_the_name_of_its_start_function() {
+    let (a, b) = connected_pair();
+    a.rt.block_on(async {
+        let t = Duration::from_secs(5);
+        let pid = a
+            .dist
+            .spawn("b", "greeter", "hello".to_string(), t)
+            .await
+            .unwrap();
+        assert_eq!(pid.node(), "b");
+        let me = a.dist.pid_of(&Pid::system());
+        a.dist.send(&pid, Ping { n: 2, reply_to: me }).unwrap();
+        assert_eq!(
+            a.dist.spawn("b", "no such function", 1u8, t).await,
+            Err(SpawnError::Unknown("no such function".into()))
+        );
+        assert_eq!(
+            a.dist.spawn("b", "greeter", 5u64, t).await,
+            Err(SpawnError::BadArguments)
+        );
+        assert_eq!(
+            a.dist.spawn("nowhere", "greeter", "x".to_string(), t).await,
+            Err(SpawnError::NoConnection)
+        );
+    });
+    // The started process got its arguments: it registered "greeted 7".
+    wait_for("the greeter", || b.node().whereis("greeted 7").is_some());
 }

@@ -78,6 +78,8 @@ async fn run(shared: Arc<Shared>, mut p: Process) {
     // A new agent knows no watches: connections from before it are
     // dropped, so that their peers fire theirs.
     close_all(&shared);
+    *shared.registry.lock() = super::global::Registry::default();
+    *shared.names_process.write() = Some(super::global::spawn_names(&shared, &p));
     *shared.agent.write() = Some(p.pid().clone());
     let _accepting = Accepting(shared.io.spawn(conn::accept_loop(shared.clone())));
     let mut state = State::default();

@@ -49,7 +49,7 @@ pub(super) fn start_dial(shared: &Arc<Shared>, name: Arc<str>, peer: &mut Peer) 
         match result {
             Ok(Ok((stream, Head::Welcome { creation }))) => {
                 if promote(&shared2, &name, &dialing, creation) {
-                    run(shared2, name, dialing, stream).await;
+                    run(shared2, name, dialing, stream, creation).await;
                 }
             }
             Ok(Ok((_, Head::Refused { why }))) if why == SIMULTANEOUS => {
@@ -242,13 +242,13 @@ async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
             .await
             .map_err(|e| e.to_string())?;
         stream.flush().await.map_err(|e| e.to_string())?;
-        Ok(decision.ok().map(|out| (name, out, stream)))
+        Ok(decision.ok().map(|out| (name, out, stream, creation)))
     })
     .await;
     match admitted {
-        Ok(Ok(Some((name, out, stream)))) => {
+        Ok(Ok(Some((name, out, stream, creation)))) => {
             shared.node_event(NodeEvent::Up(name.to_string()));
-            run(shared, name, out, stream).await;
+            run(shared, name, out, stream, creation).await;
         }
         Ok(Ok(None)) => {}
         Ok(Err(why)) => {
@@ -302,10 +302,15 @@ async fn run(
     name: Arc<str>,
     out: Arc<Outbound>,
     stream: TlsStream<TcpStream>,
+    creation: u32,
 ) {
+    // What this node holds of names and groups, for the peer to catch up.
+    if let Some(sync) = shared.sync_frame() {
+        let _ = out.push(wire::CONTROL_LANE, sync);
+    }
     let (reader, writer) = tokio::io::split(stream);
     let why = tokio::select! {
-        why = read_loop(&shared, &name, &out, reader) => why,
+        why = read_loop(&shared, &name, &out, creation, reader) => why,
         why = write_loop(&out, writer, shared.config.tick) => why,
     };
     let was_up = {
@@ -323,6 +328,7 @@ async fn run(
     tracing::info!(target: "owl::dist", node = %shared.name, peer = %name, why, "connection ended");
     lost(&shared, &name, out.generation);
     if was_up {
+        shared.registry.lock().drop_node(&name);
         shared.node_event(NodeEvent::Down(name.to_string()));
     }
 }
@@ -360,6 +366,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     name: &Arc<str>,
     out: &Arc<Outbound>,
+    creation: u32,
     reader: R,
 ) -> String {
     let mut reader = BufReader::with_capacity(CHUNK + CHUNK_HEADER, reader);
@@ -402,7 +409,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         } else {
             std::mem::take(&mut chunk)
         };
-        if let Err(e) = handle(shared, name, out, &done) {
+        if let Err(e) = handle(shared, name, out, creation, &done) {
             return refuse(shared, e);
         }
         if chunk.capacity() == 0 {
@@ -422,6 +429,7 @@ fn handle(
     shared: &Arc<Shared>,
     name: &Arc<str>,
     out: &Arc<Outbound>,
+    creation: u32,
     frame: &[u8],
 ) -> Result<(), Malformed> {
     let (head, body) = wire::decode(frame)?;
@@ -476,6 +484,26 @@ fn handle(
             pid,
             reason: reason.parse().unwrap_or(ExitReason::NoProc),
         }),
+        head @ (Head::GlobalAdd { .. }
+        | Head::GlobalRemove { .. }
+        | Head::PgJoin { .. }
+        | Head::PgLeave { .. }
+        | Head::Sync { .. }) => shared.apply_registry(name, creation, head),
+        Head::Spawn { id, name: start } => {
+            let started = match shared.config.types.spawn(start, &shared.node, body) {
+                None => Err(CallFailure::NotServed),
+                Some(None) => Err(CallFailure::NoReply),
+                Some(Some(pid)) => Ok(pid.id().0),
+            };
+            let (failure, reply) = match started {
+                Ok(pid) => (None, postcard::to_allocvec(&pid).unwrap_or_default()),
+                Err(f) => (Some(f), Vec::new()),
+            };
+            if let Ok(mut frame) = wire::encode::<()>(&Head::Reply { id, failure }, None) {
+                frame.extend_from_slice(&reply);
+                let _ = out.push(id.wrapping_mul(2) | 1, frame);
+            }
+        }
         Head::Hello { .. } | Head::Welcome { .. } | Head::Refused { .. } => {
             return Err(Malformed("a handshake frame on a live connection".into()));
         }
@@ -588,6 +616,9 @@ fn call_error(failure: CallFailure<'_>) -> CallError {
         CallFailure::NoProcess => CallError::NoProcess,
         CallFailure::Full => CallError::Full,
         CallFailure::WrongKind => CallError::WrongKind("server of the registered type"),
-        CallFailure::NoReply | CallFailure::NotServed => CallError::NoReply,
+        CallFailure::NoReply => CallError::NoReply,
+        CallFailure::NotServed => {
+            CallError::WrongKind("served call or start function on that node")
+        }
     }
 }

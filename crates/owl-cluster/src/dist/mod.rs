@@ -91,6 +91,7 @@
 mod agent;
 mod command;
 mod conn;
+mod global;
 mod names;
 mod outbound;
 mod tls;
@@ -110,6 +111,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use global::{GlobalError, NameConflict};
 pub use names::{Bytes, Dest, NodePid};
 
 use crate::{ClusterSecret, NodeEvent};
@@ -184,6 +186,17 @@ impl DistConfig {
         self
     }
 
+    /// Lets other nodes start processes here with `start`, under `name`
+    /// ([`Dist::spawn`]): what crosses is the name and the arguments (`A`,
+    /// serde), never a closure.
+    pub fn spawner<A>(mut self, name: &str, start: fn(&Node, A) -> Pid) -> DistConfig
+    where
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        self.types.add_spawner::<A>(name, start);
+        self
+    }
+
     /// How long a connection may be silent before a tick is sent on it
     /// (250 ms).
     pub fn tick(mut self, tick: Duration) -> DistConfig {
@@ -254,6 +267,31 @@ impl std::fmt::Display for DistError {
     }
 }
 impl std::error::Error for DistError {}
+
+/// Why [`Dist::spawn`] started nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnError {
+    /// That node has no start function of this name.
+    Unknown(String),
+    /// The arguments did not decode there (a different type).
+    BadArguments,
+    /// No connection to the node.
+    NoConnection,
+    /// No answer within the timeout.
+    Timeout,
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Unknown(name) => write!(f, "no start function {name:?} on that node"),
+            SpawnError::BadArguments => f.write_str("the arguments did not decode on that node"),
+            SpawnError::NoConnection => f.write_str("no connection to that node"),
+            SpawnError::Timeout => f.write_str("no answer in time"),
+        }
+    }
+}
+impl std::error::Error for SpawnError {}
 
 /// A monitor of a process on another node, as [`Dist::monitor`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -337,6 +375,10 @@ struct Shared {
     /// Gauges the agent keeps: see [`DistStats`].
     watching: AtomicU64,
     watched_here: AtomicU64,
+    /// Cluster-wide names and groups, as this node knows them.
+    registry: Mutex<global::Registry>,
+    /// The process that watches local name holders and group members.
+    names_process: RwLock<Option<Pid>>,
 }
 
 /// One node's end of distribution. Cheap to clone.
@@ -393,6 +435,8 @@ impl Dist {
                 refused: AtomicU64::new(0),
                 watching: AtomicU64::new(0),
                 watched_here: AtomicU64::new(0),
+                registry: Mutex::new(global::Registry::default()),
+                names_process: RwLock::new(None),
             }),
         })
     }
@@ -565,8 +609,24 @@ impl Dist {
             Some(&request),
         )
         .map_err(|_| CallError::NoReply)?;
+        let answer = self
+            .request(to.node(), target.lane(), id, frame, timeout)
+            .await?;
+        postcard::from_bytes(&answer).map_err(|_| CallError::NoReply)
+    }
+
+    /// Sends a request frame numbered `id` and waits for its `Reply`.
+    async fn request(
+        &self,
+        peer: &str,
+        lane: u64,
+        id: u64,
+        frame: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let shared = &self.shared;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let peer: Arc<str> = to.node().into();
+        let peer: Arc<str> = peer.into();
         // Registered before it is sent, so that no reply can come first.
         shared.calls.lock().insert(
             id,
@@ -576,10 +636,15 @@ impl Dist {
                 reply,
             },
         );
-        match shared.push(&peer, target.lane(), frame) {
+        match shared.push(&peer, lane, frame) {
             Ok(generation) => {
                 if let Some(call) = shared.calls.lock().get_mut(&id) {
                     call.generation = generation;
+                }
+                // Lost before the generation was noted: nobody failed it.
+                if !shared.is_live(&peer, generation) {
+                    shared.calls.lock().remove(&id);
+                    return Err(CallError::Exited(ExitReason::NoConnection));
                 }
             }
             Err(e) => {
@@ -590,15 +655,76 @@ impl Dist {
                 });
             }
         }
-        let answer = match tokio::time::timeout(timeout, answer).await {
+        match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(CallError::Exited(ExitReason::NoConnection)),
             Err(_) => {
                 shared.calls.lock().remove(&id);
                 Err(CallError::Timeout)
             }
-        }?;
-        postcard::from_bytes(&answer).map_err(|_| CallError::NoReply)
+        }
+    }
+
+    /// Starts a process on `node` with the start function it registered as
+    /// `name` ([`DistConfig::spawner`]), passing it `args` — Erlang's
+    /// `spawn(Node, M, F, A)`, with a name instead of code. Returns its pid.
+    pub async fn spawn<A: Serialize>(
+        &self,
+        node: &str,
+        name: &str,
+        args: A,
+        timeout: Duration,
+    ) -> Result<NodePid, SpawnError> {
+        let shared = &self.shared;
+        let id = shared.next_ref.fetch_add(1, Ordering::Relaxed);
+        let frame = wire::encode(&Head::Spawn { id, name }, Some(&args))
+            .map_err(|_| SpawnError::BadArguments)?;
+        let lane = id.wrapping_mul(2) | 1;
+        let body = match self.request(node, lane, id, frame, timeout).await {
+            Ok(body) => body,
+            Err(CallError::Timeout) => return Err(SpawnError::Timeout),
+            Err(CallError::WrongKind(_)) => return Err(SpawnError::Unknown(name.to_string())),
+            Err(CallError::NoReply) => return Err(SpawnError::BadArguments),
+            Err(_) => return Err(SpawnError::NoConnection),
+        };
+        let pid: u64 = postcard::from_bytes(&body).map_err(|_| SpawnError::BadArguments)?;
+        let creation = shared.creation_of(node).ok_or(SpawnError::NoConnection)?;
+        Ok(NodePid::new(node, PidId(pid), creation))
+    }
+
+    /// Registers `pid` (a process of this node) under `name` in the whole
+    /// cluster; see [`global`](self) rules in docs/distribution.md: a
+    /// name another node handed out meanwhile is settled for the node
+    /// whose name sorts first, and the loser hears of it by a
+    /// [`NameConflict`] message. The name goes when the process ends.
+    pub fn register_global(&self, name: &str, pid: &Pid) -> Result<(), GlobalError> {
+        self.shared.register_global(name, pid)
+    }
+
+    /// Lets go of a cluster-wide name this node holds.
+    pub fn unregister_global(&self, name: &str) {
+        self.shared.unregister_global(name)
+    }
+
+    /// The process holding a cluster-wide name, on whichever node.
+    pub fn whereis_global(&self, name: &str) -> Option<NodePid> {
+        self.shared.registry.lock().whereis(name)
+    }
+
+    /// Adds `pid` (a process of this node) to the cluster-wide `group`
+    /// (OTP's `pg:join`); it leaves when it ends, or its node is lost.
+    pub fn pg_join(&self, group: &str, pid: &Pid) {
+        self.shared.pg_join(group, pid)
+    }
+
+    /// Removes `pid` from `group`.
+    pub fn pg_leave(&self, group: &str, pid: &Pid) {
+        self.shared.pg_leave(group, pid)
+    }
+
+    /// Every member of `group` on every connected node, sorted.
+    pub fn pg_members(&self, group: &str) -> Vec<NodePid> {
+        self.shared.registry.lock().members(group)
     }
 
     /// Monitors `target` for the calling process: it gets one
@@ -756,6 +882,14 @@ impl Shared {
         tracing::info!(target: "owl::dist", node = %self.name, ?event, "distribution connection");
         for pid in self.node.members(DIST_NODE_EVENTS) {
             let _ = pid.send(event.clone());
+        }
+    }
+
+    /// The incarnation of `peer` this node is connected to.
+    fn creation_of(&self, peer: &str) -> Option<u32> {
+        match self.peers.read().get(peer).map(|p| &p.state) {
+            Some(PeerState::Up { creation, .. }) => Some(*creation),
+            _ => None,
         }
     }
 

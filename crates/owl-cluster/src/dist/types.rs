@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use owl_runtime::server::{Answers, ServerRef};
-use owl_runtime::{CallError, Pid, SendError};
+use owl_runtime::{CallError, Node, Pid, SendError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 pub(crate) type Served = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
 
 type DeliverFn = fn(&Pid, &[u8]) -> Delivery;
+type SpawnFn = Arc<dyn Fn(&Node, &[u8]) -> Option<Pid> + Send + Sync>;
 type ServeFn = fn(Pid, Vec<u8>, Duration) -> Served;
 
 /// What became of a message that arrived.
@@ -47,6 +48,7 @@ pub(crate) struct Types {
     call_tags: HashMap<TypeId, Arc<str>>,
     messages: HashMap<Arc<str>, DeliverFn>,
     calls: HashMap<Arc<str>, ServeFn>,
+    spawners: HashMap<Arc<str>, SpawnFn>,
 }
 
 impl std::fmt::Debug for Types {
@@ -55,9 +57,12 @@ impl std::fmt::Debug for Types {
         messages.sort();
         let mut calls: Vec<_> = self.calls.keys().collect();
         calls.sort();
+        let mut spawners: Vec<_> = self.spawners.keys().collect();
+        spawners.sort();
         f.debug_struct("Types")
             .field("messages", &messages)
             .field("calls", &calls)
+            .field("spawners", &spawners)
             .finish()
     }
 }
@@ -87,6 +92,23 @@ impl Types {
         let name: Arc<str> = name.into();
         self.call_tags.insert(call_key::<S, M>(), name.clone());
         self.calls.insert(name, serve::<S, M, How>);
+    }
+
+    pub(crate) fn add_spawner<A>(&mut self, name: &str, start: fn(&Node, A) -> Pid)
+    where
+        A: DeserializeOwned + 'static,
+    {
+        let spawn = move |node: &Node, body: &[u8]| {
+            let args = postcard::from_bytes::<A>(body).ok()?;
+            Some(start(node, args))
+        };
+        self.spawners.insert(name.into(), Arc::new(spawn));
+    }
+
+    /// Starts a process with the start function registered as `name`:
+    /// `None` if there is none, `Some(None)` if the arguments do not decode.
+    pub(crate) fn spawn(&self, name: &str, node: &Node, body: &[u8]) -> Option<Option<Pid>> {
+        self.spawners.get(name).map(|spawn| spawn(node, body))
     }
 
     /// The name `M` was registered under, if it was.

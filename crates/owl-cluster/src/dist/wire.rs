@@ -113,6 +113,24 @@ pub(crate) enum Head<'a> {
     /// The linked process on the sending node ended: the link's other end
     /// gets an exit signal with `reason`.
     LinkExit { reference: u64, reason: &'a str },
+    /// A process of the sending node took a cluster-wide name.
+    GlobalAdd { name: &'a str, id: u64 },
+    /// It let go of it (or ended).
+    GlobalRemove { name: &'a str, id: u64 },
+    /// A process of the sending node joined a group.
+    PgJoin { group: &'a str, id: u64 },
+    /// It left it (or ended).
+    PgLeave { group: &'a str, id: u64 },
+    /// Everything the sending node holds, on a new connection.
+    Sync {
+        #[serde(borrow)]
+        names: Vec<(&'a str, u64)>,
+        #[serde(borrow)]
+        groups: Vec<(&'a str, Vec<u64>)>,
+    },
+    /// Start a process with the start function registered as `name`; the
+    /// body holds its arguments. Answered with a `Reply` (body: the pid).
+    Spawn { id: u64, name: &'a str },
 }
 
 /// A malformed frame or chunk: the connection it came on is closed.
