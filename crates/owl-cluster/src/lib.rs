@@ -13,10 +13,10 @@
 //!   whole cluster, last writer wins ([`Setting`]);
 //! - **published figures**: [`Cluster::publish`] shows a value of this node
 //!   (its load, its HTTP address) to every other node;
-//! - **node-to-node requests**: [`Cluster::request`] calls another node's
-//!   web side, signed, for its dashboards and console;
-//! - **trust**: every datagram and node-to-node request is signed with the
-//!   [`ClusterSecret`]; nodes with another secret never merge.
+//! - **processes across nodes** ([`dist`]): send, call, link, monitor,
+//!   cluster-wide names and groups, over TLS keyed by the secret;
+//! - **trust**: every datagram is signed with the [`ClusterSecret`]; nodes
+//!   with another secret never merge.
 //!
 //! A membership process ([`Cluster::child_spec`], child id
 //! [`MEMBERSHIP`]), a child of the application's tree, owns the
@@ -68,7 +68,6 @@
 pub mod dist;
 mod gossip_thread;
 mod membership;
-mod request;
 mod secret;
 mod setting;
 mod transport;
@@ -83,21 +82,12 @@ use owl_runtime::supervisor::ChildSpec;
 use parking_lot::Mutex;
 
 pub use membership::MEMBERSHIP;
-pub use request::{HTTP_KEY, PEER_TIMEOUT, PeerError};
-pub use secret::{
-    ClusterSecret, Envelope, MIN_SECRET_LEN, REQUEST_WINDOW_SECS, ReplayGuard, RequestRefused,
-    SecretError,
-};
+pub use secret::{ClusterSecret, MIN_SECRET_LEN, SecretError};
 pub use setting::Setting;
 
-/// The HTTP header that carries a node-to-node request's signature
-/// ([`ClusterSecret::sign_request`]).
-pub const REQUEST_HEADER: &str = "x-owl-node-signature";
-
-/// Node-to-node requests a node accepts within one signature window
-/// (30 s): far beyond what dashboards and consoles send, and a bound on
-/// the memory replay protection takes (~100 bytes each).
-const REPLAY_CAPACITY: usize = 100_000;
+/// The key a member publishes its web address under (for links from one
+/// node's pages to another's).
+pub const HTTP_KEY: &str = "http";
 
 /// The process group that gets every [`NodeEvent`].
 pub const NODE_EVENTS: &str = "cluster node events";
@@ -251,10 +241,6 @@ pub(crate) struct Inner {
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// When the membership process first ran.
     pub(crate) joined_at: std::sync::OnceLock<std::time::Instant>,
-    /// The client for node-to-node requests, made on first use.
-    pub(crate) http: std::sync::OnceLock<reqwest::Client>,
-    /// Nonces of the node-to-node requests accepted lately.
-    pub(crate) replays: ReplayGuard,
     /// Where chitchat runs, started with the first membership process and
     /// kept for the life of the cluster handle.
     pub(crate) gossip: std::sync::OnceLock<gossip_thread::GossipThread>,
@@ -291,8 +277,6 @@ impl Cluster {
                 wake: tokio::sync::Notify::new(),
                 changes: tokio::sync::watch::channel(0).0,
                 joined_at: std::sync::OnceLock::new(),
-                http: std::sync::OnceLock::new(),
-                replays: ReplayGuard::new(REPLAY_CAPACITY),
                 gossip: std::sync::OnceLock::new(),
             }),
         })

@@ -14,9 +14,9 @@
 //! ```
 //!
 //! Another node is asked with a [`NodeRequest`] and answers a
-//! [`NodeReply`]; how the two travel is the transport's business (signed
-//! HTTP between the nodes' web sides today, see `owl-web`'s node-to-node
-//! route), not the callers'. The node that receives one answers it with
+//! [`NodeReply`]; how the two travel is the transport's business
+//! (distribution, see [`node_service`](crate::node_service)), not the
+//! callers'. The node that receives one answers it with
 //! [`serve`].
 
 use serde::{Deserialize, Serialize};
@@ -172,10 +172,6 @@ impl Services {
     }
 }
 
-/// The path node-to-node requests are sent to (on the receiving node's
-/// web side, signed with the cluster secret).
-pub const NODE_PATH: &str = "/cluster/node";
-
 impl NodeHandle {
     /// Which node it calls.
     pub fn at(&self) -> &At {
@@ -183,18 +179,37 @@ impl NodeHandle {
     }
 
     async fn ask(&self, node: &str, request: NodeRequest) -> Result<NodeReply, OperatorError> {
-        let cluster = self
+        use crate::node_service::{NODE_CALL_TIMEOUT, NODE_SERVICE, NodeCall, NodeService};
+        let dist = self
             .services
-            .cluster
+            .dist
             .as_ref()
             .ok_or_else(|| OperatorError::Node("this node is not in a cluster".into()))?;
-        let body = serde_json::to_value(&request)
+        let member = self.services.cluster.as_ref().and_then(|c| c.member(node));
+        match member.map(|m| m.state) {
+            None => {
+                return Err(OperatorError::Node(format!(
+                    "no node named {node:?} in the cluster"
+                )));
+            }
+            Some(owl_cluster::MemberState::Down) => {
+                return Err(OperatorError::Node(format!("node {node} is down")));
+            }
+            Some(owl_cluster::MemberState::Up) => {}
+        }
+        let body = serde_json::to_string(&request)
             .map_err(|e| OperatorError::Node(format!("cannot say it: {e}")))?;
-        let answer = cluster
-            .request(node, NODE_PATH, Some(&body))
+        let to = owl_cluster::dist::Dest::named(NODE_SERVICE, node);
+        let answer = dist
+            .call::<NodeService, _, _>(to, NodeCall(body), NODE_CALL_TIMEOUT)
             .await
-            .map_err(|e| OperatorError::Node(format!("node {node}: {e}")))?;
-        let reply: NodeReply = serde_json::from_value(answer)
+            .map_err(|e| match e {
+                owl_runtime::CallError::Exited(owl_runtime::ExitReason::NoConnection) => {
+                    OperatorError::Node(format!("node {node}: not connected"))
+                }
+                e => OperatorError::Node(format!("node {node}: {e}")),
+            })?;
+        let reply: NodeReply = serde_json::from_str(&answer)
             .map_err(|e| OperatorError::Node(format!("node {node} answered unexpectedly: {e}")))?;
         match reply {
             NodeReply::Refused(why) => Err(OperatorError::Node(format!("node {node}: {why}"))),

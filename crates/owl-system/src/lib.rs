@@ -34,6 +34,7 @@ pub mod host;
 pub mod listener;
 pub mod load;
 pub mod math;
+pub mod node_service;
 pub mod operator;
 mod rate;
 pub mod system;

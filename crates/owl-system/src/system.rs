@@ -103,6 +103,8 @@ pub struct Services {
     pub board: Board,
     /// The cluster, when the node is in one.
     pub cluster: Option<Cluster>,
+    /// Distribution to the other nodes of the cluster, when in one.
+    pub dist: Option<owl_cluster::dist::Dist>,
     /// The admin token.
     pub token: AdminToken,
     /// Signs and checks visitor cookies.
@@ -186,6 +188,10 @@ impl Builder {
             .map(Cluster::new)
             .transpose()
             .map_err(|e| e.to_string())?;
+        let dist = match &cluster {
+            Some(cluster) => Some(crate::node_service::dist_for(&node, cluster)?),
+            None => None,
+        };
         let load = match &cluster {
             Some(cluster) => LoadControl::clustered(config.load_target, cluster.clone()),
             None => LoadControl::new(config.load_target),
@@ -203,6 +209,7 @@ impl Builder {
             visitors,
             login_links: LoginLinks::default(),
             cluster: cluster.clone(),
+            dist: dist.clone(),
             board: board.clone(),
             node: node.clone(),
             math: math.clone(),
@@ -223,6 +230,15 @@ impl Builder {
         }
         if let Some(cluster) = &cluster {
             spec = spec.child(cluster.child_spec());
+        }
+        if let (Some(cluster), Some(dist)) = (&cluster, &dist) {
+            spec = spec
+                .child(dist.child_spec())
+                .child(crate::node_service::child_spec(services.clone()))
+                .child(crate::node_service::peers_spec(
+                    cluster.clone(),
+                    dist.clone(),
+                ));
         }
         spec = spec.child(load.child_spec(move || {
             let mut meter = operator.meter();

@@ -14,7 +14,7 @@ use owl_runtime::ExitReason;
 use owl_runtime::supervisor::{ChildSpec, Strategy, SupervisorSpec};
 use owl_system::{Services, listener};
 
-use crate::{Web, WebConfig, accept, api, assets, auth, cluster_api, guards, live, pages};
+use crate::{Web, WebConfig, accept, api, assets, auth, guards, live, pages};
 
 /// The registered name of the endpoint process.
 pub const ENDPOINT: &str = "web_endpoint";
@@ -178,14 +178,11 @@ fn router(web: Web) -> Router {
             axum::routing::delete(api::board_delete),
         )
         .route_layer(guard(web.clone(), guards::scripts));
-    // Other nodes of the cluster (signed; checked by `cluster_api::Signed`).
-    let nodes = Router::new().route(owl_system::at::NODE_PATH, post(cluster_api::node));
     Router::new()
         .merge(public)
         .merge(viewers)
         .merge(admins)
         .merge(scripts)
-        .merge(nodes)
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))

@@ -21,8 +21,6 @@ pub(crate) enum WebError {
     },
     /// To a script of the JSON API: `{"status": "bad_request", "error": …}`.
     Api { status: StatusCode, message: String },
-    /// To another node: `{"error": …}`.
-    Node { status: StatusCode, message: String },
     /// To a browser that must log in first: the form, coming back to `next`.
     Login { next: String },
     /// To anything else (a WebSocket handshake, an asset): plain text.
@@ -53,14 +51,6 @@ impl WebError {
         }
     }
 
-    /// A refusal to another node.
-    pub(crate) fn node(status: StatusCode, message: impl Into<String>) -> Self {
-        WebError::Node {
-            status,
-            message: message.into(),
-        }
-    }
-
     /// A plain-text refusal.
     pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Self {
         WebError::Text {
@@ -86,9 +76,6 @@ impl IntoResponse for WebError {
                 Json(serde_json::json!({"status": "bad_request", "error": message})),
             )
                 .into_response(),
-            WebError::Node { status, message } => {
-                (status, Json(serde_json::json!({"error": message}))).into_response()
-            }
             WebError::Login { next } => crate::pages::login::required(&next),
             WebError::Text { status, message } => (status, message).into_response(),
             WebError::Moved(to) => Redirect::to(&to).into_response(),

@@ -7,9 +7,10 @@
 //!   bearer token or login session (forms also pass [`AdminForm`]'s CSRF
 //!   and origin checks);
 //! - **scripts**: API calls that change something — the bearer token
-//!   itself (a browser's session is no credential for the JSON API);
-//! - **nodes**: node-to-node requests — signed with the cluster secret
-//!   (see `cluster_api`).
+//!   itself (a browser's session is no credential for the JSON API).
+//!
+//! Other nodes of a cluster do not come through HTTP: they call the node
+//! service over distribution (`owl_system::node_service`).
 //!
 //! A refused page asks for the login; other paths answer 401.
 

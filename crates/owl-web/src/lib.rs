@@ -27,7 +27,6 @@ mod accept;
 mod api;
 mod assets;
 mod auth;
-mod cluster_api;
 mod endpoint;
 mod error;
 mod guards;

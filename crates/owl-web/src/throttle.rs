@@ -22,7 +22,6 @@ pub(crate) struct Throttled {
 pub(crate) enum Target {
     Web,
     Auth,
-    Cluster,
 }
 
 impl Throttled {
@@ -51,7 +50,6 @@ impl Throttled {
         match self.target {
             Target::Web => tracing::warn!(target: "owl::web", count, "{what}: {detail}"),
             Target::Auth => tracing::warn!(target: "owl::auth", count, "{what}: {detail}"),
-            Target::Cluster => tracing::warn!(target: "owl::cluster", count, "{what}: {detail}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Dashboards across a cluster: node A's pages show node B's processes and
-//! kill them, over node-to-node HTTP signed with the cluster secret; the
-//! `/cluster/…` API refuses anything unsigned.
+//! kill them, over distribution (TLS keyed by the cluster secret); a node
+//! with another secret gets nowhere.
 
 mod common;
 
@@ -123,81 +123,51 @@ fn the_process_dashboard_on_one_node_lists_and_kills_another_nodes_processes() {
 }
 
 #[test]
-fn the_node_to_node_api_refuses_unsigned_and_forged_requests() {
+fn other_nodes_are_reached_over_distribution_and_a_stranger_gets_nowhere() {
     let (a, b) = two_nodes();
     let alone = TestNode::start(10);
+    // The node-to-node HTTP route is gone: its calls travel over
+    // distribution, TLS keyed by the cluster secret.
     client_runtime().block_on(async {
         let http = reqwest::Client::new();
-        let status = |r: reqwest::Response| r.status().as_u16();
-        let path = owl_system::at::NODE_PATH;
-        let post = |to: &TestNode, header: Option<String>, body: &str| {
-            let mut request = http.post(to.url(path)).body(body.to_string());
-            if let Some(header) = header {
-                request = request.header(owl_cluster::REQUEST_HEADER, header);
-            }
-            request.send()
-        };
-        let kill_root =
-            serde_json::to_string(&owl_system::at::NodeRequest::Kill(b.root.pid().id().0)).unwrap();
-        let stats = serde_json::to_string(&owl_system::at::NodeRequest::Stats).unwrap();
-        // No signature, a forged one, one made with another secret.
-        assert_eq!(status(post(&b, None, &stats).await.unwrap()), 401);
-        assert_eq!(
-            status(post(&b, Some("1.00".into()), &stats).await.unwrap()),
-            403
-        );
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let other = ClusterSecret::new("some other cluster's secret!").unwrap();
-        let to_b = || owl_cluster::Envelope::new("a", "b", now).unwrap();
-        let wrong = other.sign_request(&to_b(), "POST", path, kill_root.as_bytes());
-        assert_eq!(
-            status(post(&b, Some(wrong), &kill_root).await.unwrap()),
-            403
-        );
-        // A signature is bound to its body: the same header with another body fails.
-        let ours = ClusterSecret::new(SECRET).unwrap();
-        let for_stats = ours.sign_request(&to_b(), "POST", path, stats.as_bytes());
-        assert_eq!(
-            status(post(&b, Some(for_stats), &kill_root).await.unwrap()),
-            403
-        );
-        // A request signed for b is good once, at b only: replayed to b,
-        // or sent to a (its signature names b), it is refused.
-        let header = ours.sign_request(&to_b(), "POST", path, stats.as_bytes());
-        let genuine = post(&b, Some(header.clone()), &stats).await.unwrap();
-        assert_eq!(genuine.status().as_u16(), 200);
-        let figures: serde_json::Value = genuine.json().await.unwrap();
-        assert!(
-            figures["stats"]["processes"].as_u64().unwrap() > 0,
-            "{figures}"
-        );
-        let replayed = post(&b, Some(header.clone()), &stats).await.unwrap();
-        assert_eq!(replayed.status().as_u16(), 403);
-        assert!(replayed.text().await.unwrap().contains("replay"));
-        let elsewhere = post(&a, Some(header.clone()), &stats).await.unwrap();
-        assert_eq!(elsewhere.status().as_u16(), 403);
-        assert!(
-            elsewhere
-                .text()
+        for node in [&a, &b, &alone] {
+            let response = http
+                .post(node.url("/cluster/node"))
+                .body("{\"stats\": null}")
+                .send()
                 .await
-                .unwrap()
-                .contains("meant for another node")
-        );
-        // Naming a instead breaks the signature.
-        let turned = header.replacen(";b;", ";a;", 1);
-        assert_eq!(status(post(&a, Some(turned), &stats).await.unwrap()), 403);
-        // A signed body that is no request is a clear refusal.
-        let junk = ours.sign_request(&to_b(), "POST", path, b"{\"format\": \"c:\"}");
-        assert_eq!(
-            status(post(&b, Some(junk), "{\"format\": \"c:\"}").await.unwrap()),
-            400
-        );
-        // A node outside any cluster has no such API.
-        assert_eq!(status(post(&alone, None, &stats).await.unwrap()), 404);
-
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 404);
+        }
+    });
+    // A node with another secret cannot connect to b's distribution port,
+    // so it cannot ask b anything.
+    let b_dist = b.services().dist.clone().unwrap();
+    let rt = owl_runtime::Runtime::new(Default::default()).unwrap();
+    let stranger = owl_cluster::dist::Dist::new(
+        &rt.node(),
+        owl_cluster::dist::DistConfig::new(
+            "a",
+            "127.0.0.1:0".parse().unwrap(),
+            ClusterSecret::new("some other cluster's secret!").unwrap(),
+        ),
+    )
+    .unwrap();
+    let spec =
+        owl_runtime::supervisor::SupervisorSpec::new(owl_runtime::supervisor::Strategy::OneForOne)
+            .child(stranger.child_spec());
+    let _tree = rt
+        .block_on(owl_runtime::supervisor::Supervisor::start(&rt.node(), spec))
+        .unwrap();
+    let refused = b_dist.stats().refused;
+    stranger.connect("b", b_dist.local_addr());
+    let start = Instant::now();
+    while b_dist.stats().refused == refused {
+        assert!(start.elapsed() < LIMIT, "b never refused the stranger");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!stranger.is_connected("b"));
+    client_runtime().block_on(async {
         // Through the operator's handle, the same list comes back.
         let list = a
             .services()

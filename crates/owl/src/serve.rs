@@ -388,6 +388,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), String> {
             }
         );
         say!("cluster: other nodes reach this one's web side at {advertised}");
+        if let Some(dist) = &system.services().dist {
+            say!(
+                "cluster: distribution (TLS keyed by the cluster secret) on {}",
+                dist.local_addr()
+            );
+        }
         // Names are unique: a node whose name another node already holds
         // must not run as it (both would run that name's share).
         let settled = std::time::Instant::now();

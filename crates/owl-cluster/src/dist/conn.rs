@@ -251,14 +251,8 @@ async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
             run(shared, name, out, stream, creation).await;
         }
         Ok(Ok(None)) => {}
-        Ok(Err(why)) => {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "owl::dist", node = %shared.name, why, "connection refused");
-        }
-        Err(_) => {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "owl::dist", node = %shared.name, "handshake timed out");
-        }
+        Ok(Err(why)) => shared.refuse(&why),
+        Err(_) => shared.refuse("handshake timed out"),
     }
 }
 
@@ -419,9 +413,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
 }
 
 fn refuse(shared: &Shared, e: Malformed) -> String {
-    shared.refused.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(target: "owl::dist", node = %shared.name, error = %e, "closing a connection");
-    e.to_string()
+    let why = e.to_string();
+    shared.refuse(&why);
+    why
 }
 
 /// Acts on one frame from `name`.

@@ -375,6 +375,9 @@ struct Shared {
     /// Gauges the agent keeps: see [`DistStats`].
     watching: AtomicU64,
     watched_here: AtomicU64,
+    /// When a refusal was last logged, and the refusal count then: a
+    /// stranger can cause refusals at will, so they are logged in summary.
+    refusal_logged: Mutex<Option<(Instant, u64)>>,
     /// Cluster-wide names and groups, as this node knows them.
     registry: Mutex<global::Registry>,
     /// The process that watches local name holders and group members.
@@ -435,6 +438,7 @@ impl Dist {
                 refused: AtomicU64::new(0),
                 watching: AtomicU64::new(0),
                 watched_here: AtomicU64::new(0),
+                refusal_logged: Mutex::new(None),
                 registry: Mutex::new(global::Registry::default()),
                 names_process: RwLock::new(None),
             }),
@@ -902,6 +906,23 @@ impl Shared {
             }
             _ => false,
         }
+    }
+
+    /// Counts a refused connection and logs it — at most one line per
+    /// five seconds, with how many were refused since the last line, so
+    /// that no stranger can flood the log.
+    fn refuse(&self, why: &str) {
+        let count = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut logged = self.refusal_logged.lock();
+        let since = match *logged {
+            Some((at, _)) if at.elapsed() < Duration::from_secs(5) => return,
+            Some((_, then)) => count - then,
+            None => 1,
+        };
+        *logged = Some((Instant::now(), count));
+        drop(logged);
+        tracing::warn!(target: "owl::dist", node = %self.name, refused = since, latest = why,
+            "distribution connections refused");
     }
 
     fn new_generation(&self) -> u64 {

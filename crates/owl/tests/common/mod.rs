@@ -35,6 +35,8 @@ pub(crate) struct Served {
     pub url: String,
     pub data_dir: PathBuf,
     log: PathBuf,
+    /// Everything it printed after its URL line, as it comes.
+    later: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
     /// Remove the data directory on drop (not for a node that is restarted).
     wipe: bool,
 }
@@ -115,18 +117,46 @@ impl Served {
             }
         };
         // Keep reading, so the node never writes into a closed pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let later = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let kept = later.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().push(line);
+            }
+        });
         Served {
             child,
             banner,
             url,
             data_dir,
             log,
+            later,
             wipe: true,
         }
     }
 
     /// What the node has logged so far.
+    /// Waits until the node prints a line containing `marker` (after its
+    /// URL line), and returns what follows the marker on it.
+    pub(crate) fn printed_after(&self, marker: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let found = self
+                .later
+                .lock()
+                .iter()
+                .find_map(|l| l.split(marker).nth(1).map(str::to_string));
+            if let Some(rest) = found {
+                return rest;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "owl serve never printed {marker:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
