@@ -740,3 +740,32 @@ fn a_process_is_started_on_another_node_by_the_name_of_its_start_function() {
     // The started process got its arguments: it registered "greeted 7".
     wait_for("the greeter", || b.node().whereis("greeted 7").is_some());
 }
+
+#[test]
+fn node_up_and_down_reach_any_process_that_asks() {
+    let a = TestNode::start("a");
+    let b = TestNode::start("b");
+    let (tx, events) = std::sync::mpsc::channel();
+    let dist = a.dist.clone();
+    let (ready, is_ready) = std::sync::mpsc::channel();
+    a.node().spawn(move |mut p| async move {
+        dist.monitor_nodes(&p);
+        ready.send(()).unwrap();
+        loop {
+            let event: owl_cluster::NodeEvent = p.recv().await;
+            tx.send(event).unwrap();
+        }
+    });
+    is_ready.recv_timeout(LONG).unwrap();
+    let relay = Relay::to(b.dist.local_addr());
+    a.dist.connect("b", relay.addr);
+    assert_eq!(
+        events.recv_timeout(LONG).unwrap(),
+        owl_cluster::NodeEvent::Up("b".into())
+    );
+    relay.frozen.store(true, Ordering::Relaxed);
+    assert_eq!(
+        events.recv_timeout(LONG).unwrap(),
+        owl_cluster::NodeEvent::Down("b".into())
+    );
+}

@@ -66,43 +66,7 @@ impl At {
     }
 }
 
-/// What one node asks of another.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeRequest {
-    /// The process list.
-    Processes(ListQuery),
-    /// One process, by pid number.
-    Process(u64),
-    /// Kill one process, by pid number.
-    Kill(u64),
-    /// The node's figures.
-    Stats,
-    /// The node's figures of the last five minutes.
-    History,
-    /// A console command.
-    Console(Command),
-}
-
-/// What a node answers another.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeReply {
-    /// The process list.
-    Processes(ProcessList),
-    /// One process.
-    Process(Box<ProcessDetail>),
-    /// The process was sent a kill.
-    Killed,
-    /// The node's figures.
-    Stats(Box<SystemStats>),
-    /// The node's figures of the last five minutes, oldest first.
-    History(Vec<SystemPoint>),
-    /// A console command's answer.
-    Console(Box<Answer>),
-    /// The request did nothing, and why.
-    Refused(String),
-}
+pub use crate::node_service::{NodeReply, NodeRequest};
 
 /// Answers a request another node sent (whatever carried it).
 pub async fn serve(services: &Services, request: NodeRequest) -> NodeReply {
@@ -180,6 +144,8 @@ impl NodeHandle {
 
     async fn ask(&self, node: &str, request: NodeRequest) -> Result<NodeReply, OperatorError> {
         use crate::node_service::{NODE_CALL_TIMEOUT, NODE_SERVICE, NodeCall, NodeService};
+        // (The node service's module does not import this one: it is given
+        // `serve` when the system starts.)
         let dist = self
             .services
             .dist

@@ -17,8 +17,16 @@ use owl_runtime::server::{HandleLater, ReplyTo};
 use owl_runtime::supervisor::{ChildSpec, StartArgs};
 use serde::{Deserialize, Serialize};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::Services;
-use crate::at::{self, NodeReply, NodeRequest};
+use crate::console::{Answer, Command};
+use crate::operator::{ListQuery, ProcessDetail, ProcessList, SystemPoint, SystemStats};
+
+/// How a node answers a request: `at::serve`, given when the system starts
+/// (so that this module, the transport, knows nothing of the handle).
+pub type Answerer = fn(Services, NodeRequest) -> Pin<Box<dyn Future<Output = NodeReply> + Send>>;
 
 /// The name the node service is registered under on every node.
 pub const NODE_SERVICE: &str = "owl node service";
@@ -29,6 +37,44 @@ pub const DIST_KEY: &str = "dist";
 /// How long another node may take to answer an operator's call.
 pub const NODE_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What one node asks of another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRequest {
+    /// The process list.
+    Processes(ListQuery),
+    /// One process, by pid number.
+    Process(u64),
+    /// Kill one process, by pid number.
+    Kill(u64),
+    /// The node's figures.
+    Stats,
+    /// The node's figures of the last five minutes.
+    History,
+    /// A console command.
+    Console(Command),
+}
+
+/// What a node answers another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeReply {
+    /// The process list.
+    Processes(ProcessList),
+    /// One process.
+    Process(Box<ProcessDetail>),
+    /// The process was sent a kill.
+    Killed,
+    /// The node's figures.
+    Stats(Box<SystemStats>),
+    /// The node's figures of the last five minutes, oldest first.
+    History(Vec<SystemPoint>),
+    /// A console command's answer.
+    Console(Box<Answer>),
+    /// The request did nothing, and why.
+    Refused(String),
+}
+
 /// One operator call from another node: a [`NodeRequest`] as JSON.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NodeCall(pub String);
@@ -38,6 +84,7 @@ pub struct NodeCall(pub String);
 #[derive(Debug)]
 pub struct NodeService {
     services: Services,
+    answer: Answerer,
 }
 
 impl Server for NodeService {}
@@ -47,10 +94,11 @@ impl HandleLater<NodeCall> for NodeService {
 
     async fn handle_later(&mut self, call: NodeCall, reply: ReplyTo<String>, _: &mut Ctx<'_>) {
         let services = self.services.clone();
+        let answer = self.answer;
         let opts = SpawnOptions::new().label("node request");
         self.services.node.spawn_opts(opts, move |_| async move {
             let answer = match serde_json::from_str::<NodeRequest>(&call.0) {
-                Ok(request) => at::serve(&services, request).await,
+                Ok(request) => answer(services, request).await,
                 Err(e) => NodeReply::Refused(format!("not a request: {e}")),
             };
             let json = serde_json::to_string(&answer)
@@ -73,10 +121,11 @@ pub(crate) fn dist_for(node: &Node, cluster: &Cluster) -> Result<Dist, String> {
 }
 
 /// The node service, registered as [`NODE_SERVICE`].
-pub(crate) fn child_spec(services: Services) -> ChildSpec {
+pub(crate) fn child_spec(services: Services, answer: Answerer) -> ChildSpec {
     ChildSpec::worker(NODE_SERVICE, move |args: StartArgs| {
         let service = NodeService {
             services: services.clone(),
+            answer,
         };
         async move {
             let opts = SpawnOptions::new().label("node service");

@@ -234,7 +234,12 @@ impl Builder {
         if let (Some(cluster), Some(dist)) = (&cluster, &dist) {
             spec = spec
                 .child(dist.child_spec())
-                .child(crate::node_service::child_spec(services.clone()))
+                .child(crate::node_service::child_spec(
+                    services.clone(),
+                    |services, request| {
+                        Box::pin(async move { crate::at::serve(&services, request).await })
+                    },
+                ))
                 .child(crate::node_service::peers_spec(
                     cluster.clone(),
                     dist.clone(),

@@ -616,3 +616,127 @@ fn call_error(failure: CallFailure<'_>) -> CallError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A peer that holds the secret but sends malformed frames: the node
+    //! closes that connection, counts it, and buffers nothing past its
+    //! bounds.
+
+    use std::time::Instant;
+
+    use owl_runtime::Runtime;
+    use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
+
+    use super::super::wire::put_chunk_header;
+    use super::super::{Dist, DistConfig};
+    use super::*;
+    use crate::ClusterSecret;
+
+    const SECRET: &str = "a secret the hostile peer holds too";
+
+    fn node() -> (Runtime, Dist) {
+        let rt = Runtime::new(Default::default()).unwrap();
+        let config = DistConfig::new(
+            "b",
+            "127.0.0.1:0".parse().unwrap(),
+            ClusterSecret::new(SECRET).unwrap(),
+        )
+        .max_message(1 << 20);
+        let dist = Dist::new(&rt.node(), config).unwrap();
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(dist.child_spec());
+        std::mem::forget(rt.block_on(Supervisor::start(&rt.node(), spec)).unwrap());
+        (rt, dist)
+    }
+
+    /// Connects as node "mallory" with the right secret and sends `junk`
+    /// after a proper handshake; returns once the node closed the
+    /// connection.
+    async fn send_after_handshake(dist: &Dist, junk: Vec<u8>) {
+        let shared = &dist.shared;
+        let (mut stream, head) = handshake_as(shared, dist.local_addr()).await;
+        assert!(matches!(head, Head::Welcome { .. }), "{head:?}");
+        let _ = stream.write_all(&junk).await;
+        let _ = stream.flush().await;
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    }
+
+    async fn handshake_as(
+        shared: &Shared,
+        addr: std::net::SocketAddr,
+    ) -> (TlsStream<TcpStream>, Head<'static>) {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
+        let mut stream = TlsStream::Client(
+            connector
+                .connect(super::super::tls::server_name(), tcp)
+                .await
+                .unwrap(),
+        );
+        let hello = wire::encode::<()>(
+            &Head::Hello {
+                node: "mallory",
+                creation: 1,
+                version: wire::VERSION,
+            },
+            None,
+        )
+        .unwrap();
+        stream.write_all(&wire::single_chunk(&hello)).await.unwrap();
+        stream.flush().await.unwrap();
+        let answer = read_single(&mut stream).await.unwrap();
+        let head = match wire::decode(&answer).unwrap().0 {
+            Head::Welcome { creation } => Head::Welcome { creation },
+            other => panic!("{other:?}"),
+        };
+        (stream, head)
+    }
+
+    #[test]
+    fn malformed_frames_from_a_peer_with_the_secret_close_only_its_connection() {
+        let (rt, dist) = node();
+        let cases: Vec<Vec<u8>> = vec![
+            // A chunk that claims more than a chunk may hold.
+            {
+                let mut c = Vec::new();
+                put_chunk_header(&mut c, CHUNK + 1, 5, true);
+                c
+            },
+            // A bad flag.
+            {
+                let mut c = Vec::new();
+                put_chunk_header(&mut c, 1, 5, true);
+                *c.last_mut().unwrap() = 9;
+                c.push(0);
+                c
+            },
+            // A whole frame that does not decode.
+            wire::single_chunk(&[255, 255, 1, 2, 3]),
+            // A handshake frame on a live connection.
+            wire::single_chunk(&wire::encode::<()>(&Head::Welcome { creation: 1 }, None).unwrap()),
+            // A frame growing past the message limit, chunk by chunk, on
+            // many lanes at once: refused before it is buffered.
+            {
+                let mut c = Vec::new();
+                for lane in 0..64u64 {
+                    put_chunk_header(&mut c, CHUNK, lane * 2 + 1, false);
+                    c.extend(std::iter::repeat_n(7u8, CHUNK));
+                }
+                c
+            },
+        ];
+        for junk in cases {
+            let before = dist.stats().refused;
+            rt.block_on(send_after_handshake(&dist, junk));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while dist.stats().refused == before {
+                assert!(Instant::now() < deadline, "the junk was not refused");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // The node still takes a well-behaved peer.
+        let (_, head) = rt.block_on(handshake_as(&dist.shared, dist.local_addr()));
+        assert!(matches!(head, Head::Welcome { .. }));
+    }
+}
