@@ -339,14 +339,17 @@ async fn measure(
     let under_10mb = ping_pong(dist, p, &echo, 500).await;
     let _: SinkDone = p.recv().await;
 
-    // Remote monitors, then kill -9 of the peer.
+    // Remote monitors (what each costs this node, as the BEAM's figure is
+    // what each costs the monitoring process), then kill -9 of the peer.
     let holders = start_on_peer(dist, p, Start::Holders { count: monitors }).await;
+    let before = super::rss_bytes();
     for h in &holders {
         dist.monitor(p, h);
     }
     while dist.stats().watching < monitors as u64 {
         p.sleep(Duration::from_millis(5)).await;
     }
+    let monitor_bytes = super::rss_bytes().saturating_sub(before) as f64 / monitors as f64;
     let t = Instant::now();
     peer.signal("-KILL");
     let mut down = 0;
@@ -384,5 +387,6 @@ async fn measure(
         .with("rtt_under_10mb_p99_us", percentile(&under_10mb, 0.99))
         .with("kill9_noconnection_ms", kill9_ms)
         .with("kill9_down", down as f64)
+        .with("monitor_bytes", monitor_bytes)
         .with("sigstop_noconnection_ms", sigstop_ms))
 }

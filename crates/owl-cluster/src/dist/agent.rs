@@ -21,21 +21,27 @@ use owl_runtime::{Down, ExitReason, MonitorRef, Node, Pid, PidId, Process, Spawn
 use super::command::Command;
 use super::conn;
 use super::wire::{self, Head};
-use super::{Dest, NodePid, RemoteDown, RemoteRef, Shared, target_of};
+use super::{Dest, NodePid, RemoteDown, RemoteRef, Shared};
 
-#[derive(Debug)]
-pub(super) struct Watch {
-    pub(super) peer: Arc<str>,
-    pub(super) generation: u64,
-    pub(super) watcher: Pid,
-    pub(super) target: Dest,
-    pub(super) link: bool,
+/// A monitor or link a local process holds on a remote one, kept small (32
+/// bytes): a node may hold hundreds of thousands. The peer is an index into
+/// the agent's table of peer names; a watch of a registered name keeps its
+/// name aside, in [`State::named`].
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    watcher: PidId,
+    /// The remote process's number (0 for a name).
+    target: u64,
+    creation: u32,
+    generation: u32,
+    peer: u32,
+    link: bool,
 }
 
 #[derive(Debug)]
 struct Held {
     peer: Arc<str>,
-    generation: u64,
+    generation: u32,
     reference: u64,
     /// The remote watcher's number: its lane.
     watcher: u64,
@@ -46,6 +52,11 @@ struct Held {
 #[derive(Debug, Default)]
 struct State {
     watches: HashMap<u64, Watch>,
+    /// The names watched by name, by watch.
+    named: HashMap<u64, Arc<str>>,
+    /// Peer names, interned for [`Watch::peer`].
+    peer_names: Vec<Arc<str>>,
+    peer_index: HashMap<Arc<str>, u32>,
     /// The agent's monitor of each local watcher, and its watches.
     watchers: HashMap<PidId, (MonitorRef, Vec<u64>)>,
     held: HashMap<MonitorRef, Held>,
@@ -122,24 +133,34 @@ impl State {
                 link,
                 generation,
             } => {
-                let watch = Watch {
-                    peer: target.node().into(),
-                    generation,
-                    watcher,
-                    target,
-                    link,
-                };
-                if !shared.is_live(&watch.peer, generation) {
+                if !shared.is_live(target.node(), generation) {
                     // The connection it went on broke before we heard of
                     // it: its PeerDown has passed already.
-                    return fire(p.node(), reference, watch, None, ExitReason::NoConnection);
+                    let reason = ExitReason::NoConnection;
+                    return fire(p.node(), reference, &watcher, link, target, None, reason);
                 }
-                self.add_watch(p, reference, watch);
+                let peer = self.intern(target.node());
+                let (target_id, creation) = match &target {
+                    Dest::Pid(pid) => (pid.id().0, pid.creation()),
+                    Dest::Name { name, .. } => {
+                        self.named.insert(reference, name.as_str().into());
+                        (0, 0)
+                    }
+                };
+                let watch = Watch {
+                    watcher: watcher.id(),
+                    target: target_id,
+                    creation,
+                    generation,
+                    peer,
+                    link,
+                };
+                self.add_watch(p, reference, &watcher, watch);
             }
             Command::Unwatch { reference } => {
-                if let Some(watch) = self.forget_watch(p, reference) {
+                if let Some((watch, name)) = self.forget_watch(p, reference) {
                     let frame = wire::encode::<()>(&Head::Unwatch { reference }, None);
-                    send_to(shared, &watch.peer, watch.generation, &watch.target, frame);
+                    self.send_about(shared, &watch, name.as_deref(), frame);
                 }
             }
             Command::RemoteWatch {
@@ -190,29 +211,32 @@ impl State {
                 pid,
                 reason,
             } => {
-                if self.watches.get(&reference).is_some_and(|w| w.peer == peer) {
-                    let creation = shared.peers.read().get(&peer).and_then(|p| match p.state {
-                        super::PeerState::Up { creation, .. } => Some(creation),
-                        _ => None,
-                    });
-                    let watch = self.forget_watch(p, reference).expect("checked above");
+                let from_peer = self
+                    .watches
+                    .get(&reference)
+                    .is_some_and(|w| *self.peer_names[w.peer as usize] == *peer);
+                if from_peer {
+                    let creation = shared.creation_of(&peer);
+                    let (watch, name) = self.forget_watch(p, reference).expect("checked above");
                     let pid = (pid != 0)
                         .then_some(creation)
                         .flatten()
                         .map(|c| NodePid::new(&peer, PidId(pid), c));
-                    fire(p.node(), reference, watch, pid, reason);
+                    self.fire_watch(p.node(), reference, watch, name, pid, reason);
                 }
             }
             Command::PeerDown { peer, generation } => {
+                let index = self.peer_index.get(&peer).copied();
                 let lost: Vec<u64> = self
                     .watches
                     .iter()
-                    .filter(|(_, w)| w.peer == peer && w.generation == generation)
+                    .filter(|(_, w)| Some(w.peer) == index && w.generation == generation)
                     .map(|(r, _)| *r)
                     .collect();
                 for reference in lost {
-                    let watch = self.forget_watch(p, reference).expect("listed above");
-                    fire(p.node(), reference, watch, None, ExitReason::NoConnection);
+                    let (watch, name) = self.forget_watch(p, reference).expect("listed above");
+                    let reason = ExitReason::NoConnection;
+                    self.fire_watch(p.node(), reference, watch, name, None, reason);
                 }
                 let held: Vec<MonitorRef> = self
                     .held
@@ -232,31 +256,93 @@ impl State {
         }
     }
 
-    fn add_watch(&mut self, p: &mut Process, reference: u64, watch: Watch) {
-        let id = watch.watcher.id();
-        match self.watchers.get_mut(&id) {
+    /// The index of a peer's name in [`State::peer_names`].
+    fn intern(&mut self, peer: &str) -> u32 {
+        if let Some(index) = self.peer_index.get(peer) {
+            return *index;
+        }
+        let name: Arc<str> = peer.into();
+        let index = self.peer_names.len() as u32;
+        self.peer_names.push(name.clone());
+        self.peer_index.insert(name, index);
+        index
+    }
+
+    fn add_watch(&mut self, p: &mut Process, reference: u64, watcher: &Pid, watch: Watch) {
+        match self.watchers.get_mut(&watch.watcher) {
             Some((_, references)) => references.push(reference),
             None => {
-                let monitor = p.monitor(&watch.watcher);
-                self.watchers.insert(id, (monitor, vec![reference]));
+                let monitor = p.monitor(watcher);
+                self.watchers
+                    .insert(watch.watcher, (monitor, vec![reference]));
             }
         }
         self.watches.insert(reference, watch);
     }
 
-    /// Removes a watch and, with its last one, the agent's monitor of its
-    /// watcher.
-    fn forget_watch(&mut self, p: &mut Process, reference: u64) -> Option<Watch> {
+    /// Removes a watch (with its name, if it watched one) and, with its
+    /// last one, the agent's monitor of its watcher.
+    fn forget_watch(
+        &mut self,
+        p: &mut Process,
+        reference: u64,
+    ) -> Option<(Watch, Option<Arc<str>>)> {
         let watch = self.watches.remove(&reference)?;
-        let id = watch.watcher.id();
-        if let Some((monitor, references)) = self.watchers.get_mut(&id) {
+        if let Some((monitor, references)) = self.watchers.get_mut(&watch.watcher) {
             references.retain(|r| *r != reference);
             if references.is_empty() {
                 p.demonitor(*monitor);
-                self.watchers.remove(&id);
+                self.watchers.remove(&watch.watcher);
             }
         }
-        Some(watch)
+        Some((watch, self.named.remove(&reference)))
+    }
+
+    /// What a watch watched, as the API names it.
+    fn dest(&self, watch: &Watch, name: Option<&str>) -> Dest {
+        let peer = &self.peer_names[watch.peer as usize];
+        match name {
+            Some(name) => Dest::named(name, peer),
+            None => Dest::Pid(NodePid::new(peer, PidId(watch.target), watch.creation)),
+        }
+    }
+
+    /// Fires a watch at its watcher (looked up by number: a watcher that
+    /// is gone gets nothing).
+    fn fire_watch(
+        &self,
+        node: &Node,
+        reference: u64,
+        watch: Watch,
+        name: Option<Arc<str>>,
+        pid: Option<NodePid>,
+        reason: ExitReason,
+    ) {
+        if let Some(watcher) = node.lookup(watch.watcher) {
+            let target = self.dest(&watch, name.as_deref());
+            fire(node, reference, &watcher, watch.link, target, pid, reason);
+        }
+    }
+
+    /// Sends a frame about a watch's target, on the connection it went
+    /// over.
+    fn send_about(
+        &self,
+        shared: &Arc<Shared>,
+        watch: &Watch,
+        name: Option<&str>,
+        frame: Result<Vec<u8>, postcard::Error>,
+    ) {
+        let lane = match name {
+            Some(name) => wire::Target::Name(name).lane(),
+            None => wire::Target::Pid {
+                id: watch.target,
+                creation: watch.creation,
+            }
+            .lane(),
+        };
+        let peer = &self.peer_names[watch.peer as usize];
+        send_lane(shared, peer, watch.generation, lane, frame);
     }
 
     /// A local process ended: a watcher (its watches go, links carrying
@@ -292,6 +378,7 @@ impl State {
             let Some(watch) = self.watches.remove(&reference) else {
                 continue;
             };
+            let name = self.named.remove(&reference);
             let head = if watch.link {
                 Head::LinkExit {
                     reference,
@@ -301,7 +388,7 @@ impl State {
                 Head::Unwatch { reference }
             };
             let frame = wire::encode::<()>(&head, None);
-            send_to(shared, &watch.peer, watch.generation, &watch.target, frame);
+            self.send_about(shared, &watch, name.as_deref(), frame);
         }
     }
 }
@@ -311,39 +398,29 @@ impl State {
 pub(super) fn fire(
     node: &Node,
     reference: u64,
-    watch: Watch,
+    watcher: &Pid,
+    link: bool,
+    target: Dest,
     pid: Option<NodePid>,
     reason: ExitReason,
 ) {
-    if watch.link {
-        node.exit(&watch.watcher, reason);
+    if link {
+        node.exit(watcher, reason);
     } else {
-        let _ = watch.watcher.send(RemoteDown {
+        let _ = watcher.send(RemoteDown {
             monitor: RemoteRef(reference),
-            target: watch.target,
+            target,
             pid,
             reason,
         });
     }
 }
 
-/// Sends a frame about `target` on the connection a watch went over (not
-/// a newer one: the peer already fired what went over the old).
-fn send_to(
-    shared: &Arc<Shared>,
-    peer: &Arc<str>,
-    generation: u64,
-    target: &Dest,
-    frame: Result<Vec<u8>, postcard::Error>,
-) {
-    send_lane(shared, peer, generation, target_of(target).lane(), frame);
-}
-
 /// Sends a frame to the remote process `watcher`'s lane.
 fn send_on(
     shared: &Arc<Shared>,
     peer: &Arc<str>,
-    generation: u64,
+    generation: u32,
     watcher: u64,
     frame: Result<Vec<u8>, postcard::Error>,
 ) {
@@ -358,7 +435,7 @@ fn send_on(
 fn send_lane(
     shared: &Arc<Shared>,
     peer: &Arc<str>,
-    generation: u64,
+    generation: u32,
     lane: u64,
     frame: Result<Vec<u8>, postcard::Error>,
 ) {
@@ -372,4 +449,14 @@ fn send_lane(
         _ => return,
     };
     let _ = out.push(lane, frame);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_watch_stays_small() {
+        // With its key and the map's slack this keeps a remote monitor
+        // under the BEAM's 88 bytes (docs/benchmarks.md measures it).
+        assert!(std::mem::size_of::<super::Watch>() <= 32);
+    }
 }

@@ -17,14 +17,14 @@ pub(crate) enum Command {
         watcher: Pid,
         target: Dest,
         link: bool,
-        generation: u64,
+        generation: u32,
     },
     /// A local process drops a monitor.
     Unwatch { reference: u64 },
     /// A remote process watches a local one.
     RemoteWatch {
         peer: Arc<str>,
-        generation: u64,
+        generation: u32,
         reference: u64,
         watcher: u64,
         /// The local process, already monitored for the agent by the
@@ -49,5 +49,5 @@ pub(crate) enum Command {
         reason: ExitReason,
     },
     /// A connection is gone.
-    PeerDown { peer: Arc<str>, generation: u64 },
+    PeerDown { peer: Arc<str>, generation: u32 },
 }

@@ -167,7 +167,7 @@ fn dial_failed(shared: &Shared, name: &Arc<str>, out: &Arc<Outbound>, why: &str)
 
 /// Everything that went to a connection that is gone: the agent fires its
 /// links and monitors, and its calls fail.
-fn lost(shared: &Shared, name: &Arc<str>, generation: u64) {
+fn lost(shared: &Shared, name: &Arc<str>, generation: u32) {
     shared.to_agent(Command::PeerDown {
         peer: name.clone(),
         generation,

@@ -101,7 +101,7 @@ mod wire;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use owl_runtime::server::{Answers, ServerRef};
@@ -347,7 +347,7 @@ struct Peer {
 #[derive(Debug)]
 struct PendingCall {
     peer: Arc<str>,
-    generation: u64,
+    generation: u32,
     reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, CallError>>,
 }
 
@@ -366,7 +366,7 @@ struct Shared {
     peers: RwLock<HashMap<Arc<str>, Peer>>,
     agent: RwLock<Option<Pid>>,
     calls: Mutex<HashMap<u64, PendingCall>>,
-    next_generation: AtomicU64,
+    next_generation: AtomicU32,
     next_ref: AtomicU64,
     frames_sent: AtomicU64,
     frames_received: AtomicU64,
@@ -430,7 +430,7 @@ impl Dist {
                 peers: RwLock::new(HashMap::new()),
                 agent: RwLock::new(None),
                 calls: Mutex::new(HashMap::new()),
-                next_generation: AtomicU64::new(1),
+                next_generation: AtomicU32::new(1),
                 next_ref: AtomicU64::new(1),
                 frames_sent: AtomicU64::new(0),
                 frames_received: AtomicU64::new(0),
@@ -770,28 +770,18 @@ impl Dist {
         let pushed = wire::encode::<()>(&head, None)
             .map_err(|e| DistError::Encode(e.to_string()))
             .and_then(|frame| shared.push(target.node(), lane, frame));
-        let watch = agent::Watch {
-            peer: target.node().into(),
-            generation: pushed.as_ref().copied().unwrap_or(0),
-            watcher: watcher.clone(),
-            target,
-            link,
-        };
         match pushed {
             Ok(generation) => shared.to_agent(command::Command::Watch {
                 reference,
-                watcher: watch.watcher,
-                target: watch.target,
+                watcher: watcher.clone(),
+                target,
                 link,
                 generation,
             }),
-            Err(_) => agent::fire(
-                &shared.node,
-                reference,
-                watch,
-                None,
-                ExitReason::NoConnection,
-            ),
+            Err(_) => {
+                let reason = ExitReason::NoConnection;
+                agent::fire(&shared.node, reference, watcher, link, target, None, reason)
+            }
         }
         RemoteRef(reference)
     }
@@ -831,7 +821,7 @@ impl Shared {
 
     /// Queues a frame for `peer`, dialling it if it is down and its address
     /// is known. Returns the generation of the connection it went to.
-    fn push(self: &Arc<Self>, peer: &str, lane: u64, frame: Vec<u8>) -> Result<u64, DistError> {
+    fn push(self: &Arc<Self>, peer: &str, lane: u64, frame: Vec<u8>) -> Result<u32, DistError> {
         if frame.len() > self.config.max_message {
             return Err(DistError::TooLarge {
                 size: frame.len(),
@@ -899,7 +889,7 @@ impl Shared {
 
     /// Whether the connection of `generation` to `peer` is still the
     /// current one.
-    fn is_live(&self, peer: &str, generation: u64) -> bool {
+    fn is_live(&self, peer: &str, generation: u32) -> bool {
         match self.peers.read().get(peer).map(|p| &p.state) {
             Some(PeerState::Up { out, .. } | PeerState::Dialing(out)) => {
                 out.generation == generation && !out.is_closed()
@@ -925,7 +915,7 @@ impl Shared {
             "distribution connections refused");
     }
 
-    fn new_generation(&self) -> u64 {
+    fn new_generation(&self) -> u32 {
         self.next_generation.fetch_add(1, Ordering::Relaxed)
     }
 }

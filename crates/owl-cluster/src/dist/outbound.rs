@@ -22,7 +22,7 @@ pub(crate) enum Refused {
 pub(crate) struct Outbound {
     /// Tells this connection apart from earlier and later ones to the
     /// same peer (what a watch or call was sent on).
-    pub(crate) generation: u64,
+    pub(crate) generation: u32,
     limit: usize,
     lanes: Mutex<Lanes>,
     wake: Notify,
@@ -44,7 +44,7 @@ struct Queued {
 }
 
 impl Outbound {
-    pub(crate) fn new(generation: u64, limit: usize) -> Outbound {
+    pub(crate) fn new(generation: u32, limit: usize) -> Outbound {
         Outbound {
             generation,
             limit,
