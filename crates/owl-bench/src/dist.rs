@@ -174,6 +174,19 @@ impl Drop for PeerProcess {
     }
 }
 
+/// Resident memory after handing freed heap back to the system, so that
+/// what is left is what is live (the frames and commands a monitor took
+/// on its way are gone by then).
+fn live_rss() -> u64 {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of glibc's heap; it
+    // touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    super::rss_bytes()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -287,6 +300,19 @@ async fn measure(
     monitors: u32,
     peer: &PeerProcess,
 ) -> Result<Report, String> {
+    // Remote monitors first, while this node's heap is fresh (what each
+    // costs this node, as the BEAM's figure is what each costs the
+    // monitoring process); they stay for the kill -9 at the end.
+    let holders = start_on_peer(dist, p, Start::Holders { count: monitors }).await;
+    let before = live_rss();
+    for h in &holders {
+        dist.monitor(p, h);
+    }
+    while dist.stats().watching < monitors as u64 {
+        p.sleep(Duration::from_millis(5)).await;
+    }
+    let rss_per_monitor = live_rss().saturating_sub(before) as f64 / monitors as f64;
+    let monitor_bytes = dist.stats().watch_table_bytes as f64 / monitors as f64;
     let echo = Dest::named("echo", "b");
     let _ = ping_pong(dist, p, &echo, 10_000).await;
     let t = Instant::now();
@@ -339,17 +365,6 @@ async fn measure(
     let under_10mb = ping_pong(dist, p, &echo, 500).await;
     let _: SinkDone = p.recv().await;
 
-    // Remote monitors (what each costs this node, as the BEAM's figure is
-    // what each costs the monitoring process), then kill -9 of the peer.
-    let holders = start_on_peer(dist, p, Start::Holders { count: monitors }).await;
-    let before = super::rss_bytes();
-    for h in &holders {
-        dist.monitor(p, h);
-    }
-    while dist.stats().watching < monitors as u64 {
-        p.sleep(Duration::from_millis(5)).await;
-    }
-    let monitor_bytes = super::rss_bytes().saturating_sub(before) as f64 / monitors as f64;
     let t = Instant::now();
     peer.signal("-KILL");
     let mut down = 0;
@@ -388,5 +403,6 @@ async fn measure(
         .with("kill9_noconnection_ms", kill9_ms)
         .with("kill9_down", down as f64)
         .with("monitor_bytes", monitor_bytes)
+        .with("rss_per_monitor_burst", rss_per_monitor)
         .with("sigstop_noconnection_ms", sigstop_ms))
 }

@@ -110,6 +110,9 @@ async fn run(shared: Arc<Shared>, mut p: Process) {
         shared
             .watched_here
             .store(state.held.len() as u64, Ordering::Relaxed);
+        shared
+            .watch_table_bytes
+            .store(state.table_bytes() as u64, Ordering::Relaxed);
     }
 }
 
@@ -254,6 +257,18 @@ impl State {
                 }
             }
         }
+    }
+
+    /// What the tables of local watches take, from their capacities: the
+    /// map of watches (entry plus one control byte per slot) and the
+    /// watchers' lists (one reference per watch).
+    fn table_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let watches = self.watches.capacity() * (size_of::<(u64, Watch)>() + 1);
+        let watchers = self.watchers.capacity()
+            * (size_of::<(PidId, (MonitorRef, Vec<u64>))>() + 1)
+            + self.watches.len() * size_of::<u64>();
+        watches + watchers
     }
 
     /// The index of a peer's name in [`State::peer_names`].

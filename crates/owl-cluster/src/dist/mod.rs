@@ -326,6 +326,10 @@ pub struct DistStats {
     pub watching: u64,
     /// Links and monitors remote processes hold on local ones now.
     pub watched_here: u64,
+    /// Bytes the tables of `watching` take (from their capacities): what
+    /// remote monitors and links cost this node, apart from the runtime's
+    /// one monitor per watching process.
+    pub watch_table_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -375,6 +379,7 @@ struct Shared {
     /// Gauges the agent keeps: see [`DistStats`].
     watching: AtomicU64,
     watched_here: AtomicU64,
+    watch_table_bytes: AtomicU64,
     /// When a refusal was last logged, and the refusal count then: a
     /// stranger can cause refusals at will, so they are logged in summary.
     refusal_logged: Mutex<Option<(Instant, u64)>>,
@@ -438,6 +443,7 @@ impl Dist {
                 refused: AtomicU64::new(0),
                 watching: AtomicU64::new(0),
                 watched_here: AtomicU64::new(0),
+                watch_table_bytes: AtomicU64::new(0),
                 refusal_logged: Mutex::new(None),
                 registry: Mutex::new(global::Registry::default()),
                 names_process: RwLock::new(None),
@@ -519,6 +525,7 @@ impl Dist {
             refused: s.refused.load(Ordering::Relaxed),
             watching: s.watching.load(Ordering::Relaxed),
             watched_here: s.watched_here.load(Ordering::Relaxed),
+            watch_table_bytes: s.watch_table_bytes.load(Ordering::Relaxed),
         }
     }
 
