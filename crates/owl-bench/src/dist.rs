@@ -18,6 +18,12 @@ use super::Report;
 
 const SECRET: &str = "owl bench dist: a throwaway secret";
 
+/// The size of the big messages, as in dist.escript.
+const BLOB: usize = 10 << 20;
+
+/// What may wait for a peer (`DistConfig::max_queued`'s default).
+const QUEUE_LIMIT: usize = 64 << 20;
+
 #[derive(Serialize, Deserialize)]
 struct BPing {
     n: u32,
@@ -359,7 +365,13 @@ async fn measure(
     p.spawn(move |s| async move {
         let to = Dest::from(&blob_sink[0]);
         for _ in 0..20 {
-            send_paced(&d, &to, || Blob(Bytes(vec![b'x'; 10 << 20])), &s).await;
+            // A well-behaved sender of big messages: it builds the next one
+            // only when the queue has room for it, rather than building it
+            // again at every refusal.
+            while d.queued_bytes("b") + BLOB > QUEUE_LIMIT {
+                s.sleep(Duration::from_millis(1)).await;
+            }
+            send_paced(&d, &to, || Blob(Bytes(vec![b'x'; BLOB])), &s).await;
         }
     });
     let under_10mb = ping_pong(dist, p, &echo, 500).await;

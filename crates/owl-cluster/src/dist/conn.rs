@@ -33,6 +33,18 @@ const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// The most bytes written to the socket at once.
 const BATCH: usize = 256 * 1024;
 
+/// The kernel's send buffer of a connection. Small on purpose: whatever
+/// sits there is in one queue that no lane can overtake, so a deep buffer
+/// full of a 10 MB message would hold a small one behind it; the lanes
+/// above it do the queueing, in turns.
+const SEND_BUFFER: usize = 256 * 1024;
+
+/// No Nagle delay, and a shallow kernel queue (see [`SEND_BUFFER`]).
+fn tune(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER);
+}
+
 /// Starts dialling `name` (its state goes to `Dialing`); frames pushed
 /// meanwhile wait in the returned queue.
 pub(super) fn start_dial(shared: &Arc<Shared>, name: Arc<str>, peer: &mut Peer) -> Arc<Outbound> {
@@ -71,7 +83,7 @@ async fn handshake(
     addr: std::net::SocketAddr,
 ) -> Result<(TlsStream<TcpStream>, Head<'static>), String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let _ = tcp.set_nodelay(true);
+    tune(&tcp);
     let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
     let mut stream = TlsStream::Client(
         connector
@@ -205,7 +217,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let _ = tcp.set_nodelay(true);
+        tune(&tcp);
         tokio::spawn(accept_one(shared.clone(), tcp));
     }
 }

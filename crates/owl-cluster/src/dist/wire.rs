@@ -148,7 +148,13 @@ pub(crate) fn encode<B: Serialize + ?Sized>(
     head: &Head<'_>,
     body: Option<&B>,
 ) -> Result<Vec<u8>, postcard::Error> {
-    let mut frame = vec![0u8; 2];
+    // Sized first (cheap: a byte string's size is its length), so that a
+    // big message is copied once, not again at every doubling.
+    let size = 2
+        + postcard::experimental::serialized_size(head)?
+        + body.map_or(Ok(0), |b| postcard::experimental::serialized_size(b))?;
+    let mut frame = Vec::with_capacity(size);
+    frame.extend_from_slice(&[0, 0]);
     frame = postcard::to_extend(head, frame)?;
     let head_len = frame.len() - 2;
     let head_len = u16::try_from(head_len).map_err(|_| postcard::Error::SerializeBufferFull)?;
