@@ -71,7 +71,14 @@ pub(super) fn child_spec(shared: Arc<Shared>) -> ChildSpec {
         let shared = shared.clone();
         async move {
             let opts = SpawnOptions::new().label("distribution agent");
-            Ok::<_, ExitReason>(args.spawn_link_opts(opts, move |p| run(shared, p)))
+            let agent = args.spawn_link_opts(opts, {
+                let shared = shared.clone();
+                move |p| run(shared, p)
+            });
+            // Known before it first runs: commands sent meanwhile wait in
+            // its mailbox rather than being dropped.
+            *shared.agent.write() = Some(agent.clone());
+            Ok::<_, ExitReason>(agent)
         }
     })
 }
@@ -86,12 +93,12 @@ impl Drop for Accepting {
 }
 
 async fn run(shared: Arc<Shared>, mut p: Process) {
-    // A new agent knows no watches: connections from before it are
-    // dropped, so that their peers fire theirs.
-    close_all(&shared);
-    *shared.registry.lock() = super::global::Registry::default();
-    *shared.names_process.write() = Some(super::global::spawn_names(&shared, &p));
-    *shared.agent.write() = Some(p.pid().clone());
+    // A restarted agent knows no watches: connections from before it are
+    // dropped, so that both ends fire theirs.
+    if shared.agent_started.swap(true, Ordering::AcqRel) {
+        close_all(&shared);
+    }
+    super::global::spawn_names(&shared, &p);
     let _accepting = Accepting(shared.io.spawn(conn::accept_loop(shared.clone())));
     let mut state = State::default();
     loop {

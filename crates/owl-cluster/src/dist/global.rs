@@ -120,6 +120,20 @@ impl Registry {
         }
     }
 
+    /// The local processes holding a name or a membership.
+    fn local_holders(&self, me: &str) -> Vec<PidId> {
+        let mut ids: Vec<PidId> = self
+            .names
+            .values()
+            .chain(self.groups.values().flatten())
+            .filter(|pid| pid.node() == me)
+            .map(|pid| pid.id())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Forgets everything of `node`.
     pub(super) fn drop_node(&mut self, node: &str) {
         self.names.retain(|_, pid| pid.node() != node);
@@ -165,6 +179,19 @@ pub(super) enum Own {
 /// group memberships, and removes them everywhere when they end.
 pub(super) async fn run(shared: Arc<Shared>, mut p: Process) {
     let mut watched: HashMap<PidId, MonitorRef> = HashMap::new();
+    // Named first, then the local holders already known are watched: a
+    // registration made meanwhile either saw this process's name and sent
+    // it a watch, or came before the scan and is in it.
+    *shared.names_process.write() = Some(p.pid().clone());
+    let holders: Vec<PidId> = shared.registry.lock().local_holders(&shared.name);
+    for id in holders {
+        match shared.node.lookup(id) {
+            Some(pid) => {
+                watched.insert(id, p.monitor(&pid));
+            }
+            None => forget_local(&shared, id),
+        }
+    }
     loop {
         let message = p.recv_any().await;
         let message = match message.downcast::<Own>() {
@@ -184,6 +211,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut p: Process) {
 }
 
 pub(super) fn spawn_names(shared: &Arc<Shared>, p: &Process) -> Pid {
+    // (Its pid is stored by the process itself, see `run`.)
     let shared = shared.clone();
     p.spawn_opts(
         SpawnOptions::new()

@@ -369,6 +369,8 @@ struct Shared {
     _io_stop: tokio::sync::oneshot::Sender<()>,
     peers: RwLock<HashMap<Arc<str>, Peer>>,
     agent: RwLock<Option<Pid>>,
+    /// Set when the agent first runs: a later run is a restart.
+    agent_started: std::sync::atomic::AtomicBool,
     calls: Mutex<HashMap<u64, PendingCall>>,
     next_generation: AtomicU32,
     next_ref: AtomicU64,
@@ -434,6 +436,7 @@ impl Dist {
                 _io_stop: stop,
                 peers: RwLock::new(HashMap::new()),
                 agent: RwLock::new(None),
+                agent_started: std::sync::atomic::AtomicBool::new(false),
                 calls: Mutex::new(HashMap::new()),
                 next_generation: AtomicU32::new(1),
                 next_ref: AtomicU64::new(1),
