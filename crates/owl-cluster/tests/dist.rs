@@ -769,3 +769,54 @@ fn node_up_and_down_reach_any_process_that_asks() {
         owl_cluster::NodeEvent::Down("b".into())
     );
 }
+
+/// The distribution agent of `node` (it has a label, not a name).
+fn agent_of(node: &TestNode) -> Pid {
+    node.node()
+        .processes()
+        .into_iter()
+        .find(|p| p.label == "distribution agent")
+        .map(|p| p.pid)
+        .expect("a distribution agent")
+}
+
+#[test]
+fn a_restarted_agent_drops_its_connections_then_serves_again() {
+    let (a, b) = connected_pair();
+    let inbox = b.collector::<Numbered>("sink");
+    let holder = idle(&b);
+    b.dist.register_global("kept", &holder).unwrap();
+    wait_for("a to see the name", || {
+        a.dist.whereis_global("kept").is_some()
+    });
+    let dist = a.dist.clone();
+    let (tx, downs) = std::sync::mpsc::channel();
+    a.node().spawn(move |mut p| async move {
+        dist.monitor(&p, Dest::named("sink", "b"));
+        let down: RemoteDown = p.recv().await;
+        tx.send(down.reason).unwrap();
+    });
+    wait_for("the monitor held on b", || b.dist.stats().watched_here == 1);
+    // b's agent dies; its supervisor starts another.
+    let old = agent_of(&b);
+    b.node().kill(&old);
+    // What b's old agent held is gone with the connection: a's monitor
+    // fires, as for a lost node.
+    assert_eq!(downs.recv_timeout(LONG).unwrap(), ExitReason::NoConnection);
+    wait_for("a new agent", || agent_of(&b) != old);
+    // The nodes find each other again, and b's names are still b's.
+    a.dist.connect("b", b.dist.local_addr());
+    wait_for("a and b to reconnect", || {
+        a.dist.is_connected("b") && b.dist.is_connected("a")
+    });
+    wait_for("a to see the name again", || {
+        a.dist.whereis_global("kept") == Some(b.dist.pid_of(&holder))
+    });
+    a.dist.send(Dest::named("sink", "b"), Numbered(5)).unwrap();
+    assert_eq!(inbox.recv_timeout(LONG).unwrap(), Numbered(5));
+    // The new agent's names process watches the holder it found.
+    holder.send(Numbered(0)).unwrap();
+    wait_for("the name gone with its holder", || {
+        a.dist.whereis_global("kept").is_none() && b.dist.whereis_global("kept").is_none()
+    });
+}
