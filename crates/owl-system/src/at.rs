@@ -152,16 +152,24 @@ impl NodeHandle {
             .as_ref()
             .ok_or_else(|| OperatorError::Node("this node is not in a cluster".into()))?;
         let member = self.services.cluster.as_ref().and_then(|c| c.member(node));
-        match member.map(|m| m.state) {
-            None => {
+        let Some(member) = member else {
+            return Err(OperatorError::Node(format!(
+                "no node named {node:?} in the cluster"
+            )));
+        };
+        if member.state == owl_cluster::MemberState::Down {
+            return Err(OperatorError::Node(format!("node {node} is down")));
+        }
+        if !dist.is_connected(node) {
+            // Gossip may know the node a moment before distribution does:
+            // dial it now; the call waits in its queue until it is up.
+            let addr = member.values.get(crate::node_service::DIST_KEY);
+            let Some(addr) = addr.and_then(|a| a.parse().ok()) else {
                 return Err(OperatorError::Node(format!(
-                    "no node named {node:?} in the cluster"
+                    "node {node} has not told its distribution address yet"
                 )));
-            }
-            Some(owl_cluster::MemberState::Down) => {
-                return Err(OperatorError::Node(format!("node {node} is down")));
-            }
-            Some(owl_cluster::MemberState::Up) => {}
+            };
+            dist.connect(node, addr);
         }
         let body = serde_json::to_string(&request)
             .map_err(|e| OperatorError::Node(format!("cannot say it: {e}")))?;

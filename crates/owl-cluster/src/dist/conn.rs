@@ -24,6 +24,9 @@ use crate::NodeEvent;
 /// smaller name dials).
 const SIMULTANEOUS: &str = "simultaneous connect: my dial to you wins";
 
+/// What the acceptor answers a dial from a peer it is connected to already.
+const ALREADY_CONNECTED: &str = "already connected";
+
 /// How long connecting and the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -269,9 +272,11 @@ async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
 }
 
 /// Whether a dial from `name` becomes the connection to it: the node with
-/// the smaller name wins a simultaneous connect; a peer that dials while
-/// we think it connected has lost that connection (or restarted), so the
-/// new one replaces it.
+/// the smaller name wins a simultaneous connect. A peer that dials while we
+/// are connected to it is either a new incarnation (it restarted: the new
+/// connection replaces the old) or the same one, whose dial crossed ours
+/// after it took ours over (refused: the connection both ends already use
+/// stays; a peer that really lost it redials once our end sees it go).
 fn admit(shared: &Shared, name: &Arc<str>, creation: u32) -> Result<Arc<Outbound>, &'static str> {
     let mut peers = shared.peers.write();
     let peer = peers.entry(name.clone()).or_insert(Peer {
@@ -289,6 +294,11 @@ fn admit(shared: &Shared, name: &Arc<str>, creation: u32) -> Result<Arc<Outbound
         PeerState::Dialing(_) if *shared.name < **name => return Err(SIMULTANEOUS),
         // Our dial loses: the frames queued for it go on this connection.
         PeerState::Dialing(out) => out.clone(),
+        PeerState::Up {
+            creation: known, ..
+        } if *known == creation => {
+            return Err(ALREADY_CONNECTED);
+        }
         PeerState::Up { out, .. } => {
             out.close();
             fresh()
