@@ -382,7 +382,8 @@ impl State {
                 },
                 None,
             );
-            send_on(shared, &held.peer, held.generation, held.watcher, frame);
+            let lane = wire::pid_lane(held.watcher);
+            send_lane(shared, &held.peer, held.generation, lane, frame);
             return;
         }
         let id = down.pid.id();
@@ -438,39 +439,16 @@ pub(super) fn fire(
     }
 }
 
-/// Sends a frame to the remote process `watcher`'s lane.
-fn send_on(
-    shared: &Arc<Shared>,
-    peer: &Arc<str>,
-    generation: u32,
-    watcher: u64,
-    frame: Result<Vec<u8>, postcard::Error>,
-) {
-    let lane = wire::Target::Pid {
-        id: watcher,
-        creation: 0,
-    }
-    .lane();
-    send_lane(shared, peer, generation, lane, frame);
-}
-
 fn send_lane(
     shared: &Arc<Shared>,
-    peer: &Arc<str>,
+    peer: &str,
     generation: u32,
     lane: u64,
     frame: Result<Vec<u8>, postcard::Error>,
 ) {
-    let Ok(frame) = frame else { return };
-    let out = match shared.peers.read().get(peer).map(|p| &p.state) {
-        Some(super::PeerState::Up { out, .. } | super::PeerState::Dialing(out))
-            if out.generation == generation =>
-        {
-            out.clone()
-        }
-        _ => return,
-    };
-    let _ = out.push(lane, frame);
+    if let (Ok(frame), Some(out)) = (frame, shared.outbound_of(peer, generation)) {
+        let _ = out.push(lane, frame);
+    }
 }
 
 #[cfg(test)]

@@ -602,12 +602,7 @@ fn watch_here(
             reason: &reason,
         };
         if let Ok(frame) = wire::encode::<()>(&down, None) {
-            let lane = Target::Pid {
-                id: watcher,
-                creation: 0,
-            }
-            .lane();
-            let _ = out.push(lane, frame);
+            let _ = out.push(wire::pid_lane(watcher), frame);
         }
         return;
     };

@@ -900,11 +900,20 @@ impl Shared {
     /// Whether the connection of `generation` to `peer` is still the
     /// current one.
     fn is_live(&self, peer: &str, generation: u32) -> bool {
+        self.outbound_of(peer, generation).is_some()
+    }
+
+    /// The queue of connection `generation` to `peer`, if it is still the
+    /// current one (what went over an older one is answered on no newer:
+    /// the peer fired it already).
+    fn outbound_of(&self, peer: &str, generation: u32) -> Option<Arc<Outbound>> {
         match self.peers.read().get(peer).map(|p| &p.state) {
-            Some(PeerState::Up { out, .. } | PeerState::Dialing(out)) => {
-                out.generation == generation && !out.is_closed()
+            Some(PeerState::Up { out, .. } | PeerState::Dialing(out))
+                if out.generation == generation && !out.is_closed() =>
+            {
+                Some(out.clone())
             }
-            _ => false,
+            _ => None,
         }
     }
 

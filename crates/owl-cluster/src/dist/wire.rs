@@ -34,6 +34,12 @@ pub(crate) enum Target<'a> {
     Name(&'a str),
 }
 
+/// The lane of the process numbered `id` on the receiving node (for frames
+/// that answer it: the incarnation plays no part in the lane).
+pub(crate) fn pid_lane(id: u64) -> u64 {
+    Target::Pid { id, creation: 0 }.lane()
+}
+
 impl Target<'_> {
     /// The lane the frame travels on: one per receiving process or name.
     pub(crate) fn lane(&self) -> u64 {
