@@ -43,7 +43,7 @@ struct Blob(Bytes);
 struct SinkDone;
 
 /// Asks the peer to start processes and report them.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 enum Start {
     /// `count` sinks that each take `each` messages, then send `SinkDone`.
     Sinks { count: u32, each: u32 },
@@ -256,7 +256,7 @@ async fn start_on_peer(dist: &Dist, p: &mut owl_runtime::Process, what: Start) -
         .send(
             Dest::named("bench", "b"),
             StartRequest {
-                what: clone_start(&what),
+                what,
                 reply_to: reply_to.clone(),
             },
         )
@@ -266,17 +266,6 @@ async fn start_on_peer(dist: &Dist, p: &mut owl_runtime::Process, what: Start) -
     }
     let Started(pids) = p.recv().await;
     pids
-}
-
-fn clone_start(what: &Start) -> Start {
-    match what {
-        Start::Sinks { count, each } => Start::Sinks {
-            count: *count,
-            each: *each,
-        },
-        Start::BlobSink { each } => Start::BlobSink { each: *each },
-        Start::Holders { count } => Start::Holders { count: *count },
-    }
 }
 
 /// Sends, retrying while the peer's queue is full (back pressure).
@@ -335,7 +324,6 @@ async fn measure(
         },
     )
     .await;
-    let me = p.pid().clone();
     let t = Instant::now();
     for sink in sinks {
         let dist = dist.clone();
@@ -357,7 +345,6 @@ async fn measure(
     }
     let stream_rate = (senders * each) as f64 / t.elapsed().as_secs_f64();
     let under_stream = lat_rx.await.unwrap_or_default();
-    let _ = me;
 
     // 10 MB messages on the same pair while pinging.
     let blob_sink = start_on_peer(dist, p, Start::BlobSink { each: 20 }).await;

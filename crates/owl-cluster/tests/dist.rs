@@ -80,7 +80,6 @@ fn config(name: &str, secret: &str) -> DistConfig {
 fn start_greeter(node: &Node, greeting: String) -> Pid {
     node.spawn(move |mut p| async move {
         let ping: Ping = p.recv().await;
-        let _ = ping.reply_to;
         p.register(&format!("greeted {}", ping.n + greeting.len() as u32))
             .unwrap();
         let _never: Text = p.recv().await;
@@ -433,7 +432,7 @@ fn an_unreachable_node_fires_noconnection_within_two_seconds() {
     let _inbox = b.collector::<Numbered>("far");
     let dist = a.dist.clone();
     let (tx, rx) = std::sync::mpsc::channel();
-    let watcher = a.node().spawn(move |mut p| async move {
+    a.node().spawn(move |mut p| async move {
         dist.monitor(&p, Dest::named("far", "b"));
         let down: RemoteDown = p.recv().await;
         tx.send((down, Instant::now())).unwrap();
@@ -461,7 +460,6 @@ fn an_unreachable_node_fires_noconnection_within_two_seconds() {
         ExitReason::NoConnection,
         "a linked process dies with noconnection"
     );
-    let _ = watcher;
     // b saw a go silent too and dropped what a's processes held there.
     wait_for("b to drop a's watches", || b.dist.stats().watched_here == 0);
     assert!(!a.dist.is_connected("b"));

@@ -11,7 +11,7 @@
 //! connection is lost, exactly the watches that went over it fire
 //! `noconnection`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -58,7 +58,9 @@ struct State {
     peer_names: Vec<Arc<str>>,
     peer_index: HashMap<Arc<str>, u32>,
     /// The agent's monitor of each local watcher, and its watches.
-    watchers: HashMap<PidId, (MonitorRef, Vec<u64>)>,
+    watchers: HashMap<PidId, (MonitorRef, HashSet<u64>)>,
+    /// Slots of all the watchers' sets together (for [`State::table_bytes`]).
+    watcher_slots: usize,
     held: HashMap<MonitorRef, Held>,
     held_by_reference: HashMap<(Arc<str>, u64), MonitorRef>,
     /// `Down`s of monitors a reader set for a remote watch whose command
@@ -257,7 +259,8 @@ impl State {
                 for monitor in held {
                     p.demonitor(monitor);
                     let held = self.held.remove(&monitor).expect("listed above");
-                    self.held_by_reference.retain(|_, m| *m != monitor);
+                    self.held_by_reference
+                        .remove(&(held.peer.clone(), held.reference));
                     if held.link {
                         p.node().exit(&held.target, ExitReason::NoConnection);
                     }
@@ -268,13 +271,13 @@ impl State {
 
     /// What the tables of local watches take, from their capacities: the
     /// map of watches (entry plus one control byte per slot) and the
-    /// watchers' lists (one reference per watch).
+    /// watchers' sets of references.
     fn table_bytes(&self) -> usize {
         use std::mem::size_of;
         let watches = self.watches.capacity() * (size_of::<(u64, Watch)>() + 1);
         let watchers = self.watchers.capacity()
-            * (size_of::<(PidId, (MonitorRef, Vec<u64>))>() + 1)
-            + self.watches.len() * size_of::<u64>();
+            * (size_of::<(PidId, (MonitorRef, HashSet<u64>))>() + 1)
+            + self.watcher_slots * (size_of::<u64>() + 1);
         watches + watchers
     }
 
@@ -291,14 +294,13 @@ impl State {
     }
 
     fn add_watch(&mut self, p: &mut Process, reference: u64, watcher: &Pid, watch: Watch) {
-        match self.watchers.get_mut(&watch.watcher) {
-            Some((_, references)) => references.push(reference),
-            None => {
-                let monitor = p.monitor(watcher);
-                self.watchers
-                    .insert(watch.watcher, (monitor, vec![reference]));
-            }
-        }
+        let (_, references) = self
+            .watchers
+            .entry(watch.watcher)
+            .or_insert_with(|| (p.monitor(watcher), HashSet::new()));
+        let before = references.capacity();
+        references.insert(reference);
+        self.watcher_slots += references.capacity() - before;
         self.watches.insert(reference, watch);
     }
 
@@ -311,9 +313,10 @@ impl State {
     ) -> Option<(Watch, Option<Arc<str>>)> {
         let watch = self.watches.remove(&reference)?;
         if let Some((monitor, references)) = self.watchers.get_mut(&watch.watcher) {
-            references.retain(|r| *r != reference);
+            references.remove(&reference);
             if references.is_empty() {
                 p.demonitor(*monitor);
+                self.watcher_slots -= references.capacity();
                 self.watchers.remove(&watch.watcher);
             }
         }
@@ -372,7 +375,8 @@ impl State {
     /// reported).
     fn local_down(&mut self, shared: &Arc<Shared>, down: Down) {
         if let Some(held) = self.held.remove(&down.monitor) {
-            self.held_by_reference.retain(|_, m| *m != down.monitor);
+            self.held_by_reference
+                .remove(&(held.peer.clone(), held.reference));
             let reason = down.reason.to_string();
             let frame = wire::encode::<()>(
                 &Head::Down {
@@ -396,6 +400,7 @@ impl State {
             self.early_downs.insert(down.monitor, down);
             return;
         }
+        self.watcher_slots -= references.capacity();
         let reason = down.reason.to_string();
         for reference in references {
             let Some(watch) = self.watches.remove(&reference) else {
