@@ -101,8 +101,9 @@ impl HandleLater<NodeCall> for NodeService {
                 Ok(request) => answer(services, request).await,
                 Err(e) => NodeReply::Refused(format!("not a request: {e}")),
             };
-            let json = serde_json::to_string(&answer)
-                .unwrap_or_else(|e| format!("{{\"refused\": \"cannot say it: {e}\"}}"));
+            let json = serde_json::to_string(&answer).unwrap_or_else(|e| {
+                serde_json::json!({ "refused": format!("cannot say it: {e}") }).to_string()
+            });
             let _ = reply.send(json);
         });
     }
