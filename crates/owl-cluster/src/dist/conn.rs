@@ -1,7 +1,11 @@
 //! Connections: dialling, accepting, the handshake, and the reader and
-//! writer of a live connection. All of it runs on the distribution's own
-//! I/O thread, so that a node whose schedulers are saturated still answers
-//! its peers and is never taken for dead.
+//! writer of a live connection. Dialling, accepting and the writer (with
+//! the ticks that tell a peer this node lives) run on the distribution's
+//! own I/O thread, so that a node whose schedulers are saturated still
+//! answers its peers and is never taken for dead. The reader runs on the
+//! node's schedulers, next to the processes it delivers to (see
+//! `to_schedulers`), and small frames to an idle connection are written by
+//! their senders (see `Outbound::push`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,12 +13,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use owl_runtime::{CallError, ExitReason};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
 use super::command::Command;
-use super::outbound::Outbound;
+use super::outbound::{Outbound, Turn};
 use super::types::Delivery;
 use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Target};
 use super::{Peer, PeerState, Shared};
@@ -46,6 +50,19 @@ const SEND_BUFFER: usize = 256 * 1024;
 fn tune(tcp: &TcpStream) {
     let _ = tcp.set_nodelay(true);
     let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER);
+}
+
+/// Moves a socket's readiness from the I/O thread to the node's schedulers.
+/// The connection's reader runs there: a scheduler that has nothing to run
+/// waits in the kernel for the socket itself, so an incoming message is
+/// read and handed to its process by the thread that then runs it, with
+/// no wake-up of one thread by another on the way (tens of microseconds on
+/// a virtual machine). Liveness does not depend on it: the writer, and so
+/// the ticks that tell the peer this node lives, stay on the I/O thread.
+fn to_schedulers(shared: &Shared, tcp: TcpStream) -> std::io::Result<TcpStream> {
+    let tcp = tcp.into_std()?;
+    let _inside = shared.node.handle().enter();
+    TcpStream::from_std(tcp)
 }
 
 /// Starts dialling `name` (its state goes to `Dialing`); frames pushed
@@ -87,6 +104,7 @@ async fn handshake(
 ) -> Result<(TlsStream<TcpStream>, Head<'static>), String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     tune(&tcp);
+    let tcp = to_schedulers(shared, tcp).map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
     let mut stream = TlsStream::Client(
         connector
@@ -221,7 +239,12 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
             continue;
         };
         tune(&tcp);
-        tokio::spawn(accept_one(shared.clone(), tcp));
+        match to_schedulers(&shared, tcp) {
+            Ok(tcp) => {
+                tokio::spawn(accept_one(shared.clone(), tcp));
+            }
+            Err(e) => shared.refuse(&format!("socket: {e}")),
+        }
     }
 }
 
@@ -325,10 +348,18 @@ async fn run(
         let _ = out.push(wire::CONTROL_LANE, sync);
     }
     let (reader, writer) = tokio::io::split(stream);
+    out.attach(writer);
+    // The reader runs on the node's schedulers (see `to_schedulers`).
+    let reading = shared.node.handle().spawn({
+        let (shared, name, out) = (shared.clone(), name.clone(), out.clone());
+        async move { read_loop(&shared, &name, &out, creation, reader).await }
+    });
+    let stop_reading = reading.abort_handle();
     let why = tokio::select! {
-        why = read_loop(&shared, &name, &out, creation, reader) => why,
-        why = write_loop(&out, writer, shared.config.tick) => why,
+        why = reading => why.unwrap_or_else(|e| format!("reader: {e}")),
+        why = write_loop(&out, shared.config.tick) => why,
     };
+    stop_reading.abort();
     let was_up = {
         let mut peers = shared.peers.write();
         match peers.get_mut(&name) {
@@ -349,31 +380,31 @@ async fn run(
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    out: &Outbound,
-    mut writer: W,
-    tick: Duration,
-) -> String {
-    let tick_frame =
-        wire::single_chunk(&wire::encode::<()>(&Head::Tick, None).expect("a tick encodes"));
+/// Writes what waits in the lanes (and what a sender's direct write left),
+/// and a tick when nothing was written for `tick`.
+async fn write_loop(out: &Outbound, tick: Duration) -> String {
+    let tick_frame = wire::encode::<()>(&Head::Tick, None).expect("a tick encodes");
     let mut batch = Vec::with_capacity(BATCH + CHUNK);
     loop {
         batch.clear();
-        out.fill(&mut batch, BATCH);
-        if batch.is_empty() {
-            if out.is_closed() {
-                return "closed here".into();
+        match out.take_turn(&mut batch, BATCH) {
+            Turn::Idle => {
+                if out.is_closed() {
+                    return "closed here".into();
+                }
+                if tokio::time::timeout(tick, out.wait()).await.is_err() {
+                    let _ = out.push(wire::CONTROL_LANE, tick_frame.clone());
+                }
             }
-            if tokio::time::timeout(tick, out.wait()).await.is_ok() {
-                continue;
+            Turn::Write => {
+                let mut written = 0;
+                let result =
+                    std::future::poll_fn(|cx| out.poll_write_all(cx, &batch, &mut written)).await;
+                out.done_writing();
+                if let Err(e) = result {
+                    return format!("write: {e}");
+                }
             }
-            batch.extend_from_slice(&tick_frame);
-        }
-        if let Err(e) = writer.write_all(&batch).await {
-            return format!("write: {e}");
-        }
-        if let Err(e) = writer.flush().await {
-            return format!("write: {e}");
         }
     }
 }

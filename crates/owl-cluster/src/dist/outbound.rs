@@ -1,12 +1,30 @@
-//! What waits to go to one peer: a queue per lane, taken in turn.
+//! What waits to go to one peer: a queue per lane, taken in turn, and the
+//! sending half of the connection, which a sender may write to itself.
+//!
+//! A small frame sent while nothing waits for the peer is written by the
+//! sending thread at once (encrypted and handed to the kernel without
+//! waiting): on a machine where waking another thread costs tens of
+//! microseconds, a round trip through the I/O thread's writer would pay
+//! that twice. Everything else waits in the lanes for the writer task, and
+//! a direct write the socket could not take whole is finished by it.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::io::{AsyncWrite, WriteHalf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_rustls::TlsStream;
 
-use super::wire::{CHUNK, put_chunk_header};
+use super::wire::{CHUNK, CHUNK_HEADER, put_chunk_header};
+
+/// The sending half of a live connection.
+pub(crate) type Wire = WriteHalf<TlsStream<TcpStream>>;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +43,12 @@ pub(crate) struct Outbound {
     pub(crate) generation: u32,
     limit: usize,
     lanes: Mutex<Lanes>,
+    /// The connection's sending half once it is up; whoever holds
+    /// `Lanes::writing` may use it.
+    wire: Mutex<Option<Wire>>,
+    /// Whether `wire` is set, read without taking its lock (a writer may
+    /// hold it while it encrypts a batch).
+    attached: AtomicBool,
     wake: Notify,
     closed: AtomicBool,
 }
@@ -35,6 +59,30 @@ struct Lanes {
     /// Lanes with something to send, in the order they get their turn.
     ready: VecDeque<u64>,
     bytes: usize,
+    /// Someone (the writer task or a sender) is writing to the wire:
+    /// nobody else may, or chunks would interleave.
+    writing: bool,
+    /// What a direct write left: bytes the socket did not take (they go
+    /// before anything else), or encrypted bytes still to flush.
+    leftover: Vec<u8>,
+    unflushed: bool,
+    /// When a sender last wrote directly.
+    last_direct: Option<Instant>,
+}
+
+/// How long after a direct write the next frame waits for the writer task
+/// instead: a sender that writes often (a stream) gets its frames batched,
+/// one system call for many, while one that sends now and then (a request,
+/// a ping) never waits for a thread to wake.
+const DIRECT_EVERY: Duration = Duration::from_micros(50);
+
+/// What the writer task gets to write.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// `batch` holds bytes; write them, flush, then call [`Outbound::done_writing`].
+    Write,
+    /// Nothing to write: wait for [`Outbound::wait`].
+    Idle,
 }
 
 #[derive(Debug)]
@@ -49,18 +97,42 @@ impl Outbound {
             generation,
             limit,
             lanes: Mutex::new(Lanes::default()),
+            wire: Mutex::new(None),
+            attached: AtomicBool::new(false),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
         }
     }
 
-    /// Queues `frame` on `lane`. Never waits: a full queue refuses.
+    /// Gives the queue its connection's sending half: from now on small
+    /// frames to an idle connection are written by their senders.
+    pub(crate) fn attach(&self, wire: Wire) {
+        *self.wire.lock() = Some(wire);
+        self.attached.store(true, Ordering::Release);
+    }
+
+    /// Queues `frame` on `lane`, or writes it at once when nothing waits.
+    /// Never waits: a full queue refuses.
     pub(crate) fn push(&self, lane: u64, frame: Vec<u8>) -> Result<(), Refused> {
         if self.is_closed() {
             return Err(Refused::Closed);
         }
         {
             let mut lanes = self.lanes.lock();
+            let idle = !lanes.writing && lanes.bytes == 0 && !lanes.unflushed;
+            if idle && frame.len() <= CHUNK && self.attached.load(Ordering::Acquire) {
+                let now = Instant::now();
+                let lately = lanes
+                    .last_direct
+                    .is_some_and(|at| now.duration_since(at) < DIRECT_EVERY);
+                if !lately {
+                    lanes.last_direct = Some(now);
+                    lanes.writing = true;
+                    drop(lanes);
+                    self.write_now(lane, &frame);
+                    return Ok(());
+                }
+            }
             // One frame may always wait, however large (the limit on a
             // single message is checked before), so a big message to an
             // idle peer is never refused.
@@ -79,10 +151,101 @@ impl Outbound {
         Ok(())
     }
 
+    /// Writes one chunk without waiting (the caller holds `writing`).
+    /// Whatever the socket does not take now is left to the writer task,
+    /// which is woken only then, or when frames queued meanwhile.
+    fn write_now(&self, lane: u64, frame: &[u8]) {
+        let mut header = Vec::with_capacity(CHUNK_HEADER);
+        put_chunk_header(&mut header, frame.len(), lane, true);
+        let total = header.len() + frame.len();
+        let mut cx = Context::from_waker(Waker::noop());
+        let (taken, flushed) = match self.wire.lock().as_mut() {
+            Some(wire) => {
+                let mut wire = Pin::new(wire);
+                let slices = [IoSlice::new(&header), IoSlice::new(frame)];
+                match wire.as_mut().poll_write_vectored(&mut cx, &slices) {
+                    Poll::Ready(Ok(n)) => {
+                        let flushed = n == total
+                            && matches!(wire.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(())));
+                        (n, flushed)
+                    }
+                    // An error is the writer task's to find and report.
+                    Poll::Ready(Err(_)) | Poll::Pending => (0, false),
+                }
+            }
+            None => (0, false),
+        };
+        let mut lanes = self.lanes.lock();
+        lanes.writing = false;
+        if taken < total {
+            let rest = header.iter().chain(frame).skip(taken);
+            lanes.leftover.extend(rest);
+        }
+        let more = !flushed || lanes.bytes > 0;
+        lanes.unflushed |= !flushed;
+        drop(lanes);
+        if more {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The writer task's turn: what a direct write left, then chunks from
+    /// the lanes. While the writer holds the turn, senders queue.
+    pub(crate) fn take_turn(&self, batch: &mut Vec<u8>, max: usize) -> Turn {
+        let mut lanes = self.lanes.lock();
+        if lanes.writing {
+            // A sender is writing; it wakes the writer if it leaves work.
+            return Turn::Idle;
+        }
+        batch.append(&mut lanes.leftover);
+        let unflushed = std::mem::take(&mut lanes.unflushed);
+        Self::fill_locked(&mut lanes, batch, max);
+        if batch.is_empty() && !unflushed {
+            return Turn::Idle;
+        }
+        lanes.writing = true;
+        Turn::Write
+    }
+
+    /// Ends the writer task's turn.
+    pub(crate) fn done_writing(&self) {
+        self.lanes.lock().writing = false;
+    }
+
+    /// Polls a write of the whole of `buf` and a flush on the wire (the
+    /// caller holds the turn).
+    pub(crate) fn poll_write_all(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        written: &mut usize,
+    ) -> Poll<std::io::Result<()>> {
+        let mut guard = self.wire.lock();
+        let Some(wire) = guard.as_mut() else {
+            return Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()));
+        };
+        let mut wire = Pin::new(wire);
+        while *written < buf.len() {
+            match wire.as_mut().poll_write(cx, &buf[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        wire.poll_flush(cx)
+    }
+
     /// Moves chunks into `batch`, one per lane in turn, until it holds
     /// about `max` bytes or nothing is left.
-    pub(crate) fn fill(&self, batch: &mut Vec<u8>, max: usize) {
-        let mut lanes = self.lanes.lock();
+    #[cfg(test)]
+    fn fill(&self, batch: &mut Vec<u8>, max: usize) {
+        Self::fill_locked(&mut self.lanes.lock(), batch, max);
+    }
+
+    fn fill_locked(lanes: &mut Lanes, batch: &mut Vec<u8>, max: usize) {
         while batch.len() < max {
             let Some(lane) = lanes.ready.pop_front() else {
                 break;
@@ -91,7 +254,8 @@ impl Outbound {
                 queues,
                 ready,
                 bytes,
-            } = &mut *lanes;
+                ..
+            } = lanes;
             let queue = queues.get_mut(&lane).expect("a ready lane has a queue");
             let head = queue.front_mut().expect("a ready lane is not empty");
             let len = (head.frame.len() - head.sent).min(CHUNK);
@@ -127,6 +291,9 @@ impl Outbound {
         let mut lanes = self.lanes.lock();
         *lanes = Lanes::default();
         drop(lanes);
+        // The socket closes once its reading half is gone too.
+        self.attached.store(false, Ordering::Release);
+        self.wire.lock().take();
         self.wake.notify_one();
     }
 
