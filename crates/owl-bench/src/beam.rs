@@ -17,6 +17,7 @@ const SCRIPTS: &[(&str, &str)] = &[
         "fairness",
         include_str!("../../../bench/beam/fairness.escript"),
     ),
+    ("dist", include_str!("../../../bench/beam/dist.escript")),
 ];
 
 pub(crate) fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
@@ -32,10 +33,19 @@ pub(crate) fn run(bench: &Bench, schedulers: usize) -> Result<Report, String> {
         Bench::Load { workers, seconds } => {
             ("load", vec![workers.to_string(), seconds.to_string()])
         }
-        Bench::Supervisor { .. }
-        | Bench::Observe { .. }
-        | Bench::Dist { .. }
-        | Bench::DistPeer { .. } => {
+        Bench::Dist {
+            pings,
+            senders,
+            each,
+            monitors,
+        } => (
+            "dist",
+            [pings, senders, each, monitors]
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+        ),
+        Bench::Supervisor { .. } | Bench::Observe { .. } | Bench::DistPeer { .. } => {
             return Err("no BEAM script for this benchmark".into());
         }
     };

@@ -254,13 +254,7 @@ fn an_admin_finds_a_runaway_on_the_dashboard_and_kills_it_with_the_button() {
         // wait for a busy machine to let the guest run).
         let cpu =
             "document.querySelector('#proc-detail table').innerText.match(/running for\\s+(.*)/)[1]";
-        let first: String = page
-            .execute(&format!("return {cpu};"), vec![])
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_string();
+        let first = browser::read_js(&page, "the runaway's running time", cpu).await;
         wait_js(
             &page,
             "the runaway's running time to move on the live page",

@@ -156,6 +156,23 @@ pub(crate) async fn wait_js(client: &Client, what: &str, js: &str) {
     }
 }
 
+/// Waits until `js` (an expression) gives a string and returns it: a live
+/// page asked between two of its updates may not have the element yet.
+pub(crate) async fn read_js(client: &Client, what: &str, js: &str) -> String {
+    let start = Instant::now();
+    let script = format!("try {{ return {js}; }} catch (e) {{ return null; }}");
+    loop {
+        if let Ok(serde_json::Value::String(s)) = client.execute(&script, vec![]).await {
+            return s;
+        }
+        if start.elapsed() > LIMIT {
+            let text = page_text(client).await;
+            panic!("timed out reading {what}; page text:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 pub(crate) async fn page_text(client: &Client) -> String {
     client
         .execute("return document.body.innerText;", vec![])
