@@ -30,12 +30,17 @@ shoot() { # name path width height
 # first window of CPU shares takes a second.
 shoot warm-up /dashboard/processes 390 300 && rm -f warm-up-390.png
 sleep 2
+# A runaway of its own for the process page (its pid "<0.N.0>" gives N).
+runaway=$(curl -fs -H 'content-type: application/json' -d '{"input":"-1"}' \
+  "http://127.0.0.1:$port/api/sum?wait_ms=0" | grep -o '<0\.[0-9]*\.' | tr -dc 0-9 || true)
 for size in "390 844" "1440 900"; do
   set -- $size
   shoot sum / "$1" "$2"
   shoot load /load "$1" "$2"
   shoot board /board/building-blocks "$1" "$2"
   shoot processes /dashboard/processes "$1" "$2"
+  [ -n "$runaway" ] && shoot process "/dashboard/processes/$runaway" "$1" "$2"
+  shoot topics /board "$1" "$2"
   shoot system /dashboard/system "$1" "$2"
   shoot tree /dashboard/tree "$1" "$2"
   shoot login /login "$1" "$2"
