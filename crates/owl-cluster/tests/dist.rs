@@ -465,6 +465,38 @@ fn an_unreachable_node_fires_noconnection_within_two_seconds() {
     assert!(!a.dist.is_connected("b"));
 }
 
+/// More watches than the agent fires in one poll: every one of them still
+/// fires, with `noconnection`, and none is left behind.
+#[test]
+fn losing_a_node_fires_every_one_of_thousands_of_monitors() {
+    const WATCHED: usize = 2_500;
+    let (a, b, relay) = relayed_pair();
+    let targets: Vec<NodePid> = (0..WATCHED).map(|_| b.dist.pid_of(&idle(&b))).collect();
+    let dist = a.dist.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    a.node().spawn(move |mut p| async move {
+        for t in &targets {
+            dist.monitor(&p, t.clone());
+        }
+        let mut reasons = Vec::new();
+        for _ in 0..WATCHED {
+            let down: RemoteDown = p.recv().await;
+            reasons.push(down.reason);
+        }
+        tx.send(reasons).unwrap();
+    });
+    wait_for("every watch held on b", || {
+        b.dist.stats().watched_here == WATCHED as u64
+    });
+    relay.frozen.store(true, Ordering::Relaxed);
+    let reasons = rx.recv_timeout(LONG).unwrap();
+    assert!(reasons.iter().all(|r| *r == ExitReason::NoConnection));
+    wait_for("a to forget its watches", || a.dist.stats().watching == 0);
+    wait_for("b to drop the watches it held", || {
+        b.dist.stats().watched_here == 0
+    });
+}
+
 #[test]
 fn a_node_with_another_secret_cannot_connect() {
     let b = TestNode::start("b");

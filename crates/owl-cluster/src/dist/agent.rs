@@ -66,7 +66,19 @@ struct State {
     /// `Down`s of monitors a reader set for a remote watch whose command
     /// has not come yet (at most one per command in flight).
     early_downs: HashMap<MonitorRef, Down>,
+    /// Watches of a lost connection not fired yet, and watches held for
+    /// it not ended yet: a batch per poll (see [`FIRE_BATCH`]).
+    lost: Vec<u64>,
+    lost_held: Vec<MonitorRef>,
 }
+
+/// How many watches of a lost node are fired in one poll of the agent:
+/// losing a node watched a hundred thousand times never holds a scheduler
+/// for long, and the agent takes no other command until all have fired.
+const FIRE_BATCH: usize = 1_000;
+
+/// How many messages the agent handles between two yields.
+const YIELD_EVERY: u32 = 256;
 
 pub(super) fn child_spec(shared: Arc<Shared>) -> ChildSpec {
     ChildSpec::worker(super::AGENT, move |args| {
@@ -103,10 +115,23 @@ async fn run(shared: Arc<Shared>, mut p: Process) {
     super::global::spawn_names(&shared, &p);
     let _accepting = Accepting(shared.io.spawn(conn::accept_loop(shared.clone())));
     let mut state = State::default();
+    let mut handled = 0u32;
     loop {
+        // A burst of commands (ten thousand monitors set at once) is
+        // waiting in the mailbox, so receiving never waits: yield now and
+        // then, or the burst holds the scheduler in one poll.
+        handled = handled.wrapping_add(1);
+        if handled.is_multiple_of(YIELD_EVERY) {
+            tokio::task::yield_now().await;
+        }
         let message = p.recv_any().await;
         match message.downcast::<Command>() {
-            Ok(command) => state.command(&shared, &mut p, command),
+            Ok(command) => {
+                state.command(&shared, &mut p, command);
+                while state.fire_lost(&mut p) {
+                    tokio::task::yield_now().await;
+                }
+            }
             Err(message) => {
                 if let Ok(down) = message.downcast::<Down>() {
                     state.local_down(&shared, down);
@@ -239,34 +264,44 @@ impl State {
             }
             Command::PeerDown { peer, generation } => {
                 let index = self.peer_index.get(&peer).copied();
-                let lost: Vec<u64> = self
-                    .watches
-                    .iter()
-                    .filter(|(_, w)| Some(w.peer) == index && w.generation == generation)
-                    .map(|(r, _)| *r)
-                    .collect();
-                for reference in lost {
-                    let (watch, name) = self.forget_watch(p, reference).expect("listed above");
-                    let reason = ExitReason::NoConnection;
-                    self.fire_watch(p.node(), reference, watch, name, None, reason);
-                }
-                let held: Vec<MonitorRef> = self
-                    .held
-                    .iter()
-                    .filter(|(_, h)| h.peer == peer && h.generation == generation)
-                    .map(|(m, _)| *m)
-                    .collect();
-                for monitor in held {
-                    p.demonitor(monitor);
-                    let held = self.held.remove(&monitor).expect("listed above");
-                    self.held_by_reference
-                        .remove(&(held.peer.clone(), held.reference));
-                    if held.link {
-                        p.node().exit(&held.target, ExitReason::NoConnection);
-                    }
+                self.lost.extend(
+                    self.watches
+                        .iter()
+                        .filter(|(_, w)| Some(w.peer) == index && w.generation == generation)
+                        .map(|(r, _)| *r),
+                );
+                self.lost_held.extend(
+                    self.held
+                        .iter()
+                        .filter(|(_, h)| h.peer == peer && h.generation == generation)
+                        .map(|(m, _)| *m),
+                );
+            }
+        }
+    }
+
+    /// Fires up to [`FIRE_BATCH`] watches of a lost connection and ends as
+    /// many watches held for it; whether any are left.
+    fn fire_lost(&mut self, p: &mut Process) -> bool {
+        let keep = self.lost.len().saturating_sub(FIRE_BATCH);
+        for reference in self.lost.split_off(keep) {
+            if let Some((watch, name)) = self.forget_watch(p, reference) {
+                let reason = ExitReason::NoConnection;
+                self.fire_watch(p.node(), reference, watch, name, None, reason);
+            }
+        }
+        let keep = self.lost_held.len().saturating_sub(FIRE_BATCH);
+        for monitor in self.lost_held.split_off(keep) {
+            p.demonitor(monitor);
+            if let Some(held) = self.held.remove(&monitor) {
+                self.held_by_reference
+                    .remove(&(held.peer.clone(), held.reference));
+                if held.link {
+                    p.node().exit(&held.target, ExitReason::NoConnection);
                 }
             }
         }
+        !self.lost.is_empty() || !self.lost_held.is_empty()
     }
 
     /// What the tables of local watches take, from their capacities: the
