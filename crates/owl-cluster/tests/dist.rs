@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use owl_cluster::ClusterSecret;
 use owl_cluster::dist::{
-    Dest, Dist, DistConfig, GlobalError, NameConflict, NodePid, RemoteDown, SpawnError,
+    Dest, Dist, DistConfig, GlobalError, NameConflict, NodePid, RemoteDown, RemoteExit, SpawnError,
 };
 use owl_runtime::prelude::*;
 use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorRef, SupervisorSpec};
@@ -334,6 +334,53 @@ fn a_link_across_nodes_carries_an_exit_both_ways() {
     wait_for("both ends forgotten", || {
         b.dist.stats().watched_here == 0 && a.dist.stats().watching == 0
     });
+}
+
+#[test]
+fn a_process_that_traps_exits_learns_which_remote_process_ended_and_why() {
+    let (a, b) = connected_pair();
+    // a traps exits and links to b's process, which crashes.
+    let crasher = b.node().spawn(|mut p| async move {
+        let _: Numbered = p.recv().await;
+        Err::<(), _>("boom")
+    });
+    let crasher_pid = b.dist.pid_of(&crasher);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dist, target) = (a.dist.clone(), crasher_pid.clone());
+    let trapping = a.node().spawn(move |mut p| async move {
+        p.trap_exit(true);
+        dist.link(&p, target.clone());
+        let _go: Numbered = p.recv().await;
+        dist.send(target, Numbered(1)).unwrap();
+        let exit: RemoteExit = p.recv().await;
+        tx.send(exit).unwrap();
+    });
+    wait_for("the link on b", || b.dist.stats().watched_here == 1);
+    trapping.send(Numbered(0)).unwrap();
+    let exit = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(exit.from, Dest::from(crasher_pid));
+    assert_eq!(exit.reason, ExitReason::error("boom"));
+
+    // b traps exits; a's process that linked to it crashes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    b.node().spawn(move |mut p| async move {
+        p.trap_exit(true);
+        p.register("trapper").unwrap();
+        let exit: RemoteExit = p.recv().await;
+        tx.send(exit).unwrap();
+    });
+    wait_for("trapper", || b.node().whereis("trapper").is_some());
+    let dist = a.dist.clone();
+    let linker = a.node().spawn(move |mut p| async move {
+        dist.link(&p, Dest::named("trapper", "b"));
+        let _go: Numbered = p.recv().await;
+        Err::<(), _>("the other end")
+    });
+    wait_for("the link on b", || b.dist.stats().watched_here == 1);
+    linker.send(Numbered(0)).unwrap();
+    let exit = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(exit.from, Dest::from(a.dist.pid_of(&linker)));
+    assert_eq!(exit.reason, ExitReason::error("the other end"));
 }
 
 /// A TCP relay between two nodes: it records what passes, and can be

@@ -21,7 +21,7 @@ use owl_runtime::{Down, ExitReason, MonitorRef, Node, Pid, PidId, Process, Spawn
 use super::command::Command;
 use super::conn;
 use super::wire::{self, Head};
-use super::{Dest, NodePid, RemoteDown, RemoteRef, Shared};
+use super::{Dest, NodePid, RemoteDown, RemoteExit, RemoteRef, Shared};
 
 /// A monitor or link a local process holds on a remote one, kept small (32
 /// bytes): a node may hold hundreds of thousands. The peer is an index into
@@ -43,8 +43,8 @@ struct Held {
     peer: Arc<str>,
     generation: u32,
     reference: u64,
-    /// The remote watcher's number: its lane.
-    watcher: u64,
+    /// The remote watcher (its number is its lane).
+    watcher: NodePid,
     target: Pid,
     link: bool,
 }
@@ -238,7 +238,7 @@ impl State {
                         && let Some(reason) = exit
                         && held.link
                     {
-                        p.node().exit(&held.target, reason);
+                        exit_signal(p.node(), &held.target, held.watcher.into(), reason);
                     }
                 }
             }
@@ -297,7 +297,8 @@ impl State {
                 self.held_by_reference
                     .remove(&(held.peer.clone(), held.reference));
                 if held.link {
-                    p.node().exit(&held.target, ExitReason::NoConnection);
+                    let from = held.watcher.into();
+                    exit_signal(p.node(), &held.target, from, ExitReason::NoConnection);
                 }
             }
         }
@@ -421,7 +422,7 @@ impl State {
                 },
                 None,
             );
-            let lane = wire::pid_lane(held.watcher);
+            let lane = wire::pid_lane(held.watcher.id().0);
             send_lane(shared, &held.peer, held.generation, lane, frame);
             return;
         }
@@ -468,7 +469,7 @@ pub(super) fn fire(
     reason: ExitReason,
 ) {
     if link {
-        node.exit(watcher, reason);
+        exit_signal(node, watcher, pid.map_or(target, Dest::from), reason);
     } else {
         let _ = watcher.send(RemoteDown {
             monitor: RemoteRef(reference),
@@ -476,6 +477,18 @@ pub(super) fn fire(
             pid,
             reason,
         });
+    }
+}
+
+/// An exit signal from a process on another node: to a process that
+/// traps exits, a [`RemoteExit`] naming it (the runtime's `Exit` can name
+/// local processes only); to any other, the runtime's exit signal, with
+/// its rules (a normal exit is ignored, any other ends the process).
+fn exit_signal(node: &Node, to: &Pid, from: Dest, reason: ExitReason) {
+    if node.info(to).is_some_and(|info| info.trap_exit) {
+        let _ = to.send(RemoteExit { from, reason });
+    } else {
+        node.exit(to, reason);
     }
 }
 

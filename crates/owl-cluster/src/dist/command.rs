@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use owl_runtime::{ExitReason, MonitorRef, Pid};
 
-use super::Dest;
+use super::{Dest, NodePid};
 
 /// What the agent is asked to do.
 #[derive(Debug)]
@@ -26,7 +26,8 @@ pub(crate) enum Command {
         peer: Arc<str>,
         generation: u32,
         reference: u64,
-        watcher: u64,
+        /// The remote process that asked.
+        watcher: NodePid,
         /// The local process, already monitored for the agent by the
         /// connection's reader (so that the monitor is in place before the
         /// next frame is delivered).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use owl_runtime::{CallError, ExitReason};
+use owl_runtime::{CallError, ExitReason, PidId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
@@ -21,7 +21,7 @@ use super::command::Command;
 use super::outbound::{Outbound, Turn};
 use super::types::Delivery;
 use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Target};
-use super::{Peer, PeerState, Shared};
+use super::{NodePid, Peer, PeerState, Shared};
 use crate::NodeEvent;
 
 /// What the acceptor answers a dial it loses to its own (the node with the
@@ -510,7 +510,10 @@ fn handle(
             watcher,
             target,
             link,
-        } => watch_here(shared, name, out, reference, watcher, &target, link),
+        } => {
+            let watcher = NodePid::new(name, PidId(watcher), creation);
+            watch_here(shared, out, reference, watcher, &target, link)
+        }
         Head::Unwatch { reference } => shared.to_agent(Command::RemoteUnwatch {
             peer: name.clone(),
             reference,
@@ -613,10 +616,9 @@ fn serve_call(
 /// right after a monitor cannot overtake it.
 fn watch_here(
     shared: &Arc<Shared>,
-    name: &Arc<str>,
     out: &Arc<Outbound>,
     reference: u64,
-    watcher: u64,
+    watcher: NodePid,
     target: &Target<'_>,
     link: bool,
 ) {
@@ -633,12 +635,12 @@ fn watch_here(
             reason: &reason,
         };
         if let Ok(frame) = wire::encode::<()>(&down, None) {
-            let _ = out.push(wire::pid_lane(watcher), frame);
+            let _ = out.push(wire::pid_lane(watcher.id().0), frame);
         }
         return;
     };
     shared.to_agent(Command::RemoteWatch {
-        peer: name.clone(),
+        peer: Arc::from(watcher.node()),
         generation: out.generation,
         reference,
         watcher,

@@ -311,6 +311,33 @@ pub struct RemoteDown {
     pub reason: ExitReason,
 }
 
+/// Sent instead of an exit signal to a process that traps exits when a
+/// process it is linked to on another node ends, or that node is lost
+/// ([`ExitReason::NoConnection`]): the runtime's [`Exit`](owl_runtime::Exit)
+/// names local processes only. A process that does not trap exits gets
+/// the runtime's exit signal, as for a local link.
+///
+/// ```no_run
+/// # use owl_cluster::dist::{Dest, Dist, RemoteExit};
+/// # fn watch(dist: &Dist, node: &owl_runtime::Node) {
+/// let dist = dist.clone();
+/// node.spawn(move |mut p| async move {
+///     p.trap_exit(true);
+///     dist.link(&p, Dest::named("worker", "b"));
+///     let exit: RemoteExit = p.recv().await;
+///     println!("{} ended: {}", exit.from, exit.reason);
+/// });
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteExit {
+    /// The linked process: its pid, or its name and node where the link
+    /// went by name and the pid was never learned.
+    pub from: Dest,
+    /// Why it ended.
+    pub reason: ExitReason,
+}
+
 /// Counters of one node's distribution.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DistStats {
