@@ -383,6 +383,70 @@ fn a_process_that_traps_exits_learns_which_remote_process_ended_and_why() {
     assert_eq!(exit.reason, ExitReason::error("the other end"));
 }
 
+/// Code written for any node works when the target is on this one.
+#[test]
+fn a_monitor_or_link_through_the_distribution_to_this_node_works_as_a_local_one() {
+    let a = TestNode::start("a");
+    let crasher = |a: &TestNode| {
+        a.node().spawn(|mut p| async move {
+            let _: Numbered = p.recv().await;
+            Err::<(), _>("boom")
+        })
+    };
+    // A monitor: the real reason, the target's pid.
+    let target = crasher(&a);
+    let target_pid = a.dist.pid_of(&target);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dist, to) = (a.dist.clone(), target_pid.clone());
+    a.node().spawn(move |mut p| async move {
+        dist.monitor(&p, to.clone());
+        dist.send(to, Numbered(1)).unwrap();
+        let down: RemoteDown = p.recv().await;
+        let missing = dist.monitor(&p, Dest::named("nobody", "a"));
+        let noproc: RemoteDown = p.recv().await;
+        tx.send((down, noproc, missing)).unwrap();
+    });
+    let (down, noproc, missing) = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(down.reason, ExitReason::error("boom"));
+    assert_eq!(down.pid, Some(target_pid));
+    assert_eq!(noproc.reason, ExitReason::NoProc);
+    assert_eq!(noproc.monitor, missing);
+
+    // A link, seen by a process that traps exits: a RemoteExit.
+    let target = crasher(&a);
+    let target_pid = a.dist.pid_of(&target);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dist, to) = (a.dist.clone(), target_pid.clone());
+    a.node().spawn(move |mut p| async move {
+        p.trap_exit(true);
+        dist.link(&p, to.clone());
+        dist.send(to, Numbered(1)).unwrap();
+        let exit: RemoteExit = p.recv().await;
+        tx.send(exit).unwrap();
+    });
+    let exit = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(exit.from, Dest::from(target_pid));
+    assert_eq!(exit.reason, ExitReason::error("boom"));
+
+    // A link the other way: the linking process crashes, the local target
+    // goes down with its reason.
+    let target = a.node().spawn(|mut p| async move {
+        let _never: Text = p.recv().await;
+    });
+    let target_exit = target.wait_exit();
+    let (dist, to) = (a.dist.clone(), a.dist.pid_of(&target));
+    let linker = a.node().spawn(move |mut p| async move {
+        dist.link(&p, to);
+        let _go: Numbered = p.recv().await;
+        Err::<(), _>("the other end")
+    });
+    linker.send(Numbered(0)).unwrap();
+    assert_eq!(
+        a.rt.block_on(target_exit),
+        ExitReason::error("the other end")
+    );
+}
+
 /// A TCP relay between two nodes: it records what passes, and can be
 /// frozen — the bytes stop, the sockets stay open, as with a pulled cable
 /// or a firewall that drops packets.

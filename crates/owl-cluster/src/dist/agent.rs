@@ -484,7 +484,7 @@ pub(super) fn fire(
 /// traps exits, a [`RemoteExit`] naming it (the runtime's `Exit` can name
 /// local processes only); to any other, the runtime's exit signal, with
 /// its rules (a normal exit is ignored, any other ends the process).
-fn exit_signal(node: &Node, to: &Pid, from: Dest, reason: ExitReason) {
+pub(super) fn exit_signal(node: &Node, to: &Pid, from: Dest, reason: ExitReason) {
     if node.info(to).is_some_and(|info| info.trap_exit) {
         let _ = to.send(RemoteExit { from, reason });
     } else {

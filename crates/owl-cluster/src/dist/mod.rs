@@ -92,6 +92,7 @@ mod agent;
 mod command;
 mod conn;
 mod global;
+mod local;
 mod names;
 mod outbound;
 mod tls;
@@ -416,6 +417,9 @@ struct Shared {
     registry: Mutex<global::Registry>,
     /// The process that watches local name holders and group members.
     names_process: RwLock<Option<Pid>>,
+    /// Watches of this node's own processes, by reference: the process
+    /// that keeps each (see `local`).
+    local_watches: Mutex<HashMap<u64, Pid>>,
 }
 
 /// One node's end of distribution. Cheap to clone.
@@ -463,6 +467,7 @@ impl Dist {
                 _io_stop: stop,
                 peers: RwLock::new(HashMap::new()),
                 agent: RwLock::new(None),
+                local_watches: Mutex::new(HashMap::new()),
                 agent_started: std::sync::atomic::AtomicBool::new(false),
                 calls: Mutex::new(HashMap::new()),
                 next_generation: AtomicU32::new(1),
@@ -778,6 +783,9 @@ impl Dist {
     /// Removes a monitor; no [`RemoteDown`] comes for it after this
     /// returns unless one was already in the mailbox.
     pub fn demonitor(&self, monitor: RemoteRef) {
+        if local::unwatch(&self.shared, monitor.0) {
+            return;
+        }
         self.shared.to_agent(command::Command::Unwatch {
             reference: monitor.0,
         });
@@ -797,6 +805,10 @@ impl Dist {
     fn watch(&self, watcher: &Pid, target: Dest, link: bool) -> RemoteRef {
         let shared = &self.shared;
         let reference = shared.next_ref.fetch_add(1, Ordering::Relaxed);
+        if target.node() == &*shared.name {
+            local::watch(shared, reference, watcher, target, link);
+            return RemoteRef(reference);
+        }
         let head = Head::Watch {
             reference,
             watcher: watcher.id().0,
