@@ -512,7 +512,7 @@ fn handle(
             link,
         } => {
             let watcher = NodePid::new(name, PidId(watcher), creation);
-            watch_here(shared, out, reference, watcher, &target, link)
+            watch_here(shared, name, out, reference, watcher, &target, link)
         }
         Head::Unwatch { reference } => shared.to_agent(Command::RemoteUnwatch {
             peer: name.clone(),
@@ -616,6 +616,7 @@ fn serve_call(
 /// right after a monitor cannot overtake it.
 fn watch_here(
     shared: &Arc<Shared>,
+    name: &Arc<str>,
     out: &Arc<Outbound>,
     reference: u64,
     watcher: NodePid,
@@ -640,7 +641,7 @@ fn watch_here(
         return;
     };
     shared.to_agent(Command::RemoteWatch {
-        peer: Arc::from(watcher.node()),
+        peer: name.clone(),
         generation: out.generation,
         reference,
         watcher,

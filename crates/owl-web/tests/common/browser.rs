@@ -137,37 +137,42 @@ pub(crate) async fn open_live(driver: &Driver, n: usize, url: &str) -> Client {
 /// Waits until `js` (an expression) is truthy in the page; panics naming
 /// `what` after [`LIMIT`], with the page's text for the failure message.
 pub(crate) async fn wait_js(client: &Client, what: &str, js: &str) {
-    let start = Instant::now();
     let script = format!("return Boolean({js});");
-    loop {
-        if client
-            .execute(&script, vec![])
-            .await
-            .map(|v| v.as_bool() == Some(true))
-            .unwrap_or(false)
-        {
-            return;
-        }
-        if start.elapsed() > LIMIT {
-            let text = page_text(client).await;
-            panic!("timed out waiting for {what}; page text:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    poll_js(client, what, &script, |v| {
+        (v.as_bool() == Some(true)).then_some(())
+    })
+    .await
 }
 
 /// Waits until `js` (an expression) gives a string and returns it: a live
 /// page asked between two of its updates may not have the element yet.
 pub(crate) async fn read_js(client: &Client, what: &str, js: &str) -> String {
-    let start = Instant::now();
     let script = format!("try {{ return {js}; }} catch (e) {{ return null; }}");
+    poll_js(client, what, &script, |v| v.as_str().map(String::from)).await
+}
+
+/// Runs `script` until `accept` takes its value (errors count as not yet);
+/// panics naming `what` after [`LIMIT`], with the page's text.
+async fn poll_js<T>(
+    client: &Client,
+    what: &str,
+    script: &str,
+    accept: impl Fn(&serde_json::Value) -> Option<T>,
+) -> T {
+    let start = Instant::now();
     loop {
-        if let Ok(serde_json::Value::String(s)) = client.execute(&script, vec![]).await {
-            return s;
+        if let Some(found) = client
+            .execute(script, vec![])
+            .await
+            .ok()
+            .as_ref()
+            .and_then(&accept)
+        {
+            return found;
         }
         if start.elapsed() > LIMIT {
             let text = page_text(client).await;
-            panic!("timed out reading {what}; page text:\n{text}");
+            panic!("timed out waiting for {what}; page text:\n{text}");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
