@@ -18,8 +18,9 @@ use super::Report;
 
 const SECRET: &str = "owl bench dist: a throwaway secret";
 
-/// The size of the big messages, as in dist.escript.
+/// The size of the big messages, and how many are sent, as in dist.escript.
 const BLOB: usize = 10 << 20;
+const BLOBS: u32 = 20;
 
 /// What may wait for a peer (`DistConfig::max_queued`'s default).
 const QUEUE_LIMIT: usize = 64 << 20;
@@ -347,22 +348,27 @@ async fn measure(
     let under_stream = lat_rx.await.unwrap_or_default();
 
     // 10 MB messages on the same pair while pinging.
-    let blob_sink = start_on_peer(dist, p, Start::BlobSink { each: 20 }).await;
+    let blob_sink = start_on_peer(dist, p, Start::BlobSink { each: BLOBS }).await;
+    // Built once, before the pings start, and shared by every send, as
+    // dist.escript's binary.
+    let blob = Bytes::from(vec![b'x'; BLOB]);
     let d = dist.clone();
     p.spawn(move |s| async move {
         let to = Dest::from(&blob_sink[0]);
-        for _ in 0..20 {
+        for _ in 0..BLOBS {
             // A well-behaved sender of big messages: it builds the next one
             // only when the queue has room for it, rather than building it
             // again at every refusal.
             while d.queued_bytes("b") + BLOB > QUEUE_LIMIT {
                 s.sleep(Duration::from_millis(1)).await;
             }
-            send_paced(&d, &to, || Blob(Bytes(vec![b'x'; BLOB])), &s).await;
+            send_paced(&d, &to, || Blob(blob.clone()), &s).await;
         }
     });
+    let blob_start = Instant::now();
     let under_10mb = ping_pong(dist, p, &echo, 500).await;
     let _: SinkDone = p.recv().await;
+    let blob_mb_per_s = (BLOBS as usize * BLOB) as f64 / 1e6 / blob_start.elapsed().as_secs_f64();
 
     let t = Instant::now();
     peer.signal("-KILL");
@@ -398,7 +404,9 @@ async fn measure(
         .with("stream_msgs_per_s", stream_rate)
         .with("rtt_under_stream_p50_us", percentile(&under_stream, 0.5))
         .with("rtt_under_stream_p99_us", percentile(&under_stream, 0.99))
+        .with("rtt_under_10mb_p50_us", percentile(&under_10mb, 0.5))
         .with("rtt_under_10mb_p99_us", percentile(&under_10mb, 0.99))
+        .with("blob_mb_per_s", blob_mb_per_s)
         .with("kill9_noconnection_ms", kill9_ms)
         .with("kill9_down", down as f64)
         .with("monitor_bytes", monitor_bytes)

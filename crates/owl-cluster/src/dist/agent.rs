@@ -20,6 +20,7 @@ use owl_runtime::{Down, ExitReason, MonitorRef, Node, Pid, PidId, Process, Spawn
 
 use super::command::Command;
 use super::conn;
+use super::splice::Frame;
 use super::wire::{self, Head};
 use super::{Dest, NodePid, RemoteDown, RemoteExit, RemoteRef, Shared};
 
@@ -392,7 +393,7 @@ impl State {
         shared: &Arc<Shared>,
         watch: &Watch,
         name: Option<&str>,
-        frame: Result<Vec<u8>, postcard::Error>,
+        frame: Result<Frame, postcard::Error>,
     ) {
         let lane = match name {
             Some(name) => wire::Target::Name(name).lane(),
@@ -497,7 +498,7 @@ fn send_lane(
     peer: &str,
     generation: u32,
     lane: u64,
-    frame: Result<Vec<u8>, postcard::Error>,
+    frame: Result<Frame, postcard::Error>,
 ) {
     if let (Ok(frame), Some(out)) = (frame, shared.outbound_of(peer, generation)) {
         let _ = out.push(lane, frame);

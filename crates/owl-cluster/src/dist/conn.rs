@@ -7,7 +7,6 @@
 //! `to_schedulers`), and small frames to an idle connection are written by
 //! their senders (see `Outbound::push`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,10 +16,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
+use super::assembly::{Assembled, Partial};
 use super::command::Command;
 use super::outbound::{Outbound, Turn};
+use super::splice;
 use super::types::Delivery;
-use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Target};
+use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Place, Target};
 use super::{NodePid, Peer, PeerState, Shared};
 use crate::NodeEvent;
 
@@ -148,8 +149,8 @@ async fn read_single<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, St
         .read_exact(&mut header)
         .await
         .map_err(|e| e.to_string())?;
-    let (len, _, last) = wire::read_chunk_header(&header).map_err(|e| e.to_string())?;
-    if !last {
+    let (len, _, place) = wire::read_chunk_header(&header).map_err(|e| e.to_string())?;
+    if place != Place::Last {
         return Err("a handshake frame in pieces".into());
     }
     let mut frame = vec![0u8; len];
@@ -418,19 +419,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) -> String {
     let mut reader = BufReader::with_capacity(CHUNK + CHUNK_HEADER, reader);
     let dead_after = shared.config.dead_after;
-    let max = shared.config.max_message;
-    // Frames that came in part, by lane; all of them together are bounded.
-    let mut partial: HashMap<u64, Vec<u8>> = HashMap::new();
-    let mut partial_bytes = 0usize;
+    let mut partial = Partial::new(shared.config.max_message, shared.frame_buffers.clone());
     let mut header = [0u8; CHUNK_HEADER];
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut since_yield = 0;
     loop {
         match tokio::time::timeout(dead_after, reader.read_exact(&mut header)).await {
             Err(_) => return format!("no word from it in {dead_after:?}"),
             Ok(Err(e)) => return format!("read: {e}"),
             Ok(Ok(_)) => {}
         }
-        let (len, lane, last) = match wire::read_chunk_header(&header) {
+        let (len, lane, place) = match wire::read_chunk_header(&header) {
             Ok(h) => h,
             Err(e) => return refuse(shared, e),
         };
@@ -440,30 +439,31 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Err(e)) => return format!("read: {e}"),
             Ok(Ok(_)) => {}
         }
-        let done = if !last || partial.contains_key(&lane) {
-            let so_far = partial.entry(lane).or_default();
-            if so_far.len() + len > max || partial_bytes + len > 2 * max {
-                return refuse(shared, Malformed(format!("a frame over {max} bytes")));
-            }
-            so_far.extend_from_slice(&chunk);
-            partial_bytes += len;
-            if !last {
-                continue;
-            }
-            let frame = partial.remove(&lane).unwrap_or_default();
-            partial_bytes -= frame.len();
-            frame
-        } else {
-            std::mem::take(&mut chunk)
-        };
-        if let Err(e) = handle(shared, name, out, creation, &done) {
-            return refuse(shared, e);
+        // This task runs on the node's schedulers: a stream of big frames
+        // must not keep the processes there waiting for more than a few
+        // chunks' decryption (tokio's own budget allows a hundred reads).
+        since_yield += len;
+        if since_yield >= YIELD_EVERY {
+            since_yield = 0;
+            tokio::task::yield_now().await;
         }
-        if chunk.capacity() == 0 {
-            chunk = done;
+        let handled = match partial.add(lane, place, &chunk) {
+            Err(e) => Err(e),
+            Ok(Assembled::NotYet) => Ok(()),
+            Ok(Assembled::Single) => handle(shared, name, out, creation, &chunk),
+            Ok(Assembled::Whole(frame)) => {
+                splice::receiving(&frame, || handle(shared, name, out, creation, &frame))
+            }
+        };
+        if let Err(e) = handled {
+            return refuse(shared, e);
         }
     }
 }
+
+/// How many bytes the reader takes in before it lets other tasks of its
+/// scheduler run.
+const YIELD_EVERY: usize = 4 * CHUNK;
 
 fn refuse(shared: &Shared, e: Malformed) -> String {
     let why = e.to_string();
@@ -744,6 +744,15 @@ mod tests {
         (stream, head)
     }
 
+    /// The first chunk of a frame of `total` bytes on `lane`.
+    fn first_chunk(lane: u64, total: usize) -> Vec<u8> {
+        let mut c = Vec::new();
+        put_chunk_header(&mut c, CHUNK, lane, Place::First);
+        c.extend((total as u32).to_le_bytes());
+        c.extend(std::iter::repeat_n(7u8, CHUNK - wire::FIRST_PREFIX));
+        c
+    }
+
     #[test]
     fn malformed_frames_from_a_peer_with_the_secret_close_only_its_connection() {
         let (rt, dist) = node();
@@ -751,29 +760,42 @@ mod tests {
             // A chunk that claims more than a chunk may hold.
             {
                 let mut c = Vec::new();
-                put_chunk_header(&mut c, CHUNK + 1, 5, true);
+                put_chunk_header(&mut c, CHUNK + 1, 5, Place::Last);
                 c
             },
             // A bad flag.
             {
                 let mut c = Vec::new();
-                put_chunk_header(&mut c, 1, 5, true);
+                put_chunk_header(&mut c, 1, 5, Place::Last);
                 *c.last_mut().unwrap() = 9;
                 c.push(0);
                 c
             },
             // A whole frame that does not decode.
-            wire::single_chunk(&[255, 255, 1, 2, 3]),
+            wire::single_chunk(&vec![255, 255, 1, 2, 3].into()),
             // A handshake frame on a live connection.
             wire::single_chunk(&wire::encode::<()>(&Head::Welcome { creation: 1 }, None).unwrap()),
-            // A frame growing past the message limit, chunk by chunk, on
-            // many lanes at once: refused before it is buffered.
+            // A frame announced past the message limit.
+            first_chunk(5, (1 << 20) + 1),
+            // Frames within the limit each, announced on many lanes at
+            // once: refused before their memory is taken.
+            (0..64u64)
+                .flat_map(|lane| first_chunk(lane * 2 + 1, 1 << 20))
+                .collect(),
+            // A frame's middle with no start.
             {
                 let mut c = Vec::new();
-                for lane in 0..64u64 {
-                    put_chunk_header(&mut c, CHUNK, lane * 2 + 1, false);
-                    c.extend(std::iter::repeat_n(7u8, CHUNK));
-                }
+                put_chunk_header(&mut c, 10, 5, Place::Middle);
+                c.extend([0; 10]);
+                c
+            },
+            // A second start on a lane whose frame has not ended.
+            [first_chunk(5, 3 * CHUNK), first_chunk(5, 3 * CHUNK)].concat(),
+            // A frame longer than it announced.
+            {
+                let mut c = first_chunk(5, CHUNK + 10);
+                put_chunk_header(&mut c, 100, 5, Place::Last);
+                c.extend([0; 100]);
                 c
             },
         ];

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use owl_runtime::{Down, MonitorRef, Pid, PidId, Process, SpawnOptions};
 use serde::{Deserialize, Serialize};
 
+use super::splice::Frame;
 use super::wire::{CONTROL_LANE, Head};
 use super::{NodePid, PeerState, Shared};
 
@@ -344,7 +345,7 @@ impl Shared {
     }
 
     /// The full sync sent on a new connection.
-    pub(super) fn sync_frame(&self) -> Option<Vec<u8>> {
+    pub(super) fn sync_frame(&self) -> Option<Frame> {
         let (names, groups) = self.registry.lock().own(&self.name);
         let names: Vec<(&str, u64)> = names.iter().map(|(n, id)| (&**n, *id)).collect();
         let groups: Vec<(&str, Vec<u64>)> =

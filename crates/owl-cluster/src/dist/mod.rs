@@ -89,12 +89,14 @@
 //! ```
 
 mod agent;
+mod assembly;
 mod command;
 mod conn;
 mod global;
 mod local;
 mod names;
 mod outbound;
+mod splice;
 mod tls;
 mod types;
 mod wire;
@@ -113,10 +115,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use global::{GlobalError, NameConflict};
-pub use names::{Bytes, Dest, NodePid};
+pub use names::{Dest, NodePid};
+pub use splice::Bytes;
 
 use crate::{ClusterSecret, NodeEvent};
 use outbound::{Outbound, Refused};
+use splice::Frame;
 use wire::{Head, Target};
 
 /// The process group that gets a [`NodeEvent`] whenever a distribution
@@ -420,7 +424,13 @@ struct Shared {
     /// Watches of this node's own processes, by reference: the process
     /// that keeps each (see `local`).
     local_watches: Mutex<HashMap<u64, Pid>>,
+    /// Buffers of large frames received, kept for the next ones.
+    frame_buffers: Arc<assembly::BufferPool>,
 }
+
+/// How many bytes of large frames' buffers a node keeps for the next ones
+/// (see `assembly`): three 10 MB messages' worth.
+const FRAME_BUFFERS: usize = 32 << 20;
 
 /// One node's end of distribution. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -468,6 +478,7 @@ impl Dist {
                 peers: RwLock::new(HashMap::new()),
                 agent: RwLock::new(None),
                 local_watches: Mutex::new(HashMap::new()),
+                frame_buffers: assembly::BufferPool::new(FRAME_BUFFERS),
                 agent_started: std::sync::atomic::AtomicBool::new(false),
                 calls: Mutex::new(HashMap::new()),
                 next_generation: AtomicU32::new(1),
@@ -667,7 +678,7 @@ impl Dist {
         peer: &str,
         lane: u64,
         id: u64,
-        frame: Vec<u8>,
+        frame: Frame,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
         let shared = &self.shared;
@@ -870,7 +881,7 @@ impl Shared {
 
     /// Queues a frame for `peer`, dialling it if it is down and its address
     /// is known. Returns the generation of the connection it went to.
-    fn push(self: &Arc<Self>, peer: &str, lane: u64, frame: Vec<u8>) -> Result<u32, DistError> {
+    fn push(self: &Arc<Self>, peer: &str, lane: u64, frame: Frame) -> Result<u32, DistError> {
         if frame.len() > self.config.max_message {
             return Err(DistError::TooLarge {
                 size: frame.len(),

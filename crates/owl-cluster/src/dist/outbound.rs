@@ -21,7 +21,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_rustls::TlsStream;
 
-use super::wire::{CHUNK, CHUNK_HEADER, put_chunk_header};
+use super::splice::Frame;
+use super::wire::{CHUNK, CHUNK_HEADER, FIRST_PREFIX, Place, put_chunk_header};
 
 /// The sending half of a live connection.
 pub(crate) type Wire = WriteHalf<TlsStream<TcpStream>>;
@@ -87,7 +88,7 @@ pub(crate) enum Turn {
 
 #[derive(Debug)]
 struct Queued {
-    frame: Vec<u8>,
+    frame: Frame,
     sent: usize,
 }
 
@@ -113,14 +114,16 @@ impl Outbound {
 
     /// Queues `frame` on `lane`, or writes it at once when nothing waits.
     /// Never waits: a full queue refuses.
-    pub(crate) fn push(&self, lane: u64, frame: Vec<u8>) -> Result<(), Refused> {
+    pub(crate) fn push(&self, lane: u64, frame: impl Into<Frame>) -> Result<(), Refused> {
+        let frame = frame.into();
         if self.is_closed() {
             return Err(Refused::Closed);
         }
         {
             let mut lanes = self.lanes.lock();
             let idle = !lanes.writing && lanes.bytes == 0 && !lanes.unflushed;
-            if idle && frame.len() <= CHUNK && self.attached.load(Ordering::Acquire) {
+            let small = frame.contiguous().filter(|f| f.len() <= CHUNK);
+            if let Some(small) = small.filter(|_| idle && self.attached.load(Ordering::Acquire)) {
                 let now = Instant::now();
                 let lately = lanes
                     .last_direct
@@ -129,7 +132,7 @@ impl Outbound {
                     lanes.last_direct = Some(now);
                     lanes.writing = true;
                     drop(lanes);
-                    self.write_now(lane, &frame);
+                    self.write_now(lane, small);
                     return Ok(());
                 }
             }
@@ -156,7 +159,7 @@ impl Outbound {
     /// which is woken only then, or when frames queued meanwhile.
     fn write_now(&self, lane: u64, frame: &[u8]) {
         let mut header = Vec::with_capacity(CHUNK_HEADER);
-        put_chunk_header(&mut header, frame.len(), lane, true);
+        put_chunk_header(&mut header, frame.len(), lane, Place::Last);
         let total = header.len() + frame.len();
         let mut cx = Context::from_waker(Waker::noop());
         let (taken, flushed) = match self.wire.lock().as_mut() {
@@ -258,10 +261,26 @@ impl Outbound {
             } = lanes;
             let queue = queues.get_mut(&lane).expect("a ready lane has a queue");
             let head = queue.front_mut().expect("a ready lane is not empty");
-            let len = (head.frame.len() - head.sent).min(CHUNK);
-            let last = head.sent + len == head.frame.len();
-            put_chunk_header(batch, len, lane, last);
-            batch.extend_from_slice(&head.frame[head.sent..head.sent + len]);
+            let total = head.frame.len();
+            let first = head.sent == 0 && total > CHUNK;
+            let len = if first {
+                CHUNK - FIRST_PREFIX
+            } else {
+                (total - head.sent).min(CHUNK)
+            };
+            let last = head.sent + len == total;
+            if first {
+                put_chunk_header(batch, CHUNK, lane, Place::First);
+                batch.extend_from_slice(&(total as u32).to_le_bytes());
+            } else {
+                put_chunk_header(
+                    batch,
+                    len,
+                    lane,
+                    [Place::Middle, Place::Last][last as usize],
+                );
+            }
+            head.frame.copy_to(head.sent, len, batch);
             head.sent += len;
             if last {
                 *bytes -= head.frame.len();
@@ -307,7 +326,7 @@ mod tests {
     use super::super::wire::{CHUNK_HEADER, read_chunk_header};
     use super::*;
 
-    fn chunks(batch: &[u8]) -> Vec<(u64, usize, bool)> {
+    fn chunks(batch: &[u8]) -> Vec<(u64, usize, Place)> {
         let mut out = Vec::new();
         let mut at = 0;
         while at < batch.len() {
@@ -326,12 +345,24 @@ mod tests {
         out.push(5, vec![2; 10]).unwrap();
         let mut batch = Vec::new();
         out.fill(&mut batch, CHUNK + CHUNK_HEADER + 1);
-        // The big frame's first chunk, then the small frame whole: it does
-        // not wait for the other two chunks.
-        assert_eq!(chunks(&batch), vec![(3, CHUNK, false), (5, 10, true)]);
+        // The big frame's first chunk (its length, then its start), then
+        // the small frame whole: it does not wait for the rest.
+        assert_eq!(
+            chunks(&batch),
+            vec![(3, CHUNK, Place::First), (5, 10, Place::Last)]
+        );
+        let announced = &batch[CHUNK_HEADER..CHUNK_HEADER + FIRST_PREFIX];
+        assert_eq!(announced, (3 * CHUNK as u32).to_le_bytes());
         batch.clear();
         out.fill(&mut batch, usize::MAX);
-        assert_eq!(chunks(&batch), vec![(3, CHUNK, false), (3, CHUNK, true)]);
+        assert_eq!(
+            chunks(&batch),
+            vec![
+                (3, CHUNK, Place::Middle),
+                (3, CHUNK, Place::Middle),
+                (3, FIRST_PREFIX, Place::Last)
+            ]
+        );
         assert_eq!(out.queued_bytes(), 0);
     }
 

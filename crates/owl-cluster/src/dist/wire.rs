@@ -11,19 +11,38 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::splice::{self, Frame};
+
 /// The most bytes of a frame in one chunk.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
-/// A chunk's header: its length (u32), its lane (u64), whether it ends
-/// its frame (u8).
+/// A chunk's header: its length (u32), its lane (u64), its place in its
+/// frame ([`Place`], u8).
 pub(crate) const CHUNK_HEADER: usize = 13;
+
+/// The frame's whole length (u32) at the start of the first of its chunks,
+/// when it has several: the receiver takes a buffer of that size at once
+/// rather than growing one (and copying it again at every doubling).
+pub(crate) const FIRST_PREFIX: usize = 4;
+
+/// Where a chunk stands in its frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// More of the frame follows.
+    Middle = 0,
+    /// The frame ends with this chunk (or is all in it).
+    Last = 1,
+    /// The first of several: [`FIRST_PREFIX`] bytes of the frame's length,
+    /// then its start.
+    First = 2,
+}
 
 /// The lane of frames that belong to no process (handshake, ticks).
 pub(crate) const CONTROL_LANE: u64 = 0;
 
 /// The protocol version in the handshake: nodes that disagree refuse each
 /// other with a reason rather than misread each other.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Where a frame is going on the receiving node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,24 +168,26 @@ impl std::fmt::Display for Malformed {
     }
 }
 
-/// A frame: `head`, then `body` encoded after it (`None`: no body).
+/// A frame: `head`, then `body` encoded after it (`None`: no body). A
+/// large [`Bytes`](super::Bytes) in the body is shared, not copied
+/// ([`splice`](super::splice)).
 pub(crate) fn encode<B: Serialize + ?Sized>(
     head: &Head<'_>,
     body: Option<&B>,
-) -> Result<Vec<u8>, postcard::Error> {
+) -> Result<Frame, postcard::Error> {
     // Sized first (cheap: a byte string's size is its length), so that a
     // big message is copied once, not again at every doubling.
     let size = 2
         + postcard::experimental::serialized_size(head)?
-        + body.map_or(Ok(0), |b| postcard::experimental::serialized_size(b))?;
-    let mut frame = Vec::with_capacity(size);
+        + body.map_or(Ok(0), |b| splice::inline_size(b))?;
+    let mut frame = Frame::with_capacity(size);
     frame.extend_from_slice(&[0, 0]);
-    frame = postcard::to_extend(head, frame)?;
+    frame = splice::encode_into(head, frame)?;
     let head_len = frame.len() - 2;
     let head_len = u16::try_from(head_len).map_err(|_| postcard::Error::SerializeBufferFull)?;
-    frame[..2].copy_from_slice(&head_len.to_le_bytes());
+    frame.patch(0, &head_len.to_le_bytes());
     if let Some(body) = body {
-        frame = postcard::to_extend(body, frame)?;
+        frame = splice::encode_into(body, frame)?;
     }
     Ok(frame)
 }
@@ -186,34 +207,38 @@ pub(crate) fn decode(frame: &[u8]) -> Result<(Head<'_>, &[u8]), Malformed> {
 }
 
 /// Appends a chunk header.
-pub(crate) fn put_chunk_header(out: &mut Vec<u8>, len: usize, lane: u64, last: bool) {
+pub(crate) fn put_chunk_header(out: &mut Vec<u8>, len: usize, lane: u64, place: Place) {
     out.extend_from_slice(&(len as u32).to_le_bytes());
     out.extend_from_slice(&lane.to_le_bytes());
-    out.push(last as u8);
+    out.push(place as u8);
 }
 
-/// Reads a chunk header: length, lane, last.
+/// Reads a chunk header: length, lane, place.
 pub(crate) fn read_chunk_header(
     header: &[u8; CHUNK_HEADER],
-) -> Result<(usize, u64, bool), Malformed> {
+) -> Result<(usize, u64, Place), Malformed> {
     let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
     let lane = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
-    let last = match header[12] {
-        0 => false,
-        1 => true,
+    let place = match header[12] {
+        0 => Place::Middle,
+        1 => Place::Last,
+        2 => Place::First,
         other => return Err(Malformed(format!("chunk flag {other}"))),
     };
     if len > CHUNK {
         return Err(Malformed(format!("chunk of {len} bytes (at most {CHUNK})")));
     }
-    Ok((len, lane, last))
+    if place == Place::First && len <= FIRST_PREFIX {
+        return Err(Malformed("a first chunk without its frame's length".into()));
+    }
+    Ok((len, lane, place))
 }
 
-/// One whole frame as a single chunk (handshake frames).
-pub(crate) fn single_chunk(frame: &[u8]) -> Vec<u8> {
+/// One whole frame as a single chunk (handshake frames, never spliced).
+pub(crate) fn single_chunk(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::with_capacity(CHUNK_HEADER + frame.len());
-    put_chunk_header(&mut out, frame.len(), CONTROL_LANE, true);
-    out.extend_from_slice(frame);
+    put_chunk_header(&mut out, frame.len(), CONTROL_LANE, Place::Last);
+    frame.copy_to(0, frame.len(), &mut out);
     out
 }
 
@@ -228,7 +253,7 @@ mod tests {
             tag: "ping",
         };
         let frame = encode(&head, Some(&(7u32, "seven".to_string()))).unwrap();
-        let (got, body) = decode(&frame).unwrap();
+        let (got, body) = decode(frame.contiguous().unwrap()).unwrap();
         assert_eq!(got, head);
         let value: (u32, String) = postcard::from_bytes(body).unwrap();
         assert_eq!(value, (7, "seven".to_string()));
@@ -245,6 +270,9 @@ mod tests {
         assert!(read_chunk_header(&header).is_err());
         header[..4].copy_from_slice(&1u32.to_le_bytes());
         header[12] = 7;
+        assert!(read_chunk_header(&header).is_err());
+        header[12] = Place::First as u8;
+        header[..4].copy_from_slice(&(FIRST_PREFIX as u32).to_le_bytes());
         assert!(read_chunk_header(&header).is_err());
     }
 
