@@ -458,7 +458,7 @@ impl Sandbox {
     /// utilization does not include guest work).
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use owl_runtime::{Runtime, SpawnOptions};
     /// use owl_sandbox::{Sandbox, SandboxConfig};
     ///
@@ -467,13 +467,18 @@ impl Sandbox {
     /// sandbox.load("spin", br#"(module (func (export "run") (loop (br 0))))"#).unwrap();
     /// let node = rt.node();
     /// rt.block_on(async {
-    ///     let runaway = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new()).unwrap();
     ///     let before = sandbox.guest_sample();
-    ///     // Guests run on what the machine leaves: wait until this one ran.
-    ///     while node.info(runaway.pid()).unwrap().cpu_time < Duration::from_millis(20) {
-    ///         tokio::time::sleep(Duration::from_millis(5)).await;
-    ///     }
-    ///     let busy = sandbox.guest_sample().utilization_since(&before);
+    ///     let runaway = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new()).unwrap();
+    ///     // A call's first slice runs on its caller's scheduler, and guests
+    ///     // run on what the machine leaves: give this one time to get there.
+    ///     let deadline = Instant::now() + Duration::from_secs(10);
+    ///     let busy = loop {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///         let busy = sandbox.guest_sample().utilization_since(&before);
+    ///         if busy.total > 0.0 || Instant::now() > deadline {
+    ///             break busy;
+    ///         }
+    ///     };
     ///     assert!(busy.total > 0.0, "{busy:?}");
     ///     node.kill(runaway.pid());
     /// });

@@ -216,9 +216,10 @@ impl DistConfig {
         self
     }
 
-    /// The largest message accepted, sent or received (64 MiB).
+    /// The largest message accepted, sent or received (64 MiB; at most
+    /// 4 GiB − 1, the most a frame can announce).
     pub fn max_message(mut self, bytes: usize) -> DistConfig {
-        self.max_message = bytes;
+        self.max_message = bytes.min(u32::MAX as usize);
         self
     }
 

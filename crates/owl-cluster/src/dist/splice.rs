@@ -38,6 +38,10 @@ pub(crate) const SPLICE_AT: usize = 32 * 1024;
 /// sending node queues them as they are, and the receiving process gets a
 /// slice of the buffer they arrived in.
 ///
+/// The slice keeps the whole buffer of the message it came in, which goes
+/// back to the node's pool for the next large message only once every
+/// slice of it is dropped: copy out what you keep for long.
+///
 /// (Serde writes a `Vec<u8>` element by element, which for a 10 MB
 /// message costs milliseconds at both ends.)
 ///
