@@ -195,6 +195,12 @@ impl State {
                 };
                 self.add_watch(p, reference, &watcher, watch);
             }
+            Command::WatchNotSent { reference } => {
+                if let Some((watch, name)) = self.forget_watch(p, reference) {
+                    let reason = ExitReason::NoConnection;
+                    self.fire_watch(p.node(), reference, watch, name, None, reason);
+                }
+            }
             Command::Unwatch { reference } => {
                 if let Some((watch, name)) = self.forget_watch(p, reference) {
                     let frame = wire::encode::<()>(&Head::Unwatch { reference }, None);

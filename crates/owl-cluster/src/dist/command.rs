@@ -10,8 +10,9 @@ use super::{Dest, NodePid};
 /// What the agent is asked to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// A local process watches a remote one.
-    /// (Its frame is already queued, on connection `generation`.)
+    /// A local process watches a remote one. Sent before its frame is
+    /// queued (on connection `generation`), so that the agent knows the
+    /// watch before any answer to it can arrive.
     Watch {
         reference: u64,
         watcher: Pid,
@@ -19,6 +20,9 @@ pub(crate) enum Command {
         link: bool,
         generation: u32,
     },
+    /// The frame of watch `reference` could not be queued: it fires
+    /// `noconnection` at once.
+    WatchNotSent { reference: u64 },
     /// A local process drops a monitor.
     Unwatch { reference: u64 },
     /// A remote process watches a local one.

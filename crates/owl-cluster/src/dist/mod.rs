@@ -828,21 +828,27 @@ impl Dist {
             link,
         };
         let lane = target_of(&target).lane();
-        let pushed = wire::encode::<()>(&head, None)
-            .map_err(|e| DistError::Encode(e.to_string()))
-            .and_then(|frame| shared.push(target.node(), lane, frame));
-        match pushed {
-            Ok(generation) => shared.to_agent(command::Command::Watch {
-                reference,
-                watcher: watcher.clone(),
-                target,
-                link,
-                generation,
-            }),
+        let frame = wire::encode::<()>(&head, None).expect("a watch frame encodes");
+        let out = match shared.outbound(target.node()) {
+            Ok(out) => out,
             Err(_) => {
                 let reason = ExitReason::NoConnection;
-                agent::fire(&shared.node, reference, watcher, link, target, None, reason)
+                agent::fire(&shared.node, reference, watcher, link, target, None, reason);
+                return RemoteRef(reference);
             }
+        };
+        // The agent hears of the watch first: on another scheduler, the
+        // answer to its frame could otherwise reach the agent before the
+        // watch does, and be dropped as one for a watch it never had.
+        shared.to_agent(command::Command::Watch {
+            reference,
+            watcher: watcher.clone(),
+            target: target.clone(),
+            link,
+            generation: out.generation,
+        });
+        if shared.push_to(target.node(), &out, lane, frame).is_err() {
+            shared.to_agent(command::Command::WatchNotSent { reference });
         }
         RemoteRef(reference)
     }
@@ -890,6 +896,17 @@ impl Shared {
             });
         }
         let out = self.outbound(peer)?;
+        self.push_to(peer, &out, lane, frame)
+    }
+
+    /// Queues a frame on `out`, the queue of the connection to `peer`.
+    fn push_to(
+        &self,
+        peer: &str,
+        out: &Outbound,
+        lane: u64,
+        frame: Frame,
+    ) -> Result<u32, DistError> {
         match out.push(lane, frame) {
             Ok(()) => {
                 self.frames_sent.fetch_add(1, Ordering::Relaxed);
