@@ -4,10 +4,11 @@
 //! (postcard), then its body (the user's value, postcard too). On the
 //! connection a frame travels as one or more *chunks* of at most
 //! [`CHUNK`] bytes, each tagged with its *lane* — the process (or name) it
-//! is for. The writer takes chunks from the lanes in turn, so a 10 MB
-//! message to one process is interleaved with, not ahead of, a small one to
-//! another; and one lane is one queue, so what one process sends another
-//! arrives in the order sent.
+//! is for — and its [`Place`] in the frame (the first of several announces
+//! the frame's length, see [`assembly`](super::assembly)). The writer takes
+//! chunks from the lanes in turn, so a 10 MB message to one process is
+//! interleaved with, not ahead of, a small one to another; and one lane is
+//! one queue, so what one process sends another arrives in the order sent.
 
 use serde::{Deserialize, Serialize};
 
