@@ -348,6 +348,24 @@ fn a_remote_monitor_carries_the_real_reason_and_noproc() {
 }
 
 #[test]
+fn a_monitor_of_a_name_too_long_to_send_fires_noproc_and_the_node_carries_on() {
+    let (a, b) = connected_pair();
+    let dist = a.dist.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    a.node().spawn(move |mut p| async move {
+        let monitor = dist.monitor(&p, Dest::named(&"x".repeat(70_000), "b"));
+        let down: RemoteDown = p.recv().await;
+        assert_eq!(down.monitor, monitor);
+        tx.send(down.reason).unwrap();
+    });
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), ExitReason::NoProc);
+    // The connection is untouched.
+    let inbox = b.collector::<Numbered>("still");
+    a.dist.send(Dest::named("still", "b"), Numbered(1)).unwrap();
+    assert_eq!(inbox.recv_timeout(LONG).unwrap(), Numbered(1));
+}
+
+#[test]
 fn a_link_across_nodes_carries_an_exit_both_ways() {
     let (a, b) = connected_pair();
     // b's process crashes: the linked process on a dies with its reason.

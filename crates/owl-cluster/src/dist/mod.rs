@@ -828,11 +828,17 @@ impl Dist {
             link,
         };
         let lane = target_of(&target).lane();
-        let frame = wire::encode::<()>(&head, None).expect("a watch frame encodes");
-        let out = match shared.outbound(target.node()) {
-            Ok(out) => out,
-            Err(_) => {
-                let reason = ExitReason::NoConnection;
+        let ready = match wire::encode::<()>(&head, None) {
+            // A name too long for a frame's header: no process can have it.
+            Err(_) => Err(ExitReason::NoProc),
+            Ok(frame) => match shared.outbound(target.node()) {
+                Ok(out) => Ok((frame, out)),
+                Err(_) => Err(ExitReason::NoConnection),
+            },
+        };
+        let (frame, out) = match ready {
+            Ok(ready) => ready,
+            Err(reason) => {
                 agent::fire(&shared.node, reference, watcher, link, target, None, reason);
                 return RemoteRef(reference);
             }
