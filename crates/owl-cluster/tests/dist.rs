@@ -58,6 +58,19 @@ impl Handle<Add> for Counter {
     }
 }
 
+/// Answers a blob with its bytes reversed.
+impl Handle<Blob> for Counter {
+    type Reply = Blob;
+    async fn handle(&mut self, Blob { n, data }: Blob, _: &mut Ctx<'_>) -> Blob {
+        let mut reversed = data.to_vec();
+        reversed.reverse();
+        Blob {
+            n,
+            data: reversed.into(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Nap(u64);
 impl Handle<Nap> for Counter {
@@ -80,6 +93,7 @@ fn config(name: &str, secret: &str) -> DistConfig {
     .message::<Pong>("pong")
     .serve::<Counter, Add, _>("counter.add")
     .serve::<Counter, Nap, _>("counter.nap")
+    .serve::<Counter, Blob, _>("counter.reverse")
     .message::<NameConflict>("name conflict")
     .spawner::<String>("greeter", start_greeter)
 }
@@ -204,6 +218,15 @@ fn messages_cross_by_name_and_by_pid_in_the_order_sent() {
     assert_eq!(b.dist.stats().undeliverable, 0);
 }
 
+/// Message `n`, with `size` bytes that differ from message to message.
+fn blob(n: u64, size: usize) -> Blob {
+    let data: Vec<u8> = (0..size).map(|i| (i as u64 * 31 + n) as u8).collect();
+    Blob {
+        n,
+        data: data.into(),
+    }
+}
+
 #[test]
 fn messages_of_every_size_arrive_whole_and_in_the_order_sent() {
     let (a, b) = connected_pair();
@@ -226,13 +249,7 @@ fn messages_of_every_size_arrive_whole_and_in_the_order_sent() {
     let blobs: Vec<Blob> = sizes
         .iter()
         .enumerate()
-        .map(|(n, &size)| {
-            let data: Vec<u8> = (0..size).map(|i| (i * 31 + n) as u8).collect();
-            Blob {
-                n: n as u64,
-                data: data.into(),
-            }
-        })
+        .map(|(n, &size)| blob(n as u64, size))
         .collect();
     // Twice: the second round's large frames take the buffers the first
     // round's messages gave back once they were dropped.
@@ -271,13 +288,12 @@ fn an_unregistered_type_or_an_unknown_node_is_refused_at_the_send() {
     assert_eq!(err.to_string(), "no connection to node nowhere");
 }
 
-#[test]
-fn a_call_reaches_a_server_on_another_node_and_fails_the_way_a_local_one_does() {
-    let (a, b) = connected_pair();
-    let node_b = b.node();
-    b.rt.block_on(async {
+/// Starts a `Counter` registered as "counter" on `node`, named `name`.
+fn start_counter(node: &TestNode, name: &str) -> Dest {
+    let local = node.node();
+    node.rt.block_on(async {
         owl_runtime::server::start_named(
-            &node_b,
+            &local,
             "counter",
             Counter::default(),
             SpawnOptions::new(),
@@ -285,7 +301,13 @@ fn a_call_reaches_a_server_on_another_node_and_fails_the_way_a_local_one_does() 
         .await
         .unwrap();
     });
-    let counter = Dest::named("counter", "b");
+    Dest::named("counter", name)
+}
+
+#[test]
+fn a_call_reaches_a_server_on_another_node_and_fails_the_way_a_local_one_does() {
+    let (a, b) = connected_pair();
+    let counter = start_counter(&b, "b");
     a.rt.block_on(async {
         let t = Duration::from_secs(5);
         assert_eq!(
@@ -306,6 +328,26 @@ fn a_call_reaches_a_server_on_another_node_and_fails_the_way_a_local_one_does() 
             .call::<Counter, _, _>(&counter, Nap(5_000), Duration::from_millis(100))
             .await;
         assert_eq!(slow, Err(CallError::Timeout));
+    });
+}
+
+#[test]
+fn a_call_carries_large_requests_and_replies_whole() {
+    let (a, b) = connected_pair();
+    let counter = start_counter(&b, "b");
+    a.rt.block_on(async {
+        for (n, size) in [(1, 10), (2, 100_000), (3, 3 << 20)] {
+            let sent = blob(n, size);
+            let got = a
+                .dist
+                .call::<Counter, _, _>(&counter, sent.clone(), LONG)
+                .await
+                .unwrap();
+            let mut expected = sent.data.to_vec();
+            expected.reverse();
+            assert_eq!(got.n, n);
+            assert!(*got.data == *expected, "reply {n} whole and reversed");
+        }
     });
 }
 

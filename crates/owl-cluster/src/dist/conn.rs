@@ -19,7 +19,7 @@ use tokio_rustls::TlsStream;
 use super::assembly::{Assembled, Partial};
 use super::command::Command;
 use super::outbound::{Outbound, Turn};
-use super::splice;
+use super::splice::{self, Frame};
 use super::types::Delivery;
 use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Place, Target};
 use super::{NodePid, Peer, PeerState, Shared};
@@ -502,7 +502,7 @@ fn handle(
         Head::Reply { id, failure } => {
             if let Some(call) = shared.calls.lock().remove(&id) {
                 let _ = call.reply.send(match failure {
-                    None => Ok(body.to_vec()),
+                    None => Ok(splice::share_or_copy(body)),
                     Some(f) => Err(call_error(f)),
                 });
             }
@@ -573,13 +573,13 @@ fn serve_call(
     body: &[u8],
 ) {
     let reply_lane = id.wrapping_mul(2) | 1;
-    let answer = move |out: &Outbound, result: Result<Vec<u8>, CallFailure<'_>>| {
+    let answer = move |out: &Outbound, result: Result<Frame, CallFailure<'_>>| {
         let (failure, reply) = match result {
             Ok(reply) => (None, reply),
-            Err(failure) => (Some(failure), Vec::new()),
+            Err(failure) => (Some(failure), Frame::default()),
         };
         if let Ok(mut frame) = wire::encode::<()>(&Head::Reply { id, failure }, None) {
-            frame.extend_from_slice(&reply);
+            frame.append(reply);
             let _ = out.push(reply_lane, frame);
         }
     };
@@ -590,7 +590,7 @@ fn serve_call(
     let Some(served) = shared
         .config
         .types
-        .serve(tag, target, body.to_vec(), timeout)
+        .serve(tag, target, splice::share_or_copy(body), timeout)
     else {
         return answer(out, Err(CallFailure::NotServed));
     };

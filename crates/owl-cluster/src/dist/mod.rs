@@ -385,7 +385,7 @@ struct Peer {
 struct PendingCall {
     peer: Arc<str>,
     generation: u32,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<u8>, CallError>>,
+    reply: tokio::sync::oneshot::Sender<Result<bytes::Bytes, CallError>>,
 }
 
 #[derive(Debug)]
@@ -670,7 +670,7 @@ impl Dist {
         let answer = self
             .request(to.node(), target.lane(), id, frame, timeout)
             .await?;
-        postcard::from_bytes(&answer).map_err(|_| CallError::NoReply)
+        splice::receiving(&answer, || postcard::from_bytes(&answer)).map_err(|_| CallError::NoReply)
     }
 
     /// Sends a request frame numbered `id` and waits for its `Reply`.
@@ -681,7 +681,7 @@ impl Dist {
         id: u64,
         frame: Frame,
         timeout: Duration,
-    ) -> Result<Vec<u8>, CallError> {
+    ) -> Result<bytes::Bytes, CallError> {
         let shared = &self.shared;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let peer: Arc<str> = peer.into();

@@ -199,20 +199,31 @@ pub(crate) fn receiving<R>(frame: &bytes::Bytes, decode: impl FnOnce() -> R) -> 
     decode()
 }
 
+/// `v`, a part of the frame being received, as a shared slice of that
+/// frame when it is one of several chunks, else copied (a body kept for
+/// later decoding: a call's request or reply).
+pub(crate) fn share_or_copy(v: &[u8]) -> bytes::Bytes {
+    RECEIVED
+        .with_borrow(|frame| frame.as_ref().and_then(|f| inside(f, v)))
+        .unwrap_or_else(|| bytes::Bytes::copy_from_slice(v))
+}
+
+/// `v` as a slice of `frame`, if it lies inside it.
+fn inside(frame: &bytes::Bytes, v: &[u8]) -> Option<bytes::Bytes> {
+    let (outer, inner) = (frame.as_ptr_range(), v.as_ptr_range());
+    // Addresses compared as numbers: `v` may come from anywhere.
+    let inside =
+        outer.start as usize <= inner.start as usize && inner.end as usize <= outer.end as usize;
+    inside.then(|| frame.slice_ref(v))
+}
+
 /// A shared slice of the frame being decoded, when `v` is large and lies
 /// inside it.
 fn slice_received(v: &[u8]) -> Option<bytes::Bytes> {
     if v.len() < SPLICE_AT {
         return None;
     }
-    RECEIVED.with_borrow(|frame| {
-        let frame = frame.as_ref()?;
-        let (outer, inner) = (frame.as_ptr_range(), v.as_ptr_range());
-        // Addresses compared as numbers: `v` may come from anywhere.
-        let inside = outer.start as usize <= inner.start as usize
-            && inner.end as usize <= outer.end as usize;
-        inside.then(|| frame.slice_ref(v))
-    })
+    RECEIVED.with_borrow(|frame| inside(frame.as_ref()?, v))
 }
 
 /// A frame ready to send: its bytes, less the large byte strings, which
@@ -254,6 +265,19 @@ impl Frame {
     pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
         self.inline.extend_from_slice(data);
         self.len += data.len();
+    }
+
+    /// Appends `other`, its spliced byte strings still shared.
+    pub(crate) fn append(&mut self, other: Frame) {
+        let at = self.inline.len();
+        self.inline.extend_from_slice(&other.inline);
+        self.spliced.extend(
+            other
+                .spliced
+                .into_iter()
+                .map(|(offset, b)| (at + offset, b)),
+        );
+        self.len += other.len;
     }
 
     /// Overwrites bytes already written (before anything was spliced).
@@ -400,6 +424,18 @@ mod tests {
         }
         // Nothing is left offered once encoding ends.
         assert!(OFFERED.with_borrow(Option::is_none));
+    }
+
+    #[test]
+    fn a_frame_appended_to_another_keeps_its_shared_bytes_in_place() {
+        let m = message();
+        let mut frame = Frame::from(vec![1, 2, 3]);
+        frame.append(encode_into(&m, Frame::default()).unwrap());
+        assert_eq!(frame.spliced.len(), 1, "still shared");
+        let mut expected = vec![1, 2, 3];
+        expected.extend(postcard::to_allocvec(&m).unwrap());
+        assert_eq!(frame.len(), expected.len());
+        assert_eq!(flat(&frame), expected);
     }
 
     #[test]

@@ -23,12 +23,15 @@ use owl_runtime::{CallError, Node, Pid, SendError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// What a remote call's handler returns: the encoded reply.
-pub(crate) type Served = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
+use super::splice::{self, Frame};
+
+/// What a remote call's handler returns: the encoded reply (large byte
+/// strings in it shared, not copied).
+pub(crate) type Served = Pin<Box<dyn Future<Output = Result<Frame, CallError>> + Send>>;
 
 type DeliverFn = fn(&Pid, &[u8]) -> Delivery;
 type SpawnFn = Arc<dyn Fn(&Node, &[u8]) -> Option<Pid> + Send + Sync>;
-type ServeFn = fn(Pid, Vec<u8>, Duration) -> Served;
+type ServeFn = fn(Pid, bytes::Bytes, Duration) -> Served;
 
 /// What became of a message that arrived.
 #[derive(Debug, PartialEq, Eq)]
@@ -133,7 +136,7 @@ impl Types {
         &self,
         tag: &str,
         to: Pid,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         timeout: Duration,
     ) -> Option<Served> {
         self.calls.get(tag).map(|serve| serve(to, body, timeout))
@@ -150,7 +153,7 @@ fn deliver<M: DeserializeOwned + Send + 'static>(to: &Pid, body: &[u8]) -> Deliv
     }
 }
 
-fn serve<S, M, How>(to: Pid, body: Vec<u8>, timeout: Duration) -> Served
+fn serve<S, M, How>(to: Pid, body: bytes::Bytes, timeout: Duration) -> Served
 where
     S: Answers<M, How>,
     M: DeserializeOwned + Send + 'static,
@@ -158,8 +161,9 @@ where
     <S as Answers<M, How>>::Reply: Serialize,
 {
     Box::pin(async move {
-        let request: M = postcard::from_bytes(&body).map_err(|_| CallError::NoReply)?;
+        let request: M = splice::receiving(&body, || postcard::from_bytes(&body))
+            .map_err(|_| CallError::NoReply)?;
         let reply = ServerRef::<S>::from_pid(to).call(request, timeout).await?;
-        postcard::to_allocvec(&reply).map_err(|_| CallError::NoReply)
+        splice::encode_into(&reply, Frame::default()).map_err(|_| CallError::NoReply)
     })
 }
