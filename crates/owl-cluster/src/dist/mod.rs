@@ -670,7 +670,7 @@ impl Dist {
         let answer = self
             .request(to.node(), target.lane(), id, frame, timeout)
             .await?;
-        splice::receiving(&answer, || postcard::from_bytes(&answer)).map_err(|_| CallError::NoReply)
+        splice::decode(&answer).map_err(|_| CallError::NoReply)
     }
 
     /// Sends a request frame numbered `id` and waits for its `Reply`.

@@ -273,12 +273,8 @@ impl Outbound {
                 put_chunk_header(batch, CHUNK, lane, Place::First);
                 batch.extend_from_slice(&(total as u32).to_le_bytes());
             } else {
-                put_chunk_header(
-                    batch,
-                    len,
-                    lane,
-                    [Place::Middle, Place::Last][last as usize],
-                );
+                let place = if last { Place::Last } else { Place::Middle };
+                put_chunk_header(batch, len, lane, place);
             }
             head.frame.copy_to(head.sent, len, batch);
             head.sent += len;

@@ -199,6 +199,12 @@ pub(crate) fn receiving<R>(frame: &bytes::Bytes, decode: impl FnOnce() -> R) -> 
     decode()
 }
 
+/// Decodes a value kept as a shared buffer (a call's request or reply),
+/// lending its large byte strings as slices of that buffer.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &bytes::Bytes) -> postcard::Result<T> {
+    receiving(body, || postcard::from_bytes(body))
+}
+
 /// `v`, a part of the frame being received, as a shared slice of that
 /// frame when it is one of several chunks, else copied (a body kept for
 /// later decoding: a call's request or reply).

@@ -161,8 +161,7 @@ where
     <S as Answers<M, How>>::Reply: Serialize,
 {
     Box::pin(async move {
-        let request: M = splice::receiving(&body, || postcard::from_bytes(&body))
-            .map_err(|_| CallError::NoReply)?;
+        let request: M = splice::decode(&body).map_err(|_| CallError::NoReply)?;
         let reply = ServerRef::<S>::from_pid(to).call(request, timeout).await?;
         splice::encode_into(&reply, Frame::default()).map_err(|_| CallError::NoReply)
     })
