@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
@@ -12,6 +12,7 @@ use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValTyp
 
 use crate::host_state::{GuestState, StackProbe};
 use crate::reuse;
+use crate::settings::{CallCounts, ModuleSettings};
 
 /// Why a module was not loaded. The current version, if any, stays in place.
 /// Messages quote at most a short excerpt of what the compiler or the
@@ -66,42 +67,6 @@ pub(crate) fn excerpt(text: &str) -> String {
         format!("{cut}…")
     } else {
         flat
-    }
-}
-
-/// Settings and counters shared by all versions of a module, running ones included.
-#[derive(Default)]
-pub(crate) struct ModuleSettings {
-    /// CPU-time budget per process in nanoseconds; 0 means none.
-    pub cpu_budget_ns: AtomicU64,
-    pub started: AtomicU64,
-    pub returned: AtomicU64,
-    pub crashed: AtomicU64,
-    pub killed: AtomicU64,
-}
-
-/// How the calls of one module (all its versions) ended so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CallCounts {
-    /// Sandboxed processes started.
-    pub started: u64,
-    /// Calls that returned results.
-    pub returned: u64,
-    /// Calls that crashed: a trap, the memory limit, the CPU budget.
-    pub crashed: u64,
-    /// Processes ended from outside (killed, shut down, purged) mid-call.
-    pub killed: u64,
-}
-
-impl ModuleSettings {
-    fn counts(&self) -> CallCounts {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CallCounts {
-            started: get(&self.started),
-            returned: get(&self.returned),
-            crashed: get(&self.crashed),
-            killed: get(&self.killed),
-        }
     }
 }
 

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::{ExitReason, WorkMeter};
 use wasmtime::{
-    Engine, Func, Instance, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val, WasmBacktrace,
+    Engine, Func, Instance, Memory, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val,
+    WasmBacktrace,
 };
 
 use crate::code::Version;
-use crate::host_state::{GuestState, StackProbe};
+use crate::host_state::{CallState, GuestState, StackProbe};
 use crate::reuse;
 
 /// One guest call: what to run, with which limits, reporting to whom.
@@ -47,124 +48,317 @@ pub(crate) const BYTE_CALL_MEMORY: &str = "memory";
 /// bytes it pointed at.
 pub(crate) type Returned = (Vec<i64>, Option<Vec<u8>>);
 
-/// Calls `function(args)` on a new instance of `version` (or a kept one);
-/// what it returned, or the exit reason of the crash.
-pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
-    let GuestCall {
-        engine,
-        version,
-        module,
-        function,
-        args,
-        memory_limit,
-        memory_held,
-        meter,
-        probe,
-    } = call;
-    // A reusable module's instance from an earlier call, or a new one.
-    let (mut store, kept) = match version.pool.as_ref().and_then(reuse::Pool::take) {
-        Some(idle) => (idle.store, Some((idle.instance, idle.last, idle.memory))),
-        None => (new_store(&engine, memory_limit, memory_held), None),
-    };
-    // This call's own meter, deadline and budget, whatever instance it uses.
-    store.data_mut().meter = Some(meter.clone());
-    // Epoch deadlines start out expired. The first slice gets two ticks, so it
-    // lasts at least one full tick wherever in a tick it starts (a short call
-    // then finishes on its caller's scheduler); at every tick after that the
-    // guest checks the module's CPU budget (read each time, so switching it on
-    // reaches processes already running) and yields back to its executor.
-    store.set_epoch_deadline(2);
-    let settings = version.settings.clone();
-    store.epoch_deadline_callback(move |ctx| {
-        if probe.requested.swap(false, Ordering::AcqRel)
-            && let Some(reply) = probe.reply.lock().take()
-        {
-            let _ = reply.send(stack_of(&ctx));
-        }
-        let budget = settings.cpu_budget_ns.load(Ordering::Relaxed);
-        if budget != 0 && meter.cpu_time().as_nanos() as u64 > budget {
-            return Err(wasmtime::Error::new(CpuLimitExceeded));
-        }
-        Ok(UpdateDeadline::Yield(1))
-    });
+/// Runs `call` right here, on the calling thread, for at most its first
+/// slice: what it returned or why it crashed, or `None` when it outlived the
+/// slice.
+///
+/// No fiber and no future: a short calculation (`sum(100)` takes a
+/// microsecond) costs only the call itself. A call still running at its
+/// first epoch deadline is interrupted and its instance dropped; the caller
+/// then runs it from the start with [`call`], preemptibly, elsewhere. That is
+/// the same call, not a second one: a guest has no imports, so all it can
+/// change is its own instance, and a fresh instance starts from the same
+/// state. What the first slice cost stays counted in the process's CPU time.
+pub(crate) fn call_first_slice(call: &GuestCall) -> Option<Result<Returned, ExitReason>> {
+    let (mut store, kept) = begin(call, Slice::Inline);
+    let mut values = Values::default();
+    let ran = (|| {
+        let prepared = match kept {
+            Some(kept) => prepare_kept(&mut store, kept, call)?,
+            None => {
+                let instance = call
+                    .version
+                    .pre
+                    .instantiate(&mut store)
+                    .map_err(Crash::Wasm)?;
+                prepare_fresh(&mut store, instance, call)?
+            }
+        };
+        let (params, results) = values.prepare(&mut store, prepared.instance, call)?;
+        prepared
+            .func
+            .call(&mut store, params, results)
+            .map_err(Crash::Wasm)?;
+        Ok::<_, Crash>(prepared)
+    })();
+    match ran {
+        Ok(prepared) => Some(finish(store, prepared, &values, call)),
+        Err(Crash::Wasm(_)) if store.data().outlived_slice => None,
+        Err(crash) => Some(Err(crash.reason(call))),
+    }
+}
 
-    let crash = |e: wasmtime::Error| crash_reason(&module, &function, &e);
-    let (instance, func, memory) = match kept {
-        // The function the instance ran last is looked up once, not per call.
-        Some((instance, Some((name, func)), memory)) if name == function => {
-            (instance, func, memory)
-        }
-        Some((instance, _, memory)) => {
-            let func = export(&mut store, instance, &module, &function)?;
-            (instance, func, memory)
-        }
-        None => {
-            let instance = version
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(crash)?;
-            let func = export(&mut store, instance, &module, &function)?;
-            let memory = version
-                .pool
-                .as_ref()
-                .and_then(|pool| pool.memory_of(&mut store, instance));
-            (instance, func, memory)
-        }
-    };
-    // The type as the module declared it: asking the store for it costs more.
-    let ty = version
-        .function(&function)
-        .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))?;
-    let params: Vec<Val> = match &args {
-        CallArgs::Values(values) => ty
-            .params()
-            .zip(values)
-            .map(|(t, &a)| match t {
-                wasmtime::ValType::I32 => Val::I32(a as i32),
-                _ => Val::I64(a),
-            })
-            .collect(),
-        CallArgs::Bytes(bytes) => {
-            let at = write_input(&mut store, instance, bytes, &module, &function).await?;
-            vec![Val::I32(at as i32), Val::I32(bytes.len() as i32)]
-        }
-    };
-    let mut results: Vec<Val> = ty.results().map(|_| Val::I64(0)).collect();
+/// Runs `call` from the start as a future that yields at every epoch tick
+/// (on the guest executor): what it returned, or the exit reason of the
+/// crash.
+pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
+    let (mut store, kept) = begin(&call, Slice::Yielding);
+    let mut values = Values::default();
+    let ran = async {
+        let prepared = match kept {
+            Some(kept) => prepare_kept(&mut store, kept, &call)?,
+            None => {
+                let instance = call
+                    .version
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(Crash::Wasm)?;
+                prepare_fresh(&mut store, instance, &call)?
+            }
+        };
+        let (params, results) = values.prepare(&mut store, prepared.instance, &call)?;
+        prepared
+            .func
+            .call_async(&mut store, params, results)
+            .await
+            .map_err(Crash::Wasm)?;
+        Ok::<_, Crash>(prepared)
+    }
+    .await;
     // A trap or a budget overrun drops the instance here, with the store;
     // so does a kill (the whole future is dropped mid-call).
-    func.call_async(&mut store, &params, &mut results)
-        .await
-        .map_err(crash)?;
-    let values = as_i64s(&results);
-    let bytes = match args {
+    match ran {
+        Ok(prepared) => finish(store, prepared, &values, &call),
+        Err(crash) => Err(crash.reason(&call)),
+    }
+}
+
+/// How a call's slices end: the first one inline, interrupted at its
+/// deadline, or every one yielding to the executor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slice {
+    Inline,
+    Yielding,
+}
+
+/// Why a call failed before it produced results.
+enum Crash {
+    /// Wasmtime's error: a trap, the CPU budget, an interrupt.
+    Wasm(wasmtime::Error),
+    /// Already an exit reason: a missing function, a bad byte range.
+    Reason(ExitReason),
+}
+
+impl From<ExitReason> for Crash {
+    fn from(reason: ExitReason) -> Crash {
+        Crash::Reason(reason)
+    }
+}
+
+impl Crash {
+    fn reason(self, call: &GuestCall) -> ExitReason {
+        match self {
+            Crash::Wasm(e) => crash_reason(&call.module, &call.function, &e),
+            Crash::Reason(reason) => reason,
+        }
+    }
+}
+
+/// An instance ready for this call: the function looked up, and the memory
+/// a reusable module must keep empty.
+struct Prepared {
+    instance: Instance,
+    func: Func,
+    memory: Option<Memory>,
+}
+
+/// An instance kept from an earlier call, without its store.
+struct Kept {
+    instance: Instance,
+    last: Option<(Arc<str>, Func)>,
+    memory: Option<Memory>,
+}
+
+/// The store this call runs in — holding an instance kept from an earlier
+/// call of a stateless module, or a new one — set up with this call's own
+/// meter, stack probe and first deadline.
+fn begin(call: &GuestCall, slice: Slice) -> (Store<GuestState>, Option<Kept>) {
+    let (mut store, kept) = match call.version.pool.as_ref().and_then(reuse::Pool::take) {
+        Some(idle) => (
+            idle.store,
+            Some(Kept {
+                instance: idle.instance,
+                last: idle.last,
+                memory: idle.memory,
+            }),
+        ),
+        None => (
+            new_store(&call.engine, call.memory_limit, call.memory_held.clone()),
+            None,
+        ),
+    };
+    let state = store.data_mut();
+    state.call = Some(CallState {
+        meter: call.meter.clone(),
+        probe: call.probe.clone(),
+        settings: call.version.settings.clone(),
+        inline: slice == Slice::Inline,
+    });
+    state.outlived_slice = false;
+    // Epoch deadlines start out expired. An inline first slice gets two
+    // ticks, so it lasts at least one full tick wherever in a tick it starts
+    // (a short call then finishes on its caller's scheduler); on the
+    // executor every slice is one tick.
+    store.set_epoch_deadline(match slice {
+        Slice::Inline => 2,
+        Slice::Yielding => 1,
+    });
+    (store, kept)
+}
+
+/// A kept instance with this call's function (the one its last call ran is
+/// looked up already).
+fn prepare_kept(
+    store: &mut Store<GuestState>,
+    kept: Kept,
+    call: &GuestCall,
+) -> Result<Prepared, ExitReason> {
+    let func = match kept.last {
+        Some((name, func)) if name == call.function => func,
+        _ => export(store, kept.instance, &call.module, &call.function)?,
+    };
+    Ok(Prepared {
+        instance: kept.instance,
+        func,
+        memory: kept.memory,
+    })
+}
+
+/// A new instance with this call's function and, for a reusable module, the
+/// memory it must keep empty.
+fn prepare_fresh(
+    store: &mut Store<GuestState>,
+    instance: Instance,
+    call: &GuestCall,
+) -> Result<Prepared, ExitReason> {
+    let func = export(store, instance, &call.module, &call.function)?;
+    let memory = call
+        .version
+        .pool
+        .as_ref()
+        .and_then(|pool| pool.memory_of(store, instance));
+    Ok(Prepared {
+        instance,
+        func,
+        memory,
+    })
+}
+
+/// Parameters and results of one call, on the stack for the usual few.
+#[derive(Default)]
+struct Values {
+    vals: smallvec::SmallVec<[Val; 6]>,
+    params: usize,
+}
+
+impl Values {
+    /// The call's parameters (a byte call's input written into the
+    /// instance's memory first) and room for its results, typed as the
+    /// module declared them (asking the store for the type costs more).
+    fn prepare(
+        &mut self,
+        store: &mut Store<GuestState>,
+        instance: Instance,
+        call: &GuestCall,
+    ) -> Result<(&[Val], &mut [Val]), ExitReason> {
+        let ty = call.version.function(&call.function).ok_or_else(|| {
+            ExitReason::error(format!("{} has no function {}", call.module, call.function))
+        })?;
+        self.vals.clear();
+        match &call.args {
+            CallArgs::Values(values) => {
+                self.vals
+                    .extend(ty.params().zip(values).map(|(t, &a)| match t {
+                        wasmtime::ValType::I32 => Val::I32(a as i32),
+                        _ => Val::I64(a),
+                    }));
+            }
+            CallArgs::Bytes(bytes) => {
+                let at = write_input(store, instance, bytes, &call.module, &call.function)?;
+                self.vals
+                    .extend([Val::I32(at as i32), Val::I32(bytes.len() as i32)]);
+            }
+        }
+        self.params = self.vals.len();
+        self.vals.extend(ty.results().map(|_| Val::I64(0)));
+        let (params, results) = self.vals.split_at_mut(self.params);
+        Ok((params, results))
+    }
+
+    fn results(&self) -> &[Val] {
+        &self.vals[self.params..]
+    }
+}
+
+/// What a call that returned gives back (for a byte call, the bytes its
+/// results point at); its instance goes back to the pool if it may serve
+/// another call.
+fn finish(
+    mut store: Store<GuestState>,
+    prepared: Prepared,
+    values: &Values,
+    call: &GuestCall,
+) -> Result<Returned, ExitReason> {
+    let results = as_i64s(values.results());
+    let bytes = match call.args {
         CallArgs::Values(_) => None,
         CallArgs::Bytes(_) => Some(read_output(
-            &mut store, instance, &values, &module, &function,
+            &mut store,
+            prepared.instance,
+            &results,
+            &call.module,
+            &call.function,
         )?),
     };
-    if let Some(pool) = &version.pool
-        && pool.still_empty(&store, memory)
+    if let Some(pool) = &call.version.pool
+        && pool.still_empty(&store, prepared.memory)
     {
         // Nothing of this call stays with the instance but what is in the
         // code: the pool only holds modules without state, and this
         // instance's memory, if any, is still empty (see `reuse`).
-        store.data_mut().meter = None;
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        store.data_mut().call = None;
         pool.give_back(reuse::Idle {
             store,
-            instance,
-            last: Some((function, func)),
-            memory,
+            instance: prepared.instance,
+            last: Some((call.function.clone(), prepared.func)),
+            memory: prepared.memory,
         });
     }
-    Ok((values, bytes))
+    Ok((results, bytes))
+}
+
+/// What a guest's epoch deadline does: answer a pending stack request,
+/// check the CPU budget (read each time, so switching it on reaches
+/// processes already running), then end an inline first slice
+/// (interrupting the call, which is then run again elsewhere) or yield to
+/// the executor.
+fn on_deadline(
+    mut ctx: wasmtime::StoreContextMut<'_, GuestState>,
+) -> wasmtime::Result<UpdateDeadline> {
+    let Some(call) = &ctx.data().call else {
+        return Ok(UpdateDeadline::Yield(1));
+    };
+    if call.probe.requested.swap(false, Ordering::AcqRel)
+        && let Some(reply) = call.probe.reply.lock().take()
+    {
+        let _ = reply.send(stack_of(&ctx));
+    }
+    let budget = call.settings.cpu_budget_ns.load(Ordering::Relaxed);
+    if budget != 0 && call.meter.cpu_time().as_nanos() as u64 > budget {
+        return Err(wasmtime::Error::new(CpuLimitExceeded));
+    }
+    if call.inline {
+        ctx.data_mut().outlived_slice = true;
+        return Ok(UpdateDeadline::Interrupt);
+    }
+    Ok(UpdateDeadline::Yield(1))
 }
 
 /// Grows the instance's memory by enough pages for `bytes` and writes them
 /// there (the growth counts against the memory limit, so the limit bounds
 /// what an input may cost); where they start.
-async fn write_input(
+fn write_input(
     store: &mut Store<GuestState>,
     instance: Instance,
     bytes: &[u8],
@@ -180,8 +374,8 @@ async fn write_input(
         })?;
     let at = memory.data_size(&*store);
     let pages = bytes.len().div_ceil(WASM_PAGE) as u64;
-    let grown = memory.grow_async(&mut *store, pages).await;
-    grown
+    memory
+        .grow(&mut *store, pages)
         .and_then(|_| Ok(memory.write(&mut *store, at, bytes)?))
         .map_err(|e| crash_reason(module, function, &e))?;
     Ok(at)
@@ -256,6 +450,7 @@ fn new_store(
         .build();
     let mut store = Store::new(engine, GuestState::new(limits, all_held));
     store.limiter(|s| s);
+    store.epoch_deadline_callback(on_deadline);
     store
 }
 

@@ -1,13 +1,16 @@
-//! What the host keeps beside each guest instance: its resource limits, the
-//! meter that shows its memory in the process table, and the probe through
-//! which another thread asks for its call stack. Both the loaded code (which
-//! pre-links instances for this state) and the running guest use it.
+//! What the host keeps beside each guest instance: its resource limits, and
+//! for the call it runs now the meter that shows its memory in the process
+//! table, the probe through which another thread asks for its call stack and
+//! the module's CPU budget. Both the loaded code (which pre-links instances
+//! for this state) and the running guest use it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use owl_runtime::WorkMeter;
 use wasmtime::StoreLimits;
+
+use crate::settings::ModuleSettings;
 
 /// Lets another thread ask a running guest for its call stack, which the
 /// guest answers at its next epoch tick.
@@ -26,12 +29,28 @@ impl StackProbe {
     }
 }
 
-/// Per-instance host state: the resource limits, and whom to tell how much
-/// linear memory the guest holds (the process table shows it, and the
-/// sandbox counts every instance's together).
+/// What belongs to the call an instance runs now (an instance kept for
+/// reuse serves several calls, one after the other).
+pub(crate) struct CallState {
+    /// Charges the call's work and memory to its process.
+    pub(crate) meter: WorkMeter,
+    pub(crate) probe: Arc<StackProbe>,
+    /// The module's CPU budget lives here.
+    pub(crate) settings: Arc<ModuleSettings>,
+    /// The call runs its first slice inline: its deadline interrupts it.
+    pub(crate) inline: bool,
+}
+
+/// Per-instance host state: the resource limits, the call it runs, and whom
+/// to tell how much linear memory the guest holds (the process table shows
+/// it, and the sandbox counts every instance's together).
 pub(crate) struct GuestState {
     pub(crate) limits: StoreLimits,
-    pub(crate) meter: Option<WorkMeter>,
+    /// The call running now; `None` between calls.
+    pub(crate) call: Option<CallState>,
+    /// The inline first slice of the call ran out (see
+    /// `guest::call_first_slice`).
+    pub(crate) outlived_slice: bool,
     /// Linear memory this instance holds, in bytes.
     pub(crate) held: usize,
     /// Linear memory all instances of the sandbox hold.
@@ -42,7 +61,8 @@ impl GuestState {
     pub(crate) fn new(limits: StoreLimits, all_held: Arc<AtomicUsize>) -> GuestState {
         GuestState {
             limits,
-            meter: None,
+            call: None,
+            outlived_slice: false,
             held: 0,
             all_held,
         }
@@ -69,8 +89,8 @@ impl wasmtime::ResourceLimiter for GuestState {
             self.all_held
                 .fetch_add(desired.saturating_sub(self.held), Ordering::Relaxed);
             self.held = desired.max(self.held);
-            if let Some(meter) = &self.meter {
-                meter.set_memory_hint(desired);
+            if let Some(call) = &self.call {
+                call.meter.set_memory_hint(desired);
             }
         }
         Ok(allowed)

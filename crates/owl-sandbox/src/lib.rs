@@ -38,18 +38,19 @@ mod executor;
 mod guest;
 mod host_state;
 pub mod reuse;
+mod settings;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use owl_runtime::{ExitReason, Node, Pid, SpawnOptions, Task};
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use code::{CallCounts, LoadError, MAX_COMPILED_BYTES, MAX_SOURCE_BYTES, ModuleInfo};
+pub use code::{LoadError, MAX_COMPILED_BYTES, MAX_SOURCE_BYTES, ModuleInfo};
+pub use settings::CallCounts;
 
 /// How long a candidate version may take to instantiate (and answer its
 /// canary) in a trial run before it is refused.
@@ -830,18 +831,17 @@ async fn run_call(
     p.set_activity(activity(&call.module, &call.function, &call.args));
     p.set_memory_limit(call.memory_limit);
     let (meter, version) = (call.meter.clone(), call.version.number);
-    let mut job = Box::pin(guest::call(call));
     // The first slice runs right here, on this process's own scheduler
     // (and is accounted as this poll): a short calculation finishes
-    // without a thread hop. A call still running after one epoch tick
-    // moves to the guest executor, so it cannot hold native schedulers.
-    let first = std::future::poll_fn(|cx| Poll::Ready(job.as_mut().poll(cx))).await;
-    let (values, bytes) = match first {
-        Poll::Ready(result) => result?,
+    // without a thread hop, a fiber or a future. A call still running after
+    // one epoch tick starts over on the guest executor (see
+    // `guest::call_first_slice`), so it cannot hold native schedulers.
+    let (values, bytes) = match guest::call_first_slice(&call) {
+        Some(result) => result?,
         // Dropping the handle (this process killed) cancels the guest.
-        Poll::Pending => inner
+        None => inner
             .guests
-            .spawn(meter.measure(job), 1)
+            .spawn(meter.measure(guest::call(call)), 1)
             .join()
             .await
             .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,

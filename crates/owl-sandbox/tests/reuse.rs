@@ -34,6 +34,18 @@ fn call(
     rt.block_on(task.join()).map(|out| out.values)
 }
 
+/// Waits (up to 30 s) until `done` holds.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
 fn info(sandbox: &Sandbox, module: &str) -> ModuleInfo {
     sandbox
         .modules()
@@ -173,20 +185,18 @@ fn a_guest_killed_mid_write_leaves_nothing_for_the_next_call() {
     // written by then.
     let stack = rt.block_on(sandbox.stack(&pid, Duration::from_secs(30)));
     assert!(stack.is_ok(), "{stack:?}");
-    // Its one page counts in the sandbox's memory while it runs...
-    assert_eq!(sandbox.guest_memory(), 64 << 10);
+    // Its one page counts in the sandbox's memory while it runs (on the
+    // guest executor once it outlived its first slice)...
+    wait_for("the running guest's page to count", || {
+        sandbox.guest_memory() == 64 << 10
+    });
     node.kill(&pid);
     assert_eq!(rt.block_on(task.join()), Err(ExitReason::Killed));
     // ...and not once its instance is gone (dropped by the guest thread at
     // the end of its slice).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sandbox.guest_memory() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "guest memory never freed"
-        );
-        std::thread::yield_now();
-    }
+    wait_for("the killed guest's memory to be freed", || {
+        sandbox.guest_memory() == 0
+    });
     assert_eq!(
         call(&rt, &sandbox, &node, "memory", "read", vec![]),
         Ok(vec![0])
