@@ -43,7 +43,9 @@ pub(crate) async fn run(node: &Node, n: usize) -> Result<Report, String> {
         .with("procs_per_s", n as f64 / elapsed.as_secs_f64()))
 }
 
-/// The same with sandboxed processes: each is a guest call of `math:sum(100)`.
+/// The same with sandboxed processes: each is a guest call of `math:sum(100)`
+/// that answers its parent by message, as the native processes do (and as
+/// the web's calculations do: `Sandbox::spawn_reply`).
 pub(crate) async fn run_sandboxed(
     node: &Node,
     sandbox: &owl_sandbox::Sandbox,
@@ -51,29 +53,29 @@ pub(crate) async fn run_sandboxed(
 ) -> Result<Report, String> {
     let sandbox = sandbox.clone();
     // The driver is a process too, as for the native variant.
-    let driver = node.spawn_task(move |p| async move {
+    let driver = node.spawn_task(move |mut p| async move {
         let node = p.node().clone();
+        let me = p.pid().clone();
         let start = Instant::now();
         let mut left = n;
         let mut check: u128 = 0;
         while left > 0 {
             let batch = left.min(BATCH);
-            let mut tasks = Vec::with_capacity(batch);
             for _ in 0..batch {
-                let task = sandbox
-                    .spawn(
+                sandbox
+                    .spawn_reply(
                         &node,
                         "math",
                         "sum",
                         vec![100],
                         owl_runtime::SpawnOptions::new(),
+                        me.clone(),
                     )
                     .map_err(|e| e.to_string())?;
-                tasks.push(task);
             }
-            for task in tasks {
-                let out = task.join().await.map_err(|e| e.to_string())?;
-                check += out.values[1] as u128;
+            for _ in 0..batch {
+                let reply: owl_sandbox::GuestReply = p.recv().await;
+                check += reply.output.values[1] as u128;
             }
             left -= batch;
         }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
 use crate::host_state::{GuestState, StackProbe};
@@ -75,9 +76,12 @@ pub(crate) struct Version {
     pub number: u32,
     pub settings: Arc<ModuleSettings>,
     pub pre: InstancePre<GuestState>,
-    pub exports: Vec<(String, FuncType)>,
+    /// The module's name, shared by every call (not copied per call).
+    pub name: Arc<str>,
+    /// Its functions.
+    pub exports: Vec<Export>,
     /// Processes running this version, by pid number, with their stack probes.
-    pub running: Mutex<HashMap<u64, (Pid, Arc<StackProbe>)>>,
+    pub running: Mutex<FxHashMap<u64, (Pid, Arc<StackProbe>)>>,
     /// Idle instances for the next calls, for a reusable module.
     pub pool: Option<reuse::Pool>,
     /// Its processes' label in the process table: `sandbox NAME vN`.
@@ -85,8 +89,52 @@ pub(crate) struct Version {
 }
 
 impl Version {
-    pub(crate) fn function(&self, name: &str) -> Option<&FuncType> {
-        self.exports.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    /// The exported function `name`.
+    pub(crate) fn export(&self, name: &str) -> Option<&Export> {
+        self.exports.iter().find(|e| &*e.name == name)
+    }
+}
+
+/// An exported function of a version.
+pub(crate) struct Export {
+    /// Its name, shared by every call (not copied per call).
+    pub name: Arc<str>,
+    pub ty: FuncType,
+    /// Its type as calls pass values, read once here rather than per call;
+    /// `None` if it uses a type other than `i32` and `i64` (it cannot be
+    /// called then).
+    pub signature: Option<Signature>,
+}
+
+/// The integer types a call passes and gets back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Int {
+    I32,
+    I64,
+}
+
+/// A function's parameters and results, all `i32` or `i64`.
+pub(crate) struct Signature {
+    pub params: Box<[Int]>,
+    pub results: Box<[Int]>,
+}
+
+impl Export {
+    fn new(name: &str, ty: FuncType) -> Export {
+        let int = |t: ValType| match t {
+            ValType::I32 => Some(Int::I32),
+            ValType::I64 => Some(Int::I64),
+            _ => None,
+        };
+        let params: Option<Box<[Int]>> = ty.params().map(int).collect();
+        let results: Option<Box<[Int]>> = ty.results().map(int).collect();
+        Export {
+            name: name.into(),
+            signature: params
+                .zip(results)
+                .map(|(params, results)| Signature { params, results }),
+            ty,
+        }
     }
 }
 
@@ -120,7 +168,7 @@ pub const MAX_COMPILED_BYTES: usize = 64 << 20;
 /// A compiled version, checked but not yet the current one.
 pub(crate) struct Candidate {
     pub pre: InstancePre<GuestState>,
-    pub exports: Vec<(String, FuncType)>,
+    pub exports: Vec<Export>,
     /// Its instances may serve call after call, keeping what this says
     /// (see [`reuse`](crate::reuse)).
     pub reusable: Option<reuse::Stateless>,
@@ -202,11 +250,11 @@ impl CodeServer {
         }
         // The reuse marker is a declaration, not a function to call: a new
         // version may drop it (and lose reuse) without breaking callers.
-        let exports: Vec<(String, FuncType)> = module
+        let exports: Vec<Export> = module
             .exports()
             .filter(|e| e.name() != reuse::REUSABLE_EXPORT)
             .filter_map(|e| match e.ty() {
-                ExternType::Func(f) => Some((e.name().to_string(), f)),
+                ExternType::Func(f) => Some(Export::new(e.name(), f)),
                 _ => None,
             })
             .collect();
@@ -214,15 +262,18 @@ impl CodeServer {
             return Err(LoadError::Exports("no exported function".into()));
         }
         if let Some(current) = self.current(name) {
-            for (fname, ty) in &current.exports {
-                match exports.iter().find(|(n, _)| n == fname) {
+            for Export {
+                name: fname, ty, ..
+            } in &current.exports
+            {
+                match exports.iter().find(|e| e.name == *fname).map(|e| &e.ty) {
                     None => {
                         return Err(LoadError::Exports(format!(
                             "missing {fname}{}",
                             describe(ty)
                         )));
                     }
-                    Some((_, new)) if !FuncType::eq(new, ty) => {
+                    Some(new) if !FuncType::eq(new, ty) => {
                         return Err(LoadError::Exports(format!(
                             "{fname} changed from {} to {}",
                             describe(ty),
@@ -281,11 +332,12 @@ impl CodeServer {
             pool.retire();
         }
         versions.push(Arc::new(Version {
+            name: name.into(),
             number,
             settings,
             pre: candidate.pre,
             exports: candidate.exports,
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(FxHashMap::default()),
             label: format!("sandbox {name} v{number}").into(),
             pool: candidate
                 .reusable
@@ -348,7 +400,7 @@ impl CodeServer {
                     functions: current
                         .exports
                         .iter()
-                        .map(|(n, t)| format!("{n}{}", describe(t)))
+                        .map(|e| format!("{}{}", e.name, describe(&e.ty)))
                         .collect(),
                     calls: current.settings.counts(),
                     cpu_budget: match current.settings.cpu_budget_ns.load(Ordering::Relaxed) {

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::{ExitReason, WorkMeter};
 use wasmtime::{
-    Engine, Func, Instance, Memory, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val,
+    Engine, Func, Instance, Memory, Store, StoreLimitsBuilder, Trap, UpdateDeadline, Val, ValRaw,
     WasmBacktrace,
 };
 
-use crate::code::Version;
+use crate::code::{Int, Version};
 use crate::host_state::{CallState, GuestState, StackProbe};
 use crate::reuse;
 
@@ -74,10 +74,9 @@ pub(crate) fn call_first_slice(call: &GuestCall) -> Option<Result<Returned, Exit
                 prepare_fresh(&mut store, instance, call)?
             }
         };
-        let (params, results) = values.prepare(&mut store, prepared.instance, call)?;
-        prepared
-            .func
-            .call(&mut store, params, results)
+        values.prepare(&mut store, prepared.instance, call)?;
+        values
+            .call_unchecked(&mut store, prepared.func)
             .map_err(Crash::Wasm)?;
         Ok::<_, Crash>(prepared)
     })();
@@ -255,24 +254,39 @@ struct Values {
 impl Values {
     /// The call's parameters (a byte call's input written into the
     /// instance's memory first) and room for its results, typed as the
-    /// module declared them (asking the store for the type costs more).
+    /// module declared them (read once at load: asking the store costs
+    /// more). Only `i32` and `i64` cross, so the values always match the
+    /// function's type.
     fn prepare(
         &mut self,
         store: &mut Store<GuestState>,
         instance: Instance,
         call: &GuestCall,
     ) -> Result<(&[Val], &mut [Val]), ExitReason> {
-        let ty = call.version.function(&call.function).ok_or_else(|| {
-            ExitReason::error(format!("{} has no function {}", call.module, call.function))
-        })?;
+        let signature = call
+            .version
+            .export(&call.function)
+            .and_then(|e| e.signature.as_ref())
+            .ok_or_else(|| {
+                ExitReason::error(format!(
+                    "{} has no function {} taking and returning i32 and i64",
+                    call.module, call.function
+                ))
+            })?;
+        let typed = |t: &Int, value: i64| match t {
+            Int::I32 => Val::I32(value as i32),
+            Int::I64 => Val::I64(value),
+        };
         self.vals.clear();
         match &call.args {
             CallArgs::Values(values) => {
-                self.vals
-                    .extend(ty.params().zip(values).map(|(t, &a)| match t {
-                        wasmtime::ValType::I32 => Val::I32(a as i32),
-                        _ => Val::I64(a),
-                    }));
+                self.vals.extend(
+                    signature
+                        .params
+                        .iter()
+                        .zip(values)
+                        .map(|(t, &value)| typed(t, value)),
+                );
             }
             CallArgs::Bytes(bytes) => {
                 let at = write_input(store, instance, bytes, &call.module, &call.function)?;
@@ -281,9 +295,44 @@ impl Values {
             }
         }
         self.params = self.vals.len();
-        self.vals.extend(ty.results().map(|_| Val::I64(0)));
+        self.vals
+            .extend(signature.results.iter().map(|t| typed(t, 0)));
         let (params, results) = self.vals.split_at_mut(self.params);
         Ok((params, results))
+    }
+
+    /// Calls `func` with the prepared parameters, without wasmtime's
+    /// per-call type check and conversions (a few percent of a short call),
+    /// and stores its results.
+    fn call_unchecked(
+        &mut self,
+        store: &mut Store<GuestState>,
+        func: Func,
+    ) -> wasmtime::Result<()> {
+        let raw = |v: &Val| match *v {
+            Val::I32(x) => ValRaw::i32(x),
+            Val::I64(x) => ValRaw::i64(x),
+            _ => unreachable!("`prepare` lets only i32 and i64 through"),
+        };
+        let results = self.vals.len() - self.params;
+        let mut slots: smallvec::SmallVec<[ValRaw; 6]> =
+            self.vals[..self.params].iter().map(raw).collect();
+        slots.resize(self.params.max(results), ValRaw::i64(0));
+        // SAFETY: `func` is the export of this version's module that
+        // `prepare` read the type of (looked up by name on an instance of
+        // that module, in this store), and `prepare` wrote exactly that
+        // type's parameters, as `i32`/`i64` only (no references that could
+        // dangle); `slots` holds room for the parameters and the results.
+        // This runs on a scheduler thread, never inside an async call of the
+        // same store.
+        unsafe { func.call_unchecked(&mut *store, &mut slots[..])? };
+        for (result, slot) in self.vals[self.params..].iter_mut().zip(&slots) {
+            *result = match result {
+                Val::I32(_) => Val::I32(slot.get_i32()),
+                _ => Val::I64(slot.get_i64()),
+            };
+        }
+        Ok(())
     }
 
     fn results(&self) -> &[Val] {

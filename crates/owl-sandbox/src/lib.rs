@@ -33,12 +33,14 @@
 //! assert_eq!(out.values, vec![42]);
 //! ```
 
+mod admission;
 mod code;
 mod executor;
 mod guest;
 mod host_state;
 pub mod reuse;
 mod settings;
+mod ticker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -46,7 +48,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use owl_runtime::{ExitReason, Node, Pid, SpawnOptions, Task};
-use tokio::sync::Semaphore;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use code::{LoadError, MAX_COMPILED_BYTES, MAX_SOURCE_BYTES, ModuleInfo};
@@ -168,7 +169,7 @@ struct Inner {
     engine: Engine,
     code: code::CodeServer,
     guests: executor::GuestExecutor,
-    admission: Arc<Semaphore>,
+    admission: Arc<admission::Admission>,
     /// Spawns refused by admission control since start.
     refused: std::sync::atomic::AtomicU64,
     /// Linear memory every guest instance holds together, in bytes.
@@ -245,40 +246,14 @@ impl Sandbox {
         let guests = executor::GuestExecutor::start(config.guest_threads)
             .map_err(|e| SetupError(format!("cannot start the guest threads: {e}")))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
-        let admission = Arc::new(Semaphore::new(config.max_processes));
-        let (stop, ticking, tick) = (stop_ticker.clone(), engine.weak(), config.epoch_tick);
-        let (idle_permits, watched) = (config.max_processes, admission.clone());
-        let ticker = std::thread::Builder::new()
-            .name("owl-epoch".into())
-            .spawn(move || {
-                // Ticks of 100 µs need the kernel's default 50 µs timer slack gone.
-                if let Err(e) = owl_runtime::sys::set_timer_slack(Duration::from_nanos(1)) {
-                    tracing::warn!(error = %e, "epoch ticks may run late: cannot set the timer slack");
-                }
-                let mut idle_ticks = 0u32;
-                while !stop.load(Ordering::Acquire) {
-                    // After a second without any sandboxed process, sleep until
-                    // `spawn` wakes us (the timeout only rechecks `stop`). Not
-                    // sooner: waking the ticker costs a fresh call microseconds.
-                    if watched.available_permits() == idle_permits {
-                        idle_ticks = idle_ticks.saturating_add(1);
-                    } else {
-                        idle_ticks = 0;
-                    }
-                    if tick * idle_ticks > Duration::from_secs(1) {
-                        std::thread::park_timeout(Duration::from_millis(100));
-                        continue;
-                    }
-                    std::thread::sleep(tick);
-                    match ticking.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
-                    }
-                }
-            })
-            .map_err(|e| SetupError(format!("cannot start the epoch ticker: {e}")))?
-            .thread()
-            .clone();
+        let admission = admission::Admission::new(config.max_processes);
+        let ticker = ticker::start(
+            engine.weak(),
+            admission.clone(),
+            config.epoch_tick,
+            stop_ticker.clone(),
+        )
+        .map_err(|e| SetupError(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 engine,
@@ -354,14 +329,9 @@ impl Sandbox {
         // The trial holds an admission slot like any guest: it keeps the
         // epoch ticking (so a looping start function is preempted) and it
         // cannot push the sandbox past its limit.
-        let permit = self
-            .inner
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                LoadError::Rejected("the sandbox is full; try again when fewer guests run".into())
-            })?;
+        let permit = self.inner.admission.try_take().ok_or_else(|| {
+            LoadError::Rejected("the sandbox is full; try again when fewer guests run".into())
+        })?;
         self.inner.ticker.unpark();
         let trial = guest::trial(
             self.inner.engine.clone(),
@@ -672,18 +642,23 @@ impl Sandbox {
             .code
             .current(module)
             .ok_or_else(|| SpawnError::NoSuchModule(module.to_string()))?;
-        let ty = version
-            .function(function)
+        let export = version
+            .export(function)
             .ok_or_else(|| SpawnError::NoSuchFunction(format!("{module}:{function}")))?;
+        let Some(signature) = &export.signature else {
+            return Err(SpawnError::NoSuchFunction(format!(
+                "{module}:{function} uses types other than i32 and i64: it cannot be called"
+            )));
+        };
         match &args {
-            guest::CallArgs::Values(values) if ty.params().len() != values.len() => {
+            guest::CallArgs::Values(values) if signature.params.len() != values.len() => {
                 return Err(SpawnError::NoSuchFunction(format!(
                     "{module}:{function} takes {} arguments, not {}",
-                    ty.params().len(),
+                    signature.params.len(),
                     values.len()
                 )));
             }
-            guest::CallArgs::Bytes(_) if !takes_bytes(ty) => {
+            guest::CallArgs::Bytes(_) if !takes_bytes(signature) => {
                 return Err(SpawnError::NoSuchFunction(format!(
                     "{module}:{function} does not take bytes: a byte call's function is \
                      (ptr: i32, len: i32) -> (status: i32, ptr: i32, len: i32)"
@@ -691,35 +666,28 @@ impl Sandbox {
             }
             _ => {}
         }
-        let permit = self
-            .inner
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| {
-                self.inner.refused.fetch_add(1, Ordering::Relaxed);
-                SpawnError::Overloaded
-            })?;
+        let function = export.name.clone();
+        let permit = self.inner.admission.try_take().ok_or_else(|| {
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
+            SpawnError::Overloaded
+        })?;
         // Cheap when it is already ticking: unpark only sets a flag then.
         self.inner.ticker.unpark();
         Ok(Start {
             inner: self.inner.clone(),
+            module: version.name.clone(),
             version,
-            module: module.into(),
-            function: function.into(),
+            function,
             args,
             permit,
         })
     }
 }
 
-/// Whether `ty` is a byte call's `(i32, i32) -> (i32, i32, i32)`.
-fn takes_bytes(ty: &wasmtime::FuncType) -> bool {
-    use wasmtime::ValType;
-    ty.params().len() == 2
-        && ty.params().all(|t| matches!(t, ValType::I32))
-        && ty.results().len() == 3
-        && ty.results().all(|t| matches!(t, ValType::I32))
+/// Whether `signature` is a byte call's `(i32, i32) -> (i32, i32, i32)`.
+fn takes_bytes(signature: &code::Signature) -> bool {
+    use code::Int::I32;
+    *signature.params == [I32; 2] && *signature.results == [I32; 3]
 }
 
 /// What a sandboxed process started with [`Sandbox::spawn_reply`] sends to
@@ -739,7 +707,7 @@ struct Start {
     module: Arc<str>,
     function: Arc<str>,
     args: guest::CallArgs,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: admission::Slot,
 }
 
 impl Start {
@@ -814,7 +782,7 @@ async fn run(
     p: owl_runtime::Process,
     inner: Arc<Inner>,
     call: guest::GuestCall,
-    mut held: (tokio::sync::OwnedSemaphorePermit, Running),
+    mut held: (admission::Slot, Running),
 ) -> Result<GuestOutput, ExitReason> {
     let result = run_call(&p, &inner, call).await;
     held.1.settle(result.is_ok());
@@ -855,7 +823,7 @@ async fn run_call(
 
 /// `module:function(arg, …)`, built by hand: it is written for every call.
 /// A byte call shows its input as text, cut to a few dozen characters.
-fn activity(module: &str, function: &str, args: &guest::CallArgs) -> String {
+fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
     const SHOWN_BYTES: usize = 40;
     let mut out = String::with_capacity(module.len() + function.len() + 3 + 21);
     out.push_str(module);
@@ -873,15 +841,16 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> String {
             }
         }
         guest::CallArgs::Bytes(bytes) => {
-            let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(SHOWN_BYTES)]);
-            out.push_str(&shown);
+            out.push_str(&String::from_utf8_lossy(
+                &bytes[..bytes.len().min(SHOWN_BYTES)],
+            ));
             if bytes.len() > SHOWN_BYTES {
                 out.push_str(&format!("… {} bytes", bytes.len()));
             }
         }
     }
     out.push(')');
-    out
+    out.into()
 }
 
 /// Removes a process (and its stack probe) from its version's running set

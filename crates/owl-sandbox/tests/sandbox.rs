@@ -181,6 +181,46 @@ fn version_one_is_slow_but_exact() {
     });
 }
 
+/// A call's first slice runs inline and is cut at its first deadline; the
+/// call then starts over on the guest threads, on a fresh instance. The
+/// guest below counts its runs in its own memory before a long loop: it
+/// must answer 1 — the first attempt left no trace — and the loop's sum.
+#[test]
+fn a_call_that_outlives_its_first_slice_answers_as_if_it_ran_once() {
+    let (rt, sandbox) = setup();
+    sandbox
+        .load(
+            "counted",
+            br#"(module
+                 (memory 1)
+                 (func (export "run") (param $n i64) (result i64 i64)
+                   (local $i i64) (local $sum i64)
+                   (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+                   (block $done (loop $next
+                     (br_if $done (i64.ge_s (local.get $i) (local.get $n)))
+                     (local.set $i (i64.add (local.get $i) (i64.const 1)))
+                     (local.set $sum (i64.add (local.get $sum) (local.get $i)))
+                     (br $next)))
+                   (i64.extend_i32_u (i32.load (i32.const 0)))
+                   (local.get $sum)))"#,
+        )
+        .unwrap();
+    let node = rt.node();
+    // 50 million iterations: far longer than a slice (100-200 µs).
+    let n: i64 = 50_000_000;
+    let task = sandbox
+        .spawn(&node, "counted", "run", vec![n], SpawnOptions::new())
+        .unwrap();
+    let out = rt.block_on(within("the long call", task.join())).unwrap();
+    assert_eq!(out.values, vec![1, n * (n + 1) / 2]);
+    // And a short one, all inline, the same way.
+    let task = sandbox
+        .spawn(&node, "counted", "run", vec![100], SpawnOptions::new())
+        .unwrap();
+    let out = rt.block_on(within("the short call", task.join())).unwrap();
+    assert_eq!(out.values, vec![1, 5050]);
+}
+
 #[test]
 fn upgrade_keeps_running_processes_on_their_version_and_purge_kills_them() {
     let (rt, sandbox) = setup();
@@ -298,6 +338,19 @@ fn bad_spawns_get_clear_errors_and_admission_control_refuses_beyond_the_cap() {
         sandbox.spawn(&node, "math", "sum", vec![], SpawnOptions::new()),
         Err(SpawnError::NoSuchFunction(_))
     ));
+    // Only i32 and i64 cross: a float function is refused before it runs.
+    sandbox
+        .load(
+            "float",
+            br#"(module (func (export "half") (param f64) (result f64)
+                (f64.mul (local.get 0) (f64.const 0.5))))"#,
+        )
+        .unwrap();
+    let refused = sandbox.spawn(&node, "float", "half", vec![1], SpawnOptions::new());
+    assert!(
+        matches!(&refused, Err(SpawnError::NoSuchFunction(why)) if why.contains("i32 and i64")),
+        "{refused:?}"
+    );
     let a = spawn(-1).unwrap();
     let b = spawn(-1).unwrap();
     assert!(matches!(spawn(5), Err(SpawnError::Overloaded)));
