@@ -1,7 +1,6 @@
 //! The code server: named guest modules with numbered versions. New spawns
 //! use the newest version; processes keep the version they started with.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
-use crate::host_state::{GuestState, StackProbe};
+use crate::host_state::GuestState;
 use crate::reuse;
 use crate::settings::{CallCounts, ModuleSettings};
 
@@ -80,12 +79,12 @@ pub(crate) struct Version {
     pub name: Arc<str>,
     /// Its functions.
     pub exports: Vec<Export>,
-    /// Processes running this version, by pid number, with their stack probes.
-    pub running: Mutex<FxHashMap<u64, (Pid, Arc<StackProbe>)>>,
+    /// Processes running this version, by pid number.
+    pub running: Mutex<FxHashMap<u64, Pid>>,
     /// Idle instances for the next calls, for a reusable module.
     pub pool: Option<reuse::Pool>,
     /// Its processes' label in the process table: `sandbox NAME vN`.
-    pub label: Box<str>,
+    pub label: owl_runtime::Label,
 }
 
 impl Version {
@@ -176,7 +175,7 @@ pub(crate) struct Candidate {
 
 #[derive(Default)]
 pub(crate) struct CodeServer {
-    modules: RwLock<HashMap<String, Vec<Arc<Version>>>>,
+    modules: RwLock<FxHashMap<String, Vec<Arc<Version>>>>,
     /// Idle instances kept, every module together.
     idle: Arc<AtomicUsize>,
 }
@@ -203,13 +202,7 @@ fn describe(ty: &FuncType) -> String {
 fn running_in(versions: &[Arc<Version>]) -> Vec<Pid> {
     versions
         .iter()
-        .flat_map(|v| {
-            v.running
-                .lock()
-                .values()
-                .map(|(pid, _)| pid.clone())
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|v| v.running.lock().values().cloned().collect::<Vec<_>>())
         .collect()
 }
 
@@ -375,13 +368,15 @@ impl CodeServer {
             .unwrap_or_default()
     }
 
-    /// The stack probe of a running sandboxed process, whatever its module.
-    pub(crate) fn probe(&self, pid: u64) -> Option<Arc<StackProbe>> {
+    /// The settings (where stack requests go) of the module a running
+    /// sandboxed process runs, whatever its module.
+    pub(crate) fn settings_of(&self, pid: u64) -> Option<Arc<ModuleSettings>> {
         let modules = self.modules.read();
         modules
             .values()
             .flatten()
-            .find_map(|v| v.running.lock().get(&pid).map(|(_, probe)| probe.clone()))
+            .find(|v| v.running.lock().contains_key(&pid))
+            .map(|v| v.settings.clone())
     }
 
     pub(crate) fn list(&self) -> Vec<ModuleInfo> {

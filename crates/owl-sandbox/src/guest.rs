@@ -14,12 +14,11 @@ use wasmtime::{
 };
 
 use crate::code::{Int, Version};
-use crate::host_state::{CallState, GuestState, StackProbe};
+use crate::host_state::{CallState, GuestState};
 use crate::reuse;
 
 /// One guest call: what to run, with which limits, reporting to whom.
 pub(crate) struct GuestCall {
-    pub engine: Engine,
     pub version: Arc<Version>,
     pub module: Arc<str>,
     pub function: Arc<str>,
@@ -28,7 +27,8 @@ pub(crate) struct GuestCall {
     /// Linear memory all the sandbox's instances hold.
     pub memory_held: Arc<AtomicUsize>,
     pub meter: WorkMeter,
-    pub probe: Arc<StackProbe>,
+    /// Its process's pid number.
+    pub pid: u64,
 }
 
 /// What a guest function is called with.
@@ -171,7 +171,7 @@ struct Kept {
 
 /// The store this call runs in — holding an instance kept from an earlier
 /// call of a stateless module, or a new one — set up with this call's own
-/// meter, stack probe and first deadline.
+/// meter, pid (for stack requests) and first deadline.
 fn begin(call: &GuestCall, slice: Slice) -> (Store<GuestState>, Option<Kept>) {
     let (mut store, kept) = match call.version.pool.as_ref().and_then(reuse::Pool::take) {
         Some(idle) => (
@@ -183,14 +183,18 @@ fn begin(call: &GuestCall, slice: Slice) -> (Store<GuestState>, Option<Kept>) {
             }),
         ),
         None => (
-            new_store(&call.engine, call.memory_limit, call.memory_held.clone()),
+            new_store(
+                call.version.pre.module().engine(),
+                call.memory_limit,
+                call.memory_held.clone(),
+            ),
             None,
         ),
     };
     let state = store.data_mut();
     state.call = Some(CallState {
         meter: call.meter.clone(),
-        probe: call.probe.clone(),
+        pid: call.pid,
         settings: call.version.settings.clone(),
         inline: slice == Slice::Inline,
     });
@@ -214,7 +218,9 @@ fn prepare_kept(
     call: &GuestCall,
 ) -> Result<Prepared, ExitReason> {
     let func = match kept.last {
-        Some((name, func)) if name == call.function => func,
+        // Names are shared per version: the same call usually has the very
+        // same `Arc`.
+        Some((name, func)) if Arc::ptr_eq(&name, &call.function) || name == call.function => func,
         _ => export(store, kept.instance, &call.module, &call.function)?,
     };
     Ok(Prepared {
@@ -388,9 +394,7 @@ fn on_deadline(
     let Some(call) = &ctx.data().call else {
         return Ok(UpdateDeadline::Yield(1));
     };
-    if call.probe.requested.swap(false, Ordering::AcqRel)
-        && let Some(reply) = call.probe.reply.lock().take()
-    {
+    if let Some(reply) = call.settings.stack_requests.take(call.pid) {
         let _ = reply.send(stack_of(&ctx));
     }
     let budget = call.settings.cpu_budget_ns.load(Ordering::Relaxed);

@@ -5,27 +5,45 @@
 //! for this state) and the running guest use it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::WorkMeter;
+use rustc_hash::FxHashMap;
+use tokio::sync::oneshot;
 use wasmtime::StoreLimits;
 
 use crate::settings::ModuleSettings;
 
-/// Lets another thread ask a running guest for its call stack, which the
-/// guest answers at its next epoch tick.
+/// Requests for running guests' call stacks, by pid number: a guest
+/// answers its own at its next epoch tick. Shared by all the processes of a
+/// module, so a call costs nothing here unless someone asks.
 #[derive(Default)]
-pub(crate) struct StackProbe {
-    pub(crate) requested: AtomicBool,
-    pub(crate) reply: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<Vec<String>>>>,
+pub(crate) struct StackRequests {
+    /// How many wait: a guest looks for its own only when some do.
+    waiting: AtomicUsize,
+    replies: parking_lot::Mutex<FxHashMap<u64, oneshot::Sender<Vec<String>>>>,
 }
 
-impl StackProbe {
-    pub(crate) fn request(&self) -> tokio::sync::oneshot::Receiver<Vec<String>> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        *self.reply.lock() = Some(tx);
-        self.requested.store(true, Ordering::Release);
+impl StackRequests {
+    /// Asks process `pid` for its stack (a newer request replaces an older
+    /// one, whose waiter then hears nothing).
+    pub(crate) fn request(&self, pid: u64) -> oneshot::Receiver<Vec<String>> {
+        let (tx, rx) = oneshot::channel();
+        let mut replies = self.replies.lock();
+        replies.insert(pid, tx);
+        self.waiting.store(replies.len(), Ordering::Release);
         rx
+    }
+
+    /// Where to send `pid`'s stack, if someone asked for it.
+    pub(crate) fn take(&self, pid: u64) -> Option<oneshot::Sender<Vec<String>>> {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut replies = self.replies.lock();
+        let reply = replies.remove(&pid);
+        self.waiting.store(replies.len(), Ordering::Release);
+        reply
     }
 }
 
@@ -34,8 +52,9 @@ impl StackProbe {
 pub(crate) struct CallState {
     /// Charges the call's work and memory to its process.
     pub(crate) meter: WorkMeter,
-    pub(crate) probe: Arc<StackProbe>,
-    /// The module's CPU budget lives here.
+    /// Its process's pid number, to find a request for its stack.
+    pub(crate) pid: u64,
+    /// The module's CPU budget and stack requests live here.
     pub(crate) settings: Arc<ModuleSettings>,
     /// The call runs its first slice inline: its deadline interrupts it.
     pub(crate) inline: bool,

@@ -409,17 +409,27 @@ impl Sandbox {
     /// });
     /// ```
     pub async fn stack(&self, pid: &Pid, timeout: Duration) -> Result<Vec<String>, StackError> {
-        let probe = self
+        let id = pid.id().0;
+        let settings = self
             .inner
             .code
-            .probe(pid.id().0)
+            .settings_of(id)
             .ok_or(StackError::NotAGuest)?;
-        let answer = probe.request();
+        let answer = settings.stack_requests.request(id);
+        // It may have ended just before the request went in.
+        if self.inner.code.settings_of(id).is_none() {
+            drop(settings.stack_requests.take(id));
+            return Err(StackError::NotAGuest);
+        }
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(frames)) => Ok(frames),
-            // The guest ended and dropped the probe before its next tick.
+            // The guest ended before its next tick (its registration drops
+            // the request).
             Ok(Err(_)) => Err(StackError::NotAGuest),
-            Err(_) => Err(StackError::NoAnswer),
+            Err(_) => {
+                drop(settings.stack_requests.take(id));
+                Err(StackError::NoAnswer)
+            }
         }
     }
 
@@ -714,7 +724,7 @@ impl Start {
     /// The caller's options, labelled with the module and version for the
     /// process table.
     fn options(&self, opts: SpawnOptions) -> SpawnOptions {
-        opts.label(self.version.label.to_string())
+        opts.label(self.version.label.clone())
     }
 
     /// Spawns the call as a process that sends a [`GuestReply`] to
@@ -747,12 +757,8 @@ impl Start {
             args,
             permit,
         } = self;
-        let probe = Arc::new(host_state::StackProbe::default());
         let id = p.pid().id().0;
-        version
-            .running
-            .lock()
-            .insert(id, (p.pid().clone(), probe.clone()));
+        version.running.lock().insert(id, p.pid().clone());
         version.settings.started.fetch_add(1, Ordering::Relaxed);
         let running = Running {
             version: version.clone(),
@@ -760,7 +766,6 @@ impl Start {
             settled: false,
         };
         let call = guest::GuestCall {
-            engine: inner.engine.clone(),
             version,
             module,
             function,
@@ -768,7 +773,7 @@ impl Start {
             memory_limit: inner.config.memory_limit,
             memory_held: inner.memory_held.clone(),
             meter: p.work_meter(),
-            probe,
+            pid: id,
         };
         // Boxed: the process's future is moved a few times while it is
         // spawned, and the call's state is large.
@@ -795,9 +800,14 @@ async fn run_call(
     call: guest::GuestCall,
 ) -> Result<GuestOutput, ExitReason> {
     // The activity names the call with its arguments, so the process table
-    // and a crash report show which input misbehaved.
-    p.set_activity(activity(&call.module, &call.function, &call.args));
-    p.set_memory_limit(call.memory_limit);
+    // and a crash report show which input misbehaved. A call that returns
+    // within its first slice — nearly every calculation — is over within
+    // microseconds, before anyone could look; so the arguments are written
+    // down (with the memory limit) only for a call that crashes or lives on.
+    let describe = || {
+        p.set_activity(activity(&call.module, &call.function, &call.args));
+        p.set_memory_limit(call.memory_limit);
+    };
     let (meter, version) = (call.meter.clone(), call.version.number);
     // The first slice runs right here, on this process's own scheduler
     // (and is accounted as this poll): a short calculation finishes
@@ -805,14 +815,21 @@ async fn run_call(
     // one epoch tick starts over on the guest executor (see
     // `guest::call_first_slice`), so it cannot hold native schedulers.
     let (values, bytes) = match guest::call_first_slice(&call) {
-        Some(result) => result?,
-        // Dropping the handle (this process killed) cancels the guest.
-        None => inner
-            .guests
-            .spawn(meter.measure(guest::call(call)), 1)
-            .join()
-            .await
-            .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?,
+        Some(Ok(returned)) => returned,
+        Some(Err(crash)) => {
+            describe();
+            return Err(crash);
+        }
+        None => {
+            describe();
+            // Dropping the handle (this process killed) cancels the guest.
+            inner
+                .guests
+                .spawn(meter.measure(guest::call(call)), 1)
+                .join()
+                .await
+                .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?
+        }
     };
     Ok(GuestOutput {
         values,
@@ -853,7 +870,7 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
     out.into()
 }
 
-/// Removes a process (and its stack probe) from its version's running set
+/// Removes a process (and any request for its stack) from its version's running set
 /// when it ends, however it ends, and counts how it ended.
 struct Running {
     version: Arc<code::Version>,
@@ -878,6 +895,8 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.version.running.lock().remove(&self.pid);
+        // A request for the stack of a process that ended hears so at once.
+        drop(self.version.settings.stack_requests.take(self.pid));
         if !self.settled {
             self.version.settings.killed.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,7 +1,10 @@
 //! What all versions of a module share, running calls included: its CPU
-//! budget, read at every tick of every call, and how its calls ended.
+//! budget, read at every tick of every call, requests for its processes'
+//! stacks, and how its calls ended.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::host_state::StackRequests;
 
 /// Settings and counters shared by all versions of a module, running ones included.
 #[derive(Default)]
@@ -12,6 +15,8 @@ pub(crate) struct ModuleSettings {
     pub returned: AtomicU64,
     pub crashed: AtomicU64,
     pub killed: AtomicU64,
+    /// Requests for the stacks of its running processes.
+    pub stack_requests: StackRequests,
 }
 
 /// How the calls of one module (all its versions) ended so far.

@@ -5,7 +5,7 @@
 //! involves two of them (link, monitor, exit) locks one, releases it, then
 //! locks the other, in an order chosen so that a concurrent exit is never missed.
 
-use std::borrow::Cow;
+use crate::label::Label;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -168,7 +168,7 @@ pub(crate) struct Stats {
 pub(crate) struct ProcessCell {
     pub id: u64,
     pub node: Weak<NodeInner>,
-    pub label: Cow<'static, str>,
+    pub label: Label,
     pub parent: Option<PidId>,
     /// Fixed at spawn: which schedulers run it.
     pub priority: Priority,

@@ -7,7 +7,7 @@ pub(crate) mod small_map;
 pub(crate) mod table;
 pub(crate) mod task;
 
-use std::borrow::Cow;
+use crate::label::Label;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -509,7 +509,7 @@ fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
 /// ```
 #[derive(Default, Clone, Debug)]
 pub struct SpawnOptions {
-    pub(crate) label: Option<Cow<'static, str>>,
+    pub(crate) label: Option<Label>,
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) link_to: Option<Pid>,
     pub(crate) parent: Option<Pid>,
@@ -524,8 +524,9 @@ impl SpawnOptions {
         Self::default()
     }
 
-    /// A label (kind) shown in the process table, e.g. `"web session /"`.
-    pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
+    /// A label (kind) shown in the process table, e.g. `"web session /"`;
+    /// a [`Label`] made once is shared by all the processes spawned with it.
+    pub fn label(mut self, label: impl Into<Label>) -> Self {
         self.label = Some(label.into());
         self
     }
@@ -612,7 +613,7 @@ impl Node {
         let cell = Arc::new(ProcessCell {
             id,
             node: Arc::downgrade(inner),
-            label: opts.label.unwrap_or(Cow::Borrowed("process")),
+            label: opts.label.unwrap_or(Label::from("process")),
             parent: opts.parent.as_ref().map(|p| p.id()),
             priority: opts.priority.unwrap_or_default(),
             started_ms: crate::scheduler::coarse_now_ms(),

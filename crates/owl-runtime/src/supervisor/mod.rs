@@ -385,7 +385,7 @@ pub struct SupervisorSpec {
     pub(crate) max_seconds: Duration,
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) name: Option<String>,
-    pub(crate) label: String,
+    pub(crate) label: crate::Label,
     pub(crate) dynamic: Option<DynamicLimits>,
     pub(crate) auto_shutdown: AutoShutdown,
     /// Asked for with `max_children`; only a dynamic supervisor takes it.
@@ -447,7 +447,7 @@ impl SupervisorSpec {
 
     /// Sets the label shown in the process table.
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = label.into();
+        self.label = label.into().into();
         self
     }
 
