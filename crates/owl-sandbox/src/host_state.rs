@@ -1,51 +1,16 @@
 //! What the host keeps beside each guest instance: its resource limits, and
 //! for the call it runs now the meter that shows its memory in the process
-//! table, the probe through which another thread asks for its call stack and
-//! the module's CPU budget. Both the loaded code (which pre-links instances
-//! for this state) and the running guest use it.
+//! table, its pid (to answer a request for its call stack) and the module's
+//! settings. Both the loaded code (which pre-links instances for this state)
+//! and the running guest use it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use owl_runtime::WorkMeter;
-use rustc_hash::FxHashMap;
-use tokio::sync::oneshot;
 use wasmtime::StoreLimits;
 
 use crate::settings::ModuleSettings;
-
-/// Requests for running guests' call stacks, by pid number: a guest
-/// answers its own at its next epoch tick. Shared by all the processes of a
-/// module, so a call costs nothing here unless someone asks.
-#[derive(Default)]
-pub(crate) struct StackRequests {
-    /// How many wait: a guest looks for its own only when some do.
-    waiting: AtomicUsize,
-    replies: parking_lot::Mutex<FxHashMap<u64, oneshot::Sender<Vec<String>>>>,
-}
-
-impl StackRequests {
-    /// Asks process `pid` for its stack (a newer request replaces an older
-    /// one, whose waiter then hears nothing).
-    pub(crate) fn request(&self, pid: u64) -> oneshot::Receiver<Vec<String>> {
-        let (tx, rx) = oneshot::channel();
-        let mut replies = self.replies.lock();
-        replies.insert(pid, tx);
-        self.waiting.store(replies.len(), Ordering::Release);
-        rx
-    }
-
-    /// Where to send `pid`'s stack, if someone asked for it.
-    pub(crate) fn take(&self, pid: u64) -> Option<oneshot::Sender<Vec<String>>> {
-        if self.waiting.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let mut replies = self.replies.lock();
-        let reply = replies.remove(&pid);
-        self.waiting.store(replies.len(), Ordering::Release);
-        reply
-    }
-}
 
 /// What belongs to the call an instance runs now (an instance kept for
 /// reuse serves several calls, one after the other).

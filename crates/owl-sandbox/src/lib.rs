@@ -40,6 +40,7 @@ mod guest;
 mod host_state;
 pub mod reuse;
 mod settings;
+mod stack_requests;
 mod ticker;
 
 use std::future::Future;

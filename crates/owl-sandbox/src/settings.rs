@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::host_state::StackRequests;
+use crate::stack_requests::StackRequests;
 
 /// Settings and counters shared by all versions of a module, running ones included.
 #[derive(Default)]
