@@ -89,7 +89,9 @@ pub struct SandboxConfig {
     /// Sandboxed processes that may run at once (admission control; default 1,000).
     pub max_processes: usize,
     /// How often running guests yield: the longest a fresh call waits behind
-    /// a runaway (default 100 µs).
+    /// a runaway (default 100 µs). While no sandboxed process exists the
+    /// clock ticks ten times slower, so a call that starts then may hold its
+    /// scheduler up to ten ticks before it moves to the guest threads.
     pub epoch_tick: Duration,
     /// Worker threads of the guest executor (default 1).
     pub guest_threads: usize,
