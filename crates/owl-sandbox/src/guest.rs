@@ -57,7 +57,8 @@ pub(crate) type Returned = (Vec<i64>, Option<Vec<u8>>);
 /// first epoch deadline is interrupted and its instance dropped; the caller
 /// then runs it from the start with [`call`], preemptibly, elsewhere. That is
 /// the same call, not a second one: a guest has no imports, so all it can
-/// change is its own instance, and a fresh instance starts from the same
+/// change is its own instance, and the next instance (fresh, or kept from a
+/// call of a stateless module, which is the same) starts from the same
 /// state. What the first slice cost stays counted in the process's CPU time.
 pub(crate) fn call_first_slice(call: &GuestCall) -> Option<Result<Returned, ExitReason>> {
     let (mut store, kept) = begin(call, Slice::Inline);

@@ -306,10 +306,16 @@ fn the_load_page_charts_live_for_the_admin_and_the_audience() {
         let admin = driver.browser(1).await;
         admin.goto(&server.url("/login?next=/load")).await.unwrap();
         browser::log_in(&admin, common::ADMIN_TOKEN).await;
+        // The form is sent over the page's live socket, and the session's
+        // first frame (its chart history) may paint the form again: type
+        // only once the socket is open and that frame has arrived, or under
+        // load the typing can be lost before the click.
         wait_js(
             &admin,
-            "the load form",
-            "document.getElementById('load-form') !== null",
+            "the load form, live, first frame painted",
+            "document.getElementById('load-form') !== null
+                && document.body.dataset.live === 'connected'
+                && document.body.dataset.points !== undefined",
         )
         .await;
         let target = admin
