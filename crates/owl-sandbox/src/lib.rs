@@ -841,8 +841,9 @@ async fn run_call(
     })
 }
 
-/// `module:function(arg, …)`, built by hand: it is written for every call.
-/// A byte call shows its input as text, cut to a few dozen characters.
+/// `module:function(arg, …)`, built by hand: it is written for every call
+/// that crashes or outlives its first slice. A byte call shows its input
+/// as text, cut to a few dozen characters.
 fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
     const SHOWN_BYTES: usize = 40;
     let mut out = String::with_capacity(module.len() + function.len() + 3 + 21);
@@ -873,8 +874,8 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
     out.into()
 }
 
-/// Removes a process (and any request for its stack) from its version's running set
-/// when it ends, however it ends, and counts how it ended.
+/// Removes a process (and any request for its stack) from its version's
+/// running set when it ends, however it ends, and counts how it ended.
 struct Running {
     version: Arc<code::Version>,
     pid: u64,
