@@ -320,8 +320,8 @@ impl Process {
     /// Sleeps until `deadline` (see [`sleep`](Self::sleep)).
     pub fn sleep_until(&self, deadline: std::time::Instant) -> crate::sleep::Sleep<'_> {
         let wheel = self.node.inner.wheel_for(self.cell.priority);
-        let cell = crate::sleep::Prefetch::of::<ProcessCell>(&self.cell);
-        crate::sleep::Sleep::new(wheel, deadline, &self.cell.waiting_on, cell)
+        let cell: &ProcessCell = &self.cell;
+        crate::sleep::Sleep::new(wheel, deadline, &cell.waiting_on, cell)
     }
 
     /// Ticks every `period` from `start` on, on the same wheel as
@@ -353,8 +353,8 @@ impl Process {
         period: Duration,
     ) -> crate::sleep::Interval<'_> {
         let wheel = self.node.inner.wheel_for(self.cell.priority);
-        let cell = crate::sleep::Prefetch::of::<ProcessCell>(&self.cell);
-        crate::sleep::Interval::new(wheel, start, period, &self.cell.waiting_on, cell)
+        let cell: &ProcessCell = &self.cell;
+        crate::sleep::Interval::new(wheel, start, period, &cell.waiting_on, cell)
     }
 }
 
