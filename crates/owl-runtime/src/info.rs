@@ -194,7 +194,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         pid: cell.pid(),
         name,
         label: cell.label.to_string(),
-        parent: cell.parent,
+        parent: cell.parent(),
         status,
         priority: cell.priority,
         // Both starts are read on a coarse clock, the node's also exactly: the

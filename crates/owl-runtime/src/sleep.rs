@@ -100,6 +100,8 @@ impl Prefetch {
 const CACHE_LINE: usize = 64;
 /// Sleepers woken at once (below the 256 of a scheduler's local queue).
 const WAKE_CHUNK: usize = 128;
+/// Room kept for the sleepers of one tick between ticks.
+const FIRED_KEPT: usize = 64 * WAKE_CHUNK;
 /// What a woken task's scheduler reads of it: tokio's task header, its
 /// future (the process's) and trailer — the first few hundred bytes from
 /// the waker's data pointer. Over-reaching is harmless: a prefetch of
@@ -273,6 +275,11 @@ impl TimerWheel {
                     tokio::task::yield_now().await;
                 }
             }
+            drop(rest);
+            // A stall (a million processes spawned on one core) can fire
+            // half a million sleepers at once; keep room for a normal
+            // tick's, not that burst's 16 MB for good.
+            fired.shrink_to(FIRED_KEPT);
         }
     }
 }

@@ -614,7 +614,10 @@ impl Node {
             id,
             node: Arc::downgrade(inner),
             label: opts.label.unwrap_or(Label::from("process")),
-            parent: opts.parent.as_ref().map(|p| p.id()),
+            parent_id: opts
+                .parent
+                .as_ref()
+                .and_then(|p| std::num::NonZeroU64::new(p.id().0)),
             priority: opts.priority.unwrap_or_default(),
             started_ms: crate::scheduler::coarse_now_ms(),
             future_bytes: future_bytes.min(u32::MAX as usize) as u32,
