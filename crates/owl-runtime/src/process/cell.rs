@@ -549,7 +549,7 @@ mod tests {
 
     /// A node of a million processes holds a million cells: with the
     /// `Arc`'s two counters a cell must stay within 192 bytes, a size class
-    /// of the common allocators (mimalloc's next is 224).
+    /// of the common allocators: every byte above it costs up to a megabyte.
     #[test]
     fn a_process_cell_stays_within_its_size_class() {
         let cell = std::mem::size_of::<ProcessCell>();
