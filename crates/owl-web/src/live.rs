@@ -485,6 +485,8 @@ where
     let supervisor = node
         .resolve(SESSIONS)
         .ok_or("the session supervisor is not running")?;
+    // Made once: a restart shares the text instead of copying it.
+    let label = owl_runtime::Label::from(label);
     let spec = ChildSpec::worker("session", move |args| {
         let opts = SpawnOptions::new()
             .label(label.clone())
