@@ -190,7 +190,8 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
     };
     let status = Status::from_raw(cell.status.load(Ordering::Acquire));
     let current_activity = activity_of(cell, &st, status).to_string();
-    ProcessInfo {
+    let (first_link, more_links) = st.links();
+    let mut info = ProcessInfo {
         pid: cell.pid(),
         name,
         label: cell.label.to_string(),
@@ -216,13 +217,26 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
             + st.links_heap_bytes()
             + hint,
         memory_limit,
-        links: st.links(),
+        links: Vec::new(),
         monitored_by,
         monitors,
         trap_exit: st.trap_exit,
         current_activity,
         long_polls: cell.stats.long_polls.load(Ordering::Relaxed),
-    }
+    };
+    // Links beyond the first are kept by number: their handles come from
+    // the process table, looked up with this cell's lock released.
+    drop(st);
+    let node = cell.node.upgrade();
+    info.links = first_link
+        .into_iter()
+        .chain(more_links.into_iter().map(|id| {
+            node.as_ref()
+                .and_then(|n| n.table.with(id.0, |c| c.pid()))
+                .unwrap_or_else(|| Pid::gone(id))
+        }))
+        .collect();
+    info
 }
 
 impl Node {

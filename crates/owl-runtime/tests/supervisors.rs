@@ -490,6 +490,91 @@ fn a_dynamic_supervisor_starts_counts_restarts_and_terminates_children() {
     });
 }
 
+/// A dynamic child whose restart fails waits for its retry without a pid,
+/// comes back with a new one, and is then found by that pid like any other.
+#[test]
+fn a_dynamic_child_whose_restart_fails_comes_back_and_is_found_by_its_new_pid() {
+    use owl_runtime::supervisor::ChildStatus;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let (probe, mut seen) = probe();
+        let broken = Arc::new(AtomicBool::new(false));
+        let gate = broken.clone();
+        let flaky = ChildSpec::worker("job", move |args| {
+            let broken = gate.load(Ordering::SeqCst);
+            let starts = probe.starts.clone();
+            async move {
+                if broken {
+                    return Err(ExitReason::error("still broken"));
+                }
+                let pid = args.spawn_link(|mut p| async move { p.recv::<ExitReason>().await });
+                starts.send(("job".to_string(), pid.clone())).unwrap();
+                Ok(pid)
+            }
+        });
+        let spec = SupervisorSpec::dynamic().intensity(1_000, Duration::from_secs(10));
+        let sup = Supervisor::start(&node, spec).await.unwrap();
+        let a = sup.start_child(flaky, T).await.unwrap();
+        seen.next_start().await;
+
+        broken.store(true, Ordering::SeqCst);
+        crash(&a);
+        within("the child to wait for a retry", async {
+            loop {
+                let children = sup.which_children(T).await.unwrap();
+                if children.len() == 1 && children[0].status == ChildStatus::Restarting {
+                    assert_eq!(children[0].pid, None);
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        let counts = sup.count_children(T).await.unwrap();
+        assert_eq!((counts.specs, counts.active), (1, 0));
+
+        broken.store(false, Ordering::SeqCst);
+        let (_, a2) = seen.next_start().await;
+        assert_ne!(a2, a);
+        assert_eq!(pids(&sup).await, vec![Some(a2.clone())]);
+        // Found by its new pid: a crash restarts it again, a stop ends it.
+        crash(&a2);
+        let (_, a3) = seen.next_start().await;
+        assert_eq!(pids(&sup).await, vec![Some(a3.clone())]);
+        assert_eq!(sup.terminate_child(&a2, T).await, Ok(()), "already gone");
+        sup.terminate_child(&a3, T).await.unwrap();
+        assert!(pids(&sup).await.is_empty());
+        assert!(!a3.is_alive());
+    });
+}
+
+/// A killed dynamic supervisor takes every child with it: its links to
+/// them (kept by pid number beyond the first) all carry the signal.
+#[test]
+fn a_killed_dynamic_supervisor_takes_every_child_with_it() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let sup = Supervisor::start(&node, SupervisorSpec::dynamic())
+            .await
+            .unwrap();
+        let worker = ChildSpec::worker("w", |args| {
+            let pid = args.spawn_link(|mut p| async move { p.recv::<()>().await });
+            async move { Ok(pid) }
+        });
+        sup.start_children(worker, 100, T).await.unwrap();
+        let children: Vec<Pid> = pids(&sup).await.into_iter().flatten().collect();
+        assert_eq!(children.len(), 100);
+        let ends: Vec<_> = children.iter().map(|c| c.wait_exit()).collect();
+        node.kill(sup.pid());
+        for end in ends {
+            assert_eq!(within("a child's end", end).await, ExitReason::Killed);
+        }
+    });
+}
+
 #[test]
 fn the_supervision_tree_can_be_walked() {
     let rt = runtime();

@@ -49,6 +49,15 @@ impl Pid {
         }
     }
 
+    /// The pid of a process known only by number that has already ended:
+    /// it prints as the process did, and nothing sent to it arrives.
+    pub(crate) fn gone(id: PidId) -> Pid {
+        Pid {
+            id,
+            cell: Weak::new(),
+        }
+    }
+
     /// The numeric identity of this pid.
     pub fn id(&self) -> PidId {
         self.id

@@ -72,8 +72,11 @@ pub(crate) struct Extras {
     pub memory_hint: usize,
     /// The most `memory_hint` may reach (0: no limit known).
     pub memory_limit: usize,
-    /// Linked processes beyond the first, by pid number.
-    pub links: SmallMap<PidId, Pid>,
+    /// Linked processes beyond the first, by pid number alone: a supervisor
+    /// linked to a million children would otherwise keep a million weak
+    /// handles beside the numbers (16 MB). The process table finds a
+    /// linked process's cell when an exit signal is due.
+    pub links: SmallMap<PidId, ()>,
     /// The reason an exit signal will end the process with at its next poll.
     pub pending_exit: Option<ExitReason>,
     pub activity: Option<Arc<str>>,
@@ -118,13 +121,14 @@ impl State {
         self.extras.get_or_insert_with(Default::default)
     }
 
-    /// The linked processes.
-    pub(crate) fn links(&self) -> Vec<Pid> {
-        let mut all: Vec<Pid> = self.link.iter().cloned().collect();
-        if let Some(e) = &self.extras {
-            all.extend(e.links.values().cloned());
-        }
-        all
+    /// The linked processes: the first as a handle, the others by number
+    /// (look them up in the process table once this lock is released).
+    pub(crate) fn links(&self) -> (Option<Pid>, Vec<PidId>) {
+        let more = match &self.extras {
+            Some(e) => e.links.keys().collect(),
+            None => Vec::new(),
+        };
+        (self.link.clone(), more)
     }
 
     /// Adds a link (once).
@@ -136,7 +140,7 @@ impl State {
         if self.link.is_none() && more == 0 {
             self.link = Some(pid.clone());
         } else {
-            self.extras().links.insert_new(pid.id(), pid.clone());
+            self.extras().links.insert_new(pid.id(), ());
         }
     }
 
@@ -487,7 +491,7 @@ impl ProcessCell {
         }
         let mut name = None;
         let mut watchers = Vec::new();
-        let mut links: Vec<Pid> = first_link.into_iter().collect();
+        let mut links: Vec<Arc<ProcessCell>> = first_link.iter().filter_map(Pid::cell).collect();
         let mut activity = None;
         if let Some(ex) = extras {
             let ex = *ex;
@@ -506,7 +510,15 @@ impl ProcessCell {
             }
             name = ex.name;
             watchers = ex.monitored_by.into_entries();
-            links.extend(ex.links.into_values());
+            if let Some(node) = &node {
+                // Outside every lock: a cell's exit takes its table part's.
+                links.extend(
+                    ex.links
+                        .into_entries()
+                        .into_iter()
+                        .filter_map(|(id, ())| node.table.get(id.0)),
+                );
+            }
             activity = ex.activity;
         }
         if let Some(node) = &node {
@@ -517,11 +529,9 @@ impl ProcessCell {
         // killed worker of this process no longer holds its name when the
         // parent starts a replacement.
         let parent = self.parent();
-        links.sort_by_key(|p| Some(p.id()) == parent);
-        for link in links {
-            if let Some(cell) = link.cell() {
-                cell.signal_exit(&me, reason.clone(), SignalKind::Link);
-            }
+        links.sort_by_key(|cell| Some(PidId(cell.id)) == parent);
+        for cell in links {
+            cell.signal_exit(&me, reason.clone(), SignalKind::Link);
         }
         for (mref, watcher) in watchers {
             match watcher {

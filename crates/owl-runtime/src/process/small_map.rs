@@ -79,17 +79,17 @@ impl<K: PartKey, V> SmallMap<K, V> {
         }
     }
 
+    pub(crate) fn keys(&self) -> Box<dyn Iterator<Item = K> + '_> {
+        match self {
+            SmallMap::Small(v) => Box::new(v.iter().map(|(k, _)| *k)),
+            SmallMap::Large(m) => Box::new(m.iter().map(|(k, _)| *k)),
+        }
+    }
+
     pub(crate) fn values(&self) -> Box<dyn Iterator<Item = &V> + '_> {
         match self {
             SmallMap::Small(v) => Box::new(v.iter().map(|(_, val)| val)),
             SmallMap::Large(m) => Box::new(m.iter().map(|(_, val)| val)),
-        }
-    }
-
-    pub(crate) fn into_values(self) -> Vec<V> {
-        match self {
-            SmallMap::Small(v) => v.into_iter().map(|(_, val)| val).collect(),
-            SmallMap::Large(m) => m.into_iter().map(|(_, val)| val).collect(),
         }
     }
 
@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(m.remove(&7), None);
         m.retain(|k, _| k % 2 == 0);
         assert_eq!(m.len(), 500);
-        let mut values = m.into_values();
+        let mut values: Vec<u64> = m.into_entries().into_iter().map(|(_, v)| v).collect();
         values.sort();
         assert_eq!(values[..3], [0, 4, 8]);
     }

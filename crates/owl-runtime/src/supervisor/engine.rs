@@ -28,7 +28,7 @@ use crate::lifecycle::{StartError, is_from_parent};
 use crate::log_limit::unobserved;
 use crate::message::{Down, Exit};
 use crate::node::Node;
-use crate::pid::{MonitorRef, Pid};
+use crate::pid::{MonitorRef, Pid, PidId};
 use crate::priority::Priority;
 use crate::process::{Process, SpawnOptions};
 
@@ -183,45 +183,56 @@ impl Sup {
         }
     }
 
+    /// A pid from its number: the live process's, or — ended, its exit
+    /// not yet handled here — one that prints the same and reaches nothing.
+    fn resolve(&self, id: PidId) -> Pid {
+        self.p.node().lookup(id).unwrap_or_else(|| Pid::gone(id))
+    }
+
+    /// The running child's pid.
+    fn pid_of(&self, child: &Child) -> Option<Pid> {
+        child.pid().map(|id| self.resolve(id))
+    }
+
     /// What `which_children` says of `child`.
     fn info_of(&self, child: &Child) -> ChildInfo {
         ChildInfo {
             id: self.child_id(child),
-            pid: child.pid.clone(),
+            pid: self.pid_of(child),
             kind: child.spec.kind,
             status: child.status(),
         }
     }
 
     fn child_id(&self, child: &Child) -> String {
-        match (&self.dynamic, &child.pid) {
+        match (&self.dynamic, child.pid()) {
             (Some(_), Some(pid)) => pid.to_string(),
             _ => child.spec.id.clone(),
         }
     }
 
-    /// Runs a child's start function and records what it started.
-    async fn start_at(&mut self, serial: Serial) -> Result<(), ExitReason> {
+    /// Runs a child's start function and records what it started; returns
+    /// the child's key from now on (a dynamic child's is its new pid).
+    async fn start_at(&mut self, serial: Serial) -> Result<Serial, ExitReason> {
         let Some(child) = self.children.get(serial) else {
-            return Ok(());
+            return Ok(serial);
         };
-        if child.pid.is_some() {
-            return Ok(());
+        if child.is_running() {
+            return Ok(serial);
         }
         let start = child.spec.start.clone();
         let args = self.args_for(&child.spec);
-        match start(args).await? {
+        Ok(match start(args).await? {
             Started::Pid(pid) => self.children.set_pid(serial, Some(pid)),
             Started::Ignore => self.children.set_pid(serial, None),
-        }
-        Ok(())
+        })
     }
 
     /// Handles the exit of a child; `Some(reason)` means the supervisor itself
     /// must now exit (restart intensity exceeded, or auto shutdown).
     async fn child_exited(&mut self, from: &Pid, reason: ExitReason) -> Option<ExitReason> {
         let serial = self.children.by_pid(from)?;
-        self.children.set_pid(serial, None);
+        let serial = self.children.set_pid(serial, None);
         let child = self.children.get(serial)?;
         let (restart_type, significant) = (child.spec.restart, child.spec.significant);
         let restart = match restart_type {
@@ -280,7 +291,7 @@ impl Sup {
             AutoShutdown::AllSignificant => !self
                 .children
                 .iter()
-                .any(|(_, c)| c.spec.significant && (c.pid.is_some() || c.restarting)),
+                .any(|(_, c)| c.spec.significant && (c.is_running() || c.restarting)),
         }
     }
 
@@ -366,17 +377,21 @@ impl Sup {
         ExitReason::Shutdown
     }
 
-    /// Stops a running child (or cancels its pending restart).
-    async fn stop_child(&mut self, serial: Serial) {
+    /// Stops a running child (or cancels its pending restart); returns its
+    /// key from now on.
+    async fn stop_child(&mut self, serial: Serial) -> Serial {
         let Some(child) = self.children.get_mut(serial) else {
-            return;
+            return serial;
         };
         child.restarting = false;
         let shutdown = child.spec.shutdown;
-        if let Some(pid) = child.pid.clone() {
-            self.children.set_pid(serial, None);
-            shutdown_one(&mut self.p, &pid, shutdown).await;
-        }
+        let Some(pid) = child.pid() else {
+            return serial;
+        };
+        let pid = self.resolve(pid);
+        let serial = self.children.set_pid(serial, None);
+        shutdown_one(&mut self.p, &pid, shutdown).await;
+        serial
     }
 
     /// Stops every child in reverse start order (dynamic: all at once).
@@ -389,14 +404,15 @@ impl Sup {
             let running: Vec<(Pid, Shutdown)> = self
                 .children
                 .iter()
-                .filter_map(|(_, c)| c.pid.clone().map(|p| (p, c.spec.shutdown)))
+                .filter_map(|(_, c)| Some((self.pid_of(c)?, c.spec.shutdown)))
                 .collect();
             shutdown_many(&mut self.p, running).await;
             self.children.clear();
             return;
         }
         for serial in self.children.serials_from(None).into_iter().rev() {
-            self.stop_child(serial).await;
+            // A static child's key stays.
+            let _ = self.stop_child(serial).await;
         }
     }
 
@@ -411,8 +427,9 @@ impl Sup {
     async fn handle(&mut self, request: Request) {
         match request {
             Request::WhichChildren(reply) => {
-                // In start order, a dynamic supervisor's too (kept in no
-                // order, so sorted by serial here).
+                // In start order. A dynamic supervisor's are kept in no
+                // order, by pid number: sorted here by it, they come in the
+                // order they (re)started, any waiting for a retry last.
                 let mut children: Vec<_> = self.children.iter().collect();
                 if self.dynamic.is_some() {
                     children.sort_unstable_by_key(|(serial, _)| *serial);
@@ -437,7 +454,7 @@ impl Sup {
                     ..Default::default()
                 };
                 for (_, c) in self.children.iter() {
-                    counts.active += c.pid.is_some() as usize;
+                    counts.active += c.is_running() as usize;
                     match c.spec.kind {
                         ChildKind::Supervisor => counts.supervisors += 1,
                         ChildKind::Worker => counts.workers += 1,
@@ -463,10 +480,10 @@ impl Sup {
                         super::ChildStatus::Running => Err(ChildError::Running),
                         super::ChildStatus::Restarting => Err(ChildError::Restarting),
                         super::ChildStatus::Stopped => match self.start_at(serial).await {
-                            Ok(()) => self
+                            Ok(serial) => self
                                 .children
                                 .get(serial)
-                                .and_then(|c| c.pid.clone())
+                                .and_then(|c| self.pid_of(c))
                                 .ok_or(ChildError::Ignored),
                             Err(reason) => Err(ChildError::StartFailed(reason)),
                         },
@@ -512,7 +529,7 @@ impl Sup {
                 _ => Err(ChildError::NotFound),
             };
         };
-        self.stop_child(serial).await;
+        let serial = self.stop_child(serial).await;
         let temporary = self
             .children
             .get(serial)
@@ -560,9 +577,8 @@ impl Sup {
             }
             match (spec.start)(self.args_for(&spec)).await {
                 Ok(Started::Pid(pid)) => {
-                    let mut child = Child::new(spec.clone());
-                    child.pid = Some(pid);
-                    self.children.push(child, false);
+                    self.children
+                        .push(Child::running(spec.clone(), &pid), false);
                     batch.started += 1;
                 }
                 Ok(Started::Ignore) => batch.started += 1,
@@ -596,8 +612,8 @@ impl Sup {
                     .by_id(&spec.id)
                     .and_then(|s| self.children.get(s))
                 {
-                    return Err(match &existing.pid {
-                        Some(pid) => ChildError::AlreadyStarted(pid.clone()),
+                    return Err(match self.pid_of(existing) {
+                        Some(pid) => ChildError::AlreadyStarted(pid),
                         None => ChildError::AlreadyPresent(spec.id),
                     });
                 }
@@ -609,9 +625,7 @@ impl Sup {
         let keyed = self.dynamic.is_none();
         match started {
             Started::Pid(pid) => {
-                let mut child = Child::new(spec);
-                child.pid = Some(pid.clone());
-                self.children.push(child, keyed);
+                self.children.push(Child::running(spec, &pid), keyed);
                 Ok(pid)
             }
             Started::Ignore => {
