@@ -163,8 +163,8 @@ const TABLE_ENTRY: usize = 48;
 
 fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
     let st = cell.state.lock();
-    let mailbox_bytes: usize = st.mailbox.capacity() * std::mem::size_of::<crate::Message>()
-        + st.mailbox.iter().map(|m| m.size_estimate()).sum::<usize>();
+    let mailbox_bytes: usize =
+        st.mailbox.heap_bytes() + st.mailbox.iter().map(|m| m.size_estimate()).sum::<usize>();
     let memory_limit = st
         .extras
         .as_ref()
@@ -190,7 +190,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
     };
     let status = Status::from_raw(cell.status.load(Ordering::Acquire));
     let current_activity = activity_of(cell, &st, status).to_string();
-    let (first_link, more_links) = st.links();
+    let link_ids = st.links();
     let mut info = ProcessInfo {
         pid: cell.pid(),
         name,
@@ -224,17 +224,17 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         current_activity,
         long_polls: cell.stats.long_polls.load(Ordering::Relaxed),
     };
-    // Links beyond the first are kept by number: their handles come from
-    // the process table, looked up with this cell's lock released.
+    // Links are kept by number: their handles come from the process
+    // table, looked up with this cell's lock released.
     drop(st);
     let node = cell.node.upgrade();
-    info.links = first_link
+    info.links = link_ids
         .into_iter()
-        .chain(more_links.into_iter().map(|id| {
+        .map(|id| {
             node.as_ref()
                 .and_then(|n| n.table.with(id.0, |c| c.pid()))
                 .unwrap_or_else(|| Pid::gone(id))
-        }))
+        })
         .collect();
     info
 }

@@ -6,7 +6,7 @@
 //! locks the other, in an order chosen so that a concurrent exit is never missed.
 
 use crate::label::Label;
-use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
@@ -19,6 +19,7 @@ use crate::message::{Down, Exit, Message};
 use crate::node::NodeInner;
 use crate::pid::{MonitorRef, Pid, PidId};
 use crate::priority::Priority;
+use crate::process::mailbox::Mailbox;
 use crate::process::small_map::SmallMap;
 
 /// Process status values kept in [`ProcessCell::status`].
@@ -100,17 +101,18 @@ pub(crate) enum Receiving {
 }
 
 pub(crate) struct State {
-    pub mailbox: VecDeque<Message>,
+    pub mailbox: Mailbox,
     pub receiving: Receiving,
     /// The executor's waker for the process task, stored at its first poll;
     /// signals and deliveries wake the task through it.
     pub task_waker: Option<Waker>,
     pub exited: bool,
     pub trap_exit: bool,
-    /// The first link, inline: nearly every supervised process has exactly
-    /// one (to its supervisor), and a million of them should not each need
-    /// the out-of-line extras for it.
-    pub link: Option<Pid>,
+    /// The first link, inline, by pid number: nearly every supervised
+    /// process has exactly one (to its supervisor), and a million of them
+    /// should not each need the out-of-line extras for it. (Pid 0, the
+    /// node, is never linked.)
+    pub link: Option<NonZeroU64>,
     /// Rarely used parts (more links, monitors, name…), out of line so that
     /// an idle process stays small.
     pub extras: Option<Box<Extras>>,
@@ -121,24 +123,23 @@ impl State {
         self.extras.get_or_insert_with(Default::default)
     }
 
-    /// The linked processes: the first as a handle, the others by number
-    /// (look them up in the process table once this lock is released).
-    pub(crate) fn links(&self) -> (Option<Pid>, Vec<PidId>) {
-        let more = match &self.extras {
-            Some(e) => e.links.keys().collect(),
-            None => Vec::new(),
-        };
-        (self.link.clone(), more)
+    /// The linked processes, by number (look them up in the process table
+    /// once this lock is released).
+    pub(crate) fn links(&self) -> Vec<PidId> {
+        let first = self.link.map(|n| PidId(n.get()));
+        let more = self.extras.iter().flat_map(|e| e.links.keys());
+        first.into_iter().chain(more).collect()
     }
 
     /// Adds a link (once).
     pub(crate) fn add_link(&mut self, pid: &Pid) {
-        if self.link.as_ref() == Some(pid) {
+        let number = NonZeroU64::new(pid.id().0);
+        if number.is_some() && self.link == number {
             return;
         }
         let more = self.extras.as_ref().map_or(0, |e| e.links.len());
-        if self.link.is_none() && more == 0 {
-            self.link = Some(pid.clone());
+        if self.link.is_none() && more == 0 && number.is_some() {
+            self.link = number;
         } else {
             self.extras().links.insert_new(pid.id(), ());
         }
@@ -146,7 +147,7 @@ impl State {
 
     /// Removes a link; whether there was one.
     pub(crate) fn remove_link(&mut self, id: PidId) -> bool {
-        if self.link.as_ref().is_some_and(|p| p.id() == id) {
+        if self.link.is_some_and(|n| n.get() == id.0) {
             self.link = None;
             return true;
         }
@@ -491,7 +492,7 @@ impl ProcessCell {
         }
         let mut name = None;
         let mut watchers = Vec::new();
-        let mut links: Vec<Arc<ProcessCell>> = first_link.iter().filter_map(Pid::cell).collect();
+        let mut link_ids: Vec<u64> = first_link.map(NonZeroU64::get).into_iter().collect();
         let mut activity = None;
         if let Some(ex) = extras {
             let ex = *ex;
@@ -510,15 +511,7 @@ impl ProcessCell {
             }
             name = ex.name;
             watchers = ex.monitored_by.into_entries();
-            if let Some(node) = &node {
-                // Outside every lock: a cell's exit takes its table part's.
-                links.extend(
-                    ex.links
-                        .into_entries()
-                        .into_iter()
-                        .filter_map(|(id, ())| node.table.get(id.0)),
-                );
-            }
+            link_ids.extend(ex.links.into_entries().into_iter().map(|(id, ())| id.0));
             activity = ex.activity;
         }
         if let Some(node) = &node {
@@ -528,6 +521,15 @@ impl ProcessCell {
         // reacts, every other linked process has had its signal, so a
         // killed worker of this process no longer holds its name when the
         // parent starts a replacement.
+        // Linked cells from the table, outside every lock (a cell's exit
+        // takes its table part's).
+        let mut links: Vec<Arc<ProcessCell>> = match &node {
+            Some(node) => link_ids
+                .into_iter()
+                .filter_map(|id| node.table.get(id))
+                .collect(),
+            None => Vec::new(),
+        };
         let parent = self.parent();
         links.sort_by_key(|cell| Some(PidId(cell.id)) == parent);
         for cell in links {
@@ -558,11 +560,12 @@ mod tests {
     use super::*;
 
     /// A node of a million processes holds a million cells: with the
-    /// `Arc`'s two counters a cell must stay within 192 bytes, a size class
-    /// of the common allocators: every byte above it costs up to a megabyte.
+    /// `Arc`'s two counters a cell must stay within 160 bytes, a size class
+    /// of mimalloc (owl's allocator; its next is 192): every byte above it
+    /// costs up to 32 MB at a million processes.
     #[test]
     fn a_process_cell_stays_within_its_size_class() {
         let cell = std::mem::size_of::<ProcessCell>();
-        assert!(cell + 16 <= 192, "a process cell takes {cell} bytes");
+        assert!(cell + 16 <= 160, "a process cell takes {cell} bytes");
     }
 }

@@ -28,7 +28,6 @@ pub(crate) fn take_first<T: Send + 'static>(
     let mut st = cell.state.lock();
     let at = st
         .mailbox
-        .iter()
         .position(|m| m.downcast_ref::<T>().is_some_and(&mut *pred))?;
     let msg = st.mailbox.remove(at).expect("position is in range");
     drop(st);
@@ -128,7 +127,7 @@ impl<M: Matcher + Unpin> Future for Recv<'_, M> {
             return Poll::Pending;
         }
         let mut st = this.cell.state.lock();
-        match st.mailbox.iter().position(|m| this.matcher.matches(m)) {
+        match st.mailbox.position(|m| this.matcher.matches(m)) {
             Some(at) => {
                 let msg = st.mailbox.remove(at).expect("position is in range");
                 st.receiving = Receiving::No;
