@@ -11,7 +11,10 @@ use std::collections::VecDeque;
 
 use crate::message::Message;
 
+/// The box is the point (one word instead of four in every cell), which
+/// clippy's rule against boxed collections does not know.
 #[derive(Default)]
+#[expect(clippy::box_collection)]
 pub(crate) struct Mailbox(Option<Box<VecDeque<Message>>>);
 
 impl Mailbox {
