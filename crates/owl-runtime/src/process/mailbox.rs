@@ -18,34 +18,41 @@ use crate::message::Message;
 pub(crate) struct Mailbox(Option<Box<VecDeque<Message>>>);
 
 impl Mailbox {
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |q| q.len())
     }
 
+    #[inline]
     pub(crate) fn push_back(&mut self, message: Message) {
         self.0.get_or_insert_default().push_back(message);
     }
 
+    #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<Message> {
         self.0.as_mut()?.pop_front()
     }
 
     /// Takes out the message at `at` (a position [`iter`](Self::iter) gave).
+    #[inline]
     pub(crate) fn remove(&mut self, at: usize) -> Option<Message> {
         self.0.as_mut()?.remove(at)
     }
 
     /// Where the oldest message `pred` accepts lies.
+    #[inline]
     pub(crate) fn position(&self, pred: impl FnMut(&Message) -> bool) -> Option<usize> {
         self.0.as_ref()?.iter().position(pred)
     }
 
     /// The messages, oldest first.
+    #[inline]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Message> {
         self.0.iter().flat_map(|q| q.iter())
     }
 
     /// Bytes the queue itself takes on the heap (not what its messages hold).
+    #[inline]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.0.as_ref().map_or(0, |q| {
             std::mem::size_of::<VecDeque<Message>>() + q.capacity() * std::mem::size_of::<Message>()
