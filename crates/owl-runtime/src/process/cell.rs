@@ -101,7 +101,7 @@ pub(crate) enum Receiving {
 }
 
 pub(crate) struct State {
-    pub mailbox: Mailbox,
+    pub mailbox: Mailbox<Message>,
     pub receiving: Receiving,
     /// The executor's waker for the process task, stored at its first poll;
     /// signals and deliveries wake the task through it.
