@@ -50,22 +50,26 @@ impl Message {
     }
 
     /// Whether the payload is a `T`.
+    #[inline]
     pub fn is<T: Any>(&self) -> bool {
         self.payload_type() == TypeId::of::<T>()
     }
 
     /// The payload's `TypeId`.
+    #[inline]
     pub fn payload_type(&self) -> TypeId {
         (*self.0).payload_type()
     }
 
     /// A reference to the payload if it is a `T`.
+    #[inline]
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
         let any: &dyn Any = &*self.0;
         any.downcast_ref::<T>()
     }
 
     /// Takes the payload out if it is a `T`, or gives the message back.
+    #[inline]
     pub fn downcast<T: Any>(self) -> Result<T, Message> {
         if !self.is::<T>() {
             return Err(self);

@@ -30,6 +30,17 @@ impl<M> Mailbox<M> {
 
     #[inline]
     pub(crate) fn push_back(&mut self, message: M) {
+        match &mut self.0 {
+            Some(queue) => queue.push_back(message),
+            None => self.first(message),
+        }
+    }
+
+    /// The first message ever: makes the queue (kept out of the inlined
+    /// path, which every send takes).
+    #[cold]
+    #[inline(never)]
+    fn first(&mut self, message: M) {
         self.0.get_or_insert_default().push_back(message);
     }
 
