@@ -170,6 +170,26 @@ fn linking_to_a_dead_process_gives_noproc() {
     assert_eq!(reason, ExitReason::NoProc);
 }
 
+/// Links join one node's processes (they are kept by pid number): a pid of
+/// another runtime in the same OS process gets `NoProc`, and its process
+/// is not linked — a crash here does not reach it.
+#[test]
+fn linking_to_a_process_of_another_node_gives_noproc() {
+    let rt = runtime();
+    let other_rt = runtime();
+    let stranger = common::idle(&other_rt.node());
+    let seen = stranger.clone();
+    let reason = in_process(&rt, move |mut p| async move {
+        p.trap_exit(true);
+        p.link(&seen);
+        let e: Exit = p.recv().await;
+        e.reason
+    });
+    assert_eq!(reason, ExitReason::NoProc);
+    assert!(stranger.is_alive());
+    assert!(other_rt.node().info(&stranger).unwrap().links.is_empty());
+}
+
 #[test]
 fn unlink_stops_propagation_and_drops_a_pending_exit_message() {
     let rt = runtime();

@@ -152,7 +152,9 @@ impl Process {
 
     /// Links this process with `other`: when either ends abnormally, the other
     /// gets an exit signal. Linking to a dead process delivers a `NoProc`
-    /// signal at once, as on the BEAM.
+    /// signal at once, as on the BEAM; so does linking to a process of
+    /// another node in the same OS process (links join one node's processes;
+    /// across nodes, see `owl-cluster`).
     pub fn link(&mut self, other: &Pid) {
         link_cells(&self.cell, other);
     }
@@ -476,13 +478,21 @@ impl<F: Future> Future for Measured<F> {
 
 /// Links the process in `cell` with `other`. Our side is written first: if
 /// `other` exits after it saw the link, its signal finds ours in place.
+///
+/// Links join processes of one node: they are kept by pid number and found
+/// in the node's table when a signal is due, so a pid of another node in
+/// the same OS process (two runtimes side by side) is refused with
+/// `NoProc`, as a pid this node does not know.
 fn link_cells(cell: &Arc<ProcessCell>, other: &Pid) {
     let me = cell.pid();
-    if other == &me {
+    let target = other.cell();
+    // Itself, by identity: a pid of another node may carry the same number.
+    if target.as_ref().is_some_and(|t| Arc::ptr_eq(t, cell)) {
         return;
     }
     cell.state.lock().add_link(other);
-    let linked = other.cell().is_some_and(|target| {
+    let same_node = |t: &Arc<ProcessCell>| std::sync::Weak::ptr_eq(&t.node, &cell.node);
+    let linked = target.filter(same_node).is_some_and(|target| {
         let mut st = target.state.lock();
         if st.exited {
             return false;
