@@ -124,6 +124,14 @@ async fn pids(sup: &SupervisorRef) -> Vec<Option<Pid>> {
         .collect()
 }
 
+/// A worker that waits for a `()` it is never sent.
+fn idle_worker() -> ChildSpec {
+    ChildSpec::worker("w", |args| {
+        let pid = args.spawn_link(|mut p| async move { p.recv::<()>().await });
+        async move { Ok(pid) }
+    })
+}
+
 fn crash(pid: &Pid) {
     pid.send(ExitReason::error("crash")).unwrap();
 }
@@ -560,10 +568,7 @@ fn a_killed_dynamic_supervisor_takes_every_child_with_it() {
         let sup = Supervisor::start(&node, SupervisorSpec::dynamic())
             .await
             .unwrap();
-        let worker = ChildSpec::worker("w", |args| {
-            let pid = args.spawn_link(|mut p| async move { p.recv::<()>().await });
-            async move { Ok(pid) }
-        });
+        let worker = idle_worker();
         sup.start_children(worker, 100, T).await.unwrap();
         let children: Vec<Pid> = pids(&sup).await.into_iter().flatten().collect();
         assert_eq!(children.len(), 100);
@@ -618,10 +623,7 @@ fn the_tree_reads_a_bounded_number_of_a_big_supervisors_children() {
         let workers = Supervisor::start(&node, SupervisorSpec::dynamic().label("pool"))
             .await
             .unwrap();
-        let worker = ChildSpec::worker("w", |args| {
-            let pid = args.spawn_link(|mut p| async move { p.recv::<()>().await });
-            async move { Ok(pid) }
-        });
+        let worker = idle_worker();
         let read = TreeNode::READ_CHILDREN;
         workers
             .start_children(worker, read + 1_500, T)
