@@ -214,7 +214,6 @@ impl Children {
     pub(super) fn set_pid(&mut self, serial: Serial, pid: Option<Pid>) -> Serial {
         let key = match (&self.kept, &pid) {
             (Kept::InOrder { .. }, _) => serial,
-            (Kept::ByPid(m), _) if !m.contains_key(&serial) => return serial,
             (Kept::ByPid(_), Some(new)) => new.id().0,
             (Kept::ByPid(_), None) if serial & NOT_RUNNING != 0 => serial,
             (Kept::ByPid(_), None) => self.fresh_serial(),
@@ -233,16 +232,11 @@ impl Children {
                 child
             }
             Kept::ByPid(m) => {
-                if key != serial {
-                    let Some(child) = m.remove(&serial) else {
-                        return serial;
-                    };
-                    m.insert(key, child);
-                }
-                match m.get_mut(&key) {
-                    Some(child) => child,
-                    None => return serial,
-                }
+                let Some(child) = m.remove(&serial) else {
+                    return serial;
+                };
+                m.insert(key, child);
+                m.get_mut(&key).expect("inserted just now")
             }
         };
         child.restarting = false;
