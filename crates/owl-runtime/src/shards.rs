@@ -107,10 +107,6 @@ impl<K: PartKey, V> PartedMap<K, V> {
         self.part(key).get(key)
     }
 
-    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.part_mut(key).get_mut(key)
-    }
-
     pub(crate) fn contains_key(&self, key: &K) -> bool {
         self.part(key).contains_key(key)
     }

@@ -18,8 +18,10 @@ use super::{ChildSpec, ChildStatus};
 use crate::pid::{Pid, PidId};
 use crate::shards::PartedMap;
 
-/// One child: its spec and where it stands. Children started from one spec
-/// (a dynamic supervisor's batch) share it.
+/// One child of a static supervisor, or a dynamic child that does not run:
+/// its spec and where it stands. Children started from one spec (a dynamic
+/// supervisor's batch) share it. A running dynamic child is kept as its
+/// spec alone (see [`Kept::ByPid`]).
 pub(super) struct Child {
     pub spec: Arc<ChildSpec>,
     /// The running process, by number: its handle is looked up when one is
@@ -47,6 +49,34 @@ impl Child {
         Child {
             pid: number(pid),
             ..Child::new(spec)
+        }
+    }
+
+    fn view(&self) -> ChildView<'_> {
+        ChildView {
+            spec: &self.spec,
+            pid: self.pid,
+            restarting: self.restarting,
+        }
+    }
+}
+
+/// What the engine reads of a child, however it is kept.
+#[derive(Clone, Copy)]
+pub(super) struct ChildView<'a> {
+    pub spec: &'a Arc<ChildSpec>,
+    pid: Option<NonZeroU64>,
+    /// Its last restart failed; a retry is queued in the supervisor's mailbox.
+    pub restarting: bool,
+}
+
+impl ChildView<'_> {
+    /// A running dynamic child: its key is its pid number.
+    fn running(spec: &Arc<ChildSpec>, pid: Serial) -> ChildView<'_> {
+        ChildView {
+            spec,
+            pid: NonZeroU64::new(pid),
+            restarting: false,
         }
     }
 
@@ -85,6 +115,9 @@ pub(super) type Serial = u64;
 /// pid number ever reaches it, so the two kinds of key never meet.
 const NOT_RUNNING: Serial = 1 << 63;
 
+/// What a dynamic supervisor keeps of a running child: its spec.
+type RunningChild = Arc<ChildSpec>;
+
 /// The children themselves.
 enum Kept {
     /// A static supervisor's: in start order, found by pid through an index.
@@ -92,9 +125,16 @@ enum Kept {
         children: IndexMap<Serial, Child, FxBuildHasher>,
         by_pid: FxHashMap<u64, Serial>,
     },
-    /// A dynamic supervisor's: in no order (OTP stops those all at once),
-    /// keyed by pid number while running.
-    ByPid(PartedMap<Serial, Child>),
+    /// A dynamic supervisor's: in no order (OTP stops those all at once).
+    /// A running child is its spec alone under its pid number — 16 bytes
+    /// an entry, where a whole `Child` would take 32 (24 MB more at a
+    /// million children, with the map's slack): it has no failed tries
+    /// and no retry pending. The few between a failed start and the retry
+    /// wait apart, under serials of their own.
+    ByPid {
+        running: PartedMap<Serial, RunningChild>,
+        waiting: FxHashMap<Serial, Child>,
+    },
 }
 
 pub(super) struct Children {
@@ -109,7 +149,10 @@ impl Children {
     pub(super) fn new(dynamic: bool) -> Children {
         Children {
             kept: if dynamic {
-                Kept::ByPid(PartedMap::default())
+                Kept::ByPid {
+                    running: PartedMap::default(),
+                    waiting: FxHashMap::default(),
+                }
             } else {
                 Kept::InOrder {
                     children: IndexMap::default(),
@@ -124,15 +167,23 @@ impl Children {
     pub(super) fn len(&self) -> usize {
         match &self.kept {
             Kept::InOrder { children, .. } => children.len(),
-            Kept::ByPid(m) => m.len(),
+            Kept::ByPid { running, waiting } => running.len() + waiting.len(),
         }
     }
 
-    /// Every child: in start order for a static supervisor.
-    pub(super) fn iter(&self) -> Box<dyn Iterator<Item = (Serial, &Child)> + '_> {
+    /// Every child: in start order for a static supervisor; a dynamic
+    /// one's running children first.
+    pub(super) fn iter(&self) -> Box<dyn Iterator<Item = (Serial, ChildView<'_>)> + '_> {
         match &self.kept {
-            Kept::InOrder { children, .. } => Box::new(children.iter().map(|(s, c)| (*s, c))),
-            Kept::ByPid(m) => Box::new(m.iter().map(|(s, c)| (*s, c))),
+            Kept::InOrder { children, .. } => {
+                Box::new(children.iter().map(|(s, c)| (*s, c.view())))
+            }
+            Kept::ByPid { running, waiting } => Box::new(
+                running
+                    .iter()
+                    .map(|(s, spec)| (*s, ChildView::running(spec, *s)))
+                    .chain(waiting.iter().map(|(s, c)| (*s, c.view()))),
+            ),
         }
     }
 
@@ -144,7 +195,7 @@ impl Children {
                 let start = serial.and_then(|s| children.get_index_of(&s)).unwrap_or(0);
                 children.keys().skip(start).copied().collect()
             }
-            Kept::ByPid(m) => m.iter().map(|(s, _)| *s).collect(),
+            Kept::ByPid { .. } => self.iter().map(|(s, _)| s).collect(),
         }
     }
 
@@ -154,7 +205,7 @@ impl Children {
         self.next += 1;
         match self.kept {
             Kept::InOrder { .. } => serial,
-            Kept::ByPid(_) => serial | NOT_RUNNING,
+            Kept::ByPid { .. } => serial | NOT_RUNNING,
         }
     }
 
@@ -162,7 +213,7 @@ impl Children {
     /// lookups (static children). Returns its key.
     pub(super) fn push(&mut self, child: Child, keyed: bool) -> Serial {
         let serial = match (&self.kept, child.pid) {
-            (Kept::ByPid(_), Some(pid)) => pid.get(),
+            (Kept::ByPid { .. }, Some(pid)) => pid.get(),
             _ => self.fresh_serial(),
         };
         if keyed {
@@ -175,24 +226,51 @@ impl Children {
                 }
                 children.insert(serial, child);
             }
-            Kept::ByPid(m) => {
-                m.insert(serial, child);
+            Kept::ByPid { running, .. } if child.pid.is_some() => {
+                running.insert(serial, child.spec);
+            }
+            Kept::ByPid { waiting, .. } => {
+                waiting.insert(serial, child);
             }
         }
         serial
     }
 
-    pub(super) fn get(&self, serial: Serial) -> Option<&Child> {
+    pub(super) fn get(&self, serial: Serial) -> Option<ChildView<'_>> {
         match &self.kept {
-            Kept::InOrder { children, .. } => children.get(&serial),
-            Kept::ByPid(m) => m.get(&serial),
+            Kept::InOrder { children, .. } => children.get(&serial).map(Child::view),
+            Kept::ByPid { running, waiting } => match running.get(&serial) {
+                Some(spec) => Some(ChildView::running(spec, serial)),
+                None => waiting.get(&serial).map(Child::view),
+            },
         }
     }
 
-    pub(super) fn get_mut(&mut self, serial: Serial) -> Option<&mut Child> {
+    /// A child that does not run (a running dynamic child has no such state).
+    fn not_running_mut(&mut self, serial: Serial) -> Option<&mut Child> {
         match &mut self.kept {
             Kept::InOrder { children, .. } => children.get_mut(&serial),
-            Kept::ByPid(m) => m.get_mut(&serial),
+            Kept::ByPid { waiting, .. } => waiting.get_mut(&serial),
+        }
+    }
+
+    /// Records a failed restart of a child that does not run: it now waits
+    /// for a retry. Returns its failed tries in a row.
+    pub(super) fn restart_failed(&mut self, serial: Serial) -> u32 {
+        match self.not_running_mut(serial) {
+            Some(child) => {
+                child.restarting = true;
+                child.failed_tries += 1;
+                child.failed_tries
+            }
+            None => 1,
+        }
+    }
+
+    /// Cancels a pending retry of the child.
+    pub(super) fn cancel_retry(&mut self, serial: Serial) {
+        if let Some(child) = self.not_running_mut(serial) {
+            child.restarting = false;
         }
     }
 
@@ -204,7 +282,7 @@ impl Children {
         let id = pid.id().0;
         match &self.kept {
             Kept::InOrder { by_pid, .. } => by_pid.get(&id).copied(),
-            Kept::ByPid(m) => m.contains_key(&id).then_some(id),
+            Kept::ByPid { running, .. } => running.contains_key(&id).then_some(id),
         }
     }
 
@@ -212,13 +290,9 @@ impl Children {
     /// returns its key from now on: a dynamic child's changes with its pid.
     #[must_use = "a dynamic child's key changes with its pid"]
     pub(super) fn set_pid(&mut self, serial: Serial, pid: Option<Pid>) -> Serial {
-        let key = match (&self.kept, &pid) {
-            (Kept::InOrder { .. }, _) => serial,
-            (Kept::ByPid(_), Some(new)) => new.id().0,
-            (Kept::ByPid(_), None) if serial & NOT_RUNNING != 0 => serial,
-            (Kept::ByPid(_), None) => self.fresh_serial(),
-        };
-        let child = match &mut self.kept {
+        let new = pid.as_ref().and_then(number);
+        let Children { kept, next, .. } = self;
+        match kept {
             Kept::InOrder { children, by_pid } => {
                 let Some(child) = children.get_mut(&serial) else {
                     return serial;
@@ -226,25 +300,41 @@ impl Children {
                 if let Some(old) = child.pid {
                     by_pid.remove(&old.get());
                 }
-                if let Some(new) = &pid {
-                    by_pid.insert(new.id().0, serial);
+                if let Some(new) = new {
+                    by_pid.insert(new.get(), serial);
+                    child.failed_tries = 0;
                 }
-                child
+                child.restarting = false;
+                child.pid = new;
+                serial
             }
-            Kept::ByPid(m) => {
-                let Some(child) = m.remove(&serial) else {
-                    return serial;
+            Kept::ByPid { running, waiting } => {
+                let spec = match running.remove(&serial) {
+                    Some(spec) => spec,
+                    None => match waiting.get_mut(&serial) {
+                        // Still not running: only its retry is off.
+                        Some(child) if new.is_none() => {
+                            child.restarting = false;
+                            return serial;
+                        }
+                        Some(_) => waiting.remove(&serial).expect("found just now").spec,
+                        None => return serial,
+                    },
                 };
-                m.insert(key, child);
-                m.get_mut(&key).expect("inserted just now")
+                match new {
+                    Some(new) => {
+                        running.insert(new.get(), spec);
+                        new.get()
+                    }
+                    None => {
+                        let key = *next | NOT_RUNNING;
+                        *next += 1;
+                        waiting.insert(key, Child::new(spec));
+                        key
+                    }
+                }
             }
-        };
-        child.restarting = false;
-        if pid.is_some() {
-            child.failed_tries = 0;
         }
-        child.pid = pid.as_ref().and_then(number);
-        key
     }
 
     /// Forgets a child, keeping the start order of the others.
@@ -257,7 +347,10 @@ impl Children {
                 }
                 child
             }
-            Kept::ByPid(m) => m.remove(&serial)?,
+            Kept::ByPid { running, waiting } => match running.remove(&serial) {
+                Some(spec) => Child::new(spec),
+                None => waiting.remove(&serial)?,
+            },
         };
         if self.by_id.get(&child.spec.id) == Some(&serial) {
             self.by_id.remove(&child.spec.id);
@@ -271,7 +364,10 @@ impl Children {
                 children.clear();
                 by_pid.clear();
             }
-            Kept::ByPid(m) => m.clear(),
+            Kept::ByPid { running, waiting } => {
+                running.clear();
+                waiting.clear();
+            }
         }
         self.by_id.clear();
     }
@@ -282,9 +378,11 @@ mod tests {
     use super::*;
 
     /// A dynamic supervisor may hold millions of children: each byte of a
-    /// child costs a megabyte and a half there, with the map's slack.
+    /// running child's entry costs a megabyte and a half there, with the
+    /// map's slack. The others are few, or a static supervisor's.
     #[test]
-    fn a_child_is_three_words() {
+    fn a_running_dynamic_child_is_two_words_and_any_other_three() {
+        assert_eq!(std::mem::size_of::<(Serial, RunningChild)>(), 16);
         assert_eq!(std::mem::size_of::<Child>(), 24);
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::children::{Child, Children, Serial};
+use super::children::{Child, ChildView, Children, Serial};
 use super::intensity::Intensity;
 use super::{
     AutoShutdown, Batch, ChildCounts, ChildError, ChildInfo, ChildKind, ChildRef, ChildSpec,
@@ -190,12 +190,12 @@ impl Sup {
     }
 
     /// The running child's pid.
-    fn pid_of(&self, child: &Child) -> Option<Pid> {
+    fn pid_of(&self, child: ChildView<'_>) -> Option<Pid> {
         child.pid().map(|id| self.resolve(id))
     }
 
     /// What `which_children` says of `child`.
-    fn info_of(&self, child: &Child) -> ChildInfo {
+    fn info_of(&self, child: ChildView<'_>) -> ChildInfo {
         ChildInfo {
             id: self.child_id(child),
             pid: self.pid_of(child),
@@ -204,7 +204,7 @@ impl Sup {
         }
     }
 
-    fn child_id(&self, child: &Child) -> String {
+    fn child_id(&self, child: ChildView<'_>) -> String {
         match (&self.dynamic, child.pid()) {
             (Some(_), Some(pid)) => pid.to_string(),
             _ => child.spec.id.clone(),
@@ -345,14 +345,7 @@ impl Sup {
                     tracing::error!(target: "owl::supervisor", supervisor = %self.p.pid(),
                         child = id, %reason, "child failed to restart; trying again");
                 }
-                let tries = match self.children.get_mut(s) {
-                    Some(child) => {
-                        child.restarting = true;
-                        child.failed_tries += 1;
-                        child.failed_tries
-                    }
-                    None => 1,
-                };
+                let tries = self.children.restart_failed(s);
                 let pause = RETRY_FIRST * 2u32.saturating_pow(tries.saturating_sub(1).min(10));
                 self.p
                     .node()
@@ -380,12 +373,12 @@ impl Sup {
     /// Stops a running child (or cancels its pending restart); returns its
     /// key from now on.
     async fn stop_child(&mut self, serial: Serial) -> Serial {
-        let Some(child) = self.children.get_mut(serial) else {
+        let Some(child) = self.children.get(serial) else {
             return serial;
         };
-        child.restarting = false;
         let shutdown = child.spec.shutdown;
         let Some(pid) = child.pid() else {
+            self.children.cancel_retry(serial);
             return serial;
         };
         let pid = self.resolve(pid);
