@@ -1,10 +1,11 @@
 //! Process sleep on a hashed timer wheel with millisecond ticks.
 //!
 //! A node may hold a million processes that each sleep most of the time (the
-//! talk's load workers wake once a second). A wheel entry is a deadline, a
-//! waker and the address of the sleeper's process cell (32 bytes, no
-//! allocation of its own) and firing one is a `Vec` scan, which makes such
-//! workloads several times cheaper than general-purpose timers. The wheel is
+//! talk's load workers wake once a second). A wheel entry is a waker and
+//! one word for the deadline's turn of the wheel and the address of the
+//! sleeper's process cell (24 bytes, no allocation of its own), and firing
+//! one is a `Vec` scan, which makes such workloads several times cheaper
+//! than general-purpose timers. The wheel is
 //! advanced by one ticker task on the schedulers of its processes, which
 //! sleeps while no process is sleeping.
 //!
@@ -56,9 +57,54 @@ pub(crate) struct TimerWheel {
     armed: Notify,
 }
 
-/// One sleeper: its deadline tick, its waker, and where its process cell
-/// lies in memory (to prefetch; the wheel knows the cell's size).
+/// One sleeper in its slot: its waker, and one word for the turn of the
+/// wheel it is due in (the top [`TURN_BITS`]) and where its process cell
+/// lies in memory (the rest; to prefetch, the wheel knows the cell's size).
+///
+/// A million sleepers are pending at once, so a word saved here is 8 MB.
+/// The slot gives a deadline's low bits, the turn its high ones; 16 bits of
+/// turn reach [`NEAR`] ticks (74 hours) ahead, and later deadlines wait in
+/// [`WheelState::far`]. An address wider than 48 bits (five-level page
+/// tables) only makes the prefetch miss: a prefetch never faults.
 struct Entry {
+    waker: Waker,
+    word: u64,
+}
+
+/// Bits of an [`Entry`]'s word that hold its deadline's turn.
+const TURN_BITS: u32 = 16;
+const ADDR_BITS: u32 = 64 - TURN_BITS;
+const ADDR_MASK: u64 = (1 << ADDR_BITS) - 1;
+const TURN_MASK: u64 = (1 << TURN_BITS) - 1;
+/// Deadlines less than this many ticks ahead fit an entry's turn.
+const NEAR: u64 = (SLOTS << TURN_BITS) - SLOTS;
+
+impl Entry {
+    fn new(deadline: u64, waker: Waker, cell: usize) -> Entry {
+        let turn = (deadline / SLOTS) & TURN_MASK;
+        Entry {
+            waker,
+            word: turn << ADDR_BITS | (cell as u64 & ADDR_MASK),
+        }
+    }
+
+    fn cell(&self) -> usize {
+        (self.word & ADDR_MASK) as usize
+    }
+
+    /// The entry's deadline, seen from tick `t` of its slot: every entry in
+    /// a slot is due at or after the slot's next tick, and less than
+    /// [`NEAR`] ticks after it, so its turn is the first one at or after
+    /// `t`'s with the same low bits.
+    fn deadline(&self, t: u64) -> u64 {
+        let turns_ahead = (self.word >> ADDR_BITS).wrapping_sub(t / SLOTS) & TURN_MASK;
+        t + turns_ahead * SLOTS
+    }
+}
+
+/// A sleeper due [`NEAR`] ticks or more ahead, kept whole until its
+/// deadline comes near enough for a slot.
+struct FarEntry {
     deadline: u64,
     waker: Waker,
     cell: usize,
@@ -125,8 +171,57 @@ struct WheelState {
     slots: Vec<Vec<Entry>>,
     /// Emptied slots' vectors, capacity kept (see the module doc).
     spare: Vec<Vec<Entry>>,
+    /// Sleepers due too far ahead for a slot (see [`Entry`]); looked at
+    /// once a turn.
+    far: Vec<FarEntry>,
     current: u64,
+    /// Entries in slots and far.
     pending: usize,
+}
+
+impl WheelState {
+    /// Moves far sleepers whose deadline came near into their slots (once
+    /// a turn: [`NEAR`] is many turns), and fires any already due (after
+    /// a stall longer than `NEAR`).
+    fn bring_near(&mut self, fired: &mut Vec<(Waker, Prefetch)>, cell_bytes: usize) {
+        let mut i = 0;
+        while i < self.far.len() {
+            let deadline = self.far[i].deadline;
+            if deadline - self.current.min(deadline) >= NEAR {
+                i += 1;
+                continue;
+            }
+            let entry = self.far.swap_remove(i);
+            if deadline <= self.current {
+                let cell = Prefetch {
+                    addr: entry.cell,
+                    bytes: cell_bytes,
+                };
+                fired.push((entry.waker, cell));
+                self.pending -= 1;
+            } else {
+                self.push(deadline, entry.waker, entry.cell);
+            }
+        }
+    }
+
+    fn push(&mut self, deadline: u64, waker: Waker, cell: usize) {
+        if deadline - self.current >= NEAR {
+            self.far.push(FarEntry {
+                deadline,
+                waker,
+                cell,
+            });
+            return;
+        }
+        let slot = &mut self.slots[(deadline & MASK) as usize];
+        if slot.capacity() == 0
+            && let Some(spare) = self.spare.pop()
+        {
+            *slot = spare;
+        }
+        slot.push(Entry::new(deadline, waker, cell));
+    }
 }
 
 impl TimerWheel {
@@ -142,6 +237,7 @@ impl TimerWheel {
             state: Mutex::new(WheelState {
                 slots: (0..SLOTS).map(|_| Vec::new()).collect(),
                 spare: Vec::new(),
+                far: Vec::new(),
                 current: 0,
                 pending: 0,
             }),
@@ -171,17 +267,7 @@ impl TimerWheel {
         if deadline <= st.current {
             return false;
         }
-        let slot = &mut st.slots[(deadline & MASK) as usize];
-        if slot.capacity() == 0
-            && let Some(spare) = st.spare.pop()
-        {
-            *slot = spare;
-        }
-        slot.push(Entry {
-            deadline,
-            waker,
-            cell,
-        });
+        st.push(deadline, waker, cell);
         st.pending += 1;
         let first = st.pending == 1;
         drop(guard);
@@ -208,7 +294,8 @@ impl TimerWheel {
         let steps = (to - from).min(SLOTS);
         let bytes = self.cell_bytes;
         for step in 1..=steps {
-            let slot = &mut st.slots[((from + step) & MASK) as usize];
+            let tick = from + step;
+            let slot = &mut st.slots[(tick & MASK) as usize];
             if slot.is_empty() {
                 continue;
             }
@@ -216,10 +303,10 @@ impl TimerWheel {
             // Entries of later turns stay; order within a slot means nothing.
             let mut i = 0;
             while i < slot.len() {
-                if slot[i].deadline <= to {
+                if slot[i].deadline(tick) <= to {
                     let entry = slot.swap_remove(i);
                     let cell = Prefetch {
-                        addr: entry.cell,
+                        addr: entry.cell(),
                         bytes,
                     };
                     fired.push((entry.waker, cell));
@@ -237,6 +324,9 @@ impl TimerWheel {
             st.pending -= removed;
         }
         st.current = to;
+        if !st.far.is_empty() && from / SLOTS != to / SLOTS {
+            st.bring_near(fired, bytes);
+        }
         self.now_ms.store(to, Ordering::Release);
     }
 
@@ -497,6 +587,58 @@ mod tests {
         fired.clear();
         wheel.advance_to(7 + SLOTS, &mut fired);
         assert_eq!(fired.len(), 1);
+        assert_eq!(wheel.state.lock().pending, 0);
+    }
+
+    /// A million sleepers are pending at once: each word of an entry is
+    /// 8 MB there.
+    #[test]
+    fn an_entry_is_three_words() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+    }
+
+    /// The furthest deadline a slot holds keeps its turn: it does not fire
+    /// a tick early, however many turns lie between.
+    #[test]
+    fn the_furthest_slot_deadline_fires_on_its_tick() {
+        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let deadline = NEAR - 1;
+        assert!(wheel.insert(deadline, Waker::noop().clone(), 0));
+        assert!(wheel.state.lock().far.is_empty());
+        let mut fired = Vec::new();
+        wheel.advance_to(SLOTS * 3 + 17, &mut fired);
+        wheel.advance_to(deadline - 1, &mut fired);
+        assert!(fired.is_empty());
+        wheel.advance_to(deadline, &mut fired);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(wheel.state.lock().pending, 0);
+    }
+
+    /// A sleeper due beyond what an entry's turn reaches waits apart, comes
+    /// into its slot when near, and fires on its tick; one whose deadline
+    /// a stall jumped over fires at once.
+    #[test]
+    fn a_sleeper_due_far_ahead_waits_apart_then_fires_on_its_tick() {
+        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let (late, later) = (NEAR + 5, NEAR + SLOTS * 2 + 100);
+        assert!(wheel.insert(late, Waker::noop().clone(), 0));
+        assert!(wheel.insert(later, Waker::noop().clone(), 8));
+        assert_eq!(wheel.state.lock().far.len(), 2);
+        assert_eq!(wheel.state.lock().pending, 2);
+
+        let mut fired = Vec::new();
+        wheel.advance_to(late + 10, &mut fired);
+        assert_eq!(fired.len(), 1, "the deadline jumped over fires");
+        assert!(
+            wheel.state.lock().far.is_empty(),
+            "the other one is near now"
+        );
+        fired.clear();
+        wheel.advance_to(later - 1, &mut fired);
+        assert!(fired.is_empty());
+        wheel.advance_to(later, &mut fired);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].1.addr, 8, "with its cell's address");
         assert_eq!(wheel.state.lock().pending, 0);
     }
 
