@@ -19,6 +19,7 @@ use crate::message::{Down, Exit, Message};
 use crate::node::NodeInner;
 use crate::pid::{MonitorRef, Pid, PidId};
 use crate::priority::Priority;
+use crate::process::link_set::LinkSet;
 use crate::process::mailbox::Mailbox;
 use crate::process::small_map::SmallMap;
 
@@ -73,11 +74,10 @@ pub(crate) struct Extras {
     pub memory_hint: usize,
     /// The most `memory_hint` may reach (0: no limit known).
     pub memory_limit: usize,
-    /// Linked processes beyond the first, by pid number alone: a supervisor
-    /// linked to a million children would otherwise keep a million weak
-    /// handles beside the numbers (16 MB). The process table finds a
+    /// Linked processes beyond the first, by pid number alone (a bitmap
+    /// once there are many: see [`LinkSet`]). The process table finds a
     /// linked process's cell when an exit signal is due.
-    pub links: SmallMap<PidId, ()>,
+    pub links: LinkSet,
     /// The reason an exit signal will end the process with at its next poll.
     pub pending_exit: Option<ExitReason>,
     pub activity: Option<Arc<str>>,
@@ -127,7 +127,7 @@ impl State {
     /// once this lock is released).
     pub(crate) fn links(&self) -> Vec<PidId> {
         let first = self.link.map(|n| PidId(n.get()));
-        let more = self.extras.iter().flat_map(|e| e.links.keys());
+        let more = self.extras.iter().flat_map(|e| e.links.iter());
         first.into_iter().chain(more).collect()
     }
 
@@ -141,7 +141,7 @@ impl State {
         if self.link.is_none() && more == 0 && number.is_some() {
             self.link = number;
         } else {
-            self.extras().links.insert_new(pid.id(), ());
+            self.extras().links.insert(pid.id());
         }
     }
 
@@ -151,9 +151,7 @@ impl State {
             self.link = None;
             return true;
         }
-        self.extras
-            .as_mut()
-            .is_some_and(|e| e.links.remove(&id).is_some())
+        self.extras.as_mut().is_some_and(|e| e.links.remove(id))
     }
 
     /// Bytes the links take beyond the cell.
@@ -511,7 +509,7 @@ impl ProcessCell {
             }
             name = ex.name;
             watchers = ex.monitored_by.into_entries();
-            link_ids.extend(ex.links.into_entries().into_iter().map(|(id, ())| id.0));
+            link_ids.extend(ex.links.iter().map(|id| id.0));
             activity = ex.activity;
         }
         if let Some(node) = &node {

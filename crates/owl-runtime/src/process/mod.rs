@@ -2,6 +2,7 @@
 //! one ([`SpawnOptions`]), and sending to one ([`Pid::send`]).
 
 pub(crate) mod cell;
+pub(crate) mod link_set;
 pub(crate) mod mailbox;
 pub(crate) mod receive;
 pub(crate) mod small_map;

@@ -1,13 +1,13 @@
-//! A map for a process's links and monitors: a plain vector while it is
-//! small (nearly every process has a handful at most), a hash map once it
-//! grows (a supervisor with 100,000 children links and monitors each one).
+//! A map for a process's monitors: a plain vector while it is small (nearly
+//! every process has a handful at most), a hash map once it grows (a
+//! supervisor stopping 100,000 children monitors each one).
 //!
 //! The vector keeps the common case at a few bytes per entry and no hashing;
 //! the switch keeps inserts and removals O(1) for the rare process that holds
 //! many, so stopping a supervisor's children one by one stays linear. The
 //! hash map is split into parts of unequal size (see
-//! [`shards`](crate::shards)): a supervisor linked to a million children
-//! never rehashes all its links in one insert.
+//! [`shards`](crate::shards)): a map of a million entries never rehashes
+//! them all in one insert.
 
 use crate::shards::{PartKey, PartedMap};
 
@@ -76,13 +76,6 @@ impl<K: PartKey, V> SmallMap<K, V> {
         match self {
             SmallMap::Small(v) => v.retain(|(k, val)| keep(k, val)),
             SmallMap::Large(m) => m.retain(keep),
-        }
-    }
-
-    pub(crate) fn keys(&self) -> Box<dyn Iterator<Item = K> + '_> {
-        match self {
-            SmallMap::Small(v) => Box::new(v.iter().map(|(k, _)| *k)),
-            SmallMap::Large(m) => Box::new(m.iter().map(|(k, _)| *k)),
         }
     }
 
