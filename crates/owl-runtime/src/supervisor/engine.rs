@@ -221,7 +221,7 @@ impl Sup {
             return Ok(serial);
         }
         let start = child.spec.start.clone();
-        let args = self.args_for(&child.spec);
+        let args = self.args_for(child.spec);
         Ok(match start(args).await? {
             Started::Pid(pid) => self.children.set_pid(serial, Some(pid)),
             Started::Ignore => self.children.set_pid(serial, None),
@@ -506,7 +506,7 @@ impl Sup {
                 let spec = self
                     .find(&child)
                     .and_then(|s| self.children.get(s))
-                    .map(|c| ChildSpec::clone(&c.spec))
+                    .map(|c| ChildSpec::clone(c.spec))
                     .ok_or(ChildError::NotFound);
                 let _ = reply.send(Ok(spec));
             }
