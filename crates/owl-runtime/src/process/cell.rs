@@ -127,7 +127,7 @@ impl State {
     /// once this lock is released).
     pub(crate) fn links(&self) -> Vec<PidId> {
         let first = self.link.map(|n| PidId(n.get()));
-        let more = self.extras.iter().flat_map(|e| e.links.iter());
+        let more = self.extras.iter().flat_map(|e| e.links.iter().map(PidId));
         first.into_iter().chain(more).collect()
     }
 
@@ -141,7 +141,7 @@ impl State {
         if self.link.is_none() && more == 0 && number.is_some() {
             self.link = number;
         } else {
-            self.extras().links.insert(pid.id());
+            self.extras().links.insert(pid.id().0);
         }
     }
 
@@ -151,7 +151,7 @@ impl State {
             self.link = None;
             return true;
         }
-        self.extras.as_mut().is_some_and(|e| e.links.remove(id))
+        self.extras.as_mut().is_some_and(|e| e.links.remove(id.0))
     }
 
     /// Bytes the links take beyond the cell.
@@ -509,7 +509,7 @@ impl ProcessCell {
             }
             name = ex.name;
             watchers = ex.monitored_by.into_entries();
-            link_ids.extend(ex.links.iter().map(|id| id.0));
+            link_ids.extend(ex.links.iter());
             activity = ex.activity;
         }
         if let Some(node) = &node {

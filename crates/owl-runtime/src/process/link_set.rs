@@ -1,4 +1,5 @@
-//! A process's links beyond its first, by pid number.
+//! A process's links beyond its first, by pid number (plain `u64`s: this
+//! module knows nothing of pids, so it joins no module cycle).
 //!
 //! Nearly every process has one link (its supervisor's, kept inline in the
 //! cell) or a handful: a plain vector. A dynamic supervisor links to every
@@ -11,7 +12,6 @@
 //! what a supervisor whose children have all restarted once, spread among
 //! many other spawns, would have.
 
-use crate::pid::PidId;
 use crate::shards::PartedMap;
 
 /// Links beyond this move the set from a vector to a bitmap.
@@ -21,7 +21,7 @@ const WORD_BITS: u64 = 64;
 
 #[derive(Debug)]
 pub(crate) enum LinkSet {
-    Few(Vec<PidId>),
+    Few(Vec<u64>),
     /// Word `n` holds numbers `64·n` to `64·n + 63`; a word that empties
     /// is removed.
     Many {
@@ -37,8 +37,8 @@ impl Default for LinkSet {
 }
 
 /// The word of `id` and its bit in it.
-fn place(id: PidId) -> (u64, u64) {
-    (id.0 / WORD_BITS, 1 << (id.0 % WORD_BITS))
+fn place(id: u64) -> (u64, u64) {
+    (id / WORD_BITS, 1 << (id % WORD_BITS))
 }
 
 impl LinkSet {
@@ -50,7 +50,7 @@ impl LinkSet {
     }
 
     /// Adds `id` unless present; whether it was added.
-    pub(crate) fn insert(&mut self, id: PidId) -> bool {
+    pub(crate) fn insert(&mut self, id: u64) -> bool {
         match self {
             LinkSet::Few(v) if v.contains(&id) => false,
             LinkSet::Few(v) if v.len() < FEW => {
@@ -82,7 +82,7 @@ impl LinkSet {
     }
 
     /// Removes `id`; whether it was there.
-    pub(crate) fn remove(&mut self, id: PidId) -> bool {
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
         match self {
             LinkSet::Few(v) => match v.iter().position(|&k| k == id) {
                 Some(at) => {
@@ -110,13 +110,13 @@ impl LinkSet {
     }
 
     /// Every linked number, in no particular order.
-    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = PidId> + '_> {
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = u64> + '_> {
         match self {
             LinkSet::Few(v) => Box::new(v.iter().copied()),
             LinkSet::Many { words, .. } => Box::new(words.iter().flat_map(|(&word, &bits)| {
                 (0..WORD_BITS)
                     .filter(move |b| bits & (1 << b) != 0)
-                    .map(move |b| PidId(word * WORD_BITS + b))
+                    .map(move |b| word * WORD_BITS + b)
             })),
         }
     }
@@ -124,7 +124,7 @@ impl LinkSet {
     /// Bytes on the heap, for the memory estimate.
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
-            LinkSet::Few(v) => v.capacity() * std::mem::size_of::<PidId>(),
+            LinkSet::Few(v) => v.capacity() * std::mem::size_of::<u64>(),
             // Buckets of a word and its number, plus one control byte each.
             LinkSet::Many { words, .. } => words.capacity() * (2 * 8 + 1),
         }
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     fn sorted(set: &LinkSet) -> Vec<u64> {
-        let mut ids: Vec<u64> = set.iter().map(|id| id.0).collect();
+        let mut ids: Vec<u64> = set.iter().collect();
         ids.sort_unstable();
         ids
     }
@@ -146,16 +146,16 @@ mod tests {
         let mut set = LinkSet::default();
         let ids: Vec<u64> = (1..=1000).chain([5_000_000, 63, 64, 127]).collect();
         for &id in &ids {
-            set.insert(PidId(id));
+            set.insert(id);
         }
         assert!(matches!(set, LinkSet::Many { .. }));
-        assert!(!set.insert(PidId(500)), "a link is kept once");
+        assert!(!set.insert(500), "a link is kept once");
         assert_eq!(set.len(), 1001);
 
-        assert!(set.remove(PidId(5_000_000)));
-        assert!(!set.remove(PidId(5_000_000)));
-        assert!(!set.remove(PidId(4_999_999)), "a number of an absent word");
-        assert!(!set.remove(PidId(1001)), "a clear bit of a present word");
+        assert!(set.remove(5_000_000));
+        assert!(!set.remove(5_000_000));
+        assert!(!set.remove(4_999_999), "a number of an absent word");
+        assert!(!set.remove(1001), "a clear bit of a present word");
         assert_eq!(set.len(), 1000);
         assert_eq!(sorted(&set), (1..=1000).collect::<Vec<_>>());
     }
@@ -167,7 +167,7 @@ mod tests {
     fn a_run_of_numbers_takes_a_bit_each() {
         let mut set = LinkSet::default();
         for id in 1_000..101_000 {
-            set.insert(PidId(id));
+            set.insert(id);
         }
         assert_eq!(set.len(), 100_000);
         assert!(
@@ -176,7 +176,7 @@ mod tests {
             set.heap_bytes()
         );
         for id in 1_000..101_000 {
-            assert!(set.remove(PidId(id)));
+            assert!(set.remove(id));
         }
         assert_eq!(set.len(), 0);
         assert_eq!(set.iter().count(), 0);
