@@ -115,6 +115,17 @@ pub(super) type Serial = u64;
 /// pid number ever reaches it, so the two kinds of key never meet.
 const NOT_RUNNING: Serial = 1 << 63;
 
+/// Takes the next serial: a dynamic supervisor's with [`NOT_RUNNING`] set.
+fn next_serial(next: &mut Serial, dynamic: bool) -> Serial {
+    let serial = *next;
+    *next += 1;
+    if dynamic {
+        serial | NOT_RUNNING
+    } else {
+        serial
+    }
+}
+
 /// What a dynamic supervisor keeps of a running child: its spec.
 type RunningChild = Arc<ChildSpec>;
 
@@ -201,12 +212,8 @@ impl Children {
 
     /// A key for a child that does not run.
     fn fresh_serial(&mut self) -> Serial {
-        let serial = self.next;
-        self.next += 1;
-        match self.kept {
-            Kept::InOrder { .. } => serial,
-            Kept::ByPid { .. } => serial | NOT_RUNNING,
-        }
+        let dynamic = matches!(self.kept, Kept::ByPid { .. });
+        next_serial(&mut self.next, dynamic)
     }
 
     /// Adds a child (last in start order); `keyed` records its id for
@@ -309,15 +316,17 @@ impl Children {
                 serial
             }
             Kept::ByPid { running, waiting } => {
-                let spec = match running.remove(&serial) {
-                    Some(spec) => spec,
-                    None => match waiting.get_mut(&serial) {
-                        // Still not running: only its retry is off.
-                        Some(child) if new.is_none() => {
+                let spec = match (running.remove(&serial), new) {
+                    (Some(spec), _) => spec,
+                    // Still not running: only its retry is off.
+                    (None, None) => {
+                        if let Some(child) = waiting.get_mut(&serial) {
                             child.restarting = false;
-                            return serial;
                         }
-                        Some(_) => waiting.remove(&serial).expect("found just now").spec,
+                        return serial;
+                    }
+                    (None, Some(_)) => match waiting.remove(&serial) {
+                        Some(child) => child.spec,
                         None => return serial,
                     },
                 };
@@ -327,8 +336,7 @@ impl Children {
                         new.get()
                     }
                     None => {
-                        let key = *next | NOT_RUNNING;
-                        *next += 1;
+                        let key = next_serial(next, true);
                         waiting.insert(key, Child::new(spec));
                         key
                     }
