@@ -114,9 +114,15 @@ impl LinkSet {
         match self {
             LinkSet::Few(v) => Box::new(v.iter().copied()),
             LinkSet::Many { words, .. } => Box::new(words.iter().flat_map(|(&word, &bits)| {
-                (0..WORD_BITS)
-                    .filter(move |b| bits & (1 << b) != 0)
-                    .map(move |b| word * WORD_BITS + b)
+                // Set bits only, lowest first.
+                let mut rest = bits;
+                std::iter::from_fn(move || {
+                    let bit = rest.trailing_zeros();
+                    (bit < 64).then(|| {
+                        rest &= rest - 1;
+                        word * WORD_BITS + u64::from(bit)
+                    })
+                })
             })),
         }
     }
