@@ -5,9 +5,9 @@
 //! one word for the deadline's turn of the wheel and the address of the
 //! sleeper's process cell (24 bytes, no allocation of its own), and firing
 //! one is a `Vec` scan, which makes such workloads several times cheaper
-//! than general-purpose timers. The wheel is
-//! advanced by one ticker task on the schedulers of its processes, which
-//! sleeps while no process is sleeping.
+//! than general-purpose timers. The wheel is advanced by one ticker task on
+//! the schedulers of its processes, which sleeps while no process is
+//! sleeping.
 //!
 //! A slot's `Vec` keeps its capacity when it empties, and a periodic
 //! workload fills every one of the 4,096 slots in turn: kept in place, that
