@@ -30,7 +30,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,12 @@ pub(crate) struct TimerWheel {
     tick: Duration,
     /// Every entry with a deadline at or before this tick has fired.
     now_ms: AtomicU64,
+    /// The coarse clock's reading (`sys::coarse_now_ms`) at `origin`.
+    origin_coarse_ms: u64,
+    /// Set while the ticker sleeps more than a few ticks: `now_ms` may
+    /// then lag the clock by that much, and an [`Interval`] that must know
+    /// whether it fell behind reads the coarse clock instead.
+    sleeps_long: AtomicBool,
     state: Mutex<WheelState>,
     /// Wakes the ticker when an entry arrives that is due before the tick
     /// it sleeps until (or in an empty wheel).
@@ -147,6 +153,11 @@ impl Prefetch {
 }
 
 const CACHE_LINE: usize = 64;
+/// The coarse clock's resolution (a jiffy at 250 Hz), and more.
+const COARSE_SLACK_MS: u64 = 5;
+/// A ticker's sleep of more ticks than this is long (see
+/// [`TimerWheel::sleeps_long`]).
+const LONG_SLEEP_TICKS: u32 = 4;
 /// Sleepers woken at once (below the 256 of a scheduler's local queue).
 const WAKE_CHUNK: usize = 128;
 /// Polls a tokio worker makes before it resumes a task that yielded (its
@@ -267,6 +278,8 @@ impl TimerWheel {
             cell_bytes: std::mem::size_of::<C>(),
             tick: tick.max(Duration::from_millis(1)),
             now_ms: AtomicU64::new(0),
+            origin_coarse_ms: crate::sys::coarse_now_ms(),
+            sleeps_long: AtomicBool::new(false),
             state: Mutex::new(WheelState {
                 slots: (0..SLOTS).map(|_| Vec::new()).collect(),
                 spare: Vec::new(),
@@ -288,6 +301,19 @@ impl TimerWheel {
         } else {
             ms
         }
+    }
+
+    /// The current tick, at worst [`COARSE_SLACK_MS`] early: the last
+    /// fired tick, or the coarse clock's while the ticker sleeps long.
+    fn now_at_least(&self) -> u64 {
+        let fired = self.now_ms.load(Ordering::Acquire);
+        if !self.sleeps_long.load(Ordering::Relaxed) {
+            return fired;
+        }
+        let coarse = crate::sys::coarse_now_ms()
+            .saturating_sub(self.origin_coarse_ms)
+            .saturating_sub(COARSE_SLACK_MS);
+        fired.max(coarse)
     }
 
     fn is_due(&self, deadline: u64) -> bool {
@@ -373,10 +399,13 @@ impl TimerWheel {
         st.planned = next.unwrap_or(u64::MAX);
         // `advance` fires deadlines strictly before the current
         // millisecond: wake just past the due one's start.
-        next.map(|tick| {
+        let at = next.map(|tick| {
             (self.origin + Duration::from_millis(tick) + Duration::from_nanos(1))
                 .max(last + self.tick)
-        })
+        });
+        let long = at.is_none_or(|at| at > last + self.tick * LONG_SLEEP_TICKS);
+        self.sleeps_long.store(long, Ordering::Relaxed);
+        at
     }
 
     /// Runs on the node's executor for the node's lifetime.
@@ -568,7 +597,7 @@ impl<'a> Interval<'a> {
     /// period from now.
     pub fn tick(&mut self) -> Sleep<'a> {
         let deadline = self.next;
-        let now = self.wheel.now_ms.load(Ordering::Acquire);
+        let now = self.wheel.now_at_least();
         self.next = if deadline + self.period > now {
             deadline + self.period
         } else {
@@ -729,6 +758,27 @@ mod tests {
         // Never sooner than a tick after the last firing.
         let last = start + Duration::from_micros(19_500);
         assert_eq!(wheel.plan(last).unwrap(), last + Duration::from_millis(1));
+    }
+
+    /// An interval that fell more than a period behind skips the missed
+    /// ticks even while the ticker sleeps long and the wheel's last fired
+    /// tick lags the clock.
+    #[test]
+    fn an_interval_behind_a_sleeping_ticker_skips_its_missed_ticks() {
+        let mut wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        // As if the wheel were made a second ago and nothing had fired since.
+        Arc::get_mut(&mut wheel).unwrap().origin_coarse_ms -= 1000;
+        let on_wait = std::sync::atomic::AtomicU8::new(0);
+        let cell = 0u64;
+        let start = wheel.origin + Duration::from_millis(5);
+        let mut every = Interval::new(&wheel, start, Duration::from_millis(10), &on_wait, &cell);
+        drop(every.tick());
+        assert_eq!(every.next, 15, "a ticker that fires often: no clock read");
+
+        assert!(wheel.plan(wheel.origin).is_none());
+        assert!(wheel.sleeps_long.load(Ordering::Relaxed));
+        drop(every.tick());
+        assert!(every.next > 900, "skips to now, not {}", every.next);
     }
 
     /// With only sleepers beyond a slot's reach, the ticker wakes at the
