@@ -201,10 +201,11 @@ struct WheelState {
     current: u64,
     /// Entries in slots and far.
     pending: usize,
-    /// The tick the ticker sleeps until: an entry due before it must wake
-    /// the ticker. 0 while the ticker runs (it plans after firing, under
-    /// this lock, so it sees every entry); `u64::MAX` while the wheel is
-    /// empty.
+    /// The tick the ticker sleeps until (`u64::MAX` while the wheel is
+    /// empty): an entry due before it must wake the ticker. The ticker
+    /// plans under this lock after firing, so it sees every entry; one
+    /// that comes between its wake-up and its firing at worst wakes it
+    /// once more to plan again.
     planned: u64,
 }
 
@@ -427,7 +428,6 @@ impl TimerWheel {
                 }
             }
             last = Instant::now();
-            self.state.lock().planned = 0;
             self.advance(&mut fired);
             // A chunk at a time: its tasks and cells are loaded together,
             // woken, and run before the next chunk is loaded — a working
