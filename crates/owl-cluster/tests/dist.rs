@@ -216,6 +216,13 @@ fn messages_cross_by_name_and_by_pid_in_the_order_sent() {
         assert_eq!(pongs.recv_timeout(LONG).unwrap().0, n);
     }
     assert_eq!(b.dist.stats().undeliverable, 0);
+    // Each pong answers a ping: its sender wrote it (a liveness tick from
+    // the connection's writer may take one pong's turn now and then).
+    let direct = b.dist.stats().direct_writes;
+    assert!(
+        direct >= 95,
+        "{direct} of 100 pongs written by their sender"
+    );
 }
 
 /// Message `n`, with `size` bytes that differ from message to message.

@@ -69,10 +69,7 @@ fn to_schedulers(shared: &Shared, tcp: TcpStream) -> std::io::Result<TcpStream> 
 /// Starts dialling `name` (its state goes to `Dialing`); frames pushed
 /// meanwhile wait in the returned queue.
 pub(super) fn start_dial(shared: &Arc<Shared>, name: Arc<str>, peer: &mut Peer) -> Arc<Outbound> {
-    let out = Arc::new(Outbound::new(
-        shared.new_generation(),
-        shared.config.max_queued,
-    ));
+    let out = shared.new_outbound();
     peer.state = PeerState::Dialing(out.clone());
     let addr = peer.addr.expect("dialled only with an address");
     let shared2 = shared.clone();
@@ -308,12 +305,7 @@ fn admit(shared: &Shared, name: &Arc<str>, creation: u32) -> Result<Arc<Outbound
         state: PeerState::Down,
         retry_at: None,
     });
-    let fresh = || {
-        Arc::new(Outbound::new(
-            shared.new_generation(),
-            shared.config.max_queued,
-        ))
-    };
+    let fresh = || shared.new_outbound();
     let out = match &peer.state {
         PeerState::Dialing(_) if *shared.name < **name => return Err(SIMULTANEOUS),
         // Our dial loses: the frames queued for it go on this connection.
@@ -450,8 +442,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let handled = match partial.add(lane, place, &chunk) {
             Err(e) => Err(e),
             Ok(Assembled::NotYet) => Ok(()),
-            Ok(Assembled::Single) => handle(shared, name, out, creation, &chunk),
+            Ok(Assembled::Single) => {
+                out.heard();
+                handle(shared, name, out, creation, &chunk)
+            }
             Ok(Assembled::Whole(frame)) => {
+                out.heard();
                 splice::receiving(&frame, || handle(shared, name, out, creation, &frame))
             }
         };

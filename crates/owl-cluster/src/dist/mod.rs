@@ -351,6 +351,10 @@ pub struct DistStats {
     pub frames_sent: u64,
     /// Frames received from other nodes.
     pub frames_received: u64,
+    /// Frames their senders wrote to the socket at once, without waking
+    /// the connection's writer: an answer to what the peer just sent, or
+    /// a frame to a connection quiet for a while. The rest were batched.
+    pub direct_writes: u64,
     /// Messages that arrived for no process, or of a type unknown here.
     pub undeliverable: u64,
     /// Connections refused: a bad handshake, another secret, a bad frame.
@@ -409,6 +413,8 @@ struct Shared {
     next_ref: AtomicU64,
     frames_sent: AtomicU64,
     frames_received: AtomicU64,
+    /// Shared with every connection's queue, which counts into it.
+    direct_writes: Arc<AtomicU64>,
     undeliverable: AtomicU64,
     refused: AtomicU64,
     /// Gauges the agent keeps: see [`DistStats`].
@@ -486,6 +492,7 @@ impl Dist {
                 next_ref: AtomicU64::new(1),
                 frames_sent: AtomicU64::new(0),
                 frames_received: AtomicU64::new(0),
+                direct_writes: Arc::default(),
                 undeliverable: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
                 watching: AtomicU64::new(0),
@@ -568,6 +575,7 @@ impl Dist {
         DistStats {
             frames_sent: s.frames_sent.load(Ordering::Relaxed),
             frames_received: s.frames_received.load(Ordering::Relaxed),
+            direct_writes: s.direct_writes.load(Ordering::Relaxed),
             undeliverable: s.undeliverable.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             watching: s.watching.load(Ordering::Relaxed),
@@ -1008,7 +1016,13 @@ impl Shared {
             "distribution connections refused");
     }
 
-    fn new_generation(&self) -> u32 {
-        self.next_generation.fetch_add(1, Ordering::Relaxed)
+    /// The queue of a new connection to a peer.
+    fn new_outbound(&self) -> Arc<Outbound> {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Outbound::new(
+            generation,
+            self.config.max_queued,
+            self.direct_writes.clone(),
+        ))
     }
 }

@@ -7,11 +7,17 @@
 //! microseconds, a round trip through the I/O thread's writer would pay
 //! that twice. Everything else waits in the lanes for the writer task, and
 //! a direct write the socket could not take whole is finished by it.
+//!
+//! Which small frames go direct: one every `DIRECT_EVERY` at most, so a
+//! stream gets batched, and besides that the first one after each frame
+//! from the peer, so a conversation (a ping and its pong, a call and its
+//! answer) never waits for the writer, however fast it goes.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -36,9 +42,10 @@ pub(crate) enum Refused {
     Full,
 }
 
-/// The frames waiting for one connection, by lane.
+/// The frames waiting for one connection, by lane. `W` is the sending
+/// half of the connection: a TLS stream's, but any writer in the tests.
 #[derive(Debug)]
-pub(crate) struct Outbound {
+pub(crate) struct Outbound<W = Wire> {
     /// Tells this connection apart from earlier and later ones to the
     /// same peer (what a watch or call was sent on).
     pub(crate) generation: u32,
@@ -46,12 +53,17 @@ pub(crate) struct Outbound {
     lanes: Mutex<Lanes>,
     /// The connection's sending half once it is up; whoever holds
     /// `Lanes::writing` may use it.
-    wire: Mutex<Option<Wire>>,
+    wire: Mutex<Option<W>>,
     /// Whether `wire` is set, read without taking its lock (a writer may
     /// hold it while it encrypts a batch).
     attached: AtomicBool,
     wake: Notify,
     closed: AtomicBool,
+    /// A frame came from the peer since the last direct write: the next
+    /// small frame may go direct even if the last went out just now.
+    heard: AtomicBool,
+    /// The node's count of direct writes (`DistStats::direct_writes`).
+    direct_writes: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -92,8 +104,8 @@ struct Queued {
     sent: usize,
 }
 
-impl Outbound {
-    pub(crate) fn new(generation: u32, limit: usize) -> Outbound {
+impl<W: AsyncWrite + Unpin> Outbound<W> {
+    pub(crate) fn new(generation: u32, limit: usize, direct_writes: Arc<AtomicU64>) -> Self {
         Outbound {
             generation,
             limit,
@@ -102,12 +114,24 @@ impl Outbound {
             attached: AtomicBool::new(false),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
+            direct_writes,
+        }
+    }
+
+    /// Notes that a whole frame came from the peer: the next small frame
+    /// to it may be an answer, and goes out without waiting (see the
+    /// module's doc).
+    pub(crate) fn heard(&self) {
+        // A load first: a stream of frames in leaves the line shared.
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
         }
     }
 
     /// Gives the queue its connection's sending half: from now on small
     /// frames to an idle connection are written by their senders.
-    pub(crate) fn attach(&self, wire: Wire) {
+    pub(crate) fn attach(&self, wire: W) {
         *self.wire.lock() = Some(wire);
         self.attached.store(true, Ordering::Release);
     }
@@ -128,10 +152,14 @@ impl Outbound {
                 let lately = lanes
                     .last_direct
                     .is_some_and(|at| now.duration_since(at) < DIRECT_EVERY);
-                if !lately {
+                // Taken under the lanes' lock, by any direct write: one
+                // answer per frame heard.
+                let answer = self.heard.swap(false, Ordering::Relaxed);
+                if answer || !lately {
                     lanes.last_direct = Some(now);
                     lanes.writing = true;
                     drop(lanes);
+                    self.direct_writes.fetch_add(1, Ordering::Relaxed);
                     self.write_now(lane, small);
                     return Ok(());
                 }
@@ -334,9 +362,64 @@ mod tests {
         out
     }
 
+    /// A queue whose connection is not up yet.
+    fn queue(limit: usize) -> Outbound {
+        Outbound::new(1, limit, Arc::default())
+    }
+
+    /// Ends the writer's turn as the writer task would, writing nothing.
+    fn drain<W: AsyncWrite + Unpin>(out: &Outbound<W>) {
+        let mut batch = Vec::new();
+        while out.take_turn(&mut batch, usize::MAX) == Turn::Write {
+            out.done_writing();
+            batch.clear();
+        }
+    }
+
+    #[test]
+    fn an_answer_is_written_at_once_and_a_stream_is_batched() {
+        let direct = Arc::new(AtomicU64::new(0));
+        let out = Outbound::new(1, usize::MAX, direct.clone());
+        // The other end is read by nobody; it holds far more than this test
+        // writes, so every write is taken whole.
+        let (wire, _peer) = tokio::io::duplex(1 << 20);
+        out.attach(wire);
+
+        // `since` is taken before a direct write: when less than
+        // `DIRECT_EVERY` has passed since it, less has passed since the
+        // write, and the next frame must wait.
+        let since = Instant::now();
+        out.push(1, vec![1; 10]).unwrap();
+        assert_eq!(direct.load(Ordering::Relaxed), 1, "an idle connection");
+        assert_eq!(out.queued_bytes(), 0);
+
+        // Right after, with nothing heard: batched.
+        out.push(1, vec![2; 10]).unwrap();
+        if since.elapsed() < DIRECT_EVERY {
+            assert_eq!(direct.load(Ordering::Relaxed), 1, "a stream waits");
+            assert_eq!(out.queued_bytes(), 10);
+        }
+        drain(&out);
+
+        // A frame from the peer: the next one answers it, at once, however
+        // recently the last went; the one after that does not.
+        for round in 0..3 {
+            let before = direct.load(Ordering::Relaxed);
+            out.heard();
+            let since = Instant::now();
+            out.push(1, vec![3; 10]).unwrap();
+            assert_eq!(direct.load(Ordering::Relaxed), before + 1, "round {round}");
+            out.push(1, vec![4; 10]).unwrap();
+            if since.elapsed() < DIRECT_EVERY {
+                assert_eq!(direct.load(Ordering::Relaxed), before + 1, "round {round}");
+            }
+            drain(&out);
+        }
+    }
+
     #[test]
     fn a_big_frame_takes_turns_with_a_small_one_on_another_lane() {
-        let out = Outbound::new(1, usize::MAX);
+        let out = queue(usize::MAX);
         out.push(3, vec![1; 3 * CHUNK]).unwrap();
         out.push(5, vec![2; 10]).unwrap();
         let mut batch = Vec::new();
@@ -364,7 +447,7 @@ mod tests {
 
     #[test]
     fn frames_on_one_lane_keep_their_order() {
-        let out = Outbound::new(1, usize::MAX);
+        let out = queue(usize::MAX);
         for i in 0..5u8 {
             out.push(7, vec![i; 3]).unwrap();
         }
@@ -379,7 +462,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_and_a_closed_one_too() {
-        let out = Outbound::new(1, 100);
+        let out = queue(100);
         out.push(1, vec![0; 80]).unwrap();
         assert_eq!(out.push(1, vec![0; 30]), Err(Refused::Full));
         out.push(1, vec![0; 20]).unwrap();
