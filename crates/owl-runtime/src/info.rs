@@ -222,7 +222,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         monitors,
         trap_exit: st.trap_exit,
         current_activity,
-        long_polls: cell.stats.long_polls.load(Ordering::Relaxed),
+        long_polls: cell.long_polls.load(Ordering::Relaxed),
     };
     // Links are kept by number: their handles come from the process
     // table, looked up with this cell's lock released.

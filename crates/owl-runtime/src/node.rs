@@ -128,11 +128,11 @@ impl Runtime {
             config.schedulers
         };
         let schedulers = Schedulers::new(workers, config.long_poll_threshold);
-        let wheel = crate::sleep::TimerWheel::new::<ProcessCell>(Duration::from_millis(1));
+        let wheel = crate::sleep::TimerWheel::new(Duration::from_millis(1), ProcessCell::HOT);
         // Background sleeps end on 4 ms ticks: a quarter of the wake-ups of
         // the scheduler thread (each a context switch) for work that waits
         // behind everything else anyway.
-        let background_wheel = crate::sleep::TimerWheel::new::<ProcessCell>(BACKGROUND_TICK);
+        let background_wheel = crate::sleep::TimerWheel::new(BACKGROUND_TICK, ProcessCell::HOT);
         let on_park = schedulers.clone();
         let executor = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)

@@ -59,7 +59,7 @@ impl WorkerSlot {
 }
 
 fn report_long_poll(cell: &ProcessCell, blocked: Duration, finished: bool) {
-    cell.stats.long_polls.fetch_add(1, Ordering::Relaxed);
+    cell.long_polls.fetch_add(1, Ordering::Relaxed);
     let name = cell
         .state
         .lock()

@@ -48,8 +48,9 @@ const MASK: u64 = SLOTS - 1;
 
 pub(crate) struct TimerWheel {
     origin: Instant,
-    /// Bytes of a sleeper's cell, prefetched from its address before waking it.
-    cell_bytes: usize,
+    /// The bytes of a sleeper's cell its scheduler reads, as offsets from
+    /// its address: prefetched before waking it.
+    cell_hot: std::ops::Range<usize>,
     /// How often the ticker fires what is due (a multiple of 1 ms).
     tick: Duration,
     /// Every entry with a deadline at or before this tick has fired.
@@ -68,7 +69,8 @@ pub(crate) struct TimerWheel {
 
 /// One sleeper in its slot: its waker, and one word for the turn of the
 /// wheel it is due in (the top [`TURN_BITS`]) and where its process cell
-/// lies in memory (the rest; to prefetch, the wheel knows the cell's size).
+/// lies in memory (the rest; to prefetch, the wheel knows which of the
+/// cell's bytes its scheduler reads).
 ///
 /// A million sleepers are pending at once, so a word saved here is 8 MB.
 /// The slot gives a deadline's low bits, the turn its high ones; 16 bits of
@@ -142,6 +144,14 @@ impl Prefetch {
         }
     }
 
+    /// The bytes `range` of the memory at `addr`.
+    fn within(addr: usize, range: &std::ops::Range<usize>) -> Prefetch {
+        Prefetch {
+            addr: addr + range.start,
+            bytes: range.len(),
+        }
+    }
+
     /// Asks the cache for every line of the memory.
     pub(crate) fn issue(self) {
         let mut at = self.addr & !(CACHE_LINE - 1);
@@ -172,11 +182,14 @@ const POLLS_PER_YIELD: usize = 61;
 const YIELDS_PER_CHUNK: usize = WAKE_CHUNK.div_ceil(POLLS_PER_YIELD);
 /// Room kept for the sleepers of one tick between ticks.
 const FIRED_KEPT: usize = 64 * WAKE_CHUNK;
-/// What a woken task's scheduler reads of it: tokio's task header, its
-/// future (the process's) and trailer — the first few hundred bytes from
-/// the waker's data pointer. Over-reaching is harmless: a prefetch of
-/// memory that is not read only costs bandwidth.
-const TASK_SPAN: usize = 384;
+/// What a woken task's scheduler reads of it: tokio's task header and
+/// the start of its future (the process's), up to the `ProcessTask`'s own
+/// fields behind a small body — a load worker's all lie in the first 256
+/// bytes from the waker's data pointer. A prefetch of lines not read is
+/// not free: a chunk's prefetches wait for the CPU's few fill buffers
+/// (384 bytes, the trailer too, gave a million jobs 0.354 – 0.422 cores
+/// where 256 gave 0.340 – 0.375; `owl bench load`, alternating runs).
+const TASK_SPAN: usize = 256;
 
 #[inline]
 fn prefetch_line(addr: usize) {
@@ -213,7 +226,7 @@ impl WheelState {
     /// Moves far sleepers whose deadline came near into their slots (once
     /// a turn: [`NEAR`] is many turns), and fires any already due (after
     /// a stall longer than `NEAR`).
-    fn bring_near(&mut self, fired: &mut Vec<(Waker, Prefetch)>, cell_bytes: usize) {
+    fn bring_near(&mut self, fired: &mut Vec<(Waker, Prefetch)>, hot: &std::ops::Range<usize>) {
         let mut i = 0;
         while i < self.far.len() {
             let deadline = self.far[i].deadline;
@@ -223,11 +236,7 @@ impl WheelState {
             }
             let entry = self.far.swap_remove(i);
             if deadline <= self.current {
-                let cell = Prefetch {
-                    addr: entry.cell,
-                    bytes: cell_bytes,
-                };
-                fired.push((entry.waker, cell));
+                fired.push((entry.waker, Prefetch::within(entry.cell, hot)));
                 self.pending -= 1;
             } else {
                 self.push(deadline, entry.waker, entry.cell);
@@ -271,12 +280,12 @@ impl WheelState {
 
 impl TimerWheel {
     /// A wheel whose ticker fires what is due every `tick` (at least 1 ms):
-    /// a sleep ends up to one tick after its deadline. Its sleepers'
-    /// cells are `C`s.
-    pub(crate) fn new<C>(tick: Duration) -> Arc<TimerWheel> {
+    /// a sleep ends up to one tick after its deadline. A woken sleeper's
+    /// scheduler reads the bytes `cell_hot` of its cell.
+    pub(crate) fn new(tick: Duration, cell_hot: std::ops::Range<usize>) -> Arc<TimerWheel> {
         Arc::new(TimerWheel {
             origin: Instant::now(),
-            cell_bytes: std::mem::size_of::<C>(),
+            cell_hot,
             tick: tick.max(Duration::from_millis(1)),
             now_ms: AtomicU64::new(0),
             origin_coarse_ms: crate::sys::coarse_now_ms(),
@@ -353,7 +362,7 @@ impl TimerWheel {
         }
         let from = st.current;
         let steps = (to - from).min(SLOTS);
-        let bytes = self.cell_bytes;
+        let hot = &self.cell_hot;
         for step in 1..=steps {
             let tick = from + step;
             let slot = &mut st.slots[(tick & MASK) as usize];
@@ -366,10 +375,7 @@ impl TimerWheel {
             while i < slot.len() {
                 if slot[i].deadline(tick) <= to {
                     let entry = slot.swap_remove(i);
-                    let cell = Prefetch {
-                        addr: entry.cell(),
-                        bytes,
-                    };
+                    let cell = Prefetch::within(entry.cell(), hot);
                     fired.push((entry.waker, cell));
                 } else {
                     i += 1;
@@ -386,7 +392,7 @@ impl TimerWheel {
         }
         st.current = to;
         if !st.far.is_empty() && from / SLOTS != to / SLOTS {
-            st.bring_near(fired, bytes);
+            st.bring_near(fired, hot);
         }
         self.now_ms.store(to, Ordering::Release);
     }
@@ -629,7 +635,7 @@ mod tests {
     /// into an empty slot takes a spare instead of allocating.
     #[test]
     fn fired_slots_give_their_memory_back() {
-        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         let cell = 0u64;
         for deadline in 1..=SLOTS {
             for _ in 0..100 {
@@ -665,7 +671,7 @@ mod tests {
     /// the slot's due entries fire.
     #[test]
     fn a_later_turn_stays_while_its_slot_fires() {
-        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         assert!(wheel.insert(7, Waker::noop().clone(), 0));
         assert!(wheel.insert(7 + SLOTS, Waker::noop().clone(), 0));
         let mut fired = Vec::new();
@@ -689,7 +695,7 @@ mod tests {
     /// a tick early, however many turns lie between.
     #[test]
     fn the_furthest_slot_deadline_fires_on_its_tick() {
-        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         let deadline = NEAR - 1;
         assert!(wheel.insert(deadline, Waker::noop().clone(), 0));
         assert!(wheel.state.lock().far.is_empty());
@@ -707,7 +713,7 @@ mod tests {
     /// a stall jumped over fires at once.
     #[test]
     fn a_sleeper_due_far_ahead_waits_apart_then_fires_on_its_tick() {
-        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         let (late, later) = (NEAR + 5, NEAR + SLOTS * 2 + 100);
         assert!(wheel.insert(late, Waker::noop().clone(), 0));
         assert!(wheel.insert(later, Waker::noop().clone(), 8));
@@ -734,7 +740,7 @@ mod tests {
     /// every tick, and a sleeper due sooner than that wakes it.
     #[test]
     fn the_ticker_sleeps_until_the_next_sleeper() {
-        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         let start = wheel.origin;
         assert!(wheel.plan(start).is_none(), "an empty wheel waits");
         assert!(wheel.insert(500, Waker::noop().clone(), 0));
@@ -765,7 +771,7 @@ mod tests {
     /// tick lags the clock.
     #[test]
     fn an_interval_behind_a_sleeping_ticker_skips_its_missed_ticks() {
-        let mut wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let mut wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         // As if the wheel were made a second ago and nothing had fired since.
         Arc::get_mut(&mut wheel).unwrap().origin_coarse_ms -= 1000;
         let on_wait = std::sync::atomic::AtomicU8::new(0);
@@ -785,7 +791,7 @@ mod tests {
     /// next turn, where they are brought near.
     #[test]
     fn far_sleepers_alone_wake_the_ticker_at_the_next_turn() {
-        let wheel = TimerWheel::new::<u64>(Duration::from_millis(1));
+        let wheel = TimerWheel::new(Duration::from_millis(1), 0..8);
         assert!(wheel.insert(NEAR + 5, Waker::noop().clone(), 0));
         assert_eq!(wheel.state.lock().next_due(), Some(SLOTS));
     }

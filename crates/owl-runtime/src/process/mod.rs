@@ -647,6 +647,7 @@ impl Node {
             waiting_on: Default::default(),
             exit_pending: Default::default(),
             stats: Default::default(),
+            long_polls: Default::default(),
         });
         inner.table.insert(id, cell.clone());
         inner.labels.add(&cell.label, 1);
