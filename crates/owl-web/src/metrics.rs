@@ -200,5 +200,80 @@ async fn render(web: &Web) -> String {
         "Restarts each supervisor performed.",
         &restarts,
     );
+    if let Some(dist) = &web.services.dist {
+        distribution(&mut out, dist);
+    }
     out
+}
+
+/// The node's traffic with the other nodes of its cluster.
+fn distribution(out: &mut String, dist: &owl_cluster::dist::Dist) {
+    let one = |v: u64| vec![(String::new(), v as f64)];
+    let stats = dist.stats();
+    let peers = dist.nodes();
+    family(
+        out,
+        "owl_dist_peers_connected",
+        "gauge",
+        "Other nodes this node has a live connection to.",
+        &one(peers.len() as u64),
+    );
+    let queued: Vec<(String, f64)> = peers
+        .iter()
+        .map(|node| {
+            let bytes = dist.queued_bytes(node) as f64;
+            (format!("{{node=\"{}\"}}", escape(node)), bytes)
+        })
+        .collect();
+    family(
+        out,
+        "owl_dist_queued_bytes",
+        "gauge",
+        "Bytes waiting to go to each connected node (a slow peer shows here first).",
+        &queued,
+    );
+    let counters = [
+        (
+            "owl_dist_frames_sent_total",
+            "Frames sent to other nodes: messages, calls and their answers, signals, ticks.",
+            stats.frames_sent,
+        ),
+        (
+            "owl_dist_frames_received_total",
+            "Frames received from other nodes.",
+            stats.frames_received,
+        ),
+        (
+            "owl_dist_direct_writes_total",
+            "Frames their sender wrote at once, without waking the connection's writer.",
+            stats.direct_writes,
+        ),
+        (
+            "owl_dist_undeliverable_total",
+            "Messages that arrived for no process, or of a type unknown here.",
+            stats.undeliverable,
+        ),
+        (
+            "owl_dist_connections_refused_total",
+            "Connections refused: a bad handshake, another cluster's secret, a malformed frame.",
+            stats.refused,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help, &one(value));
+    }
+    family(
+        out,
+        "owl_dist_remote_watches",
+        "gauge",
+        "Links and monitors this node's processes hold on remote processes.",
+        &one(stats.watching),
+    );
+    family(
+        out,
+        "owl_dist_watched_here",
+        "gauge",
+        "Links and monitors remote processes hold on this node's processes.",
+        &one(stats.watched_here),
+    );
 }

@@ -187,6 +187,32 @@ fn other_nodes_are_reached_over_distribution_and_a_stranger_gets_nowhere() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no node named"), "{err}");
+
+        // b's operator sees the traffic and the stranger in /metrics.
+        let metrics = reqwest::Client::new()
+            .get(b.url("/metrics"))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> f64 {
+            let line = metrics
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("no {name} in /metrics:\n{metrics}"));
+            line[name.len() + 1..].parse().unwrap()
+        };
+        assert_eq!(value("owl_dist_peers_connected"), 1.0);
+        assert!(value("owl_dist_connections_refused_total") >= 1.0);
+        assert!(value("owl_dist_frames_received_total") >= 1.0, "a's call");
+        assert!(value("owl_dist_frames_sent_total") >= 1.0, "b's answer");
+        assert!(
+            metrics.contains("owl_dist_queued_bytes{node=\"a\"} "),
+            "{metrics}"
+        );
     });
     assert!(b.root.pid().is_alive(), "nothing forged reached b's root");
 }

@@ -347,9 +347,10 @@ pub struct RemoteExit {
 /// Counters of one node's distribution.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DistStats {
-    /// Messages, calls and signals queued for other nodes.
+    /// Frames queued for or written to other nodes: messages, calls and
+    /// their answers, links' and monitors' signals, liveness ticks.
     pub frames_sent: u64,
-    /// Frames received from other nodes.
+    /// Frames received from other nodes (the same kinds).
     pub frames_received: u64,
     /// Frames their senders wrote to the socket at once, without waking
     /// the connection's writer: an answer to what the peer just sent, or
@@ -411,10 +412,9 @@ struct Shared {
     calls: Mutex<HashMap<u64, PendingCall>>,
     next_generation: AtomicU32,
     next_ref: AtomicU64,
-    frames_sent: AtomicU64,
     frames_received: AtomicU64,
     /// Shared with every connection's queue, which counts into it.
-    direct_writes: Arc<AtomicU64>,
+    sent: Arc<outbound::SendCounts>,
     undeliverable: AtomicU64,
     refused: AtomicU64,
     /// Gauges the agent keeps: see [`DistStats`].
@@ -490,9 +490,8 @@ impl Dist {
                 calls: Mutex::new(HashMap::new()),
                 next_generation: AtomicU32::new(1),
                 next_ref: AtomicU64::new(1),
-                frames_sent: AtomicU64::new(0),
                 frames_received: AtomicU64::new(0),
-                direct_writes: Arc::default(),
+                sent: Arc::default(),
                 undeliverable: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
                 watching: AtomicU64::new(0),
@@ -573,9 +572,9 @@ impl Dist {
     pub fn stats(&self) -> DistStats {
         let s = &self.shared;
         DistStats {
-            frames_sent: s.frames_sent.load(Ordering::Relaxed),
+            frames_sent: s.sent.frames.load(Ordering::Relaxed),
             frames_received: s.frames_received.load(Ordering::Relaxed),
-            direct_writes: s.direct_writes.load(Ordering::Relaxed),
+            direct_writes: s.sent.direct.load(Ordering::Relaxed),
             undeliverable: s.undeliverable.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             watching: s.watching.load(Ordering::Relaxed),
@@ -922,10 +921,7 @@ impl Shared {
         frame: Frame,
     ) -> Result<u32, DistError> {
         match out.push(lane, frame) {
-            Ok(()) => {
-                self.frames_sent.fetch_add(1, Ordering::Relaxed);
-                Ok(out.generation)
-            }
+            Ok(()) => Ok(out.generation),
             Err(Refused::Full) => Err(DistError::Busy(peer.to_string())),
             Err(Refused::Closed) => Err(DistError::NoConnection(peer.to_string())),
         }
@@ -1022,7 +1018,7 @@ impl Shared {
         Arc::new(Outbound::new(
             generation,
             self.config.max_queued,
-            self.direct_writes.clone(),
+            self.sent.clone(),
         ))
     }
 }

@@ -62,8 +62,18 @@ pub(crate) struct Outbound<W = Wire> {
     /// A frame came from the peer since the last direct write: the next
     /// small frame may go direct even if the last went out just now.
     heard: AtomicBool,
-    /// The node's count of direct writes (`DistStats::direct_writes`).
-    direct_writes: Arc<AtomicU64>,
+    /// The node's counts of what its connections sent.
+    counts: Arc<SendCounts>,
+}
+
+/// What a node's connections sent, counted by their queues (see
+/// `DistStats`).
+#[derive(Debug, Default)]
+pub(crate) struct SendCounts {
+    /// Frames queued or written.
+    pub(crate) frames: AtomicU64,
+    /// Of those, frames their senders wrote at once.
+    pub(crate) direct: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +115,7 @@ struct Queued {
 }
 
 impl<W: AsyncWrite + Unpin> Outbound<W> {
-    pub(crate) fn new(generation: u32, limit: usize, direct_writes: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(generation: u32, limit: usize, counts: Arc<SendCounts>) -> Self {
         Outbound {
             generation,
             limit,
@@ -115,7 +125,7 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             heard: AtomicBool::new(false),
-            direct_writes,
+            counts,
         }
     }
 
@@ -159,7 +169,8 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
                     lanes.last_direct = Some(now);
                     lanes.writing = true;
                     drop(lanes);
-                    self.direct_writes.fetch_add(1, Ordering::Relaxed);
+                    self.counts.frames.fetch_add(1, Ordering::Relaxed);
+                    self.counts.direct.fetch_add(1, Ordering::Relaxed);
                     self.write_now(lane, small);
                     return Ok(());
                 }
@@ -178,6 +189,7 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             }
             queue.push_back(Queued { frame, sent: 0 });
         }
+        self.counts.frames.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
     }
@@ -378,8 +390,9 @@ mod tests {
 
     #[test]
     fn an_answer_is_written_at_once_and_a_stream_is_batched() {
-        let direct = Arc::new(AtomicU64::new(0));
-        let out = Outbound::new(1, usize::MAX, direct.clone());
+        let counts = Arc::new(SendCounts::default());
+        let direct = || counts.direct.load(Ordering::Relaxed);
+        let out = Outbound::new(1, usize::MAX, counts.clone());
         // The other end is read by nobody; it holds far more than this test
         // writes, so every write is taken whole.
         let (wire, _peer) = tokio::io::duplex(1 << 20);
@@ -390,13 +403,13 @@ mod tests {
         // write, and the next frame must wait.
         let since = Instant::now();
         out.push(1, vec![1; 10]).unwrap();
-        assert_eq!(direct.load(Ordering::Relaxed), 1, "an idle connection");
+        assert_eq!(direct(), 1, "an idle connection");
         assert_eq!(out.queued_bytes(), 0);
 
         // Right after, with nothing heard: batched.
         out.push(1, vec![2; 10]).unwrap();
         if since.elapsed() < DIRECT_EVERY {
-            assert_eq!(direct.load(Ordering::Relaxed), 1, "a stream waits");
+            assert_eq!(direct(), 1, "a stream waits");
             assert_eq!(out.queued_bytes(), 10);
         }
         drain(&out);
@@ -404,17 +417,19 @@ mod tests {
         // A frame from the peer: the next one answers it, at once, however
         // recently the last went; the one after that does not.
         for round in 0..3 {
-            let before = direct.load(Ordering::Relaxed);
+            let before = direct();
             out.heard();
             let since = Instant::now();
             out.push(1, vec![3; 10]).unwrap();
-            assert_eq!(direct.load(Ordering::Relaxed), before + 1, "round {round}");
+            assert_eq!(direct(), before + 1, "round {round}");
             out.push(1, vec![4; 10]).unwrap();
             if since.elapsed() < DIRECT_EVERY {
-                assert_eq!(direct.load(Ordering::Relaxed), before + 1, "round {round}");
+                assert_eq!(direct(), before + 1, "round {round}");
             }
             drain(&out);
         }
+        // Every frame counts as sent, direct or batched.
+        assert_eq!(counts.frames.load(Ordering::Relaxed), 8);
     }
 
     #[test]
