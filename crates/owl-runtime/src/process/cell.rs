@@ -174,11 +174,12 @@ pub(crate) struct Stats {
 /// The fields a scheduler reads or writes on every poll (`id` through
 /// `priority`: [`ProcessCell::HOT`]) come first after the label, in one
 /// 32-byte span. A cell in its `Arc` is a 160-byte block (two counts, then
-/// these 144 bytes), and blocks of that size start 0 or 32 bytes into a
-/// cache line, so that span always lies in one line: a woken process costs
-/// one cache miss on its cell, not three, and the timer wheel prefetches
-/// just that line. `repr(C)` keeps the order; the assertions below keep
-/// the span where it must be.
+/// these 144 bytes), and mimalloc (the `owl` binary's allocator) starts
+/// blocks of that size 0 or 32 bytes into a cache line, so there the span
+/// always lies in one line (with other allocators, in one or two): a woken
+/// process costs one cache miss on its cell, not three, and the timer
+/// wheel prefetches just that line. `repr(C)` keeps the order; the
+/// assertions below keep the span where it must be.
 #[repr(C)]
 pub(crate) struct ProcessCell {
     pub label: Label,
