@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::browser::{self, wait_js};
-use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime};
+use common::{ADMIN_TOKEN, LIMIT, Options, TestNode, client_runtime, get_admin_text};
 use owl_cluster::{ClusterConfig, ClusterSecret};
 use owl_runtime::SpawnOptions;
 
@@ -189,15 +189,7 @@ fn other_nodes_are_reached_over_distribution_and_a_stranger_gets_nowhere() {
         assert!(err.to_string().contains("no node named"), "{err}");
 
         // b's operator sees the traffic and the stranger in /metrics.
-        let metrics = reqwest::Client::new()
-            .get(b.url("/metrics"))
-            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = get_admin_text(&b, "/metrics").await;
         let value = |name: &str| -> f64 {
             let line = metrics
                 .lines()

@@ -305,7 +305,6 @@ fn admit(shared: &Shared, name: &Arc<str>, creation: u32) -> Result<Arc<Outbound
         state: PeerState::Down,
         retry_at: None,
     });
-    let fresh = || shared.new_outbound();
     let out = match &peer.state {
         PeerState::Dialing(_) if *shared.name < **name => return Err(SIMULTANEOUS),
         // Our dial loses: the frames queued for it go on this connection.
@@ -317,9 +316,9 @@ fn admit(shared: &Shared, name: &Arc<str>, creation: u32) -> Result<Arc<Outbound
         }
         PeerState::Up { out, .. } => {
             out.close();
-            fresh()
+            shared.new_outbound()
         }
-        PeerState::Down => fresh(),
+        PeerState::Down => shared.new_outbound(),
     };
     peer.state = PeerState::Up {
         out: out.clone(),

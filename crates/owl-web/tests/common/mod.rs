@@ -256,6 +256,19 @@ pub(crate) async fn get_text(server: &TestNode, path: &str) -> String {
         .unwrap()
 }
 
+/// `GET path` as the operator (the admin token as a bearer), the answer's text.
+pub(crate) async fn get_admin_text(server: &TestNode, path: &str) -> String {
+    http()
+        .get(server.url(path))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// `POST path` with a JSON body, the answer read as JSON.
 pub(crate) async fn post_json(
     server: &TestNode,
