@@ -43,6 +43,8 @@ struct Lanes {
 
 struct Shared {
     lanes: Mutex<Lanes>,
+    /// Told of fast-lane work, which the epoch ticker slices finely.
+    pace: Arc<crate::ticker::Pace>,
     work: Condvar,
     /// The guest threads' CPU clocks.
     clocks: Mutex<Vec<owl_runtime::sys::ThreadClock>>,
@@ -53,6 +55,7 @@ impl Shared {
         let mut lanes = self.lanes.lock();
         if task.slices.load(Ordering::Relaxed) < DEMOTE_AFTER {
             lanes.fast.push_back(task);
+            self.pace.fast_lane();
         } else {
             lanes.background.push_back(task);
         }
@@ -131,9 +134,13 @@ impl<T> Drop for GuestHandle<T> {
 }
 
 impl GuestExecutor {
-    pub(crate) fn start(threads: usize) -> std::io::Result<GuestExecutor> {
+    pub(crate) fn start(
+        threads: usize,
+        pace: Arc<crate::ticker::Pace>,
+    ) -> std::io::Result<GuestExecutor> {
         let shared = Arc::new(Shared {
             lanes: Mutex::new(Lanes::default()),
+            pace,
             work: Condvar::new(),
             clocks: Mutex::new(Vec::new()),
         });

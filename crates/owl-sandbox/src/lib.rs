@@ -4,9 +4,10 @@
 //! eat memory) runs as a WebAssembly guest on wasmtime, inside an ordinary owl
 //! process — same pid, links, monitors, exit reasons, supervision and process
 //! table as a native one — but *preempted* (it yields to its executor every
-//! epoch tick, 100 µs by default), *memory-limited* (16 MiB by default, a clean
-//! crash beyond), *killable at any instruction*, and *hot-swappable* through a
-//! code server with numbered module versions.
+//! epoch tick, 100 µs by default, ten ticks once it runs long),
+//! *memory-limited* (16 MiB by default, a clean crash beyond), *killable at
+//! any instruction*, and *hot-swappable* through a code server with
+//! numbered module versions.
 //!
 //! Guests run on their own executor, so a runaway guest never holds the
 //! schedulers that run native processes (web sessions, supervisors).
@@ -88,10 +89,12 @@ pub struct SandboxConfig {
     pub memory_limit: usize,
     /// Sandboxed processes that may run at once (admission control; default 1,000).
     pub max_processes: usize,
-    /// How often running guests yield: the longest a fresh call waits behind
-    /// a runaway (default 100 µs). While no sandboxed process exists the
-    /// clock ticks ten times slower, so a call that starts then may hold its
-    /// scheduler up to ten ticks before it moves to the guest threads.
+    /// How often young guests yield — a call in its first slice, or in its
+    /// first few slices on the guest threads: the longest a fresh call waits
+    /// behind a runaway (default 100 µs). While no call is young the clock
+    /// ticks ten times slower (long-running guests then share the guest
+    /// threads in slices of ten ticks), so a call that starts then may hold
+    /// its scheduler up to ten ticks before it moves to the guest threads.
     pub epoch_tick: Duration,
     /// Worker threads of the guest executor (default 1).
     pub guest_threads: usize,
@@ -173,6 +176,8 @@ struct Inner {
     code: code::CodeServer,
     guests: executor::GuestExecutor,
     admission: Arc<admission::Admission>,
+    /// What the epoch ticker needs to know to tick fast or slow.
+    pace: Arc<ticker::Pace>,
     /// Spawns refused by admission control since start.
     refused: std::sync::atomic::AtomicU64,
     /// Linear memory every guest instance holds together, in bytes.
@@ -246,13 +251,15 @@ impl Sandbox {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm)
             .map_err(|e| SetupError(format!("cannot start the WebAssembly engine: {e:#}")))?;
-        let guests = executor::GuestExecutor::start(config.guest_threads)
+        let pace = Arc::new(ticker::Pace::default());
+        let guests = executor::GuestExecutor::start(config.guest_threads, pace.clone())
             .map_err(|e| SetupError(format!("cannot start the guest threads: {e}")))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let admission = admission::Admission::new(config.max_processes);
         let ticker = ticker::start(
             engine.weak(),
             admission.clone(),
+            pace.clone(),
             config.epoch_tick,
             stop_ticker.clone(),
         )
@@ -263,6 +270,7 @@ impl Sandbox {
                 code: Default::default(),
                 guests,
                 admission,
+                pace,
                 refused: Default::default(),
                 memory_held: Default::default(),
                 ticker,
@@ -817,7 +825,10 @@ async fn run_call(
     // without a thread hop, a fiber or a future. A call still running after
     // one epoch tick starts over on the guest executor (see
     // `guest::call_first_slice`), so it cannot hold native schedulers.
-    let (values, bytes) = match guest::call_first_slice(&call) {
+    let first_slice = inner.pace.first_slice();
+    let first = guest::call_first_slice(&call);
+    drop(first_slice);
+    let (values, bytes) = match first {
         Some(Ok(returned)) => returned,
         Some(Err(crash)) => {
             describe();

@@ -4,26 +4,98 @@
 //!
 //! It ticks only as fast as needed, because on a small machine each wake-up
 //! of this thread is a few microseconds taken from whatever runs on its
-//! core:
-//! - every `tick` (100 µs by default) while any sandboxed process exists;
-//! - every [`QUIET_TICKS`] ticks (1 ms) while none does — a stream of short
-//!   calls then costs a thousand wake-ups a second, not ten thousand, and a
-//!   call that starts in a quiet moment and runs long holds its scheduler at
-//!   most one quiet tick plus one tick before it moves to the guest threads;
-//! - not at all after a second without any (parked until the next spawn
-//!   unparks it: an unpark of a sleeping thread is a system call, which the
-//!   steady states above avoid).
+//! core — and, measured, far more than that from a commit's sync waiting
+//! for the same core (docs/benchmarks.md):
+//! - every `tick` (100 µs by default) while a *young* call runs: one in its
+//!   first slice on a native scheduler, or in the guest executor's fast
+//!   lane. Those are the slices that must stay short: the first holds a
+//!   native scheduler, the others make a fresh call wait behind a runaway;
+//! - every [`SLOW_TICKS`] ticks (1 ms) otherwise: while only long-running
+//!   guests run (they share the guest threads in 1 ms slices), or while
+//!   none runs — a stream of short calls then costs a thousand wake-ups a
+//!   second, not ten thousand. A call that starts in such a moment and runs
+//!   long holds its scheduler at most one slow tick plus one tick before it
+//!   moves to the guest threads;
+//! - not at all after a second without any sandboxed process (parked until
+//!   the next spawn unparks it: an unpark of a sleeping thread is a system
+//!   call, which the steady states above avoid).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::EngineWeak;
 
 use crate::admission::Admission;
 
-/// A quiet tick is this many ticks long.
-pub(crate) const QUIET_TICKS: u32 = 10;
+/// A slow tick is this many ticks long.
+pub(crate) const SLOW_TICKS: u32 = 10;
+/// Fast ticks after young work was last seen: enough for a first slice
+/// seen at a slow tick to reach its deadline (two ticks after it began).
+const FAST_AFTER_YOUNG: u32 = 2;
+
+/// Tells the ticker whether a young call runs (see the module doc).
+#[derive(Default)]
+pub(crate) struct Pace {
+    /// Calls in their first slice now.
+    first_slices: AtomicUsize,
+    /// A call was queued in the executor's fast lane since the ticker last
+    /// looked.
+    fast_lane: AtomicBool,
+}
+
+impl Pace {
+    /// Counts a call's first slice until the guard is dropped: a short call
+    /// that comes and goes between two ticks leaves the ticker slow.
+    pub(crate) fn first_slice(&self) -> FirstSlice<'_> {
+        self.first_slices.fetch_add(1, Ordering::Relaxed);
+        FirstSlice(self)
+    }
+
+    /// A call was queued in the guest executor's fast lane.
+    pub(crate) fn fast_lane(&self) {
+        self.fast_lane.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a young call runs now, or was queued since the last look.
+    fn young(&self) -> bool {
+        let queued =
+            self.fast_lane.load(Ordering::Relaxed) && self.fast_lane.swap(false, Ordering::Relaxed);
+        queued || self.first_slices.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A first slice in progress (see [`Pace::first_slice`]).
+pub(crate) struct FirstSlice<'a>(&'a Pace);
+
+impl Drop for FirstSlice<'_> {
+    fn drop(&mut self) {
+        self.0.first_slices.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Fast or slow ticks, from whether young work was seen at each.
+#[derive(Default)]
+struct Cadence {
+    /// Fast ticks still owed to the young work last seen.
+    fast_left: u32,
+}
+
+impl Cadence {
+    /// How long to wait for the next tick.
+    fn next_pause(&mut self, young: bool, tick: Duration) -> Duration {
+        if young {
+            self.fast_left = FAST_AFTER_YOUNG;
+        }
+        if self.fast_left > 0 {
+            self.fast_left -= 1;
+            tick
+        } else {
+            tick * SLOW_TICKS
+        }
+    }
+}
+
 /// Without any sandboxed process for this long, the ticker parks.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
@@ -32,6 +104,7 @@ const PARK_AFTER: Duration = Duration::from_secs(1);
 pub(crate) fn start(
     engine: EngineWeak,
     admission: Arc<Admission>,
+    pace: Arc<Pace>,
     tick: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::Thread> {
@@ -43,6 +116,7 @@ pub(crate) fn start(
                 tracing::warn!(error = %e, "epoch ticks may run late: cannot set the timer slack");
             }
             let mut last_busy = Instant::now();
+            let mut cadence = Cadence::default();
             while !stop.load(Ordering::Acquire) {
                 let running = admission.taken() > 0;
                 // A call that came and went between two looks counts too.
@@ -53,7 +127,7 @@ pub(crate) fn start(
                     std::thread::park_timeout(Duration::from_millis(100));
                     continue;
                 }
-                std::thread::sleep(if running { tick } else { tick * QUIET_TICKS });
+                std::thread::sleep(cadence.next_pause(pace.young(), tick));
                 match engine.upgrade() {
                     Some(engine) => engine.increment_epoch(),
                     None => return,
@@ -61,4 +135,44 @@ pub(crate) fn start(
             }
         })?;
     Ok(thread.thread().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_micros(100);
+
+    /// A first slice counts while its guard lives: a call that came and went
+    /// between two looks leaves the ticker slow. A fast-lane call is seen
+    /// once, at the next look.
+    #[test]
+    fn young_work_is_a_first_slice_running_now_or_a_fast_lane_call_since_the_last_look() {
+        let pace = Pace::default();
+        assert!(!pace.young());
+        let slice = pace.first_slice();
+        assert!(pace.young());
+        assert!(pace.young(), "still running at the next look");
+        drop(slice);
+        assert!(!pace.young(), "a first slice that ended is not young work");
+        pace.fast_lane();
+        assert!(pace.young());
+        assert!(!pace.young(), "a fast-lane call is seen once");
+    }
+
+    /// Young work gets fast ticks, enough of them for a first slice seen at
+    /// a slow tick to reach its two-tick deadline; without any, ticks are
+    /// ten times slower.
+    #[test]
+    fn ticks_are_fast_while_young_work_is_seen_and_slow_after() {
+        let mut cadence = Cadence::default();
+        assert_eq!(cadence.next_pause(false, TICK), TICK * SLOW_TICKS);
+        let paces: Vec<Duration> = [true, false, false, false]
+            .into_iter()
+            .map(|young| cadence.next_pause(young, TICK))
+            .collect();
+        assert_eq!(paces, [TICK, TICK, TICK * SLOW_TICKS, TICK * SLOW_TICKS]);
+        // Young work seen at every look keeps every tick fast.
+        assert!((0..10).all(|_| cadence.next_pause(true, TICK) == TICK));
+    }
 }
