@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Options, TestNode, client_runtime, get_json, http};
+use common::{ADMIN_TOKEN, Options, TestNode, client_runtime, get_admin_text, get_json, http};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -242,17 +242,7 @@ fn the_moderator_freezes_the_board_from_its_admin_page_and_thaws_it_again() {
             }
             async move { request.send().await.unwrap().status().as_u16() }
         };
-        let admin_page = || async {
-            http()
-                .get(server.url("/board/building-blocks/admin"))
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        };
+        let admin_page = || get_admin_text(&server, "/board/building-blocks/admin");
         assert!(admin_page().await.contains("Refuse new posts"));
         // A visitor cannot freeze it.
         assert_eq!(switch("true", None).await, 401);

@@ -246,27 +246,16 @@ pub(crate) async fn get_json(server: &TestNode, path: &str) -> serde_json::Value
 
 /// `GET path`, the answer's text.
 pub(crate) async fn get_text(server: &TestNode, path: &str) -> String {
-    http()
-        .get(server.url(path))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text_of(http().get(server.url(path))).await
 }
 
 /// `GET path` as the operator (the admin token as a bearer), the answer's text.
 pub(crate) async fn get_admin_text(server: &TestNode, path: &str) -> String {
-    http()
-        .get(server.url(path))
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text_of(http().get(server.url(path)).bearer_auth(ADMIN_TOKEN)).await
+}
+
+async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
 }
 
 /// `POST path` with a JSON body, the answer read as JSON.
