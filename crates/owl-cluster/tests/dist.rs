@@ -279,6 +279,39 @@ fn messages_of_every_size_arrive_whole_and_in_the_order_sent() {
 }
 
 #[test]
+fn large_messages_take_the_bulk_connection_and_keep_their_place_among_small_ones() {
+    let (a, b) = connected_pair();
+    wait_for("the bulk connections", || {
+        a.dist.stats().bulk_connections == 1 && b.dist.stats().bulk_connections == 1
+    });
+    let inbox = b.collector::<Blob>("mixed");
+    let to = Dest::named("mixed", "b");
+    // Every third message is over the bulk threshold (256 KiB); the small
+    // ones between them must not overtake them.
+    let sent: Vec<Blob> = (0..40u64)
+        .map(|n| {
+            let size = if n % 3 == 1 { 300 * 1024 } else { 10 };
+            blob(n, size + n as usize)
+        })
+        .collect();
+    let before = a.dist.stats().bulk_frames;
+    for blob in &sent {
+        a.dist.send(&to, blob.clone()).unwrap();
+    }
+    for blob in &sent {
+        let got = inbox.recv_timeout(LONG).unwrap();
+        assert_eq!(got.n, blob.n, "in the order sent");
+        assert!(got.data == blob.data, "message {} whole", blob.n);
+    }
+    assert_eq!(
+        a.dist.stats().bulk_frames - before,
+        13,
+        "the large ones took the bulk connection"
+    );
+    assert_eq!(b.dist.stats().undeliverable, 0);
+}
+
+#[test]
 fn an_unregistered_type_or_an_unknown_node_is_refused_at_the_send() {
     let (a, _b) = connected_pair();
     #[derive(Serialize)]

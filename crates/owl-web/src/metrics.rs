@@ -249,6 +249,11 @@ fn distribution(out: &mut String, dist: &owl_cluster::dist::Dist) {
             stats.direct_writes,
         ),
         (
+            "owl_dist_bulk_frames_total",
+            "Large frames sent on bulk connections, a marker in their place on the main one.",
+            stats.bulk_frames,
+        ),
+        (
             "owl_dist_undeliverable_total",
             "Messages that arrived for no process, or of a type unknown here.",
             stats.undeliverable,

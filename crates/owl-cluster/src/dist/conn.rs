@@ -5,7 +5,9 @@
 //! answers its peers and is never taken for dead. The reader runs on the
 //! node's schedulers, next to the processes it delivers to (see
 //! `to_schedulers`), and small frames to an idle connection are written by
-//! their senders (see `Outbound::push`).
+//! their senders (see `Outbound::push`). Each main connection has a bulk
+//! connection beside it, for large frames (see `bulk`); an accepted
+//! connection says by its first byte which of the two it is.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
+use super::arrivals::{Main, Piece};
 use super::assembly::{Assembled, Partial};
 use super::command::Command;
 use super::outbound::{Outbound, Turn};
@@ -33,7 +36,7 @@ const SIMULTANEOUS: &str = "simultaneous connect: my dial to you wins";
 const ALREADY_CONNECTED: &str = "already connected";
 
 /// How long connecting and the handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a dial that failed keeps the peer from being dialled again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
@@ -48,7 +51,7 @@ const BATCH: usize = 256 * 1024;
 const SEND_BUFFER: usize = 256 * 1024;
 
 /// No Nagle delay, and a shallow kernel queue (see [`SEND_BUFFER`]).
-fn tune(tcp: &TcpStream) {
+pub(super) fn tune(tcp: &TcpStream) {
     let _ = tcp.set_nodelay(true);
     let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER);
 }
@@ -79,7 +82,7 @@ pub(super) fn start_dial(shared: &Arc<Shared>, name: Arc<str>, peer: &mut Peer) 
         match result {
             Ok(Ok((stream, Head::Welcome { creation }))) => {
                 if promote(&shared2, &name, &dialing, creation) {
-                    run(shared2, name, dialing, stream, creation).await;
+                    run(shared2, name, dialing, stream, creation, Some(addr)).await;
                 }
             }
             Ok(Ok((_, Head::Refused { why }))) if why == SIMULTANEOUS => {
@@ -140,7 +143,7 @@ async fn handshake(
 }
 
 /// Reads one frame that fits one chunk (the handshake's).
-async fn read_single<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, String> {
+pub(super) async fn read_single<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, String> {
     let mut header = [0u8; CHUNK_HEADER];
     stream
         .read_exact(&mut header)
@@ -237,12 +240,39 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
             continue;
         };
         tune(&tcp);
+        tokio::spawn(route(shared.clone(), tcp));
+    }
+}
+
+/// Sends an accepted connection where it belongs by its first byte: a
+/// bulk connection's [`PREAMBLE`](super::bulk::PREAMBLE) to the bulk
+/// thread, anything else (TLS) to the handshake of a main connection.
+async fn route(shared: Arc<Shared>, tcp: TcpStream) {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(1))) {
+        return shared.refuse("nothing said");
+    }
+    if first[0] != super::bulk::PREAMBLE {
         match to_schedulers(&shared, tcp) {
-            Ok(tcp) => {
-                tokio::spawn(accept_one(shared.clone(), tcp));
-            }
+            Ok(tcp) => accept_one(shared, tcp).await,
             Err(e) => shared.refuse(&format!("socket: {e}")),
         }
+        return;
+    }
+    let mut tcp = tcp;
+    let taken = tcp
+        .read_exact(&mut first)
+        .await
+        .and_then(|_| tcp.into_std());
+    match taken {
+        Ok(tcp) => drop(
+            shared
+                .bulk_io
+                .clone()
+                .spawn(super::bulk::accept(shared, tcp)),
+        ),
+        Err(e) => shared.refuse(&format!("socket: {e}")),
     }
 }
 
@@ -284,7 +314,7 @@ async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
     match admitted {
         Ok(Ok(Some((name, out, stream, creation)))) => {
             shared.node_event(NodeEvent::Up(name.to_string()));
-            run(shared, name, out, stream, creation).await;
+            run(shared, name, out, stream, creation, None).await;
         }
         Ok(Ok(None)) => {}
         Ok(Err(why)) => shared.refuse(&why),
@@ -334,6 +364,7 @@ async fn run(
     out: Arc<Outbound>,
     stream: TlsStream<TcpStream>,
     creation: u32,
+    dialled: Option<std::net::SocketAddr>,
 ) {
     // What this node holds of names and groups, for the peer to catch up.
     if let Some(sync) = shared.sync_frame() {
@@ -341,6 +372,10 @@ async fn run(
     }
     let (reader, writer) = tokio::io::split(stream);
     out.attach(writer);
+    // The dialler of the main connection dials its bulk one too.
+    if let Some(addr) = dialled {
+        super::bulk::dial(&shared, name.clone(), out.clone(), addr, creation);
+    }
     // The reader runs on the node's schedulers (see `to_schedulers`).
     let reading = shared.node.handle().spawn({
         let (shared, name, out) = (shared.clone(), name.clone(), out.clone());
@@ -349,7 +384,7 @@ async fn run(
     let stop_reading = reading.abort_handle();
     let why = tokio::select! {
         why = reading => why.unwrap_or_else(|e| format!("reader: {e}")),
-        why = write_loop(&out, shared.config.tick) => why,
+        why = write_loop(&out, Some(shared.config.tick)) => why,
     };
     stop_reading.abort();
     let was_up = {
@@ -373,8 +408,9 @@ async fn run(
 }
 
 /// Writes what waits in the lanes (and what a sender's direct write left),
-/// and a tick when nothing was written for `tick`.
-async fn write_loop(out: &Outbound, tick: Duration) -> String {
+/// and a tick when nothing was written for `tick` (the main connection's:
+/// a bulk connection has none).
+pub(super) async fn write_loop(out: &Outbound, tick: Option<Duration>) -> String {
     let tick_frame = wire::encode::<()>(&Head::Tick, None).expect("a tick encodes");
     let mut batch = Vec::with_capacity(BATCH + CHUNK);
     loop {
@@ -384,8 +420,13 @@ async fn write_loop(out: &Outbound, tick: Duration) -> String {
                 if out.is_closed() {
                     return "closed here".into();
                 }
-                if tokio::time::timeout(tick, out.wait()).await.is_err() {
-                    let _ = out.push(wire::CONTROL_LANE, tick_frame.clone());
+                match tick {
+                    Some(tick) => {
+                        if tokio::time::timeout(tick, out.wait()).await.is_err() {
+                            let _ = out.push(wire::CONTROL_LANE, tick_frame.clone());
+                        }
+                    }
+                    None => out.wait().await,
                 }
             }
             Turn::Write => {
@@ -438,16 +479,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
             since_yield = 0;
             tokio::task::yield_now().await;
         }
+        let deliver = |piece: Piece<'_>| deliver(shared, name, out, creation, piece);
         let handled = match partial.add(lane, place, &chunk) {
             Err(e) => Err(e),
             Ok(Assembled::NotYet) => Ok(()),
+            // An empty frame is a marker: a bulk frame's place.
+            Ok(Assembled::Single) if chunk.is_empty() => {
+                out.arrivals.take_main(lane, Main::Marker, deliver)
+            }
             Ok(Assembled::Single) => {
                 out.heard();
-                handle(shared, name, out, creation, &chunk)
+                let piece = Main::Frame(Piece::Borrowed(&chunk));
+                out.arrivals.take_main(lane, piece, deliver)
             }
             Ok(Assembled::Whole(frame)) => {
                 out.heard();
-                splice::receiving(&frame, || handle(shared, name, out, creation, &frame))
+                let piece = Main::Frame(Piece::Shared(&frame));
+                out.arrivals.take_main(lane, piece, deliver)
             }
         };
         if let Err(e) = handled {
@@ -466,6 +514,17 @@ fn refuse(shared: &Shared, e: Malformed) -> String {
     let why = e.to_string();
     shared.refuse(&why);
     why
+}
+
+/// Acts on one whole frame from `name`, from either connection.
+pub(super) fn deliver(
+    shared: &Arc<Shared>,
+    name: &Arc<str>,
+    out: &Arc<Outbound>,
+    creation: u32,
+    piece: Piece<'_>,
+) -> Result<(), Malformed> {
+    super::bulk::with_piece(piece, |frame| handle(shared, name, out, creation, frame))
 }
 
 /// Acts on one frame from `name`.
@@ -551,7 +610,10 @@ fn handle(
                 let _ = out.push(id.wrapping_mul(2) | 1, frame);
             }
         }
-        Head::Hello { .. } | Head::Welcome { .. } | Head::Refused { .. } => {
+        Head::Hello { .. }
+        | Head::BulkHello { .. }
+        | Head::Welcome { .. }
+        | Head::Refused { .. } => {
             return Err(Malformed("a handshake frame on a live connection".into()));
         }
     }

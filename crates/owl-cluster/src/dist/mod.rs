@@ -19,15 +19,18 @@
 //!
 //! # The transport, and why
 //!
-//! One TCP connection per node pair, TLS 1.3 (rustls) with a key both ends
-//! derive from the cluster secret, and a framed codec of our own on top.
-//! TCP rather than QUIC because a dead peer's kernel answers a TCP
+//! TCP connections between each node pair, TLS 1.3 (rustls) with a key
+//! both ends derive from the cluster secret, and a framed codec of our own
+//! on top. TCP rather than QUIC because a dead peer's kernel answers a TCP
 //! connection at once (a reset when a node is killed), so `noconnection`
 //! follows a `kill -9` in milliseconds; QUIC has only its idle timeout.
 //! Head-of-line blocking, TCP's weakness, is handled above it: every
 //! message travels on the *lane* of its receiving process, in chunks of
-//! 64 KiB, and the writer takes lanes in turn — a 10 MB message to one
-//! process delays a small one to another by at most a chunk or two.
+//! 64 KiB, and the writer takes lanes in turn; and a message of 256 KiB or
+//! more travels on a second, *bulk* connection, moved by a thread of lower
+//! CPU priority, with a marker in its place on the main one (see `bulk`).
+//! So a 10 MB message to one process neither sits in the kernel's buffers
+//! ahead of a small one to another, nor keeps it from a core.
 //!
 //! # Back pressure and memory
 //!
@@ -89,7 +92,9 @@
 //! ```
 
 mod agent;
+mod arrivals;
 mod assembly;
+mod bulk;
 mod command;
 mod conn;
 mod global;
@@ -356,6 +361,12 @@ pub struct DistStats {
     /// the connection's writer: an answer to what the peer just sent, or
     /// a frame to a connection quiet for a while. The rest were batched.
     pub direct_writes: u64,
+    /// Large frames (messages, calls, answers) sent on bulk connections,
+    /// with a marker in their place on the main connection.
+    pub bulk_frames: u64,
+    /// Bulk connections up now (each connected peer has one, unless it
+    /// could not be made: large frames then share the main connection).
+    pub bulk_connections: u64,
     /// Messages that arrived for no process, or of a type unknown here.
     pub undeliverable: u64,
     /// Connections refused: a bad handshake, another secret, a bad frame.
@@ -405,6 +416,9 @@ struct Shared {
     io: tokio::runtime::Handle,
     /// Ends the I/O thread when the last handle goes.
     _io_stop: tokio::sync::oneshot::Sender<()>,
+    /// The bulk thread, which moves large frames (see [`bulk`]).
+    bulk_io: tokio::runtime::Handle,
+    _bulk_stop: tokio::sync::oneshot::Sender<()>,
     peers: RwLock<HashMap<Arc<str>, Peer>>,
     agent: RwLock<Option<Pid>>,
     /// Set when the agent first runs: a later run is a restart.
@@ -417,6 +431,7 @@ struct Shared {
     sent: Arc<outbound::SendCounts>,
     undeliverable: AtomicU64,
     refused: AtomicU64,
+    bulk_connections: AtomicU64,
     /// Gauges the agent keeps: see [`DistStats`].
     watching: AtomicU64,
     watched_here: AtomicU64,
@@ -467,6 +482,7 @@ impl Dist {
                     let _ = stopped.await;
                 });
             })?;
+        let (bulk_io, bulk_stop) = bulk::start_thread(&config.node)?;
         let creation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u32)
@@ -482,6 +498,8 @@ impl Dist {
                 local_addr,
                 io,
                 _io_stop: stop,
+                bulk_io,
+                _bulk_stop: bulk_stop,
                 peers: RwLock::new(HashMap::new()),
                 agent: RwLock::new(None),
                 local_watches: Mutex::new(HashMap::new()),
@@ -494,6 +512,7 @@ impl Dist {
                 sent: Arc::default(),
                 undeliverable: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
+                bulk_connections: AtomicU64::new(0),
                 watching: AtomicU64::new(0),
                 watched_here: AtomicU64::new(0),
                 watch_table_bytes: AtomicU64::new(0),
@@ -575,6 +594,8 @@ impl Dist {
             frames_sent: s.sent.frames.load(Ordering::Relaxed),
             frames_received: s.frames_received.load(Ordering::Relaxed),
             direct_writes: s.sent.direct.load(Ordering::Relaxed),
+            bulk_frames: s.sent.bulk.load(Ordering::Relaxed),
+            bulk_connections: s.bulk_connections.load(Ordering::Relaxed),
             undeliverable: s.undeliverable.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             watching: s.watching.load(Ordering::Relaxed),

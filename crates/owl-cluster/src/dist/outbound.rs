@@ -16,8 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_rustls::TlsStream;
 
+use super::arrivals::Arrivals;
 use super::splice::Frame;
 use super::wire::{CHUNK, CHUNK_HEADER, FIRST_PREFIX, Place, put_chunk_header};
 
@@ -64,6 +65,16 @@ pub(crate) struct Outbound<W = Wire> {
     heard: AtomicBool,
     /// The node's counts of what its connections sent.
     counts: Arc<SendCounts>,
+    /// Wakes whoever waits for the connection to end.
+    closing: Notify,
+    /// The queue of this connection's bulk connection, once it is up (see
+    /// [`bulk`](super::bulk)): large frames go there, markers here.
+    bulk: OnceLock<Arc<Outbound<W>>>,
+    /// Held while a large frame and its marker are queued, so that the
+    /// markers of a lane are in the order of its bulk frames.
+    bulk_order: Mutex<()>,
+    /// What came from the peer, main and bulk frames put back in order.
+    pub(crate) arrivals: Arrivals,
 }
 
 /// What a node's connections sent, counted by their queues (see
@@ -74,6 +85,8 @@ pub(crate) struct SendCounts {
     pub(crate) frames: AtomicU64,
     /// Of those, frames their senders wrote at once.
     pub(crate) direct: AtomicU64,
+    /// Frames sent on bulk connections.
+    pub(crate) bulk: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +139,38 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             closed: AtomicBool::new(false),
             heard: AtomicBool::new(false),
             counts,
+            closing: Notify::new(),
+            bulk: OnceLock::new(),
+            bulk_order: Mutex::new(()),
+            // Whatever may be in flight on both connections at once.
+            arrivals: Arrivals::new(limit.saturating_mul(2)),
+        }
+    }
+
+    /// Gives the connection its bulk connection's queue: from now on large
+    /// frames go there. False if it has one already.
+    pub(crate) fn attach_bulk(&self, bulk: Arc<Outbound<W>>) -> bool {
+        self.bulk.set(bulk).is_ok()
+    }
+
+    /// Queues `frame` on `lane`, or writes it at once when nothing waits; a
+    /// large frame goes on the bulk connection when it is up, a marker in
+    /// its place here. Never waits: a full queue refuses.
+    pub(crate) fn push(&self, lane: u64, frame: impl Into<Frame>) -> Result<(), Refused> {
+        let frame = frame.into();
+        match self.bulk.get() {
+            Some(bulk) if frame.len() >= super::bulk::BULK_FRAME => {
+                let _order = self.bulk_order.lock();
+                if self.is_closed() {
+                    return Err(Refused::Closed);
+                }
+                bulk.push(lane, frame)?;
+                self.counts.bulk.fetch_add(1, Ordering::Relaxed);
+                // Never refused for room: the bulk frame is queued
+                // already, and its marker is empty.
+                self.queue(lane, Frame::default(), false)
+            }
+            _ => self.queue(lane, frame, true),
         }
     }
 
@@ -146,16 +191,17 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
         self.attached.store(true, Ordering::Release);
     }
 
-    /// Queues `frame` on `lane`, or writes it at once when nothing waits.
-    /// Never waits: a full queue refuses.
-    pub(crate) fn push(&self, lane: u64, frame: impl Into<Frame>) -> Result<(), Refused> {
-        let frame = frame.into();
+    /// Queues `frame` on this connection, or writes it at once when nothing
+    /// waits. `bounded`: refused if the queue holds its limit.
+    fn queue(&self, lane: u64, frame: Frame, bounded: bool) -> Result<(), Refused> {
         if self.is_closed() {
             return Err(Refused::Closed);
         }
         {
             let mut lanes = self.lanes.lock();
-            let idle = !lanes.writing && lanes.bytes == 0 && !lanes.unflushed;
+            // A marker is an empty frame: what waits is told by the lanes.
+            let idle =
+                !lanes.writing && lanes.bytes == 0 && lanes.ready.is_empty() && !lanes.unflushed;
             let small = frame.contiguous().filter(|f| f.len() <= CHUNK);
             if let Some(small) = small.filter(|_| idle && self.attached.load(Ordering::Acquire)) {
                 let now = Instant::now();
@@ -178,7 +224,7 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             // One frame may always wait, however large (the limit on a
             // single message is checked before), so a big message to an
             // idle peer is never refused.
-            if lanes.bytes > 0 && lanes.bytes + frame.len() > self.limit {
+            if bounded && lanes.bytes > 0 && lanes.bytes + frame.len() > self.limit {
                 return Err(Refused::Full);
             }
             lanes.bytes += frame.len();
@@ -224,7 +270,7 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             let rest = header.iter().chain(frame).skip(taken);
             lanes.leftover.extend(rest);
         }
-        let more = !flushed || lanes.bytes > 0;
+        let more = !flushed || !lanes.ready.is_empty();
         lanes.unflushed |= !flushed;
         drop(lanes);
         if more {
@@ -331,8 +377,21 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
     }
 
     /// Bytes waiting.
+    /// Bytes waiting here and on the bulk connection.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.lanes.lock().bytes
+        let bulk = self.bulk.get().map_or(0, |b| b.queued_bytes());
+        self.lanes.lock().bytes + bulk
+    }
+
+    /// Waits until the connection is closed.
+    pub(crate) async fn closed(&self) {
+        let notified = self.closing.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
     }
 
     /// Waits until something is pushed (or the queue is closed).
@@ -350,6 +409,10 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
         self.attached.store(false, Ordering::Release);
         self.wire.lock().take();
         self.wake.notify_one();
+        self.closing.notify_waiters();
+        if let Some(bulk) = self.bulk.get() {
+            bulk.close();
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {

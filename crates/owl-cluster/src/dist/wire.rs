@@ -6,9 +6,11 @@
 //! [`CHUNK`] bytes, each tagged with its *lane* — the process (or name) it
 //! is for — and its [`Place`] in the frame (the first of several announces
 //! the frame's length, see [`assembly`](super::assembly)). The writer takes
-//! chunks from the lanes in turn, so a 10 MB message to one process is
+//! chunks from the lanes in turn, so a large message to one process is
 //! interleaved with, not ahead of, a small one to another; and one lane is
 //! one queue, so what one process sends another arrives in the order sent.
+//! Frames of [`BULK_FRAME`](super::bulk::BULK_FRAME) bytes or more go on
+//! the bulk connection instead, an empty frame (a *marker*) in their place.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +44,10 @@ pub(crate) enum Place {
 pub(crate) const CONTROL_LANE: u64 = 0;
 
 /// The protocol version in the handshake: nodes that disagree refuse each
-/// other with a reason rather than misread each other.
-pub(crate) const VERSION: u32 = 2;
+/// other with a reason rather than misread each other. 3: large frames
+/// travel on a bulk connection, markers in their place (see
+/// [`bulk`](super::bulk)).
+pub(crate) const VERSION: u32 = 3;
 
 /// Where a frame is going on the receiving node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +161,16 @@ pub(crate) enum Head<'a> {
     /// Start a process with the start function registered as `name`; the
     /// body holds its arguments. Answered with a `Reply` (body: the pid).
     Spawn { id: u64, name: &'a str },
+    /// The dialer's first frame on a bulk connection (see
+    /// [`bulk`](super::bulk)): it pairs with the main connection between
+    /// the same two incarnations. Answered with `Welcome` or `Refused`.
+    BulkHello {
+        node: &'a str,
+        creation: u32,
+        /// The incarnation of the acceptor this node's main connection is to.
+        peer_creation: u32,
+        version: u32,
+    },
 }
 
 /// A malformed frame or chunk: the connection it came on is closed.

@@ -1,0 +1,294 @@
+//! The bulk connection: a second TLS connection per node pair that carries
+//! the large frames, moved by a thread of lower CPU priority.
+//!
+//! One connection is one byte stream: a small message written after a
+//! large one is read after it, however the writer interleaves their chunks,
+//! because the kernel's buffers ahead of it hold the large one's bytes and
+//! the reader must decrypt them first. And on a busy machine the threads
+//! that encrypt and decrypt a 10 MB message take whole cores, so the
+//! threads that would answer a ping wait for a core. Both are measured in
+//! docs/benchmarks.md. So a frame of [`BULK_FRAME`] bytes or more goes on
+//! this connection instead, with a marker in its place on the main one
+//! (see [`arrivals`](super::arrivals) for how the order is kept), and this
+//! connection's reads and writes run on the node's bulk thread, at nice
+//! [`BULK_NICE`]: the kernel runs the node's schedulers and its main
+//! connection first, and the bulk thread gets the rest of the machine.
+//!
+//! The node that dialled the main connection dials this one once the main
+//! one is up; its first byte, before TLS, is [`PREAMBLE`], so the acceptor
+//! registers its socket with the bulk thread from the start. Until it is
+//! up, or if it cannot be made, large frames go on the main connection as
+//! before. It lives and dies with the main connection: either ending ends
+//! both, and the main connection's end fires the monitors.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsStream;
+
+use super::arrivals::Piece;
+use super::assembly::{Assembled, Partial};
+use super::conn::{self, HANDSHAKE_TIMEOUT};
+use super::outbound::Outbound;
+use super::wire::{self, CHUNK, CHUNK_HEADER, Head, Malformed};
+use super::{PeerState, Shared, splice};
+
+/// Frames of this many bytes or more travel on the bulk connection: on
+/// the main one each would hold a small frame behind it for about a
+/// quarter of a millisecond of encryption and decryption, or more.
+pub(crate) const BULK_FRAME: usize = 256 * 1024;
+
+/// The first byte a bulk connection's dialer sends, before TLS (whose
+/// first byte is never this).
+pub(crate) const PREAMBLE: u8 = b'B';
+
+/// The bulk thread's nice value: a weight of 655 against the schedulers'
+/// 1,024. Measured next to 10 MB messages on two vCPUs (docs/benchmarks.md):
+/// at nice 0 a ping's p99 was about 1.1 ms, at nice 2 about 0.65 ms with the
+/// messages moving at half the speed while the pings kept both cores busy;
+/// at nice 19 they barely moved at all.
+pub(crate) const BULK_NICE: i32 = 2;
+
+/// Starts the bulk thread of a node: a single-threaded tokio runtime at
+/// [`BULK_NICE`], named `owl-bulk-<node>`.
+pub(super) fn start_thread(
+    node: &str,
+) -> std::io::Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("owl-bulk-{node}"))
+        .spawn(move || {
+            if let Err(e) = owl_runtime::sys::lower_thread_priority(BULK_NICE) {
+                tracing::warn!(target: "owl::dist", error = %e,
+                    "the bulk thread runs at normal priority");
+            }
+            runtime.block_on(async move {
+                let _ = stopped.await;
+            });
+        })?;
+    Ok((handle, stop))
+}
+
+/// Dials the bulk connection to `name`, whose main connection (`main`, to
+/// its incarnation `peer_creation`) this node dialled at `addr`.
+pub(super) fn dial(
+    shared: &Arc<Shared>,
+    name: Arc<str>,
+    main: Arc<Outbound>,
+    addr: SocketAddr,
+    peer_creation: u32,
+) {
+    let shared = shared.clone();
+    shared.bulk_io.clone().spawn(async move {
+        let dialled =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, addr, peer_creation)).await;
+        match dialled {
+            Ok(Ok(stream)) => run(shared, name, main, stream, peer_creation).await,
+            Ok(Err(why)) => tracing::info!(target: "owl::dist", node = %shared.name, peer = %name,
+                why, "no bulk connection: large messages share the main one"),
+            Err(_) => tracing::info!(target: "owl::dist", node = %shared.name, peer = %name,
+                "no bulk connection (handshake timed out): large messages share the main one"),
+        }
+    });
+}
+
+async fn handshake(
+    shared: &Shared,
+    addr: SocketAddr,
+    peer_creation: u32,
+) -> Result<TlsStream<TcpStream>, String> {
+    let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    conn::tune(&tcp);
+    tcp.write_all(&[PREAMBLE])
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
+    let mut stream = TlsStream::Client(
+        connector
+            .connect(super::tls::server_name(), tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?,
+    );
+    let hello = wire::encode::<()>(
+        &Head::BulkHello {
+            node: &shared.name,
+            creation: shared.creation,
+            peer_creation,
+            version: wire::VERSION,
+        },
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    stream
+        .write_all(&wire::single_chunk(&hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let answer = conn::read_single(&mut stream).await?;
+    match wire::decode(&answer).map_err(|e| e.to_string())?.0 {
+        Head::Welcome { .. } => Ok(stream),
+        Head::Refused { why } => Err(format!("refused: {why}")),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Takes a bulk connection whose [`PREAMBLE`] was read (on the bulk
+/// thread): it must pair with a live main connection from the same
+/// incarnation of the same node, to this incarnation of this one.
+pub(super) async fn accept(shared: Arc<Shared>, tcp: std::net::TcpStream) {
+    let admitted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let tcp = TcpStream::from_std(tcp).map_err(|e| e.to_string())?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.server.clone());
+        let mut stream = TlsStream::Server(acceptor.accept(tcp).await.map_err(|e| e.to_string())?);
+        let hello = conn::read_single(&mut stream).await?;
+        let (name, creation) = match wire::decode(&hello).map_err(|e| e.to_string())?.0 {
+            Head::BulkHello {
+                node,
+                creation,
+                peer_creation,
+                version,
+            } if version == wire::VERSION && peer_creation == shared.creation => {
+                (Arc::<str>::from(node), creation)
+            }
+            Head::BulkHello { version, .. } if version != wire::VERSION => {
+                return Err(format!("protocol version {version}, not {}", wire::VERSION));
+            }
+            Head::BulkHello { .. } => {
+                return Err("a bulk connection to an earlier incarnation".into());
+            }
+            other => return Err(format!("expected a bulk hello, got {other:?}")),
+        };
+        let main = match shared.peers.read().get(&name).map(|p| &p.state) {
+            Some(PeerState::Up {
+                out,
+                creation: known,
+            }) if *known == creation => out.clone(),
+            _ => {
+                return Err(format!(
+                    "a bulk connection from {name:?} without its main one"
+                ));
+            }
+        };
+        let answer = wire::encode::<()>(
+            &Head::Welcome {
+                creation: shared.creation,
+            },
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        stream
+            .write_all(&wire::single_chunk(&answer))
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.flush().await.map_err(|e| e.to_string())?;
+        Ok((name, main, stream, creation))
+    })
+    .await;
+    match admitted {
+        Ok(Ok((name, main, stream, creation))) => run(shared, name, main, stream, creation).await,
+        Ok(Err(why)) => shared.refuse(&why),
+        Err(_) => shared.refuse("bulk handshake timed out"),
+    }
+}
+
+/// Runs a bulk connection until it or its main connection ends.
+async fn run(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    main: Arc<Outbound>,
+    stream: TlsStream<TcpStream>,
+    creation: u32,
+) {
+    let out = Arc::new(Outbound::new(
+        main.generation,
+        shared.config.max_queued,
+        Arc::default(),
+    ));
+    let (reader, writer) = tokio::io::split(stream);
+    out.attach(writer);
+    if !main.attach_bulk(out.clone()) {
+        out.close();
+        return shared.refuse("a second bulk connection");
+    }
+    shared.bulk_connections.fetch_add(1, Ordering::Relaxed);
+    let why = tokio::select! {
+        why = read_loop(&shared, &name, &main, creation, reader) => Some(why),
+        why = conn::write_loop(&out, None) => Some(why),
+        _ = main.closed() => None,
+    };
+    out.close();
+    shared.bulk_connections.fetch_sub(1, Ordering::Relaxed);
+    let Some(why) = why else {
+        return;
+    };
+    // Markers on the main connection may wait for frames that were lost
+    // with this one: the main connection ends too, and its monitors fire.
+    tracing::info!(target: "owl::dist", node = %shared.name, peer = %name, why,
+        "bulk connection ended; its main connection ends with it");
+    main.close();
+}
+
+/// Reads whole frames and hands each to its place among the main
+/// connection's frames. No deadline: the main connection tells whether the
+/// peer lives.
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Arc<Shared>,
+    name: &Arc<str>,
+    main: &Arc<Outbound>,
+    creation: u32,
+    reader: R,
+) -> String {
+    let mut reader = BufReader::with_capacity(CHUNK + CHUNK_HEADER, reader);
+    let mut partial = Partial::new(shared.config.max_message, shared.frame_buffers.clone());
+    let mut header = [0u8; CHUNK_HEADER];
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        if let Err(e) = reader.read_exact(&mut header).await {
+            return format!("read: {e}");
+        }
+        let (len, lane, place) = match wire::read_chunk_header(&header) {
+            Ok(h) => h,
+            Err(e) => return refuse(shared, e),
+        };
+        chunk.resize(len, 0);
+        if let Err(e) = reader.read_exact(&mut chunk).await {
+            return format!("read: {e}");
+        }
+        // Other connections' bulk work shares this thread.
+        tokio::task::yield_now().await;
+        let frame = match partial.add(lane, place, &chunk) {
+            Err(e) => return refuse(shared, e),
+            Ok(Assembled::NotYet) => continue,
+            Ok(Assembled::Single) => bytes::Bytes::copy_from_slice(&chunk),
+            Ok(Assembled::Whole(frame)) => frame,
+        };
+        let handled = main.arrivals.take_bulk(lane, frame, |piece| {
+            conn::deliver(shared, name, main, creation, piece)
+        });
+        if let Err(e) = handled {
+            return refuse(shared, e);
+        }
+    }
+}
+
+fn refuse(shared: &Shared, e: Malformed) -> String {
+    let why = e.to_string();
+    shared.refuse(&why);
+    why
+}
+
+/// A piece's bytes, decoded where they lie when they have a buffer of
+/// their own (see [`splice::receiving`]).
+pub(super) fn with_piece<R>(piece: Piece<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
+    match piece {
+        Piece::Borrowed(bytes) => f(bytes),
+        Piece::Shared(frame) => splice::receiving(frame, || f(frame)),
+    }
+}
