@@ -1,9 +1,10 @@
 //! The few operating-system calls the runtime makes, in one place: thread
 //! ids and CPU affinity, timer slack, the page size, a coarse clock, and
-//! per-thread CPU clocks, the idle scheduling class. Everything but the
-//! thread CPU clocks and `SCHED_IDLE` goes through rustix; those need
-//! `pthread_getcpuclockid` and `sched_setscheduler`, which rustix does not
-//! wrap, so the only `unsafe` of this module is there.
+//! per-thread CPU clocks, the idle scheduling class, short time slices.
+//! Everything but the thread CPU clocks, `SCHED_IDLE` and the slices goes
+//! through rustix; those need `pthread_getcpuclockid`, `sched_setscheduler`
+//! and `sched_setattr`, which rustix does not wrap, so the only `unsafe` of
+//! this module is there.
 
 use std::time::Duration;
 
@@ -53,6 +54,59 @@ pub fn set_timer_slack(slack: Duration) -> std::io::Result<()> {
 pub fn lower_thread_priority(nice: i32) -> std::io::Result<()> {
     // On Linux, PRIO_PROCESS with "the caller" names the calling thread.
     rustix::process::setpriority_process(None, nice.clamp(0, 19)).map_err(std::io::Error::from)
+}
+
+/// Asks the kernel to run the calling thread in short turns of `slice`
+/// (Linux 6.12 and later; clamped there to 0.1 – 100 ms). Under its EEVDF
+/// scheduler a thread that has run less than its slice is not preempted by
+/// a waking one, and the default slice is a few milliseconds: a thread
+/// that moves bulk data asks for short turns, so the threads that answer
+/// requests never wait that long for a core it holds. Its share of the CPU
+/// stays what its nice value gives it. Keeps the thread's nice value.
+/// Older kernels refuse or ignore the request.
+///
+/// ```
+/// use std::time::Duration;
+/// std::thread::spawn(|| {
+///     // An error only means the kernel keeps its own slice.
+///     let _ = owl_runtime::sys::shorten_thread_slice(Duration::from_micros(100));
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn shorten_thread_slice(slice: Duration) -> std::io::Result<()> {
+    /// `struct sched_attr` as of its first version (48 bytes), which every
+    /// kernel with `sched_setattr` takes.
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    let nice = rustix::process::getpriority_process(None).map_err(std::io::Error::from)?;
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice,
+        priority: 0,
+        runtime: slice.as_nanos() as u64,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: `attr` is a valid `sched_attr` of the size it declares and
+    // outlives the call; pid 0 names the calling thread, and flags are 0.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Puts the calling thread in the kernel's idle class (`SCHED_IDLE`): it
