@@ -590,6 +590,20 @@ impl Node {
         self.inner.schedulers.max_online()
     }
 
+    /// The CPUs this OS process may use that no scheduler of this node
+    /// ever runs on (those past [`max_schedulers_online`](Self::max_schedulers_online)):
+    /// where a helper thread that should leave the schedulers' cores alone
+    /// can run. Empty when the schedulers may use every CPU.
+    ///
+    /// ```
+    /// let rt = owl_runtime::Runtime::new(owl_runtime::Config::default().schedulers(1)).unwrap();
+    /// let cpus = std::thread::available_parallelism().unwrap().get();
+    /// assert_eq!(rt.node().spare_cpus().len(), cpus - 1);
+    /// ```
+    pub fn spare_cpus(&self) -> Vec<usize> {
+        self.inner.schedulers.spare_cpus()
+    }
+
     /// Sets the schedulers online (1 up to [`schedulers`](Self::schedulers),
     /// at most the CPUs available); returns the previous value.
     pub fn set_schedulers_online(

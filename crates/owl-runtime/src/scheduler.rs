@@ -287,6 +287,14 @@ impl Schedulers {
         self.workers.min(self.cpus.len().max(1))
     }
 
+    /// The allowed CPUs no scheduler is ever pinned to.
+    pub(crate) fn spare_cpus(&self) -> Vec<usize> {
+        self.cpus
+            .get(self.max_online()..)
+            .unwrap_or_default()
+            .to_vec()
+    }
+
     /// Called on a worker thread of the schedulers of `priority`: gives it a
     /// slot (once) and applies the current CPU mask to it.
     pub(crate) fn register_current_thread(

@@ -34,6 +34,18 @@ pub(crate) fn pin_thread(tid: i32, cpus: &[usize]) -> std::io::Result<()> {
     rustix::thread::sched_setaffinity(Some(tid), &set).map_err(std::io::Error::from)
 }
 
+/// Restricts the calling thread to `cpus` (as numbered by the kernel).
+///
+/// ```
+/// let cpus: Vec<usize> = (0..std::thread::available_parallelism().unwrap().get()).collect();
+/// std::thread::spawn(move || owl_runtime::sys::pin_current_thread(&cpus).unwrap())
+///     .join()
+///     .unwrap();
+/// ```
+pub fn pin_current_thread(cpus: &[usize]) -> std::io::Result<()> {
+    pin_thread(current_tid(), cpus)
+}
+
 /// Sets the calling thread's timer slack: how late the kernel may fire its
 /// timers to batch wake-ups (50 µs by default, too coarse for 100 µs ticks).
 ///

@@ -60,18 +60,27 @@ pub(crate) const BULK_NICE: i32 = 2;
 pub(crate) const BULK_SLICE: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Starts the bulk thread of a node: a single-threaded tokio runtime at
-/// [`BULK_NICE`], named `owl-bulk-<node>`.
+/// [`BULK_NICE`], named `owl-bulk-<name>`, on the CPUs no scheduler of
+/// `node` uses when there are any.
 pub(super) fn start_thread(
-    node: &str,
+    node: &owl_runtime::Node,
+    name: &str,
 ) -> std::io::Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
+    let spare = node.spare_cpus();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let handle = runtime.handle().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
-        .name(format!("owl-bulk-{node}"))
+        .name(format!("owl-bulk-{name}"))
         .spawn(move || {
+            // Off the schedulers' cores if there are others: the kernel
+            // cannot preempt a thread in a page fault, and a large frame's
+            // first use of fresh memory faults for milliseconds.
+            if !spare.is_empty() {
+                let _ = owl_runtime::sys::pin_current_thread(&spare);
+            }
             if let Err(e) = owl_runtime::sys::lower_thread_priority(BULK_NICE) {
                 tracing::warn!(target: "owl::dist", error = %e,
                     "the bulk thread runs at normal priority");

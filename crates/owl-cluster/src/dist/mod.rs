@@ -482,7 +482,7 @@ impl Dist {
                     let _ = stopped.await;
                 });
             })?;
-        let (bulk_io, bulk_stop) = bulk::start_thread(&config.node)?;
+        let (bulk_io, bulk_stop) = bulk::start_thread(node, &config.node)?;
         let creation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u32)
