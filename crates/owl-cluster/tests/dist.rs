@@ -688,6 +688,25 @@ fn what_crosses_the_wire_is_encrypted() {
         .send(Dest::named("inbox", "b"), Text(secret_text.into()))
         .unwrap();
     assert_eq!(inbox.recv_timeout(LONG).unwrap().0, secret_text);
+    // A large message takes the bulk connection, through the relay too.
+    wait_for("the bulk connections", || {
+        a.dist.stats().bulk_connections == 1 && b.dist.stats().bulk_connections == 1
+    });
+    let blobs = b.collector::<Blob>("blobs");
+    let large = Blob {
+        n: 1,
+        data: secret_text
+            .bytes()
+            .cycle()
+            .take(300 * 1024)
+            .collect::<Vec<u8>>()
+            .into(),
+    };
+    a.dist
+        .send(Dest::named("blobs", "b"), large.clone())
+        .unwrap();
+    assert!(blobs.recv_timeout(LONG).unwrap().data == large.data);
+    assert_eq!(a.dist.stats().bulk_frames, 1);
     let captured = relay.captured.lock().clone();
     assert!(captured.len() > 100, "the relay saw the traffic");
     let find = |needle: &[u8]| captured.windows(needle.len()).any(|w| w == needle);
@@ -796,6 +815,8 @@ fn garbage_on_the_port_is_refused_and_the_node_carries_on() {
         &b"GET / HTTP/1.1\r\nHost: owl\r\n\r\n"[..],
         &[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0, 0],
         &[0u8; 4096],
+        // A bulk connection's first byte, then no TLS.
+        &b"B GET / HTTP/1.1\r\n\r\n"[..],
     ] {
         let before = b.dist.stats().refused;
         let mut raw = std::net::TcpStream::connect(b.dist.local_addr()).unwrap();

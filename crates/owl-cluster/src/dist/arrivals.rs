@@ -1,6 +1,6 @@
 //! Large frames that came on the bulk connection, put back in their place.
 //!
-//! A frame of [`BULK_FRAME`](super::bulk::BULK_FRAME) bytes or more travels
+//! A frame of [`BULK_FRAME`](super::wire::BULK_FRAME) bytes or more travels
 //! on the bulk connection (see [`bulk`](super::bulk)), and in its place on
 //! the main connection its sender writes a *marker*: an empty frame on the
 //! same lane. Markers keep the order. A lane's frames are handed on in the
@@ -75,6 +75,16 @@ impl Piece<'_> {
         match self {
             Piece::Borrowed(b) => b.len(),
             Piece::Shared(b) => b.len(),
+        }
+    }
+
+    /// Runs `f` on the frame's bytes; large byte strings it decodes share
+    /// the frame's buffer when it has one of its own (see
+    /// [`splice::receiving`](super::splice::receiving)).
+    pub(crate) fn read<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Piece::Borrowed(bytes) => f(bytes),
+            Piece::Shared(frame) => super::splice::receiving(frame, || f(frame)),
         }
     }
 

@@ -7,7 +7,7 @@
 //! the reader must decrypt them first. And on a busy machine the threads
 //! that encrypt and decrypt a 10 MB message take whole cores, so the
 //! threads that would answer a ping wait for a core. Both are measured in
-//! docs/benchmarks.md. So a frame of [`BULK_FRAME`] bytes or more goes on
+//! docs/benchmarks.md. So a frame of [`BULK_FRAME`](wire::BULK_FRAME) bytes or more goes on
 //! this connection instead, with a marker in its place on the main one
 //! (see [`arrivals`](super::arrivals) for how the order is kept), and this
 //! connection's reads and writes run on the node's bulk thread, at nice
@@ -29,21 +29,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
-use super::arrivals::Piece;
 use super::assembly::{Assembled, Partial};
-use super::conn::{self, HANDSHAKE_TIMEOUT};
+use super::dispatch::{self, refuse};
 use super::outbound::Outbound;
-use super::wire::{self, CHUNK, CHUNK_HEADER, Head, Malformed};
-use super::{PeerState, Shared, splice};
-
-/// Frames of this many bytes or more travel on the bulk connection: on
-/// the main one each would hold a small frame behind it for about a
-/// quarter of a millisecond of encryption and decryption, or more.
-pub(crate) const BULK_FRAME: usize = 256 * 1024;
-
-/// The first byte a bulk connection's dialer sends, before TLS (whose
-/// first byte is never this).
-pub(crate) const PREAMBLE: u8 = b'B';
+use super::socket::{self, HANDSHAKE_TIMEOUT};
+use super::wire::{self, CHUNK, CHUNK_HEADER, Head, PREAMBLE};
+use super::{PeerState, Shared};
 
 /// The bulk thread's nice value: a weight of 655 against the schedulers'
 /// 1,024. Measured next to 10 MB messages on two vCPUs (docs/benchmarks.md):
@@ -123,7 +114,7 @@ async fn handshake(
     peer_creation: u32,
 ) -> Result<TlsStream<TcpStream>, String> {
     let mut tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    conn::tune(&tcp);
+    socket::tune(&tcp);
     tcp.write_all(&[PREAMBLE])
         .await
         .map_err(|e| e.to_string())?;
@@ -149,7 +140,7 @@ async fn handshake(
         .await
         .map_err(|e| e.to_string())?;
     stream.flush().await.map_err(|e| e.to_string())?;
-    let answer = conn::read_single(&mut stream).await?;
+    let answer = socket::read_single(&mut stream).await?;
     match wire::decode(&answer).map_err(|e| e.to_string())?.0 {
         Head::Welcome { .. } => Ok(stream),
         Head::Refused { why } => Err(format!("refused: {why}")),
@@ -165,7 +156,7 @@ pub(super) async fn accept(shared: Arc<Shared>, tcp: std::net::TcpStream) {
         let tcp = TcpStream::from_std(tcp).map_err(|e| e.to_string())?;
         let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.server.clone());
         let mut stream = TlsStream::Server(acceptor.accept(tcp).await.map_err(|e| e.to_string())?);
-        let hello = conn::read_single(&mut stream).await?;
+        let hello = socket::read_single(&mut stream).await?;
         let (name, creation) = match wire::decode(&hello).map_err(|e| e.to_string())?.0 {
             Head::BulkHello {
                 node,
@@ -238,7 +229,7 @@ async fn run(
     shared.bulk_connections.fetch_add(1, Ordering::Relaxed);
     let why = tokio::select! {
         why = read_loop(&shared, &name, &main, creation, reader) => Some(why),
-        why = conn::write_loop(&out, None) => Some(why),
+        why = socket::write_loop(&out, None) => Some(why),
         _ = main.closed() => None,
     };
     out.close();
@@ -288,25 +279,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Assembled::Whole(frame)) => frame,
         };
         let handled = main.arrivals.take_bulk(lane, frame, |piece| {
-            conn::deliver(shared, name, main, creation, piece)
+            dispatch::deliver(shared, name, main, creation, piece)
         });
         if let Err(e) = handled {
             return refuse(shared, e);
         }
-    }
-}
-
-fn refuse(shared: &Shared, e: Malformed) -> String {
-    let why = e.to_string();
-    shared.refuse(&why);
-    why
-}
-
-/// A piece's bytes, decoded where they lie when they have a buffer of
-/// their own (see [`splice::receiving`]).
-pub(super) fn with_piece<R>(piece: Piece<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
-    match piece {
-        Piece::Borrowed(bytes) => f(bytes),
-        Piece::Shared(frame) => splice::receiving(frame, || f(frame)),
     }
 }

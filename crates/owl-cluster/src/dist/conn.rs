@@ -10,10 +10,9 @@
 //! connection says by its first byte which of the two it is.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use owl_runtime::{CallError, ExitReason, PidId};
+use owl_runtime::{CallError, ExitReason};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
@@ -21,11 +20,11 @@ use tokio_rustls::TlsStream;
 use super::arrivals::{Main, Piece};
 use super::assembly::{Assembled, Partial};
 use super::command::Command;
-use super::outbound::{Outbound, Turn};
-use super::splice::{self, Frame};
-use super::types::Delivery;
-use super::wire::{self, CHUNK, CHUNK_HEADER, CallFailure, Head, Malformed, Place, Target};
-use super::{NodePid, Peer, PeerState, Shared};
+use super::dispatch::{self, refuse};
+use super::outbound::Outbound;
+use super::socket::{HANDSHAKE_TIMEOUT, read_single, tune, write_loop};
+use super::wire::{self, CHUNK, CHUNK_HEADER, Head};
+use super::{Peer, PeerState, Shared};
 use crate::NodeEvent;
 
 /// What the acceptor answers a dial it loses to its own (the node with the
@@ -35,26 +34,8 @@ const SIMULTANEOUS: &str = "simultaneous connect: my dial to you wins";
 /// What the acceptor answers a dial from a peer it is connected to already.
 const ALREADY_CONNECTED: &str = "already connected";
 
-/// How long connecting and the handshake may take.
-pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// How long a dial that failed keeps the peer from being dialled again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
-
-/// The most bytes written to the socket at once.
-const BATCH: usize = 256 * 1024;
-
-/// The kernel's send buffer of a connection. Small on purpose: whatever
-/// sits there is in one queue that no lane can overtake, so a deep buffer
-/// full of a 10 MB message would hold a small one behind it; the lanes
-/// above it do the queueing, in turns.
-const SEND_BUFFER: usize = 256 * 1024;
-
-/// No Nagle delay, and a shallow kernel queue (see [`SEND_BUFFER`]).
-pub(super) fn tune(tcp: &TcpStream) {
-    let _ = tcp.set_nodelay(true);
-    let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER);
-}
 
 /// Moves a socket's readiness from the I/O thread to the node's schedulers.
 /// The connection's reader runs there: a scheduler that has nothing to run
@@ -142,25 +123,6 @@ async fn handshake(
     Ok((stream, head))
 }
 
-/// Reads one frame that fits one chunk (the handshake's).
-pub(super) async fn read_single<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, String> {
-    let mut header = [0u8; CHUNK_HEADER];
-    stream
-        .read_exact(&mut header)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (len, _, place) = wire::read_chunk_header(&header).map_err(|e| e.to_string())?;
-    if place != Place::Last {
-        return Err("a handshake frame in pieces".into());
-    }
-    let mut frame = vec![0u8; len];
-    stream
-        .read_exact(&mut frame)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(frame)
-}
-
 /// The dial got through: the peer is up (unless an accepted connection
 /// took its place meanwhile).
 fn promote(shared: &Shared, name: &Arc<str>, out: &Arc<Outbound>, creation: u32) -> bool {
@@ -245,7 +207,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
 }
 
 /// Sends an accepted connection where it belongs by its first byte: a
-/// bulk connection's [`PREAMBLE`](super::bulk::PREAMBLE) to the bulk
+/// bulk connection's [`PREAMBLE`](wire::PREAMBLE) to the bulk
 /// thread, anything else (TLS) to the handshake of a main connection.
 async fn route(shared: Arc<Shared>, tcp: TcpStream) {
     let mut first = [0u8; 1];
@@ -253,7 +215,7 @@ async fn route(shared: Arc<Shared>, tcp: TcpStream) {
     if !matches!(peeked, Ok(Ok(1))) {
         return shared.refuse("nothing said");
     }
-    if first[0] != super::bulk::PREAMBLE {
+    if first[0] != wire::PREAMBLE {
         match to_schedulers(&shared, tcp) {
             Ok(tcp) => accept_one(shared, tcp).await,
             Err(e) => shared.refuse(&format!("socket: {e}")),
@@ -407,41 +369,6 @@ async fn run(
     }
 }
 
-/// Writes what waits in the lanes (and what a sender's direct write left),
-/// and a tick when nothing was written for `tick` (the main connection's:
-/// a bulk connection has none).
-pub(super) async fn write_loop(out: &Outbound, tick: Option<Duration>) -> String {
-    let tick_frame = wire::encode::<()>(&Head::Tick, None).expect("a tick encodes");
-    let mut batch = Vec::with_capacity(BATCH + CHUNK);
-    loop {
-        batch.clear();
-        match out.take_turn(&mut batch, BATCH) {
-            Turn::Idle => {
-                if out.is_closed() {
-                    return "closed here".into();
-                }
-                match tick {
-                    Some(tick) => {
-                        if tokio::time::timeout(tick, out.wait()).await.is_err() {
-                            let _ = out.push(wire::CONTROL_LANE, tick_frame.clone());
-                        }
-                    }
-                    None => out.wait().await,
-                }
-            }
-            Turn::Write => {
-                let mut written = 0;
-                let result =
-                    std::future::poll_fn(|cx| out.poll_write_all(cx, &batch, &mut written)).await;
-                out.done_writing();
-                if let Err(e) = result {
-                    return format!("write: {e}");
-                }
-            }
-        }
-    }
-}
-
 async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     name: &Arc<str>,
@@ -479,7 +406,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             since_yield = 0;
             tokio::task::yield_now().await;
         }
-        let deliver = |piece: Piece<'_>| deliver(shared, name, out, creation, piece);
+        let deliver = |piece: Piece<'_>| dispatch::deliver(shared, name, out, creation, piece);
         let handled = match partial.add(lane, place, &chunk) {
             Err(e) => Err(e),
             Ok(Assembled::NotYet) => Ok(()),
@@ -510,223 +437,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
 /// every 256 KiB, 1.9–3.4 ms every 64 KiB; 16 KiB chunks did no better.
 const YIELD_EVERY: usize = CHUNK;
 
-fn refuse(shared: &Shared, e: Malformed) -> String {
-    let why = e.to_string();
-    shared.refuse(&why);
-    why
-}
-
-/// Acts on one whole frame from `name`, from either connection.
-pub(super) fn deliver(
-    shared: &Arc<Shared>,
-    name: &Arc<str>,
-    out: &Arc<Outbound>,
-    creation: u32,
-    piece: Piece<'_>,
-) -> Result<(), Malformed> {
-    super::bulk::with_piece(piece, |frame| handle(shared, name, out, creation, frame))
-}
-
-/// Acts on one frame from `name`.
-fn handle(
-    shared: &Arc<Shared>,
-    name: &Arc<str>,
-    out: &Arc<Outbound>,
-    creation: u32,
-    frame: &[u8],
-) -> Result<(), Malformed> {
-    let (head, body) = wire::decode(frame)?;
-    shared.frames_received.fetch_add(1, Ordering::Relaxed);
-    match head {
-        Head::Tick => {}
-        Head::Send { to, tag } => {
-            let delivered = shared
-                .resolve_target(&to)
-                .and_then(|pid| shared.config.types.deliver(tag, &pid, body));
-            if delivered != Some(Delivery::Delivered) {
-                shared.undeliverable.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Head::Call {
-            id,
-            to,
-            tag,
-            timeout_ms,
-        } => serve_call(shared, out, id, &to, tag, timeout_ms, body),
-        Head::Reply { id, failure } => {
-            if let Some(call) = shared.calls.lock().remove(&id) {
-                let _ = call.reply.send(match failure {
-                    None => Ok(splice::share_or_copy(body)),
-                    Some(f) => Err(call_error(f)),
-                });
-            }
-        }
-        Head::Watch {
-            reference,
-            watcher,
-            target,
-            link,
-        } => {
-            let watcher = NodePid::new(name, PidId(watcher), creation);
-            watch_here(shared, name, out, reference, watcher, &target, link)
-        }
-        Head::Unwatch { reference } => shared.to_agent(Command::RemoteUnwatch {
-            peer: name.clone(),
-            reference,
-            exit: None,
-        }),
-        Head::LinkExit { reference, reason } => shared.to_agent(Command::RemoteUnwatch {
-            peer: name.clone(),
-            reference,
-            exit: Some(reason.parse().unwrap_or(ExitReason::NoProc)),
-        }),
-        Head::Down {
-            reference,
-            pid,
-            reason,
-        } => shared.to_agent(Command::RemoteDown {
-            peer: name.clone(),
-            reference,
-            pid,
-            reason: reason.parse().unwrap_or(ExitReason::NoProc),
-        }),
-        head @ (Head::GlobalAdd { .. }
-        | Head::GlobalRemove { .. }
-        | Head::PgJoin { .. }
-        | Head::PgLeave { .. }
-        | Head::Sync { .. }) => shared.apply_registry(name, creation, head),
-        Head::Spawn { id, name: start } => {
-            let started = match shared.config.types.spawn(start, &shared.node, body) {
-                None => Err(CallFailure::NotServed),
-                Some(None) => Err(CallFailure::NoReply),
-                Some(Some(pid)) => Ok(pid.id().0),
-            };
-            let (failure, reply) = match started {
-                Ok(pid) => (None, postcard::to_allocvec(&pid).unwrap_or_default()),
-                Err(f) => (Some(f), Vec::new()),
-            };
-            if let Ok(mut frame) = wire::encode::<()>(&Head::Reply { id, failure }, None) {
-                frame.extend_from_slice(&reply);
-                let _ = out.push(id.wrapping_mul(2) | 1, frame);
-            }
-        }
-        Head::Hello { .. }
-        | Head::BulkHello { .. }
-        | Head::Welcome { .. }
-        | Head::Refused { .. } => {
-            return Err(Malformed("a handshake frame on a live connection".into()));
-        }
-    }
-    Ok(())
-}
-
-fn serve_call(
-    shared: &Arc<Shared>,
-    out: &Arc<Outbound>,
-    id: u64,
-    to: &Target<'_>,
-    tag: &str,
-    timeout_ms: u64,
-    body: &[u8],
-) {
-    let reply_lane = id.wrapping_mul(2) | 1;
-    let answer = move |out: &Outbound, result: Result<Frame, CallFailure<'_>>| {
-        let (failure, reply) = match result {
-            Ok(reply) => (None, reply),
-            Err(failure) => (Some(failure), Frame::default()),
-        };
-        if let Ok(mut frame) = wire::encode::<()>(&Head::Reply { id, failure }, None) {
-            frame.append(reply);
-            let _ = out.push(reply_lane, frame);
-        }
-    };
-    let Some(target) = shared.resolve_target(to) else {
-        return answer(out, Err(CallFailure::NoProcess));
-    };
-    let timeout = Duration::from_millis(timeout_ms);
-    let Some(served) = shared
-        .config
-        .types
-        .serve(tag, target, splice::share_or_copy(body), timeout)
-    else {
-        return answer(out, Err(CallFailure::NotServed));
-    };
-    let out = out.clone();
-    tokio::spawn(async move {
-        let reason;
-        let result = match served.await {
-            Ok(reply) => Ok(reply),
-            Err(CallError::Timeout) => Err(CallFailure::Timeout),
-            Err(CallError::Exited(r)) => {
-                reason = r.to_string();
-                Err(CallFailure::Exited(&reason))
-            }
-            Err(CallError::NoProcess) => Err(CallFailure::NoProcess),
-            Err(CallError::Full) => Err(CallFailure::Full),
-            Err(CallError::WrongKind(_)) => Err(CallFailure::WrongKind),
-            Err(_) => Err(CallFailure::NoReply),
-        };
-        answer(&out, result);
-    });
-}
-
-/// A remote process watches a local one: the monitor is set here, before
-/// the next frame on this connection is delivered, so that a message sent
-/// right after a monitor cannot overtake it.
-fn watch_here(
-    shared: &Arc<Shared>,
-    name: &Arc<str>,
-    out: &Arc<Outbound>,
-    reference: u64,
-    watcher: NodePid,
-    target: &Target<'_>,
-    link: bool,
-) {
-    let agent = shared.agent.read().clone();
-    let monitored = shared.resolve_target(target).and_then(|pid| {
-        let monitor = shared.node.monitor_for(agent.as_ref()?, &pid)?;
-        Some((pid, monitor))
-    });
-    let Some((pid, monitor)) = monitored else {
-        let reason = ExitReason::NoProc.to_string();
-        let down = Head::Down {
-            reference,
-            pid: 0,
-            reason: &reason,
-        };
-        if let Ok(frame) = wire::encode::<()>(&down, None) {
-            let _ = out.push(wire::pid_lane(watcher.id().0), frame);
-        }
-        return;
-    };
-    shared.to_agent(Command::RemoteWatch {
-        peer: name.clone(),
-        generation: out.generation,
-        reference,
-        watcher,
-        target: pid,
-        monitor,
-        link,
-    });
-}
-
-/// A remote call's failure as the caller sees it.
-fn call_error(failure: CallFailure<'_>) -> CallError {
-    match failure {
-        CallFailure::Timeout => CallError::Timeout,
-        CallFailure::Exited(reason) => {
-            CallError::Exited(reason.parse().unwrap_or(ExitReason::NoProc))
-        }
-        CallFailure::NoProcess => CallError::NoProcess,
-        CallFailure::Full => CallError::Full,
-        CallFailure::WrongKind => CallError::WrongKind("server of the registered type"),
-        CallFailure::NoReply => CallError::NoReply,
-        CallFailure::NotServed => {
-            CallError::WrongKind("served call or start function on that node")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! A peer that holds the secret but sends malformed frames: the node
@@ -738,7 +448,7 @@ mod tests {
     use owl_runtime::Runtime;
     use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
 
-    use super::super::wire::put_chunk_header;
+    use super::super::wire::{Place, put_chunk_header};
     use super::super::{Dist, DistConfig};
     use super::*;
     use crate::ClusterSecret;

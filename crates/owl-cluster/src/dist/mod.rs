@@ -34,9 +34,11 @@
 //!
 //! # Back pressure and memory
 //!
-//! What waits for a peer is bounded ([`DistConfig::max_queued`], 64 MiB):
-//! a send that would pass it fails with [`DistError::Busy`] at once rather
-//! than blocking the sender or growing memory. A send to a node with no
+//! What waits for a peer is bounded ([`DistConfig::max_queued`], 64 MiB on
+//! each of its two connections): a send that would pass it fails with
+//! [`DistError::Busy`] at once rather than blocking the sender or growing
+//! memory. On the receiving side, what waits between the two connections
+//! for its place is bounded at twice that. A send to a node with no
 //! connection fails with [`DistError::NoConnection`] (and a node whose
 //! address is known is dialled in the background). So nothing is lost
 //! silently on this side; as on the BEAM, what was queued when a
@@ -97,10 +99,12 @@ mod assembly;
 mod bulk;
 mod command;
 mod conn;
+mod dispatch;
 mod global;
 mod local;
 mod names;
 mod outbound;
+mod socket;
 mod splice;
 mod tls;
 mod types;
@@ -228,8 +232,9 @@ impl DistConfig {
         self
     }
 
-    /// The most bytes waiting for one peer before sends fail with
-    /// [`DistError::Busy`] (64 MiB).
+    /// The most bytes waiting for one peer's connection before sends fail
+    /// with [`DistError::Busy`] (64 MiB; large messages wait on the bulk
+    /// connection, which has the same bound).
     pub fn max_queued(mut self, bytes: usize) -> DistConfig {
         self.max_queued = bytes;
         self

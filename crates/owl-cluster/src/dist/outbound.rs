@@ -29,7 +29,7 @@ use tokio_rustls::TlsStream;
 
 use super::arrivals::Arrivals;
 use super::splice::Frame;
-use super::wire::{CHUNK, CHUNK_HEADER, FIRST_PREFIX, Place, put_chunk_header};
+use super::wire::{BULK_FRAME, CHUNK, CHUNK_HEADER, FIRST_PREFIX, Place, put_chunk_header};
 
 /// The sending half of a live connection.
 pub(crate) type Wire = WriteHalf<TlsStream<TcpStream>>;
@@ -68,7 +68,7 @@ pub(crate) struct Outbound<W = Wire> {
     /// Wakes whoever waits for the connection to end.
     closing: Notify,
     /// The queue of this connection's bulk connection, once it is up (see
-    /// [`bulk`](super::bulk)): large frames go there, markers here.
+    /// `bulk`): large frames go there, markers here.
     bulk: OnceLock<Arc<Outbound<W>>>,
     /// Held while a large frame and its marker are queued, so that the
     /// markers of a lane are in the order of its bulk frames.
@@ -159,7 +159,7 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
     pub(crate) fn push(&self, lane: u64, frame: impl Into<Frame>) -> Result<(), Refused> {
         let frame = frame.into();
         match self.bulk.get() {
-            Some(bulk) if frame.len() >= super::bulk::BULK_FRAME => {
+            Some(bulk) if frame.len() >= BULK_FRAME => {
                 let _order = self.bulk_order.lock();
                 if self.is_closed() {
                     return Err(Refused::Closed);

@@ -9,7 +9,7 @@
 //! chunks from the lanes in turn, so a large message to one process is
 //! interleaved with, not ahead of, a small one to another; and one lane is
 //! one queue, so what one process sends another arrives in the order sent.
-//! Frames of [`BULK_FRAME`](super::bulk::BULK_FRAME) bytes or more go on
+//! Frames of [`BULK_FRAME`] bytes or more go on
 //! the bulk connection instead, an empty frame (a *marker*) in their place.
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,15 @@ pub(crate) enum Place {
     /// then its start.
     First = 2,
 }
+
+/// Frames of this many bytes or more travel on the bulk connection: on
+/// the main one each would hold a small frame behind it for about a
+/// quarter of a millisecond of encryption and decryption, or more.
+pub(crate) const BULK_FRAME: usize = 256 * 1024;
+
+/// The first byte a bulk connection's dialer sends, before TLS (whose
+/// first byte is never this).
+pub(crate) const PREAMBLE: u8 = b'B';
 
 /// The lane of frames that belong to no process (handshake, ticks).
 pub(crate) const CONTROL_LANE: u64 = 0;
