@@ -471,6 +471,11 @@ fn a_link_across_nodes_carries_an_exit_both_ways() {
     linked.send(Numbered(0)).unwrap();
     let reason = a.rt.block_on(exit);
     assert_eq!(reason, ExitReason::error("boom"));
+    // The first link is gone on both sides before the second is counted
+    // (else its count below could be the first's).
+    wait_for("the first link forgotten", || {
+        b.dist.stats().watched_here == 0 && a.dist.stats().watching == 0
+    });
 
     // a's process crashes: the linked process on b dies with its reason.
     let survivor = node_b.spawn(|mut p| async move {
