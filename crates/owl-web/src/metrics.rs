@@ -281,4 +281,11 @@ fn distribution(out: &mut String, dist: &owl_cluster::dist::Dist) {
         "Links and monitors remote processes hold on this node's processes.",
         &one(stats.watched_here),
     );
+    family(
+        out,
+        "owl_dist_bulk_connections",
+        "gauge",
+        "Bulk connections up: each carries the large messages to one peer.",
+        &one(stats.bulk_connections),
+    );
 }

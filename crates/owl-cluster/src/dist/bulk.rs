@@ -85,6 +85,13 @@ pub(super) fn start_thread(
     Ok((handle, stop))
 }
 
+/// How long the dialler waits for its bulk connection: well past the
+/// acceptor's own handshake timeout, so that it never gives up on a
+/// connection the acceptor has just taken (whose end would end the main
+/// connection with it). Only a stopped peer takes that long, and its main
+/// connection is given up long before.
+const DIAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Dials the bulk connection to `name`, whose main connection (`main`, to
 /// its incarnation `peer_creation`) this node dialled at `addr`.
 pub(super) fn dial(
@@ -97,7 +104,7 @@ pub(super) fn dial(
     let shared = shared.clone();
     shared.bulk_io.clone().spawn(async move {
         let dialled =
-            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, addr, peer_creation)).await;
+            tokio::time::timeout(DIAL_TIMEOUT, handshake(&shared, addr, peer_creation)).await;
         match dialled {
             Ok(Ok(stream)) => run(shared, name, main, stream, peer_creation).await,
             Ok(Err(why)) => tracing::info!(target: "owl::dist", node = %shared.name, peer = %name,
