@@ -246,9 +246,8 @@ async fn run(
     };
     // Markers on the main connection may wait for frames that were lost
     // with this one: the main connection ends too, and its monitors fire.
-    tracing::info!(target: "owl::dist", node = %shared.name, peer = %name, why,
-        "bulk connection ended; its main connection ends with it");
-    main.close();
+    // Its end is logged, with this reason.
+    main.close_for(format!("its bulk connection ended: {why}"));
 }
 
 /// Reads whole frames and hands each to its place among the main

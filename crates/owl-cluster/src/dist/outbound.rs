@@ -75,6 +75,9 @@ pub(crate) struct Outbound<W = Wire> {
     bulk_order: Mutex<()>,
     /// What came from the peer, main and bulk frames put back in order.
     pub(crate) arrivals: Arrivals,
+    /// Why the connection was closed from this side, if it was for a reason
+    /// found elsewhere (its bulk connection broke).
+    why_closed: Mutex<Option<String>>,
 }
 
 /// What a node's connections sent, counted by their queues (see
@@ -144,7 +147,22 @@ impl<W: AsyncWrite + Unpin> Outbound<W> {
             bulk_order: Mutex::new(()),
             // Whatever may be in flight on both connections at once.
             arrivals: Arrivals::new(limit.saturating_mul(2)),
+            why_closed: Mutex::new(None),
         }
+    }
+
+    /// Ends the connection, saying why (see [`closed_why`](Self::closed_why)).
+    pub(crate) fn close_for(&self, why: String) {
+        self.why_closed.lock().get_or_insert(why);
+        self.close();
+    }
+
+    /// Why the connection was closed from this side.
+    pub(crate) fn closed_why(&self) -> String {
+        self.why_closed
+            .lock()
+            .clone()
+            .unwrap_or_else(|| "closed here".into())
     }
 
     /// Gives the connection its bulk connection's queue: from now on large

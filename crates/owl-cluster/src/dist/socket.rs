@@ -57,7 +57,7 @@ pub(super) async fn write_loop(out: &Outbound, tick: Option<Duration>) -> String
         match out.take_turn(&mut batch, BATCH) {
             Turn::Idle => {
                 if out.is_closed() {
-                    return "closed here".into();
+                    return out.closed_why();
                 }
                 match tick {
                     Some(tick) => {
