@@ -58,31 +58,20 @@ pub(super) fn start_thread(
     name: &str,
 ) -> std::io::Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
     let spare = node.spare_cpus();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let handle = runtime.handle().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name(format!("owl-bulk-{name}"))
-        .spawn(move || {
-            // Off the schedulers' cores if there are others: the kernel
-            // cannot preempt a thread in a page fault, and a large frame's
-            // first use of fresh memory faults for milliseconds.
-            if !spare.is_empty() {
-                let _ = owl_runtime::sys::pin_current_thread(&spare);
-            }
-            if let Err(e) = owl_runtime::sys::lower_thread_priority(BULK_NICE) {
-                tracing::warn!(target: "owl::dist", error = %e,
-                    "the bulk thread runs at normal priority");
-            }
-            // Not worth a warning: the kernel then keeps its own slice.
-            let _ = owl_runtime::sys::shorten_thread_slice(BULK_SLICE);
-            runtime.block_on(async move {
-                let _ = stopped.await;
-            });
-        })?;
-    Ok((handle, stop))
+    socket::start_thread(format!("owl-bulk-{name}"), move || {
+        // Off the schedulers' cores if there are others: the kernel cannot
+        // preempt a thread in a page fault, and a large frame's first use
+        // of fresh memory faults for milliseconds.
+        if !spare.is_empty() {
+            let _ = owl_runtime::sys::pin_current_thread(&spare);
+        }
+        if let Err(e) = owl_runtime::sys::lower_thread_priority(BULK_NICE) {
+            tracing::warn!(target: "owl::dist", error = %e,
+                "the bulk thread runs at normal priority");
+        }
+        // Not worth a warning: the kernel then keeps its own slice.
+        let _ = owl_runtime::sys::shorten_thread_slice(BULK_SLICE);
+    })
 }
 
 /// How long the dialler waits for its bulk connection: well past the
@@ -125,28 +114,14 @@ async fn handshake(
     tcp.write_all(&[PREAMBLE])
         .await
         .map_err(|e| e.to_string())?;
-    let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
-    let mut stream = TlsStream::Client(
-        connector
-            .connect(super::tls::server_name(), tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?,
-    );
-    let hello = wire::encode::<()>(
-        &Head::BulkHello {
-            node: &shared.name,
-            creation: shared.creation,
-            peer_creation,
-            version: wire::VERSION,
-        },
-        None,
-    )
-    .map_err(|e| e.to_string())?;
-    stream
-        .write_all(&wire::single_chunk(&hello))
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut stream = socket::tls_dial(shared, tcp).await?;
+    let hello = Head::BulkHello {
+        node: &shared.name,
+        creation: shared.creation,
+        peer_creation,
+        version: wire::VERSION,
+    };
+    socket::write_single(&mut stream, &hello).await?;
     let answer = socket::read_single(&mut stream).await?;
     match wire::decode(&answer).map_err(|e| e.to_string())?.0 {
         Head::Welcome { .. } => Ok(stream),
@@ -161,8 +136,7 @@ async fn handshake(
 pub(super) async fn accept(shared: Arc<Shared>, tcp: std::net::TcpStream) {
     let admitted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let tcp = TcpStream::from_std(tcp).map_err(|e| e.to_string())?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.server.clone());
-        let mut stream = TlsStream::Server(acceptor.accept(tcp).await.map_err(|e| e.to_string())?);
+        let mut stream = socket::tls_accept(&shared, tcp).await?;
         let hello = socket::read_single(&mut stream).await?;
         let (name, creation) = match wire::decode(&hello).map_err(|e| e.to_string())?.0 {
             Head::BulkHello {
@@ -192,18 +166,10 @@ pub(super) async fn accept(shared: Arc<Shared>, tcp: std::net::TcpStream) {
                 ));
             }
         };
-        let answer = wire::encode::<()>(
-            &Head::Welcome {
-                creation: shared.creation,
-            },
-            None,
-        )
-        .map_err(|e| e.to_string())?;
-        stream
-            .write_all(&wire::single_chunk(&answer))
-            .await
-            .map_err(|e| e.to_string())?;
-        stream.flush().await.map_err(|e| e.to_string())?;
+        let welcome = Head::Welcome {
+            creation: shared.creation,
+        };
+        socket::write_single(&mut stream, &welcome).await?;
         Ok((name, main, stream, creation))
     })
     .await;

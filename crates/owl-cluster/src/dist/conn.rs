@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use owl_runtime::{CallError, ExitReason};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
@@ -22,7 +22,9 @@ use super::assembly::{Assembled, Partial};
 use super::command::Command;
 use super::dispatch::{self, refuse};
 use super::outbound::Outbound;
-use super::socket::{HANDSHAKE_TIMEOUT, read_single, tune, write_loop};
+use super::socket::{
+    HANDSHAKE_TIMEOUT, read_single, tls_accept, tls_dial, tune, write_loop, write_single,
+};
 use super::wire::{self, CHUNK, CHUNK_HEADER, Head};
 use super::{Peer, PeerState, Shared};
 use crate::NodeEvent;
@@ -87,27 +89,13 @@ async fn handshake(
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     tune(&tcp);
     let tcp = to_schedulers(shared, tcp).map_err(|e| e.to_string())?;
-    let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
-    let mut stream = TlsStream::Client(
-        connector
-            .connect(super::tls::server_name(), tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?,
-    );
-    let hello = wire::encode::<()>(
-        &Head::Hello {
-            node: &shared.name,
-            creation: shared.creation,
-            version: wire::VERSION,
-        },
-        None,
-    )
-    .map_err(|e| e.to_string())?;
-    stream
-        .write_all(&wire::single_chunk(&hello))
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut stream = tls_dial(shared, tcp).await?;
+    let hello = Head::Hello {
+        node: &shared.name,
+        creation: shared.creation,
+        version: wire::VERSION,
+    };
+    write_single(&mut stream, &hello).await?;
     let answer = read_single(&mut stream).await?;
     let head = match wire::decode(&answer).map_err(|e| e.to_string())?.0 {
         Head::Welcome { creation } => Head::Welcome { creation },
@@ -240,8 +228,7 @@ async fn route(shared: Arc<Shared>, tcp: TcpStream) {
 
 async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
     let admitted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.server.clone());
-        let mut stream = TlsStream::Server(acceptor.accept(tcp).await.map_err(|e| e.to_string())?);
+        let mut stream = tls_accept(&shared, tcp).await?;
         let hello = read_single(&mut stream).await?;
         let (name, creation) = match wire::decode(&hello).map_err(|e| e.to_string())?.0 {
             Head::Hello {
@@ -264,12 +251,7 @@ async fn accept_one(shared: Arc<Shared>, tcp: TcpStream) {
             },
             Err(why) => Head::Refused { why },
         };
-        let answer = wire::encode::<()>(&answer, None).map_err(|e| e.to_string())?;
-        stream
-            .write_all(&wire::single_chunk(&answer))
-            .await
-            .map_err(|e| e.to_string())?;
-        stream.flush().await.map_err(|e| e.to_string())?;
+        write_single(&mut stream, &answer).await?;
         Ok(decision.ok().map(|out| (name, out, stream, creation)))
     })
     .await;
@@ -448,6 +430,8 @@ mod tests {
     use owl_runtime::Runtime;
     use owl_runtime::supervisor::{Strategy, Supervisor, SupervisorSpec};
 
+    use tokio::io::AsyncWriteExt;
+
     use super::super::wire::{Place, put_chunk_header};
     use super::super::{Dist, DistConfig};
     use super::*;
@@ -487,24 +471,13 @@ mod tests {
         addr: std::net::SocketAddr,
     ) -> (TlsStream<TcpStream>, Head<'static>) {
         let tcp = TcpStream::connect(addr).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
-        let mut stream = TlsStream::Client(
-            connector
-                .connect(super::super::tls::server_name(), tcp)
-                .await
-                .unwrap(),
-        );
-        let hello = wire::encode::<()>(
-            &Head::Hello {
-                node: "mallory",
-                creation: 1,
-                version: wire::VERSION,
-            },
-            None,
-        )
-        .unwrap();
-        stream.write_all(&wire::single_chunk(&hello)).await.unwrap();
-        stream.flush().await.unwrap();
+        let mut stream = tls_dial(shared, tcp).await.unwrap();
+        let hello = Head::Hello {
+            node: "mallory",
+            creation: 1,
+            version: wire::VERSION,
+        };
+        write_single(&mut stream, &hello).await.unwrap();
         let answer = read_single(&mut stream).await.unwrap();
         let head = match wire::decode(&answer).unwrap().0 {
             Head::Welcome { creation } => Head::Welcome { creation },

@@ -475,18 +475,7 @@ impl Dist {
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
-        let io_runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let io = io_runtime.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name(format!("owl-dist-{}", config.node))
-            .spawn(move || {
-                io_runtime.block_on(async move {
-                    let _ = stopped.await;
-                });
-            })?;
+        let (io, stop) = socket::start_thread(format!("owl-dist-{}", config.node), || {})?;
         let (bulk_io, bulk_stop) = bulk::start_thread(node, &config.node)?;
         let creation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,13 +1,72 @@
-//! What a main connection and a bulk connection share: how their sockets
-//! are tuned, the handshake's single-chunk frames, and the writer loop.
+//! What a main connection and a bulk connection share: the thread that
+//! runs them, how their sockets are tuned, TLS, the handshake's
+//! single-chunk frames, and the writer loop.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsStream;
 
+use super::Shared;
 use super::outbound::{Outbound, Turn};
 use super::wire::{self, CHUNK, CHUNK_HEADER, Head, Place};
+
+/// Starts a thread named `name` that runs a single-threaded tokio runtime
+/// until the returned sender is dropped; `setup` runs first, on the thread.
+pub(super) fn start_thread(
+    name: String,
+    setup: impl FnOnce() + Send + 'static,
+) -> std::io::Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new().name(name).spawn(move || {
+        setup();
+        runtime.block_on(async move {
+            let _ = stopped.await;
+        });
+    })?;
+    Ok((handle, stop))
+}
+
+/// TLS over a socket this node dialled, authenticated by the cluster secret.
+pub(super) async fn tls_dial(
+    shared: &Shared,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, String> {
+    let connector = tokio_rustls::TlsConnector::from(shared.tls.client.clone());
+    let stream = connector
+        .connect(super::tls::server_name(), tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    Ok(TlsStream::Client(stream))
+}
+
+/// TLS over a socket this node accepted, authenticated by the cluster secret.
+pub(super) async fn tls_accept(
+    shared: &Shared,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, String> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.server.clone());
+    let stream = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+    Ok(TlsStream::Server(stream))
+}
+
+/// Writes `head` as a frame of one chunk, and flushes it (the handshake's).
+pub(super) async fn write_single<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &Head<'_>,
+) -> Result<(), String> {
+    let frame = wire::encode::<()>(head, None).map_err(|e| e.to_string())?;
+    stream
+        .write_all(&wire::single_chunk(&frame))
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())
+}
 
 /// How long connecting and the handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
