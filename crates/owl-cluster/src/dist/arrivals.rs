@@ -121,19 +121,7 @@ impl Arrivals {
         }
         let mut waiting = self.waiting.lock();
         let Waiting { lanes, held } = &mut *waiting;
-        let Some(entry) = lanes.get_mut(&lane) else {
-            // Nothing of this lane waits here.
-            return match frame {
-                Main::Frame(frame) => handle(frame),
-                Main::Marker => {
-                    let entry = lanes.entry(lane).or_default();
-                    entry.parked.push_back(Held::Marker);
-                    self.parked.fetch_add(1, Ordering::AcqRel);
-                    Ok(())
-                }
-            };
-        };
-        if !entry.parked.is_empty() {
+        if let Some(entry) = lanes.get_mut(&lane).filter(|l| !l.parked.is_empty()) {
             let kept = match frame {
                 Main::Marker => Held::Marker,
                 Main::Frame(frame) => {
@@ -144,22 +132,24 @@ impl Arrivals {
             entry.parked.push_back(kept);
             return self.check(*held);
         }
-        match frame {
-            Main::Frame(frame) => handle(frame),
-            Main::Marker => match entry.early.pop_front() {
-                Some(bulk) => {
-                    *held -= bulk.len();
-                    if entry.early.is_empty() {
-                        lanes.remove(&lane);
-                    }
-                    handle(Piece::Shared(&bulk))
+        if let Main::Frame(frame) = frame {
+            // Nothing of this lane waits here.
+            return handle(frame);
+        }
+        let entry = lanes.entry(lane).or_default();
+        match entry.early.pop_front() {
+            Some(bulk) => {
+                *held -= bulk.len();
+                if entry.early.is_empty() {
+                    lanes.remove(&lane);
                 }
-                None => {
-                    entry.parked.push_back(Held::Marker);
-                    self.parked.fetch_add(1, Ordering::AcqRel);
-                    Ok(())
-                }
-            },
+                handle(Piece::Shared(&bulk))
+            }
+            None => {
+                entry.parked.push_back(Held::Marker);
+                self.parked.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
         }
     }
 
@@ -185,10 +175,10 @@ impl Arrivals {
         // What came behind the marker, up to the next marker (whose bulk
         // frame comes after this one: bulk frames of a lane keep their
         // order too).
-        while let Some(Held::Frame(_)) = entry.parked.front() {
-            let Some(Held::Frame(next)) = entry.parked.pop_front() else {
-                unreachable!("just seen")
-            };
+        while let Some(Held::Frame(next)) = entry
+            .parked
+            .pop_front_if(|held| matches!(held, Held::Frame(_)))
+        {
             *held -= next.len();
             handle(Piece::Shared(&next))?;
         }
