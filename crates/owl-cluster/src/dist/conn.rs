@@ -197,7 +197,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
 /// Sends an accepted connection where it belongs by its first byte: a
 /// bulk connection's [`PREAMBLE`](wire::PREAMBLE) to the bulk
 /// thread, anything else (TLS) to the handshake of a main connection.
-async fn route(shared: Arc<Shared>, tcp: TcpStream) {
+async fn route(shared: Arc<Shared>, mut tcp: TcpStream) {
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await;
     if !matches!(peeked, Ok(Ok(1))) {
@@ -210,7 +210,6 @@ async fn route(shared: Arc<Shared>, tcp: TcpStream) {
         }
         return;
     }
-    let mut tcp = tcp;
     let taken = tcp
         .read_exact(&mut first)
         .await
