@@ -25,8 +25,8 @@ pub struct ChaosReport {
     pub workers_before: usize,
     /// See `workers_before`.
     pub workers_after: usize,
-    /// From the last kill until every name and every worker was back
-    /// (None: not within the wait).
+    /// From the last kill until every name and every worker was back, to
+    /// stay for 100 ms (None: not within the wait).
     pub healed_after: Option<Duration>,
     /// Processes alive before the run, and after it healed.
     pub processes_before: usize,
@@ -50,6 +50,11 @@ pub struct ChaosPlan {
 
 /// How long the run waits for the tree to heal after its last kill.
 const HEAL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the tree must stay whole to count as healed: the process killed
+/// last is still counted for a moment after the kill, before it is gone and
+/// before its restart, so one whole-looking sample can come too early.
+const HEAL_STEADY: Duration = Duration::from_millis(100);
 
 fn is_supervisor(label: &str) -> bool {
     label.contains("supervisor")
@@ -139,14 +144,22 @@ pub(super) async fn run(node: &Node, plan: ChaosPlan) -> ChaosReport {
             .collect()
     };
     let mut healed_after = None;
+    // Since when the tree has looked whole, without a break.
+    let mut whole_since: Option<Duration> = None;
+    let (mut names_missing, mut workers_after) = (missing(node), workers(node));
     while last_kill.elapsed() < HEAL_WAIT {
-        if missing(node).is_empty() && workers(node) >= workers_before {
-            healed_after = Some(last_kill.elapsed());
-            break;
+        (names_missing, workers_after) = (missing(node), workers(node));
+        if names_missing.is_empty() && workers_after >= workers_before {
+            let since = *whole_since.get_or_insert(last_kill.elapsed());
+            if last_kill.elapsed() >= since + HEAL_STEADY {
+                healed_after = Some(since);
+                break;
+            }
+        } else {
+            whole_since = None;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let names_missing = missing(node);
     ChaosReport {
         kills,
         by_label,
@@ -157,7 +170,7 @@ pub(super) async fn run(node: &Node, plan: ChaosPlan) -> ChaosReport {
             .collect(),
         names_missing,
         workers_before,
-        workers_after: workers(node),
+        workers_after,
         healed_after,
         processes_before,
         processes_after: node.process_count(),
