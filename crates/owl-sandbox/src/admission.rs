@@ -15,8 +15,14 @@ pub(crate) struct Admission {
     recent: AtomicBool,
 }
 
-/// A taken slot, given back when dropped.
-pub(crate) struct Slot(Arc<Admission>);
+/// A slot, given back when dropped.
+pub(crate) struct Held<'a>(&'a Admission);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.give_back();
+    }
+}
 
 impl Admission {
     pub(crate) fn new(max: usize) -> Arc<Admission> {
@@ -27,17 +33,32 @@ impl Admission {
         })
     }
 
-    /// A slot, or `None` when all are taken.
-    pub(crate) fn try_take(self: &Arc<Self>) -> Option<Slot> {
-        self.taken
+    /// Takes a slot; false when all are taken. Whoever took one gives it
+    /// back with [`give_back`](Self::give_back) (the sandboxed process's
+    /// guard does, when its future is dropped: no handle per slot, which
+    /// would cost a reference count each way).
+    pub(crate) fn try_take(&self) -> bool {
+        let taken = self
+            .taken
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |taken| {
                 (taken < self.max).then_some(taken + 1)
             })
-            .ok()
-            .map(|_| {
-                self.recent.store(true, Ordering::Relaxed);
-                Slot(self.clone())
-            })
+            .is_ok();
+        if taken {
+            self.recent.store(true, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Gives back a slot taken with [`try_take`](Self::try_take).
+    pub(crate) fn give_back(&self) {
+        self.taken.fetch_sub(1, Ordering::Release);
+    }
+
+    /// A slot held for as long as the guard lives, or `None` when all are
+    /// taken (for work that holds one across awaits and may be cancelled).
+    pub(crate) fn hold(&self) -> Option<Held<'_>> {
+        self.try_take().then_some(Held(self))
     }
 
     /// Whether a slot was taken since the last time this was asked.
@@ -51,33 +72,28 @@ impl Admission {
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.taken.fetch_sub(1, Ordering::Release);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn never_more_slots_than_the_cap_and_a_dropped_one_is_free_again() {
+    fn never_more_slots_than_the_cap_and_one_given_back_is_free_again() {
         let admission = Admission::new(2);
-        let a = admission.try_take().unwrap();
-        let _b = admission.try_take().unwrap();
-        assert!(admission.try_take().is_none());
+        assert!(admission.try_take());
+        assert!(admission.try_take());
+        assert!(!admission.try_take());
         assert_eq!(admission.taken(), 2);
-        drop(a);
+        admission.give_back();
         assert_eq!(admission.taken(), 1);
-        assert!(admission.try_take().is_some());
+        assert!(admission.try_take());
     }
 
     #[test]
     fn a_slot_taken_and_given_back_between_two_looks_is_seen_once() {
         let admission = Admission::new(2);
         assert!(!admission.started_since_asked());
-        drop(admission.try_take().unwrap());
+        assert!(admission.try_take());
+        admission.give_back();
         assert!(admission.started_since_asked());
         assert!(!admission.started_since_asked());
     }

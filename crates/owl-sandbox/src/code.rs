@@ -88,9 +88,9 @@ pub(crate) struct Version {
 }
 
 impl Version {
-    /// The exported function `name`.
-    pub(crate) fn export(&self, name: &str) -> Option<&Export> {
-        self.exports.iter().find(|e| &*e.name == name)
+    /// The exported function `name`, with its number among the exports.
+    pub(crate) fn export(&self, name: &str) -> Option<(usize, &Export)> {
+        self.exports.iter().enumerate().find(|(_, e)| &*e.name == name)
     }
 }
 

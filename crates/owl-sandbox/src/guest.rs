@@ -17,18 +17,37 @@ use crate::code::{Int, Version};
 use crate::host_state::{CallState, GuestState};
 use crate::reuse;
 
-/// One guest call: what to run, with which limits, reporting to whom.
+/// One guest call: what to run and for which process. Everything else it
+/// needs comes from its version (names, signature, settings) or, for a new
+/// store, from [`StoreSetup`]: a short call then clones no shared pointer
+/// beyond its version, which costs an atomic each way.
 pub(crate) struct GuestCall {
     pub version: Arc<Version>,
-    pub module: Arc<str>,
-    pub function: Arc<str>,
+    /// Which of the version's exports it calls.
+    pub export: usize,
     pub args: CallArgs,
-    pub memory_limit: usize,
-    /// Linear memory all the sandbox's instances hold.
-    pub memory_held: Arc<AtomicUsize>,
-    pub meter: WorkMeter,
     /// Its process's pid number.
     pub pid: u64,
+}
+
+impl GuestCall {
+    /// The module's name.
+    pub(crate) fn module(&self) -> &Arc<str> {
+        &self.version.name
+    }
+
+    /// The called function's name.
+    pub(crate) fn function(&self) -> &Arc<str> {
+        &self.version.exports[self.export].name
+    }
+}
+
+/// What a store for a new instance is set up with: the memory limit, and
+/// the count of linear memory all the sandbox's instances hold.
+#[derive(Clone)]
+pub(crate) struct StoreSetup {
+    pub memory_limit: usize,
+    pub memory_held: Arc<AtomicUsize>,
 }
 
 /// What a guest function is called with.
@@ -60,8 +79,11 @@ pub(crate) type Returned = (Vec<i64>, Option<Vec<u8>>);
 /// change is its own instance, and the next instance (fresh, or kept from a
 /// call of a stateless module, which is the same) starts from the same
 /// state. What the first slice cost stays counted in the process's CPU time.
-pub(crate) fn call_first_slice(call: &GuestCall) -> Option<Result<Returned, ExitReason>> {
-    let (mut store, kept) = begin(call, Slice::Inline);
+pub(crate) fn call_first_slice(
+    call: &GuestCall,
+    setup: &StoreSetup,
+) -> Option<Result<Returned, ExitReason>> {
+    let (mut store, kept) = begin(call, setup, None);
     let mut values = Values::default();
     let ran = (|| {
         let prepared = match kept {
@@ -90,9 +112,14 @@ pub(crate) fn call_first_slice(call: &GuestCall) -> Option<Result<Returned, Exit
 
 /// Runs `call` from the start as a future that yields at every epoch tick
 /// (on the guest executor): what it returned, or the exit reason of the
-/// crash.
-pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
-    let (mut store, kept) = begin(&call, Slice::Yielding);
+/// crash. `meter` is its process's: the call's memory shows there, and its
+/// CPU time counts against the module's budget.
+pub(crate) async fn call(
+    call: GuestCall,
+    setup: StoreSetup,
+    meter: WorkMeter,
+) -> Result<Returned, ExitReason> {
+    let (mut store, kept) = begin(&call, &setup, Some(meter));
     let mut values = Values::default();
     let ran = async {
         let prepared = match kept {
@@ -124,14 +151,6 @@ pub(crate) async fn call(call: GuestCall) -> Result<Returned, ExitReason> {
     }
 }
 
-/// How a call's slices end: the first one inline, interrupted at its
-/// deadline, or every one yielding to the executor.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slice {
-    Inline,
-    Yielding,
-}
-
 /// Why a call failed before it produced results.
 enum Crash {
     /// Wasmtime's error: a trap, the CPU budget, an interrupt.
@@ -149,7 +168,7 @@ impl From<ExitReason> for Crash {
 impl Crash {
     fn reason(self, call: &GuestCall) -> ExitReason {
         match self {
-            Crash::Wasm(e) => crash_reason(&call.module, &call.function, &e),
+            Crash::Wasm(e) => crash_reason(call.module(), call.function(), &e),
             Crash::Reason(reason) => reason,
         }
     }
@@ -166,14 +185,21 @@ struct Prepared {
 /// An instance kept from an earlier call, without its store.
 struct Kept {
     instance: Instance,
-    last: Option<(Arc<str>, Func)>,
+    last: Option<(usize, Func)>,
     memory: Option<Memory>,
 }
 
 /// The store this call runs in — holding an instance kept from an earlier
-/// call of a stateless module, or a new one — set up with this call's own
-/// meter, pid (for stack requests) and first deadline.
-fn begin(call: &GuestCall, slice: Slice) -> (Store<GuestState>, Option<Kept>) {
+/// call of a stateless module, or a new one — set up for this call and its
+/// first deadline. A call on the executor (`meter` given) also gets its
+/// process's meter and module settings, for the memory it shows, its CPU
+/// budget and stack requests; an inline first slice needs neither (it ends
+/// at its first deadline), so it clones nothing for them.
+fn begin(
+    call: &GuestCall,
+    setup: &StoreSetup,
+    meter: Option<WorkMeter>,
+) -> (Store<GuestState>, Option<Kept>) {
     let (mut store, kept) = match call.version.pool.as_ref().and_then(reuse::Pool::take) {
         Some(idle) => (
             idle.store,
@@ -186,28 +212,26 @@ fn begin(call: &GuestCall, slice: Slice) -> (Store<GuestState>, Option<Kept>) {
         None => (
             new_store(
                 call.version.pre.module().engine(),
-                call.memory_limit,
-                call.memory_held.clone(),
+                setup.memory_limit,
+                setup.memory_held.clone(),
             ),
             None,
         ),
     };
+    let inline = meter.is_none();
     let state = store.data_mut();
-    state.call = Some(CallState {
-        meter: call.meter.clone(),
+    state.call = meter.map(|meter| CallState {
+        meter,
         pid: call.pid,
         settings: call.version.settings.clone(),
-        inline: slice == Slice::Inline,
     });
+    state.inline = inline;
     state.outlived_slice = false;
     // Epoch deadlines start out expired. An inline first slice gets two
     // ticks, so it lasts at least one full tick wherever in a tick it starts
     // (a short call then finishes on its caller's scheduler); on the
     // executor every slice is one tick.
-    store.set_epoch_deadline(match slice {
-        Slice::Inline => 2,
-        Slice::Yielding => 1,
-    });
+    store.set_epoch_deadline(if inline { 2 } else { 1 });
     (store, kept)
 }
 
@@ -221,8 +245,8 @@ fn prepare_kept(
     let func = match kept.last {
         // Names are shared per version: the same call usually has the very
         // same `Arc`.
-        Some((name, func)) if Arc::ptr_eq(&name, &call.function) || name == call.function => func,
-        _ => export(store, kept.instance, &call.module, &call.function)?,
+        Some((export, func)) if export == call.export => func,
+        _ => self::export(store, kept.instance, call)?,
     };
     Ok(Prepared {
         instance: kept.instance,
@@ -238,7 +262,7 @@ fn prepare_fresh(
     instance: Instance,
     call: &GuestCall,
 ) -> Result<Prepared, ExitReason> {
-    let func = export(store, instance, &call.module, &call.function)?;
+    let func = export(store, instance, call)?;
     let memory = call
         .version
         .pool
@@ -270,14 +294,14 @@ impl Values {
         instance: Instance,
         call: &GuestCall,
     ) -> Result<(&[Val], &mut [Val]), ExitReason> {
-        let signature = call
-            .version
-            .export(&call.function)
-            .and_then(|e| e.signature.as_ref())
+        let signature = call.version.exports[call.export]
+            .signature
+            .as_ref()
             .ok_or_else(|| {
                 ExitReason::error(format!(
                     "{} has no function {} taking and returning i32 and i64",
-                    call.module, call.function
+                    call.module(),
+                    call.function()
                 ))
             })?;
         let typed = |t: &Int, value: i64| match t {
@@ -296,7 +320,7 @@ impl Values {
                 );
             }
             CallArgs::Bytes(bytes) => {
-                let at = write_input(store, instance, bytes, &call.module, &call.function)?;
+                let at = write_input(store, instance, bytes, call.module(), call.function())?;
                 self.vals
                     .extend([Val::I32(at as i32), Val::I32(bytes.len() as i32)]);
             }
@@ -363,8 +387,8 @@ fn finish(
             &mut store,
             prepared.instance,
             &results,
-            &call.module,
-            &call.function,
+            call.module(),
+            call.function(),
         )?),
     };
     if let Some(pool) = &call.version.pool
@@ -377,21 +401,26 @@ fn finish(
         pool.give_back(reuse::Idle {
             store,
             instance: prepared.instance,
-            last: Some((call.function.clone(), prepared.func)),
+            last: Some((call.export, prepared.func)),
             memory: prepared.memory,
         });
     }
     Ok((results, bytes))
 }
 
-/// What a guest's epoch deadline does: answer a pending stack request,
-/// check the CPU budget (read each time, so switching it on reaches
-/// processes already running), then end an inline first slice
-/// (interrupting the call, which is then run again elsewhere) or yield to
-/// the executor.
+/// What a guest's epoch deadline does: end an inline first slice
+/// (interrupting the call, which then runs again from the start on the
+/// executor, where stack requests and the budget are seen to), or answer a
+/// pending stack request, check the CPU budget (read each time, so
+/// switching it on reaches processes already running) and yield to the
+/// executor.
 fn on_deadline(
     mut ctx: wasmtime::StoreContextMut<'_, GuestState>,
 ) -> wasmtime::Result<UpdateDeadline> {
+    if ctx.data().inline {
+        ctx.data_mut().outlived_slice = true;
+        return Ok(UpdateDeadline::Interrupt);
+    }
     let Some(call) = &ctx.data().call else {
         return Ok(UpdateDeadline::Yield(1));
     };
@@ -401,10 +430,6 @@ fn on_deadline(
     let budget = call.settings.cpu_budget_ns.load(Ordering::Relaxed);
     if budget != 0 && call.meter.cpu_time().as_nanos() as u64 > budget {
         return Err(wasmtime::Error::new(CpuLimitExceeded));
-    }
-    if call.inline {
-        ctx.data_mut().outlived_slice = true;
-        return Ok(UpdateDeadline::Interrupt);
     }
     Ok(UpdateDeadline::Yield(1))
 }
@@ -478,16 +503,21 @@ fn as_i64s(results: &[Val]) -> Vec<i64> {
         .collect()
 }
 
-/// The exported function `function` of `instance`.
+/// The function `call` calls, exported by `instance`.
 fn export(
     store: &mut Store<GuestState>,
     instance: Instance,
-    module: &str,
-    function: &str,
+    call: &GuestCall,
 ) -> Result<Func, ExitReason> {
     instance
-        .get_func(store, function)
-        .ok_or_else(|| ExitReason::error(format!("{module} has no function {function}")))
+        .get_func(store, call.function())
+        .ok_or_else(|| {
+            ExitReason::error(format!(
+                "{} has no function {}",
+                call.module(),
+                call.function()
+            ))
+        })
 }
 
 /// A store for one instance, with the memory limit; the memory it holds

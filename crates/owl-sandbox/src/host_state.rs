@@ -1,7 +1,7 @@
 //! What the host keeps beside each guest instance: its resource limits, and
-//! for the call it runs now the meter that shows its memory in the process
-//! table, its pid (to answer a request for its call stack) and the module's
-//! settings. Both the loaded code (which pre-links instances for this state)
+//! for the call it runs on the guest executor the meter that shows its
+//! memory in the process table, its pid (to answer a request for its call
+//! stack) and the module's settings. Both the loaded code (which pre-links instances for this state)
 //! and the running guest use it.
 
 use std::sync::Arc;
@@ -21,8 +21,6 @@ pub(crate) struct CallState {
     pub(crate) pid: u64,
     /// The module's CPU budget and stack requests live here.
     pub(crate) settings: Arc<ModuleSettings>,
-    /// The call runs its first slice inline: its deadline interrupts it.
-    pub(crate) inline: bool,
 }
 
 /// Per-instance host state: the resource limits, the call it runs, and whom
@@ -30,8 +28,11 @@ pub(crate) struct CallState {
 /// it, and the sandbox counts every instance's together).
 pub(crate) struct GuestState {
     pub(crate) limits: StoreLimits,
-    /// The call running now; `None` between calls.
+    /// The call running now on the guest executor; `None` between calls
+    /// and during an inline first slice.
     pub(crate) call: Option<CallState>,
+    /// The call runs its first slice inline: its deadline interrupts it.
+    pub(crate) inline: bool,
     /// The inline first slice of the call ran out (see
     /// `guest::call_first_slice`).
     pub(crate) outlived_slice: bool,
@@ -46,6 +47,7 @@ impl GuestState {
         GuestState {
             limits,
             call: None,
+            inline: false,
             outlived_slice: false,
             held: 0,
             all_held,

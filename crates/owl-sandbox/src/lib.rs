@@ -180,8 +180,9 @@ struct Inner {
     pace: Arc<ticker::Pace>,
     /// Spawns refused by admission control since start.
     refused: std::sync::atomic::AtomicU64,
-    /// Linear memory every guest instance holds together, in bytes.
-    memory_held: Arc<std::sync::atomic::AtomicUsize>,
+    /// What a new instance's store gets: the memory limit, and the count
+    /// of linear memory every guest instance holds together.
+    store_setup: guest::StoreSetup,
     config: SandboxConfig,
     stop_ticker: Arc<AtomicBool>,
     /// The epoch ticker thread, parked while no sandboxed process exists.
@@ -272,7 +273,10 @@ impl Sandbox {
                 admission,
                 pace,
                 refused: Default::default(),
-                memory_held: Default::default(),
+                store_setup: guest::StoreSetup {
+                    memory_limit: config.memory_limit,
+                    memory_held: Default::default(),
+                },
                 ticker,
                 config,
                 stop_ticker,
@@ -340,7 +344,7 @@ impl Sandbox {
         // The trial holds an admission slot like any guest: it keeps the
         // epoch ticking (so a looping start function is preempted) and it
         // cannot push the sandbox past its limit.
-        let permit = self.inner.admission.try_take().ok_or_else(|| {
+        let permit = self.inner.admission.hold().ok_or_else(|| {
             LoadError::Rejected("the sandbox is full; try again when fewer guests run".into())
         })?;
         self.inner.ticker.unpark();
@@ -348,7 +352,7 @@ impl Sandbox {
             self.inner.engine.clone(),
             candidate.pre.clone(),
             self.inner.config.memory_limit,
-            self.inner.memory_held.clone(),
+            self.inner.store_setup.memory_held.clone(),
             canary,
             self.inner.config.epoch_tick,
         );
@@ -526,7 +530,7 @@ impl Sandbox {
     /// assert_eq!(sandbox.guest_memory(), 0);
     /// ```
     pub fn guest_memory(&self) -> usize {
-        self.inner.memory_held.load(Ordering::Relaxed)
+        self.inner.store_setup.memory_held.load(Ordering::Relaxed)
     }
 
     /// Guest calls waiting for a guest thread: (fast lane, background lane).
@@ -663,7 +667,7 @@ impl Sandbox {
             .code
             .current(module)
             .ok_or_else(|| SpawnError::NoSuchModule(module.to_string()))?;
-        let export = version
+        let (export_index, export) = version
             .export(function)
             .ok_or_else(|| SpawnError::NoSuchFunction(format!("{module}:{function}")))?;
         let Some(signature) = &export.signature else {
@@ -687,20 +691,17 @@ impl Sandbox {
             }
             _ => {}
         }
-        let function = export.name.clone();
-        let permit = self.inner.admission.try_take().ok_or_else(|| {
+        if !self.inner.admission.try_take() {
             self.inner.refused.fetch_add(1, Ordering::Relaxed);
-            SpawnError::Overloaded
-        })?;
+            return Err(SpawnError::Overloaded);
+        }
         // Cheap when it is already ticking: unpark only sets a flag then.
         self.inner.ticker.unpark();
         Ok(Start {
             inner: self.inner.clone(),
-            module: version.name.clone(),
             version,
-            function,
+            export: export_index,
             args,
-            permit,
         })
     }
 }
@@ -721,14 +722,14 @@ pub struct GuestReply {
     pub output: GuestOutput,
 }
 
-/// An admitted call, ready to become a process.
+/// An admitted call, ready to become a process. It holds an admission
+/// slot: [`body`](Start::body) hands it to the process's guard.
 struct Start {
     inner: Arc<Inner>,
     version: Arc<code::Version>,
-    module: Arc<str>,
-    function: Arc<str>,
+    /// Which of the version's exports it calls.
+    export: usize,
     args: guest::CallArgs,
-    permit: admission::Slot,
 }
 
 impl Start {
@@ -754,8 +755,9 @@ impl Start {
     }
 
     /// Runs at spawn time: the process is registered (for purge, `running`
-    /// and `stack`) before `spawn` returns, and the guard unregisters it when
-    /// its future is dropped, even unpolled.
+    /// and `stack`) before `spawn` returns, and its guard unregisters it
+    /// and gives its admission slot back when its future is dropped, even
+    /// unpolled.
     fn body(
         self,
         p: owl_runtime::Process,
@@ -763,83 +765,77 @@ impl Start {
         let Start {
             inner,
             version,
-            module,
-            function,
+            export,
             args,
-            permit,
         } = self;
-        let id = p.pid().id().0;
-        version.running.lock().insert(id, p.pid().clone());
+        let pid = p.pid().id().0;
+        version.running.lock().insert(pid, p.pid().clone());
         version.settings.started.fetch_add(1, Ordering::Relaxed);
-        let running = Running {
-            version: version.clone(),
-            pid: id,
+        let held = Held {
+            inner,
+            call: guest::GuestCall {
+                version,
+                export,
+                args,
+                pid,
+            },
             settled: false,
-        };
-        let call = guest::GuestCall {
-            version,
-            module,
-            function,
-            args,
-            memory_limit: inner.config.memory_limit,
-            memory_held: inner.memory_held.clone(),
-            meter: p.work_meter(),
-            pid: id,
         };
         // Boxed: the process's future is moved a few times while it is
         // spawned, and the call's state is large.
-        Box::pin(self::run(p, inner, call, (permit, running)))
+        Box::pin(self::run(p, held))
     }
 }
 
-/// The body of a sandboxed process. `held` (its admission slot and its
-/// registration) is released when the process ends, even if never polled.
-async fn run(
-    p: owl_runtime::Process,
-    inner: Arc<Inner>,
-    call: guest::GuestCall,
-    mut held: (admission::Slot, Running),
-) -> Result<GuestOutput, ExitReason> {
-    let result = run_call(&p, &inner, call).await;
-    held.1.settle(result.is_ok());
+/// The body of a sandboxed process. `held` gives back its admission slot
+/// and its registration when the process ends, even if never polled.
+async fn run(p: owl_runtime::Process, mut held: Held) -> Result<GuestOutput, ExitReason> {
+    let result = run_call(&p, &mut held).await;
+    held.settle(result.is_ok());
     result
 }
 
-async fn run_call(
-    p: &owl_runtime::Process,
-    inner: &Inner,
-    call: guest::GuestCall,
-) -> Result<GuestOutput, ExitReason> {
+async fn run_call(p: &owl_runtime::Process, held: &mut Held) -> Result<GuestOutput, ExitReason> {
+    let (inner, call) = (&*held.inner, &mut held.call);
     // The activity names the call with its arguments, so the process table
     // and a crash report show which input misbehaved. A call that returns
     // within its first slice — nearly every calculation — is over within
     // microseconds, before anyone could look; so the arguments are written
     // down (with the memory limit) only for a call that crashes or lives on.
-    let describe = || {
-        p.set_activity(activity(&call.module, &call.function, &call.args));
-        p.set_memory_limit(call.memory_limit);
+    let describe = |call: &guest::GuestCall| {
+        p.set_activity(activity(call.module(), call.function(), &call.args));
+        p.set_memory_limit(inner.store_setup.memory_limit);
     };
-    let (meter, version) = (call.meter.clone(), call.version.number);
     // The first slice runs right here, on this process's own scheduler
     // (and is accounted as this poll): a short calculation finishes
     // without a thread hop, a fiber or a future. A call still running after
     // one epoch tick starts over on the guest executor (see
     // `guest::call_first_slice`), so it cannot hold native schedulers.
     let first_slice = inner.pace.first_slice();
-    let first = guest::call_first_slice(&call);
+    let first = guest::call_first_slice(call, &inner.store_setup);
     drop(first_slice);
     let (values, bytes) = match first {
         Some(Ok(returned)) => returned,
         Some(Err(crash)) => {
-            describe();
+            describe(call);
             return Err(crash);
         }
         None => {
-            describe();
+            describe(call);
+            // The executor's call owns what it needs; the guard keeps the
+            // version for the registration.
+            let owned = guest::GuestCall {
+                version: call.version.clone(),
+                export: call.export,
+                args: std::mem::replace(&mut call.args, guest::CallArgs::Values(Vec::new())),
+                pid: call.pid,
+            };
+            let meter = p.work_meter();
+            let job = guest::call(owned, inner.store_setup.clone(), meter.clone());
             // Dropping the handle (this process killed) cancels the guest.
             inner
                 .guests
-                .spawn(meter.measure(guest::call(call)), 1)
+                .spawn(meter.measure(job), 1)
                 .join()
                 .await
                 .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?
@@ -848,7 +844,7 @@ async fn run_call(
     Ok(GuestOutput {
         values,
         bytes,
-        version,
+        version: call.version.number,
     })
 }
 
@@ -885,18 +881,21 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
     out.into()
 }
 
-/// Removes a process (and any request for its stack) from its version's
-/// running set when it ends, however it ends, and counts how it ended.
-struct Running {
-    version: Arc<code::Version>,
-    pid: u64,
+/// What a sandboxed process holds from its spawn to its end: its call, and
+/// on the sandbox its admission slot and its place in its version's
+/// running set. Dropping it — however the process ends, even unpolled —
+/// gives both back, drops any request for its stack and counts how the call
+/// ended.
+struct Held {
+    inner: Arc<Inner>,
+    call: guest::GuestCall,
     /// The call came to an end by itself (returned or crashed).
     settled: bool,
 }
 
-impl Running {
+impl Held {
     fn settle(&mut self, returned: bool) {
-        let settings = &self.version.settings;
+        let settings = &self.call.version.settings;
         let counter = if returned {
             &settings.returned
         } else {
@@ -907,13 +906,15 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for Held {
     fn drop(&mut self) {
-        self.version.running.lock().remove(&self.pid);
+        let version = &self.call.version;
+        version.running.lock().remove(&self.call.pid);
         // A request for the stack of a process that ended hears so at once.
-        drop(self.version.settings.stack_requests.take(self.pid));
+        drop(version.settings.stack_requests.take(self.call.pid));
         if !self.settled {
-            self.version.settings.killed.fetch_add(1, Ordering::Relaxed);
+            version.settings.killed.fetch_add(1, Ordering::Relaxed);
         }
+        self.inner.admission.give_back();
     }
 }

@@ -138,8 +138,9 @@ pub(crate) fn stateless(wasm: &[u8]) -> Result<Result<Stateless, &'static str>, 
 pub(crate) struct Idle {
     pub store: Store<GuestState>,
     pub instance: Instance,
-    /// The function its last call ran, looked up already.
-    pub last: Option<(Arc<str>, Func)>,
+    /// The function its last call ran (the version's export number),
+    /// looked up already.
+    pub last: Option<(usize, Func)>,
     /// Its memory, looked up already, if the module has one.
     pub memory: Option<Memory>,
 }
