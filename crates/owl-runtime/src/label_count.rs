@@ -2,8 +2,13 @@
 //! exit: reading it costs the number of labels, not of processes, so the
 //! system page and `/metrics` stay cheap next to a million processes.
 //!
-//! Each thread counts into its own shard (its lock is uncontended, and a
-//! spawn costs a hash of its label and an add); a reader sums the shards.
+//! Each thread counts into its own shard (its lock is uncontended); a
+//! reader sums the shards. A shard keys its counts by where the label's
+//! text lives, not by the text: processes of one kind share one label, so a
+//! spawn hashes one word and compares no text. The entry keeps its label,
+//! so that address cannot be reused by another text while the entry
+//! exists; two labels with the same text at different addresses are added
+//! up when read.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,11 +16,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
+use crate::Label;
+
 /// Shards: enough that threads seldom share one.
 const SHARDS: usize = 32;
 
+/// Entries a shard keeps for labels with no live process, so that a kind
+/// of process spawned again and again is not inserted and removed each time.
+const KEPT_AT_ZERO: usize = 256;
+
 pub(crate) struct LabelCounts {
-    shards: Box<[Mutex<FxHashMap<String, i64>>]>,
+    /// Per shard: the label's text (address, length) → the label, and its
+    /// count.
+    shards: Box<[Mutex<FxHashMap<(usize, usize), (Label, i64)>>]>,
 }
 
 impl Default for LabelCounts {
@@ -41,13 +54,15 @@ fn my_shard() -> usize {
 
 impl LabelCounts {
     /// Counts one more (`+1`) or one fewer (`-1`) process labelled `label`.
-    pub(crate) fn add(&self, label: &str, delta: i64) {
+    pub(crate) fn add(&self, label: &Label, delta: i64) {
+        let key = (label.as_str().as_ptr() as usize, label.len());
         let mut shard = self.shards[my_shard()].lock();
-        match shard.get_mut(label) {
-            Some(n) => *n += delta,
-            None => {
-                shard.insert(label.to_string(), delta);
-            }
+        let n = &mut shard.entry(key).or_insert_with(|| (label.clone(), 0)).1;
+        *n += delta;
+        // Labels made per spawn would each leave an entry: past a few
+        // hundred, one whose processes all ended goes at once.
+        if *n == 0 && shard.len() > KEPT_AT_ZERO {
+            shard.remove(&key);
         }
     }
 
@@ -57,9 +72,14 @@ impl LabelCounts {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             // A label whose processes all ended leaves no trace behind.
-            shard.retain(|_, n| *n != 0);
-            for (label, n) in shard.iter() {
-                *total.entry(label.clone()).or_default() += n;
+            shard.retain(|_, (_, n)| *n != 0);
+            for (label, n) in shard.values() {
+                match total.get_mut(label.as_str()) {
+                    Some(sum) => *sum += n,
+                    None => {
+                        total.insert(label.to_string(), *n);
+                    }
+                }
             }
         }
         let mut counts: Vec<(String, usize)> = total
