@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use owl_runtime::Pid;
 use parking_lot::{Mutex, RwLock};
@@ -79,8 +79,15 @@ pub(crate) struct Version {
     pub name: Arc<str>,
     /// Its functions.
     pub exports: Vec<Export>,
-    /// Processes running this version, by pid number.
+    /// Processes running this version on the guest threads (their calls
+    /// outlived their first slice), by pid number. A call that ends within
+    /// its first slice, as nearly every one does, is never entered: it is
+    /// over within microseconds, and entering and removing it cost more
+    /// than the call.
     pub running: Mutex<FxHashMap<u64, Pid>>,
+    /// Purged: a call of this version that has not started stops before it
+    /// runs (see `Held::stopped` in lib.rs).
+    pub retired: AtomicBool,
     /// Idle instances for the next calls, for a reusable module.
     pub pool: Option<reuse::Pool>,
     /// Its processes' label in the process table: `sandbox NAME vN`.
@@ -90,7 +97,10 @@ pub(crate) struct Version {
 impl Version {
     /// The exported function `name`, with its number among the exports.
     pub(crate) fn export(&self, name: &str) -> Option<(usize, &Export)> {
-        self.exports.iter().enumerate().find(|(_, e)| &*e.name == name)
+        self.exports
+            .iter()
+            .enumerate()
+            .find(|(_, e)| &*e.name == name)
     }
 }
 
@@ -331,6 +341,7 @@ impl CodeServer {
             pre: candidate.pre,
             exports: candidate.exports,
             running: Mutex::new(FxHashMap::default()),
+            retired: AtomicBool::new(false),
             label: format!("sandbox {name} v{number}").into(),
             pool: candidate
                 .reusable
@@ -356,6 +367,11 @@ impl CodeServer {
         let old: Vec<Arc<Version>> = std::mem::take(versions);
         versions.push(keep);
         drop(modules);
+        // Before looking at who runs them: a call that enters itself later
+        // then sees the mark (it looks after entering itself).
+        for version in &old {
+            version.retired.store(true, Ordering::Release);
+        }
         Some(running_in(&old))
     }
 
@@ -368,15 +384,37 @@ impl CodeServer {
             .unwrap_or_default()
     }
 
-    /// The settings (where stack requests go) of the module a running
-    /// sandboxed process runs, whatever its module.
-    pub(crate) fn settings_of(&self, pid: u64) -> Option<Arc<ModuleSettings>> {
+    /// The settings (where stack requests go) of the module a live
+    /// sandboxed process runs, whatever its module: found among the
+    /// processes on the guest threads, or, for one not there (yet), by its
+    /// label.
+    pub(crate) fn settings_of(&self, pid: &Pid) -> Option<Arc<ModuleSettings>> {
         let modules = self.modules.read();
-        modules
-            .values()
-            .flatten()
-            .find(|v| v.running.lock().contains_key(&pid))
+        let id = pid.id().0;
+        let mut versions = modules.values().flatten();
+        if let Some(v) = versions
+            .clone()
+            .find(|v| v.running.lock().contains_key(&id))
+        {
+            return Some(v.settings.clone());
+        }
+        let label = pid.label()?;
+        versions
+            .find(|v| v.label == label)
             .map(|v| v.settings.clone())
+    }
+
+    /// Every process running any version of `name`, after marking the
+    /// module so that its calls not yet started stop before they run.
+    pub(crate) fn kill_all(&self, name: &str) -> Vec<Pid> {
+        let modules = self.modules.read();
+        let Some(versions) = modules.get(name) else {
+            return Vec::new();
+        };
+        if let Some(version) = versions.last() {
+            version.settings.kill_all.fetch_add(1, Ordering::AcqRel);
+        }
+        running_in(versions)
     }
 
     pub(crate) fn list(&self) -> Vec<ModuleInfo> {

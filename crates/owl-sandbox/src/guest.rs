@@ -509,15 +509,13 @@ fn export(
     instance: Instance,
     call: &GuestCall,
 ) -> Result<Func, ExitReason> {
-    instance
-        .get_func(store, call.function())
-        .ok_or_else(|| {
-            ExitReason::error(format!(
-                "{} has no function {}",
-                call.module(),
-                call.function()
-            ))
-        })
+    instance.get_func(store, call.function()).ok_or_else(|| {
+        ExitReason::error(format!(
+            "{} has no function {}",
+            call.module(),
+            call.function()
+        ))
+    })
 }
 
 /// A store for one instance, with the memory limit; the memory it holds

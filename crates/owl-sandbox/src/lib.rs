@@ -428,11 +428,11 @@ impl Sandbox {
         let settings = self
             .inner
             .code
-            .settings_of(id)
+            .settings_of(pid)
             .ok_or(StackError::NotAGuest)?;
         let answer = settings.stack_requests.request(id);
         // It may have ended just before the request went in.
-        if self.inner.code.settings_of(id).is_none() {
+        if self.inner.code.settings_of(pid).is_none() {
             drop(settings.stack_requests.take(id));
             return Err(StackError::NotAGuest);
         }
@@ -538,10 +538,38 @@ impl Sandbox {
         self.inner.guests.queued()
     }
 
-    /// Every process running any version of `name` (the talk's `kill_math()`
-    /// kills these).
+    /// Every process running any version of `name` on the guest threads:
+    /// each call that outlived its first slice and has not ended. A call
+    /// that returns within its first slice — nearly every calculation, in
+    /// microseconds — is never listed, nor is one not yet started.
+    /// [`kill_all`](Self::kill_all) and [`purge`](Self::purge) still reach
+    /// those: they stop before they run.
     pub fn running(&self, name: &str) -> Vec<Pid> {
         self.inner.code.running(name)
+    }
+
+    /// Kills every process of `name` (the talk's `kill_math()`): those
+    /// [`running`](Self::running), which it counts, and those spawned but
+    /// not yet started, which stop before they run (counted as killed in
+    /// the module's [`calls`](ModuleInfo::calls)). A call in the middle of
+    /// its first slice finishes it, as it would if it were killed.
+    ///
+    /// ```
+    /// use owl_runtime::{ExitReason, Runtime, SpawnOptions};
+    /// use owl_sandbox::{Sandbox, SandboxConfig};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    /// sandbox.load("spin", br#"(module (func (export "spin") (loop (br 0))))"#).unwrap();
+    /// let node = rt.node();
+    /// let runaway = sandbox.spawn(&node, "spin", "spin", vec![], SpawnOptions::new()).unwrap();
+    /// // Whether it runs on the guest threads by now or has not started yet:
+    /// sandbox.kill_all(&node, "spin");
+    /// assert_eq!(rt.block_on(runaway.join()), Err(ExitReason::Killed));
+    /// ```
+    pub fn kill_all(&self, node: &Node, name: &str) -> usize {
+        let victims = self.inner.code.kill_all(name);
+        victims.iter().filter(|pid| node.kill(pid)).count()
     }
 
     /// Starts a sandboxed process that calls `module:function(args)` on the
@@ -754,10 +782,9 @@ impl Start {
         })
     }
 
-    /// Runs at spawn time: the process is registered (for purge, `running`
-    /// and `stack`) before `spawn` returns, and its guard unregisters it
-    /// and gives its admission slot back when its future is dropped, even
-    /// unpolled.
+    /// Runs at spawn time: the process's guard gives its admission slot
+    /// back (and unregisters it, if it came to run on the guest threads)
+    /// when its future is dropped, even unpolled.
     fn body(
         self,
         p: owl_runtime::Process,
@@ -769,16 +796,17 @@ impl Start {
             args,
         } = self;
         let pid = p.pid().id().0;
-        version.running.lock().insert(pid, p.pid().clone());
         version.settings.started.fetch_add(1, Ordering::Relaxed);
         let held = Held {
             inner,
+            kill_all_seen: version.settings.kill_all.load(Ordering::Acquire),
             call: guest::GuestCall {
                 version,
                 export,
                 args,
                 pid,
             },
+            registered: false,
             settled: false,
         };
         // Boxed: the process's future is moved a few times while it is
@@ -790,38 +818,48 @@ impl Start {
 /// The body of a sandboxed process. `held` gives back its admission slot
 /// and its registration when the process ends, even if never polled.
 async fn run(p: owl_runtime::Process, mut held: Held) -> Result<GuestOutput, ExitReason> {
+    // Its version was purged, or its module's processes killed, after it
+    // was spawned: it never runs (and counts as killed).
+    if held.stopped() {
+        return Err(ExitReason::Killed);
+    }
     let result = run_call(&p, &mut held).await;
-    held.settle(result.is_ok());
+    held.settle(&result);
     result
 }
 
 async fn run_call(p: &owl_runtime::Process, held: &mut Held) -> Result<GuestOutput, ExitReason> {
-    let (inner, call) = (&*held.inner, &mut held.call);
     // The activity names the call with its arguments, so the process table
     // and a crash report show which input misbehaved. A call that returns
     // within its first slice — nearly every calculation — is over within
     // microseconds, before anyone could look; so the arguments are written
     // down (with the memory limit) only for a call that crashes or lives on.
-    let describe = |call: &guest::GuestCall| {
+    let describe = |call: &guest::GuestCall, inner: &Inner| {
         p.set_activity(activity(call.module(), call.function(), &call.args));
         p.set_memory_limit(inner.store_setup.memory_limit);
     };
+    let inner = &*held.inner;
     // The first slice runs right here, on this process's own scheduler
     // (and is accounted as this poll): a short calculation finishes
     // without a thread hop, a fiber or a future. A call still running after
     // one epoch tick starts over on the guest executor (see
     // `guest::call_first_slice`), so it cannot hold native schedulers.
     let first_slice = inner.pace.first_slice();
-    let first = guest::call_first_slice(call, &inner.store_setup);
+    let first = guest::call_first_slice(&held.call, &inner.store_setup);
     drop(first_slice);
     let (values, bytes) = match first {
         Some(Ok(returned)) => returned,
         Some(Err(crash)) => {
-            describe(call);
+            describe(&held.call, inner);
             return Err(crash);
         }
         None => {
-            describe(call);
+            describe(&held.call, inner);
+            // From now on it is listed (`running`, `stack`, purge, kill_all).
+            if !held.register(p.pid()) {
+                return Err(ExitReason::Killed);
+            }
+            let (inner, call) = (&*held.inner, &mut held.call);
             // The executor's call owns what it needs; the guard keeps the
             // version for the registration.
             let owned = guest::GuestCall {
@@ -844,7 +882,7 @@ async fn run_call(p: &owl_runtime::Process, held: &mut Held) -> Result<GuestOutp
     Ok(GuestOutput {
         values,
         bytes,
-        version: call.version.number,
+        version: held.call.version.number,
     })
 }
 
@@ -882,24 +920,60 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
 }
 
 /// What a sandboxed process holds from its spawn to its end: its call, and
-/// on the sandbox its admission slot and its place in its version's
-/// running set. Dropping it — however the process ends, even unpolled —
-/// gives both back, drops any request for its stack and counts how the call
-/// ended.
+/// on the sandbox its admission slot and, once its call outlived its first
+/// slice, its place in its version's running set. Dropping it — however
+/// the process ends, even unpolled — gives both back, drops any request for
+/// its stack and counts how the call ended.
+///
+/// Only calls on the guest threads are entered in the running set:
+/// entering and removing every call cost more than a short call itself
+/// (docs/benchmarks.md). What the set is for still holds for the others: a
+/// call not yet started when its version is purged or its module's
+/// processes are all killed stops before it runs (`stopped`), and one in
+/// its first slice finishes it or enters itself and then stops, as a
+/// process killed mid-poll would.
 struct Held {
     inner: Arc<Inner>,
     call: guest::GuestCall,
+    /// The module's `kill_all` count when the process was spawned.
+    kill_all_seen: u64,
+    /// It is in its version's running set.
+    registered: bool,
     /// The call came to an end by itself (returned or crashed).
     settled: bool,
 }
 
 impl Held {
-    fn settle(&mut self, returned: bool) {
+    /// Whether its version was purged or its module's processes were all
+    /// killed since it was spawned.
+    fn stopped(&self) -> bool {
+        let version = &self.call.version;
+        version.retired.load(Ordering::Acquire)
+            || version.settings.kill_all.load(Ordering::Acquire) != self.kill_all_seen
+    }
+
+    /// Enters the process in its version's running set; false if it must
+    /// stop instead. It looks after entering: a purge or a `kill_all` either
+    /// finds it in the set or has marked what it looks at.
+    fn register(&mut self, pid: &Pid) -> bool {
+        self.call
+            .version
+            .running
+            .lock()
+            .insert(self.call.pid, pid.clone());
+        self.registered = true;
+        !self.stopped()
+    }
+
+    /// Counts how the call ended. One stopped before or at its
+    /// registration (`ExitReason::Killed`, which no guest returns) counts as
+    /// killed, when the guard is dropped.
+    fn settle(&mut self, result: &Result<GuestOutput, ExitReason>) {
         let settings = &self.call.version.settings;
-        let counter = if returned {
-            &settings.returned
-        } else {
-            &settings.crashed
+        let counter = match result {
+            Ok(_) => &settings.returned,
+            Err(ExitReason::Killed) => return,
+            Err(_) => &settings.crashed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.settled = true;
@@ -909,7 +983,9 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         let version = &self.call.version;
-        version.running.lock().remove(&self.call.pid);
+        if self.registered {
+            version.running.lock().remove(&self.call.pid);
+        }
         // A request for the stack of a process that ended hears so at once.
         drop(version.settings.stack_requests.take(self.call.pid));
         if !self.settled {

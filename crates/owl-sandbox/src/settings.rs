@@ -15,6 +15,11 @@ pub(crate) struct ModuleSettings {
     pub returned: AtomicU64,
     pub crashed: AtomicU64,
     pub killed: AtomicU64,
+    /// How many times all its processes were killed at once
+    /// ([`Sandbox::kill_all`](crate::Sandbox::kill_all)): a call spawned
+    /// before the last time, and not yet listed as running then, stops
+    /// before it runs.
+    pub kill_all: AtomicU64,
     /// Requests for the stacks of its running processes.
     pub stack_requests: StackRequests,
 }

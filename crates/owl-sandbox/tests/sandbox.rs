@@ -262,6 +262,74 @@ fn upgrade_keeps_running_processes_on_their_version_and_purge_kills_them() {
     });
 }
 
+/// Calls spawned but not yet started are not listed as running, yet a purge
+/// of their version or a `kill_all` of their module stops them before they
+/// run: a call that would return at once ends killed instead.
+#[test]
+fn calls_not_yet_started_stop_before_they_run_when_purged_or_all_killed() {
+    const INC: &[u8] = br#"(module
+        (func (export "owl_reusable"))
+        (func (export "run") (param i64) (result i64)
+          (i64.add (local.get 0) (i64.const 1))))"#;
+    // One scheduler: what the driver spawns waits in its queue until the
+    // driver's own poll ends.
+    let rt = Runtime::new(Config::default().schedulers(1)).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    assert_eq!(sandbox.load("inc", INC), Ok(1));
+    let node = rt.node();
+    let driver = node.spawn_task(move |p| async move {
+        let node = p.node().clone();
+        let spawn_calls = |n: usize| -> Vec<_> {
+            (0..n)
+                .map(|i| {
+                    sandbox
+                        .spawn(&node, "inc", "run", vec![i as i64], SpawnOptions::new())
+                        .unwrap()
+                })
+                .collect()
+        };
+        // No await between these spawns and the kill: none has started.
+        let queued = spawn_calls(20);
+        assert!(sandbox.running("inc").is_empty());
+        assert_eq!(sandbox.kill_all(&node, "inc"), 0, "none was running yet");
+        let mut ends = Vec::new();
+        for task in queued {
+            ends.push(within("a killed call", task.join()).await);
+        }
+        assert!(
+            ends.iter().all(|e| *e == Err(ExitReason::Killed)),
+            "{ends:?}"
+        );
+        // Later calls are not affected.
+        let later = spawn_calls(1).pop().unwrap();
+        assert_eq!(
+            within("a later call", later.join()).await.unwrap().values,
+            vec![1]
+        );
+
+        // The same for a purge: calls of version 1 not yet started stop…
+        let queued = spawn_calls(20);
+        assert_eq!(sandbox.load("inc", INC), Ok(2));
+        assert_eq!(sandbox.purge(&node, "inc"), 0, "none was running yet");
+        for task in queued {
+            assert_eq!(
+                within("a purged call", task.join()).await,
+                Err(ExitReason::Killed)
+            );
+        }
+        // …and version 2 serves.
+        let v2 = spawn_calls(1).pop().unwrap();
+        let out = within("a version 2 call", v2.join()).await.unwrap();
+        assert_eq!((out.version, out.values), (2, vec![1]));
+        let calls = sandbox.modules()[0].calls;
+        (calls.started, calls.returned, calls.killed, calls.crashed)
+    });
+    assert_eq!(
+        rt.block_on(within("the driver", driver.join())).unwrap(),
+        (42, 2, 40, 0)
+    );
+}
+
 #[test]
 fn a_broken_module_is_rejected_and_the_current_version_keeps_serving() {
     let (rt, sandbox) = setup();

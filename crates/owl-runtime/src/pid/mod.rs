@@ -68,6 +68,27 @@ impl Pid {
         self.cell().is_some_and(|c| !c.has_exited())
     }
 
+    /// The label the process was spawned with (see
+    /// [`SpawnOptions::label`](crate::SpawnOptions::label)), while it lives:
+    /// what kind of process this is, without asking its node.
+    ///
+    /// ```
+    /// use owl_runtime::{Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let pid = node.spawn_opts(SpawnOptions::new().label("worker"), |mut p| async move {
+    ///     p.recv::<()>().await
+    /// });
+    /// assert_eq!(pid.label().unwrap(), "worker");
+    /// node.kill(&pid);
+    /// ```
+    pub fn label(&self) -> Option<crate::Label> {
+        self.cell()
+            .filter(|c| !c.has_exited())
+            .map(|c| c.label.clone())
+    }
+
     pub(crate) fn cell(&self) -> Option<Arc<ProcessCell>> {
         self.cell.upgrade()
     }

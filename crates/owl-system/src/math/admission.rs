@@ -278,6 +278,17 @@ impl Admission {
         due
     }
 
+    /// Every calculation started and not ended, oldest first per client.
+    pub(super) fn running(&self) -> Vec<Pid> {
+        let mut table = self.table.lock();
+        table.prune();
+        table
+            .clients
+            .values()
+            .flat_map(|held| held.running.iter().map(|slot| slot.pid.clone()))
+            .collect()
+    }
+
     /// Calculations `client` holds (running or about to start).
     pub(super) fn held(&self, client: &Client) -> usize {
         let mut table = self.table.lock();

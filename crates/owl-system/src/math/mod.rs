@@ -344,9 +344,11 @@ impl MathService {
         specs
     }
 
-    /// The calculations running now, any version of the guest.
+    /// The calculations started through this service and not ended yet,
+    /// any version of the guest (from the service's own table: the
+    /// sandbox lists only calls that outlived their first slice).
     pub fn running(&self) -> Vec<Pid> {
-        self.inner.sandbox.running(MODULE)
+        self.inner.admission.running()
     }
 
     /// Calculations ended to make room for another client, since start.

@@ -372,12 +372,7 @@ impl Operator {
     /// `kill_math()`); returns how many.
     pub fn kill_all(&self, module: &str) -> Result<usize, OperatorError> {
         self.module(module)?;
-        let killed = self
-            .sandbox
-            .running(module)
-            .iter()
-            .filter(|pid| self.node.kill(pid))
-            .count();
+        let killed = self.sandbox.kill_all(&self.node, module);
         tracing::warn!(target: "owl::operator", module, killed, "operator killed a module's processes");
         Ok(killed)
     }
