@@ -91,3 +91,40 @@ impl LabelCounts {
         counts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_with_the_same_text_add_up_wherever_their_text_lives() {
+        let counts = LabelCounts::default();
+        let shared = Label::from(String::from("worker"));
+        let other_copy = Label::from(String::from("worker"));
+        counts.add(&shared, 1);
+        counts.add(&shared.clone(), 1);
+        counts.add(&other_copy, 1);
+        counts.add(&Label::from("worker"), 1);
+        counts.add(&Label::from("reaper"), 1);
+        assert_eq!(
+            counts.snapshot(),
+            [("worker".to_string(), 4), ("reaper".to_string(), 1)]
+        );
+        counts.add(&other_copy, -1);
+        counts.add(&Label::from("reaper"), -1);
+        assert_eq!(counts.snapshot(), [("worker".to_string(), 3)]);
+    }
+
+    #[test]
+    fn labels_made_per_spawn_leave_a_bounded_number_of_entries() {
+        let counts = LabelCounts::default();
+        for n in 0..10_000 {
+            let label = Label::from(format!("job {n}"));
+            counts.add(&label, 1);
+            counts.add(&label, -1);
+        }
+        let entries = counts.shards[my_shard()].lock().len();
+        assert!(entries <= KEPT_AT_ZERO + 1, "{entries} entries");
+        assert!(counts.snapshot().is_empty());
+    }
+}
