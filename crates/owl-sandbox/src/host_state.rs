@@ -40,6 +40,10 @@ pub(crate) struct GuestState {
     pub(crate) held: usize,
     /// Linear memory all instances of the sandbox hold.
     pub(crate) all_held: Arc<AtomicUsize>,
+    /// Set once the instance is kept by a pool for reuse: the count of
+    /// instances the pools hold (idle or lent to a call), which the
+    /// instance leaves when it is dropped (see `reuse::Pool`).
+    pub(crate) pooled: Option<Arc<AtomicUsize>>,
 }
 
 impl GuestState {
@@ -51,6 +55,7 @@ impl GuestState {
             outlived_slice: false,
             held: 0,
             all_held,
+            pooled: None,
         }
     }
 }
@@ -58,6 +63,9 @@ impl GuestState {
 impl Drop for GuestState {
     fn drop(&mut self) {
         self.all_held.fetch_sub(self.held, Ordering::Relaxed);
+        if let Some(pooled) = &self.pooled {
+            pooled.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -62,8 +62,8 @@ use crate::host_state::GuestState;
 /// ```
 pub const REUSABLE_EXPORT: &str = "owl_reusable";
 
-/// Idle instances kept at most, all modules together (each holds a slot of
-/// the engine's instance pool).
+/// Instances the pools keep at most, idle or lent to a call, all modules
+/// together (each holds a slot of the engine's instance pool).
 pub(crate) const IDLE_TOTAL: usize = 64;
 
 /// What a module that may be reused keeps between calls: nothing, or one
@@ -151,7 +151,10 @@ pub(crate) struct Pool {
     /// lock for both, so an instance given back while the version is
     /// retired cannot slip in after the drain.
     idle: Mutex<Option<Vec<Idle>>>,
-    /// Idle instances of every module of the sandbox.
+    /// Instances the pools of every module of the sandbox hold, idle or
+    /// lent to a call. An instance joins the count the first time it is
+    /// kept, and leaves it when it is dropped (its store's state does
+    /// that), so a call that takes one and gives it back changes no count.
     total: Arc<AtomicUsize>,
     /// What an instance may keep between calls.
     pub(crate) stateless: Stateless,
@@ -190,29 +193,33 @@ impl Pool {
 
     /// An idle instance, if one is kept.
     pub(crate) fn take(&self) -> Option<Idle> {
-        let idle = self.idle.lock().as_mut()?.pop()?;
-        self.total.fetch_sub(1, Ordering::Relaxed);
-        Some(idle)
+        self.idle.lock().as_mut()?.pop()
     }
 
     /// Keeps an instance whose call returned, unless the version is retired
-    /// or enough are kept already (the instance is dropped then).
-    pub(crate) fn give_back(&self, idle: Idle) {
+    /// or, for one not kept before, the pools hold enough already (the
+    /// instance is dropped then).
+    pub(crate) fn give_back(&self, mut idle: Idle) {
         let mut kept = self.idle.lock();
         let Some(kept) = kept.as_mut() else {
             return;
         };
-        if self.total.fetch_add(1, Ordering::Relaxed) >= IDLE_TOTAL {
-            self.total.fetch_sub(1, Ordering::Relaxed);
-            return;
+        let state = idle.store.data_mut();
+        if state.pooled.is_none() {
+            if self.total.fetch_add(1, Ordering::Relaxed) >= IDLE_TOTAL {
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            state.pooled = Some(self.total.clone());
         }
         kept.push(idle);
     }
 
     /// A newer version is in place: drop every idle instance, keep none.
     pub(crate) fn retire(&self) {
-        let drained = self.idle.lock().take().unwrap_or_default();
-        self.total.fetch_sub(drained.len(), Ordering::Relaxed);
+        // Dropped outside the lock; each leaves the count as it goes.
+        let drained = self.idle.lock().take();
+        drop(drained);
     }
 
     /// Instances kept now.
