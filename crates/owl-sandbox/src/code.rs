@@ -398,9 +398,11 @@ impl CodeServer {
         {
             return Some(v.settings.clone());
         }
+        // The very label a version gives its processes, not just the same
+        // text: a native process, or another sandbox's, may be named alike.
         let label = pid.label()?;
         versions
-            .find(|v| v.label == label)
+            .find(|v| std::ptr::eq(v.label.as_str(), label.as_str()))
             .map(|v| v.settings.clone())
     }
 
