@@ -25,10 +25,12 @@ const SHARDS: usize = 32;
 /// of process spawned again and again is not inserted and removed each time.
 const KEPT_AT_ZERO: usize = 256;
 
+/// One shard: the label's text (address, length) → the label, and its
+/// count.
+type Shard = FxHashMap<(usize, usize), (Label, i64)>;
+
 pub(crate) struct LabelCounts {
-    /// Per shard: the label's text (address, length) → the label, and its
-    /// count.
-    shards: Box<[Mutex<FxHashMap<(usize, usize), (Label, i64)>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl Default for LabelCounts {
