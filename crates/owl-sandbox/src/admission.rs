@@ -16,9 +16,9 @@ pub(crate) struct Admission {
 }
 
 /// A slot, given back when dropped.
-pub(crate) struct Held<'a>(&'a Admission);
+pub(crate) struct Slot<'a>(&'a Admission);
 
-impl Drop for Held<'_> {
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.give_back();
     }
@@ -57,8 +57,8 @@ impl Admission {
 
     /// A slot held for as long as the guard lives, or `None` when all are
     /// taken (for work that holds one across awaits and may be cancelled).
-    pub(crate) fn hold(&self) -> Option<Held<'_>> {
-        self.try_take().then_some(Held(self))
+    pub(crate) fn hold(&self) -> Option<Slot<'_>> {
+        self.try_take().then_some(Slot(self))
     }
 
     /// Whether a slot was taken since the last time this was asked.

@@ -243,8 +243,7 @@ fn prepare_kept(
     call: &GuestCall,
 ) -> Result<Prepared, ExitReason> {
     let func = match kept.last {
-        // Names are shared per version: the same call usually has the very
-        // same `Arc`.
+        // A stream of calls of one function finds it looked up already.
         Some((export, func)) if export == call.export => func,
         _ => self::export(store, kept.instance, call)?,
     };

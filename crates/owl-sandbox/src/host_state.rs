@@ -1,8 +1,8 @@
 //! What the host keeps beside each guest instance: its resource limits, and
 //! for the call it runs on the guest executor the meter that shows its
 //! memory in the process table, its pid (to answer a request for its call
-//! stack) and the module's settings. Both the loaded code (which pre-links instances for this state)
-//! and the running guest use it.
+//! stack) and the module's settings. Both the loaded code (which pre-links
+//! instances for this state) and the running guest use it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
