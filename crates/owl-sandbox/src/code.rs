@@ -385,23 +385,16 @@ impl CodeServer {
     }
 
     /// The settings (where stack requests go) of the module a live
-    /// sandboxed process runs, whatever its module: found among the
-    /// processes on the guest threads, or, for one not there (yet), by its
-    /// label.
+    /// sandboxed process runs, whatever its module, known by its label —
+    /// the very label its version gives its processes, not just the same
+    /// text: a native process, or another sandbox's, may be named alike. (A
+    /// call in its first slice is in no running set, but has its label.)
     pub(crate) fn settings_of(&self, pid: &Pid) -> Option<Arc<ModuleSettings>> {
-        let modules = self.modules.read();
-        let id = pid.id().0;
-        let mut versions = modules.values().flatten();
-        if let Some(v) = versions
-            .clone()
-            .find(|v| v.running.lock().contains_key(&id))
-        {
-            return Some(v.settings.clone());
-        }
-        // The very label a version gives its processes, not just the same
-        // text: a native process, or another sandbox's, may be named alike.
         let label = pid.label()?;
-        versions
+        let modules = self.modules.read();
+        modules
+            .values()
+            .flatten()
             .find(|v| std::ptr::eq(v.label.as_str(), label.as_str()))
             .map(|v| v.settings.clone())
     }
