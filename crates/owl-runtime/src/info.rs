@@ -201,8 +201,7 @@ fn info_of(cell: &std::sync::Arc<ProcessCell>) -> ProcessInfo {
         // Both starts are read on a coarse clock, the node's also exactly: the
         // sum can land a tick past now, which no start time may.
         started_at: cell.node.upgrade().map_or(SystemTime::UNIX_EPOCH, |n| {
-            let at =
-                n.started_at + Duration::from_millis(cell.started_ms.saturating_sub(n.started_ms));
+            let at = n.started_at + Duration::from_millis(u64::from(cell.started_ds) * 100);
             at.min(SystemTime::now())
         }),
         cpu_time: cycles_to_duration(cell.stats.cpu_cycles.load(Ordering::Relaxed)),

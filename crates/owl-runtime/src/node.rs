@@ -11,12 +11,14 @@ use crate::exit::{ExitReason, IntoExitReason};
 use crate::group::Groups;
 use crate::pid::{MonitorRef, Pid, PidId};
 use crate::priority::{BACKGROUND_NICE, BACKGROUND_TICK, Priority};
-use crate::process::cell::{ProcessCell, Watcher};
+use crate::process::cell::{ExitSender, ProcessCell, Watcher};
 use crate::process::task::{ProcessTask, install_panic_hook};
 use crate::process::{Process, SpawnOptions};
 use crate::registry::Registry;
 use crate::scheduler::{SchedulerSample, Schedulers};
-use tokio::sync::oneshot;
+
+/// Where a watched process's exit reason arrives (see `Node::spawn_watched`).
+pub(crate) type ExitReceiver = futures_channel::oneshot::Receiver<ExitReason>;
 
 /// How to build a [`Runtime`].
 ///
@@ -398,34 +400,31 @@ impl Node {
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
-        self.spawn_inner(opts, None, body).0
+        self.spawn_inner(opts, None, None, body).0
     }
 
     /// Spawns a process whose exit reason is delivered to the returned
     /// channel; the watch is set before the process first runs, so even an
     /// immediate crash is seen with its real reason.
-    pub(crate) fn spawn_watched<F, Fut>(
-        &self,
-        opts: SpawnOptions,
-        body: F,
-    ) -> (Pid, oneshot::Receiver<ExitReason>)
+    pub(crate) fn spawn_watched<F, Fut>(&self, opts: SpawnOptions, body: F) -> (Pid, ExitReceiver)
     where
         F: FnOnce(Process) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: IntoExitReason,
     {
-        let (tx, rx) = oneshot::channel();
-        let watcher = Watcher::Channel(tx);
-        (self.spawn_inner(opts, Some(watcher), body).0, rx)
+        let (tx, rx) = futures_channel::oneshot::channel();
+        (self.spawn_inner(opts, Some(tx), None, body).0, rx)
     }
 
-    /// Spawns a process with up to two watchers set before it first runs:
-    /// `watcher`, and the options' `monitored_by`. Returns the monitor
-    /// reference of `watcher` when it is a process.
+    /// Spawns a process with its watchers set before it first runs: an
+    /// exit channel (kept inline in the cell: every task has one, and no
+    /// monitor entry is made for it), a watching process, and the options'
+    /// `monitored_by`. Returns the monitor reference of `watcher`.
     pub(crate) fn spawn_inner<F, Fut>(
         &self,
         opts: SpawnOptions,
-        watcher: Option<Watcher>,
+        exit_channel: Option<ExitSender>,
+        watcher: Option<Pid>,
         body: F,
     ) -> (Pid, Option<MonitorRef>)
     where
@@ -434,25 +433,24 @@ impl Node {
         Fut::Output: IntoExitReason,
     {
         let mut opts = opts;
-        let monitored_by = opts.monitored_by.take().map(Watcher::Process);
-        let process = self.build_process(opts, std::mem::size_of::<ProcessTask<Fut>>());
+        let monitored_by = opts.monitored_by.take();
+        let process =
+            self.build_process(opts, std::mem::size_of::<ProcessTask<Fut>>(), exit_channel);
         let cell = process.cell.clone();
         let pid = process.pid().clone();
         let mut first_ref = None;
-        for watcher in [watcher, monitored_by].into_iter().flatten() {
+        for owner in [watcher, monitored_by].into_iter().flatten() {
             let mref = self.next_monitor_ref();
-            if let Watcher::Process(owner) = &watcher {
-                first_ref.get_or_insert(mref);
-                if let Some(owner) = owner.cell() {
-                    owner
-                        .state
-                        .lock()
-                        .extras()
-                        .monitoring
-                        .insert_new(mref, pid.clone());
-                }
+            first_ref.get_or_insert(mref);
+            if let Some(owner) = owner.cell() {
+                owner
+                    .state
+                    .lock()
+                    .extras()
+                    .monitoring
+                    .insert_new(mref, pid.clone());
             }
-            let _ = cell.add_monitor(mref, watcher);
+            let _ = cell.add_monitor(mref, Watcher::Process(owner));
         }
         let priority = cell.priority;
         let task = ProcessTask::new(cell, body(process));

@@ -30,7 +30,7 @@ use crate::process::{Process, SpawnOptions};
 pub struct Task<T> {
     pid: Pid,
     result: oneshot::Receiver<T>,
-    exited: oneshot::Receiver<ExitReason>,
+    exited: crate::node::ExitReceiver,
 }
 
 impl<T: Send + 'static> Task<T> {

@@ -235,9 +235,9 @@ impl Process {
         Fut::Output: IntoExitReason,
     {
         let opts = SpawnOptions::new().parent(self.pid.clone());
-        let (pid, mref) =
-            self.node
-                .spawn_inner(opts, Some(Watcher::Process(self.pid.clone())), body);
+        let (pid, mref) = self
+            .node
+            .spawn_inner(opts, None, Some(self.pid.clone()), body);
         (pid, mref.expect("a process watcher gets a monitor"))
     }
 
@@ -613,7 +613,12 @@ impl SpawnOptions {
 }
 
 impl Node {
-    pub(crate) fn build_process(&self, opts: SpawnOptions, future_bytes: usize) -> Process {
+    pub(crate) fn build_process(
+        &self,
+        opts: SpawnOptions,
+        future_bytes: usize,
+        exit_channel: Option<cell::ExitSender>,
+    ) -> Process {
         let inner = &self.inner;
         let id = inner.next_pid();
         let bounded = opts.mailbox_capacity.map(|capacity| {
@@ -631,7 +636,9 @@ impl Node {
                 .as_ref()
                 .and_then(|p| std::num::NonZeroU64::new(p.id().0)),
             priority: opts.priority.unwrap_or_default(),
-            started_ms: crate::scheduler::coarse_now_ms(),
+            started_ds: (crate::scheduler::coarse_now_ms().saturating_sub(inner.started_ms) / 100)
+                .try_into()
+                .unwrap_or(u32::MAX),
             future_bytes: future_bytes.min(u32::MAX as usize) as u32,
             bounded,
             state: parking_lot::Mutex::new(cell::State {
@@ -641,6 +648,7 @@ impl Node {
                 exited: false,
                 trap_exit: opts.trap_exit,
                 link: None,
+                exit_channel,
                 extras: None,
             }),
             status: std::sync::atomic::AtomicU8::new(cell::status::RUNNABLE),
