@@ -1,6 +1,8 @@
 //! Fairness under attack: K runaway sandboxed loops plus the load workload,
 //! then 2,000 probes one millisecond apart, each a fresh sandboxed sum(100)
-//! round trip (spawn, run, result back) followed by a native ping.
+//! round trip (spawn, run, result back) followed by a native ping; then
+//! 2,000 more ticks, each a fresh *native* process doing the same sum (what
+//! a sandboxed call costs beyond a process of owl's own).
 
 use std::time::{Duration, Instant};
 
@@ -78,9 +80,20 @@ pub(crate) async fn run(
                 .map_err(|e| e.to_string())?;
             native.push(start.elapsed());
         }
-        Ok((sandboxed, native))
+        let mut process = Vec::with_capacity(PROBES);
+        for _ in 0..PROBES {
+            ticks.tick().await;
+            let start = Instant::now();
+            let sum = node.spawn_task(|_| async { naive_sum(std::hint::black_box(100)) });
+            let out = sum.join().await.map_err(|e| e.to_string())?;
+            if out != 5050 {
+                return Err(format!("wrong native sum: {out}"));
+            }
+            process.push(start.elapsed());
+        }
+        Ok((sandboxed, native, process))
     });
-    let (mut sandboxed, mut native) = prober
+    let (mut sandboxed, mut native, mut process) = prober
         .join()
         .await
         .map_err(|e| format!("prober crashed: {e}"))??;
@@ -90,6 +103,7 @@ pub(crate) async fn run(
     load_root.shutdown(Duration::from_secs(60)).await;
     sandboxed.sort();
     native.sort();
+    process.sort();
     let us = |v: &[Duration], q: f64| {
         v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
     };
@@ -102,5 +116,16 @@ pub(crate) async fn run(
         .with("native_p50_us", us(&native, 0.50))
         .with("native_p99_us", us(&native, 0.99))
         .with("native_max_us", us(&native, 1.0))
+        .with("process_p50_us", us(&process, 0.50))
+        .with("process_p99_us", us(&process, 0.99))
         .with("rss_per_runaway_kib", per_runaway_kib))
+}
+
+/// The guest's `sum`, in Rust: 1 + 2 + … + n, one step at a time.
+fn naive_sum(n: i64) -> i64 {
+    let mut total = 0;
+    for i in 1..=n {
+        total += std::hint::black_box(i);
+    }
+    total
 }

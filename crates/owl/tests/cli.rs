@@ -166,10 +166,17 @@ fn serve_starts_serves_the_web_system_and_stops_cleanly_on_sigterm() {
 fn bench_fairness_and_sandboxed_spawn_calc_report_latencies_and_rates() {
     let r = &bench(&["fairness", "--runaway", "2", "--workers", "200"])[0];
     assert_eq!(r["bench"].as_str(), Some("fairness"));
-    for field in ["p50_us", "p99_us", "max_us", "native_p99_us"] {
+    for field in [
+        "p50_us",
+        "p99_us",
+        "max_us",
+        "native_p99_us",
+        "process_p99_us",
+    ] {
         assert!(number(r, field) > 0.0, "{field} in {r}");
     }
     assert!(number(r, "p50_us") <= number(r, "p99_us"));
+    assert!(number(r, "process_p50_us") <= number(r, "process_p99_us"));
     let calc = &bench(&["spawn-calc", "--sandboxed", "--processes", "2000"])[0];
     assert_eq!(number(calc, "sandboxed"), 1.0);
     assert!(number(calc, "procs_per_s") > 100.0);
