@@ -248,6 +248,39 @@ fn introspection_reports_what_a_process_is_doing() {
     assert!(node.process_samples().iter().any(|s| s.pid == pid));
 }
 
+/// A process's start time is when it was spawned, to the tenth of a second
+/// the cell keeps — read well after the spawn, so a start time in the
+/// wrong unit would land in the future (clamped to "now") and show.
+#[test]
+fn a_process_start_time_is_when_it_was_spawned() {
+    use std::time::{Duration, SystemTime};
+    let rt = runtime();
+    let node = rt.node();
+    // Some uptime first, so the start is not the node's own start.
+    while node.uptime() < Duration::from_millis(250) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = SystemTime::now();
+    let pid = node.spawn(|mut p| async move {
+        let () = p.recv().await;
+    });
+    let after = SystemTime::now();
+    let spawned_at = node.uptime();
+    while node.uptime() < spawned_at + Duration::from_millis(300) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = node.info(&pid).unwrap().started_at;
+    // Tenths of a second, rounded down, on a clock that ticks every few ms.
+    assert!(
+        started >= before - Duration::from_millis(150),
+        "started {started:?}, spawned after {before:?}"
+    );
+    assert!(
+        started <= after + Duration::from_millis(20),
+        "started {started:?}, spawned before {after:?}"
+    );
+}
+
 #[test]
 fn cpu_time_and_reductions_grow_with_work() {
     let rt = runtime();

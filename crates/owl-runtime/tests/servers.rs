@@ -230,6 +230,25 @@ fn tasks_return_results_or_crash_reasons() {
     });
 }
 
+/// A task's `join` hears how its process ended however it ended — here a
+/// kill from outside — and waiting for a task is no monitor: the process
+/// lists none (every task has this watch, and it costs no monitor entry).
+#[test]
+fn a_killed_task_joins_with_killed_and_its_join_is_not_a_monitor() {
+    let rt = runtime();
+    let node = rt.node();
+    rt.block_on(async move {
+        let task = node.spawn_task(|_| async { std::future::pending::<u8>().await });
+        let info = node.info(task.pid()).expect("alive until killed");
+        assert!(info.monitored_by.is_empty(), "{:?}", info.monitored_by);
+        assert!(node.kill(task.pid()));
+        assert_eq!(
+            within("killed task", task.join()).await,
+            Err(ExitReason::Killed)
+        );
+    });
+}
+
 /// A server of another kind, for calls that reach the wrong server.
 struct Echo;
 
