@@ -536,24 +536,27 @@ fn new_store(
 }
 
 /// A trial run of a candidate version: a fresh instance with the real
-/// memory limit, preempted like a real process, given `deadline` of wall
-/// time to instantiate (its start function runs then) and to answer the
-/// canary. `Err` says why it failed.
+/// memory limit, preempted like a real process, given
+/// [`TRIAL_DEADLINE`](crate::TRIAL_DEADLINE) of wall time to instantiate
+/// (its start function runs then) and to answer the canary. `Err` says why
+/// it failed.
+///
+/// Wall time, read at each of its epoch deadlines, not a count of them: the
+/// ticker slows down while only long-running guests run, and the guest
+/// threads run on what the machine leaves, so a count of ticks could stand
+/// for ten seconds, or for an hour on a saturated machine.
 pub(crate) async fn trial(
     engine: Engine,
     pre: wasmtime::InstancePre<GuestState>,
     memory_limit: usize,
     memory_held: Arc<AtomicUsize>,
     canary: Option<crate::Canary>,
-    tick: std::time::Duration,
 ) -> Result<(), String> {
     let mut store = new_store(&engine, memory_limit, memory_held);
-    let max_ticks = (crate::TRIAL_DEADLINE.as_nanos() / tick.as_nanos().max(1)).max(1) as u64;
-    let mut ticks = 0u64;
+    let started = std::time::Instant::now();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        ticks += 1;
-        if ticks > max_ticks {
+        if started.elapsed() > crate::TRIAL_DEADLINE {
             return Err(wasmtime::Error::msg("it ran past the trial deadline"));
         }
         Ok(UpdateDeadline::Yield(1))

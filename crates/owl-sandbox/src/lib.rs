@@ -354,7 +354,6 @@ impl Sandbox {
             self.inner.config.memory_limit,
             self.inner.store_setup.memory_held.clone(),
             canary,
-            self.inner.config.epoch_tick,
         );
         let outcome = self
             .inner
