@@ -84,7 +84,9 @@ pub(crate) async fn run(
         for _ in 0..PROBES {
             ticks.tick().await;
             let start = Instant::now();
-            let sum = node.spawn_task(|_| async { naive_sum(std::hint::black_box(100)) });
+            // The same sum as spawn-calc's native processes.
+            let sum =
+                node.spawn_task(|_| async { (1..=std::hint::black_box(100u64)).sum::<u64>() });
             let out = sum.join().await.map_err(|e| e.to_string())?;
             if out != 5050 {
                 return Err(format!("wrong native sum: {out}"));
@@ -119,13 +121,4 @@ pub(crate) async fn run(
         .with("process_p50_us", us(&process, 0.50))
         .with("process_p99_us", us(&process, 0.99))
         .with("rss_per_runaway_kib", per_runaway_kib))
-}
-
-/// The guest's `sum`, in Rust: 1 + 2 + … + n, one step at a time.
-fn naive_sum(n: i64) -> i64 {
-    let mut total = 0;
-    for i in 1..=n {
-        total += std::hint::black_box(i);
-    }
-    total
 }

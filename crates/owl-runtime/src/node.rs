@@ -419,7 +419,8 @@ impl Node {
     /// Spawns a process with its watchers set before it first runs: an
     /// exit channel (kept inline in the cell: every task has one, and no
     /// monitor entry is made for it), a watching process, and the options'
-    /// `monitored_by`. Returns the monitor reference of `watcher`.
+    /// `monitored_by`. Returns the reference of the first monitor set
+    /// (`watcher`'s when there is one).
     pub(crate) fn spawn_inner<F, Fut>(
         &self,
         opts: SpawnOptions,
