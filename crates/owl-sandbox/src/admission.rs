@@ -1,19 +1,35 @@
 //! Admission control: at most so many sandboxed processes at once. A spawn
-//! never waits for room; beyond the cap it is refused. One atomic counter,
+//! never waits for room; beyond the cap it is refused. One atomic word,
 //! because every sandboxed call takes a slot and gives it back.
+//!
+//! The epoch ticker also looks at that word, once per tick, to tell whether
+//! calls run or came and went since its last look. It only *reads* it: a
+//! line the ticker wrote would have to come back from the ticker's core at
+//! the next call's first write, a cross-core transfer on every call of a
+//! steady stream.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One taken slot, in the low half of the word.
+const ONE_TAKEN: u64 = 1;
+/// One more slot taken since start, in the high half (wrapping).
+const ONE_ADMITTED: u64 = 1 << 32;
 
 /// The slots of one sandbox.
 pub(crate) struct Admission {
-    taken: AtomicUsize,
+    /// Slots taken now (low 32 bits) and slots ever taken (high 32 bits,
+    /// wrapping): one word, so taking a slot is one atomic operation, and
+    /// the ticker sees calls that came and went between two looks by the
+    /// count having moved.
+    word: AtomicU64,
     max: usize,
-    /// A slot was taken since the epoch ticker last asked: short calls come
-    /// and go between two ticks, and the ticker must not take a steady
-    /// stream of them for idleness.
-    recent: AtomicBool,
 }
+
+/// What the ticker saw of the slots at a look (see
+/// [`Admission::look`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Seen(u32);
 
 /// A slot, given back when dropped.
 pub(crate) struct Slot<'a>(&'a Admission);
@@ -26,10 +42,11 @@ impl Drop for Slot<'_> {
 
 impl Admission {
     pub(crate) fn new(max: usize) -> Arc<Admission> {
+        // The low half counts taken slots: the cap must fit in it.
+        let max = max.min(u32::MAX as usize);
         Arc::new(Admission {
-            taken: AtomicUsize::new(0),
+            word: AtomicU64::new(0),
             max,
-            recent: AtomicBool::new(false),
         })
     }
 
@@ -38,21 +55,16 @@ impl Admission {
     /// guard does, when its future is dropped: no handle per slot, which
     /// would cost a reference count each way).
     pub(crate) fn try_take(&self) -> bool {
-        let taken = self
-            .taken
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |taken| {
-                (taken < self.max).then_some(taken + 1)
+        self.word
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |word| {
+                (taken(word) < self.max).then(|| word.wrapping_add(ONE_TAKEN + ONE_ADMITTED))
             })
-            .is_ok();
-        if taken {
-            self.recent.store(true, Ordering::Relaxed);
-        }
-        taken
+            .is_ok()
     }
 
     /// Gives back a slot taken with [`try_take`](Self::try_take).
     pub(crate) fn give_back(&self) {
-        self.taken.fetch_sub(1, Ordering::Release);
+        self.word.fetch_sub(ONE_TAKEN, Ordering::Release);
     }
 
     /// A slot held for as long as the guard lives, or `None` when all are
@@ -61,15 +73,25 @@ impl Admission {
         self.try_take().then_some(Slot(self))
     }
 
-    /// Whether a slot was taken since the last time this was asked.
-    pub(crate) fn started_since_asked(&self) -> bool {
-        self.recent.swap(false, Ordering::Relaxed)
+    /// The ticker's look, a plain read: whether a slot was taken since the
+    /// look that left `seen` (which it updates), and how many are taken now.
+    pub(crate) fn look(&self, seen: &mut Seen) -> (bool, usize) {
+        let word = self.word.load(Ordering::Relaxed);
+        let admitted = Seen((word >> 32) as u32);
+        let started = admitted != *seen;
+        *seen = admitted;
+        (started, taken(word))
     }
 
     /// Slots taken now.
     pub(crate) fn taken(&self) -> usize {
-        self.taken.load(Ordering::Relaxed)
+        taken(self.word.load(Ordering::Relaxed))
     }
+}
+
+/// The taken slots in an admission word.
+fn taken(word: u64) -> usize {
+    (word & u32::MAX as u64) as usize
 }
 
 #[cfg(test)]
@@ -91,10 +113,35 @@ mod tests {
     #[test]
     fn a_slot_taken_and_given_back_between_two_looks_is_seen_once() {
         let admission = Admission::new(2);
-        assert!(!admission.started_since_asked());
+        let mut seen = Seen::default();
+        assert_eq!(admission.look(&mut seen), (false, 0));
         assert!(admission.try_take());
         admission.give_back();
-        assert!(admission.started_since_asked());
-        assert!(!admission.started_since_asked());
+        assert_eq!(admission.look(&mut seen), (true, 0));
+        assert_eq!(admission.look(&mut seen), (false, 0));
+        assert!(admission.try_take());
+        assert_eq!(
+            admission.look(&mut seen),
+            (true, 1),
+            "one taken and still held"
+        );
+        assert_eq!(admission.look(&mut seen), (false, 1));
+    }
+
+    /// The count of slots ever taken may wrap; the taken slots beside it
+    /// are unaffected, and a look still sees the count move.
+    #[test]
+    fn the_count_of_slots_ever_taken_wraps_without_touching_the_taken_ones() {
+        let admission = Admission::new(2);
+        admission
+            .word
+            .store(u64::from(u32::MAX) << 32, Ordering::Relaxed);
+        let mut seen = Seen::default();
+        admission.look(&mut seen);
+        assert!(admission.try_take());
+        assert_eq!(admission.taken(), 1);
+        assert_eq!(admission.look(&mut seen), (true, 1));
+        admission.give_back();
+        assert_eq!(admission.taken(), 0);
     }
 }
