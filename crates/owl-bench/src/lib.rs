@@ -14,6 +14,7 @@ mod report;
 mod ring;
 mod spawn;
 mod spawn_calc;
+mod stalls;
 mod supervisor;
 
 use clap::{Args, Subcommand};
@@ -117,6 +118,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let rt =
         Runtime::new(Config::default().schedulers(args.schedulers)).map_err(|e| e.to_string())?;
     let node = rt.node();
+    // A p99 of a few microseconds is only read right next to how often the
+    // machine stalls a running thread (see `stalls`).
+    let stalls_matter = matches!(args.which, Bench::Fairness { .. });
+    let stalls_before_owl = stalls_matter.then(stalls::Stalls::measure);
     let report = match args.which.clone() {
         Bench::Spawn { processes } => rt.block_on(spawn::run(&node, processes)),
         Bench::Ring { processes, rounds } => rt.block_on(ring::run(&node, processes, rounds)),
@@ -157,10 +162,13 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         }
     }?;
     drop(rt);
+    let report = stalls::Stalls::add(stalls_before_owl, report);
     let mut reports = vec![report.with("schedulers", args.schedulers as f64)];
     if args.compare_beam {
+        let stalls = stalls_matter.then(stalls::Stalls::measure);
         match beam::run(&args.which, args.schedulers) {
-            Ok(r) => reports.push(r.with("schedulers", args.schedulers as f64)),
+            Ok(r) => reports
+                .push(stalls::Stalls::add(stalls, r).with("schedulers", args.schedulers as f64)),
             Err(e) => eprintln!("beam column skipped: {e}"),
         }
     }

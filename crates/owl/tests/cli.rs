@@ -177,6 +177,21 @@ fn bench_fairness_and_sandboxed_spawn_calc_report_latencies_and_rates() {
     }
     assert!(number(r, "p50_us") <= number(r, "p99_us"));
     assert!(number(r, "process_p50_us") <= number(r, "process_p99_us"));
+    // The machine's stalls of a running thread, measured just before.
+    let (stalls, median, lost) = (
+        number(r, "machine_stalls_per_s"),
+        number(r, "machine_stall_p50_us"),
+        number(r, "machine_lost_pct"),
+    );
+    assert!(stalls >= 0.0 && (0.0..=100.0).contains(&lost), "{r}");
+    assert!(
+        if stalls > 0.0 {
+            median >= 2.0
+        } else {
+            median == 0.0
+        },
+        "{r}"
+    );
     let calc = &bench(&["spawn-calc", "--sandboxed", "--processes", "2000"])[0];
     assert_eq!(number(calc, "sandboxed"), 1.0);
     assert!(number(calc, "procs_per_s") > 100.0);
