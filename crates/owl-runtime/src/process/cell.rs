@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use std::task::Waker;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use crate::exit::ExitReason;
 use crate::message::{Down, Exit, Message};
@@ -43,10 +43,11 @@ pub(crate) enum Watcher {
     /// A process, by a [`Down`] message.
     Process(Pid),
     /// Code outside any process (a `wait_exit` future, a call in flight).
-    Channel(oneshot::Sender<ExitReason>),
+    Channel(ExitSender),
 }
 
-/// Where a task's exit reason goes: see [`State::exit_channel`].
+/// Where an exit reason goes for code outside any process: a task's inline
+/// watch ([`State::exit_channel`]) or a [`Watcher::Channel`].
 pub(crate) type ExitSender = futures_channel::oneshot::Sender<ExitReason>;
 
 /// Bounded-mailbox settings; fixed at spawn, so they live outside the lock.
@@ -463,7 +464,7 @@ impl ProcessCell {
         // Waiters outside processes may give up (a timed-out call): prune their
         // closed channels now and then so a long-lived process does not collect them.
         if monitors.len() >= 8 && monitors.len().is_power_of_two() {
-            monitors.retain(|_, w| !matches!(w, Watcher::Channel(tx) if tx.is_closed()));
+            monitors.retain(|_, w| !matches!(w, Watcher::Channel(tx) if tx.is_canceled()));
         }
         monitors.insert_new(mref, watcher);
         Ok(())
@@ -608,5 +609,33 @@ mod tests {
     fn a_process_cell_stays_within_its_size_class() {
         let cell = std::mem::size_of::<ProcessCell>();
         assert!(cell + 16 <= 160, "a process cell takes {cell} bytes");
+    }
+
+    /// Waiters outside processes that give up (a `wait_exit` future
+    /// dropped, as a timed-out call does) do not pile up on a long-lived
+    /// process: their channels are pruned as new ones come.
+    #[test]
+    fn abandoned_exit_waiters_do_not_pile_up_on_a_long_lived_process() {
+        let rt = crate::Runtime::new(Default::default()).unwrap();
+        let node = rt.node();
+        let pid = node.spawn(|mut p| async move {
+            let () = p.recv().await;
+        });
+        for _ in 0..1000 {
+            drop(pid.wait_exit());
+        }
+        let kept = pid
+            .cell()
+            .expect("alive")
+            .state
+            .lock()
+            .extras()
+            .monitored_by
+            .len();
+        assert!(kept < 100, "{kept} abandoned waiters kept");
+        // A waiter still waiting is kept, and told.
+        let waiting = pid.wait_exit();
+        assert!(node.kill(&pid));
+        assert_eq!(rt.block_on(waiting), ExitReason::Killed);
     }
 }

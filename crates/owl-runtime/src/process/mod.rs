@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use self::cell::status;
 use crate::exit::{ExitReason, IntoExitReason};
 use crate::message::{Exit, Message};
@@ -746,7 +744,7 @@ impl Pid {
     /// Resolves with the process's exit reason once it has ended (`NoProc` if
     /// it was already gone). Usable from any async code, in a process or not.
     pub fn wait_exit(&self) -> impl Future<Output = ExitReason> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         let immediate = match self.cell() {
             Some(cell) => {
                 let mref = cell
