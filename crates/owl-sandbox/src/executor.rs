@@ -233,6 +233,9 @@ fn worker(shared: Arc<Shared>) {
         }
         let Some(fut) = slot.as_mut() else { continue };
         task.slices.fetch_add(1, Ordering::Relaxed);
+        // Counted until the slice ends, with the drop of a call killed
+        // meanwhile: the ticker keeps the epoch moving until then.
+        let _slice = shared.pace.guest_slice();
         let waker = Waker::from(task.clone());
         let mut cx = Context::from_waker(&waker);
         // A panic in a guest call is a bug in the host glue, not the guest

@@ -47,7 +47,15 @@ pub(crate) struct Pace {
     /// A call was queued in the executor's fast lane since the ticker last
     /// looked.
     fast_lane: AtomicBool,
+    /// Slices running on the guest threads now, on a line of its own: the
+    /// guest threads write it, the calls' first slices never do.
+    guest_slices: Padded<AtomicUsize>,
 }
+
+/// A value alone on its cache line.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
 
 impl Pace {
     /// Counts a call's first slice until the guard is dropped: a short call
@@ -58,6 +66,20 @@ impl Pace {
     }
 
     /// A call was queued in the guest executor's fast lane.
+    /// Counts a slice on a guest thread until the guard drops.
+    pub(crate) fn guest_slice(&self) -> GuestSlice<'_> {
+        self.guest_slices.0.fetch_add(1, Ordering::Relaxed);
+        GuestSlice(self)
+    }
+
+    /// Whether a guest thread is in the middle of a slice. A guest whose
+    /// process was killed then runs on to the end of its slice, its
+    /// admission slot already given back: the epoch must still move for
+    /// that slice to end.
+    fn guest_slice_running(&self) -> bool {
+        self.guest_slices.0.load(Ordering::Relaxed) > 0
+    }
+
     pub(crate) fn fast_lane(&self) {
         self.fast_lane.store(true, Ordering::Relaxed);
     }
@@ -76,6 +98,15 @@ pub(crate) struct FirstSlice<'a>(&'a Pace);
 impl Drop for FirstSlice<'_> {
     fn drop(&mut self) {
         self.0.first_slices.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A slice on a guest thread, counted while it runs.
+pub(crate) struct GuestSlice<'a>(&'a Pace);
+
+impl Drop for GuestSlice<'_> {
+    fn drop(&mut self) {
+        self.0.guest_slices.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -126,7 +157,7 @@ pub(crate) fn start(
             while !stop.load(Ordering::Acquire) {
                 // A call that came and went between two looks counts too.
                 let (started, running) = admission.look(&mut seen);
-                if started || running > 0 {
+                if started || running > 0 || pace.guest_slice_running() {
                     last_busy = Instant::now();
                 } else if last_busy.elapsed() > PARK_AFTER {
                     // The timeout only rechecks `stop`.
@@ -138,8 +169,10 @@ pub(crate) fn start(
                 // counts ticks from when its call set it. Between calls the
                 // epoch's line, which every call reads, then stays where
                 // the calls last read it instead of moving to this core
-                // every millisecond.
-                if admission.taken() == 0 {
+                // every millisecond. A slice still running on a guest
+                // thread (its process killed, its slot given back) needs
+                // it to move, or it would never end.
+                if admission.taken() == 0 && !pace.guest_slice_running() {
                     continue;
                 }
                 match engine.upgrade() {

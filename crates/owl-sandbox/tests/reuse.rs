@@ -193,7 +193,9 @@ fn a_guest_killed_mid_write_leaves_nothing_for_the_next_call() {
     node.kill(&pid);
     assert_eq!(rt.block_on(task.join()), Err(ExitReason::Killed));
     // ...and not once its instance is gone (dropped by the guest thread at
-    // the end of its slice).
+    // the end of its slice). It was the only call: its slice ends only if
+    // the epoch keeps moving after its process ended and gave its
+    // admission slot back.
     wait_for("the killed guest's memory to be freed", || {
         sandbox.guest_memory() == 0
     });
