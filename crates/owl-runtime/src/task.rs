@@ -2,6 +2,7 @@
 //! learn how it crashed — without taking the caller down.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -9,6 +10,7 @@ use tokio::sync::oneshot;
 use crate::exit::ExitReason;
 use crate::node::Node;
 use crate::pid::Pid;
+use crate::process::cell::SignalKind;
 use crate::process::{Process, SpawnOptions};
 
 /// A computation running in its own process.
@@ -87,6 +89,113 @@ impl Node {
             result,
             exited,
         }
+    }
+
+    /// A task whose work was done before its process needed to exist: the
+    /// caller already has the result. The task gets the pid a process would
+    /// have had; `last_words` runs as that process (a message it sends
+    /// names that pid as its sender, and arrives before what the watchers
+    /// hear); then the options' watchers learn that it ended `Normal`, as
+    /// they would of a process that returned at once — a `link_to` process
+    /// that traps exits gets an [`Exit`](crate::Exit), a `monitored_by`
+    /// process a [`Down`](crate::Down). It is counted as spawned and exited,
+    /// but never scheduled nor in the process table, and
+    /// [`join`](Task::join) is ready at once.
+    ///
+    /// For work that may or may not finish at once: a sandboxed call runs
+    /// its first slice in its caller, and only a call still running after
+    /// it becomes a scheduled process.
+    ///
+    /// ```
+    /// use owl_runtime::{Down, ExitReason, Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let heard = node.spawn_task(|mut p| async move {
+    ///     let me = p.pid().clone();
+    ///     let opts = SpawnOptions::new().monitored_by(me.clone());
+    ///     let done = p.node().finished_task(opts, |pid| {
+    ///         let _ = me.send(format!("done by {pid}"));
+    ///         5050
+    ///     });
+    ///     let said: String = p.recv().await;
+    ///     let down: Down = p.recv().await;
+    ///     assert!(!done.pid().is_alive() && down.pid == *done.pid());
+    ///     (said == format!("done by {}", done.pid()), down.reason, done.join().await)
+    /// });
+    /// assert_eq!(rt.block_on(heard.join()).unwrap(), (true, ExitReason::Normal, Ok(5050)));
+    /// ```
+    pub fn finished_task<T: Send + 'static>(
+        &self,
+        opts: SpawnOptions,
+        last_words: impl FnOnce(&Pid) -> T,
+    ) -> Task<T> {
+        let (pid, value) = self.finish_at_once(opts, last_words);
+        let (tx, result) = oneshot::channel();
+        let _ = tx.send(value);
+        // Never sent: `join` has its result.
+        let (_, exited) = futures_channel::oneshot::channel();
+        Task {
+            pid,
+            result,
+            exited,
+        }
+    }
+
+    /// [`finished_task`](Self::finished_task) for work answered by message,
+    /// as [`spawn_opts`](Self::spawn_opts) is [`spawn_task`](Self::spawn_task)
+    /// without the result: `last_words` sends the answer, and only the pid
+    /// comes back.
+    ///
+    /// ```
+    /// use owl_runtime::{Down, Runtime, SpawnOptions};
+    ///
+    /// let rt = Runtime::new(Default::default()).unwrap();
+    /// let node = rt.node();
+    /// let heard = node.spawn_task(|mut p| async move {
+    ///     let me = p.pid().clone();
+    ///     let opts = SpawnOptions::new().monitored_by(me.clone());
+    ///     let pid = p.node().finished_process(opts, |_| {
+    ///         let _ = me.send(5050u64);
+    ///     });
+    ///     let sum: u64 = p.recv().await;
+    ///     let down: Down = p.recv().await;
+    ///     (sum, down.pid == pid)
+    /// });
+    /// assert_eq!(rt.block_on(heard.join()).unwrap(), (5050, true));
+    /// ```
+    pub fn finished_process(&self, opts: SpawnOptions, last_words: impl FnOnce(&Pid)) -> Pid {
+        self.finish_at_once(opts, last_words).0
+    }
+
+    fn finish_at_once<T>(
+        &self,
+        opts: SpawnOptions,
+        last_words: impl FnOnce(&Pid) -> T,
+    ) -> (Pid, T) {
+        let inner = &self.inner;
+        let id = inner.next_pid();
+        let pid = Pid::gone(crate::PidId(id));
+        inner.counters.spawned.fetch_add(1, Ordering::Relaxed);
+        let caller = crate::trace::current();
+        crate::trace::set_current(id);
+        let value = last_words(&pid);
+        crate::trace::set_current(caller);
+        inner.counters.exited.fetch_add(1, Ordering::Relaxed);
+        // What a normal exit tells a link: a process trapping exits gets an
+        // `Exit` message, any other ignores it. No link was ever made, so
+        // the signal goes as a plain exit signal (the same for `Normal`).
+        if let Some(cell) = opts.link_to.as_ref().and_then(Pid::cell) {
+            cell.signal_exit(&pid, ExitReason::Normal, SignalKind::Exit);
+        }
+        if let Some(cell) = opts.monitored_by.as_ref().and_then(Pid::cell) {
+            cell.deliver_down(crate::Down {
+                monitor: self.next_monitor_ref(),
+                pid: pid.clone(),
+                reason: ExitReason::Normal,
+            });
+        }
+        (pid, value)
     }
 
     /// Runs `body` in a new process (labelled `task`) and returns a handle to

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{in_process, runtime, within};
-use owl_runtime::{Down, Exit, ExitReason, Pid};
+use owl_runtime::{Down, Exit, ExitReason, Message, Pid, SpawnOptions};
 
 /// A process that ends with `reason` when told to.
 fn ends_on_command(p: &owl_runtime::Process) -> Pid {
@@ -306,4 +306,69 @@ fn a_process_dying_while_monitoring_leaves_no_monitor_behind() {
     });
     let info = node.info(&target).unwrap();
     assert!(info.monitored_by.is_empty(), "{:?}", info.monitored_by);
+}
+
+/// A task whose work was done before its process needed to exist (a
+/// sandboxed call that returned in its first slice) still looks like a
+/// process that ended `normal` to everyone the options name: its last
+/// message first, then the `Exit` to a linked process trapping exits, then
+/// the `Down`; a linked process not trapping exits lives on.
+#[test]
+fn a_task_finished_before_its_process_existed_tells_links_and_monitors_of_a_normal_exit() {
+    let rt = runtime();
+    let (order, bystander_answered, counted, gone, joined) = in_process(&rt, |mut p| async move {
+        p.trap_exit(true);
+        let me = p.pid().clone();
+        let node = p.node().clone();
+        let (spawned, exited, crashed) = node.lifecycle_counts();
+        let opts = SpawnOptions::new()
+            .link_to(me.clone())
+            .monitored_by(me.clone());
+        let done = node.finished_task(opts, |pid| {
+            me.send(pid.clone()).unwrap();
+            5050
+        });
+        let pid = done.pid().clone();
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let msg: Message = within("the finished task's news", p.recv_any()).await;
+            order.push(match msg.downcast::<Pid>() {
+                Ok(from) => format!("message from itself: {}", from == pid),
+                Err(msg) => match msg.downcast::<Exit>() {
+                    Ok(exit) => format!("exit {} from itself: {}", exit.reason, exit.from == pid),
+                    Err(msg) => {
+                        let down = msg.downcast::<Down>().expect("a Down");
+                        format!("down {} of itself: {}", down.reason, down.pid == pid)
+                    }
+                },
+            });
+        }
+        // Linked to a process that does not trap exits: `normal` is ignored.
+        let bystander = node.spawn(|mut q| async move {
+            loop {
+                let reply: tokio::sync::oneshot::Sender<()> = q.recv().await;
+                let _ = reply.send(());
+            }
+        });
+        node.finished_task(SpawnOptions::new().link_to(bystander.clone()), |_| ());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        bystander.send(tx).unwrap();
+        let bystander_answered = within("the bystander's answer", rx).await.is_ok();
+        // Two finished tasks and the bystander spawned; the two ended.
+        let counted = node.lifecycle_counts() == (spawned + 3, exited + 2, crashed);
+        let gone = !pid.is_alive() && node.lookup(pid.id()).is_none();
+        (order, bystander_answered, counted, gone, done.join().await)
+    });
+    assert_eq!(
+        order,
+        [
+            "message from itself: true",
+            "exit normal from itself: true",
+            "down normal of itself: true"
+        ]
+    );
+    assert!(bystander_answered, "a normal exit took the bystander down");
+    assert!(counted, "not counted as spawned and exited");
+    assert!(gone, "its pid names a live process");
+    assert_eq!(joined, Ok(5050));
 }

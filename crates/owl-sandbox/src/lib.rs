@@ -464,7 +464,7 @@ impl Sandbox {
     /// rt.block_on(async {
     ///     let before = sandbox.guest_sample();
     ///     let runaway = sandbox.spawn(&node, "spin", "run", vec![], SpawnOptions::new()).unwrap();
-    ///     // A call's first slice runs on its caller's scheduler, and guests
+    ///     // A call's first slice runs in its caller, and guests
     ///     // run on what the machine leaves: give this one time to get there.
     ///     let deadline = Instant::now() + Duration::from_secs(10);
     ///     let busy = loop {
@@ -574,6 +574,16 @@ impl Sandbox {
     /// Starts a sandboxed process that calls `module:function(args)` on the
     /// newest version and returns the results, or ends with the guest's crash
     /// (a trap, the memory limit) as its exit reason.
+    ///
+    /// The call's first slice runs right here, in the caller, for up to two
+    /// epoch ticks (200 µs by default). A call that returns within it —
+    /// nearly every calculation, in microseconds — is over before `spawn`
+    /// returns: the task is finished already, and no process is ever
+    /// scheduled for it ([`Node::finished_task`]: it still has a pid, counts
+    /// as spawned and exited, and `link_to` and `monitored_by` hear of a
+    /// `normal` exit). A call that crashes there, or is still running,
+    /// becomes a process like any other: the crash is its exit reason, and a
+    /// long call starts over on the guest threads.
     pub fn spawn(
         &self,
         node: &Node,
@@ -582,8 +592,8 @@ impl Sandbox {
         args: Vec<i64>,
         opts: SpawnOptions,
     ) -> Result<Task<GuestOutput>, SpawnError> {
-        let start = self.admit(module, function, guest::CallArgs::Values(args))?;
-        Ok(node.spawn_try_task(start.options(opts), move |p| start.body(p)))
+        let call = self.admit(module, function, guest::CallArgs::Values(args))?;
+        Ok(call.spawn(node, opts))
     }
 
     /// Like [`spawn`](Self::spawn), for a *byte call*: `input` is written
@@ -623,8 +633,8 @@ impl Sandbox {
         input: Vec<u8>,
         opts: SpawnOptions,
     ) -> Result<Task<GuestOutput>, SpawnError> {
-        let start = self.admit(module, function, guest::CallArgs::Bytes(input))?;
-        Ok(node.spawn_try_task(start.options(opts), move |p| start.body(p)))
+        let call = self.admit(module, function, guest::CallArgs::Bytes(input))?;
+        Ok(call.spawn(node, opts))
     }
 
     /// Like [`spawn`](Self::spawn), but the results arrive as a message: the
@@ -663,8 +673,8 @@ impl Sandbox {
         opts: SpawnOptions,
         reply_to: Pid,
     ) -> Result<Pid, SpawnError> {
-        let start = self.admit(module, function, guest::CallArgs::Values(args))?;
-        Ok(start.spawn_replying(node, opts, reply_to))
+        let call = self.admit(module, function, guest::CallArgs::Values(args))?;
+        Ok(call.spawn_replying(node, opts, reply_to))
     }
 
     /// [`spawn_reply`](Self::spawn_reply) for a byte call (see
@@ -678,8 +688,8 @@ impl Sandbox {
         opts: SpawnOptions,
         reply_to: Pid,
     ) -> Result<Pid, SpawnError> {
-        let start = self.admit(module, function, guest::CallArgs::Bytes(input))?;
-        Ok(start.spawn_replying(node, opts, reply_to))
+        let call = self.admit(module, function, guest::CallArgs::Bytes(input))?;
+        Ok(call.spawn_replying(node, opts, reply_to))
     }
 
     /// Checks the call against the newest version and takes an admission slot.
@@ -688,7 +698,7 @@ impl Sandbox {
         module: &str,
         function: &str,
         args: guest::CallArgs,
-    ) -> Result<Start, SpawnError> {
+    ) -> Result<Held, SpawnError> {
         let version = self
             .inner
             .code
@@ -724,11 +734,18 @@ impl Sandbox {
         }
         // Cheap when it is already ticking: unpark only sets a flag then.
         self.inner.ticker.unpark();
-        Ok(Start {
+        Ok(Held {
             inner: self.inner.clone(),
-            version,
-            export: export_index,
-            args,
+            kill_all_seen: version.settings.kill_all.load(Ordering::Acquire),
+            call: guest::GuestCall {
+                version,
+                export: export_index,
+                args,
+                // Its process's, if it comes to have one.
+                pid: 0,
+            },
+            registered: false,
+            settled: false,
         })
     }
 }
@@ -749,135 +766,209 @@ pub struct GuestReply {
     pub output: GuestOutput,
 }
 
-/// An admitted call, ready to become a process. It holds an admission
-/// slot: [`body`](Start::body) hands it to the process's guard.
-struct Start {
-    inner: Arc<Inner>,
-    version: Arc<code::Version>,
-    /// Which of the version's exports it calls.
-    export: usize,
-    args: guest::CallArgs,
+impl Held {
+    /// Runs the call's first slice right here, in the caller, and spawns a
+    /// [`Task`] for it: one that has already finished if the guest returned
+    /// within that slice (nearly every calculation), otherwise a process
+    /// (see [`first_slice`](Self::first_slice)).
+    fn spawn(self, node: &Node, opts: SpawnOptions) -> Task<GuestOutput> {
+        match self.first_slice() {
+            FirstSlice::Returned(output) => node.finished_task(opts, |_| output),
+            FirstSlice::Left(left) => {
+                node.spawn_try_task(left.options(opts), move |p| left.body(p))
+            }
+        }
+    }
+
+    /// Like [`spawn`](Self::spawn), answering `reply_to` with a
+    /// [`GuestReply`] just before the call ends normally.
+    fn spawn_replying(self, node: &Node, opts: SpawnOptions, reply_to: Pid) -> Pid {
+        match self.first_slice() {
+            FirstSlice::Returned(output) => node.finished_process(opts, |from| {
+                // An answer to the caller's own request: never refused for
+                // room.
+                let _ = reply_to.send_reply(GuestReply {
+                    from: from.clone(),
+                    output,
+                });
+            }),
+            FirstSlice::Left(left) => node.spawn_opts(left.options(opts), move |p| {
+                let from = p.pid().clone();
+                let job = left.body(p);
+                async move {
+                    let output = job.await?;
+                    let _ = reply_to.send_reply(GuestReply { from, output });
+                    Ok::<(), ExitReason>(())
+                }
+            }),
+        }
+    }
+
+    /// The call's first slice, run by its caller: a short calculation is
+    /// over before a process would have been scheduled, so it never needs
+    /// one — no task, no table entry, no thread hop (`Node::finished_task`
+    /// still gives it a pid and tells its watchers). A call that crashes
+    /// there becomes a process that ends with the crash, reported as any
+    /// crash is; one still running after its first slice (at most two epoch
+    /// ticks) becomes a process that starts the call over on the guest
+    /// executor (see `guest::call_first_slice`).
+    fn first_slice(mut self) -> FirstSlice {
+        let version = &self.call.version;
+        version.settings.started.fetch_add(1, Ordering::Relaxed);
+        // Its version was purged, or its module's processes killed, since
+        // it was admitted: it never runs (and counts as killed).
+        if self.stopped() {
+            return FirstSlice::Left(Left {
+                held: self,
+                then: Then::Stop,
+            });
+        }
+        let inner = &*self.inner;
+        let first_slice = inner.pace.first_slice();
+        // A panic here would be a bug in this crate's glue, not the guest's
+        // (guest faults are traps, returned as errors). It ends the call, as
+        // it would have ended the call's process, not the caller.
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            guest::call_first_slice(&self.call, &inner.store_setup)
+        }))
+        .unwrap_or_else(|panic| Some(Err(glue_panic(panic))));
+        drop(first_slice);
+        let then = match first {
+            Some(Ok((values, bytes))) => {
+                let output = GuestOutput {
+                    values,
+                    bytes,
+                    version: self.call.version.number,
+                };
+                self.settle(&Ok(()));
+                return FirstSlice::Returned(output);
+            }
+            Some(Err(crash)) => Then::Crash(crash),
+            None => Then::Continue,
+        };
+        FirstSlice::Left(Left { held: self, then })
+    }
 }
 
-impl Start {
+/// The exit reason of a call whose host glue panicked.
+fn glue_panic(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    ExitReason::Panic(format!("in the sandbox's host code: {message}").into())
+}
+
+/// How a call's first slice, run by its caller, left it.
+enum FirstSlice {
+    /// The guest returned.
+    Returned(GuestOutput),
+    /// The call needs a process.
+    Left(Left),
+}
+
+/// A call whose first slice did not finish it, ready to become a process.
+/// It holds an admission slot: [`body`](Left::body) hands it to the
+/// process, which gives it back when it ends, even unpolled.
+struct Left {
+    held: Held,
+    then: Then,
+}
+
+/// What the process of a call its first slice did not finish does.
+enum Then {
+    /// Ends with the guest's crash.
+    Crash(ExitReason),
+    /// Ends `Killed`, before running anything: its version was purged or
+    /// its module's processes killed meanwhile.
+    Stop,
+    /// Runs the call on the guest executor.
+    Continue,
+}
+
+impl Left {
     /// The caller's options, labelled with the module and version for the
     /// process table.
     fn options(&self, opts: SpawnOptions) -> SpawnOptions {
-        opts.label(self.version.label.clone())
+        opts.label(self.held.call.version.label.clone())
     }
 
-    /// Spawns the call as a process that sends a [`GuestReply`] to
-    /// `reply_to` just before it ends normally.
-    fn spawn_replying(self, node: &Node, opts: SpawnOptions, reply_to: Pid) -> Pid {
-        node.spawn_opts(self.options(opts), move |p| {
-            let from = p.pid().clone();
-            let job = self.body(p);
-            async move {
-                let output = job.await?;
-                // An answer to the caller's own request: never refused for room.
-                let _ = reply_to.send_reply(GuestReply { from, output });
-                Ok::<(), ExitReason>(())
-            }
-        })
-    }
-
-    /// Runs at spawn time: the process's guard gives its admission slot
-    /// back (and unregisters it, if it came to run on the guest threads)
-    /// when its future is dropped, even unpolled.
+    /// The process's body, made at spawn time.
     fn body(
         self,
         p: owl_runtime::Process,
     ) -> impl Future<Output = Result<GuestOutput, ExitReason>> + Send + 'static {
-        let Start {
-            inner,
-            version,
-            export,
-            args,
-        } = self;
-        let pid = p.pid().id().0;
-        version.settings.started.fetch_add(1, Ordering::Relaxed);
-        let held = Held {
-            inner,
-            kill_all_seen: version.settings.kill_all.load(Ordering::Acquire),
-            call: guest::GuestCall {
-                version,
-                export,
-                args,
-                pid,
-            },
-            registered: false,
-            settled: false,
-        };
+        let Left { mut held, then } = self;
+        held.call.pid = p.pid().id().0;
         // Boxed: the process's future is moved a few times while it is
         // spawned, and the call's state is large.
-        Box::pin(self::run(p, held))
+        Box::pin(run(p, held, then))
     }
 }
 
 /// The body of a sandboxed process. `held` gives back its admission slot
 /// and its registration when the process ends, even if never polled.
-async fn run(p: owl_runtime::Process, mut held: Held) -> Result<GuestOutput, ExitReason> {
-    // Its version was purged, or its module's processes killed, after it
-    // was spawned: it never runs (and counts as killed).
-    if held.stopped() {
-        return Err(ExitReason::Killed);
-    }
-    let result = run_call(&p, &mut held).await;
+async fn run(
+    p: owl_runtime::Process,
+    mut held: Held,
+    then: Then,
+) -> Result<GuestOutput, ExitReason> {
+    let result = match then {
+        Then::Stop => return Err(ExitReason::Killed),
+        Then::Crash(crash) => {
+            describe(&p, &held);
+            Err(crash)
+        }
+        Then::Continue => on_guest_threads(&p, &mut held).await,
+    };
     held.settle(&result);
     result
 }
 
-async fn run_call(p: &owl_runtime::Process, held: &mut Held) -> Result<GuestOutput, ExitReason> {
-    // The activity names the call with its arguments, so the process table
-    // and a crash report show which input misbehaved. A call that returns
-    // within its first slice — nearly every calculation — is over within
-    // microseconds, before anyone could look; so the arguments are written
-    // down (with the memory limit) only for a call that crashes or lives on.
-    let describe = |call: &guest::GuestCall, inner: &Inner| {
-        p.set_activity(activity(call.module(), call.function(), &call.args));
-        p.set_memory_limit(inner.store_setup.memory_limit);
+/// Writes down what the call is, for the process table and a crash report:
+/// its arguments (so they show which input misbehaved) and its memory
+/// limit. Only for a call that crashes or lives on: one that returns within
+/// its first slice is over before anyone could look.
+fn describe(p: &owl_runtime::Process, held: &Held) {
+    let call = &held.call;
+    p.set_activity(activity(call.module(), call.function(), &call.args));
+    p.set_memory_limit(held.inner.store_setup.memory_limit);
+}
+
+/// Runs the call from the start on the guest executor, as an async call
+/// that yields at every epoch tick, so it cannot hold native schedulers.
+async fn on_guest_threads(
+    p: &owl_runtime::Process,
+    held: &mut Held,
+) -> Result<GuestOutput, ExitReason> {
+    // Still running after a tick: a runaway, or a long calculation.
+    if held.stopped() {
+        return Err(ExitReason::Killed);
+    }
+    describe(p, held);
+    // From now on it is listed (`running`, `stack`, purge, kill_all).
+    if !held.register(p.pid()) {
+        return Err(ExitReason::Killed);
+    }
+    let (inner, call) = (&*held.inner, &mut held.call);
+    // The executor's call owns what it needs; the guard keeps the version
+    // for the registration.
+    let owned = guest::GuestCall {
+        version: call.version.clone(),
+        export: call.export,
+        args: std::mem::replace(&mut call.args, guest::CallArgs::Values(Vec::new())),
+        pid: call.pid,
     };
-    let inner = &*held.inner;
-    // The first slice runs right here, on this process's own scheduler
-    // (and is accounted as this poll): a short calculation finishes
-    // without a thread hop, a fiber or a future. A call still running after
-    // one epoch tick starts over on the guest executor (see
-    // `guest::call_first_slice`), so it cannot hold native schedulers.
-    let first_slice = inner.pace.first_slice();
-    let first = guest::call_first_slice(&held.call, &inner.store_setup);
-    drop(first_slice);
-    let (values, bytes) = match first {
-        Some(Ok(returned)) => returned,
-        Some(Err(crash)) => {
-            describe(&held.call, inner);
-            return Err(crash);
-        }
-        None => {
-            describe(&held.call, inner);
-            // From now on it is listed (`running`, `stack`, purge, kill_all).
-            if !held.register(p.pid()) {
-                return Err(ExitReason::Killed);
-            }
-            let (inner, call) = (&*held.inner, &mut held.call);
-            // The executor's call owns what it needs; the guard keeps the
-            // version for the registration.
-            let owned = guest::GuestCall {
-                version: call.version.clone(),
-                export: call.export,
-                args: std::mem::replace(&mut call.args, guest::CallArgs::Values(Vec::new())),
-                pid: call.pid,
-            };
-            let meter = p.work_meter();
-            let job = guest::call(owned, inner.store_setup.clone(), meter.clone());
-            // Dropping the handle (this process killed) cancels the guest.
-            inner
-                .guests
-                .spawn(meter.measure(job), 1)
-                .join()
-                .await
-                .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?
-        }
-    };
+    let meter = p.work_meter();
+    let job = guest::call(owned, inner.store_setup.clone(), meter.clone());
+    // Dropping the handle (this process killed) cancels the guest.
+    let (values, bytes) = inner
+        .guests
+        .spawn(meter.measure(job), 1)
+        .join()
+        .await
+        .unwrap_or_else(|| Err(ExitReason::error("guest call was cancelled")))?;
     Ok(GuestOutput {
         values,
         bytes,
@@ -918,23 +1009,24 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
     out.into()
 }
 
-/// What a sandboxed process holds from its spawn to its end: its call, and
-/// on the sandbox its admission slot and, once its call outlived its first
+/// What a sandboxed call holds from its admission to its end: the call,
+/// and on the sandbox its admission slot and, once it outlived its first
 /// slice, its place in its version's running set. Dropping it — however
-/// the process ends, even unpolled — gives both back, drops any request for
-/// its stack and counts how the call ended.
+/// the call ends: returned in its first slice, or its process ended, even
+/// unpolled — gives both back, drops any request for its stack and counts
+/// how the call ended.
 ///
 /// Only calls on the guest threads are entered in the running set:
 /// entering and removing every call cost more than a short call itself
 /// (docs/benchmarks.md). What the set is for still holds for the others: a
-/// call not yet started when its version is purged or its module's
-/// processes are all killed stops before it runs (`stopped`), and one in
-/// its first slice finishes it or enters itself and then stops, as a
-/// process killed mid-poll would.
+/// call whose version is purged, or whose module's processes are all
+/// killed, before its first slice stops before it runs (`stopped`), and one
+/// in its first slice finishes it or stops before it goes on, as a process
+/// killed mid-poll would.
 struct Held {
     inner: Arc<Inner>,
     call: guest::GuestCall,
-    /// The module's `kill_all` count when the process was spawned.
+    /// The module's `kill_all` count when the call was admitted.
     kill_all_seen: u64,
     /// It is in its version's running set.
     registered: bool,
@@ -944,7 +1036,7 @@ struct Held {
 
 impl Held {
     /// Whether its version was purged or its module's processes were all
-    /// killed since it was spawned.
+    /// killed since it was admitted.
     fn stopped(&self) -> bool {
         let version = &self.call.version;
         version.retired.load(Ordering::Acquire)
@@ -967,7 +1059,7 @@ impl Held {
     /// Counts how the call ended. One stopped before or at its
     /// registration (`ExitReason::Killed`, which no guest returns) counts as
     /// killed, when the guard is dropped.
-    fn settle(&mut self, result: &Result<GuestOutput, ExitReason>) {
+    fn settle<T>(&mut self, result: &Result<T, ExitReason>) {
         let settings = &self.call.version.settings;
         let counter = match result {
             Ok(_) => &settings.returned,

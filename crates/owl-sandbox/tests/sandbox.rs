@@ -266,30 +266,35 @@ fn upgrade_keeps_running_processes_on_their_version_and_purge_kills_them() {
 /// of their version or a `kill_all` of their module stops them before they
 /// run: a call that would return at once ends killed instead.
 #[test]
-fn calls_not_yet_started_stop_before_they_run_when_purged_or_all_killed() {
+fn calls_past_their_first_slice_stop_before_the_guest_threads_when_purged_or_all_killed() {
     const INC: &[u8] = br#"(module
         (func (export "owl_reusable"))
         (func (export "run") (param i64) (result i64)
-          (i64.add (local.get 0) (i64.const 1))))"#;
-    // One scheduler: what the driver spawns waits in its queue until the
-    // driver's own poll ends.
+          (i64.add (local.get 0) (i64.const 1)))
+        (func (export "spin") (param i64) (result i64)
+          (loop $forever (br $forever))
+          (unreachable)))"#;
+    // One scheduler: the processes of the calls the driver spawns (each
+    // still running after its first slice, run inside `spawn`) wait in its
+    // queue until the driver's own poll ends.
     let rt = Runtime::new(Config::default().schedulers(1)).unwrap();
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     assert_eq!(sandbox.load("inc", INC), Ok(1));
     let node = rt.node();
     let driver = node.spawn_task(move |p| async move {
         let node = p.node().clone();
-        let spawn_calls = |n: usize| -> Vec<_> {
+        let spawn_calls = |function: &str, n: usize| -> Vec<_> {
             (0..n)
                 .map(|i| {
                     sandbox
-                        .spawn(&node, "inc", "run", vec![i as i64], SpawnOptions::new())
+                        .spawn(&node, "inc", function, vec![i as i64], SpawnOptions::new())
                         .unwrap()
                 })
                 .collect()
         };
-        // No await between these spawns and the kill: none has started.
-        let queued = spawn_calls(20);
+        // No await between these spawns and the kill: none has reached the
+        // guest threads.
+        let queued = spawn_calls("spin", 20);
         assert!(sandbox.running("inc").is_empty());
         assert_eq!(sandbox.kill_all(&node, "inc"), 0, "none was running yet");
         let mut ends = Vec::new();
@@ -301,14 +306,14 @@ fn calls_not_yet_started_stop_before_they_run_when_purged_or_all_killed() {
             "{ends:?}"
         );
         // Later calls are not affected.
-        let later = spawn_calls(1).pop().unwrap();
+        let later = spawn_calls("run", 1).pop().unwrap();
         assert_eq!(
             within("a later call", later.join()).await.unwrap().values,
             vec![1]
         );
 
-        // The same for a purge: calls of version 1 not yet started stop…
-        let queued = spawn_calls(20);
+        // The same for a purge: calls of version 1 not yet there stop…
+        let queued = spawn_calls("spin", 20);
         assert_eq!(sandbox.load("inc", INC), Ok(2));
         assert_eq!(sandbox.purge(&node, "inc"), 0, "none was running yet");
         for task in queued {
@@ -318,7 +323,7 @@ fn calls_not_yet_started_stop_before_they_run_when_purged_or_all_killed() {
             );
         }
         // …and version 2 serves.
-        let v2 = spawn_calls(1).pop().unwrap();
+        let v2 = spawn_calls("run", 1).pop().unwrap();
         let out = within("a version 2 call", v2.join()).await.unwrap();
         assert_eq!((out.version, out.values), (2, vec![1]));
         let calls = sandbox.modules()[0].calls;
@@ -575,5 +580,89 @@ fn a_sandboxed_process_is_monitored_and_supervised_like_any_other() {
         sup.terminate_child(&pid, LIMIT).await.unwrap();
         assert!(!pid.is_alive());
         assert_eq!(sup.count_children(LIMIT).await.unwrap().active, 0);
+    });
+}
+
+/// A call that returns within its first slice runs in its caller and never
+/// needs a scheduled process; it still has a pid, and whoever the options
+/// name hears of it as of a process that ended `normal`: the reply first,
+/// then the `Down`; a supervisor it is linked to forgets it.
+#[test]
+fn a_call_done_in_its_first_slice_needs_no_process_and_its_watchers_still_hear() {
+    use owl_runtime::supervisor::{ChildSpec, Restart, Supervisor, SupervisorSpec};
+    use owl_runtime::{Down, Message};
+    use owl_sandbox::GuestReply;
+    let (rt, sandbox) = setup();
+    let node = rt.node();
+    rt.block_on(async move {
+        let (spawned, exited, crashed) = node.lifecycle_counts();
+        let task = sandbox
+            .spawn(&node, "math", "sum", vec![100], SpawnOptions::new())
+            .unwrap();
+        // Over before `spawn` returned: never in the process table.
+        let pid = task.pid().clone();
+        assert!(!pid.is_alive() && node.lookup(pid.id()).is_none());
+        assert_eq!(
+            node.lifecycle_counts(),
+            (spawned + 1, exited + 1, crashed),
+            "counted as a process that ended normally"
+        );
+        let out = within("the sum", task.join()).await.unwrap();
+        assert_eq!(sum_of(&out.values), Ok(5050));
+
+        let sb = sandbox.clone();
+        let asker = node.spawn_task(move |mut p| async move {
+            let me = p.pid().clone();
+            let opts = SpawnOptions::new().monitored_by(me.clone());
+            let calc = sb
+                .spawn_reply(p.node(), "math", "sum", vec![100], opts, me)
+                .unwrap();
+            let first: Message = p.recv_any().await;
+            let reply = first
+                .downcast::<GuestReply>()
+                .expect("the reply comes first");
+            let down: Down = p.recv().await;
+            (
+                reply.from == calc,
+                sum_of(&reply.output.values),
+                down.pid == calc,
+                down.reason,
+            )
+        });
+        assert_eq!(
+            within("the reply and the Down", asker.join())
+                .await
+                .unwrap(),
+            (true, Ok(5050), true, ExitReason::Normal)
+        );
+
+        // Under a dynamic supervisor, as the math service starts them.
+        let sup = Supervisor::start(&node, SupervisorSpec::dynamic())
+            .await
+            .unwrap();
+        let sb = sandbox.clone();
+        let spec = ChildSpec::worker("calc", move |args| {
+            let sb = sb.clone();
+            async move {
+                let opts = SpawnOptions::new()
+                    .link_to(args.supervisor.clone())
+                    .parent(args.supervisor.clone());
+                let task = sb
+                    .spawn(&args.node, "math", "sum", vec![100], opts)
+                    .map_err(ExitReason::error)?;
+                Ok(task.pid().clone())
+            }
+        })
+        .restart(Restart::Temporary);
+        for _ in 0..100 {
+            sup.start_child(spec.clone(), LIMIT).await.unwrap();
+        }
+        within("the supervisor to forget its 100 ended children", async {
+            while sup.count_children(LIMIT).await.unwrap().active > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(sup.pid().is_alive());
     });
 }
