@@ -31,8 +31,19 @@ use crate::process::{Process, SpawnOptions};
 #[derive(Debug)]
 pub struct Task<T> {
     pid: Pid,
-    result: oneshot::Receiver<T>,
-    exited: crate::node::ExitReceiver,
+    outcome: Outcome<T>,
+}
+
+/// Where a task's result comes from.
+#[derive(Debug)]
+enum Outcome<T> {
+    /// Its process runs (or ran): the result, or its exit reason.
+    Running {
+        result: oneshot::Receiver<T>,
+        exited: crate::node::ExitReceiver,
+    },
+    /// It finished before its process needed to exist.
+    Finished(T),
 }
 
 impl<T: Send + 'static> Task<T> {
@@ -43,9 +54,13 @@ impl<T: Send + 'static> Task<T> {
 
     /// Waits for the result, or the reason the task's process ended without one.
     pub async fn join(self) -> Result<T, ExitReason> {
-        match self.result.await {
+        let (result, exited) = match self.outcome {
+            Outcome::Running { result, exited } => (result, exited),
+            Outcome::Finished(value) => return Ok(value),
+        };
+        match result.await {
             Ok(value) => Ok(value),
-            Err(_) => Err(self.exited.await.unwrap_or(ExitReason::NoProc)),
+            Err(_) => Err(exited.await.unwrap_or(ExitReason::NoProc)),
         }
     }
 
@@ -86,8 +101,7 @@ impl Node {
         });
         Task {
             pid,
-            result,
-            exited,
+            outcome: Outcome::Running { result, exited },
         }
     }
 
@@ -131,14 +145,9 @@ impl Node {
         last_words: impl FnOnce(&Pid) -> T,
     ) -> Task<T> {
         let (pid, value) = self.finish_at_once(opts, last_words);
-        let (tx, result) = oneshot::channel();
-        let _ = tx.send(value);
-        // Never sent: `join` has its result.
-        let (_, exited) = futures_channel::oneshot::channel();
         Task {
             pid,
-            result,
-            exited,
+            outcome: Outcome::Finished(value),
         }
     }
 
@@ -225,8 +234,7 @@ impl Node {
         });
         Task {
             pid,
-            result,
-            exited,
+            outcome: Outcome::Running { result, exited },
         }
     }
 }
