@@ -298,13 +298,20 @@ fn a_runaway_reads_running_in_the_process_table_not_waiting() {
             .is_ok()
     );
     // It computes on a guest thread, or waits there for its next slice;
-    // the owl process awaiting it is not "waiting" for anything else
-    // (once its first slice on a guest thread is over).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while node.info(&pid).unwrap().status != owl_runtime::Status::Runnable {
+    // the owl process awaiting it is not "waiting" for anything else once
+    // its first slice on a guest thread is over (until then its own poll,
+    // ending after that slice began, may have written "waiting"). Each
+    // slice counts a reduction, and the process itself is not polled again
+    // until the guest ends: one more reduction than at the stack's answer
+    // means a slice that was running then has ended. (Waiting for the
+    // status to read "runnable" instead, a window of microseconds between
+    // two slices, could take longer than any bound on a loaded machine.)
+    let answered_at = node.info(&pid).unwrap().reductions;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while node.info(&pid).unwrap().reductions <= answered_at {
         assert!(
             std::time::Instant::now() < deadline,
-            "never between two slices"
+            "no slice ended in 60 s"
         );
         std::thread::yield_now();
     }
