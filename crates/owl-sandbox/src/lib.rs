@@ -831,7 +831,7 @@ impl Held {
         let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             guest::call_first_slice(&self.call, &inner.store_setup)
         }))
-        .unwrap_or_else(|panic| Some(Err(glue_panic(panic))));
+        .unwrap_or_else(|panic| Some(Err(ExitReason::from_panic(panic))));
         drop(first_slice);
         let then = match first {
             Some(Ok((values, bytes))) => {
@@ -848,16 +848,6 @@ impl Held {
         };
         FirstSlice::Left(Left { held: self, then })
     }
-}
-
-/// The exit reason of a call whose host glue panicked.
-fn glue_panic(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string());
-    ExitReason::Panic(format!("in the sandbox's host code: {message}").into())
 }
 
 /// How a call's first slice, run by its caller, left it.

@@ -76,7 +76,7 @@ where
         {
             cell.status.store(status::EXITING, Ordering::Release);
             let dropped = catch_unwind(AssertUnwindSafe(|| body.set(None)));
-            cell.finish(dropped.map_or_else(panic_reason, |_| reason));
+            cell.finish(dropped.map_or_else(ExitReason::from_panic, |_| reason));
             return Poll::Ready(());
         }
 
@@ -114,11 +114,11 @@ where
                 return Poll::Pending;
             }
             Ok(Poll::Ready(out)) => out.into_exit_reason(),
-            Err(payload) => panic_reason(payload),
+            Err(payload) => ExitReason::from_panic(payload),
         };
         cell.status.store(status::EXITING, Ordering::Release);
         let dropped = catch_unwind(AssertUnwindSafe(|| body.set(None)));
-        cell.finish(dropped.map_or_else(panic_reason, |_| reason));
+        cell.finish(dropped.map_or_else(ExitReason::from_panic, |_| reason));
         Poll::Ready(())
     }
 }
@@ -151,15 +151,28 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
-fn panic_reason(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_string());
-    let text = match PANIC_LOCATION.take() {
-        Some(at) => format!("{message} (at {at})"),
-        None => message,
-    };
-    ExitReason::Panic(text.into())
+impl ExitReason {
+    /// The reason for a panic caught with [`std::panic::catch_unwind`], as a
+    /// process that panicked ends with: `panic: message`, with where it
+    /// panicked when that was inside a process's poll. For code that runs a
+    /// process's work outside its poll and must end it the same way.
+    ///
+    /// ```
+    /// use owl_runtime::ExitReason;
+    ///
+    /// let caught = std::panic::catch_unwind(|| panic!("13")).unwrap_err();
+    /// assert_eq!(ExitReason::from_panic(caught), ExitReason::Panic("13".into()));
+    /// ```
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> ExitReason {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string());
+        let text = match PANIC_LOCATION.take() {
+            Some(at) => format!("{message} (at {at})"),
+            None => message,
+        };
+        ExitReason::Panic(text.into())
+    }
 }
