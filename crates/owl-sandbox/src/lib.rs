@@ -813,16 +813,14 @@ impl Held {
     /// ticks) becomes a process that starts the call over on the guest
     /// executor (see `guest::call_first_slice`).
     fn first_slice(mut self) -> FirstSlice {
-        let version = &self.call.version;
-        version.settings.started.fetch_add(1, Ordering::Relaxed);
-        // Its version was purged, or its module's processes killed, since
-        // it was admitted: it never runs (and counts as killed).
-        if self.stopped() {
-            return FirstSlice::Left(Left {
-                held: self,
-                then: Then::Stop,
-            });
-        }
+        // Admitted a moment ago, in this same call: a purge or `kill_all`
+        // since then finds it in its first slice, which it finishes (the
+        // checks come before it goes on to the guest threads).
+        self.call
+            .version
+            .settings
+            .started
+            .fetch_add(1, Ordering::Relaxed);
         let inner = &*self.inner;
         let first_slice = inner.pace.first_slice();
         // A panic here would be a bug in this crate's glue, not the guest's
@@ -870,9 +868,6 @@ struct Left {
 enum Then {
     /// Ends with the guest's crash.
     Crash(ExitReason),
-    /// Ends `Killed`, before running anything: its version was purged or
-    /// its module's processes killed meanwhile.
-    Stop,
     /// Runs the call on the guest executor.
     Continue,
 }
@@ -905,7 +900,6 @@ async fn run(
     then: Then,
 ) -> Result<GuestOutput, ExitReason> {
     let result = match then {
-        Then::Stop => return Err(ExitReason::Killed),
         Then::Crash(crash) => {
             describe(&p, &held);
             Err(crash)
@@ -1009,10 +1003,9 @@ fn activity(module: &str, function: &str, args: &guest::CallArgs) -> Arc<str> {
 /// Only calls on the guest threads are entered in the running set:
 /// entering and removing every call cost more than a short call itself
 /// (docs/benchmarks.md). What the set is for still holds for the others: a
-/// call whose version is purged, or whose module's processes are all
-/// killed, before its first slice stops before it runs (`stopped`), and one
-/// in its first slice finishes it or stops before it goes on, as a process
-/// killed mid-poll would.
+/// call in its first slice when its version is purged, or its module's
+/// processes are all killed, finishes that slice and stops before it goes
+/// on to the guest threads (`stopped`), as a process killed mid-poll would.
 struct Held {
     inner: Arc<Inner>,
     call: guest::GuestCall,
