@@ -43,6 +43,26 @@ async fn no_math_guests_left(sandbox: &Sandbox) {
     .await;
 }
 
+/// A temporary child that calculates ∑(1..n) in a sandboxed process linked
+/// to its supervisor, as the math supervisor's children are.
+fn calculation_child(sandbox: &Sandbox, n: i64) -> owl_runtime::supervisor::ChildSpec {
+    use owl_runtime::supervisor::{ChildSpec, Restart};
+    let sandbox = sandbox.clone();
+    ChildSpec::worker("calc", move |args| {
+        let sandbox = sandbox.clone();
+        async move {
+            let opts = SpawnOptions::new()
+                .link_to(args.supervisor.clone())
+                .parent(args.supervisor.clone());
+            let task = sandbox
+                .spawn(&args.node, "math", "sum", vec![n], opts)
+                .map_err(ExitReason::error)?;
+            Ok(task.pid().clone())
+        }
+    })
+    .restart(Restart::Temporary)
+}
+
 /// ∑(1..n) from the guest's (status, lo, hi).
 fn sum_of(values: &[i64]) -> Result<u128, &'static str> {
     match values {
@@ -532,7 +552,7 @@ fn the_stack_of_a_running_guest_names_its_functions() {
 #[test]
 fn a_sandboxed_process_is_monitored_and_supervised_like_any_other() {
     use owl_runtime::Down;
-    use owl_runtime::supervisor::{ChildSpec, Restart, Supervisor, SupervisorSpec};
+    use owl_runtime::supervisor::{Supervisor, SupervisorSpec};
     let (rt, sandbox) = setup();
     let node = rt.node();
     rt.block_on(async move {
@@ -560,20 +580,7 @@ fn a_sandboxed_process_is_monitored_and_supervised_like_any_other() {
         let sup = Supervisor::start(&node, SupervisorSpec::dynamic())
             .await
             .unwrap();
-        let sb = sandbox.clone();
-        let spec = ChildSpec::worker("calc", move |args| {
-            let sb = sb.clone();
-            async move {
-                let opts = SpawnOptions::new()
-                    .link_to(args.supervisor.clone())
-                    .parent(args.supervisor.clone());
-                let task = sb
-                    .spawn(&args.node, "math", "sum", vec![-1], opts)
-                    .map_err(ExitReason::error)?;
-                Ok(task.pid().clone())
-            }
-        })
-        .restart(Restart::Temporary);
+        let spec = calculation_child(&sandbox, -1);
         let pid = sup.start_child(spec, LIMIT).await.unwrap();
         assert_eq!(node.info(&pid).unwrap().parent, Some(sup.pid().id()));
         assert_eq!(sup.count_children(LIMIT).await.unwrap().active, 1);
@@ -589,7 +596,7 @@ fn a_sandboxed_process_is_monitored_and_supervised_like_any_other() {
 /// then the `Down`; a supervisor it is linked to forgets it.
 #[test]
 fn a_call_done_in_its_first_slice_needs_no_process_and_its_watchers_still_hear() {
-    use owl_runtime::supervisor::{ChildSpec, Restart, Supervisor, SupervisorSpec};
+    use owl_runtime::supervisor::{Supervisor, SupervisorSpec};
     use owl_runtime::{Down, Message};
     use owl_sandbox::GuestReply;
     let (rt, sandbox) = setup();
@@ -661,20 +668,7 @@ fn a_call_done_in_its_first_slice_needs_no_process_and_its_watchers_still_hear()
         let sup = Supervisor::start(&node, SupervisorSpec::dynamic())
             .await
             .unwrap();
-        let sb = sandbox.clone();
-        let spec = ChildSpec::worker("calc", move |args| {
-            let sb = sb.clone();
-            async move {
-                let opts = SpawnOptions::new()
-                    .link_to(args.supervisor.clone())
-                    .parent(args.supervisor.clone());
-                let task = sb
-                    .spawn(&args.node, "math", "sum", vec![100], opts)
-                    .map_err(ExitReason::error)?;
-                Ok(task.pid().clone())
-            }
-        })
-        .restart(Restart::Temporary);
+        let spec = calculation_child(&sandbox, 100);
         for _ in 0..100 {
             sup.start_child(spec.clone(), LIMIT).await.unwrap();
         }
